@@ -1,0 +1,127 @@
+/**
+ * In-process event bus for embedded mode: one ordered buffer per run, read by
+ * any number of subscribers, each with its own cursor (C8). Buffers are kept
+ * while the run lives and for `retentionMs` after it ends, so late joiners and
+ * `Last-Event-ID` reconnects get exactly the rest.
+ */
+import type { EventBus } from "../../core/ports.ts";
+import type { CancelAction, RunEvent } from "../../core/types.ts";
+
+interface RunStream {
+  events: RunEvent[];
+  ended: boolean;
+  /** Resolvers of subscribers waiting for the next event. */
+  waiters: Set<() => void>;
+  expiry: NodeJS.Timeout | undefined;
+}
+
+export interface MemoryEventBusOptions {
+  /** How long a finished run's events stay available to joiners. */
+  retentionMs: number;
+}
+
+export class MemoryEventBus implements EventBus {
+  readonly #streams = new Map<string, RunStream>();
+  readonly #cancelListeners = new Set<(runId: string, action: CancelAction) => void>();
+  readonly #workListeners = new Set<() => void>();
+  readonly #retentionMs: number;
+
+  constructor(options: MemoryEventBusOptions) {
+    this.#retentionMs = options.retentionMs;
+  }
+
+  #stream(runId: string): RunStream {
+    let stream = this.#streams.get(runId);
+    if (stream === undefined) {
+      stream = { events: [], ended: false, waiters: new Set(), expiry: undefined };
+      this.#streams.set(runId, stream);
+    }
+    return stream;
+  }
+
+  publish(runId: string, event: string, data: unknown): string {
+    const stream = this.#stream(runId);
+    if (stream.ended) {
+      // A new attempt of the run (after a hand-back) reopens its stream.
+      stream.ended = false;
+      clearTimeout(stream.expiry);
+      stream.expiry = undefined;
+    }
+    const id = String(stream.events.length + 1);
+    stream.events.push({ id, event, data });
+    this.#wake(stream);
+    return id;
+  }
+
+  end(runId: string): void {
+    const stream = this.#stream(runId);
+    stream.ended = true;
+    this.#wake(stream);
+    clearTimeout(stream.expiry);
+    stream.expiry = setTimeout(() => this.#streams.delete(runId), this.#retentionMs);
+    stream.expiry.unref();
+  }
+
+  has(runId: string): boolean {
+    return this.#streams.has(runId);
+  }
+
+  #wake(stream: RunStream): void {
+    const waiters = [...stream.waiters];
+    stream.waiters.clear();
+    for (const wake of waiters) wake();
+  }
+
+  async *subscribe(runId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent> {
+    const stream = this.#stream(runId);
+    const parsed = afterId === undefined || afterId === "" || afterId === "-" ? 0 : Number.parseInt(afterId, 10);
+    let cursor = Number.isFinite(parsed) && parsed > 0 ? parsed : 0;
+    while (!signal.aborted) {
+      while (cursor < stream.events.length) {
+        yield stream.events[cursor]!;
+        cursor += 1;
+        if (signal.aborted) return;
+      }
+      if (stream.ended) return;
+      await new Promise<void>((resolve) => {
+        const onAbort = () => {
+          stream.waiters.delete(wake);
+          resolve();
+        };
+        const wake = () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        stream.waiters.add(wake);
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+    }
+  }
+
+  signalCancel(runId: string, action: CancelAction): void {
+    for (const listener of this.#cancelListeners) listener(runId, action);
+  }
+
+  onCancel(listener: (runId: string, action: CancelAction) => void): () => void {
+    this.#cancelListeners.add(listener);
+    return () => this.#cancelListeners.delete(listener);
+  }
+
+  signalWork(): void {
+    for (const listener of this.#workListeners) listener();
+  }
+
+  onWork(listener: () => void): () => void {
+    this.#workListeners.add(listener);
+    return () => this.#workListeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    for (const stream of this.#streams.values()) {
+      clearTimeout(stream.expiry);
+      stream.ended = true;
+      this.#wake(stream);
+    }
+    this.#streams.clear();
+  }
+}

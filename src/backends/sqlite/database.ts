@@ -1,0 +1,50 @@
+/**
+ * Opens the embedded database: one better-sqlite3 connection in WAL mode
+ * with a busy timeout, migrated to the latest schema version.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import Database from "better-sqlite3";
+
+const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
+
+export interface OpenOptions {
+  /** A file path, or ":memory:". */
+  path: string;
+  /** How long a statement waits for a lock held by another connection. */
+  busyTimeoutMs: number;
+}
+
+export function openDatabase(options: OpenOptions): Database.Database {
+  const db = new Database(options.path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.pragma("foreign_keys = ON");
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs))}`);
+  migrate(db);
+  return db;
+}
+
+/** Applies every migration file newer than the database's version, each in its own transaction. */
+export function migrate(db: Database.Database): number {
+  db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
+  const current = (db.prepare("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations").get() as { v: number }).v;
+  const files = readdirSync(MIGRATIONS_DIR)
+    .filter((name) => /^\d{4}_.+\.sql$/.test(name))
+    .sort();
+  const latest = files.length === 0 ? 0 : Number(files.at(-1)!.slice(0, 4));
+  if (current > latest) {
+    throw new Error(
+      `The database is at schema version ${current}, newer than this Baton knows (${latest}). Upgrade Baton or point it at another data directory.`,
+    );
+  }
+  for (const name of files) {
+    const version = Number(name.slice(0, 4));
+    if (version <= current) continue;
+    const sql = readFileSync(new URL(name, MIGRATIONS_DIR), "utf8");
+    db.transaction(() => {
+      db.exec(sql);
+      db.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)").run(version, new Date().toISOString());
+    })();
+  }
+  return latest;
+}

@@ -1,0 +1,39 @@
+/**
+ * The embedded backend: everything in one SQLite file.
+ */
+import type { Clock } from "../../core/clock.ts";
+import { ItemsStore } from "../../core/graph-store.ts";
+import type { Backend } from "../../core/ports.ts";
+import { SqliteCheckpointer } from "./checkpointer.ts";
+import { openDatabase } from "./database.ts";
+import { SqliteAssistants, SqliteStoreItems, SqliteThreads } from "./records.ts";
+import { SqliteRunQueue } from "./runs.ts";
+
+export interface SqliteBackendOptions {
+  /** Database file, or ":memory:". */
+  path: string;
+  busyTimeoutMs: number;
+  clock: Clock;
+}
+
+export interface SqliteBackend extends Backend {
+  runs: SqliteRunQueue;
+}
+
+export function createSqliteBackend(options: SqliteBackendOptions): SqliteBackend {
+  const db = openDatabase({ path: options.path, busyTimeoutMs: options.busyTimeoutMs });
+  const items = new SqliteStoreItems(db, options.clock);
+  return {
+    name: "sqlite",
+    description: options.path === ":memory:" ? "SQLite (in memory)" : `SQLite ${options.path}`,
+    assistants: new SqliteAssistants(db, options.clock),
+    threads: new SqliteThreads(db, options.clock),
+    runs: new SqliteRunQueue(db, options.clock),
+    items,
+    checkpointer: new SqliteCheckpointer(db),
+    store: new ItemsStore(items),
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}

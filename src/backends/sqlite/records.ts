@@ -1,0 +1,398 @@
+/** Assistants, threads and store items on SQLite. */
+import type { Database } from "better-sqlite3";
+import type { Clock } from "../../core/clock.ts";
+import { isoFromMs } from "../../core/clock.ts";
+import { BatonError, ErrorCode, conflict, notFound } from "../../core/errors.ts";
+import type {
+  AssistantPatch,
+  AssistantSearch,
+  Assistants,
+  NewAssistant,
+  Page,
+  StoreItems,
+  StoreSearch,
+  ThreadSearch,
+  Threads,
+} from "../../core/ports.ts";
+import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
+import {
+  decodeNamespace,
+  encodeNamespace,
+  json,
+  jsonContains,
+  toAssistant,
+  toItem,
+  toThread,
+  type AssistantRow,
+  type ItemRow,
+  type ThreadRow,
+} from "./rows.ts";
+
+const orderBy = (column: string | undefined, allowed: readonly string[], order: "asc" | "desc" | undefined, fallback: string) =>
+  `${column !== undefined && allowed.includes(column) ? column : fallback} ${order === "asc" ? "ASC" : "DESC"}`;
+
+export class SqliteAssistants implements Assistants {
+  constructor(
+    private readonly db: Database,
+    private readonly clock: Clock,
+  ) {}
+
+  async create(input: NewAssistant): Promise<Assistant> {
+    return this.db.transaction(() => {
+      const existing = this.#row(input.assistant_id);
+      if (existing !== undefined) {
+        if (input.if_exists === "do_nothing") return toAssistant(existing);
+        throw conflict(`Assistant '${input.assistant_id}' already exists; use if_exists 'do_nothing' to get it instead.`);
+      }
+      this.#insert(input);
+      return toAssistant(this.#row(input.assistant_id)!);
+    })();
+  }
+
+  async ensure(input: Omit<NewAssistant, "if_exists">): Promise<void> {
+    this.db.transaction(() => {
+      if (this.#row(input.assistant_id) === undefined) this.#insert(input);
+    })();
+  }
+
+  #insert(input: Omit<NewAssistant, "if_exists">): void {
+    const iso = isoFromMs(this.clock.nowMs());
+    const values = [input.graph_id, input.name, input.description, json(input.config), json(input.context), json(input.metadata)];
+    this.db
+      .prepare(
+        `INSERT INTO assistants (assistant_id, graph_id, name, description, config, context, metadata, version, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
+      )
+      .run(input.assistant_id, ...values, iso, iso);
+    this.db
+      .prepare(
+        `INSERT INTO assistant_versions (assistant_id, version, graph_id, name, description, config, context, metadata, created_at)
+         VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(input.assistant_id, ...values, iso);
+  }
+
+  #row(id: string): AssistantRow | undefined {
+    return this.db.prepare<[string], AssistantRow>("SELECT * FROM assistants WHERE assistant_id = ?").get(id);
+  }
+
+  async get(assistantId: string): Promise<Assistant | null> {
+    const row = this.#row(assistantId);
+    return row === undefined ? null : toAssistant(row);
+  }
+
+  async patch(assistantId: string, patch: AssistantPatch): Promise<Assistant> {
+    return this.db.transaction(() => {
+      const current = this.#row(assistantId);
+      if (current === undefined) throw notFound("Assistant", assistantId);
+      const latest = (
+        this.db.prepare("SELECT MAX(version) AS v FROM assistant_versions WHERE assistant_id = ?").get(assistantId) as { v: number }
+      ).v;
+      const version = latest + 1;
+      const iso = isoFromMs(this.clock.nowMs());
+      const next = {
+        graph_id: patch.graph_id ?? current.graph_id,
+        name: patch.name ?? current.name,
+        description: patch.description !== undefined ? patch.description : current.description,
+        config: patch.config !== undefined ? json(patch.config) : current.config,
+        context: patch.context !== undefined ? json(patch.context) : current.context,
+        // Metadata is merged, as the official server does.
+        metadata: json({ ...(JSON.parse(current.metadata) as Metadata), ...(patch.metadata ?? {}) }),
+      };
+      this.db
+        .prepare(
+          `INSERT INTO assistant_versions (assistant_id, version, graph_id, name, description, config, context, metadata, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(assistantId, version, next.graph_id, next.name, next.description, next.config, next.context, next.metadata, iso);
+      this.db
+        .prepare(
+          `UPDATE assistants SET graph_id = ?, name = ?, description = ?, config = ?, context = ?, metadata = ?, version = ?, updated_at = ?
+            WHERE assistant_id = ?`,
+        )
+        .run(next.graph_id, next.name, next.description, next.config, next.context, next.metadata, version, iso, assistantId);
+      return toAssistant(this.#row(assistantId)!);
+    })();
+  }
+
+  async delete(assistantId: string): Promise<boolean> {
+    return this.db.prepare("DELETE FROM assistants WHERE assistant_id = ?").run(assistantId).changes === 1;
+  }
+
+  #where(query: Omit<AssistantSearch, "limit" | "offset" | "sort_by" | "sort_order">, args: unknown[]): string {
+    const clauses: string[] = [];
+    if (query.graph_id !== undefined) {
+      clauses.push("graph_id = ?");
+      args.push(query.graph_id);
+    }
+    if (query.name !== undefined) {
+      clauses.push("instr(lower(name), lower(?)) > 0");
+      args.push(query.name);
+    }
+    clauses.push(...jsonContains("metadata", query.metadata, args));
+    return clauses.length > 0 ? ` WHERE ${clauses.join(" AND ")}` : "";
+  }
+
+  async search(query: AssistantSearch): Promise<Assistant[]> {
+    const args: unknown[] = [];
+    const where = this.#where(query, args);
+    const order = orderBy(query.sort_by, ["assistant_id", "graph_id", "name", "created_at", "updated_at"], query.sort_order, "created_at");
+    args.push(query.limit, query.offset);
+    return this.db
+      .prepare<unknown[], AssistantRow>(`SELECT * FROM assistants${where} ORDER BY ${order}, assistant_id LIMIT ? OFFSET ?`)
+      .all(...args)
+      .map(toAssistant);
+  }
+
+  async count(query: Omit<AssistantSearch, "limit" | "offset" | "sort_by" | "sort_order">): Promise<number> {
+    const args: unknown[] = [];
+    const where = this.#where(query, args);
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM assistants${where}`).get(...args) as { n: number }).n;
+  }
+
+  async versions(assistantId: string, query: Page & { metadata?: Metadata | undefined }): Promise<Assistant[]> {
+    const args: unknown[] = [assistantId];
+    const clauses = ["assistant_id = ?", ...jsonContains("metadata", query.metadata, args)];
+    args.push(query.limit, query.offset);
+    const rows = this.db
+      .prepare<unknown[], Omit<AssistantRow, "updated_at">>(
+        `SELECT * FROM assistant_versions WHERE ${clauses.join(" AND ")} ORDER BY version DESC LIMIT ? OFFSET ?`,
+      )
+      .all(...args);
+    return rows.map((row) => toAssistant({ ...row, updated_at: row.created_at }));
+  }
+
+  async setLatest(assistantId: string, version: number): Promise<Assistant> {
+    return this.db.transaction(() => {
+      if (this.#row(assistantId) === undefined) throw notFound("Assistant", assistantId);
+      const row = this.db
+        .prepare<[string, number], Omit<AssistantRow, "updated_at">>(
+          "SELECT * FROM assistant_versions WHERE assistant_id = ? AND version = ?",
+        )
+        .get(assistantId, version);
+      if (row === undefined) throw notFound("Assistant version", `${assistantId}@${version}`);
+      this.db
+        .prepare(
+          `UPDATE assistants SET graph_id = ?, name = ?, description = ?, config = ?, context = ?, metadata = ?, version = ?, updated_at = ?
+            WHERE assistant_id = ?`,
+        )
+        .run(row.graph_id, row.name, row.description, row.config, row.context, row.metadata, version, isoFromMs(this.clock.nowMs()), assistantId);
+      return toAssistant(this.#row(assistantId)!);
+    })();
+  }
+}
+
+export class SqliteThreads implements Threads {
+  constructor(
+    private readonly db: Database,
+    private readonly clock: Clock,
+  ) {}
+
+  #row(id: string): ThreadRow | undefined {
+    return this.db.prepare<[string], ThreadRow>("SELECT * FROM threads WHERE thread_id = ?").get(id);
+  }
+
+  async create(input: { thread_id: string; metadata: Metadata; if_exists: IfExists }): Promise<Thread> {
+    return this.db.transaction(() => {
+      const existing = this.#row(input.thread_id);
+      if (existing !== undefined) {
+        if (input.if_exists === "do_nothing") return toThread(existing);
+        throw conflict(`Thread '${input.thread_id}' already exists; use if_exists 'do_nothing' to get it instead.`);
+      }
+      const iso = isoFromMs(this.clock.nowMs());
+      this.db
+        .prepare(
+          `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config)
+           VALUES (?, ?, ?, ?, 'idle', NULL, '{}', '{}')`,
+        )
+        .run(input.thread_id, iso, iso, json(input.metadata));
+      return toThread(this.#row(input.thread_id)!);
+    })();
+  }
+
+  async get(threadId: string): Promise<Thread | null> {
+    const row = this.#row(threadId);
+    return row === undefined ? null : toThread(row);
+  }
+
+  async patch(threadId: string, metadata: Metadata): Promise<Thread> {
+    return this.db.transaction(() => {
+      const row = this.#row(threadId);
+      if (row === undefined) throw notFound("Thread", threadId);
+      const merged = { ...(JSON.parse(row.metadata) as Metadata), ...metadata };
+      this.db
+        .prepare("UPDATE threads SET metadata = ?, updated_at = ? WHERE thread_id = ?")
+        .run(json(merged), isoFromMs(this.clock.nowMs()), threadId);
+      return toThread(this.#row(threadId)!);
+    })();
+  }
+
+  async delete(threadId: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      if (this.#row(threadId) === undefined) return false;
+      const running = this.db.prepare("SELECT run_id FROM runs WHERE thread_id = ? AND status = 'running'").get(threadId) as
+        | { run_id: string }
+        | undefined;
+      if (running !== undefined) {
+        throw new BatonError(
+          ErrorCode.conflict,
+          `Thread '${threadId}' has a running run ('${running.run_id}'); cancel it first, then delete the thread.`,
+        );
+      }
+      this.db.prepare("DELETE FROM checkpoint_writes WHERE thread_id = ?").run(threadId);
+      this.db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
+      this.db.prepare("DELETE FROM threads WHERE thread_id = ?").run(threadId);
+      return true;
+    })();
+  }
+
+  #where(query: Omit<ThreadSearch, "limit" | "offset" | "sort_by" | "sort_order">, args: unknown[]): string {
+    const clauses: string[] = [];
+    if (query.ids !== undefined && query.ids.length > 0) {
+      clauses.push(`thread_id IN (${query.ids.map(() => "?").join(", ")})`);
+      args.push(...query.ids);
+    }
+    if (query.status !== undefined) {
+      clauses.push("status = ?");
+      args.push(query.status);
+    }
+    clauses.push(...jsonContains("metadata", query.metadata, args));
+    clauses.push(...jsonContains(`"values"`, query.values, args));
+    return clauses.length > 0 ? ` WHERE ${clauses.join(" AND ")}` : "";
+  }
+
+  async search(query: ThreadSearch): Promise<Thread[]> {
+    const args: unknown[] = [];
+    const where = this.#where(query, args);
+    const order = orderBy(query.sort_by, ["thread_id", "status", "created_at", "updated_at"], query.sort_order, "created_at");
+    args.push(query.limit, query.offset);
+    return this.db
+      .prepare<unknown[], ThreadRow>(`SELECT * FROM threads${where} ORDER BY ${order}, thread_id LIMIT ? OFFSET ?`)
+      .all(...args)
+      .map(toThread);
+  }
+
+  async count(query: Omit<ThreadSearch, "limit" | "offset" | "sort_by" | "sort_order" | "ids">): Promise<number> {
+    const args: unknown[] = [];
+    const where = this.#where(query, args);
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM threads${where}`).get(...args) as { n: number }).n;
+  }
+
+  async copy(threadId: string, newThreadId: string): Promise<Thread> {
+    return this.db.transaction(() => {
+      const row = this.#row(threadId);
+      if (row === undefined) throw notFound("Thread", threadId);
+      const iso = isoFromMs(this.clock.nowMs());
+      const status: ThreadStatus = row.status === "busy" ? "idle" : row.status;
+      this.db
+        .prepare(
+          `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config, error)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(newThreadId, iso, iso, row.metadata, status, row.values, row.interrupts, row.config, row.error);
+      this.db
+        .prepare(
+          `INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint, metadata)
+           SELECT ?, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint, metadata FROM checkpoints WHERE thread_id = ?`,
+        )
+        .run(newThreadId, threadId);
+      this.db
+        .prepare(
+          `INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value)
+           SELECT ?, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value FROM checkpoint_writes WHERE thread_id = ?`,
+        )
+        .run(newThreadId, threadId);
+      return toThread(this.#row(newThreadId)!);
+    })();
+  }
+
+  async setState(
+    threadId: string,
+    state: { values: JsonObject | null; interrupts: Record<string, unknown[]>; status: ThreadStatus; graphId?: string },
+  ): Promise<void> {
+    this.db.transaction(() => {
+      const row = this.#row(threadId);
+      if (row === undefined) throw notFound("Thread", threadId);
+      const metadata = JSON.parse(row.metadata) as Metadata;
+      if (state.graphId !== undefined) metadata.graph_id = state.graphId;
+      // A busy thread stays busy: its run settles the status when it ends.
+      const status = row.status === "busy" ? "busy" : state.status;
+      this.db
+        .prepare(`UPDATE threads SET "values" = ?, interrupts = ?, status = ?, metadata = ?, updated_at = ? WHERE thread_id = ?`)
+        .run(json(state.values), json(state.interrupts), status, json(metadata), isoFromMs(this.clock.nowMs()), threadId);
+    })();
+  }
+}
+
+export class SqliteStoreItems implements StoreItems {
+  constructor(
+    private readonly db: Database,
+    private readonly clock: Clock,
+  ) {}
+
+  async put(namespace: string[], key: string, value: JsonObject): Promise<void> {
+    const iso = isoFromMs(this.clock.nowMs());
+    this.db
+      .prepare(
+        `INSERT INTO store_items (namespace, key, value, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      )
+      .run(encodeNamespace(namespace), key, json(value), iso, iso);
+  }
+
+  async get(namespace: string[], key: string): Promise<StoreItem | null> {
+    const row = this.db
+      .prepare<[string, string], ItemRow>("SELECT * FROM store_items WHERE namespace = ? AND key = ?")
+      .get(encodeNamespace(namespace), key);
+    return row === undefined ? null : toItem(row);
+  }
+
+  async delete(namespace: string[], key: string): Promise<void> {
+    this.db.prepare("DELETE FROM store_items WHERE namespace = ? AND key = ?").run(encodeNamespace(namespace), key);
+  }
+
+  async search(query: StoreSearch): Promise<StoreItem[]> {
+    const args: unknown[] = [];
+    const prefix = encodeNamespace(query.namespace_prefix);
+    const clauses = ["substr(namespace, 1, ?) = ?"];
+    args.push(prefix.length, prefix);
+    clauses.push(...jsonContains("value", query.filter, args));
+    if (query.query !== undefined && query.query !== "") {
+      // No vector index yet: a plain case-insensitive text match on the value.
+      clauses.push("instr(lower(value), lower(?)) > 0");
+      args.push(query.query);
+    }
+    args.push(query.limit, query.offset);
+    return this.db
+      .prepare<unknown[], ItemRow>(
+        `SELECT * FROM store_items WHERE ${clauses.join(" AND ")} ORDER BY updated_at DESC, namespace, key LIMIT ? OFFSET ?`,
+      )
+      .all(...args)
+      .map(toItem);
+  }
+
+  async listNamespaces(query: {
+    prefix?: string[] | undefined;
+    suffix?: string[] | undefined;
+    max_depth?: number | undefined;
+    limit: number;
+    offset: number;
+  }): Promise<string[][]> {
+    const rows = this.db.prepare<[], { namespace: string }>("SELECT DISTINCT namespace FROM store_items ORDER BY namespace").all();
+    const seen = new Set<string>();
+    const out: string[][] = [];
+    for (const { namespace } of rows) {
+      let labels = decodeNamespace(namespace);
+      const { prefix, suffix, max_depth } = query;
+      if (prefix !== undefined && !prefix.every((label, i) => label === "*" || labels[i] === label)) continue;
+      if (suffix !== undefined && !suffix.every((label, i) => label === "*" || labels[labels.length - suffix.length + i] === label)) continue;
+      if (suffix !== undefined && labels.length < suffix.length) continue;
+      if (max_depth !== undefined) labels = labels.slice(0, max_depth);
+      const key = encodeNamespace(labels);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(labels);
+    }
+    return out.slice(query.offset, query.offset + query.limit);
+  }
+}

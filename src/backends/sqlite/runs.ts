@@ -1,0 +1,306 @@
+/**
+ * The run queue on SQLite: the runs table is the queue. Every state change
+ * is one transaction on the single connection; the claim is one UPDATE whose
+ * subquery skips threads that have a running run (C1), with the partial
+ * unique index `runs_one_running_per_thread` as the backstop.
+ */
+import type { Database, Statement } from "better-sqlite3";
+import { decideAdmission } from "../../core/admission.ts";
+import type { Clock } from "../../core/clock.ts";
+import { isoFromMs } from "../../core/clock.ts";
+import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
+import type { Fence, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
+import type { CancelAction, Run, RunStatus } from "../../core/types.ts";
+import { json, toRun, type RunRow } from "./rows.ts";
+
+export class SqliteRunQueue implements RunQueue {
+  readonly #db: Database;
+  readonly #clock: Clock;
+  readonly #claim: Statement<unknown[], RunRow>;
+  readonly #inflight: Statement<[string], RunRow>;
+  readonly #byId: Statement<[string], RunRow>;
+  readonly #insert: Statement<unknown[]>;
+  readonly #threadStatus: Statement<unknown[]>;
+  readonly #countInflight: Statement<[string], { n: number }>;
+
+  constructor(db: Database, clock: Clock) {
+    this.#db = db;
+    this.#clock = clock;
+    // FIFO within a thread by (available_at_ms, seq); never a run whose thread
+    // has a running run, nor one with an older pending run on its thread.
+    this.#claim = db.prepare(`
+      UPDATE runs
+         SET status = 'running', attempt = attempt + 1, lease_owner = ?, lease_expires_ms = ?, updated_at = ?
+       WHERE seq = (
+         SELECT r.seq FROM runs r
+          WHERE r.status = 'pending' AND r.available_at_ms <= ?
+            AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
+            AND NOT EXISTS (
+              SELECT 1 FROM runs y
+               WHERE y.thread_id = r.thread_id AND y.status = 'pending'
+                 AND (y.available_at_ms < r.available_at_ms OR (y.available_at_ms = r.available_at_ms AND y.seq < r.seq)))
+          ORDER BY r.available_at_ms, r.seq
+          LIMIT 1)
+      RETURNING *`);
+    this.#inflight = db.prepare(
+      "SELECT * FROM runs WHERE thread_id = ? AND status IN ('pending', 'running') ORDER BY available_at_ms, seq",
+    );
+    this.#byId = db.prepare("SELECT * FROM runs WHERE run_id = ?");
+    this.#insert = db.prepare(`
+      INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, kwargs,
+                        available_at_ms, created_at, updated_at)
+      VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)`);
+    this.#threadStatus = db.prepare("UPDATE threads SET status = ?, updated_at = ? WHERE thread_id = ?");
+    this.#countInflight = db.prepare(
+      "SELECT COUNT(*) AS n FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')",
+    );
+  }
+
+  async create(input: NewRun): Promise<RunCreated> {
+    return this.#db.transaction((): RunCreated => {
+      const now = this.#clock.nowMs();
+      const iso = isoFromMs(now);
+      const thread = this.#db.prepare("SELECT thread_id, metadata FROM threads WHERE thread_id = ?").get(input.thread_id) as
+        | { thread_id: string; metadata: string }
+        | undefined;
+      if (thread === undefined) {
+        if (input.if_not_exists === "reject") throw notFound("Thread", input.thread_id);
+        this.#db
+          .prepare(
+            `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config)
+             VALUES (?, ?, ?, ?, 'busy', NULL, '{}', '{}')`,
+          )
+          .run(input.thread_id, iso, iso, json({ graph_id: input.graph_id, assistant_id: input.assistant_id }));
+      } else {
+        // The official server records on the thread which graph last ran on it.
+        const metadata = { ...(JSON.parse(thread.metadata) as Record<string, unknown>) };
+        metadata.graph_id = input.graph_id;
+        metadata.assistant_id = input.assistant_id;
+        this.#db.prepare("UPDATE threads SET metadata = ? WHERE thread_id = ?").run(json(metadata), input.thread_id);
+      }
+      const inflight = this.#inflight.all(input.thread_id).map(toRun);
+      const order = decideAdmission(input.multitask_strategy, inflight);
+      const cancelled = order.cancel.map(({ run, action }) => this.#cancelOne(run, action, iso));
+      this.#insert.run(
+        input.run_id,
+        input.thread_id,
+        input.assistant_id,
+        input.graph_id,
+        json(input.metadata),
+        input.multitask_strategy,
+        json(input.kwargs),
+        Math.max(now, input.available_at_ms),
+        iso,
+        iso,
+      );
+      this.#threadStatus.run("busy", iso, input.thread_id);
+      return { run: toRun(this.#byId.get(input.run_id)!), cancelled };
+    })();
+  }
+
+  async get(runId: string, threadId?: string): Promise<Run | null> {
+    const row = this.#byId.get(runId);
+    if (row === undefined || (threadId !== undefined && row.thread_id !== threadId)) return null;
+    return toRun(row);
+  }
+
+  async list(threadId: string, query: Page & { status?: RunStatus | undefined }): Promise<Run[]> {
+    const args: unknown[] = [threadId];
+    let sql = "SELECT * FROM runs WHERE thread_id = ?";
+    if (query.status !== undefined) {
+      sql += " AND status = ?";
+      args.push(query.status);
+    }
+    sql += " ORDER BY seq DESC LIMIT ? OFFSET ?";
+    args.push(query.limit, query.offset);
+    return this.#db.prepare<unknown[], RunRow>(sql).all(...args).map(toRun);
+  }
+
+  async delete(threadId: string, runId: string): Promise<boolean> {
+    return this.#db.transaction(() => {
+      const row = this.#byId.get(runId);
+      if (row === undefined || row.thread_id !== threadId) return false;
+      if (row.status === "pending" || row.status === "running") {
+        throw new BatonError(
+          ErrorCode.conflict,
+          `Run '${runId}' is ${row.status}; cancel it first (POST /threads/${threadId}/runs/${runId}/cancel), then delete it.`,
+        );
+      }
+      this.#db.prepare("DELETE FROM runs WHERE run_id = ?").run(runId);
+      return true;
+    })();
+  }
+
+  async cancel(runIds: string[], action: CancelAction): Promise<{ run_id: string; was_running: boolean }[]> {
+    return this.#db.transaction(() => {
+      const iso = isoFromMs(this.#clock.nowMs());
+      const done: { run_id: string; was_running: boolean }[] = [];
+      for (const runId of runIds) {
+        const row = this.#byId.get(runId);
+        if (row === undefined || (row.status !== "pending" && row.status !== "running")) continue;
+        const result = this.#cancelOne(toRun(row), action, iso);
+        done.push({ run_id: result.run_id, was_running: result.was_running });
+      }
+      return done;
+    })();
+  }
+
+  /** Inside a transaction: stop one in-flight run. */
+  #cancelOne(run: Run, action: CancelAction, iso: string): RunCreated["cancelled"][number] {
+    if (run.status === "running") {
+      // The worker executing it sees the flag (and the bus signal), stops the
+      // graph and finishes the run itself, fenced by its lease.
+      this.#db.prepare("UPDATE runs SET cancel_action = ?, updated_at = ? WHERE run_id = ?").run(action, iso, run.run_id);
+      return { run_id: run.run_id, action, was_running: true };
+    }
+    if (action === "rollback") {
+      this.#db.prepare("DELETE FROM runs WHERE run_id = ?").run(run.run_id);
+    } else {
+      this.#db
+        .prepare("UPDATE runs SET status = 'interrupted', cancel_action = ?, updated_at = ? WHERE run_id = ?")
+        .run(action, iso, run.run_id);
+    }
+    this.#settleThread(run.thread_id, iso, null);
+    return { run_id: run.run_id, action, was_running: false };
+  }
+
+  /** Inside a transaction: thread is busy while runs are in flight, else `idle` (or the status given). */
+  #settleThread(threadId: string, iso: string, statusWhenIdle: string | null): void {
+    const { n } = this.#countInflight.get(threadId)!;
+    if (n > 0) {
+      this.#threadStatus.run("busy", iso, threadId);
+    } else if (statusWhenIdle !== null) {
+      this.#threadStatus.run(statusWhenIdle, iso, threadId);
+    } else {
+      // Nothing ran to completion: fall back to what the thread's stored state says.
+      const row = this.#db.prepare("SELECT interrupts FROM threads WHERE thread_id = ?").get(threadId) as
+        | { interrupts: string }
+        | undefined;
+      const interrupted = row !== undefined && Object.keys(JSON.parse(row.interrupts) as object).length > 0;
+      this.#threadStatus.run(interrupted ? "interrupted" : "idle", iso, threadId);
+    }
+  }
+
+  async claim(owner: string, leaseMs: number): Promise<Run | null> {
+    const now = this.#clock.nowMs();
+    const row = this.#claim.get(owner, now + leaseMs, isoFromMs(now), now);
+    return row === undefined ? null : toRun(row);
+  }
+
+  async extendLeases(owner: string, runIds: string[], leaseMs: number): Promise<string[]> {
+    if (runIds.length === 0) return [];
+    const expires = this.#clock.nowMs() + leaseMs;
+    const stmt = this.#db.prepare<unknown[], { run_id: string }>(
+      "UPDATE runs SET lease_expires_ms = ? WHERE run_id = ? AND status = 'running' AND lease_owner = ? RETURNING run_id",
+    );
+    return this.#db.transaction(() => runIds.filter((id) => stmt.get(expires, id, owner) !== undefined))();
+  }
+
+  async finish(runId: string, fence: Fence, outcome: RunOutcome): Promise<boolean> {
+    return this.#db.transaction(() => {
+      const row = this.#byId.get(runId);
+      if (row === undefined || row.status !== "running" || row.lease_owner !== fence.owner || row.attempt !== fence.attempt) {
+        return false;
+      }
+      const iso = isoFromMs(this.#clock.nowMs());
+      if (outcome.erase) {
+        this.#db
+          .prepare(
+            `DELETE FROM checkpoint_writes WHERE thread_id = ? AND checkpoint_id IN
+               (SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND run_id = ?)`,
+          )
+          .run(row.thread_id, row.thread_id, runId);
+        this.#db.prepare("DELETE FROM checkpoints WHERE thread_id = ? AND run_id = ?").run(row.thread_id, runId);
+        this.#db.prepare("DELETE FROM runs WHERE run_id = ?").run(runId);
+        this.#settleThread(row.thread_id, iso, null);
+        return true;
+      }
+      this.#db
+        .prepare(
+          "UPDATE runs SET status = ?, error = ?, output = ?, lease_owner = NULL, lease_expires_ms = NULL, updated_at = ? WHERE run_id = ?",
+        )
+        .run(outcome.status, outcome.error, json(outcome.output), iso, runId);
+      this.#db
+        .prepare(`UPDATE threads SET "values" = ?, interrupts = ?, error = ?, updated_at = ? WHERE thread_id = ?`)
+        .run(
+          json(outcome.thread.values),
+          json(outcome.thread.interrupts),
+          outcome.status === "error" ? json(outcome.error) : null,
+          iso,
+          row.thread_id,
+        );
+      this.#settleThread(row.thread_id, iso, outcome.thread.status);
+      const kwargs = JSON.parse(row.kwargs) as Run["kwargs"];
+      if (kwargs.temporary && kwargs.on_completion === "delete" && this.#countInflight.get(row.thread_id)!.n === 0) {
+        this.#deleteThread(row.thread_id);
+      }
+      return true;
+    })();
+  }
+
+  #deleteThread(threadId: string): void {
+    this.#db.prepare("DELETE FROM checkpoint_writes WHERE thread_id = ?").run(threadId);
+    this.#db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
+    this.#db.prepare("DELETE FROM threads WHERE thread_id = ?").run(threadId);
+  }
+
+  async release(runId: string, fence: Fence): Promise<boolean> {
+    const result = this.#db
+      .prepare(
+        `UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL, updated_at = ?
+          WHERE run_id = ? AND status = 'running' AND lease_owner = ? AND attempt = ?`,
+      )
+      .run(isoFromMs(this.#clock.nowMs()), runId, fence.owner, fence.attempt);
+    return result.changes === 1;
+  }
+
+  async sweep(maxAttempts: number): Promise<{ requeued: string[]; failed: string[] }> {
+    return this.#db.transaction(() => {
+      const now = this.#clock.nowMs();
+      const iso = isoFromMs(now);
+      const expired = this.#db
+        .prepare<[number], RunRow>("SELECT * FROM runs WHERE status = 'running' AND lease_expires_ms < ?")
+        .all(now);
+      const requeued: string[] = [];
+      const failed: string[] = [];
+      for (const row of expired) {
+        if (row.cancel_action !== null || row.attempt >= maxAttempts) {
+          const reason =
+            row.cancel_action !== null
+              ? `Run was cancelled (${row.cancel_action}) and its worker stopped before finishing it.`
+              : `Run's worker stopped ${row.attempt} time(s) before finishing it (max attempts ${maxAttempts}).`;
+          if (row.cancel_action === "rollback") {
+            this.#db.prepare("DELETE FROM checkpoints WHERE thread_id = ? AND run_id = ?").run(row.thread_id, row.run_id);
+            this.#db.prepare("DELETE FROM runs WHERE run_id = ?").run(row.run_id);
+          } else {
+            const status: RunStatus = row.cancel_action !== null ? "interrupted" : "error";
+            this.#db
+              .prepare("UPDATE runs SET status = ?, error = ?, lease_owner = NULL, lease_expires_ms = NULL, updated_at = ? WHERE run_id = ?")
+              .run(status, reason, iso, row.run_id);
+          }
+          this.#settleThread(row.thread_id, iso, row.cancel_action !== null ? null : "error");
+          failed.push(row.run_id);
+        } else {
+          this.#db
+            .prepare("UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL, updated_at = ? WHERE run_id = ?")
+            .run(iso, row.run_id);
+          requeued.push(row.run_id);
+        }
+      }
+      return { requeued, failed };
+    })();
+  }
+
+  /** Embedded mode owns its file: runs left running by a dead process are expired at once. */
+  expireAll(): void {
+    this.#db.prepare("UPDATE runs SET lease_expires_ms = 0 WHERE status = 'running'").run();
+  }
+
+  async cancelAction(runId: string): Promise<CancelAction | null> {
+    return this.#byId.get(runId)?.cancel_action ?? null;
+  }
+
+  async inflight(threadId: string): Promise<Run[]> {
+    return this.#inflight.all(threadId).map(toRun);
+  }
+}

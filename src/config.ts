@@ -1,0 +1,122 @@
+/**
+ * Configuration: one zod schema, one loader. Precedence: command-line flags,
+ * then environment (BATON_*), then defaults. This is the only module that
+ * reads `process.env`. See docs/configuration.md for every option.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { parseEnv } from "node:util";
+import { z } from "zod";
+
+export const ProjectSchema = z.object({
+  graphs: z.record(z.string().min(1), z.string().min(1)).refine((g) => Object.keys(g).length > 0, "at least one graph is required"),
+  env: z.union([z.string(), z.record(z.string(), z.string())]).optional(),
+  http: z.object({ app: z.string().optional() }).catchall(z.unknown()).optional(),
+  checkpointer: z.object({ path: z.string().optional() }).catchall(z.unknown()).optional(),
+  store: z.object({ index: z.unknown().optional(), ttl: z.unknown().optional() }).catchall(z.unknown()).optional(),
+  auth: z.unknown().optional(),
+  dependencies: z.unknown().optional(),
+  node_version: z.unknown().optional(),
+  dockerfile_lines: z.unknown().optional(),
+}).catchall(z.unknown());
+export type Project = z.infer<typeof ProjectSchema>;
+
+const int = (min: number) => z.coerce.number().int().min(min);
+
+export const ConfigSchema = z.object({
+  /** Path of langgraph.json. */
+  configPath: z.string().default("./langgraph.json"),
+  /** TCP port; 0 picks a free one. */
+  port: int(0).max(65535).default(8123),
+  host: z.string().default("127.0.0.1"),
+  /** Where the SQLite file lives. */
+  dataDir: z.string().default(".baton"),
+  /** Runs executed at once. */
+  workers: int(1).max(1000).default(10),
+  logFormat: z.enum(["json", "pretty"]).default("json"),
+  logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  leaseMs: int(1000).default(30_000),
+  leaseRenewMs: int(100).default(10_000),
+  sweepIntervalMs: int(100).default(15_000),
+  pollIntervalMs: int(10).default(1_000),
+  maxAttempts: int(1).default(3),
+  runTimeoutMs: int(1000).default(3_600_000),
+  shutdownGraceMs: int(0).default(30_000),
+  maxBodyBytes: int(1024).default(10 * 1024 * 1024),
+  keepAliveMs: int(100).default(5_000),
+  eventRetentionMs: int(0).default(600_000),
+  busyTimeoutMs: int(0).default(5_000),
+  /** Reload graph files on change (baton dev). */
+  watch: z.boolean().default(false),
+});
+export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+
+const ENV: Record<string, keyof Config> = {
+  BATON_CONFIG: "configPath",
+  BATON_PORT: "port",
+  BATON_HOST: "host",
+  BATON_DATA_DIR: "dataDir",
+  BATON_WORKERS: "workers",
+  BATON_LOG_FORMAT: "logFormat",
+  BATON_LOG_LEVEL: "logLevel",
+  BATON_LEASE_MS: "leaseMs",
+  BATON_LEASE_RENEW_MS: "leaseRenewMs",
+  BATON_SWEEP_INTERVAL_MS: "sweepIntervalMs",
+  BATON_POLL_INTERVAL_MS: "pollIntervalMs",
+  BATON_MAX_ATTEMPTS: "maxAttempts",
+  BATON_RUN_TIMEOUT_MS: "runTimeoutMs",
+  BATON_SHUTDOWN_GRACE_MS: "shutdownGraceMs",
+  BATON_MAX_BODY_BYTES: "maxBodyBytes",
+  BATON_KEEP_ALIVE_MS: "keepAliveMs",
+  BATON_EVENT_RETENTION_MS: "eventRetentionMs",
+  BATON_BUSY_TIMEOUT_MS: "busyTimeoutMs",
+};
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Builds the configuration; `env` defaults to the process environment. */
+export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: NodeJS.ProcessEnv = process.env): Config {
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENV)) if (env[name] !== undefined && env[name] !== "") fromEnv[key] = env[name];
+  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
+  const result = ConfigSchema.safeParse({ ...fromEnv, ...defined });
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((i) => `option ${i.path.join(".")}: ${i.message}`).join("; "));
+  }
+  return Object.freeze(result.data);
+}
+
+export interface LoadedProject {
+  project: Project;
+  /** Folder of langgraph.json; graph paths are relative to it. */
+  baseDir: string;
+  path: string;
+}
+
+/** Reads and validates langgraph.json, and applies its `env` to the process environment. */
+export function loadProject(configPath: string, env: NodeJS.ProcessEnv = process.env): LoadedProject {
+  const path = resolve(configPath);
+  if (!existsSync(path)) throw new ConfigError(`No ${configPath} found (looked at ${path}). Pass --config <path to langgraph.json>.`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (error) {
+    throw new ConfigError(`${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  const result = ProjectSchema.safeParse(raw);
+  if (!result.success) {
+    throw new ConfigError(`${path} is invalid: ${result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`);
+  }
+  const baseDir = dirname(path);
+  const project = result.data;
+  if (typeof project.env === "string") {
+    const envPath = resolve(baseDir, project.env);
+    if (!existsSync(envPath)) throw new ConfigError(`env file ${envPath} named in ${path} does not exist.`);
+    for (const [key, value] of Object.entries(parseEnv(readFileSync(envPath, "utf8")))) env[key] ??= value;
+  } else if (project.env !== undefined) {
+    for (const [key, value] of Object.entries(project.env)) env[key] ??= value;
+  }
+  return { project, baseDir, path };
+}

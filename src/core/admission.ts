@@ -1,0 +1,37 @@
+/**
+ * Double texting, decided once: given the runs already in flight on a thread
+ * (pending or running, oldest first) and the new run's strategy, what happens.
+ * Backends call this inside the transaction that inserts the new run, so the
+ * decision and the insert are one atomic step (C2).
+ */
+import { BatonError, ErrorCode } from "./errors.ts";
+import type { CancelAction, MultitaskStrategy, Run } from "./types.ts";
+
+export interface AdmissionOrder {
+  /** Runs to stop before the new one starts, and how. */
+  cancel: { run: Run; action: CancelAction }[];
+}
+
+export function decideAdmission(strategy: MultitaskStrategy, inflight: readonly Run[]): AdmissionOrder {
+  if (inflight.length === 0) return { cancel: [] };
+  switch (strategy) {
+    case "reject": {
+      const busy = inflight.find((run) => run.status === "running") ?? inflight[0]!;
+      throw new BatonError(
+        ErrorCode.busy,
+        `Thread is busy with run '${busy.run_id}' (${busy.status}); the run was rejected by multitask_strategy 'reject'. ` +
+          "Retry when that run has finished, or use multitask_strategy 'enqueue', 'interrupt' or 'rollback'.",
+        { retryAfterSeconds: 1 },
+      );
+    }
+    case "enqueue":
+      return { cancel: [] };
+    case "interrupt":
+    case "rollback":
+      return { cancel: inflight.map((run) => ({ run, action: strategy })) };
+    default: {
+      const unknown: never = strategy;
+      throw new BatonError(ErrorCode.invalid, `Unknown multitask_strategy '${String(unknown)}'.`);
+    }
+  }
+}

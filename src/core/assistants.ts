@@ -1,0 +1,28 @@
+/**
+ * Assistant ids: every graph has a system assistant whose id is the UUIDv5
+ * of the graph id in the namespace the official server uses, and a graph id
+ * is accepted wherever an assistant id is.
+ */
+import { v5 as uuidv5 } from "uuid";
+import { notFound } from "./errors.ts";
+import type { Assistants } from "./ports.ts";
+import type { Assistant } from "./types.ts";
+
+export const SYSTEM_ASSISTANT_NAMESPACE = "6ba7b821-9dad-11d1-80b4-00c04fd430c8";
+
+export const systemAssistantId = (graphId: string): string => uuidv5(graphId, SYSTEM_ASSISTANT_NAMESPACE);
+
+/** Finds an assistant by id, or a graph's system assistant by graph id. */
+export async function resolveAssistant(assistants: Assistants, graphIds: readonly string[], idOrGraph: string): Promise<Assistant> {
+  const direct = await assistants.get(idOrGraph);
+  if (direct !== null) return direct;
+  if (graphIds.includes(idOrGraph)) {
+    const system = await assistants.get(systemAssistantId(idOrGraph));
+    if (system !== null) return system;
+  }
+  throw notFound("Assistant", idOrGraph);
+}
+
+/** The assistant id a request meant: graph ids map to their system assistant. */
+export const assistantIdFor = (graphIds: readonly string[], idOrGraph: string): string =>
+  graphIds.includes(idOrGraph) ? systemAssistantId(idOrGraph) : idOrGraph;

@@ -1,0 +1,219 @@
+/**
+ * Runs one graph for one run attempt and turns LangGraph's stream into wire
+ * events on the bus. Returns the outcome the worker records, fenced by its
+ * lease. Knows nothing of HTTP or of any datastore.
+ */
+import type { RunnableConfig } from "@langchain/core/runnables";
+import { isBaseMessage, isBaseMessageChunk, type BaseMessageChunk } from "@langchain/core/messages";
+import { Command } from "@langchain/langgraph";
+import type { BaseStore } from "@langchain/langgraph";
+import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
+import { coerceError } from "./errors.ts";
+import type { GraphInstance, GraphRegistry } from "./graphs.ts";
+import type { Assistants, EventBus, RunOutcome } from "./ports.ts";
+import { toWire } from "./serialize.ts";
+import { interruptsOf, stateValues } from "./state.ts";
+import type { CancelAction, JsonObject, Run, StreamMode } from "./types.ts";
+
+export interface ExecutorDeps {
+  registry: GraphRegistry;
+  assistants: Assistants;
+  checkpointer: BaseCheckpointSaver;
+  store: BaseStore;
+  bus: EventBus;
+}
+
+/** Why a run's signal was aborted. */
+export type StopReason = { kind: "cancel"; action: CancelAction } | { kind: "timeout" } | { kind: "shutdown" };
+
+export interface ExecutionResult {
+  outcome: RunOutcome & { output: unknown };
+  /** Set when the run stopped for shutdown and should be handed back, not finished. */
+  handBack: boolean;
+}
+
+const mergeConfig = (base: RunnableConfig, over: RunnableConfig): RunnableConfig => ({
+  ...base,
+  ...over,
+  configurable: { ...base.configurable, ...over.configurable },
+  metadata: { ...base.metadata, ...over.metadata },
+  tags: [...(base.tags ?? []), ...(over.tags ?? [])],
+});
+
+/** The config a run's graph is invoked with, also used for state reads. */
+export async function runConfig(run: Run, assistants: Assistants): Promise<RunnableConfig> {
+  const assistant = await assistants.get(run.assistant_id);
+  const base = (assistant?.config ?? {}) as RunnableConfig;
+  const merged = mergeConfig(base, run.kwargs.config as RunnableConfig);
+  const checkpointId = run.kwargs.checkpoint_id ?? run.kwargs.checkpoint?.checkpoint_id;
+  merged.configurable = {
+    ...merged.configurable,
+    thread_id: run.thread_id,
+    run_id: run.run_id,
+    assistant_id: run.assistant_id,
+    graph_id: run.graph_id,
+    ...(checkpointId ? { checkpoint_id: checkpointId } : {}),
+    ...(run.kwargs.checkpoint?.checkpoint_ns ? { checkpoint_ns: run.kwargs.checkpoint.checkpoint_ns } : {}),
+  };
+  merged.metadata = {
+    ...merged.metadata,
+    ...run.metadata,
+    run_id: run.run_id,
+    thread_id: run.thread_id,
+    assistant_id: run.assistant_id,
+    graph_id: run.graph_id,
+    run_attempt: run.attempt,
+  };
+  const context = { ...(assistant?.context ?? {}), ...(run.kwargs.context ?? {}) };
+  if (Object.keys(context).length > 0) (merged as RunnableConfig & { context?: unknown }).context = context;
+  return merged;
+}
+
+/** Maps the requested wire stream modes to LangGraph stream modes. */
+function langGraphModes(modes: readonly StreamMode[]): string[] {
+  const out = new Set<string>(["values"]);
+  for (const mode of modes) {
+    if (mode === "events") continue;
+    out.add(mode === "messages-tuple" ? "messages" : mode);
+  }
+  return [...out];
+}
+
+/** Tracks message chunks for the legacy `messages` mode (partial/complete events). */
+class MessageAccumulator {
+  readonly #chunks = new Map<string, BaseMessageChunk>();
+  readonly #seen = new Set<string>();
+
+  emit(message: unknown, metadata: unknown, publish: (event: string, data: unknown) => void): void {
+    if (!isBaseMessage(message)) return;
+    const id = message.id ?? "";
+    if (!this.#seen.has(id)) {
+      this.#seen.add(id);
+      publish("messages/metadata", { [id]: { metadata: toWire(metadata) } });
+    }
+    if (isBaseMessageChunk(message)) {
+      const previous = this.#chunks.get(id);
+      const merged = previous === undefined ? message : previous.concat(message);
+      this.#chunks.set(id, merged);
+      publish("messages/partial", [toWire(merged)]);
+    } else {
+      publish("messages/complete", [toWire(message)]);
+    }
+  }
+}
+
+export async function executeRun(run: Run, deps: ExecutorDeps, signal: AbortSignal, stopReason: () => StopReason | undefined): Promise<ExecutionResult> {
+  const publish = (event: string, data: unknown) => deps.bus.publish(run.run_id, event, data);
+  publish("metadata", { run_id: run.run_id, attempt: run.attempt });
+  const requested = run.kwargs.stream_mode;
+  const wants = new Set<StreamMode>(requested);
+  const config = await runConfig(run, deps.assistants);
+  let graph: GraphInstance | undefined;
+  let lastValues: unknown = null;
+  const messages = new MessageAccumulator();
+
+  const emitChunk = (namespace: string[], mode: string, payload: unknown) => {
+    const suffix = namespace.length > 0 ? `|${namespace.join("|")}` : "";
+    if (mode === "values" && namespace.length === 0) lastValues = payload;
+    if (namespace.length > 0 && !run.kwargs.stream_subgraphs) return;
+    if (mode === "messages") {
+      const [message, metadata] = payload as [unknown, unknown];
+      if (wants.has("messages-tuple")) publish(`messages${suffix}`, [toWire(message), toWire(metadata)]);
+      if (wants.has("messages")) messages.emit(message, metadata, (event, data) => publish(`${event}${suffix}`, data));
+      return;
+    }
+    if (wants.has(mode as StreamMode)) publish(`${mode}${suffix}`, toWire(payload));
+  };
+
+  try {
+    graph = await deps.registry.instance(run.graph_id, config, { checkpointer: deps.checkpointer, store: deps.store });
+    const input = run.kwargs.command !== null ? new Command(run.kwargs.command as ConstructorParameters<typeof Command>[0]) : run.kwargs.input;
+    const options: Record<string, unknown> = {
+      ...config,
+      signal,
+      streamMode: langGraphModes(requested),
+      subgraphs: true,
+      ...(run.kwargs.interrupt_before ? { interruptBefore: run.kwargs.interrupt_before } : {}),
+      ...(run.kwargs.interrupt_after ? { interruptAfter: run.kwargs.interrupt_after } : {}),
+      ...(run.kwargs.durability ? { durability: run.kwargs.durability } : {}),
+    };
+    if (wants.has("events")) {
+      for await (const event of graph.streamEvents(input, { ...options, version: "v2" })) {
+        const chunk = event?.data?.chunk;
+        if (event.event === "on_chain_stream" && (event.parent_ids?.length ?? 0) === 0 && Array.isArray(chunk)) {
+          const [namespace, mode, payload] = chunk as [string[], string, unknown];
+          emitChunk(namespace, mode, payload);
+        } else {
+          publish("events", toWire(event));
+        }
+      }
+    } else {
+      for await (const chunk of await graph.stream(input, options)) {
+        const [namespace, mode, payload] = chunk as [string[], string, unknown];
+        emitChunk(namespace, mode, payload);
+      }
+    }
+    const state = await graph.getState({ configurable: { thread_id: run.thread_id } });
+    const interrupts = interruptsOf(state);
+    const values = stateValues(state);
+    const interrupted = Object.keys(interrupts).length > 0;
+    return {
+      handBack: false,
+      outcome: {
+        status: "success",
+        error: null,
+        erase: false,
+        // At an interrupt LangGraph's last values chunk is only `__interrupt__`:
+        // answer with the state and the interrupt, as the official server does.
+        output: { ...(values ?? {}), ...((toWire(lastValues)) ?? {}) },
+        thread: { values, interrupts, status: interrupted ? "interrupted" : "idle" },
+      },
+    };
+  } catch (thrown) {
+    const reason = stopReason();
+    const error = coerceError(thrown);
+    const thread = await threadAfter(graph, run).catch(() => ({ values: null, interrupts: {} }));
+    if (reason?.kind === "shutdown") {
+      return { handBack: true, outcome: { status: "interrupted", error: null, erase: false, output: null, thread: { ...thread, status: "idle" } } };
+    }
+    if (reason?.kind === "cancel") {
+      const message =
+        reason.action === "rollback"
+          ? `Run ${run.run_id} was rolled back: its progress was discarded.`
+          : `Run ${run.run_id} was interrupted before it finished; its progress so far is kept.`;
+      const failure = { error: reason.action === "rollback" ? "RunRolledBack" : "RunInterrupted", message };
+      publish("error", failure);
+      return {
+        handBack: false,
+        outcome: {
+          status: "interrupted",
+          error: message,
+          erase: reason.action === "rollback",
+          output: { __error__: failure },
+          thread: { ...thread, status: Object.keys(thread.interrupts).length > 0 ? "interrupted" : "idle" },
+        },
+      };
+    }
+    const failure =
+      reason?.kind === "timeout"
+        ? { error: "TimeoutError", message: `Run ${run.run_id} exceeded its time limit.` }
+        : { error: error.name || "Error", message: error.message };
+    publish("error", failure);
+    return {
+      handBack: false,
+      outcome: {
+        status: reason?.kind === "timeout" ? "timeout" : "error",
+        error: failure.message,
+        erase: false,
+        output: { __error__: failure },
+        thread: { ...thread, status: "error" },
+      },
+    };
+  }
+}
+
+async function threadAfter(graph: GraphInstance | undefined, run: Run): Promise<{ values: JsonObject | null; interrupts: Record<string, unknown[]> }> {
+  if (graph === undefined) return { values: null, interrupts: {} };
+  const state = await graph.getState({ configurable: { thread_id: run.thread_id } });
+  return { values: stateValues(state), interrupts: interruptsOf(state) };
+}

@@ -1,0 +1,127 @@
+/**
+ * The graph registry: loads the graphs a project lists, and hands each run a
+ * graph instance of its own (C5). A compiled graph is copied per run with the
+ * run's checkpointer and store attached (the shared compiled graph is never
+ * mutated); a StateGraph is compiled once and copied the same way; a factory
+ * is called per run with the run's config.
+ */
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { RunnableConfig } from "@langchain/core/runnables";
+import type { BaseStore } from "@langchain/langgraph";
+import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
+import { BatonError, ErrorCode, coerceError } from "./errors.ts";
+
+/** The part of a compiled LangGraph graph the server uses. */
+export type GraphInstance = {
+  stream(input: unknown, options?: Record<string, unknown>): Promise<AsyncIterable<unknown>>;
+  streamEvents(input: unknown, options: Record<string, unknown>): AsyncIterable<any>;
+  getState(config: RunnableConfig, options?: { subgraphs?: boolean }): Promise<any>;
+  getStateHistory(config: RunnableConfig, options?: Record<string, unknown>): AsyncIterable<any>;
+  updateState(config: RunnableConfig, values: unknown, asNode?: string): Promise<RunnableConfig>;
+  getGraphAsync(config?: RunnableConfig & { xray?: boolean | number }): Promise<{ toJSON(): unknown }>;
+  getSubgraphsAsync(namespace?: string, recurse?: boolean): AsyncIterable<[string, GraphInstance]>;
+  withConfig(config: RunnableConfig): GraphInstance;
+  checkpointer?: unknown;
+  store?: unknown;
+  nodes: Record<string, unknown>;
+  channels: Record<string, unknown>;
+  builder?: unknown;
+};
+
+export interface GraphSource {
+  graphId: string;
+  /** `./path/to/file.ts:exportName` as written in langgraph.json. */
+  spec: string;
+}
+
+type Loaded =
+  | { kind: "compiled"; graph: GraphInstance }
+  | { kind: "factory"; factory: (config: RunnableConfig) => unknown };
+
+const isCompiled = (value: unknown): value is GraphInstance =>
+  typeof value === "object" && value !== null && typeof (value as GraphInstance).stream === "function" && "nodes" in value;
+const isBuilder = (value: unknown): value is { compile(): GraphInstance } =>
+  typeof value === "object" && value !== null && typeof (value as { compile?: unknown }).compile === "function";
+
+function asCompiled(value: unknown, graphId: string): GraphInstance {
+  if (isCompiled(value)) return value;
+  if (isBuilder(value)) return value.compile();
+  throw new BatonError(
+    ErrorCode.invalid,
+    `Graph '${graphId}' is neither a compiled graph, a StateGraph, nor a function returning one.`,
+  );
+}
+
+export class GraphRegistry {
+  readonly #loaded = new Map<string, Loaded>();
+  readonly #sources: GraphSource[];
+  readonly #baseDir: string;
+
+  constructor(sources: GraphSource[], baseDir: string) {
+    this.#sources = sources;
+    this.#baseDir = baseDir;
+  }
+
+  get ids(): string[] {
+    return this.#sources.map((s) => s.graphId);
+  }
+
+  has(graphId: string): boolean {
+    return this.#loaded.has(graphId);
+  }
+
+  /** Imports every graph; throws naming the graph that failed. */
+  async loadAll(): Promise<void> {
+    for (const source of this.#sources) {
+      this.#loaded.set(source.graphId, await this.#load(source));
+    }
+  }
+
+  async #load(source: GraphSource): Promise<Loaded> {
+    const colon = source.spec.lastIndexOf(":");
+    const file = colon > 1 ? source.spec.slice(0, colon) : source.spec;
+    const exportName = colon > 1 ? source.spec.slice(colon + 1) : "default";
+    const path = isAbsolute(file) ? file : resolve(this.#baseDir, file);
+    let module: Record<string, unknown>;
+    try {
+      module = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    } catch (error) {
+      throw new BatonError(ErrorCode.invalid, `Graph '${source.graphId}' failed to load from ${path}: ${coerceError(error).message}`, {
+        cause: error,
+      });
+    }
+    const exported = module[exportName];
+    if (exported === undefined) {
+      const names = Object.keys(module).join(", ") || "none";
+      throw new BatonError(ErrorCode.invalid, `Graph '${source.graphId}': ${path} has no export '${exportName}' (exports: ${names}).`);
+    }
+    if (typeof exported === "function" && !isCompiled(exported) && !isBuilder(exported)) {
+      return { kind: "factory", factory: exported as (config: RunnableConfig) => unknown };
+    }
+    return { kind: "compiled", graph: asCompiled(exported, source.graphId) };
+  }
+
+  /** The graph for read-only use (drawing, schemas); factories are called with `config`. */
+  async describe(graphId: string, config: RunnableConfig): Promise<GraphInstance> {
+    const loaded = this.#loaded.get(graphId);
+    if (loaded === undefined) throw new BatonError(ErrorCode.notFound, `Graph '${graphId}' not found. Known graphs: ${this.ids.join(", ")}.`);
+    return loaded.kind === "compiled" ? loaded.graph : asCompiled(await loaded.factory(config), graphId);
+  }
+
+  /**
+   * A graph instance for one run (or one state read), with the given
+   * checkpointer and store attached to the copy, never to the shared graph.
+   */
+  async instance(
+    graphId: string,
+    config: RunnableConfig,
+    attach: { checkpointer: BaseCheckpointSaver; store: BaseStore },
+  ): Promise<GraphInstance> {
+    const base = await this.describe(graphId, config);
+    const copy = base.withConfig({});
+    copy.checkpointer = attach.checkpointer;
+    copy.store = attach.store;
+    return copy;
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * Ports: what the core and the drivers need from a backend, spoken in domain
+ * verbs. Every state change of a run is one atomic operation of the backend,
+ * guarded by the lease owner and attempt where a worker makes it.
+ */
+import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
+import type { BaseStore } from "@langchain/langgraph";
+import type {
+  Assistant,
+  CancelAction,
+  IfExists,
+  JsonObject,
+  Metadata,
+  MultitaskStrategy,
+  Run,
+  RunEvent,
+  RunStatus,
+  RunnableConfigRecord,
+  RunKwargs,
+  StoreItem,
+  Thread,
+  ThreadStatus,
+} from "./types.ts";
+
+export interface Page {
+  limit: number;
+  offset: number;
+}
+
+export interface AssistantSearch extends Page {
+  graph_id?: string | undefined;
+  name?: string | undefined;
+  metadata?: Metadata | undefined;
+  sort_by?: "assistant_id" | "graph_id" | "name" | "created_at" | "updated_at" | undefined;
+  sort_order?: "asc" | "desc" | undefined;
+}
+
+export interface NewAssistant {
+  assistant_id: string;
+  graph_id: string;
+  config: RunnableConfigRecord;
+  context: JsonObject;
+  metadata: Metadata;
+  name: string;
+  description: string | null;
+  if_exists: IfExists;
+}
+
+export interface AssistantPatch {
+  graph_id?: string | undefined;
+  config?: RunnableConfigRecord | undefined;
+  context?: JsonObject | undefined;
+  metadata?: Metadata | undefined;
+  name?: string | undefined;
+  description?: string | null | undefined;
+}
+
+export interface Assistants {
+  /** Creates, or returns the existing one when `if_exists` is `do_nothing`. */
+  create(input: NewAssistant): Promise<Assistant>;
+  /** Creates the system assistant of a graph unless it exists. */
+  ensure(input: Omit<NewAssistant, "if_exists">): Promise<void>;
+  get(assistantId: string): Promise<Assistant | null>;
+  /** Writes a new version and makes it the latest. */
+  patch(assistantId: string, patch: AssistantPatch): Promise<Assistant>;
+  delete(assistantId: string): Promise<boolean>;
+  search(query: AssistantSearch): Promise<Assistant[]>;
+  count(query: Omit<AssistantSearch, "limit" | "offset" | "sort_by" | "sort_order">): Promise<number>;
+  versions(assistantId: string, query: Page & { metadata?: Metadata | undefined }): Promise<Assistant[]>;
+  setLatest(assistantId: string, version: number): Promise<Assistant>;
+}
+
+export interface ThreadSearch extends Page {
+  ids?: string[] | undefined;
+  metadata?: Metadata | undefined;
+  values?: JsonObject | undefined;
+  status?: ThreadStatus | undefined;
+  sort_by?: "thread_id" | "status" | "created_at" | "updated_at" | undefined;
+  sort_order?: "asc" | "desc" | undefined;
+}
+
+export interface Threads {
+  create(input: { thread_id: string; metadata: Metadata; if_exists: IfExists }): Promise<Thread>;
+  get(threadId: string): Promise<Thread | null>;
+  patch(threadId: string, metadata: Metadata): Promise<Thread>;
+  /** Deletes the thread, its runs and its checkpoints. Refused while a run is running. */
+  delete(threadId: string): Promise<boolean>;
+  search(query: ThreadSearch): Promise<Thread[]>;
+  count(query: Omit<ThreadSearch, "limit" | "offset" | "sort_by" | "sort_order" | "ids">): Promise<number>;
+  /** Copies the thread and its checkpoints under a new id. */
+  copy(threadId: string, newThreadId: string): Promise<Thread>;
+  /** Records the state after a state update made outside a run. */
+  setState(threadId: string, state: { values: JsonObject | null; interrupts: Record<string, unknown[]>; status: ThreadStatus; graphId?: string }): Promise<void>;
+}
+
+export interface NewRun {
+  run_id: string;
+  thread_id: string;
+  assistant_id: string;
+  graph_id: string;
+  metadata: Metadata;
+  multitask_strategy: MultitaskStrategy;
+  kwargs: RunKwargs;
+  available_at_ms: number;
+  /** Create the thread when it does not exist ("create"), or fail ("reject"). */
+  if_not_exists: "create" | "reject";
+}
+
+export interface RunCreated {
+  run: Run;
+  /** Runs the admission decided to stop, so the caller can signal them. */
+  cancelled: { run_id: string; action: CancelAction; was_running: boolean }[];
+}
+
+/** Proof that a worker still owns a run. */
+export interface Fence {
+  owner: string;
+  attempt: number;
+}
+
+export interface RunOutcome {
+  status: Exclude<RunStatus, "pending" | "running">;
+  error: string | null;
+  /** Thread fields computed from the graph's state after the run. */
+  thread: { values: JsonObject | null; interrupts: Record<string, unknown[]>; status: ThreadStatus };
+  /** Erase the run and the checkpoints it wrote (rollback). */
+  erase: boolean;
+  /** What `wait` and `join` answer: the final values, or `{__error__}`. */
+  output: unknown;
+}
+
+export interface RunQueue {
+  /** Inserts the run and applies its multitask strategy in one transaction (C2). */
+  create(input: NewRun): Promise<RunCreated>;
+  get(runId: string, threadId?: string): Promise<Run | null>;
+  list(threadId: string, query: Page & { status?: RunStatus | undefined }): Promise<Run[]>;
+  /** Deletes a final run. Refused (conflict) while pending or running. */
+  delete(threadId: string, runId: string): Promise<boolean>;
+  /**
+   * Stops runs: pending ones end at once (interrupt: status `interrupted`;
+   * rollback: deleted), running ones are flagged for their worker.
+   */
+  cancel(runIds: string[], action: CancelAction): Promise<{ run_id: string; was_running: boolean }[]>;
+  /** Takes the next due run whose thread has no running run (C1), FIFO within a thread. */
+  claim(owner: string, leaseMs: number): Promise<Run | null>;
+  /** Renews the leases of the given runs still held by `owner`; returns those held. */
+  extendLeases(owner: string, runIds: string[], leaseMs: number): Promise<string[]>;
+  /** Ends a run and updates its thread, only if the fence still holds. */
+  finish(runId: string, fence: Fence, outcome: RunOutcome): Promise<boolean>;
+  /** Puts a run back to pending (graceful shutdown hand-back). */
+  release(runId: string, fence: Fence): Promise<boolean>;
+  /** Requeues running runs whose lease expired, or ends them as errors after `maxAttempts`. */
+  sweep(maxAttempts: number): Promise<{ requeued: string[]; failed: string[] }>;
+  /** The cancel action recorded for a run, if any (the durable side of cancels). */
+  cancelAction(runId: string): Promise<CancelAction | null>;
+  /** Ids of pending or running runs of a thread, oldest first. */
+  inflight(threadId: string): Promise<Run[]>;
+}
+
+export interface StoreSearch {
+  namespace_prefix: string[];
+  filter?: Record<string, unknown> | undefined;
+  limit: number;
+  offset: number;
+  query?: string | undefined;
+}
+
+export interface StoreItems {
+  put(namespace: string[], key: string, value: JsonObject): Promise<void>;
+  get(namespace: string[], key: string): Promise<StoreItem | null>;
+  delete(namespace: string[], key: string): Promise<void>;
+  search(query: StoreSearch): Promise<StoreItem[]>;
+  listNamespaces(query: {
+    prefix?: string[] | undefined;
+    suffix?: string[] | undefined;
+    max_depth?: number | undefined;
+    limit: number;
+    offset: number;
+  }): Promise<string[][]>;
+}
+
+/** What a backend hands the composition root. */
+export interface Backend {
+  readonly name: string;
+  readonly description: string;
+  assistants: Assistants;
+  threads: Threads;
+  runs: RunQueue;
+  items: StoreItems;
+  /** The checkpointer attached to every run's graph instance. */
+  checkpointer: BaseCheckpointSaver;
+  /** The LangGraph store attached to every run's graph instance. */
+  store: BaseStore;
+  close(): Promise<void>;
+}
+
+/** Run events, cancels and wake-ups. */
+export interface EventBus {
+  /** Appends an event to a run's stream; returns its id. */
+  publish(runId: string, event: string, data: unknown): string;
+  /** Marks a run's stream as ended; subscribers finish after the last event. */
+  end(runId: string): void;
+  /**
+   * Every event of the run after `afterId` (all when undefined), then the ones
+   * still to come, until the stream ends or the signal aborts.
+   */
+  subscribe(runId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent>;
+  /** Whether events of this run are known to the bus (live or retained). */
+  has(runId: string): boolean;
+  /** Tells whoever executes the run to stop it. */
+  signalCancel(runId: string, action: CancelAction): void;
+  onCancel(listener: (runId: string, action: CancelAction) => void): () => void;
+  /** Wakes idle workers when a run was created or a thread freed. */
+  signalWork(): void;
+  onWork(listener: () => void): () => void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,105 @@
+/**
+ * Creating, waiting for and cancelling runs. Multitask strategies are decided
+ * in `admission.ts` inside the backend's insert transaction; this service
+ * resolves what a request means and signals what the decision implies.
+ */
+import { randomUUID } from "node:crypto";
+import { resolveAssistant } from "./assistants.ts";
+import type { Clock } from "./clock.ts";
+import { BatonError, ErrorCode, notFound } from "./errors.ts";
+import type { GraphRegistry } from "./graphs.ts";
+import type { Assistants, EventBus, RunQueue } from "./ports.ts";
+import type { CancelAction, Metadata, MultitaskStrategy, Run, RunKwargs } from "./types.ts";
+
+export interface CreateRunInput {
+  thread_id: string | null;
+  assistant_id: string;
+  kwargs: Omit<RunKwargs, "temporary">;
+  metadata: Metadata;
+  multitask_strategy: MultitaskStrategy;
+  if_not_exists: "create" | "reject";
+  after_seconds: number;
+}
+
+export class RunService {
+  constructor(
+    private readonly deps: { queue: RunQueue; assistants: Assistants; bus: EventBus; registry: GraphRegistry; clock: Clock },
+  ) {}
+
+  async create(input: CreateRunInput): Promise<Run> {
+    const assistant = await resolveAssistant(this.deps.assistants, this.deps.registry.ids, input.assistant_id);
+    if (!this.deps.registry.has(assistant.graph_id)) {
+      throw new BatonError(ErrorCode.notFound, `Graph '${assistant.graph_id}' of assistant '${assistant.assistant_id}' is not loaded.`);
+    }
+    const temporary = input.thread_id === null;
+    const { run, cancelled } = await this.deps.queue.create({
+      run_id: randomUUID(),
+      thread_id: input.thread_id ?? randomUUID(),
+      assistant_id: assistant.assistant_id,
+      graph_id: assistant.graph_id,
+      metadata: input.metadata,
+      multitask_strategy: input.multitask_strategy,
+      kwargs: { ...input.kwargs, temporary },
+      available_at_ms: this.deps.clock.nowMs() + Math.max(0, input.after_seconds) * 1000,
+      if_not_exists: temporary ? "create" : input.if_not_exists,
+    });
+    this.#signal(cancelled);
+    this.deps.bus.signalWork();
+    return run;
+  }
+
+  #signal(cancelled: { run_id: string; action: CancelAction; was_running: boolean }[]): void {
+    for (const c of cancelled) {
+      if (c.was_running) this.deps.bus.signalCancel(c.run_id, c.action);
+      else this.#endCancelledPending(c.run_id, c.action);
+    }
+  }
+
+  /** A pending run stopped before it started: its joiners get a clear ending. */
+  #endCancelledPending(runId: string, action: CancelAction): void {
+    const message =
+      action === "rollback" ? `Run ${runId} was rolled back before it started.` : `Run ${runId} was interrupted before it started.`;
+    const failure = { error: action === "rollback" ? "RunRolledBack" : "RunInterrupted", message };
+    this.deps.bus.publish(runId, "error", failure);
+    this.deps.bus.publish(runId, "__final__", { status: action === "rollback" ? "rolled_back" : "interrupted", output: { __error__: failure } });
+    this.deps.bus.end(runId);
+  }
+
+  async cancel(runIds: string[], action: CancelAction): Promise<{ run_id: string; was_running: boolean }[]> {
+    const done = await this.deps.queue.cancel(runIds, action);
+    this.#signal(done.map((d) => ({ ...d, action })));
+    this.deps.bus.signalWork();
+    return done;
+  }
+
+  /** Resolves when the run is final (or gone), or rejects when the signal aborts. */
+  async waitFinal(runId: string, signal: AbortSignal): Promise<{ status: string; output: unknown }> {
+    const before = await this.deps.queue.get(runId);
+    if (before === null) throw notFound("Run", runId);
+    if (before.status !== "pending" && before.status !== "running") return { status: before.status, output: before.output };
+    for await (const event of this.deps.bus.subscribe(runId, undefined, signal)) {
+      if (event.event === "__final__") return event.data as { status: string; output: unknown };
+    }
+    if (signal.aborted) throw new BatonError(ErrorCode.unavailable, "The client went away before the run finished.");
+    const run = await this.deps.queue.get(runId);
+    if (run === null) return { status: "rolled_back", output: { __error__: { error: "RunRolledBack", message: `Run ${runId} no longer exists.` } } };
+    if (run.status === "pending" || run.status === "running") {
+      // The bus lost the stream (retention ended or the process restarted
+      // while the run waited): poll the durable record.
+      while (!signal.aborted) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const current = await this.deps.queue.get(runId);
+        if (current === null) return { status: "rolled_back", output: null };
+        if (current.status !== "pending" && current.status !== "running") return { status: current.status, output: current.output };
+      }
+      throw new BatonError(ErrorCode.unavailable, "The client went away before the run finished.");
+    }
+    return { status: run.status, output: run.output };
+  }
+
+  async get(runId: string, threadId?: string): Promise<Run> {
+    const run = await this.deps.queue.get(runId, threadId);
+    if (run === null) throw notFound("Run", runId);
+    return run;
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Turns what a graph produces (LangChain messages, class instances, dates)
+ * into plain JSON in the shape the official server sends: a message becomes
+ * a dict with its `type` ("human", "ai", "tool", ...) and its fields.
+ */
+import { isBaseMessage, type BaseMessage } from "@langchain/core/messages";
+
+const MESSAGE_FIELDS = [
+  "content",
+  "additional_kwargs",
+  "response_metadata",
+  "name",
+  "id",
+  "tool_calls",
+  "invalid_tool_calls",
+  "usage_metadata",
+  "tool_call_chunks",
+  "tool_call_id",
+  "status",
+  "artifact",
+  "role",
+] as const;
+
+function messageToDict(message: BaseMessage): Record<string, unknown> {
+  const dict: Record<string, unknown> = { type: message.getType() };
+  const source = message as unknown as Record<string, unknown>;
+  for (const field of MESSAGE_FIELDS) {
+    const value = source[field];
+    if (value !== undefined) dict[field] = toWire(value);
+  }
+  if (dict.name === undefined) dict.name = null;
+  if (dict.id === undefined) dict.id = null;
+  return dict;
+}
+
+export function toWire(value: unknown): unknown {
+  if (value === null || value === undefined) return value ?? null;
+  switch (typeof value) {
+    case "string":
+    case "number":
+    case "boolean":
+      return value;
+    case "bigint":
+      return value.toString();
+    case "function":
+    case "symbol":
+    case "undefined":
+      return undefined;
+    case "object":
+      break;
+  }
+  if (Array.isArray(value)) return value.map((item) => toWire(item) ?? null);
+  if (isBaseMessage(value)) return messageToDict(value);
+  if (value instanceof Date) return value.toISOString();
+  if (value instanceof Map) return toWire(Object.fromEntries(value));
+  if (value instanceof Set) return toWire([...value]);
+  const proto = Object.getPrototypeOf(value) as unknown;
+  const holder = value as { toJSON?: () => unknown };
+  if (proto !== Object.prototype && proto !== null && typeof holder.toJSON === "function") {
+    return toWire(holder.toJSON());
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    const converted = toWire(item);
+    if (converted !== undefined) out[key] = converted;
+  }
+  return out;
+}

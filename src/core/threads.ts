@@ -1,0 +1,123 @@
+/**
+ * Thread state: read, history and updates go through a graph instance of the
+ * thread's graph with the backend's checkpointer attached.
+ */
+import type { RunnableConfig } from "@langchain/core/runnables";
+import type { BaseStore } from "@langchain/langgraph";
+import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
+import { BatonError, ErrorCode, notFound } from "./errors.ts";
+import type { GraphInstance, GraphRegistry } from "./graphs.ts";
+import type { RunQueue, Threads } from "./ports.ts";
+import { emptyThreadState, interruptsOf, stateValues, toThreadState, type Snapshot } from "./state.ts";
+import type { Thread } from "./types.ts";
+
+export interface CheckpointRef {
+  checkpoint_id?: string | undefined;
+  checkpoint_ns?: string | undefined;
+}
+
+export class ThreadService {
+  constructor(
+    private readonly deps: {
+      threads: Threads;
+      runs: RunQueue;
+      registry: GraphRegistry;
+      checkpointer: BaseCheckpointSaver;
+      store: BaseStore;
+    },
+  ) {}
+
+  async get(threadId: string): Promise<Thread> {
+    const thread = await this.deps.threads.get(threadId);
+    if (thread === null) throw notFound("Thread", threadId);
+    return thread;
+  }
+
+  async #graph(thread: Thread, config: RunnableConfig): Promise<GraphInstance | null> {
+    const graphId = thread.metadata.graph_id;
+    if (typeof graphId !== "string" || !this.deps.registry.has(graphId)) return null;
+    return this.deps.registry.instance(graphId, config, { checkpointer: this.deps.checkpointer, store: this.deps.store });
+  }
+
+  #config(threadId: string, ref: CheckpointRef | undefined): RunnableConfig {
+    return {
+      configurable: {
+        thread_id: threadId,
+        ...(ref?.checkpoint_id ? { checkpoint_id: ref.checkpoint_id } : {}),
+        ...(ref?.checkpoint_ns ? { checkpoint_ns: ref.checkpoint_ns } : {}),
+      },
+    };
+  }
+
+  async state(threadId: string, options: { subgraphs?: boolean; checkpoint?: CheckpointRef }): Promise<Record<string, unknown>> {
+    const thread = await this.get(threadId);
+    const config = this.#config(threadId, options.checkpoint);
+    const graph = await this.#graph(thread, config);
+    if (graph === null) return emptyThreadState(threadId);
+    const snapshot = (await graph.getState(config, { subgraphs: options.subgraphs ?? false })) as Snapshot;
+    if (snapshot.config?.configurable?.checkpoint_id === undefined) {
+      if (options.checkpoint?.checkpoint_id) throw notFound("Checkpoint", options.checkpoint.checkpoint_id);
+      return emptyThreadState(threadId);
+    }
+    return toThreadState(snapshot);
+  }
+
+  async history(
+    threadId: string,
+    options: { limit: number; before?: CheckpointRef | undefined; metadata?: Record<string, unknown> | undefined; checkpoint?: CheckpointRef | undefined },
+  ): Promise<Record<string, unknown>[]> {
+    const thread = await this.get(threadId);
+    const config = this.#config(threadId, options.checkpoint);
+    const graph = await this.#graph(thread, config);
+    if (graph === null) return [];
+    const out: Record<string, unknown>[] = [];
+    const iterator = graph.getStateHistory(config, {
+      limit: options.limit,
+      ...(options.before?.checkpoint_id ? { before: { configurable: { checkpoint_id: options.before.checkpoint_id } } } : {}),
+      ...(options.metadata ? { filter: options.metadata } : {}),
+    });
+    for await (const snapshot of iterator) out.push(toThreadState(snapshot as Snapshot));
+    return out;
+  }
+
+  /** Writes a new checkpoint as if `asNode` had returned `values`. Refused while a run is running (C1). */
+  async update(
+    threadId: string,
+    input: { values: unknown; as_node?: string | undefined; checkpoint?: CheckpointRef | undefined },
+  ): Promise<{ checkpoint: Record<string, unknown> }> {
+    const thread = await this.get(threadId);
+    const running = (await this.deps.runs.inflight(threadId)).find((run) => run.status === "running");
+    if (running !== undefined) {
+      throw new BatonError(
+        ErrorCode.busy,
+        `Thread '${threadId}' has a running run ('${running.run_id}'); update its state after the run ends, or cancel the run.`,
+        { retryAfterSeconds: 1 },
+      );
+    }
+    const config = this.#config(threadId, input.checkpoint);
+    const graph = await this.#graph(thread, config);
+    if (graph === null) {
+      throw new BatonError(
+        ErrorCode.conflict,
+        `Thread '${threadId}' has no graph yet: run a graph on it first, or create it with metadata.graph_id set to one of: ${this.deps.registry.ids.join(", ")}.`,
+      );
+    }
+    const next = await graph.updateState(config, input.values, input.as_node);
+    const snapshot = (await graph.getState({ configurable: { thread_id: threadId } })) as Snapshot;
+    const interrupts = interruptsOf(snapshot);
+    await this.deps.threads.setState(threadId, {
+      values: stateValues(snapshot),
+      interrupts,
+      status: Object.keys(interrupts).length > 0 ? "interrupted" : "idle",
+    });
+    const c = next.configurable ?? {};
+    return {
+      checkpoint: {
+        thread_id: c.thread_id ?? threadId,
+        checkpoint_ns: c.checkpoint_ns ?? "",
+        checkpoint_id: c.checkpoint_id ?? null,
+        checkpoint_map: c.checkpoint_map ?? null,
+      },
+    };
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * Domain records. Resource records keep the LangGraph API's snake_case field
+ * names from the wire to the database, so nothing is renamed on the way.
+ */
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = Record<string, unknown>;
+export type Metadata = Record<string, unknown>;
+
+export const RunStatus = {
+  pending: "pending",
+  running: "running",
+  success: "success",
+  error: "error",
+  timeout: "timeout",
+  interrupted: "interrupted",
+} as const;
+export type RunStatus = (typeof RunStatus)[keyof typeof RunStatus];
+export const FINAL_RUN_STATUSES: readonly RunStatus[] = ["success", "error", "timeout", "interrupted"];
+export function isFinalRunStatus(status: RunStatus): boolean {
+  return FINAL_RUN_STATUSES.includes(status);
+}
+
+export const ThreadStatus = { idle: "idle", busy: "busy", interrupted: "interrupted", error: "error" } as const;
+export type ThreadStatus = (typeof ThreadStatus)[keyof typeof ThreadStatus];
+
+export const MultitaskStrategy = {
+  reject: "reject",
+  enqueue: "enqueue",
+  interrupt: "interrupt",
+  rollback: "rollback",
+} as const;
+export type MultitaskStrategy = (typeof MultitaskStrategy)[keyof typeof MultitaskStrategy];
+
+/** What stopping a run early does to it: keep its progress, or erase it. */
+export const CancelAction = { interrupt: "interrupt", rollback: "rollback" } as const;
+export type CancelAction = (typeof CancelAction)[keyof typeof CancelAction];
+
+export const IfExists = { raise: "raise", do_nothing: "do_nothing" } as const;
+export type IfExists = (typeof IfExists)[keyof typeof IfExists];
+
+export const StreamModes = [
+  "values",
+  "updates",
+  "messages",
+  "messages-tuple",
+  "events",
+  "debug",
+  "custom",
+  "tasks",
+  "checkpoints",
+] as const;
+export type StreamMode = (typeof StreamModes)[number];
+
+export interface RunnableConfigRecord {
+  tags?: string[];
+  recursion_limit?: number;
+  configurable?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export interface Assistant {
+  assistant_id: string;
+  graph_id: string;
+  config: RunnableConfigRecord;
+  context: JsonObject;
+  metadata: Metadata;
+  name: string;
+  description: string | null;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Thread {
+  thread_id: string;
+  created_at: string;
+  updated_at: string;
+  metadata: Metadata;
+  status: ThreadStatus;
+  values: JsonObject | null;
+  interrupts: Record<string, unknown[]>;
+  config: RunnableConfigRecord;
+  error: unknown;
+}
+
+/** Everything a run was asked to do; stored with the run and replayed on every attempt. */
+export interface RunKwargs {
+  input: unknown;
+  command: { resume?: unknown; update?: unknown; goto?: unknown } | null;
+  config: RunnableConfigRecord;
+  context: JsonObject | null;
+  stream_mode: StreamMode[];
+  stream_subgraphs: boolean;
+  stream_resumable: boolean;
+  interrupt_before: string[] | "*" | null;
+  interrupt_after: string[] | "*" | null;
+  checkpoint_id: string | null;
+  checkpoint: { checkpoint_id?: string; checkpoint_ns?: string } | null;
+  webhook: string | null;
+  on_completion: "delete" | "keep";
+  durability: "sync" | "async" | "exit" | null;
+  temporary: boolean;
+  /** Whether a subscriber vanishing should cancel the run. */
+  on_disconnect: "cancel" | "continue";
+}
+
+export interface Run {
+  run_id: string;
+  thread_id: string;
+  assistant_id: string;
+  graph_id: string;
+  created_at: string;
+  updated_at: string;
+  status: RunStatus;
+  metadata: Metadata;
+  multitask_strategy: MultitaskStrategy;
+  kwargs: RunKwargs;
+  /** How many times a worker has claimed it (1 on the first execution). */
+  attempt: number;
+  /** Set when a cancel, interrupt or rollback was asked for while it ran. */
+  cancel_action: CancelAction | null;
+  /** Earliest time (epoch ms) a worker may start it (after_seconds). */
+  available_at_ms: number;
+  error: string | null;
+  /** Internal: what `wait` and `join` answer once the run is final. Never on the wire record. */
+  output: unknown;
+}
+
+export interface StoreItem {
+  namespace: string[];
+  key: string;
+  value: JsonObject;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One event of a run's stream, as it goes on the wire. */
+export interface RunEvent {
+  /** Monotonic per run; also the SSE `id`. */
+  id: string;
+  event: string;
+  data: unknown;
+}

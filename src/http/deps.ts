@@ -1,0 +1,24 @@
+import type { GraphRegistry } from "../core/graphs.ts";
+import type { Logger } from "../core/logger.ts";
+import type { Assistants, EventBus, RunQueue, StoreItems, Threads } from "../core/ports.ts";
+import type { RunService } from "../core/runs.ts";
+import type { ThreadService } from "../core/threads.ts";
+
+export interface HttpDeps {
+  assistants: Assistants;
+  threads: Threads;
+  queue: RunQueue;
+  items: StoreItems;
+  bus: EventBus;
+  registry: GraphRegistry;
+  runs: RunService;
+  threadService: ThreadService;
+  logger: Logger;
+  options: {
+    /** Requests with a larger body are refused with 413. */
+    maxBodyBytes: number;
+    /** Interval of SSE keep-alive comments. */
+    keepAliveMs: number;
+    version: string;
+  };
+}

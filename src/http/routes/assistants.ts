@@ -1,0 +1,122 @@
+import { randomUUID } from "node:crypto";
+import { Hono } from "hono";
+import { assistantIdFor, resolveAssistant } from "../../core/assistants.ts";
+import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
+import type { HttpDeps } from "../deps.ts";
+import { select } from "../records.ts";
+import * as s from "../schemas.ts";
+import { body, flag, parse, query } from "../validate.ts";
+
+export function assistantRoutes(deps: HttpDeps): Hono {
+  const app = new Hono();
+  const { assistants, registry } = deps;
+  const resolve = (id: string) => resolveAssistant(assistants, registry.ids, id);
+  const knownGraph = (graphId: string) => {
+    if (!registry.ids.includes(graphId)) {
+      throw new BatonError(ErrorCode.notFound, `Graph '${graphId}' not found. Known graphs: ${registry.ids.join(", ")}.`);
+    }
+  };
+
+  app.post("/assistants", async (c) => {
+    const input = await body(c, s.AssistantCreate);
+    knownGraph(input.graph_id);
+    const created = await assistants.create({
+      assistant_id: input.assistant_id ?? randomUUID(),
+      graph_id: input.graph_id,
+      config: input.config,
+      context: input.context,
+      metadata: input.metadata,
+      name: input.name ?? "Untitled",
+      description: input.description ?? null,
+      if_exists: input.if_exists,
+    });
+    return c.json(created);
+  });
+
+  app.post("/assistants/search", async (c) => {
+    const q = await body(c, s.AssistantSearch);
+    const found = await assistants.search(q);
+    return c.json(found.map((a) => select(a as unknown as Record<string, unknown>, q.select)));
+  });
+
+  app.post("/assistants/count", async (c) => c.json(await assistants.count(await body(c, s.AssistantCount))));
+
+  app.get("/assistants/:assistant_id", async (c) => c.json(await resolve(c.req.param("assistant_id"))));
+
+  app.patch("/assistants/:assistant_id", async (c) => {
+    const patch = await body(c, s.AssistantPatch);
+    if (patch.graph_id !== undefined) knownGraph(patch.graph_id);
+    const id = (await resolve(c.req.param("assistant_id"))).assistant_id;
+    return c.json(await assistants.patch(id, patch));
+  });
+
+  app.delete("/assistants/:assistant_id", async (c) => {
+    const id = assistantIdFor(registry.ids, c.req.param("assistant_id"));
+    if (flag(c.req.query("delete_threads"))) {
+      throw new BatonError(ErrorCode.unsupported, "delete_threads is not supported yet; delete the assistant's threads with DELETE /threads/{thread_id}.");
+    }
+    if (!(await assistants.delete(id))) throw notFound("Assistant", id);
+    return c.json({});
+  });
+
+  app.post("/assistants/:assistant_id/versions", async (c) => {
+    const q = await body(c, s.AssistantVersions);
+    const id = (await resolve(c.req.param("assistant_id"))).assistant_id;
+    return c.json(await assistants.versions(id, q));
+  });
+
+  app.post("/assistants/:assistant_id/latest", async (c) => {
+    const raw = await body(c, s.SetLatest.partial());
+    const { version } = parse(s.SetLatest, { version: raw.version ?? c.req.query("version") });
+    const id = (await resolve(c.req.param("assistant_id"))).assistant_id;
+    return c.json(await assistants.setLatest(id, version));
+  });
+
+  const graphOf = async (assistantId: string) => {
+    const assistant = await resolve(assistantId);
+    return registry.describe(assistant.graph_id, { configurable: assistant.config.configurable ?? {} });
+  };
+
+  app.get("/assistants/:assistant_id/graph", async (c) => {
+    const xrayRaw = c.req.query("xray");
+    const xray = xrayRaw === undefined ? false : /^\d+$/.test(xrayRaw) ? Number(xrayRaw) : flag(xrayRaw);
+    const graph = await graphOf(c.req.param("assistant_id"));
+    const drawable = await graph.getGraphAsync({ xray });
+    return c.json(drawable.toJSON());
+  });
+
+  app.get("/assistants/:assistant_id/schemas", async (c) => {
+    const assistant = await resolve(c.req.param("assistant_id"));
+    const graph = await graphOf(assistant.assistant_id);
+    const properties = Object.fromEntries(
+      Object.keys(graph.channels)
+        .filter((name) => !name.startsWith("__") && !name.startsWith("branch:"))
+        .map((name) => [name, {}]),
+    );
+    const schema = { type: "object", properties };
+    return c.json({
+      graph_id: assistant.graph_id,
+      input_schema: schema,
+      output_schema: schema,
+      state_schema: schema,
+      config_schema: { type: "object", properties: {} },
+      context_schema: { type: "object", properties: {} },
+    });
+  });
+
+  const subgraphs = async (assistantId: string, namespace: string | undefined, recurse: boolean) => {
+    const graph = await graphOf(assistantId);
+    const out: Record<string, unknown> = {};
+    for await (const [ns] of graph.getSubgraphsAsync(namespace, recurse)) {
+      out[ns] = { graph_id: ns };
+    }
+    return out;
+  };
+  app.get("/assistants/:assistant_id/subgraphs", async (c) =>
+    c.json(await subgraphs(c.req.param("assistant_id"), undefined, flag(query(c).recurse as string | undefined))),
+  );
+  app.get("/assistants/:assistant_id/subgraphs/:namespace", async (c) =>
+    c.json(await subgraphs(c.req.param("assistant_id"), c.req.param("namespace"), flag(c.req.query("recurse")))),
+  );
+  return app;
+}

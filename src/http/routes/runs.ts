@@ -1,0 +1,230 @@
+import type { Context } from "hono";
+import { Hono } from "hono";
+import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
+import type { CreateRunInput } from "../../core/runs.ts";
+import type { Run, RunEvent, StreamMode } from "../../core/types.ts";
+import type { HttpDeps } from "../deps.ts";
+import { wireRun } from "../records.ts";
+import * as s from "../schemas.ts";
+import { sseResponse } from "../sse.ts";
+import { body, flag, parse, readJson, uuidParam } from "../validate.ts";
+
+/** Fields of the contract Baton does not implement: refused, never ignored. */
+function refuseUnsupported(input: s.RunCreate): void {
+  const refuse = (field: string, why: string) => {
+    throw new BatonError(ErrorCode.unsupported, `Field '${field}' is not supported by Baton: ${why}`);
+  };
+  if (input.feedback_keys && input.feedback_keys.length > 0) refuse("feedback_keys", "LangSmith feedback is not wired in.");
+  if (input.langsmith_tracer !== undefined && input.langsmith_tracer !== null) refuse("langsmith_tracer", "LangSmith tracing is not wired in.");
+  if (input.stream_mode_options !== undefined && input.stream_mode_options !== null) refuse("stream_mode_options", "per-mode options are not implemented.");
+  if (input.input !== undefined && input.input !== null && input.command) {
+    throw new BatonError(ErrorCode.invalid, "Send either 'input' or 'command', not both.");
+  }
+}
+
+function toCreateInput(input: s.RunCreate, threadId: string | null, defaults: { on_completion: "delete" | "keep" }): CreateRunInput {
+  refuseUnsupported(input);
+  const modes = input.stream_mode === undefined ? ["values"] : Array.isArray(input.stream_mode) ? input.stream_mode : [input.stream_mode];
+  const durability = input.durability ?? (input.checkpoint_during === false ? "exit" : input.checkpoint_during === true ? "async" : null);
+  return {
+    thread_id: threadId,
+    assistant_id: input.assistant_id,
+    metadata: input.metadata ?? {},
+    multitask_strategy: input.multitask_strategy ?? "enqueue",
+    if_not_exists: input.if_not_exists ?? "reject",
+    after_seconds: input.after_seconds ?? 0,
+    kwargs: {
+      input: input.input ?? null,
+      command: input.command ?? null,
+      config: input.config ?? {},
+      context: input.context ?? null,
+      stream_mode: (modes.length > 0 ? modes : ["values"]) as StreamMode[],
+      stream_subgraphs: input.stream_subgraphs ?? false,
+      stream_resumable: input.stream_resumable ?? false,
+      interrupt_before: input.interrupt_before ?? null,
+      interrupt_after: input.interrupt_after ?? null,
+      checkpoint_id: input.checkpoint_id ?? input.checkpoint?.checkpoint_id ?? null,
+      checkpoint: input.checkpoint ?? null,
+      webhook: input.webhook ?? null,
+      on_completion: input.on_completion ?? defaults.on_completion,
+      durability,
+      on_disconnect: input.on_disconnect ?? "continue",
+    },
+  };
+}
+
+/** Keeps the events a joiner asked for (all when no mode is named). */
+function modeFilter(modes: string[] | undefined): (event: RunEvent) => boolean {
+  if (modes === undefined || modes.length === 0) return () => true;
+  const wanted = new Set(modes.map((m) => (m === "messages-tuple" ? "messages" : m)));
+  return (event) => {
+    const base = event.event.split("|")[0]!.split("/")[0]!;
+    return base === "metadata" || base === "error" || base.startsWith("__") || wanted.has(base);
+  };
+}
+
+export function runRoutes(deps: HttpDeps): Hono {
+  const app = new Hono();
+  const { runs, queue, bus } = deps;
+
+  // Content-Location names the run (the SDK's onRunCreated reads it);
+  // Location names its stream (the SDK reconnects there with Last-Event-ID).
+  const location = (run: Run) => (run.kwargs.temporary ? `/runs/${run.run_id}` : `/threads/${run.thread_id}/runs/${run.run_id}`);
+  const streamLocation = (run: Run) => `/threads/${run.thread_id}/runs/${run.run_id}/stream`;
+
+  const create = async (c: Context, threadId: string | null) => {
+    const input = parse(s.RunCreate, await readJson(c));
+    return runs.create(toCreateInput(input, threadId, { on_completion: threadId === null ? "delete" : "keep" }));
+  };
+
+  const streamRun = (c: Context, run: Run, options: { lastEventId?: string | undefined; modes?: string[] | undefined; cancelOnDisconnect: boolean }) => {
+    const keep = modeFilter(options.modes);
+    return sseResponse(
+      c.req.raw,
+      async function* (signal) {
+        for await (const event of bus.subscribe(run.run_id, options.lastEventId, signal)) {
+          if (event.event === "__final__") return;
+          if (keep(event)) yield event;
+        }
+      },
+      {
+        keepAliveMs: deps.options.keepAliveMs,
+        headers: { "Content-Location": location(run), Location: streamLocation(run) },
+        onDisconnect: options.cancelOnDisconnect
+          ? () => {
+              void runs.cancel([run.run_id], "interrupt").catch(() => undefined);
+            }
+          : undefined,
+      },
+    );
+  };
+
+  /** Waits for the run and answers with its own output (C4). */
+  const waitRun = async (c: Context, run: Run, cancelOnDisconnect: boolean) => {
+    const signal = c.req.raw.signal;
+    const onAbort = () => {
+      if (cancelOnDisconnect) void runs.cancel([run.run_id], "interrupt").catch(() => undefined);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      const final = await runs.waitFinal(run.run_id, signal);
+      c.header("Content-Location", location(run));
+      return c.json((final.output ?? null) as object);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+  };
+
+  // Thread runs.
+  app.post("/threads/:thread_id/runs", async (c) => {
+    const run = await create(c, uuidParam(c, "thread_id"));
+    c.header("Content-Location", location(run));
+    return c.json(wireRun(run));
+  });
+  app.post("/threads/:thread_id/runs/stream", async (c) => {
+    const run = await create(c, uuidParam(c, "thread_id"));
+    return streamRun(c, run, { cancelOnDisconnect: run.kwargs.on_disconnect === "cancel" });
+  });
+  app.post("/threads/:thread_id/runs/wait", async (c) => {
+    const run = await create(c, uuidParam(c, "thread_id"));
+    return waitRun(c, run, run.kwargs.on_disconnect === "cancel");
+  });
+  app.get("/threads/:thread_id/runs", async (c) => {
+    const threadId = uuidParam(c, "thread_id");
+    await deps.threadService.get(threadId);
+    const page = parse(
+      s.AssistantVersions.pick({ limit: true, offset: true }),
+      { limit: c.req.query("limit"), offset: c.req.query("offset") },
+    );
+    const status = c.req.query("status") as Run["status"] | undefined;
+    const found = await queue.list(threadId, { ...page, status: status || undefined });
+    return c.json(found.map(wireRun));
+  });
+  app.get("/threads/:thread_id/runs/:run_id", async (c) => {
+    const run = await runs.get(uuidParam(c, "run_id"), uuidParam(c, "thread_id"));
+    return c.json(wireRun(run));
+  });
+  app.delete("/threads/:thread_id/runs/:run_id", async (c) => {
+    const threadId = uuidParam(c, "thread_id");
+    const runId = uuidParam(c, "run_id");
+    if (!(await queue.delete(threadId, runId))) throw notFound("Run", runId);
+    return c.json({});
+  });
+  app.get("/threads/:thread_id/runs/:run_id/join", async (c) => {
+    const run = await runs.get(uuidParam(c, "run_id"), uuidParam(c, "thread_id"));
+    return waitRun(c, run, flag(c.req.query("cancel_on_disconnect")));
+  });
+  const joinStream = async (c: Context, threadId: string | undefined) => {
+    const run = await runs.get(uuidParam(c, "run_id"), threadId);
+    const modes = c.req.queries("stream_mode");
+    return streamRun(c, run, {
+      lastEventId: c.req.header("Last-Event-ID") ?? undefined,
+      modes,
+      cancelOnDisconnect: flag(c.req.query("cancel_on_disconnect")),
+    });
+  };
+  app.get("/threads/:thread_id/runs/:run_id/stream", (c) => joinStream(c, uuidParam(c, "thread_id")));
+  app.get("/runs/:run_id/stream", (c) => joinStream(c, undefined));
+
+  app.post("/threads/:thread_id/runs/:run_id/cancel", async (c) => {
+    const threadId = uuidParam(c, "thread_id");
+    const runId = uuidParam(c, "run_id");
+    const action = parse(s.RunCreate.shape.multitask_strategy.unwrap().extract(["interrupt", "rollback"]).default("interrupt"), c.req.query("action"));
+    const run = await runs.get(runId, threadId);
+    if (run.status !== "pending" && run.status !== "running") {
+      throw new BatonError(ErrorCode.conflict, `Run '${runId}' is already ${run.status}; only pending or running runs can be cancelled.`);
+    }
+    const waitFinal = flag(c.req.query("wait"));
+    // Subscribe before cancelling so the final event cannot be missed.
+    const final = waitFinal ? runs.waitFinal(runId, c.req.raw.signal) : undefined;
+    await runs.cancel([runId], action);
+    if (final !== undefined) await final.catch(() => undefined);
+    return waitFinal ? c.json({}) : c.body(null, 202);
+  });
+
+  app.post("/runs/cancel", async (c) => {
+    const q = await body(c, s.RunsCancel);
+    const action = parse(s.RunCreate.shape.multitask_strategy.unwrap().extract(["interrupt", "rollback"]).default("interrupt"), c.req.query("action"));
+    let ids: string[] = q.run_ids ?? [];
+    if (q.thread_id !== undefined) {
+      const inflight = await queue.inflight(q.thread_id);
+      const status = q.status ?? "all";
+      const matching = inflight.filter((r) => status === "all" || r.status === status).map((r) => r.run_id);
+      ids = q.run_ids !== undefined ? ids.filter((id) => matching.includes(id)) : matching;
+    } else if (q.run_ids === undefined) {
+      throw new BatonError(ErrorCode.invalid, "Name the runs to cancel: 'run_ids', or 'thread_id' (optionally with 'status').");
+    }
+    await runs.cancel(ids, action);
+    return c.body(null, 204);
+  });
+
+  // Stateless runs: a temporary thread, deleted after the run unless on_completion is 'keep'.
+  app.post("/runs", async (c) => {
+    const run = await create(c, null);
+    c.header("Content-Location", location(run));
+    return c.json(wireRun(run));
+  });
+  app.post("/runs/stream", async (c) => {
+    const run = await create(c, null);
+    return streamRun(c, run, { cancelOnDisconnect: run.kwargs.on_disconnect === "cancel" });
+  });
+  app.post("/runs/wait", async (c) => {
+    const run = await create(c, null);
+    return waitRun(c, run, run.kwargs.on_disconnect === "cancel");
+  });
+  app.post("/runs/batch", async (c) => {
+    const raw = await readJson(c);
+    if (!Array.isArray(raw)) throw new BatonError(ErrorCode.invalid, "Request body must be a JSON array of run payloads.");
+    const inputs = raw.map((item, index) => {
+      try {
+        return toCreateInput(parse(s.RunCreate, item), null, { on_completion: "delete" });
+      } catch (error) {
+        throw new BatonError(ErrorCode.invalid, `Run ${index}: ${(error as Error).message}`);
+      }
+    });
+    const created: Run[] = [];
+    for (const input of inputs) created.push(await runs.create(input));
+    return c.json(created.map(wireRun));
+  });
+  return app;
+}

@@ -1,0 +1,91 @@
+import { randomUUID } from "node:crypto";
+import { Hono } from "hono";
+import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
+import type { HttpDeps } from "../deps.ts";
+import { select, wireThread } from "../records.ts";
+import * as s from "../schemas.ts";
+import { body, flag, parse, uuidParam } from "../validate.ts";
+
+export function threadRoutes(deps: HttpDeps): Hono {
+  const app = new Hono();
+  const { threads, threadService } = deps;
+
+  app.post("/threads", async (c) => {
+    const input = await body(c, s.ThreadCreate);
+    if (input.graph_id !== undefined && !deps.registry.ids.includes(input.graph_id)) {
+      throw new BatonError(ErrorCode.notFound, `Graph '${input.graph_id}' not found. Known graphs: ${deps.registry.ids.join(", ")}.`);
+    }
+    const metadata = input.graph_id !== undefined ? { ...input.metadata, graph_id: input.graph_id } : input.metadata;
+    const thread = await threads.create({ thread_id: input.thread_id ?? randomUUID(), metadata, if_exists: input.if_exists });
+    for (const step of input.supersteps ?? []) {
+      for (const update of step.updates) {
+        await threadService.update(thread.thread_id, { values: update.values, as_node: update.as_node });
+      }
+    }
+    return c.json(wireThread(input.supersteps?.length ? await threadService.get(thread.thread_id) : thread));
+  });
+
+  app.post("/threads/search", async (c) => {
+    const q = await body(c, s.ThreadSearch);
+    const found = await threads.search(q);
+    return c.json(found.map((t) => select(wireThread(t), q.select)));
+  });
+
+  app.post("/threads/count", async (c) => c.json(await threads.count(await body(c, s.ThreadCount))));
+
+  app.get("/threads/:thread_id", async (c) => c.json(wireThread(await threadService.get(uuidParam(c, "thread_id")))));
+
+  app.patch("/threads/:thread_id", async (c) => {
+    const id = uuidParam(c, "thread_id");
+    const { metadata } = await body(c, s.ThreadPatch);
+    return c.json(wireThread(await threads.patch(id, metadata)));
+  });
+
+  app.delete("/threads/:thread_id", async (c) => {
+    const id = uuidParam(c, "thread_id");
+    if (!(await threads.delete(id))) throw notFound("Thread", id);
+    return c.json({});
+  });
+
+  app.post("/threads/:thread_id/copy", async (c) => {
+    const id = uuidParam(c, "thread_id");
+    return c.json(wireThread(await threads.copy(id, randomUUID())));
+  });
+
+  app.get("/threads/:thread_id/state", async (c) => {
+    const id = uuidParam(c, "thread_id");
+    return c.json(await threadService.state(id, { subgraphs: flag(c.req.query("subgraphs")) }));
+  });
+
+  app.get("/threads/:thread_id/state/:checkpoint_id", async (c) => {
+    const id = uuidParam(c, "thread_id");
+    return c.json(
+      await threadService.state(id, { subgraphs: flag(c.req.query("subgraphs")), checkpoint: { checkpoint_id: c.req.param("checkpoint_id") } }),
+    );
+  });
+
+  app.post("/threads/:thread_id/state/checkpoint", async (c) => {
+    const id = uuidParam(c, "thread_id");
+    const q = await body(c, s.StateAtCheckpoint);
+    return c.json(await threadService.state(id, { subgraphs: q.subgraphs ?? false, checkpoint: q.checkpoint }));
+  });
+
+  app.post("/threads/:thread_id/state", async (c) => {
+    const id = uuidParam(c, "thread_id");
+    const input = await body(c, s.StateUpdate);
+    const checkpoint = input.checkpoint ?? (input.checkpoint_id ? { checkpoint_id: input.checkpoint_id } : undefined);
+    return c.json(await threadService.update(id, { values: input.values, as_node: input.as_node, checkpoint }));
+  });
+
+  const history = async (id: string, raw: unknown) => {
+    const q = parse(s.HistoryQuery, raw);
+    const before = typeof q.before === "string" ? { checkpoint_id: q.before } : q.before;
+    return threadService.history(id, { limit: q.limit, before, metadata: q.metadata, checkpoint: q.checkpoint });
+  };
+  app.get("/threads/:thread_id/history", async (c) =>
+    c.json(await history(uuidParam(c, "thread_id"), { limit: c.req.query("limit"), before: c.req.query("before") })),
+  );
+  app.post("/threads/:thread_id/history", async (c) => c.json(await history(uuidParam(c, "thread_id"), await body(c, s.HistoryQuery.partial()))));
+
+  return app;
+}

@@ -1,0 +1,181 @@
+/**
+ * Composition root: backend -> core services -> HTTP + workers. The only
+ * module that imports every layer.
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { isAbsolute, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { serve, type ServerType } from "@hono/node-server";
+import { MemoryEventBus } from "./backends/memory/event-bus.ts";
+import { createSqliteBackend } from "./backends/sqlite/index.ts";
+import type { Config, LoadedProject } from "./config.ts";
+import { ConfigError } from "./config.ts";
+import { systemAssistantId } from "./core/assistants.ts";
+import { systemClock, type Clock } from "./core/clock.ts";
+import { coerceError } from "./core/errors.ts";
+import { GraphRegistry } from "./core/graphs.ts";
+import type { Logger } from "./core/logger.ts";
+import type { RunOutcome } from "./core/ports.ts";
+import { RunService } from "./core/runs.ts";
+import { ThreadService } from "./core/threads.ts";
+import type { Run } from "./core/types.ts";
+import { createApp } from "./http/app.ts";
+import { wireRun } from "./http/records.ts";
+import { WorkerPool } from "./worker/worker-pool.ts";
+
+export { createLogger } from "./core/logger.ts";
+
+export const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+export interface BatonServer {
+  url: string;
+  port: number;
+  graphs: string[];
+  storage: string;
+  /** Graceful, then forceful: stop accepting, let runs finish within the grace period, hand back the rest. */
+  close(graceMs?: number): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** One process owns a data directory: a second one is refused with the first one's pid. */
+function lockDataDir(dir: string): () => void {
+  mkdirSync(dir, { recursive: true });
+  const lock = join(dir, "baton.pid");
+  try {
+    const pid = Number(readFileSync(lock, "utf8"));
+    if (pid && pid !== process.pid) {
+      try {
+        process.kill(pid, 0);
+        throw new ConfigError(`Data directory ${dir} is in use by process ${pid}. Stop it, or pass another --data-dir.`);
+      } catch (error) {
+        if (error instanceof ConfigError) throw error;
+        // ESRCH: that process is gone; its lock is stale.
+      }
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+  }
+  writeFileSync(lock, String(process.pid));
+  return () => rmSync(lock, { force: true });
+}
+
+async function importDefault(baseDir: string, spec: string): Promise<unknown> {
+  const colon = spec.lastIndexOf(":");
+  const file = colon > 1 ? spec.slice(0, colon) : spec;
+  const name = colon > 1 ? spec.slice(colon + 1) : "default";
+  const module = (await import(pathToFileURL(isAbsolute(file) ? file : resolve(baseDir, file)).href)) as Record<string, unknown>;
+  if (module[name] === undefined) throw new ConfigError(`${file} has no export '${name}'.`);
+  return module[name];
+}
+
+export async function createServer(config: Config, loaded: LoadedProject, logger: Logger, clock: Clock = systemClock): Promise<BatonServer> {
+  const dataDir = resolve(config.dataDir);
+  const unlock = lockDataDir(dataDir);
+  const backend = createSqliteBackend({ path: join(dataDir, "baton.sqlite"), busyTimeoutMs: config.busyTimeoutMs, clock });
+  const bus = new MemoryEventBus({ retentionMs: config.eventRetentionMs });
+  const cleanup = async () => {
+    await bus.close();
+    await backend.close();
+    unlock();
+  };
+  try {
+    const graphIds = Object.keys(loaded.project.graphs);
+    const registry = new GraphRegistry(
+      Object.entries(loaded.project.graphs).map(([graphId, spec]) => ({ graphId, spec })),
+      loaded.baseDir,
+    );
+    await registry.loadAll();
+    for (const graphId of graphIds) {
+      await backend.assistants.ensure({
+        assistant_id: systemAssistantId(graphId),
+        graph_id: graphId,
+        config: {},
+        context: {},
+        metadata: { created_by: "system" },
+        name: graphId,
+        description: null,
+      });
+    }
+    const checkpointer =
+      loaded.project.checkpointer?.path !== undefined
+        ? ((await importDefault(loaded.baseDir, loaded.project.checkpointer.path)) as typeof backend.checkpointer)
+        : backend.checkpointer;
+    const runs = new RunService({ queue: backend.runs, assistants: backend.assistants, bus, registry, clock });
+    const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, registry, checkpointer, store: backend.store });
+    const userApp =
+      loaded.project.http?.app !== undefined
+        ? ((await importDefault(loaded.baseDir, loaded.project.http.app)) as { fetch: (r: Request) => Promise<Response> })
+        : undefined;
+    const app = createApp(
+      {
+        assistants: backend.assistants,
+        threads: backend.threads,
+        queue: backend.runs,
+        items: backend.items,
+        bus,
+        registry,
+        runs,
+        threadService,
+        logger,
+        options: { maxBodyBytes: config.maxBodyBytes, keepAliveMs: config.keepAliveMs, version: VERSION },
+      },
+      userApp,
+    );
+
+    /** Webhooks: POST the run and its output; a relative URL goes to the project's own app. */
+    const onFinished = async (run: Run, outcome: RunOutcome) => {
+      const url = run.kwargs.webhook;
+      if (!url) return;
+      const payload = JSON.stringify({ ...wireRun({ ...run, status: outcome.status }), values: outcome.output, error: outcome.error });
+      const init = { method: "POST", headers: { "Content-Type": "application/json" }, body: payload };
+      const response = url.startsWith("/") ? await app.request(url, init) : await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
+      logger.info("run:webhook-sent", { run_id: run.run_id, url, status: response.status });
+    };
+
+    const pool = new WorkerPool(
+      { queue: backend.runs, bus, registry, assistants: backend.assistants, checkpointer, store: backend.store, logger, onFinished },
+      {
+        concurrency: config.workers,
+        leaseMs: config.leaseMs,
+        leaseRenewMs: config.leaseRenewMs,
+        sweepIntervalMs: config.sweepIntervalMs,
+        pollIntervalMs: config.pollIntervalMs,
+        maxAttempts: config.maxAttempts,
+        runTimeoutMs: config.runTimeoutMs,
+      },
+    );
+    // Embedded mode owns its file: whatever was running died with the last process.
+    backend.runs.expireAll();
+    await pool.sweep();
+
+    const server: ServerType = await new Promise((resolveServer, reject) => {
+      const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
+      s.once("error", (error: NodeJS.ErrnoException) =>
+        reject(
+          error.code === "EADDRINUSE"
+            ? new ConfigError(`Port ${config.port} on ${config.host} is already in use. Pass another --port (0 picks a free one).`)
+            : error,
+        ),
+      );
+    });
+    pool.start();
+    const port = (server.address() as AddressInfo).port;
+    const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+    let closing: Promise<void> | undefined;
+    const close = (graceMs = config.shutdownGraceMs) =>
+      (closing ??= (async () => {
+        logger.info("server:stopping", { grace_ms: graceMs, active_runs: pool.activeCount });
+        const httpClosed = new Promise<void>((done) => server.close(() => done()));
+        await pool.close(graceMs);
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+        await httpClosed;
+        await cleanup();
+        logger.info("server:stopped");
+      })());
+    return { url, port, graphs: graphIds, storage: backend.description, close, [Symbol.asyncDispose]: () => close(0) };
+  } catch (error) {
+    await cleanup().catch(() => undefined);
+    throw error instanceof ConfigError ? error : new ConfigError(coerceError(error).message);
+  }
+}

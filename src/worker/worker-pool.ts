@@ -1,0 +1,229 @@
+/**
+ * The worker pool: up to `concurrency` runs at once. Each slot claims a run
+ * from the queue (the database decides; C1), executes it, and records the
+ * outcome fenced by its lease. A lease keeper renews leases and picks up
+ * durable cancels; a sweeper requeues runs whose worker died (C3).
+ *
+ * Modes: RUNNING (claiming when woken, on a poll timer, or when a slot
+ * frees), DRAINING (close() called: no new claims, runs may finish within
+ * the grace period), STOPPED (remaining runs aborted and handed back).
+ */
+import { randomUUID } from "node:crypto";
+import { coerceError } from "../core/errors.ts";
+import { executeRun, type ExecutorDeps, type StopReason } from "../core/executor.ts";
+import type { Logger } from "../core/logger.ts";
+import type { RunOutcome, RunQueue } from "../core/ports.ts";
+import type { CancelAction, Run } from "../core/types.ts";
+
+export interface WorkerPoolOptions {
+  /** Runs executed at once by this process. */
+  concurrency: number;
+  /** How long a claim is valid without renewal. */
+  leaseMs: number;
+  /** How often held leases are renewed (and durable cancels checked). */
+  leaseRenewMs: number;
+  /** How often expired leases are swept. */
+  sweepIntervalMs: number;
+  /** How often the queue is polled when nothing woke the pool (delayed runs). */
+  pollIntervalMs: number;
+  /** Attempts before a run whose worker keeps dying ends as an error. */
+  maxAttempts: number;
+  /** A run still going after this long is stopped with status `timeout`. */
+  runTimeoutMs: number;
+}
+
+interface Active {
+  run: Run;
+  controller: AbortController;
+  reason: StopReason | undefined;
+  done: Promise<void>;
+}
+
+export interface WorkerPoolDeps extends ExecutorDeps {
+  queue: RunQueue;
+  logger: Logger;
+  /** Called after a run's outcome is recorded (webhooks). Errors are logged, never thrown. */
+  onFinished?: (run: Run, outcome: RunOutcome) => Promise<void>;
+}
+
+export class WorkerPool {
+  readonly owner = `worker-${randomUUID()}`;
+  readonly #deps: WorkerPoolDeps;
+  readonly #options: WorkerPoolOptions;
+  readonly #active = new Map<string, Active>();
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #unsubscribe: (() => void)[] = [];
+  #accepting = false;
+  #filling = false;
+  #fillAgain = false;
+
+  constructor(deps: WorkerPoolDeps, options: WorkerPoolOptions) {
+    this.#deps = deps;
+    this.#options = options;
+  }
+
+  get activeCount(): number {
+    return this.#active.size;
+  }
+
+  start(): void {
+    this.#accepting = true;
+    this.#unsubscribe.push(this.#deps.bus.onWork(() => this.wake()));
+    this.#unsubscribe.push(this.#deps.bus.onCancel((runId, action) => this.#cancel(runId, action)));
+    const every = (ms: number, task: () => Promise<void>) => {
+      const timer = setInterval(() => {
+        task().catch((error: unknown) => this.#deps.logger.error("worker:tick-failed", { error: coerceError(error).message }));
+      }, ms);
+      timer.unref();
+      this.#timers.push(timer);
+    };
+    every(this.#options.pollIntervalMs, async () => this.wake());
+    every(this.#options.leaseRenewMs, () => this.#renew());
+    every(this.#options.sweepIntervalMs, () => this.sweep());
+    this.wake();
+  }
+
+  /** Requeues runs whose lease expired; any process may call it at any time. */
+  async sweep(): Promise<void> {
+    const { requeued, failed } = await this.#deps.queue.sweep(this.#options.maxAttempts);
+    for (const runId of requeued) this.#deps.logger.warn("run:requeued", { run_id: runId, reason: "lease expired" });
+    for (const runId of failed) {
+      this.#deps.logger.error("run:abandoned", { run_id: runId, reason: "lease expired after the last attempt or a cancel" });
+      this.#deps.bus.end(runId);
+    }
+    if (requeued.length > 0 || failed.length > 0) this.wake();
+  }
+
+  /** Claims runs until the slots are full or the queue has nothing due. */
+  wake(): void {
+    if (!this.#accepting) return;
+    if (this.#filling) {
+      this.#fillAgain = true;
+      return;
+    }
+    this.#filling = true;
+    void this.#fill()
+      .catch((error: unknown) => this.#deps.logger.error("worker:claim-failed", { error: coerceError(error).message }))
+      .finally(() => {
+        this.#filling = false;
+        if (this.#fillAgain) {
+          this.#fillAgain = false;
+          this.wake();
+        }
+      });
+  }
+
+  async #fill(): Promise<void> {
+    while (this.#accepting && this.#active.size < this.#options.concurrency) {
+      const run = await this.#deps.queue.claim(this.owner, this.#options.leaseMs);
+      if (run === null) return;
+      this.#startRun(run);
+    }
+  }
+
+  #startRun(run: Run): void {
+    const controller = new AbortController();
+    const active: Active = { run, controller, reason: undefined, done: Promise.resolve() };
+    this.#active.set(run.run_id, active);
+    active.done = this.#execute(active).finally(() => {
+      this.#active.delete(run.run_id);
+      this.wake();
+    });
+  }
+
+  async #execute(active: Active): Promise<void> {
+    const { run, controller } = active;
+    const log = this.#deps.logger;
+    const queuedMs = Date.now() - Date.parse(run.created_at);
+    log.info("run:claimed", { run_id: run.run_id, thread_id: run.thread_id, graph_id: run.graph_id, attempt: run.attempt, queued_ms: queuedMs });
+    const timeout = setTimeout(() => this.#stop(active, { kind: "timeout" }), this.#options.runTimeoutMs);
+    timeout.unref();
+    const started = Date.now();
+    try {
+      // The durable side of cancels: one may have landed between claim and now.
+      const pending = await this.#deps.queue.cancelAction(run.run_id);
+      if (pending !== null) this.#stop(active, { kind: "cancel", action: pending });
+      const result = await executeRun(run, this.#deps, controller.signal, () => active.reason);
+      const fence = { owner: this.owner, attempt: run.attempt };
+      if (result.handBack) {
+        await this.#deps.queue.release(run.run_id, fence);
+        log.info("run:handed-back", { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });
+        return;
+      }
+      const recorded = await this.#deps.queue.finish(run.run_id, fence, result.outcome);
+      if (!recorded) {
+        log.warn("run:lease-lost", { run_id: run.run_id, attempt: run.attempt, detail: "outcome not recorded; another attempt owns the run" });
+        return;
+      }
+      this.#deps.bus.publish(run.run_id, "__final__", { status: result.outcome.erase ? "rolled_back" : result.outcome.status, output: result.outcome.output });
+      this.#deps.bus.end(run.run_id);
+      log.info("run:finished", {
+        run_id: run.run_id,
+        thread_id: run.thread_id,
+        status: result.outcome.erase ? "rolled_back" : result.outcome.status,
+        attempt: run.attempt,
+        run_ms: Date.now() - started,
+        ...(result.outcome.error ? { error: result.outcome.error } : {}),
+      });
+      if (this.#deps.onFinished !== undefined && !result.outcome.erase) {
+        await this.#deps.onFinished(run, result.outcome).catch((error: unknown) =>
+          log.warn("run:webhook-failed", { run_id: run.run_id, error: coerceError(error).message }),
+        );
+      }
+    } catch (error) {
+      log.error("run:crashed", { run_id: run.run_id, error: coerceError(error).message });
+    } finally {
+      clearTimeout(timeout);
+    }
+  }
+
+  #stop(active: Active, reason: StopReason): void {
+    if (active.reason !== undefined) return;
+    active.reason = reason;
+    active.controller.abort(new Error(`run stopped: ${reason.kind}`));
+  }
+
+  #cancel(runId: string, action: CancelAction): void {
+    const active = this.#active.get(runId);
+    if (active !== undefined) this.#stop(active, { kind: "cancel", action });
+  }
+
+  async #renew(): Promise<void> {
+    const ids = [...this.#active.keys()];
+    if (ids.length === 0) return;
+    const held = new Set(await this.#deps.queue.extendLeases(this.owner, ids, this.#options.leaseMs));
+    for (const id of ids) {
+      const active = this.#active.get(id);
+      if (active === undefined) continue;
+      if (!held.has(id)) {
+        this.#deps.logger.warn("run:lease-lost", { run_id: id });
+        this.#stop(active, { kind: "shutdown" });
+        continue;
+      }
+      const action = await this.#deps.queue.cancelAction(id);
+      if (action !== null) this.#stop(active, { kind: "cancel", action });
+    }
+  }
+
+  /**
+   * Graceful, then forceful: stop claiming, let running runs finish within
+   * `graceMs`, then abort the rest and hand them back to the queue.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.#accepting = false;
+    for (const timer of this.#timers) clearInterval(timer);
+    for (const off of this.#unsubscribe) off();
+    const all = () => Promise.all([...this.#active.values()].map((a) => a.done));
+    if (this.#active.size > 0 && graceMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([all(), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    }
+    for (const active of this.#active.values()) this.#stop(active, { kind: "shutdown" });
+    await all();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close(0);
+  }
+}

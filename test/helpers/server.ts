@@ -1,0 +1,48 @@
+/** Starts a real Baton server in this process on port 0 with its own data directory. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "@langchain/langgraph-sdk";
+import { loadConfig, loadProject, type Config } from "../../src/config.ts";
+import { createLogger, createServer, type BatonServer } from "../../src/server.ts";
+
+export const FIXTURES = join(import.meta.dirname, "../fixtures/graphs/langgraph.json");
+
+export interface TestServer {
+  server: BatonServer;
+  client: Client;
+  url: string;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(overrides: Partial<Record<keyof Config, unknown>> = {}): Promise<TestServer> {
+  const dataDir = (overrides.dataDir as string | undefined) ?? mkdtempSync(join(tmpdir(), "baton-test-"));
+  const config = loadConfig({ port: 0, dataDir, configPath: FIXTURES, shutdownGraceMs: 0, ...overrides }, {});
+  const logger = createLogger({ level: "warn", format: "json", write: (line) => process.stderr.write(line) });
+  const server = await createServer(config, loadProject(config.configPath, {}), logger);
+  const client = new Client({ apiUrl: server.url, defaultHeaders: {} });
+  return {
+    server,
+    client,
+    url: server.url,
+    dataDir,
+    async close() {
+      await server.close(0);
+      if (overrides.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const human = (content: string) => ({ messages: [{ role: "user", content }] });
+
+/** Polls `check` until it returns a value other than undefined (for cross-process facts only). */
+export async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
