@@ -1,0 +1,126 @@
+/** C7 and C8: cancels stop runs promptly; every subscriber gets every event; Last-Event-ID resumes exactly. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { gate } from "../fixtures/graphs/graphs.ts";
+import { human, startServer, type TestServer } from "../helpers/server.ts";
+
+let t: TestServer;
+beforeAll(async () => {
+  t = await startServer();
+});
+afterAll(async () => {
+  await t.close();
+});
+
+async function gatedRun() {
+  const thread = await t.client.threads.create();
+  const name = `g-${crypto.randomUUID()}`;
+  const g = gate(name);
+  const run = await t.client.runs.create(thread.thread_id, "gated", { input: human(`gate:${name}`), streamMode: ["values", "updates"] });
+  await expect.poll(() => g.entered).toBe(1);
+  return { thread, run, g };
+}
+
+async function collect(iterable: AsyncIterable<{ event: string; id?: string | undefined }>) {
+  const parts: { event: string; id?: string | undefined }[] = [];
+  for await (const part of iterable) parts.push(part);
+  return parts;
+}
+
+describe("streams", () => {
+  it("two joiners of one run both get every event, in order", async () => {
+    const { thread, run, g } = await gatedRun();
+    const a = collect(t.client.runs.joinStream(thread.thread_id, run.run_id));
+    const b = collect(t.client.runs.joinStream(thread.thread_id, run.run_id));
+    await new Promise((resolve) => setImmediate(resolve));
+    g.open();
+    const [pa, pb] = await Promise.all([a, b]);
+    expect(pa.map((p) => p.id)).toEqual(pb.map((p) => p.id));
+    expect(pa.map((p) => p.event)).toEqual(pb.map((p) => p.event));
+    expect(pa[0]!.event).toBe("metadata");
+    expect(pa.filter((p) => p.event === "updates").map((p) => Object.keys((p as { data: object }).data))).toEqual([["wait"], ["reply"]]);
+    expect(pa.filter((p) => p.event === "values").length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("Last-Event-ID resumes with exactly the rest", async () => {
+    const { thread, run, g } = await gatedRun();
+    g.open();
+    const all = await collect(t.client.runs.joinStream(thread.thread_id, run.run_id));
+    const cut = all[1]!.id!;
+    const rest = await collect(t.client.runs.joinStream(thread.thread_id, run.run_id, { lastEventId: cut }));
+    expect(rest.map((p) => p.id)).toEqual(all.slice(2).map((p) => p.id));
+  });
+
+  it("sends keep-alive comments while a run is quiet", async () => {
+    const quick = await startServer({ keepAliveMs: 100 });
+    try {
+      const thread = await quick.client.threads.create();
+      const name = `ka-${crypto.randomUUID()}`;
+      const g = gate(name);
+      const response = await fetch(`${quick.url}/threads/${thread.thread_id}/runs/stream`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ assistant_id: "gated", input: human(`gate:${name}`) }),
+      });
+      const reader = response.body!.getReader();
+      let text = "";
+      while (!text.includes(": heartbeat")) text += new TextDecoder().decode((await reader.read()).value);
+      g.open();
+      while (!(await reader.read()).done);
+      expect(response.headers.get("content-location")).toMatch(/^\/threads\/.+\/runs\/[^/]+$/);
+    } finally {
+      await quick.close();
+    }
+  });
+});
+
+describe("cancel", () => {
+  it("stops a running run within a second, and wait=true returns when it is final", async () => {
+    const { thread, run } = await gatedRun();
+    const started = Date.now();
+    await t.client.runs.cancel(thread.thread_id, run.run_id, true);
+    const elapsedMs = Date.now() - started;
+    expect(elapsedMs).toBeLessThan(1000);
+    expect((await t.client.runs.get(thread.thread_id, run.run_id)).status).toBe("interrupted");
+    expect((await t.client.threads.get(thread.thread_id)).status).toBe("idle");
+  });
+
+  it("wait=false answers 202 at once; the run still ends interrupted", async () => {
+    const { thread, run } = await gatedRun();
+    const response = await fetch(`${t.url}/threads/${thread.thread_id}/runs/${run.run_id}/cancel?wait=0`, { method: "POST" });
+    expect(response.status).toBe(202);
+    await t.client.runs.join(thread.thread_id, run.run_id);
+    expect((await t.client.runs.get(thread.thread_id, run.run_id)).status).toBe("interrupted");
+  });
+
+  it("rollback cancel erases the run", async () => {
+    const { thread, run } = await gatedRun();
+    await t.client.runs.cancel(thread.thread_id, run.run_id, true, "rollback");
+    await expect(t.client.runs.get(thread.thread_id, run.run_id)).rejects.toThrow(/404/);
+  });
+
+  it("bulk cancel stops every in-flight run of a thread", async () => {
+    const { thread, run } = await gatedRun();
+    const queued = await t.client.runs.create(thread.thread_id, "echo", { input: human("queued") });
+    await t.client.runs.cancelMany({ threadId: thread.thread_id, status: "all" });
+    await t.client.runs.join(thread.thread_id, run.run_id);
+    expect((await t.client.runs.get(thread.thread_id, queued.run_id)).status).toBe("interrupted");
+    expect((await t.client.runs.get(thread.thread_id, run.run_id)).status).toBe("interrupted");
+  });
+
+  it("a disconnecting stream cancels its run when on_disconnect=cancel", async () => {
+    const thread = await t.client.threads.create();
+    const name = `dc-${crypto.randomUUID()}`;
+    const g = gate(name);
+    const abort = new AbortController();
+    const response = await fetch(`${t.url}/threads/${thread.thread_id}/runs/stream`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ assistant_id: "gated", input: human(`gate:${name}`), on_disconnect: "cancel" }),
+      signal: abort.signal,
+    });
+    const runId = /runs\/([^/]+)$/.exec(response.headers.get("content-location")!)![1]!;
+    await expect.poll(() => g.entered).toBe(1);
+    abort.abort();
+    await expect.poll(async () => (await t.client.runs.get(thread.thread_id, runId)).status).toBe("interrupted");
+  });
+});
