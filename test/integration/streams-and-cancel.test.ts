@@ -20,8 +20,9 @@ async function gatedRun() {
   return { thread, run, g };
 }
 
-async function collect(iterable: AsyncIterable<{ event: string; id?: string | undefined }>) {
-  const parts: { event: string; id?: string | undefined }[] = [];
+type Part = { event: string; id?: string | undefined; data?: unknown };
+async function collect(iterable: AsyncIterable<Part>) {
+  const parts: Part[] = [];
   for await (const part of iterable) parts.push(part);
   return parts;
 }
@@ -37,7 +38,7 @@ describe("streams", () => {
     expect(pa.map((p) => p.id)).toEqual(pb.map((p) => p.id));
     expect(pa.map((p) => p.event)).toEqual(pb.map((p) => p.event));
     expect(pa[0]!.event).toBe("metadata");
-    expect(pa.filter((p) => p.event === "updates").map((p) => Object.keys((p as { data: object }).data))).toEqual([["wait"], ["reply"]]);
+    expect(pa.filter((p) => p.event === "updates").map((p) => Object.keys(p.data as object))).toEqual([["wait"], ["reply"]]);
     expect(pa.filter((p) => p.event === "values").length).toBeGreaterThanOrEqual(2);
   });
 
