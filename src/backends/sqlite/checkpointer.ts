@@ -173,8 +173,8 @@ export class SqliteCheckpointer extends BaseCheckpointSaver {
 
   async deleteThread(threadId: string): Promise<void> {
     this.#db.transaction(() => {
-      this.#db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
       this.#db.prepare("DELETE FROM checkpoint_writes WHERE thread_id = ?").run(threadId);
+      this.#db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
     })();
   }
 

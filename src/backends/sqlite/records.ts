@@ -17,6 +17,7 @@ import type {
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
 import {
   decodeNamespace,
+  deleteThreadRows,
   encodeNamespace,
   json,
   jsonContains,
@@ -239,9 +240,7 @@ export class SqliteThreads implements Threads {
           `Thread '${threadId}' has a running run ('${running.run_id}'); cancel it first, then delete the thread.`,
         );
       }
-      this.db.prepare("DELETE FROM checkpoint_writes WHERE thread_id = ?").run(threadId);
-      this.db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
-      this.db.prepare("DELETE FROM threads WHERE thread_id = ?").run(threadId);
+      deleteThreadRows(this.db, threadId);
       return true;
     })();
   }

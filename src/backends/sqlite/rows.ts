@@ -1,4 +1,5 @@
 /** Row <-> record mapping for the embedded schema. */
+import type { Database } from "better-sqlite3";
 import type { Assistant, Run, StoreItem, Thread } from "../../core/types.ts";
 
 export const SEP = "\u001f";
@@ -128,4 +129,11 @@ export function jsonContains(column: string, filter: Record<string, unknown> | u
     }
   }
   return clauses;
+}
+
+/** Deletes a thread with its checkpoints and pending writes (its runs go by ON DELETE CASCADE). Call inside a transaction. */
+export function deleteThreadRows(db: Database, threadId: string): void {
+  db.prepare("DELETE FROM checkpoint_writes WHERE thread_id = ?").run(threadId);
+  db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
+  db.prepare("DELETE FROM threads WHERE thread_id = ?").run(threadId);
 }

@@ -59,4 +59,20 @@ describe("SqliteRunQueue", () => {
     expect(await b.runs.finish("r1", { owner: "w2", attempt: 2 }, done)).toBe(true);
     await b.close();
   });
+
+  it("a swept rollback erases the run with its checkpoints and their pending writes", async () => {
+    let now = 1_000;
+    const db = openDatabase({ path: ":memory:", busyTimeoutMs: 0 });
+    const queue = new SqliteRunQueue(db, { nowMs: () => now });
+    await queue.create(newRun("t1", "r1"));
+    await queue.claim("w1", 100);
+    db.prepare("INSERT INTO checkpoints (thread_id, checkpoint_id, run_id, type, checkpoint, metadata) VALUES ('t1', 'c1', 'r1', 'json', x'00', x'00')").run();
+    db.prepare("INSERT INTO checkpoint_writes (thread_id, checkpoint_id, task_id, idx, channel, type, value) VALUES ('t1', 'c1', 'k', 0, 'x', 'json', x'00')").run();
+    await queue.cancel(["r1"], "rollback");
+    now += 1_000;
+    expect(await queue.sweep(3)).toEqual({ requeued: [], failed: ["r1"] });
+    const count = (table: string) => (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+    expect([count("runs"), count("checkpoints"), count("checkpoint_writes")]).toEqual([0, 0, 0]);
+    db.close();
+  });
 });

@@ -11,7 +11,7 @@ import { isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import type { Fence, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
 import type { CancelAction, Run, RunStatus } from "../../core/types.ts";
-import { json, toRun, type RunRow } from "./rows.ts";
+import { deleteThreadRows, json, toRun, type RunRow } from "./rows.ts";
 
 export class SqliteRunQueue implements RunQueue {
   readonly #db: Database;
@@ -204,14 +204,7 @@ export class SqliteRunQueue implements RunQueue {
       }
       const iso = isoFromMs(this.#clock.nowMs());
       if (outcome.erase) {
-        this.#db
-          .prepare(
-            `DELETE FROM checkpoint_writes WHERE thread_id = ? AND checkpoint_id IN
-               (SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND run_id = ?)`,
-          )
-          .run(row.thread_id, row.thread_id, runId);
-        this.#db.prepare("DELETE FROM checkpoints WHERE thread_id = ? AND run_id = ?").run(row.thread_id, runId);
-        this.#db.prepare("DELETE FROM runs WHERE run_id = ?").run(runId);
+        this.#erase(row.thread_id, runId);
         this.#settleThread(row.thread_id, iso, null);
         return true;
       }
@@ -232,16 +225,22 @@ export class SqliteRunQueue implements RunQueue {
       this.#settleThread(row.thread_id, iso, outcome.thread.status);
       const kwargs = JSON.parse(row.kwargs) as Run["kwargs"];
       if (kwargs.temporary && kwargs.on_completion === "delete" && this.#countInflight.get(row.thread_id)!.n === 0) {
-        this.#deleteThread(row.thread_id);
+        deleteThreadRows(this.#db, row.thread_id);
       }
       return true;
     })();
   }
 
-  #deleteThread(threadId: string): void {
-    this.#db.prepare("DELETE FROM checkpoint_writes WHERE thread_id = ?").run(threadId);
-    this.#db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
-    this.#db.prepare("DELETE FROM threads WHERE thread_id = ?").run(threadId);
+  /** Inside a transaction: a rollback erases the run and every checkpoint (and pending write) it wrote. */
+  #erase(threadId: string, runId: string): void {
+    this.#db
+      .prepare(
+        `DELETE FROM checkpoint_writes WHERE thread_id = ? AND checkpoint_id IN
+           (SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND run_id = ?)`,
+      )
+      .run(threadId, threadId, runId);
+    this.#db.prepare("DELETE FROM checkpoints WHERE thread_id = ? AND run_id = ?").run(threadId, runId);
+    this.#db.prepare("DELETE FROM runs WHERE run_id = ?").run(runId);
   }
 
   async release(runId: string, fence: Fence): Promise<boolean> {
@@ -270,8 +269,7 @@ export class SqliteRunQueue implements RunQueue {
               ? `Run was cancelled (${row.cancel_action}) and its worker stopped before finishing it.`
               : `Run's worker stopped ${row.attempt} time(s) before finishing it (max attempts ${maxAttempts}).`;
           if (row.cancel_action === "rollback") {
-            this.#db.prepare("DELETE FROM checkpoints WHERE thread_id = ? AND run_id = ?").run(row.thread_id, row.run_id);
-            this.#db.prepare("DELETE FROM runs WHERE run_id = ?").run(row.run_id);
+            this.#erase(row.thread_id, row.run_id);
           } else {
             const status: RunStatus = row.cancel_action !== null ? "interrupted" : "error";
             this.#db
