@@ -153,9 +153,7 @@ export async function executeRun(run: Run, deps: ExecutorDeps, signal: AbortSign
         emitChunk(namespace, mode, payload);
       }
     }
-    const state = await graph.getState({ configurable: { thread_id: run.thread_id } });
-    const interrupts = interruptsOf(state);
-    const values = stateValues(state);
+    const { values, interrupts } = await threadAfter(graph, run);
     const interrupted = Object.keys(interrupts).length > 0;
     return {
       handBack: false,

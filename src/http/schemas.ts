@@ -133,6 +133,8 @@ export const RunCreate = z.object({
 });
 export type RunCreate = z.infer<typeof RunCreate>;
 
+export const CancelAction = z.enum(["interrupt", "rollback"]).default("interrupt");
+
 export const RunsCancel = z.object({
   thread_id: z.string().optional(),
   run_ids: z.array(z.string()).optional(),

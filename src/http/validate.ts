@@ -24,13 +24,6 @@ export async function body<S extends z.ZodType>(c: Context, schema: S): Promise<
   return parse(schema, await readJson(c));
 }
 
-/** Query string as an object; repeated keys become arrays. */
-export function query(c: Context): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [key, values] of Object.entries(c.req.queries())) out[key] = values.length === 1 ? values[0]! : values;
-  return out;
-}
-
 export const flag = (value: string | undefined): boolean => value === "1" || value === "true" || value === "True";
 
 /** Ids in paths must be UUIDs; anything else is a clear 422, not a lookup. */

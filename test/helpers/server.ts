@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
+import { expect } from "vitest";
+import { gate } from "../fixtures/graphs/graphs.ts";
 import { loadConfig, loadProject, type Config } from "../../src/config.ts";
 import { createLogger, createServer, type BatonServer } from "../../src/server.ts";
 
@@ -45,4 +47,19 @@ export async function until<T>(check: () => Promise<T | undefined>, what: string
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/**
+ * Starts a run of the `gated` fixture on a new thread and resolves once its
+ * node is blocked on the gate (a fact in this process: awaited, not slept).
+ * `message` is the run's input text, which names the gate.
+ */
+export async function startGatedRun(client: Client, options: { streamMode?: ("values" | "updates")[] } = {}) {
+  const thread = await client.threads.create();
+  const name = `g-${crypto.randomUUID()}`;
+  const g = gate(name);
+  const message = `gate:${name}`;
+  const run = await client.runs.create(thread.thread_id, "gated", { input: human(message), ...options });
+  await expect.poll(() => g.entered).toBe(1);
+  return { thread, run, gate: g, message };
 }

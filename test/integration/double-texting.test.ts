@@ -3,8 +3,7 @@
  * multitask strategy, auditing every answer and the final state.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { gate } from "../fixtures/graphs/graphs.ts";
-import { human, startServer, type TestServer } from "../helpers/server.ts";
+import { human, startGatedRun, startServer, type TestServer } from "../helpers/server.ts";
 
 let t: TestServer;
 beforeAll(async () => {
@@ -88,24 +87,16 @@ describe.each([10, 50])("%i concurrent requests on one thread", (n) => {
 
 describe("strategies against a run that is running", () => {
   it("interrupt stops the running run, keeps its progress and marks it interrupted", async () => {
-    const thread = await t.client.threads.create();
-    const name = `int-${crypto.randomUUID()}`;
-    const g = gate(name);
-    const first = await t.client.runs.create(thread.thread_id, "gated", { input: human(`gate:${name}`) });
-    await expect.poll(() => g.entered).toBe(1);
+    const { thread, run: first, message } = await startGatedRun(t.client);
     expect((await t.client.runs.get(thread.thread_id, first.run_id)).status).toBe("running");
     const second = (await t.client.runs.wait(thread.thread_id, "echo", { input: human("newer"), multitaskStrategy: "interrupt" })) as { messages: Msg[] };
-    expect(second.messages.map((m) => m.content)).toEqual([`gate:${name}`, "newer", "echo: newer"]);
+    expect(second.messages.map((m) => m.content)).toEqual([message, "newer", "echo: newer"]);
     expect((await t.client.runs.get(thread.thread_id, first.run_id)).status).toBe("interrupted");
     await expect(t.client.runs.join(thread.thread_id, first.run_id)).resolves.toMatchObject({ __error__: { error: "RunInterrupted" } });
   });
 
   it("rollback deletes the running run and its checkpoints before the new one starts", async () => {
-    const thread = await t.client.threads.create();
-    const name = `rb-${crypto.randomUUID()}`;
-    const g = gate(name);
-    const first = await t.client.runs.create(thread.thread_id, "gated", { input: human(`gate:${name}`) });
-    await expect.poll(() => g.entered).toBe(1);
+    const { thread, run: first } = await startGatedRun(t.client);
     const second = (await t.client.runs.wait(thread.thread_id, "echo", { input: human("clean"), multitaskStrategy: "rollback" })) as { messages: Msg[] };
     expect(second.messages.map((m) => m.content)).toEqual(["clean", "echo: clean"]);
     await expect(t.client.runs.get(thread.thread_id, first.run_id)).rejects.toThrow(/404/);
@@ -114,11 +105,7 @@ describe("strategies against a run that is running", () => {
   });
 
   it("reject answers 409 naming the busy run, with Retry-After", async () => {
-    const thread = await t.client.threads.create();
-    const name = `rj-${crypto.randomUUID()}`;
-    const g = gate(name);
-    const first = await t.client.runs.create(thread.thread_id, "gated", { input: human(`gate:${name}`) });
-    await expect.poll(() => g.entered).toBe(1);
+    const { thread, run: first, gate: g } = await startGatedRun(t.client);
     const response = await fetch(`${t.url}/threads/${thread.thread_id}/runs`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },

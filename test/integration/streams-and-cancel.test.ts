@@ -1,7 +1,7 @@
 /** C7 and C8: cancels stop runs promptly; every subscriber gets every event; Last-Event-ID resumes exactly. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gate } from "../fixtures/graphs/graphs.ts";
-import { human, startServer, type TestServer } from "../helpers/server.ts";
+import { human, startGatedRun, startServer, type TestServer } from "../helpers/server.ts";
 
 let t: TestServer;
 beforeAll(async () => {
@@ -11,14 +11,10 @@ afterAll(async () => {
   await t.close();
 });
 
-async function gatedRun() {
-  const thread = await t.client.threads.create();
-  const name = `g-${crypto.randomUUID()}`;
-  const g = gate(name);
-  const run = await t.client.runs.create(thread.thread_id, "gated", { input: human(`gate:${name}`), streamMode: ["values", "updates"] });
-  await expect.poll(() => g.entered).toBe(1);
+const gatedRun = async () => {
+  const { thread, run, gate: g } = await startGatedRun(t.client, { streamMode: ["values", "updates"] });
   return { thread, run, g };
-}
+};
 
 type Part = { event: string; id?: string | undefined; data?: unknown };
 async function collect(iterable: AsyncIterable<Part>) {

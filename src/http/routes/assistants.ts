@@ -5,7 +5,7 @@ import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import type { HttpDeps } from "../deps.ts";
 import { select } from "../records.ts";
 import * as s from "../schemas.ts";
-import { body, flag, parse, query } from "../validate.ts";
+import { body, flag, parse } from "../validate.ts";
 
 export function assistantRoutes(deps: HttpDeps): Hono {
   const app = new Hono();
@@ -113,7 +113,7 @@ export function assistantRoutes(deps: HttpDeps): Hono {
     return out;
   };
   app.get("/assistants/:assistant_id/subgraphs", async (c) =>
-    c.json(await subgraphs(c.req.param("assistant_id"), undefined, flag(query(c).recurse as string | undefined))),
+    c.json(await subgraphs(c.req.param("assistant_id"), undefined, flag(c.req.query("recurse")))),
   );
   app.get("/assistants/:assistant_id/subgraphs/:namespace", async (c) =>
     c.json(await subgraphs(c.req.param("assistant_id"), c.req.param("namespace"), flag(c.req.query("recurse")))),

@@ -169,7 +169,7 @@ export function runRoutes(deps: HttpDeps): Hono {
   app.post("/threads/:thread_id/runs/:run_id/cancel", async (c) => {
     const threadId = uuidParam(c, "thread_id");
     const runId = uuidParam(c, "run_id");
-    const action = parse(s.RunCreate.shape.multitask_strategy.unwrap().extract(["interrupt", "rollback"]).default("interrupt"), c.req.query("action"));
+    const action = parse(s.CancelAction, c.req.query("action"));
     const run = await runs.get(runId, threadId);
     if (run.status !== "pending" && run.status !== "running") {
       throw new BatonError(ErrorCode.conflict, `Run '${runId}' is already ${run.status}; only pending or running runs can be cancelled.`);
@@ -184,7 +184,7 @@ export function runRoutes(deps: HttpDeps): Hono {
 
   app.post("/runs/cancel", async (c) => {
     const q = await body(c, s.RunsCancel);
-    const action = parse(s.RunCreate.shape.multitask_strategy.unwrap().extract(["interrupt", "rollback"]).default("interrupt"), c.req.query("action"));
+    const action = parse(s.CancelAction, c.req.query("action"));
     let ids: string[] = q.run_ids ?? [];
     if (q.thread_id !== undefined) {
       const inflight = await queue.inflight(q.thread_id);
