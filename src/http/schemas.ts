@@ -133,6 +133,12 @@ export const RunCreate = z.object({
 });
 export type RunCreate = z.infer<typeof RunCreate>;
 
+export const RunList = z.object({
+  limit: limit(1000, 10),
+  offset,
+  status: z.enum(["pending", "running", "success", "error", "timeout", "interrupted"]).optional(),
+});
+
 export const CancelAction = z.enum(["interrupt", "rollback"]).default("interrupt");
 
 export const RunsCancel = z.object({

@@ -55,6 +55,13 @@ describe("bad input", () => {
     expect(r.status).toBe(422);
     expect(r.detail).toMatch(/feedback_keys/);
   });
+  it("refuses an unknown run status filter and a bad page size", async () => {
+    const thread = await t.client.threads.create();
+    const bad = await call("GET", `/threads/${thread.thread_id}/runs?status=exploded`);
+    expect(bad.status).toBe(422);
+    expect(bad.detail).toMatch(/status/);
+    expect((await call("GET", `/threads/${thread.thread_id}/runs?limit=-1`)).status).toBe(422);
+  });
   it("refuses an unknown stream mode and strategy", async () => {
     const thread = await t.client.threads.create();
     expect((await call("POST", `/threads/${thread.thread_id}/runs`, JSON.stringify({ assistant_id: "echo", stream_mode: "everything" }))).status).toBe(422);

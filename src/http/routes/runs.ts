@@ -132,12 +132,8 @@ export function runRoutes(deps: HttpDeps): Hono {
   app.get("/threads/:thread_id/runs", async (c) => {
     const threadId = uuidParam(c, "thread_id");
     await deps.threadService.get(threadId);
-    const page = parse(
-      s.AssistantVersions.pick({ limit: true, offset: true }),
-      { limit: c.req.query("limit"), offset: c.req.query("offset") },
-    );
-    const status = c.req.query("status") as Run["status"] | undefined;
-    const found = await queue.list(threadId, { ...page, status: status || undefined });
+    const q = parse(s.RunList, { limit: c.req.query("limit"), offset: c.req.query("offset"), status: c.req.query("status") || undefined });
+    const found = await queue.list(threadId, q);
     return c.json(found.map(wireRun));
   });
   app.get("/threads/:thread_id/runs/:run_id", async (c) => {
