@@ -46,8 +46,8 @@ export const ConfigSchema = z.object({
   keepAliveMs: int(100).default(5_000),
   eventRetentionMs: int(0).default(600_000),
   busyTimeoutMs: int(0).default(5_000),
-  /** Reload graph files on change (baton dev). */
-  watch: z.boolean().default(false),
+  /** Restart the server when a file of the project changes (baton dev). */
+  reload: z.boolean().default(false),
 });
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 
@@ -76,12 +76,20 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** Builds the configuration; `env` defaults to the process environment. */
-export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: NodeJS.ProcessEnv = process.env): Config {
+/**
+ * Builds the configuration; `env` defaults to the process environment.
+ * Precedence: flags, then environment, then `commandDefaults` (what a command
+ * such as `baton dev` prefers), then the schema's defaults.
+ */
+export function loadConfig(
+  flags: Partial<Record<keyof Config, unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+  commandDefaults: Partial<Record<keyof Config, unknown>> = {},
+): Config {
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) if (env[name] !== undefined && env[name] !== "") fromEnv[key] = env[name];
   const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
-  const result = ConfigSchema.safeParse({ ...fromEnv, ...defined });
+  const result = ConfigSchema.safeParse({ ...commandDefaults, ...fromEnv, ...defined });
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((i) => `option ${i.path.join(".")}: ${i.message}`).join("; "));
   }

@@ -2,9 +2,12 @@
  * `baton dev | serve | --help`: parses flags, loads the configuration and
  * langgraph.json, starts the server, and stops it gracefully on SIGINT/SIGTERM.
  */
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, loadProject, type Config } from "../config.ts";
 import { createLogger, createServer } from "../server.ts";
+import { runWithReload } from "./dev-reload.ts";
 
 const HELP = `Usage: baton <command> [options]
 
@@ -19,6 +22,7 @@ Options:
   --data-dir <dir>    Where the SQLite file is kept      (default .baton)
   --workers <n>       Runs executed at once              (default 10)
   --log-level <lvl>   debug | info | warn | error        (default info)
+  --no-reload         (dev) do not restart when project files change
   -h, --help          Show this help.
 
 Every option also reads an environment variable (BATON_PORT, ...): see docs/configuration.md.
@@ -35,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
       "data-dir": { type: "string" },
       workers: { type: "string" },
       "log-level": { type: "string" },
+      "no-reload": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -49,19 +54,44 @@ async function main(argv: string[]): Promise<number> {
   }
   let config: Config;
   try {
-    config = loadConfig({
-      configPath: values.config,
-      port: values.port,
-      host: values.host,
-      dataDir: values["data-dir"],
-      workers: values.workers,
-      logLevel: values["log-level"],
-      logFormat: command === "dev" ? "pretty" : "json",
-      watch: command === "dev",
-    });
+    config = loadConfig(
+      {
+        configPath: values.config,
+        port: values.port,
+        host: values.host,
+        dataDir: values["data-dir"],
+        workers: values.workers,
+        logLevel: values["log-level"],
+      },
+      undefined,
+      // What dev prefers, below flags and environment: readable logs, reload on
+      // change, and runs handed back at once on a reload (they resume after it).
+      command === "dev" ? { logFormat: "pretty", reload: !values["no-reload"], shutdownGraceMs: 0 } : {},
+    );
   } catch (error) {
     process.stderr.write(`baton: ${(error as Error).message}\n`);
     return 2;
+  }
+  if (config.reload) {
+    const project = (() => {
+      try {
+        return loadProject(config.configPath, {});
+      } catch (error) {
+        process.stderr.write(`baton: ${(error as Error).message}\n`);
+        return undefined;
+      }
+    })();
+    if (project === undefined) return 1;
+    // The child serves; this process only watches. `--no-reload` stops the recursion.
+    const passOn = argv.filter((arg, i) => arg !== "--port" && argv[i - 1] !== "--port" && !arg.startsWith("--port="));
+    return runWithReload({
+      projectDir: project.baseDir,
+      ignore: [resolve(config.dataDir)],
+      childArgs: [...process.execArgv, fileURLToPath(new URL("../../bin/baton.js", import.meta.url)), ...passOn, "--no-reload"],
+      port: config.port,
+      debounceMs: 150,
+      log: (line) => process.stderr.write(line),
+    });
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, write: (line) => process.stderr.write(line) });
   try {

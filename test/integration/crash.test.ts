@@ -3,42 +3,24 @@
  * on the same data directory the run finishes exactly once, resumed from its
  * last checkpoint.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, describe, expect, it } from "vitest";
+import { killAll, runBaton } from "../helpers/process.ts";
 import { FIXTURES, human, until } from "../helpers/server.ts";
 
-const ROOT = join(import.meta.dirname, "../..");
 const dataDir = mkdtempSync(join(tmpdir(), "baton-crash-"));
-const children: ChildProcess[] = [];
 
 afterAll(() => {
-  for (const child of children) child.kill("SIGKILL");
+  killAll();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-/** Starts `baton serve` and resolves with its URL, read from its first stdout line. */
-function startProcess(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ["bin/baton.js", "serve", "--config", FIXTURES, "--port", "0", "--data-dir", dataDir], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, BATON_LOG_LEVEL: "warn" },
-  });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = "";
-    let err = "";
-    child.stderr.on("data", (chunk: Buffer) => (err += chunk.toString()));
-    child.stdout.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(out);
-      if (match) resolve({ child, url: match[1]! });
-    });
-    child.once("exit", (code) => reject(new Error(`baton exited with ${code}: ${err}`)));
-  });
+async function startProcess() {
+  const baton = runBaton(["serve", "--config", FIXTURES, "--port", "0", "--data-dir", dataDir]);
+  return { child: baton.child, url: await baton.url };
 }
 
 describe("SIGKILL mid-run", () => {

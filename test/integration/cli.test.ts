@@ -1,0 +1,108 @@
+/** The `baton` command as a user meets it: help, startup failures, and `baton dev` reloading. */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { Client } from "@langchain/langgraph-sdk";
+import { afterAll, describe, expect, it } from "vitest";
+import { killAll, ROOT, runBaton } from "../helpers/process.ts";
+import { FIXTURES, until } from "../helpers/server.ts";
+
+// Projects live under the repository so their imports resolve to its node_modules.
+mkdirSync(join(ROOT, ".test-projects"), { recursive: true });
+const dir = mkdtempSync(join(ROOT, ".test-projects", "cli-"));
+afterAll(() => {
+  killAll();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const graphSource = (reply: string) => `
+import { AIMessage } from "@langchain/core/messages";
+import { END, MessagesAnnotation, START, StateGraph } from "@langchain/langgraph";
+export const graph = new StateGraph(MessagesAnnotation)
+  .addNode("reply", () => ({ messages: [new AIMessage(${JSON.stringify(reply)})] }))
+  .addEdge(START, "reply")
+  .addEdge("reply", END)
+  .compile();
+`;
+
+function project(name: string, files: Record<string, string>): string {
+  const root = join(dir, name);
+  mkdirSync(root, { recursive: true });
+  for (const [file, text] of Object.entries(files)) writeFileSync(join(root, file), text);
+  return join(root, "langgraph.json");
+}
+
+/** Runs baton to its end; returns the exit code and what it printed. */
+async function runToExit(args: string[]) {
+  const baton = runBaton(args);
+  const code = await baton.exited;
+  return { code, ...baton.output() };
+}
+
+describe("baton CLI", () => {
+  it("prints help", async () => {
+    const r = await runToExit(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Usage: baton <command>/);
+    expect(r.stdout).toMatch(/--data-dir/);
+  });
+
+  it("ends with one clear message when langgraph.json is missing", async () => {
+    const r = await runToExit(["serve", "--config", join(dir, "nowhere.json"), "--port", "0"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/No .*nowhere\.json found/);
+  });
+
+  it("ends with one clear message when langgraph.json is invalid", async () => {
+    const bad = project("invalid", { "langgraph.json": JSON.stringify({ graphs: {} }) });
+    const r = await runToExit(["serve", "--config", bad, "--port", "0", "--data-dir", join(dir, "invalid/.baton")]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/graphs: at least one graph is required/);
+    const garbled = project("garbled", { "langgraph.json": "{ graphs" });
+    const g = await runToExit(["serve", "--config", garbled, "--port", "0", "--data-dir", join(dir, "garbled/.baton")]);
+    expect(g.code).not.toBe(0);
+    expect(g.stderr).toMatch(/is not valid JSON/);
+  });
+
+  it("ends with one clear message when a graph fails to load", async () => {
+    const broken = project("broken", {
+      "langgraph.json": JSON.stringify({ graphs: { broken: "./graph.ts:graph", missing: "./graph.ts:nothere" } }),
+      "graph.ts": "export const graph = (() => { throw new Error('bad import'); })();",
+    });
+    const r = await runToExit(["serve", "--config", broken, "--port", "0", "--data-dir", join(dir, "broken/.baton")]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/Graph 'broken' failed to load .*bad import/);
+  });
+
+  it("ends with one clear message when the port is in use", async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const r = await runToExit(["serve", "--config", FIXTURES, "--port", String(port), "--data-dir", join(dir, "port/.baton")]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`Port ${port} on 127.0.0.1 is already in use`));
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it("baton dev restarts on a change to a graph file, on the same port", async () => {
+    const config = project("reload", { "langgraph.json": JSON.stringify({ graphs: { g: "./graph.ts:graph" } }), "graph.ts": graphSource("v1") });
+    const baton = runBaton(["dev", "--config", config, "--port", "0", "--data-dir", join(dir, "reload/.baton")]);
+    const url = await baton.url;
+    const client = new Client({ apiUrl: url });
+    const reply = async () => {
+      const out = (await client.runs.wait(null, "g", { input: { messages: [] } })) as { messages: { content: string }[] };
+      return out.messages.at(-1)!.content;
+    };
+    expect(await reply()).toBe("v1");
+    writeFileSync(join(dir, "reload/graph.ts"), graphSource("v2"));
+    // Across processes the reload is a fact to poll for: the same URL answers v2.
+    await until(async () => ((await reply().catch(() => "down")) === "v2" ? true : undefined), "the reloaded graph", 20_000);
+    expect(baton.output().stderr).toMatch(/graph\.ts changed, reloading/);
+    baton.child.kill("SIGTERM");
+    expect(await baton.exited).toBe(0);
+  });
+});
