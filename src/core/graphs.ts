@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import type { BaseStore } from "@langchain/langgraph";
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
+import { getConfigTypeSchema, getInputTypeSchema, getOutputTypeSchema, getStateTypeSchema } from "@langchain/langgraph/zod/schema";
 import { BatonError, ErrorCode, coerceError } from "./errors.ts";
 
 /** The part of a compiled LangGraph graph the server uses. */
@@ -124,4 +125,24 @@ export class GraphRegistry {
     copy.store = attach.store;
     return copy;
   }
+}
+
+/**
+ * JSON schemas of a graph's input, output, state and config. Graphs whose
+ * state is a zod schema get full schemas from LangGraph; others (Annotation
+ * state) get an object schema naming their state channels, untyped.
+ */
+export function graphSchemas(graph: GraphInstance): Record<"input_schema" | "output_schema" | "state_schema" | "config_schema", unknown> {
+  const channels = Object.fromEntries(
+    Object.keys(graph.channels)
+      .filter((name) => !name.startsWith("__") && !name.startsWith("branch:"))
+      .map((name) => [name, {}]),
+  );
+  const fallback = { type: "object", properties: channels };
+  return {
+    input_schema: getInputTypeSchema(graph) ?? fallback,
+    output_schema: getOutputTypeSchema(graph) ?? fallback,
+    state_schema: getStateTypeSchema(graph) ?? fallback,
+    config_schema: getConfigTypeSchema(graph) ?? { type: "object", properties: {} },
+  };
 }

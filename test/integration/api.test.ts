@@ -52,6 +52,14 @@ describe("assistants", () => {
     await t.client.assistants.delete(a.assistant_id);
     await expect(t.client.assistants.get(a.assistant_id)).rejects.toThrow(/404/);
   });
+  it("publishes typed JSON schemas for a graph whose state is a zod schema", async () => {
+    const schemas = await t.client.assistants.getSchemas("typed");
+    const state = schemas.state_schema as { properties: Record<string, { type?: string }>; required?: string[] };
+    expect(state.properties.question?.type).toBe("string");
+    expect(state.required).toContain("question");
+    const out = (await t.client.runs.wait(null, "typed", { input: { question: "why" } })) as { answer: string };
+    expect(out.answer).toBe("you asked: why");
+  });
   it("refuses an unknown graph with 404", async () => {
     await expect(t.client.assistants.create({ graphId: "nope" })).rejects.toThrow(/404/);
   });

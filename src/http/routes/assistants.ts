@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
 import { assistantIdFor, resolveAssistant } from "../../core/assistants.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
+import { graphSchemas } from "../../core/graphs.ts";
 import type { HttpDeps } from "../deps.ts";
 import { select } from "../records.ts";
 import * as s from "../schemas.ts";
@@ -87,21 +88,9 @@ export function assistantRoutes(deps: HttpDeps): Hono {
 
   app.get("/assistants/:assistant_id/schemas", async (c) => {
     const assistant = await resolve(c.req.param("assistant_id"));
-    const graph = await graphOf(assistant.assistant_id);
-    const properties = Object.fromEntries(
-      Object.keys(graph.channels)
-        .filter((name) => !name.startsWith("__") && !name.startsWith("branch:"))
-        .map((name) => [name, {}]),
-    );
-    const schema = { type: "object", properties };
-    return c.json({
-      graph_id: assistant.graph_id,
-      input_schema: schema,
-      output_schema: schema,
-      state_schema: schema,
-      config_schema: { type: "object", properties: {} },
-      context_schema: { type: "object", properties: {} },
-    });
+    const schemas = graphSchemas(await graphOf(assistant.assistant_id));
+    // As on the dev server, the context schema is the config schema.
+    return c.json({ graph_id: assistant.graph_id, ...schemas, context_schema: schemas.config_schema });
   });
 
   const subgraphs = async (assistantId: string, namespace: string | undefined, recurse: boolean) => {
