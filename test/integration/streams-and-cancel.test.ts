@@ -47,7 +47,7 @@ describe("streams", () => {
     expect(rest.map((p) => p.id)).toEqual(all.slice(2).map((p) => p.id));
   });
 
-  it("sends keep-alive comments while a run is quiet", async () => {
+  it("sends keep-alives while a run is quiet: SSE comments on streams, newlines on wait", async () => {
     const quick = await startServer({ keepAliveMs: 100 });
     try {
       const thread = await quick.client.threads.create();
@@ -64,6 +64,24 @@ describe("streams", () => {
       g.open();
       while (!(await reader.read()).done);
       expect(response.headers.get("content-location")).toMatch(/^\/threads\/.+\/runs\/[^/]+$/);
+
+      // wait answers 200 at once, keeps the connection alive with newlines, then the run's own values.
+      const name2 = `kaw-${crypto.randomUUID()}`;
+      const g2 = gate(name2);
+      const waiting = await fetch(`${quick.url}/threads/${thread.thread_id}/runs/wait`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ assistant_id: "gated", input: human(`gate:${name2}`) }),
+      });
+      expect(waiting.status).toBe(200);
+      const waitReader = waiting.body!.getReader();
+      const first = new TextDecoder().decode((await waitReader.read()).value);
+      expect(first).toBe("\n");
+      g2.open();
+      let body = first;
+      for (let chunk = await waitReader.read(); !chunk.done; chunk = await waitReader.read()) body += new TextDecoder().decode(chunk.value);
+      const values = JSON.parse(body) as { messages: { content: string }[] };
+      expect(values.messages.at(-1)!.content).toBe(`echo: gate:${name2}`);
     } finally {
       await quick.close();
     }
@@ -110,6 +128,23 @@ describe("cancel", () => {
     const g = gate(name);
     const abort = new AbortController();
     const response = await fetch(`${t.url}/threads/${thread.thread_id}/runs/stream`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ assistant_id: "gated", input: human(`gate:${name}`), on_disconnect: "cancel" }),
+      signal: abort.signal,
+    });
+    const runId = /runs\/([^/]+)$/.exec(response.headers.get("content-location")!)![1]!;
+    await expect.poll(() => g.entered).toBe(1);
+    abort.abort();
+    await expect.poll(async () => (await t.client.runs.get(thread.thread_id, runId)).status).toBe("interrupted");
+  });
+
+  it("a client that stops waiting cancels its run when on_disconnect=cancel", async () => {
+    const thread = await t.client.threads.create();
+    const name = `wdc-${crypto.randomUUID()}`;
+    const g = gate(name);
+    const abort = new AbortController();
+    const response = await fetch(`${t.url}/threads/${thread.thread_id}/runs/wait`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ assistant_id: "gated", input: human(`gate:${name}`), on_disconnect: "cancel" }),

@@ -6,7 +6,7 @@ import type { Run, RunEvent, StreamMode } from "../../core/types.ts";
 import type { HttpDeps } from "../deps.ts";
 import { wireRun } from "../records.ts";
 import * as s from "../schemas.ts";
-import { sseResponse } from "../sse.ts";
+import { jsonWhenReady, sseResponse } from "../sse.ts";
 import { body, flag, parse, readJson, uuidParam } from "../validate.ts";
 
 /** Fields of the contract Baton does not implement: refused, never ignored. */
@@ -90,30 +90,29 @@ export function runRoutes(deps: HttpDeps): Hono {
       {
         keepAliveMs: deps.options.keepAliveMs,
         headers: { "Content-Location": location(run), Location: streamLocation(run) },
-        onDisconnect: options.cancelOnDisconnect
-          ? () => {
-              void runs.cancel([run.run_id], "interrupt").catch(() => undefined);
-            }
-          : undefined,
+        onDisconnect: cancelOnDisconnect(run, options.cancelOnDisconnect),
       },
     );
   };
 
-  /** Waits for the run and answers with its own output (C4). */
-  const waitRun = async (c: Context, run: Run, cancelOnDisconnect: boolean) => {
-    const signal = c.req.raw.signal;
-    const onAbort = () => {
-      if (cancelOnDisconnect) void runs.cancel([run.run_id], "interrupt").catch(() => undefined);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      const final = await runs.waitFinal(run.run_id, signal);
-      c.header("Content-Location", location(run));
-      return c.json((final.output ?? null) as object);
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-    }
-  };
+  const cancelOnDisconnect = (run: Run, enabled: boolean) =>
+    enabled
+      ? () => {
+          void runs.cancel([run.run_id], "interrupt").catch(() => undefined);
+        }
+      : undefined;
+
+  /**
+   * Waits for the run and answers with its own output (C4). The status is
+   * committed at once (everything that can be refused was refused before the
+   * run was created) and newlines keep the connection alive meanwhile.
+   */
+  const waitRun = (c: Context, run: Run, cancelOnGone: boolean) =>
+    jsonWhenReady(c.req.raw, async (signal) => (await runs.waitFinal(run.run_id, signal)).output, {
+      keepAliveMs: deps.options.keepAliveMs,
+      headers: { "Content-Location": location(run) },
+      onDisconnect: cancelOnDisconnect(run, cancelOnGone),
+    });
 
   // Thread runs.
   app.post("/threads/:thread_id/runs", async (c) => {
