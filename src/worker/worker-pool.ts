@@ -83,8 +83,14 @@ export class WorkerPool {
     this.wake();
   }
 
-  /** Requeues runs whose lease expired; any process may call it at any time. */
+  /**
+   * Requeues runs whose lease expired; any process may call it at any time.
+   * This pool's own leases are renewed first, in the same tick: a graph that
+   * blocked the event loop past the lease must not make this process judge
+   * its own live runs dead when the loop frees (C9).
+   */
   async sweep(): Promise<void> {
+    await this.#renew();
     const { requeued, failed } = await this.#deps.queue.sweep(this.#options.maxAttempts);
     for (const runId of requeued) this.#deps.logger.warn("run:requeued", { run_id: runId, reason: "lease expired" });
     for (const runId of failed) {
