@@ -1,0 +1,199 @@
+/**
+ * The run queue's contract, as a suite every backend must pass: one running
+ * run per thread (C1), FIFO within a thread, double texting decided at insert
+ * (C2), fencing by owner and attempt, lease expiry and requeue (C3), cancels.
+ *
+ * Use: `describeRunQueue({ name, create })` from a test file; `create` gets a
+ * clock the suite controls and returns a fresh, empty backend.
+ */
+import { describe, expect, it } from "vitest";
+import type { Clock } from "../core/clock.ts";
+import { BatonError } from "../core/errors.ts";
+import type { Backend, NewRun, RunOutcome } from "../core/ports.ts";
+import type { MultitaskStrategy } from "../core/types.ts";
+
+export interface QueueSuiteInit {
+  name: string;
+  create(clock: Clock): Promise<Backend> | Backend;
+}
+
+/** A clock the test moves by hand. */
+export class ManualClock implements Clock {
+  constructor(private now = 1_700_000_000_000) {}
+  nowMs(): number {
+    return this.now;
+  }
+  advance(ms: number): void {
+    this.now += ms;
+  }
+}
+
+export const newRun = (threadId: string, runId: string, strategy: MultitaskStrategy = "enqueue", availableAtMs = 0): NewRun => ({
+  run_id: runId,
+  thread_id: threadId,
+  assistant_id: "assistant",
+  graph_id: "graph",
+  metadata: {},
+  multitask_strategy: strategy,
+  available_at_ms: availableAtMs,
+  if_not_exists: "create",
+  kwargs: {
+    input: null,
+    command: null,
+    config: {},
+    context: null,
+    stream_mode: ["values"],
+    stream_subgraphs: false,
+    stream_resumable: false,
+    interrupt_before: null,
+    interrupt_after: null,
+    checkpoint_id: null,
+    checkpoint: null,
+    webhook: null,
+    on_completion: "keep",
+    durability: null,
+    temporary: false,
+    on_disconnect: "continue",
+  },
+});
+
+export const succeeded: RunOutcome = {
+  status: "success",
+  error: null,
+  erase: false,
+  output: { ok: true },
+  thread: { values: { ok: true }, interrupts: {}, status: "idle" },
+};
+
+export function describeRunQueue(init: QueueSuiteInit): void {
+  const setup = async () => {
+    const clock = new ManualClock();
+    const backend = await init.create(clock);
+    return { clock, backend, queue: backend.runs };
+  };
+
+  describe(`RunQueue conformance: ${init.name}`, () => {
+    it("claims at most one run per thread, FIFO within a thread, others in parallel (C1)", async () => {
+      const { backend, queue } = await setup();
+      await queue.create(newRun("t1", "r1"));
+      await queue.create(newRun("t1", "r2"));
+      await queue.create(newRun("t2", "r3"));
+      expect((await queue.claim("w1", 30_000))?.run_id).toBe("r1");
+      expect((await queue.claim("w2", 30_000))?.run_id).toBe("r3");
+      expect(await queue.claim("w3", 30_000)).toBeNull();
+      expect(await queue.finish("r1", { owner: "w1", attempt: 1 }, succeeded)).toBe(true);
+      expect((await queue.claim("w3", 30_000))?.run_id).toBe("r2");
+      await backend.close();
+    });
+
+    it("does not claim a delayed run before it is due, nor let later runs of its thread overtake others", async () => {
+      const { backend, queue, clock } = await setup();
+      await queue.create(newRun("t1", "later", "enqueue", clock.nowMs() + 5_000));
+      expect(await queue.claim("w1", 30_000)).toBeNull();
+      clock.advance(5_000);
+      expect((await queue.claim("w1", 30_000))?.run_id).toBe("later");
+      await backend.close();
+    });
+
+    it("reject refuses a run on a busy thread, naming the busy run (C2)", async () => {
+      const { backend, queue } = await setup();
+      await queue.create(newRun("t1", "r1"));
+      await queue.claim("w1", 30_000);
+      const refused = queue.create(newRun("t1", "r2", "reject"));
+      await expect(refused).rejects.toBeInstanceOf(BatonError);
+      await expect(refused).rejects.toThrow(/r1/);
+      expect(await queue.get("r2")).toBeNull();
+      await backend.close();
+    });
+
+    it("interrupt ends pending runs at once and flags the running one (C2)", async () => {
+      const { backend, queue } = await setup();
+      await queue.create(newRun("t1", "r1"));
+      await queue.claim("w1", 30_000);
+      await queue.create(newRun("t1", "r2"));
+      const { cancelled } = await queue.create(newRun("t1", "r3", "interrupt"));
+      expect(cancelled).toEqual([
+        { run_id: "r1", action: "interrupt", was_running: true },
+        { run_id: "r2", action: "interrupt", was_running: false },
+      ]);
+      expect((await queue.get("r2"))?.status).toBe("interrupted");
+      expect(await queue.cancelAction("r1")).toBe("interrupt");
+      // The new run waits for the flagged one to stop (C1 still holds).
+      expect(await queue.claim("w2", 30_000)).toBeNull();
+      expect(await queue.finish("r1", { owner: "w1", attempt: 1 }, { ...succeeded, status: "interrupted" })).toBe(true);
+      expect((await queue.claim("w2", 30_000))?.run_id).toBe("r3");
+      await backend.close();
+    });
+
+    it("rollback deletes pending runs at once and erases the running one when it finishes (C2)", async () => {
+      const { backend, queue } = await setup();
+      await queue.create(newRun("t1", "r1"));
+      await queue.claim("w1", 30_000);
+      await queue.create(newRun("t1", "r2"));
+      await queue.create(newRun("t1", "r3", "rollback"));
+      expect(await queue.get("r2")).toBeNull();
+      expect(await queue.cancelAction("r1")).toBe("rollback");
+      expect(await queue.finish("r1", { owner: "w1", attempt: 1 }, { ...succeeded, status: "interrupted", erase: true })).toBe(true);
+      expect(await queue.get("r1")).toBeNull();
+      expect((await queue.inflight("t1")).map((r) => r.run_id)).toEqual(["r3"]);
+      await backend.close();
+    });
+
+    it("fences outcomes by owner and attempt; the sweeper requeues expired leases, then gives up (C3)", async () => {
+      const { backend, queue, clock } = await setup();
+      await queue.create(newRun("t1", "r1"));
+      await queue.claim("w1", 1_000);
+      clock.advance(2_000);
+      expect(await queue.sweep(2)).toEqual({ requeued: ["r1"], failed: [] });
+      const second = await queue.claim("w2", 1_000);
+      expect(second?.attempt).toBe(2);
+      expect(await queue.finish("r1", { owner: "w1", attempt: 1 }, succeeded)).toBe(false);
+      expect(await queue.extendLeases("w1", ["r1"], 1_000)).toEqual([]);
+      expect(await queue.extendLeases("w2", ["r1"], 1_000)).toEqual(["r1"]);
+      clock.advance(2_000);
+      expect(await queue.sweep(2)).toEqual({ requeued: [], failed: ["r1"] });
+      const failed = await queue.get("r1");
+      expect(failed?.status).toBe("error");
+      expect(failed?.error).toMatch(/max attempts 2/);
+      expect((await backend.threads.get("t1"))?.status).toBe("error");
+      await backend.close();
+    });
+
+    it("release hands a run back for another attempt, fenced", async () => {
+      const { backend, queue } = await setup();
+      await queue.create(newRun("t1", "r1"));
+      await queue.claim("w1", 30_000);
+      expect(await queue.release("r1", { owner: "other", attempt: 1 })).toBe(false);
+      expect(await queue.release("r1", { owner: "w1", attempt: 1 })).toBe(true);
+      expect((await queue.claim("w2", 30_000))?.attempt).toBe(2);
+      await backend.close();
+    });
+
+    it("keeps the thread busy while runs are in flight and records the outcome on it", async () => {
+      const { backend, queue } = await setup();
+      await queue.create(newRun("t1", "r1"));
+      await queue.create(newRun("t1", "r2"));
+      expect((await backend.threads.get("t1"))?.status).toBe("busy");
+      await queue.claim("w1", 30_000);
+      await queue.finish("r1", { owner: "w1", attempt: 1 }, succeeded);
+      expect((await backend.threads.get("t1"))?.status).toBe("busy");
+      await queue.claim("w1", 30_000);
+      await queue.finish("r2", { owner: "w1", attempt: 1 }, { ...succeeded, thread: { values: { n: 2 }, interrupts: {}, status: "idle" } });
+      const thread = await backend.threads.get("t1");
+      expect(thread?.status).toBe("idle");
+      expect(thread?.values).toEqual({ n: 2 });
+      expect((await queue.get("r2"))?.output).toEqual({ ok: true });
+      await backend.close();
+    });
+
+    it("refuses to delete an in-flight run, and cancels pending runs directly", async () => {
+      const { backend, queue } = await setup();
+      await queue.create(newRun("t1", "r1"));
+      await expect(queue.delete("t1", "r1")).rejects.toThrow(/cancel it first/);
+      expect(await queue.cancel(["r1", "unknown"], "interrupt")).toEqual([{ run_id: "r1", was_running: false }]);
+      expect((await queue.get("r1"))?.status).toBe("interrupted");
+      expect(await queue.delete("t1", "r1")).toBe(true);
+      await backend.close();
+    });
+  });
+}
