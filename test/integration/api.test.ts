@@ -107,6 +107,21 @@ describe("threads and runs", () => {
     expect(run.status).toBe("success");
   });
 
+  it("streams subgraph events as mode|namespace only when stream_subgraphs is set", async () => {
+    const thread = await t.client.threads.create();
+    const withSub: string[] = [];
+    for await (const part of t.client.runs.stream(thread.thread_id, "nested", { input: human("x"), streamMode: ["updates"], streamSubgraphs: true })) {
+      withSub.push(part.event);
+    }
+    expect(withSub.filter((e) => /^updates\|child:[0-9a-f-]+$/.test(e)).length).toBeGreaterThanOrEqual(1);
+    expect(withSub).toContain("updates");
+    const without: string[] = [];
+    for await (const part of t.client.runs.stream(thread.thread_id, "nested", { input: human("y"), streamMode: ["updates"] })) without.push(part.event);
+    expect(without.every((e) => !e.includes("|"))).toBe(true);
+    const graph = await t.client.assistants.getSubgraphs("nested");
+    expect(Object.keys(graph)).toEqual(["child"]);
+  });
+
   it("streams the legacy messages mode and the events mode", async () => {
     const thread = await t.client.threads.create();
     const names = new Set<string>();
