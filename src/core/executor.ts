@@ -13,6 +13,7 @@ import type { GraphInstance, GraphRegistry } from "./graphs.ts";
 import type { Assistants, EventBus, RunOutcome } from "./ports.ts";
 import { toWire } from "./serialize.ts";
 import { interruptsOf, stateValues } from "./state.ts";
+import { stoppedFailure } from "./stopped.ts";
 import type { CancelAction, JsonObject, Run, StreamMode } from "./types.ts";
 
 export interface ExecutorDeps {
@@ -175,17 +176,13 @@ export async function executeRun(run: Run, deps: ExecutorDeps, signal: AbortSign
       return { handBack: true, outcome: { status: "interrupted", error: null, erase: false, output: null, thread: { ...thread, status: "idle" } } };
     }
     if (reason?.kind === "cancel") {
-      const message =
-        reason.action === "rollback"
-          ? `Run ${run.run_id} was rolled back: its progress was discarded.`
-          : `Run ${run.run_id} was interrupted before it finished; its progress so far is kept.`;
-      const failure = { error: reason.action === "rollback" ? "RunRolledBack" : "RunInterrupted", message };
+      const failure = stoppedFailure(run.run_id, reason.action, true);
       publish("error", failure);
       return {
         handBack: false,
         outcome: {
           status: "interrupted",
-          error: message,
+          error: failure.message,
           erase: reason.action === "rollback",
           output: { __error__: failure },
           thread: { ...thread, status: Object.keys(thread.interrupts).length > 0 ? "interrupted" : "idle" },

@@ -129,6 +129,8 @@ export interface RunOutcome {
   output: unknown;
 }
 
+export type FinishResult = "recorded" | "erased" | "fenced";
+
 export interface RunQueue {
   /** Inserts the run and applies its multitask strategy in one transaction (C2). */
   create(input: NewRun): Promise<RunCreated>;
@@ -145,8 +147,13 @@ export interface RunQueue {
   claim(owner: string, leaseMs: number): Promise<Run | null>;
   /** Renews the leases of the given runs still held by `owner`; returns those held. */
   extendLeases(owner: string, runIds: string[], leaseMs: number): Promise<string[]>;
-  /** Ends a run and updates its thread, only if the fence still holds. */
-  finish(runId: string, fence: Fence, outcome: RunOutcome): Promise<boolean>;
+  /**
+   * Ends a run and updates its thread, only if the fence still holds
+   * ("fenced" otherwise). A run flagged for rollback is erased whatever its
+   * outcome says ("erased"): a graph that finished just as the rollback
+   * arrived must not leave its checkpoints behind (C2).
+   */
+  finish(runId: string, fence: Fence, outcome: RunOutcome): Promise<FinishResult>;
   /** Puts a run back to pending (graceful shutdown hand-back). */
   release(runId: string, fence: Fence): Promise<boolean>;
   /** Requeues running runs whose lease expired, or ends them as errors after `maxAttempts`. */

@@ -8,6 +8,7 @@ import { resolveAssistant } from "./assistants.ts";
 import type { Clock } from "./clock.ts";
 import { BatonError, ErrorCode, notFound } from "./errors.ts";
 import type { GraphRegistry } from "./graphs.ts";
+import { stoppedFailure } from "./stopped.ts";
 import type { Assistants, EventBus, RunQueue } from "./ports.ts";
 import type { CancelAction, Metadata, MultitaskStrategy, Run, RunKwargs } from "./types.ts";
 
@@ -57,9 +58,7 @@ export class RunService {
 
   /** A pending run stopped before it started: its joiners get a clear ending. */
   #endCancelledPending(runId: string, action: CancelAction): void {
-    const message =
-      action === "rollback" ? `Run ${runId} was rolled back before it started.` : `Run ${runId} was interrupted before it started.`;
-    const failure = { error: action === "rollback" ? "RunRolledBack" : "RunInterrupted", message };
+    const failure = stoppedFailure(runId, action, false);
     this.deps.bus.publish(runId, "error", failure);
     this.deps.bus.publish(runId, "__final__", { status: action === "rollback" ? "rolled_back" : "interrupted", output: { __error__: failure } });
     this.deps.bus.end(runId);

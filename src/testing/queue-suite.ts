@@ -81,7 +81,7 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       expect((await queue.claim("w1", 30_000))?.run_id).toBe("r1");
       expect((await queue.claim("w2", 30_000))?.run_id).toBe("r3");
       expect(await queue.claim("w3", 30_000)).toBeNull();
-      expect(await queue.finish("r1", { owner: "w1", attempt: 1 }, succeeded)).toBe(true);
+      expect(await queue.finish("r1", { owner: "w1", attempt: 1 }, succeeded)).toBe("recorded");
       expect((await queue.claim("w3", 30_000))?.run_id).toBe("r2");
       await backend.close();
     });
@@ -120,7 +120,7 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       expect(await queue.cancelAction("r1")).toBe("interrupt");
       // The new run waits for the flagged one to stop (C1 still holds).
       expect(await queue.claim("w2", 30_000)).toBeNull();
-      expect(await queue.finish("r1", { owner: "w1", attempt: 1 }, { ...succeeded, status: "interrupted" })).toBe(true);
+      expect(await queue.finish("r1", { owner: "w1", attempt: 1 }, { ...succeeded, status: "interrupted" })).toBe("recorded");
       expect((await queue.claim("w2", 30_000))?.run_id).toBe("r3");
       await backend.close();
     });
@@ -133,9 +133,21 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await queue.create(newRun("t1", "r3", "rollback"));
       expect(await queue.get("r2")).toBeNull();
       expect(await queue.cancelAction("r1")).toBe("rollback");
-      expect(await queue.finish("r1", { owner: "w1", attempt: 1 }, { ...succeeded, status: "interrupted", erase: true })).toBe(true);
+      expect(await queue.finish("r1", { owner: "w1", attempt: 1 }, { ...succeeded, status: "interrupted", erase: true })).toBe("erased");
       expect(await queue.get("r1")).toBeNull();
       expect((await queue.inflight("t1")).map((r) => r.run_id)).toEqual(["r3"]);
+      await backend.close();
+    });
+
+    it("erases a run flagged for rollback even when its graph finished first (C2)", async () => {
+      const { backend, queue } = await setup();
+      await queue.create(newRun("t1", "r1"));
+      await queue.claim("w1", 30_000);
+      await queue.create(newRun("t1", "r2", "rollback"));
+      // The worker saw no abort in time and reports a success.
+      expect(await queue.finish("r1", { owner: "w1", attempt: 1 }, succeeded)).toBe("erased");
+      expect(await queue.get("r1")).toBeNull();
+      expect((await backend.threads.get("t1"))?.values).toBeNull();
       await backend.close();
     });
 
@@ -147,7 +159,7 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       expect(await queue.sweep(2)).toEqual({ requeued: ["r1"], failed: [] });
       const second = await queue.claim("w2", 1_000);
       expect(second?.attempt).toBe(2);
-      expect(await queue.finish("r1", { owner: "w1", attempt: 1 }, succeeded)).toBe(false);
+      expect(await queue.finish("r1", { owner: "w1", attempt: 1 }, succeeded)).toBe("fenced");
       expect(await queue.extendLeases("w1", ["r1"], 1_000)).toEqual([]);
       expect(await queue.extendLeases("w2", ["r1"], 1_000)).toEqual(["r1"]);
       clock.advance(2_000);

@@ -11,6 +11,7 @@
 import { randomUUID } from "node:crypto";
 import { coerceError } from "../core/errors.ts";
 import { executeRun, type ExecutorDeps, type StopReason } from "../core/executor.ts";
+import { stoppedFailure } from "../core/stopped.ts";
 import type { Logger } from "../core/logger.ts";
 import type { RunOutcome, RunQueue } from "../core/ports.ts";
 import type { CancelAction, Run } from "../core/types.ts";
@@ -156,23 +157,30 @@ export class WorkerPool {
         log.info("run:handed-back", { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });
         return;
       }
-      const recorded = await this.#deps.queue.finish(run.run_id, fence, result.outcome);
-      if (!recorded) {
+      const finished = await this.#deps.queue.finish(run.run_id, fence, result.outcome);
+      if (finished === "fenced") {
         log.warn("run:lease-lost", { run_id: run.run_id, attempt: run.attempt, detail: "outcome not recorded; another attempt owns the run" });
         return;
       }
-      this.#deps.bus.publish(run.run_id, "__final__", { status: result.outcome.erase ? "rolled_back" : result.outcome.status, output: result.outcome.output });
+      let outcome = result.outcome;
+      if (finished === "erased" && !outcome.erase) {
+        // The graph ended just as a rollback arrived; the queue erased it anyway.
+        const failure = stoppedFailure(run.run_id, "rollback", true);
+        this.#deps.bus.publish(run.run_id, "error", failure);
+        outcome = { ...outcome, status: "interrupted", erase: true, error: failure.message, output: { __error__: failure } };
+      }
+      this.#deps.bus.publish(run.run_id, "__final__", { status: outcome.erase ? "rolled_back" : outcome.status, output: outcome.output });
       this.#deps.bus.end(run.run_id);
       log.info("run:finished", {
         run_id: run.run_id,
         thread_id: run.thread_id,
-        status: result.outcome.erase ? "rolled_back" : result.outcome.status,
+        status: outcome.erase ? "rolled_back" : outcome.status,
         attempt: run.attempt,
         run_ms: Date.now() - started,
-        ...(result.outcome.error ? { error: result.outcome.error } : {}),
+        ...(outcome.error ? { error: outcome.error } : {}),
       });
-      if (this.#deps.onFinished !== undefined && !result.outcome.erase) {
-        await this.#deps.onFinished(run, result.outcome).catch((error: unknown) =>
+      if (this.#deps.onFinished !== undefined && !outcome.erase) {
+        await this.#deps.onFinished(run, outcome).catch((error: unknown) =>
           log.warn("run:webhook-failed", { run_id: run.run_id, error: coerceError(error).message }),
         );
       }

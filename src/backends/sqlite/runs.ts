@@ -9,7 +9,7 @@ import { decideAdmission } from "../../core/admission.ts";
 import type { Clock } from "../../core/clock.ts";
 import { isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
-import type { Fence, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
+import type { Fence, FinishResult, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
 import type { CancelAction, Run, RunStatus } from "../../core/types.ts";
 import { deleteThreadRows, json, toRun, type RunRow } from "./rows.ts";
 
@@ -196,17 +196,17 @@ export class SqliteRunQueue implements RunQueue {
     return this.#db.transaction(() => runIds.filter((id) => stmt.get(expires, id, owner) !== undefined))();
   }
 
-  async finish(runId: string, fence: Fence, outcome: RunOutcome): Promise<boolean> {
-    return this.#db.transaction(() => {
+  async finish(runId: string, fence: Fence, outcome: RunOutcome): Promise<FinishResult> {
+    return this.#db.transaction((): FinishResult => {
       const row = this.#byId.get(runId);
       if (row === undefined || row.status !== "running" || row.lease_owner !== fence.owner || row.attempt !== fence.attempt) {
-        return false;
+        return "fenced";
       }
       const iso = isoFromMs(this.#clock.nowMs());
-      if (outcome.erase) {
+      if (outcome.erase || row.cancel_action === "rollback") {
         this.#erase(row.thread_id, runId);
         this.#settleThread(row.thread_id, iso, null);
-        return true;
+        return "erased";
       }
       this.#db
         .prepare(
@@ -227,7 +227,7 @@ export class SqliteRunQueue implements RunQueue {
       if (kwargs.temporary && kwargs.on_completion === "delete" && this.#countInflight.get(row.thread_id)!.n === 0) {
         deleteThreadRows(this.#db, row.thread_id);
       }
-      return true;
+      return "recorded";
     })();
   }
 
