@@ -102,7 +102,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         ? ((await importDefault(loaded.baseDir, loaded.project.checkpointer.path)) as typeof backend.checkpointer)
         : backend.checkpointer;
     const runs = new RunService({ queue: backend.runs, assistants: backend.assistants, bus, registry, clock });
-    const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, registry, checkpointer, store: backend.store });
+    const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, registry, checkpointer, store: backend.store, bus });
     const userApp =
       loaded.project.http?.app !== undefined
         ? ((await importDefault(loaded.baseDir, loaded.project.http.app)) as { fetch: (r: Request) => Promise<Response> })

@@ -162,6 +162,13 @@ export interface RunQueue {
   cancelAction(runId: string): Promise<CancelAction | null>;
   /** Ids of pending or running runs of a thread, oldest first. */
   inflight(threadId: string): Promise<Run[]>;
+  /**
+   * Takes the thread for a write made outside a run (a state update): granted
+   * only while no run of the thread is running (otherwise it names that run),
+   * and no run is claimed on the thread until `unlockThread` or `ttlMs`.
+   */
+  lockThread(threadId: string, owner: string, ttlMs: number): Promise<{ locked: true } | { locked: false; busyWith: string }>;
+  unlockThread(threadId: string, owner: string): Promise<void>;
 }
 
 export interface StoreSearch {

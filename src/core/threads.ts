@@ -2,14 +2,18 @@
  * Thread state: read, history and updates go through a graph instance of the
  * thread's graph with the backend's checkpointer attached.
  */
+import { randomUUID } from "node:crypto";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import type { BaseStore } from "@langchain/langgraph";
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
 import { BatonError, ErrorCode, notFound } from "./errors.ts";
 import type { GraphInstance, GraphRegistry } from "./graphs.ts";
-import type { RunQueue, Threads } from "./ports.ts";
+import type { EventBus, RunQueue, Threads } from "./ports.ts";
 import { emptyThreadState, interruptsOf, stateValues, toThreadState, type Snapshot } from "./state.ts";
 import type { Thread } from "./types.ts";
+
+/** Longest a state update may hold its thread (a crashed update's lock expires). */
+const STATE_UPDATE_LOCK_MS = 30_000;
 
 export interface CheckpointRef {
   checkpoint_id?: string | undefined;
@@ -24,6 +28,7 @@ export class ThreadService {
       registry: GraphRegistry;
       checkpointer: BaseCheckpointSaver;
       store: BaseStore;
+      bus: EventBus;
     },
   ) {}
 
@@ -80,20 +85,39 @@ export class ThreadService {
     return out;
   }
 
-  /** Writes a new checkpoint as if `asNode` had returned `values`. Refused while a run is running (C1). */
+  /**
+   * Writes a new checkpoint as if `asNode` had returned `values`. The thread
+   * is locked in the database for the duration, which is refused while a run
+   * is running and keeps runs from being claimed meanwhile (C1).
+   */
   async update(
     threadId: string,
     input: { values: unknown; as_node?: string | undefined; checkpoint?: CheckpointRef | undefined },
   ): Promise<{ checkpoint: Record<string, unknown> }> {
     const thread = await this.get(threadId);
-    const running = (await this.deps.runs.inflight(threadId)).find((run) => run.status === "running");
-    if (running !== undefined) {
+    const owner = `state-update-${randomUUID()}`;
+    const lock = await this.deps.runs.lockThread(threadId, owner, STATE_UPDATE_LOCK_MS);
+    if (!lock.locked) {
       throw new BatonError(
         ErrorCode.busy,
-        `Thread '${threadId}' has a running run ('${running.run_id}'); update its state after the run ends, or cancel the run.`,
+        `Thread '${threadId}' is busy with ${lock.busyWith}; update its state after that ends, or cancel the run.`,
         { retryAfterSeconds: 1 },
       );
     }
+    try {
+      return await this.#update(thread, input);
+    } finally {
+      await this.deps.runs.unlockThread(threadId, owner);
+      // Runs that waited behind the lock may start now.
+      this.deps.bus.signalWork();
+    }
+  }
+
+  async #update(
+    thread: Thread,
+    input: { values: unknown; as_node?: string | undefined; checkpoint?: CheckpointRef | undefined },
+  ): Promise<{ checkpoint: Record<string, unknown> }> {
+    const threadId = thread.thread_id;
     const config = this.#config(threadId, input.checkpoint);
     const graph = await this.#graph(thread, config);
     if (graph === null) {

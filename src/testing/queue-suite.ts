@@ -198,6 +198,26 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await backend.close();
     });
 
+    it("a thread lock is refused while a run runs, and holds runs back until released (C1)", async () => {
+      const { backend, queue, clock } = await setup();
+      await queue.create(newRun("t1", "r1"));
+      await queue.claim("w1", 30_000);
+      expect(await queue.lockThread("t1", "u1", 10_000)).toEqual({ locked: false, busyWith: "run r1" });
+      await queue.finish("r1", { owner: "w1", attempt: 1 }, succeeded);
+      expect(await queue.lockThread("t1", "u1", 10_000)).toEqual({ locked: true });
+      expect(await queue.lockThread("t1", "u2", 10_000)).toEqual({ locked: false, busyWith: "another state update" });
+      await queue.create(newRun("t1", "r2"));
+      expect(await queue.claim("w1", 30_000)).toBeNull();
+      await queue.unlockThread("t1", "u1");
+      expect((await queue.claim("w1", 30_000))?.run_id).toBe("r2");
+      await queue.finish("r2", { owner: "w1", attempt: 1 }, succeeded);
+      // A lock whose holder died expires.
+      expect(await queue.lockThread("t1", "u3", 1_000)).toEqual({ locked: true });
+      clock.advance(1_001);
+      expect(await queue.lockThread("t1", "u4", 1_000)).toEqual({ locked: true });
+      await backend.close();
+    });
+
     it("refuses to delete an in-flight run, and cancels pending runs directly", async () => {
       const { backend, queue } = await setup();
       await queue.create(newRun("t1", "r1"));

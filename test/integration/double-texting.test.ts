@@ -104,6 +104,18 @@ describe("strategies against a run that is running", () => {
     expect(history.every((h) => (h.metadata as { run_id?: string }).run_id !== first.run_id)).toBe(true);
   });
 
+  it("a state update is refused with 409 while a run runs, and works once it ended", async () => {
+    const { thread, run, gate: g } = await startGatedRun(t.client);
+    await expect(t.client.threads.updateState(thread.thread_id, { values: human("sneaky"), asNode: "reply" })).rejects.toThrow(
+      new RegExp(`409.*busy with run ${run.run_id}`),
+    );
+    g.open();
+    await t.client.runs.join(thread.thread_id, run.run_id);
+    await t.client.threads.updateState(thread.thread_id, { values: human("later"), asNode: "reply" });
+    const state = (await t.client.threads.getState(thread.thread_id)).values as { messages: Msg[] };
+    expect(state.messages.map((m) => m.content)).toEqual([expect.stringMatching(/^gate:/), expect.stringMatching(/^echo: gate:/), "later"]);
+  });
+
   it("reject answers 409 naming the busy run, with Retry-After", async () => {
     const { thread, run: first, gate: g } = await startGatedRun(t.client);
     const response = await fetch(`${t.url}/threads/${thread.thread_id}/runs`, {

@@ -35,6 +35,7 @@ export class SqliteRunQueue implements RunQueue {
          SELECT r.seq FROM runs r
           WHERE r.status = 'pending' AND r.available_at_ms <= ?
             AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
+            AND NOT EXISTS (SELECT 1 FROM threads t WHERE t.thread_id = r.thread_id AND t.lock_expires_ms > ?)
             AND NOT EXISTS (
               SELECT 1 FROM runs y
                WHERE y.thread_id = r.thread_id AND y.status = 'pending'
@@ -183,7 +184,7 @@ export class SqliteRunQueue implements RunQueue {
 
   async claim(owner: string, leaseMs: number): Promise<Run | null> {
     const now = this.#clock.nowMs();
-    const row = this.#claim.get(owner, now + leaseMs, isoFromMs(now), now);
+    const row = this.#claim.get(owner, now + leaseMs, isoFromMs(now), now, now);
     return row === undefined ? null : toRun(row);
   }
 
@@ -300,5 +301,31 @@ export class SqliteRunQueue implements RunQueue {
 
   async inflight(threadId: string): Promise<Run[]> {
     return this.#inflight.all(threadId).map(toRun);
+  }
+
+  async lockThread(threadId: string, owner: string, ttlMs: number): Promise<{ locked: true } | { locked: false; busyWith: string }> {
+    return this.#db.transaction(() => {
+      const running = this.#db.prepare("SELECT run_id FROM runs WHERE thread_id = ? AND status = 'running'").get(threadId) as
+        | { run_id: string }
+        | undefined;
+      if (running !== undefined) return { locked: false as const, busyWith: `run ${running.run_id}` };
+      const now = this.#clock.nowMs();
+      const taken = this.#db
+        .prepare(
+          `UPDATE threads SET lock_owner = ?, lock_expires_ms = ?
+            WHERE thread_id = ? AND (lock_expires_ms IS NULL OR lock_expires_ms <= ? OR lock_owner = ?)`,
+        )
+        .run(owner, now + ttlMs, threadId, now, owner);
+      if (taken.changes === 0) {
+        const holder = this.#db.prepare("SELECT lock_owner FROM threads WHERE thread_id = ?").get(threadId) as { lock_owner: string | null } | undefined;
+        if (holder === undefined) throw notFound("Thread", threadId);
+        return { locked: false as const, busyWith: "another state update" };
+      }
+      return { locked: true as const };
+    })();
+  }
+
+  async unlockThread(threadId: string, owner: string): Promise<void> {
+    this.#db.prepare("UPDATE threads SET lock_owner = NULL, lock_expires_ms = NULL WHERE thread_id = ? AND lock_owner = ?").run(threadId, owner);
   }
 }
