@@ -33,6 +33,12 @@ export const ConfigSchema = z.object({
   dataDir: z.string().default(".baton"),
   /** Runs executed at once. */
   workers: int(1).max(1000).default(10),
+  /** Running runs one user (a run's metadata.owner) may have at once. */
+  maxRunningPerUser: int(1).default(3),
+  /** Pending runs one user may have queued before new ones get 429. */
+  maxPendingPerUser: int(1).default(1_000),
+  /** Pending runs in the whole queue before new ones get 429. */
+  maxPendingRuns: int(1).default(100_000),
   logFormat: z.enum(["json", "pretty"]).default("json"),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
   leaseMs: int(1000).default(30_000),
@@ -57,6 +63,9 @@ const ENV: Record<string, keyof Config> = {
   BATON_HOST: "host",
   BATON_DATA_DIR: "dataDir",
   BATON_WORKERS: "workers",
+  BATON_MAX_RUNNING_PER_USER: "maxRunningPerUser",
+  BATON_MAX_PENDING_PER_USER: "maxPendingPerUser",
+  BATON_MAX_PENDING_RUNS: "maxPendingRuns",
   BATON_LOG_FORMAT: "logFormat",
   BATON_LOG_LEVEL: "logLevel",
   BATON_LEASE_MS: "leaseMs",

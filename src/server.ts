@@ -101,7 +101,14 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
       loaded.project.checkpointer?.path !== undefined
         ? ((await importDefault(loaded.baseDir, loaded.project.checkpointer.path)) as typeof backend.checkpointer)
         : backend.checkpointer;
-    const runs = new RunService({ queue: backend.runs, assistants: backend.assistants, bus, registry, clock });
+    const runs = new RunService({
+      queue: backend.runs,
+      assistants: backend.assistants,
+      bus,
+      registry,
+      clock,
+      limits: { maxPendingPerUser: config.maxPendingPerUser, maxPendingRuns: config.maxPendingRuns },
+    });
     const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, registry, checkpointer, store: backend.store, bus });
     const userApp =
       loaded.project.http?.app !== undefined
@@ -143,6 +150,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         pollIntervalMs: config.pollIntervalMs,
         maxAttempts: config.maxAttempts,
         runTimeoutMs: config.runTimeoutMs,
+        maxRunningPerUser: config.maxRunningPerUser,
       },
     );
     // Embedded mode owns its file: whatever was running died with the last process.

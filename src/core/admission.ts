@@ -35,3 +35,37 @@ export function decideAdmission(strategy: MultitaskStrategy, inflight: readonly 
     }
   }
 }
+
+/**
+ * The user a run belongs to: `metadata.owner` of the run, else of its thread
+ * (where authentication handlers put the caller's identity), else nobody.
+ * Runs of nobody are not capped per user; the global worker bound applies.
+ */
+export function runOwner(runMetadata: Record<string, unknown>, threadMetadata: Record<string, unknown>): string | null {
+  const owner = runMetadata.owner ?? threadMetadata.owner;
+  return typeof owner === "string" && owner !== "" ? owner : null;
+}
+
+/** Queue limits checked when a run is created (C6). */
+export interface QueueLimits {
+  /** Pending runs one user may have queued. */
+  maxPendingPerUser: number;
+  /** Pending runs in the whole queue. */
+  maxPendingRuns: number;
+}
+
+/** Refuses a new run with "try again" (429) when the queue is full for its user or for everyone. */
+export function checkQueueRoom(limits: QueueLimits, owner: string | null, pendingOfOwner: number, pendingTotal: number): void {
+  if (pendingTotal >= limits.maxPendingRuns) {
+    throw new BatonError(ErrorCode.tooMany, `The run queue is full (${limits.maxPendingRuns} pending runs); try again shortly.`, {
+      retryAfterSeconds: 5,
+    });
+  }
+  if (owner !== null && pendingOfOwner >= limits.maxPendingPerUser) {
+    throw new BatonError(
+      ErrorCode.tooMany,
+      `User '${owner}' already has ${pendingOfOwner} pending runs (the limit is ${limits.maxPendingPerUser}); try again when some have started.`,
+      { retryAfterSeconds: 5 },
+    );
+  }
+}

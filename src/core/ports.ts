@@ -5,6 +5,7 @@
  */
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
 import type { BaseStore } from "@langchain/langgraph";
+import type { QueueLimits } from "./admission.ts";
 import type {
   Assistant,
   CancelAction,
@@ -129,11 +130,19 @@ export interface RunOutcome {
   output: unknown;
 }
 
+export interface ClaimPolicy {
+  /** Running runs one user may have at once (runs with no owner are not counted). */
+  maxRunningPerUser: number;
+}
+
 export type FinishResult = "recorded" | "erased" | "fenced";
 
 export interface RunQueue {
-  /** Inserts the run and applies its multitask strategy in one transaction (C2). */
-  create(input: NewRun): Promise<RunCreated>;
+  /**
+   * Inserts the run and applies its multitask strategy in one transaction
+   * (C2); refuses it (429) when `limits` say the queue is full (C6).
+   */
+  create(input: NewRun, limits?: QueueLimits): Promise<RunCreated>;
   get(runId: string, threadId?: string): Promise<Run | null>;
   list(threadId: string, query: Page & { status?: RunStatus | undefined }): Promise<Run[]>;
   /** Deletes a final run. Refused (conflict) while pending or running. */
@@ -143,8 +152,12 @@ export interface RunQueue {
    * rollback: deleted), running ones are flagged for their worker.
    */
   cancel(runIds: string[], action: CancelAction): Promise<{ run_id: string; was_running: boolean }[]>;
-  /** Takes the next due run whose thread has no running run (C1), FIFO within a thread. */
-  claim(owner: string, leaseMs: number): Promise<Run | null>;
+  /**
+   * Takes the next due run whose thread has no running run (C1), FIFO within
+   * a thread, skipping users at `maxRunningPerUser` and preferring users with
+   * fewer running runs (C6).
+   */
+  claim(worker: string, leaseMs: number, policy?: ClaimPolicy): Promise<Run | null>;
   /** Renews the leases of the given runs still held by `owner`; returns those held. */
   extendLeases(owner: string, runIds: string[], leaseMs: number): Promise<string[]>;
   /**

@@ -4,6 +4,7 @@
  * resolves what a request means and signals what the decision implies.
  */
 import { randomUUID } from "node:crypto";
+import type { QueueLimits } from "./admission.ts";
 import { resolveAssistant } from "./assistants.ts";
 import type { Clock } from "./clock.ts";
 import { BatonError, ErrorCode, notFound } from "./errors.ts";
@@ -24,7 +25,7 @@ export interface CreateRunInput {
 
 export class RunService {
   constructor(
-    private readonly deps: { queue: RunQueue; assistants: Assistants; bus: EventBus; registry: GraphRegistry; clock: Clock },
+    private readonly deps: { queue: RunQueue; assistants: Assistants; bus: EventBus; registry: GraphRegistry; clock: Clock; limits: QueueLimits },
   ) {}
 
   async create(input: CreateRunInput): Promise<Run> {
@@ -43,7 +44,7 @@ export class RunService {
       kwargs: { ...input.kwargs, temporary },
       available_at_ms: this.deps.clock.nowMs() + Math.max(0, input.after_seconds) * 1000,
       if_not_exists: temporary ? "create" : input.if_not_exists,
-    });
+    }, this.deps.limits);
     this.#signal(cancelled);
     this.deps.bus.signalWork();
     return run;

@@ -123,6 +123,8 @@ export interface Run {
   /** Earliest time (epoch ms) a worker may start it (after_seconds). */
   available_at_ms: number;
   error: string | null;
+  /** The user the run belongs to (see `runOwner`), or null. */
+  owner: string | null;
   /** Internal: what `wait` and `join` answer once the run is final. Never on the wire record. */
   output: unknown;
 }

@@ -218,6 +218,49 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await backend.close();
     });
 
+    it("caps running runs per user and prefers users with fewer running runs (C6)", async () => {
+      const { backend, queue } = await setup();
+      const owned = (thread: string, run: string, owner: string) => ({ ...newRun(thread, run), metadata: { owner } });
+      for (let i = 0; i < 4; i++) await queue.create(owned(`a${i}`, `ra${i}`, "alice"));
+      await queue.create(owned("b0", "rb0", "bob"));
+      await queue.create(newRun("n0", "rn0"));
+      const policy = { maxRunningPerUser: 2 };
+      const order: string[] = [];
+      for (let next = await queue.claim("w", 30_000, policy); next !== null; next = await queue.claim("w", 30_000, policy)) {
+        order.push(next.run_id);
+      }
+      // alice's first, then bob (0 running) and the ownerless run before alice's second; alice stops at 2.
+      expect(order).toEqual(["ra0", "rb0", "rn0", "ra1"]);
+      expect((await queue.get("ra1"))?.owner).toBe("alice");
+      await queue.finish("ra0", { owner: "w", attempt: 1 }, succeeded);
+      expect((await queue.claim("w", 30_000, policy))?.run_id).toBe("ra2");
+      await backend.close();
+    });
+
+    it("takes a run's owner from its thread when the run names none", async () => {
+      const { backend, queue } = await setup();
+      await backend.threads.create({ thread_id: "t1", metadata: { owner: "carol" }, if_exists: "raise" });
+      const { run } = await queue.create(newRun("t1", "r1"));
+      expect(run.owner).toBe("carol");
+      await backend.close();
+    });
+
+    it("answers 'try again' when a user's or the whole queue is full (C6)", async () => {
+      const { backend, queue } = await setup();
+      const limits = { maxPendingPerUser: 2, maxPendingRuns: 4 };
+      const owned = (i: number) => ({ ...newRun(`t${i}`, `r${i}`), metadata: { owner: "dave" } });
+      await queue.create(owned(1), limits);
+      await queue.create(owned(2), limits);
+      const refused = queue.create(owned(3), limits);
+      await expect(refused).rejects.toMatchObject({ code: "too_many_requests", retryAfterSeconds: 5 });
+      await expect(refused).rejects.toThrow(/User 'dave' already has 2 pending runs/);
+      await queue.create(newRun("x1", "x1"), limits);
+      await queue.create(newRun("x2", "x2"), limits);
+      await expect(queue.create(newRun("x3", "x3"), limits)).rejects.toThrow(/queue is full \(4 pending runs\)/);
+      expect(await queue.get("r3")).toBeNull();
+      await backend.close();
+    });
+
     it("refuses to delete an in-flight run, and cancels pending runs directly", async () => {
       const { backend, queue } = await setup();
       await queue.create(newRun("t1", "r1"));

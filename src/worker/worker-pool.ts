@@ -31,6 +31,8 @@ export interface WorkerPoolOptions {
   maxAttempts: number;
   /** A run still going after this long is stopped with status `timeout`. */
   runTimeoutMs: number;
+  /** Running runs one user may have at once (C6). */
+  maxRunningPerUser: number;
 }
 
 interface Active {
@@ -122,7 +124,7 @@ export class WorkerPool {
 
   async #fill(): Promise<void> {
     while (this.#accepting && this.#active.size < this.#options.concurrency) {
-      const run = await this.#deps.queue.claim(this.owner, this.#options.leaseMs);
+      const run = await this.#deps.queue.claim(this.owner, this.#options.leaseMs, { maxRunningPerUser: this.#options.maxRunningPerUser });
       if (run === null) return;
       this.#startRun(run);
     }

@@ -74,6 +74,7 @@ export interface RunRow {
   available_at_ms: number;
   error: string | null;
   output: string | null;
+  owner: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -93,6 +94,7 @@ export const toRun = (row: RunRow): Run => ({
   available_at_ms: row.available_at_ms,
   error: row.error,
   output: parse(row.output),
+  owner: row.owner,
 });
 
 export interface ItemRow {

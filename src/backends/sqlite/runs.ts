@@ -5,18 +5,18 @@
  * unique index `runs_one_running_per_thread` as the backstop.
  */
 import type { Database, Statement } from "better-sqlite3";
-import { decideAdmission } from "../../core/admission.ts";
+import { checkQueueRoom, decideAdmission, runOwner, type QueueLimits } from "../../core/admission.ts";
 import type { Clock } from "../../core/clock.ts";
 import { isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
-import type { Fence, FinishResult, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
+import type { ClaimPolicy, Fence, FinishResult, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
 import type { CancelAction, Run, RunStatus } from "../../core/types.ts";
 import { deleteThreadRows, json, toRun, type RunRow } from "./rows.ts";
 
 export class SqliteRunQueue implements RunQueue {
   readonly #db: Database;
   readonly #clock: Clock;
-  readonly #claim: Statement<unknown[], RunRow>;
+  readonly #claim: Statement<[{ worker: string; expires: number; iso: string; now: number; maxRunningPerUser: number }], RunRow>;
   readonly #inflight: Statement<[string], RunRow>;
   readonly #byId: Statement<[string], RunRow>;
   readonly #insert: Statement<unknown[]>;
@@ -30,17 +30,22 @@ export class SqliteRunQueue implements RunQueue {
     // has a running run, nor one with an older pending run on its thread.
     this.#claim = db.prepare(`
       UPDATE runs
-         SET status = 'running', attempt = attempt + 1, lease_owner = ?, lease_expires_ms = ?, updated_at = ?
+         SET status = 'running', attempt = attempt + 1, lease_owner = @worker, lease_expires_ms = @expires, updated_at = @iso
        WHERE seq = (
          SELECT r.seq FROM runs r
-          WHERE r.status = 'pending' AND r.available_at_ms <= ?
+          WHERE r.status = 'pending' AND r.available_at_ms <= @now
             AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
-            AND NOT EXISTS (SELECT 1 FROM threads t WHERE t.thread_id = r.thread_id AND t.lock_expires_ms > ?)
+            AND NOT EXISTS (SELECT 1 FROM threads t WHERE t.thread_id = r.thread_id AND t.lock_expires_ms > @now)
+            AND (r.owner IS NULL
+                 OR (SELECT COUNT(*) FROM runs o WHERE o.owner = r.owner AND o.status = 'running') < @maxRunningPerUser)
             AND NOT EXISTS (
               SELECT 1 FROM runs y
                WHERE y.thread_id = r.thread_id AND y.status = 'pending'
                  AND (y.available_at_ms < r.available_at_ms OR (y.available_at_ms = r.available_at_ms AND y.seq < r.seq)))
-          ORDER BY r.available_at_ms, r.seq
+          -- Fair across users: those with fewer running runs first, then FIFO.
+          ORDER BY CASE WHEN r.owner IS NULL THEN 0
+                        ELSE (SELECT COUNT(*) FROM runs o WHERE o.owner = r.owner AND o.status = 'running') END,
+                   r.available_at_ms, r.seq
           LIMIT 1)
       RETURNING *`);
     this.#inflight = db.prepare(
@@ -49,15 +54,15 @@ export class SqliteRunQueue implements RunQueue {
     this.#byId = db.prepare("SELECT * FROM runs WHERE run_id = ?");
     this.#insert = db.prepare(`
       INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, kwargs,
-                        available_at_ms, created_at, updated_at)
-      VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)`);
+                        available_at_ms, owner, created_at, updated_at)
+      VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)`);
     this.#threadStatus = db.prepare("UPDATE threads SET status = ?, updated_at = ? WHERE thread_id = ?");
     this.#countInflight = db.prepare(
       "SELECT COUNT(*) AS n FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')",
     );
   }
 
-  async create(input: NewRun): Promise<RunCreated> {
+  async create(input: NewRun, limits?: QueueLimits): Promise<RunCreated> {
     return this.#db.transaction((): RunCreated => {
       const now = this.#clock.nowMs();
       const iso = isoFromMs(now);
@@ -79,6 +84,14 @@ export class SqliteRunQueue implements RunQueue {
         metadata.assistant_id = input.assistant_id;
         this.#db.prepare("UPDATE threads SET metadata = ? WHERE thread_id = ?").run(json(metadata), input.thread_id);
       }
+      const threadMetadata = thread === undefined ? {} : (JSON.parse(thread.metadata) as Record<string, unknown>);
+      const owner = runOwner(input.metadata, threadMetadata);
+      if (limits !== undefined) {
+        const pending = this.#db
+          .prepare("SELECT COUNT(*) AS total, COALESCE(SUM(owner IS ? AND owner IS NOT NULL), 0) AS mine FROM runs WHERE status = 'pending'")
+          .get(owner) as { total: number; mine: number };
+        checkQueueRoom(limits, owner, pending.mine, pending.total);
+      }
       const inflight = this.#inflight.all(input.thread_id).map(toRun);
       const order = decideAdmission(input.multitask_strategy, inflight);
       const cancelled = order.cancel.map(({ run, action }) => this.#cancelOne(run, action, iso));
@@ -91,6 +104,7 @@ export class SqliteRunQueue implements RunQueue {
         input.multitask_strategy,
         json(input.kwargs),
         Math.max(now, input.available_at_ms),
+        owner,
         iso,
         iso,
       );
@@ -182,9 +196,10 @@ export class SqliteRunQueue implements RunQueue {
     }
   }
 
-  async claim(owner: string, leaseMs: number): Promise<Run | null> {
+  async claim(worker: string, leaseMs: number, policy?: ClaimPolicy): Promise<Run | null> {
     const now = this.#clock.nowMs();
-    const row = this.#claim.get(owner, now + leaseMs, isoFromMs(now), now, now);
+    const maxRunningPerUser = policy?.maxRunningPerUser ?? Number.MAX_SAFE_INTEGER;
+    const row = this.#claim.get({ worker, expires: now + leaseMs, iso: isoFromMs(now), now, maxRunningPerUser });
     return row === undefined ? null : toRun(row);
   }
 
