@@ -100,9 +100,12 @@ describe("threads and runs", () => {
     expect((parts[0]!.data as { run_id: string }).run_id).toBe(runId);
     const events = new Set(parts.map((p) => p.event));
     for (const e of ["values", "updates", "debug", "tasks", "checkpoints"]) expect(events).toContain(e);
-    const ids = parts.map((p) => Number((p as { id?: string }).id));
-    expect(ids).toEqual([...ids].sort((a, b) => a - b));
-    expect(new Set(ids).size).toBe(ids.length);
+    // Ids are "<ms>-<n>", strictly increasing.
+    const keys = parts.map((p) => (p as { id?: string }).id!.split("-").map(Number) as [number, number]);
+    for (let i = 1; i < keys.length; i++) {
+      const [a, b] = [keys[i - 1]!, keys[i]!];
+      expect(b[0] > a[0] || (b[0] === a[0] && b[1] > a[1])).toBe(true);
+    }
     const run = await t.client.runs.get(thread.thread_id, runId!);
     expect(run.status).toBe("success");
   });

@@ -24,12 +24,19 @@ async function startProcess() {
 }
 
 describe("SIGKILL mid-run", () => {
-  it("resumes the run after a restart and finishes it exactly once", async () => {
+  it("resumes the run after a restart, finishes it exactly once, and a stream resumes across the restart", async () => {
     const first = await startProcess();
     let client = new Client({ apiUrl: first.url });
     const marker = join(dataDir, "release-second-step");
     const thread = await client.threads.create();
-    const run = await client.runs.create(thread.thread_id, "two_step", { input: human(`go file:${marker}`) });
+    const run = await client.runs.create(thread.thread_id, "two_step", { input: human(`go file:${marker}`), streamMode: ["updates"] });
+    // Follow the run's stream up to the first step's update, as a client would before the crash.
+    let lastEventId: string | undefined;
+    for await (const part of client.runs.joinStream(thread.thread_id, run.run_id)) {
+      lastEventId = (part as { id?: string }).id;
+      if (part.event === "updates" && "first" in (part.data as object)) break;
+    }
+    expect(lastEventId).toBeDefined();
     // Wait until the first step's checkpoint is durable (a fact across processes: polled).
     await until(async () => {
       const history = await client.threads.getHistory(thread.thread_id, { limit: 20 });
@@ -41,6 +48,12 @@ describe("SIGKILL mid-run", () => {
     writeFileSync(marker, "go");
     const second = await startProcess();
     client = new Client({ apiUrl: second.url });
+    // Reconnecting with the last id seen gets the rest: the new attempt, from its resume point.
+    const rest: { event: string; data: unknown }[] = [];
+    for await (const part of client.runs.joinStream(thread.thread_id, run.run_id, { lastEventId })) rest.push(part);
+    expect(rest.map((p) => p.event)).toEqual(["metadata", "updates"]);
+    expect(rest[0]!.data).toEqual({ run_id: run.run_id, attempt: 2 });
+    expect(Object.keys(rest[1]!.data as object)).toEqual(["second"]);
     const out = (await client.runs.join(thread.thread_id, run.run_id)) as { messages: { content: string }[] };
     expect(out.messages.map((m) => m.content)).toEqual([`go file:${marker}`, `first: go file:${marker}`, "second: done"]);
     const final = await client.runs.get(thread.thread_id, run.run_id);

@@ -3,16 +3,31 @@
  * any number of subscribers, each with its own cursor (C8). Buffers are kept
  * while the run lives and for `retentionMs` after it ends, so late joiners and
  * `Last-Event-ID` reconnects get exactly the rest.
+ *
+ * Event ids are `<epoch ms>-<n>`, strictly increasing within a run, as Redis
+ * Streams ids are: ids of a later attempt (after a restart) sort after every
+ * id a client saw from an earlier one, so a reconnect never skips events.
  */
 import type { EventBus } from "../../core/ports.ts";
 import type { CancelAction, RunEvent } from "../../core/types.ts";
 
 interface RunStream {
-  events: RunEvent[];
+  events: (RunEvent & { key: EventKey })[];
+  last: EventKey;
   ended: boolean;
   /** Resolvers of subscribers waiting for the next event. */
   waiters: Set<() => void>;
   expiry: NodeJS.Timeout | undefined;
+}
+
+type EventKey = [ms: number, seq: number];
+
+const compareKeys = (a: EventKey, b: EventKey): number => a[0] - b[0] || a[1] - b[1];
+
+/** `<ms>-<n>` (or a bare `<ms>`) to a key; null for none, "-" or garbage (replay from the start). */
+function parseEventId(id: string | undefined): EventKey | null {
+  const match = id === undefined ? null : /^(\d+)(?:-(\d+))?$/.exec(id.trim());
+  return match === null ? null : [Number(match[1]), Number(match[2] ?? 0)];
 }
 
 export interface MemoryEventBusOptions {
@@ -33,7 +48,7 @@ export class MemoryEventBus implements EventBus {
   #stream(runId: string): RunStream {
     let stream = this.#streams.get(runId);
     if (stream === undefined) {
-      stream = { events: [], ended: false, waiters: new Set(), expiry: undefined };
+      stream = { events: [], last: [0, 0], ended: false, waiters: new Set(), expiry: undefined };
       this.#streams.set(runId, stream);
     }
     return stream;
@@ -47,8 +62,11 @@ export class MemoryEventBus implements EventBus {
       clearTimeout(stream.expiry);
       stream.expiry = undefined;
     }
-    const id = String(stream.events.length + 1);
-    stream.events.push({ id, event, data });
+    const now = Date.now();
+    const key: EventKey = now > stream.last[0] ? [now, 0] : [stream.last[0], stream.last[1] + 1];
+    stream.last = key;
+    const id = `${key[0]}-${key[1]}`;
+    stream.events.push({ id, event, data, key });
     this.#wake(stream);
     return id;
   }
@@ -74,11 +92,13 @@ export class MemoryEventBus implements EventBus {
 
   async *subscribe(runId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent> {
     const stream = this.#stream(runId);
-    const parsed = afterId === undefined || afterId === "" || afterId === "-" ? 0 : Number.parseInt(afterId, 10);
-    let cursor = Number.isFinite(parsed) && parsed > 0 ? parsed : 0;
+    const after = parseEventId(afterId);
+    let cursor = after === null ? 0 : stream.events.findIndex((e) => compareKeys(e.key, after) > 0);
+    if (cursor < 0) cursor = stream.events.length;
     while (!signal.aborted) {
       while (cursor < stream.events.length) {
-        yield stream.events[cursor]!;
+        const { id, event, data } = stream.events[cursor]!;
+        yield { id, event, data };
         cursor += 1;
         if (signal.aborted) return;
       }
