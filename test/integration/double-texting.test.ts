@@ -50,7 +50,7 @@ async function burst(strategy: "reject" | "enqueue" | "interrupt" | "rollback", 
   return { outcomes, contents, runs, texts };
 }
 
-describe.each([10, 50])("%i concurrent requests on one thread", (n) => {
+describe.each([10, 50, 200])("%i concurrent requests on one thread", (n) => {
   it("enqueue: every message answered by its own run, each exactly once in the final state", async () => {
     const { outcomes, contents, texts } = await burst("enqueue", n);
     expect(outcomes.every((o) => o.kind === "ok")).toBe(true);
