@@ -18,9 +18,20 @@ afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function startProcess() {
-  const baton = runBaton(["serve", "--config", FIXTURES, "--port", "0", "--data-dir", dataDir]);
-  return { child: baton.child, url: await baton.url };
+async function startProcess(env: NodeJS.ProcessEnv = {}) {
+  const baton = runBaton(["serve", "--config", FIXTURES, "--port", "0", "--data-dir", dataDir], { env });
+  return { child: baton.child, url: await baton.url, exited: baton.exited, output: baton.output };
+}
+
+/** Starts a two-step run whose second step waits for `marker`; resolves once the first step is durable. */
+async function startTwoStep(client: Client, marker: string) {
+  const thread = await client.threads.create();
+  const run = await client.runs.create(thread.thread_id, "two_step", { input: human(`go file:${marker}`), streamMode: ["updates"] });
+  await until(async () => {
+    const history = await client.threads.getHistory(thread.thread_id, { limit: 20 });
+    return history.some((h) => JSON.stringify(h.values).includes("first: ")) ? true : undefined;
+  }, "the first step's checkpoint");
+  return { thread, run };
 }
 
 describe("SIGKILL mid-run", () => {
@@ -62,6 +73,44 @@ describe("SIGKILL mid-run", () => {
     const state = await client.threads.getState(thread.thread_id);
     expect((state.values as { messages: unknown[] }).messages).toHaveLength(3);
     second.child.kill("SIGTERM");
-    await new Promise((resolve) => second.child.once("exit", resolve));
+    expect(await second.exited).toBe(0);
+  });
+});
+
+describe("SIGTERM", () => {
+  it("hands an unfinished run back after the grace period; the next start finishes it once", async () => {
+    const first = await startProcess({ BATON_SHUTDOWN_GRACE_MS: "300", BATON_LOG_LEVEL: "info" });
+    let client = new Client({ apiUrl: first.url });
+    const marker = join(dataDir, "release-after-sigterm");
+    const { thread, run } = await startTwoStep(client, marker);
+    first.child.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+    // Handed back by the stopping process itself, not found dead by the next one.
+    expect(first.output().stderr).toMatch(new RegExp(`"msg":"run:handed-back","run_id":"${run.run_id}"`));
+
+    writeFileSync(marker, "go");
+    const second = await startProcess();
+    client = new Client({ apiUrl: second.url });
+    const out = (await client.runs.join(thread.thread_id, run.run_id)) as { messages: { content: string }[] };
+    expect(out.messages.map((m) => m.content)).toEqual([`go file:${marker}`, `first: go file:${marker}`, "second: done"]);
+    expect((await client.runs.get(thread.thread_id, run.run_id)).status).toBe("success");
+    second.child.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
+  });
+
+  it("lets a run that finishes within the grace period finish before exiting", async () => {
+    const first = await startProcess({ BATON_SHUTDOWN_GRACE_MS: "20000" });
+    const client = new Client({ apiUrl: first.url });
+    const marker = join(dataDir, "release-within-grace");
+    const { thread, run } = await startTwoStep(client, marker);
+    first.child.kill("SIGTERM");
+    writeFileSync(marker, "go");
+    expect(await first.exited).toBe(0);
+
+    const second = await startProcess();
+    const after = new Client({ apiUrl: second.url });
+    expect((await after.runs.get(thread.thread_id, run.run_id)).status).toBe("success");
+    second.child.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
   });
 });

@@ -155,4 +155,18 @@ describe("cancel", () => {
     abort.abort();
     await expect.poll(async () => (await t.client.runs.get(thread.thread_id, runId)).status).toBe("interrupted");
   });
+
+  it("stops a run that outlives runTimeoutMs with status timeout", async () => {
+    const short = await startServer({ runTimeoutMs: 1000 });
+    try {
+      const thread = await short.client.threads.create();
+      const name = `to-${crypto.randomUUID()}`;
+      const run = await short.client.runs.create(thread.thread_id, "gated", { input: human(`gate:${name}`) });
+      await expect(short.client.runs.join(thread.thread_id, run.run_id)).resolves.toMatchObject({ __error__: { error: "TimeoutError" } });
+      expect((await short.client.runs.get(thread.thread_id, run.run_id)).status).toBe("timeout");
+      expect((await short.client.threads.get(thread.thread_id)).status).toBe("error");
+    } finally {
+      await short.close();
+    }
+  });
 });
