@@ -13,7 +13,7 @@ export function killAll(): void {
 export interface Baton {
   child: ChildProcess;
   /** Everything printed so far. */
-  output(): { stdout: string; stderr: string };
+  output: () => { stdout: string; stderr: string };
   /** The URL from the "listening on" line; rejects if the process exits first. */
   url: Promise<string>;
   /** Exit code (or signal name) once the process has ended. */

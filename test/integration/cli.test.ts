@@ -1,5 +1,5 @@
 /** The `baton` command as a user meets it: help, startup failures, and `baton dev` reloading. */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
@@ -86,6 +86,36 @@ describe("baton CLI", () => {
     } finally {
       blocker.close();
     }
+  });
+
+  it("applies the project's env file and uses its custom checkpointer", async () => {
+    const root = join(dir, "envsaver");
+    const config = project("envsaver", {
+      "langgraph.json": JSON.stringify({ graphs: { g: "./graph.ts:graph" }, env: ".env", checkpointer: { path: "./saver.ts:saver" } }),
+      ".env": "BATON_TEST_GREETING=hello from .env\n",
+      "graph.ts": graphSource("unused").replace(
+        'new AIMessage("unused")',
+        "new AIMessage(process.env.BATON_TEST_GREETING ?? 'no env')",
+      ),
+      "saver.ts": `
+import { writeFileSync } from "node:fs";
+import { MemorySaver } from "@langchain/langgraph";
+class MarkingSaver extends MemorySaver {
+  override async put(...args: Parameters<MemorySaver["put"]>) {
+    writeFileSync(${JSON.stringify(join(root, "saver-used"))}, "yes");
+    return super.put(...args);
+  }
+}
+export const saver = new MarkingSaver();
+`,
+    });
+    const baton = runBaton(["serve", "--config", config, "--port", "0", "--data-dir", join(root, ".baton")]);
+    const client = new Client({ apiUrl: await baton.url });
+    const out = (await client.runs.wait(null, "g", { input: { messages: [] } })) as { messages: { content: string }[] };
+    expect(out.messages.at(-1)!.content).toBe("hello from .env");
+    expect(existsSync(join(root, "saver-used"))).toBe(true);
+    baton.child.kill("SIGTERM");
+    expect(await baton.exited).toBe(0);
   });
 
   it("baton dev restarts on a change to a graph file, on the same port", async () => {
