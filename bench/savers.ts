@@ -21,7 +21,7 @@ const runs = Number(process.argv[2] ?? 2000);
 const turns = Number(process.argv[3] ?? 10);
 
 const graph = new StateGraph(MessagesAnnotation)
-  .addNode("echo", (s) => ({ messages: [new AIMessage(`echo: ${String(s.messages.at(-1)?.content)}`)] }))
+  .addNode("echo", (s) => ({ messages: [new AIMessage(`echo: ${JSON.stringify(s.messages.at(-1)?.content ?? "")}`)] }))
   .addEdge(START, "echo")
   .addEdge("echo", END)
   .compile();
