@@ -125,11 +125,37 @@ describe("threads and runs", () => {
     expect(Object.keys(graph)).toEqual(["child"]);
   });
 
-  it("streams the legacy messages mode and the events mode", async () => {
+  it("streams custom chunks a node writes", async () => {
     const thread = await t.client.threads.create();
-    const names = new Set<string>();
-    for await (const part of t.client.runs.stream(thread.thread_id, "echo", { input: human("x"), streamMode: ["messages", "events"] })) names.add(part.event);
-    expect(names).toContain("events");
+    const custom: unknown[] = [];
+    for await (const part of t.client.runs.stream(thread.thread_id, "custom", { input: human("x"), streamMode: ["custom"] })) {
+      if (part.event === "custom") custom.push(part.data);
+    }
+    expect(custom).toEqual([{ progress: 50 }, { progress: 100 }]);
+  });
+
+  it("streams model tokens as messages-tuple, the legacy messages mode and events", async () => {
+    const thread = await t.client.threads.create();
+    const parts: { event: string; data: unknown }[] = [];
+    for await (const part of t.client.runs.stream(thread.thread_id, "tokens", {
+      input: human("x"),
+      streamMode: ["messages-tuple", "messages", "events"],
+    })) {
+      parts.push(part);
+    }
+    const of = (name: string) => parts.filter((p) => p.event === name).map((p) => p.data);
+    // messages-tuple: one [chunk, metadata] per token, the metadata naming the node.
+    const tuples = of("messages") as [{ content: string; type: string }, { langgraph_node: string }][];
+    expect(tuples.map(([chunk]) => chunk.content).join("")).toBe("hello world");
+    expect(tuples[0]![1].langgraph_node).toBe("model");
+    // Legacy mode: metadata once per message, partials accumulating to the full text.
+    expect(of("messages/metadata")).toHaveLength(1);
+    const partials = of("messages/partial") as [{ content: string }][];
+    expect(partials.at(-1)![0].content).toBe("hello world");
+    expect(partials.map(([m]) => m.content.length)).toEqual([...partials.map(([m]) => m.content.length)].sort((a, b) => a - b));
+    // events mode: LangChain's callback events, including the model's stream.
+    const kinds = new Set((of("events") as { event: string }[]).map((e) => e.event));
+    expect(kinds).toContain("on_chat_model_stream");
   });
 
   it("interrupts for a human and resumes with a command", async () => {
