@@ -64,7 +64,12 @@ export interface Assistants {
   get(assistantId: string): Promise<Assistant | null>;
   /** Writes a new version and makes it the latest. */
   patch(assistantId: string, patch: AssistantPatch): Promise<Assistant>;
-  delete(assistantId: string): Promise<boolean>;
+  /**
+   * Deletes the assistant and its versions; with `deleteThreads`, also every
+   * thread whose metadata names it, in the same transaction (refused with a
+   * conflict if one of those threads has a running run).
+   */
+  delete(assistantId: string, options?: { deleteThreads?: boolean }): Promise<boolean>;
   search(query: AssistantSearch): Promise<Assistant[]>;
   count(query: Omit<AssistantSearch, "limit" | "offset" | "sort_by" | "sort_order">): Promise<number>;
   versions(assistantId: string, query: Page & { metadata?: Metadata | undefined }): Promise<Assistant[]>;
@@ -88,6 +93,12 @@ export interface Threads {
   delete(threadId: string): Promise<boolean>;
   search(query: ThreadSearch): Promise<Thread[]>;
   count(query: Omit<ThreadSearch, "limit" | "offset" | "sort_by" | "sort_order" | "ids">): Promise<number>;
+  /**
+   * `delete`: removes threads (with runs and checkpoints); `keep_latest`: keeps
+   * each thread and its latest checkpoint per namespace, dropping older ones.
+   * Threads with a running run are skipped. Returns how many were pruned.
+   */
+  prune(threadIds: string[], strategy: "delete" | "keep_latest"): Promise<number>;
   /** Copies the thread and its checkpoints under a new id. */
   copy(threadId: string, newThreadId: string): Promise<Thread>;
   /** Records the state after a state update made outside a run. */

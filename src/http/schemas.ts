@@ -76,6 +76,7 @@ export const ThreadSearch = z.object({
   sort_order: order,
   select: z.array(z.string()).optional(),
 });
+export const ThreadPrune = z.object({ thread_ids: z.array(uuid).max(1000), strategy: z.enum(["delete", "keep_latest"]).default("delete") });
 export const ThreadCount = z.object({ metadata: jsonObject.optional(), values: jsonObject.optional(), status: threadStatus.optional() });
 
 const checkpointRef = z.object({

@@ -60,6 +60,16 @@ describe("assistants", () => {
     const out = (await t.client.runs.wait(null, "typed", { input: { question: "why" } })) as { answer: string };
     expect(out.answer).toBe("you asked: why");
   });
+  it("deletes an assistant with its threads when delete_threads is set", async () => {
+    const a = await t.client.assistants.create({ graphId: "echo" });
+    const thread = await t.client.threads.create();
+    await t.client.runs.wait(thread.thread_id, a.assistant_id, { input: human("x") });
+    const keep = await t.client.threads.create();
+    const response = await fetch(`${t.url}/assistants/${a.assistant_id}?delete_threads=true`, { method: "DELETE" });
+    expect(response.status).toBe(200);
+    await expect(t.client.threads.get(thread.thread_id)).rejects.toThrow(/404/);
+    expect((await t.client.threads.get(keep.thread_id)).thread_id).toBe(keep.thread_id);
+  });
   it("refuses an unknown graph with 404", async () => {
     await expect(t.client.assistants.create({ graphId: "nope" })).rejects.toThrow(/404/);
   });
@@ -207,6 +217,22 @@ describe("threads and runs", () => {
       messages: { content: string }[];
     };
     expect(out.messages.at(-1)!.content).toBe("factory for ada");
+  });
+
+  it("prunes threads: keep_latest drops old checkpoints, delete removes the thread", async () => {
+    const a = await t.client.threads.create();
+    const b = await t.client.threads.create();
+    for (const thread of [a, b]) {
+      await t.client.runs.wait(thread.thread_id, "echo", { input: human("one") });
+      await t.client.runs.wait(thread.thread_id, "echo", { input: human("two") });
+    }
+    const before = await t.client.threads.getState(a.thread_id);
+    expect((await t.client.threads.getHistory(a.thread_id, { limit: 100 })).length).toBeGreaterThan(1);
+    expect(await t.client.threads.prune([a.thread_id], { strategy: "keep_latest" })).toEqual({ pruned_count: 1 });
+    expect(await t.client.threads.getHistory(a.thread_id, { limit: 100 })).toHaveLength(1);
+    expect((await t.client.threads.getState(a.thread_id)).values).toEqual(before.values);
+    expect(await t.client.threads.prune([b.thread_id, crypto.randomUUID()])).toEqual({ pruned_count: 1 });
+    await expect(t.client.threads.get(b.thread_id)).rejects.toThrow(/404/);
   });
 
   it("creates background runs, joins them and lists them", async () => {

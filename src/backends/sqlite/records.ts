@@ -116,8 +116,26 @@ export class SqliteAssistants implements Assistants {
     })();
   }
 
-  async delete(assistantId: string): Promise<boolean> {
-    return this.db.prepare("DELETE FROM assistants WHERE assistant_id = ?").run(assistantId).changes === 1;
+  async delete(assistantId: string, options?: { deleteThreads?: boolean }): Promise<boolean> {
+    return this.db.transaction(() => {
+      if (this.#row(assistantId) === undefined) return false;
+      if (options?.deleteThreads) {
+        const threads = this.db
+          .prepare<[string], { thread_id: string }>("SELECT thread_id FROM threads WHERE json_extract(metadata, '$.assistant_id') = ?")
+          .all(assistantId);
+        for (const { thread_id } of threads) {
+          const running = this.db.prepare("SELECT run_id FROM runs WHERE thread_id = ? AND status = 'running'").get(thread_id) as
+            | { run_id: string }
+            | undefined;
+          if (running !== undefined) {
+            throw conflict(`Thread '${thread_id}' of assistant '${assistantId}' has a running run ('${running.run_id}'); cancel it first. Nothing was deleted.`);
+          }
+          deleteThreadRows(this.db, thread_id);
+        }
+      }
+      this.db.prepare("DELETE FROM assistants WHERE assistant_id = ?").run(assistantId);
+      return true;
+    })();
   }
 
   #where(query: Omit<AssistantSearch, "limit" | "offset" | "sort_by" | "sort_order">, args: unknown[]): string {
@@ -275,6 +293,26 @@ export class SqliteThreads implements Threads {
     const args: unknown[] = [];
     const where = this.#where(query, args);
     return (this.db.prepare(`SELECT COUNT(*) AS n FROM threads${where}`).get(...args) as { n: number }).n;
+  }
+
+  async prune(threadIds: string[], strategy: "delete" | "keep_latest"): Promise<number> {
+    return this.db.transaction(() => {
+      let pruned = 0;
+      for (const threadId of threadIds) {
+        if (this.#row(threadId) === undefined) continue;
+        if (this.db.prepare("SELECT 1 FROM runs WHERE thread_id = ? AND status = 'running'").get(threadId) !== undefined) continue;
+        if (strategy === "delete") {
+          deleteThreadRows(this.db, threadId);
+        } else {
+          const older = `SELECT checkpoint_id FROM checkpoints c WHERE c.thread_id = @t AND c.checkpoint_id <
+                           (SELECT MAX(checkpoint_id) FROM checkpoints l WHERE l.thread_id = @t AND l.checkpoint_ns = c.checkpoint_ns)`;
+          this.db.prepare(`DELETE FROM checkpoint_writes WHERE thread_id = @t AND checkpoint_id IN (${older})`).run({ t: threadId });
+          this.db.prepare(`DELETE FROM checkpoints WHERE thread_id = @t AND checkpoint_id IN (${older})`).run({ t: threadId });
+        }
+        pruned += 1;
+      }
+      return pruned;
+    })();
   }
 
   async copy(threadId: string, newThreadId: string): Promise<Thread> {

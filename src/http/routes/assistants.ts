@@ -53,10 +53,7 @@ export function assistantRoutes(deps: HttpDeps): Hono {
 
   app.delete("/assistants/:assistant_id", async (c) => {
     const id = assistantIdFor(registry.ids, c.req.param("assistant_id"));
-    if (flag(c.req.query("delete_threads"))) {
-      throw new BatonError(ErrorCode.unsupported, "delete_threads is not supported yet; delete the assistant's threads with DELETE /threads/{thread_id}.");
-    }
-    if (!(await assistants.delete(id))) throw notFound("Assistant", id);
+    if (!(await assistants.delete(id, { deleteThreads: flag(c.req.query("delete_threads")) }))) throw notFound("Assistant", id);
     return c.json({});
   });
 

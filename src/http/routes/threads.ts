@@ -31,6 +31,11 @@ export function threadRoutes(deps: HttpDeps): Hono {
     return c.json(found.map((t) => select(wireThread(t), q.select)));
   });
 
+  app.post("/threads/prune", async (c) => {
+    const input = await body(c, s.ThreadPrune);
+    return c.json({ pruned_count: await threads.prune(input.thread_ids, input.strategy) });
+  });
+
   app.post("/threads/count", async (c) => c.json(await threads.count(await body(c, s.ThreadCount))));
 
   app.get("/threads/:thread_id", async (c) => c.json(wireThread(await threadService.get(uuidParam(c, "thread_id")))));
