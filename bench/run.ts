@@ -1,0 +1,127 @@
+/**
+ * `npm run bench [-- --quick] [-- --only baton,dev,inprocess] [-- --out FILE]`
+ *
+ * Runs every scenario against Baton, the published `langgraphjs dev` server
+ * and the in-process limit, one target at a time on this machine, and prints
+ * a table per scenario plus the JSON it writes to bench/results/.
+ * Every case records the CPU seconds of the server's process tree and of the
+ * whole machine meanwhile, so a noisy machine shows in the figures.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import * as sc from "./scenarios.ts";
+import { ROOT, machineBusySeconds, startBaton, startDevServer, treeCpuSeconds, treeRssBytes, type ServerTarget } from "./targets.ts";
+
+const { values } = parseArgs({
+  options: { quick: { type: "boolean", default: false }, only: { type: "string" }, out: { type: "string" }, workers: { type: "string", default: "256" } },
+});
+const quick = values.quick;
+const only = new Set((values.only ?? "baton,dev,inprocess").split(","));
+const workers = Number(values.workers);
+
+/** Sizes: the full run and the --quick one (under two minutes in all). */
+const plan = quick
+  ? { clients: [1, 8, 64], durationMs: 2_000, bursts: [10, 50], devBursts: [10], longWait: 200, streamsSeq: 10, streamsConc: 100, threads: 500 }
+  : { clients: [1, 8, 64, 256], durationMs: 10_000, bursts: [10, 50, 200], devBursts: [10, 50], longWait: 200, streamsSeq: 20, streamsConc: 100, threads: 10_000 };
+
+type Row = Record<string, unknown>;
+const results: Record<string, Row[]> = {};
+const record = (scenario: string, row: Row) => {
+  (results[scenario] ??= []).push(row);
+  process.stderr.write(`${scenario} ${JSON.stringify(row)}\n`);
+};
+
+/** Runs `work`, adding CPU seconds of the server tree, this harness and the machine. */
+async function measured<T extends object>(pid: number | null, work: () => Promise<T>): Promise<T & Row> {
+  const server0 = pid === null ? 0 : treeCpuSeconds(pid);
+  const self0 = process.cpuUsage();
+  const machine0 = machineBusySeconds();
+  const t0 = performance.now();
+  const out = await work();
+  const wall = (performance.now() - t0) / 1000;
+  const self = process.cpuUsage(self0);
+  const serverCpu = pid === null ? 0 : treeCpuSeconds(pid) - server0;
+  const harnessCpu = (self.user + self.system) / 1e6;
+  const machineCpu = machineBusySeconds() - machine0;
+  return {
+    ...out,
+    cpu_server_s: Math.round(serverCpu * 100) / 100,
+    cpu_harness_s: Math.round(harnessCpu * 100) / 100,
+    cpu_other_s: Math.round(Math.max(0, machineCpu - serverCpu - (pid === null ? 0 : harnessCpu)) * 100) / 100,
+    wall_s: Math.round(wall * 100) / 100,
+  };
+}
+
+async function serverScenarios(target: ServerTarget, bursts: number[]) {
+  const { name, url, pid } = target;
+  for (const clients of plan.clients) {
+    record("throughput", { target: name, clients, ...(await measured(pid, () => sc.throughput(url, clients, plan.durationMs))) });
+  }
+  for (const n of bursts) {
+    for (const strategy of ["reject", "enqueue", "interrupt", "rollback"] as const) {
+      record("same-thread", { target: name, ...(await measured(pid, () => sc.sameThreadBurst(url, strategy, n, 120_000))) });
+    }
+  }
+  record("long-wait", { target: name, ...(await measured(pid, () => sc.longWait(url, plan.longWait, 90_000))) });
+  record("stream", { target: name, mode: `${plan.streamsSeq} sequential`, ...(await measured(pid, () => sc.streams(url, plan.streamsSeq, false))) });
+  record("stream", { target: name, mode: `${plan.streamsConc} concurrent`, ...(await measured(pid, () => sc.streams(url, plan.streamsConc, true))) });
+  // Memory: RSS before, after N threads with one run each, and after 5 s idle.
+  const before = treeRssBytes(pid);
+  const filled = await measured(pid, () => sc.fillThreads(url, plan.threads, 16, quick ? 60_000 : 600_000));
+  const after = treeRssBytes(pid);
+  await new Promise((resolve) => setTimeout(resolve, 5_000));
+  const idle = treeRssBytes(pid);
+  const per = (bytes: number) => (filled.threads > 0 ? Math.round(bytes / filled.threads) : null);
+  record("memory", {
+    target: name,
+    ...filled,
+    rss_before_mb: Math.round(before / 1e6),
+    rss_after_mb: Math.round(after / 1e6),
+    rss_idle_mb: Math.round(idle / 1e6),
+    bytes_per_thread: per(after - before),
+    bytes_per_thread_after_idle: per(idle - before),
+  });
+}
+
+async function main() {
+  const started = Date.now();
+  if (only.has("inprocess")) {
+    for (const clients of plan.clients) {
+      record("throughput", { target: "in-process", clients, ...(await measured(null, () => sc.throughputInProcess(clients, plan.durationMs))) });
+    }
+    record("stream", { target: "in-process", mode: `${plan.streamsSeq} sequential`, ...(await measured(null, () => sc.streamsInProcess(plan.streamsSeq, false))) });
+    record("stream", { target: "in-process", mode: `${plan.streamsConc} concurrent`, ...(await measured(null, () => sc.streamsInProcess(plan.streamsConc, true))) });
+  }
+  for (const [key, start, bursts] of [
+    ["baton", startBaton, plan.bursts],
+    ["dev", startDevServer, plan.devBursts],
+  ] as const) {
+    if (!only.has(key)) continue;
+    const target = await start(workers);
+    try {
+      await serverScenarios(target, bursts);
+    } finally {
+      await target.stop();
+    }
+  }
+  const report = {
+    date: new Date().toISOString(),
+    quick,
+    machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 1e9), node: process.version },
+    workers,
+    duration_s: Math.round((Date.now() - started) / 1000),
+    results,
+  };
+  for (const [scenario, rows] of Object.entries(results)) {
+    console.log(`\n${scenario}`);
+    console.table(rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : v]))));
+  }
+  const out = values.out ?? join(ROOT, "bench/results", `${report.date.replace(/[:.]/g, "-")}${quick ? "-quick" : ""}.json`);
+  mkdirSync(join(out, ".."), { recursive: true });
+  writeFileSync(out, JSON.stringify(report, null, 2));
+  console.log(`\nwrote ${out} (${report.duration_s} s)`);
+}
+
+await main();

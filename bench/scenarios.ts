@@ -1,0 +1,254 @@
+/**
+ * Benchmark scenarios. Each runs against a server through the official SDK
+ * (or, for the in-process limit, against the graph itself), is bounded in
+ * time, and returns plain figures.
+ */
+import { HumanMessage } from "@langchain/core/messages";
+import { MemorySaver } from "@langchain/langgraph";
+import { Client } from "@langchain/langgraph-sdk";
+import { echo, slowEcho } from "./graphs/graphs.ts";
+
+export const percentile = (sorted: number[], q: number): number =>
+  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+export interface LatencyFigures {
+  runs: number;
+  errors: number;
+  runs_per_s: number;
+  p50_ms: number;
+  p95_ms: number;
+  p99_ms: number;
+}
+
+function figures(latencies: number[], errors: number, wallMs: number): LatencyFigures {
+  latencies.sort((a, b) => a - b);
+  return {
+    runs: latencies.length,
+    errors,
+    runs_per_s: round((latencies.length / wallMs) * 1000),
+    p50_ms: round(percentile(latencies, 0.5)),
+    p95_ms: round(percentile(latencies, 0.95)),
+    p99_ms: round(percentile(latencies, 0.99)),
+  };
+}
+
+const human = (content: string) => ({ messages: [{ role: "user", content }] });
+
+/** `clients` loops, each on its own thread, calling `runs/wait` on echo for `durationMs`. */
+export async function throughput(url: string, clients: number, durationMs: number): Promise<LatencyFigures> {
+  const client = new Client({ apiUrl: url, callerOptions: { maxRetries: 0 } });
+  const threads = await Promise.all(Array.from({ length: clients }, () => client.threads.create()));
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const deadline = started + durationMs;
+  await Promise.all(
+    threads.map(async (thread, c) => {
+      for (let i = 0; performance.now() < deadline; i++) {
+        const t0 = performance.now();
+        try {
+          await client.runs.wait(thread.thread_id, "echo", { input: human(`c${c}-${i}`) });
+          latencies.push(performance.now() - t0);
+        } catch {
+          errors += 1;
+        }
+      }
+    }),
+  );
+  return figures(latencies, errors, performance.now() - started);
+}
+
+/** The same loops with the graph invoked in process on an in-memory saver. */
+export async function throughputInProcess(clients: number, durationMs: number): Promise<LatencyFigures> {
+  const graph = echo.withConfig({});
+  (graph as unknown as { checkpointer: MemorySaver }).checkpointer = new MemorySaver();
+  const latencies: number[] = [];
+  const started = performance.now();
+  const deadline = started + durationMs;
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      for (let i = 0; performance.now() < deadline; i++) {
+        const t0 = performance.now();
+        await graph.invoke({ messages: [new HumanMessage(`c${c}-${i}`)] }, { configurable: { thread_id: `t${c}` } });
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  return figures(latencies, 0, performance.now() - started);
+}
+
+export interface BurstAudit {
+  strategy: string;
+  requests: number;
+  statuses: Record<string, number>;
+  empty: number;
+  foreign: number;
+  lost: number;
+  duplicated: number;
+  wall_ms: number;
+}
+
+type Msg = { type?: string; content?: unknown };
+
+/**
+ * `n` concurrent `runs/wait` on one thread with one strategy; audits every
+ * answer (empty, foreign) and the final state (lost, duplicated).
+ */
+export async function sameThreadBurst(url: string, strategy: "reject" | "enqueue" | "interrupt" | "rollback", n: number, timeoutMs: number): Promise<BurstAudit> {
+  const client = new Client({ apiUrl: url, callerOptions: { maxRetries: 0 } });
+  const thread = await client.threads.create();
+  const statuses: Record<string, number> = {};
+  const audit = { empty: 0, foreign: 0, lost: 0, duplicated: 0 };
+  const accepted: string[] = [];
+  const started = performance.now();
+  const signal = AbortSignal.timeout(timeoutMs);
+  await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const text = `burst-${strategy}-${i}`;
+      const response = await fetch(`${url}/threads/${thread.thread_id}/runs/wait`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ assistant_id: "echo", input: human(text), multitask_strategy: strategy }),
+        signal,
+      }).catch(() => null);
+      const status = response === null ? "timeout" : String(response.status);
+      statuses[status] = (statuses[status] ?? 0) + 1;
+      if (response === null || !response.ok) return;
+      const body = (await response.json().catch(() => null)) as { messages?: Msg[]; __error__?: unknown } | null;
+      if (body?.__error__ !== undefined) return; // the run says it was superseded: a legitimate answer
+      const messages = body?.messages ?? [];
+      if (messages.length === 0) {
+        audit.empty += 1;
+        return;
+      }
+      const humans = messages.filter((m) => m.type === "human");
+      if (humans.at(-1)?.content !== text) {
+        audit.foreign += 1;
+        return;
+      }
+      accepted.push(text);
+    }),
+  );
+  const wallMs = performance.now() - started;
+  const state = await client.threads.getState(thread.thread_id).catch(() => null);
+  const contents = ((state?.values as { messages?: Msg[] } | undefined)?.messages ?? []).map((m) => String(m.content));
+  const counts = new Map<string, number>();
+  for (const c of contents) counts.set(c, (counts.get(c) ?? 0) + 1);
+  audit.duplicated = [...counts.values()].filter((v) => v > 1).length;
+  audit.lost = accepted.filter((text) => !counts.has(text)).length;
+  return { strategy, requests: n, statuses, ...audit, wall_ms: round(wallMs, 0) };
+}
+
+/** `n` concurrent stateless runs of `sleep` (2 s each): wall time until all answered. */
+export async function longWait(url: string, n: number, timeoutMs: number): Promise<{ runs: number; ok: number; wall_ms: number }> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const started = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: n }, () =>
+      fetch(`${url}/runs/wait`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ assistant_id: "sleep", input: human("zzz") }),
+        signal,
+      })
+        .then(async (r) => r.ok && !JSON.stringify(await r.json()).includes("__error__"))
+        .catch(() => false),
+    ),
+  );
+  return { runs: n, ok: results.filter(Boolean).length, wall_ms: round(performance.now() - started, 0) };
+}
+
+export interface StreamFigures {
+  streams: number;
+  errors: number;
+  first_token_p50_ms: number;
+  first_token_p95_ms: number;
+  total_p50_ms: number;
+  total_p95_ms: number;
+}
+
+function streamFigures(first: number[], total: number[], errors: number): StreamFigures {
+  first.sort((a, b) => a - b);
+  total.sort((a, b) => a - b);
+  return {
+    streams: total.length,
+    errors,
+    first_token_p50_ms: round(percentile(first, 0.5)),
+    first_token_p95_ms: round(percentile(first, 0.95)),
+    total_p50_ms: round(percentile(total, 0.5)),
+    total_p95_ms: round(percentile(total, 0.95)),
+  };
+}
+
+/** Streams of slow-echo in messages-tuple mode: time to the first token and to the end. */
+export async function streams(url: string, count: number, concurrent: boolean): Promise<StreamFigures> {
+  const client = new Client({ apiUrl: url, callerOptions: { maxRetries: 0 } });
+  const first: number[] = [];
+  const total: number[] = [];
+  let errors = 0;
+  const one = async () => {
+    const t0 = performance.now();
+    let gotFirst = false;
+    try {
+      for await (const part of client.runs.stream(null, "slow-echo", { input: human("go"), streamMode: "messages-tuple" })) {
+        if (!gotFirst && part.event === "messages") {
+          gotFirst = true;
+          first.push(performance.now() - t0);
+        }
+        if (part.event === "error") errors += 1;
+      }
+      total.push(performance.now() - t0);
+    } catch {
+      errors += 1;
+    }
+  };
+  if (concurrent) await Promise.all(Array.from({ length: count }, one));
+  else for (let i = 0; i < count; i++) await one();
+  return streamFigures(first, total, errors);
+}
+
+export async function streamsInProcess(count: number, concurrent: boolean): Promise<StreamFigures> {
+  const graph = slowEcho.withConfig({});
+  (graph as unknown as { checkpointer: MemorySaver }).checkpointer = new MemorySaver();
+  const first: number[] = [];
+  const total: number[] = [];
+  const one = async (i: number) => {
+    const t0 = performance.now();
+    let gotFirst = false;
+    for await (const _chunk of await graph.stream({ messages: [new HumanMessage("go")] }, { configurable: { thread_id: `s${i}` }, streamMode: "messages" })) {
+      if (!gotFirst) {
+        gotFirst = true;
+        first.push(performance.now() - t0);
+      }
+    }
+    total.push(performance.now() - t0);
+  };
+  if (concurrent) await Promise.all(Array.from({ length: count }, (_, i) => one(i)));
+  else for (let i = 0; i < count; i++) await one(i);
+  return streamFigures(first, total, 0);
+}
+
+/** Creates `threads` threads with one echo run each, `parallel` at a time. */
+export async function fillThreads(url: string, threads: number, parallel: number, timeoutMs: number): Promise<{ threads: number; errors: number }> {
+  const client = new Client({ apiUrl: url, callerOptions: { maxRetries: 0 } });
+  const deadline = performance.now() + timeoutMs;
+  let next = 0;
+  let done = 0;
+  let errors = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < threads && performance.now() < deadline) {
+        const i = next++;
+        try {
+          await client.runs.wait(null, "echo", { input: human(`m${i}`), onCompletion: "keep" } as never);
+          done += 1;
+        } catch {
+          errors += 1;
+        }
+      }
+    }),
+  );
+  return { threads: done, errors };
+}

@@ -1,0 +1,151 @@
+/**
+ * What the benchmark measures: Baton and the published `langgraphjs dev`
+ * server as real processes on loopback, with the same graphs, and the
+ * in-process limit (the graph invoked directly with an in-memory saver).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const ROOT = join(import.meta.dirname, "..");
+export const GRAPHS = join(ROOT, "bench/graphs");
+
+export interface ServerTarget {
+  name: string;
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function waitUntilUp(url: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${log().slice(-2000)}`);
+    try {
+      if ((await fetch(`${url}/ok`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`server at ${url} did not answer /ok within ${timeoutMs} ms: ${log().slice(-2000)}`);
+}
+
+function launch(name: string, command: string, args: string[], url: string, cleanup: () => void): Promise<ServerTarget> {
+  const child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LANGSMITH_TRACING: "false", LANGCHAIN_TRACING_V2: "false" } });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
+  child.stderr.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
+  const stop = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      for (const pid of processTree(child.pid!).reverse()) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      await exited;
+    }
+    cleanup();
+  };
+  return waitUntilUp(url, child, () => output, 120_000).then(
+    () => ({ name, url, pid: child.pid!, stop }),
+    async (error: unknown) => {
+      await stop();
+      throw error;
+    },
+  );
+}
+
+export async function startBaton(workers: number): Promise<ServerTarget> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "baton-bench-"));
+  const args = [join(ROOT, "bin/baton.js"), "serve", "--config", join(GRAPHS, "langgraph.json"), "--port", String(port), "--data-dir", dataDir];
+  return launch("baton", process.execPath, [...args, "--workers", String(workers), "--log-level", "warn"], `http://127.0.0.1:${port}`, () =>
+    rmSync(dataDir, { recursive: true, force: true }),
+  );
+}
+
+export async function startDevServer(workers: number): Promise<ServerTarget> {
+  const port = await freePort();
+  const bin = join(ROOT, "node_modules/@langchain/langgraph-cli/dist/cli/cli.mjs");
+  const args = [bin, "dev", "--port", String(port), "--host", "127.0.0.1", "--config", GRAPHS, "--no-browser", "--no-reload", "--n-jobs-per-worker", String(workers)];
+  // The dev server persists to .langgraph_api/ next to the config; remove it after.
+  return launch("langgraphjs dev", process.execPath, args, `http://127.0.0.1:${port}`, () =>
+    rmSync(join(GRAPHS, ".langgraph_api"), { recursive: true, force: true }),
+  );
+}
+
+/** The pid and all its descendants (from /proc). */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(entry));
+      children.set(ppid, list);
+    } catch {
+      // process ended while reading
+    }
+  }
+  const out: number[] = [];
+  const visit = (pid: number) => {
+    out.push(pid);
+    for (const child of children.get(pid) ?? []) visit(child);
+  };
+  visit(root);
+  return out;
+}
+
+const TICKS_PER_SECOND = 100;
+
+/** CPU seconds used so far by a process tree. */
+export function treeCpuSeconds(root: number): number {
+  let ticks = 0;
+  for (const pid of processTree(root)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks / TICKS_PER_SECOND;
+}
+
+/** Resident memory of a process tree, in bytes. */
+export function treeRssBytes(root: number): number {
+  let kb = 0;
+  for (const pid of processTree(root)) {
+    try {
+      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      kb += Number(match?.[1] ?? 0);
+    } catch {
+      // gone
+    }
+  }
+  return kb * 1024;
+}
+
+/** CPU seconds the whole machine spent busy so far (all cores). */
+export function machineBusySeconds(): number {
+  const fields = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return (fields.reduce((a, b) => a + b, 0) - idle) / TICKS_PER_SECOND;
+}
