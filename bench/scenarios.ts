@@ -113,10 +113,15 @@ export async function sameThreadBurst(url: string, strategy: "reject" | "enqueue
         body: JSON.stringify({ assistant_id: "echo", input: human(text), multitask_strategy: strategy }),
         signal,
       }).catch(() => null);
-      const status = response === null ? "timeout" : String(response.status);
+      // A body cut off by the case's time limit is a timeout, not an empty
+      // answer; an unreadable body from the server itself counts as empty.
+      const body =
+        response === null || !response.ok
+          ? null
+          : ((await response.json().catch(() => (signal.aborted ? undefined : null))) as { messages?: Msg[]; __error__?: unknown } | null | undefined);
+      const status = response === null || body === undefined ? "timeout" : String(response.status);
       statuses[status] = (statuses[status] ?? 0) + 1;
-      if (response === null || !response.ok) return;
-      const body = (await response.json().catch(() => null)) as { messages?: Msg[]; __error__?: unknown } | null;
+      if (response === null || !response.ok || body === undefined) return;
       if (body?.__error__ !== undefined) return; // the run says it was superseded: a legitimate answer
       const messages = body?.messages ?? [];
       if (messages.length === 0) {

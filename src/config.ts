@@ -50,6 +50,7 @@ export const ConfigSchema = z.object({
   shutdownGraceMs: int(0).default(30_000),
   maxBodyBytes: int(1024).default(10 * 1024 * 1024),
   keepAliveMs: int(100).default(5_000),
+  /** How long a finished run's events stay joinable, for runs created with stream_resumable. */
   eventRetentionMs: int(0).default(600_000),
   busyTimeoutMs: int(0).default(5_000),
   /** Restart the server when a file of the project changes (baton dev). */

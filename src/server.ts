@@ -73,7 +73,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
   const dataDir = resolve(config.dataDir);
   const unlock = lockDataDir(dataDir);
   const backend = createSqliteBackend({ path: join(dataDir, "baton.sqlite"), busyTimeoutMs: config.busyTimeoutMs, clock });
-  const bus = new MemoryEventBus({ retentionMs: config.eventRetentionMs });
+  const bus = new MemoryEventBus();
   const cleanup = async () => {
     await bus.close();
     await backend.close();
@@ -151,6 +151,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         maxAttempts: config.maxAttempts,
         runTimeoutMs: config.runTimeoutMs,
         maxRunningPerUser: config.maxRunningPerUser,
+        resumableRetentionMs: config.eventRetentionMs,
       },
     );
     // Embedded mode owns its file: whatever was running died with the last process.

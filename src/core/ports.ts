@@ -236,8 +236,13 @@ export interface Backend {
 export interface EventBus {
   /** Appends an event to a run's stream; returns its id. */
   publish(runId: string, event: string, data: unknown): string;
-  /** Marks a run's stream as ended; subscribers finish after the last event. */
-  end(runId: string): void;
+  /**
+   * Marks a run's stream as ended; subscribers finish after the last event.
+   * Its events stay joinable for `retainMs` (resumable streams); with 0 they
+   * are freed once the current subscribers have read them, and later joiners
+   * get an empty, ended stream.
+   */
+  end(runId: string, retainMs: number): void;
   /**
    * Every event of the run after `afterId` (all when undefined), then the ones
    * still to come, until the stream ends or the signal aborts.

@@ -62,7 +62,7 @@ export class RunService {
     const failure = stoppedFailure(runId, action, false);
     this.deps.bus.publish(runId, "error", failure);
     this.deps.bus.publish(runId, "__final__", { status: action === "rollback" ? "rolled_back" : "interrupted", output: { __error__: failure } });
-    this.deps.bus.end(runId);
+    this.deps.bus.end(runId, 0);
   }
 
   async cancel(runIds: string[], action: CancelAction): Promise<{ run_id: string; was_running: boolean }[]> {

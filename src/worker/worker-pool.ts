@@ -33,6 +33,8 @@ export interface WorkerPoolOptions {
   runTimeoutMs: number;
   /** Running runs one user may have at once (C6). */
   maxRunningPerUser: number;
+  /** How long a finished run's events stay joinable when it asked for `stream_resumable`. */
+  resumableRetentionMs: number;
 }
 
 interface Active {
@@ -98,7 +100,7 @@ export class WorkerPool {
     for (const runId of requeued) this.#deps.logger.warn("run:requeued", { run_id: runId, reason: "lease expired" });
     for (const runId of failed) {
       this.#deps.logger.error("run:abandoned", { run_id: runId, reason: "lease expired after the last attempt or a cancel" });
-      this.#deps.bus.end(runId);
+      this.#deps.bus.end(runId, 0);
     }
     if (requeued.length > 0 || failed.length > 0) this.wake();
   }
@@ -172,7 +174,7 @@ export class WorkerPool {
         outcome = { ...outcome, status: "interrupted", erase: true, error: failure.message, output: { __error__: failure } };
       }
       this.#deps.bus.publish(run.run_id, "__final__", { status: outcome.erase ? "rolled_back" : outcome.status, output: outcome.output });
-      this.#deps.bus.end(run.run_id);
+      this.#deps.bus.end(run.run_id, run.kwargs.stream_resumable ? this.#options.resumableRetentionMs : 0);
       log.info("run:finished", {
         run_id: run.run_id,
         thread_id: run.thread_id,

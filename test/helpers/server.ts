@@ -54,7 +54,7 @@ export async function until<T>(check: () => Promise<T | undefined>, what: string
  * node is blocked on the gate (a fact in this process: awaited, not slept).
  * `message` is the run's input text, which names the gate.
  */
-export async function startGatedRun(client: Client, options: { streamMode?: ("values" | "updates")[] } = {}) {
+export async function startGatedRun(client: Client, options: { streamMode?: ("values" | "updates")[]; streamResumable?: boolean } = {}) {
   const thread = await client.threads.create();
   const name = `g-${crypto.randomUUID()}`;
   const g = gate(name);

@@ -40,7 +40,11 @@ describe("SIGKILL mid-run", () => {
     let client = new Client({ apiUrl: first.url });
     const marker = join(dataDir, "release-second-step");
     const thread = await client.threads.create();
-    const run = await client.runs.create(thread.thread_id, "two_step", { input: human(`go file:${marker}`), streamMode: ["updates"] });
+    const run = await client.runs.create(thread.thread_id, "two_step", {
+      input: human(`go file:${marker}`),
+      streamMode: ["updates"],
+      streamResumable: true,
+    });
     // Follow the run's stream up to the first step's update, as a client would before the crash.
     let lastEventId: string | undefined;
     for await (const part of client.runs.joinStream(thread.thread_id, run.run_id)) {

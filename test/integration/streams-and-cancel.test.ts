@@ -11,8 +11,8 @@ afterAll(async () => {
   await t.close();
 });
 
-const gatedRun = async () => {
-  const { thread, run, gate: g } = await startGatedRun(t.client, { streamMode: ["values", "updates"] });
+const gatedRun = async (streamResumable = false) => {
+  const { thread, run, gate: g } = await startGatedRun(t.client, { streamMode: ["values", "updates"], streamResumable });
   return { thread, run, g };
 };
 
@@ -25,7 +25,8 @@ async function collect(iterable: AsyncIterable<Part>) {
 
 describe("streams", () => {
   it("two joiners of one run both get every event, in order", async () => {
-    const { thread, run, g } = await gatedRun();
+    // Resumable, so that a joiner whose request lands after the run ended still reads it all.
+    const { thread, run, g } = await gatedRun(true);
     const a = collect(t.client.runs.joinStream(thread.thread_id, run.run_id));
     const b = collect(t.client.runs.joinStream(thread.thread_id, run.run_id));
     await new Promise((resolve) => setImmediate(resolve));
@@ -38,13 +39,21 @@ describe("streams", () => {
     expect(pa.filter((p) => p.event === "values").length).toBeGreaterThanOrEqual(2);
   });
 
-  it("Last-Event-ID resumes with exactly the rest", async () => {
-    const { thread, run, g } = await gatedRun();
+  it("Last-Event-ID resumes with exactly the rest, after the end for a resumable stream", async () => {
+    const { thread, run, g } = await gatedRun(true);
     g.open();
     const all = await collect(t.client.runs.joinStream(thread.thread_id, run.run_id));
     const cut = all[1]!.id!;
     const rest = await collect(t.client.runs.joinStream(thread.thread_id, run.run_id, { lastEventId: cut }));
     expect(rest.map((p) => p.id)).toEqual(all.slice(2).map((p) => p.id));
+  });
+
+  it("a run that was not resumable frees its events at the end; a late joiner gets an empty stream, join its output", async () => {
+    const { thread, run, g } = await gatedRun(false);
+    g.open();
+    const output = (await t.client.runs.join(thread.thread_id, run.run_id)) as { messages: unknown[] };
+    expect(output.messages).toHaveLength(2);
+    expect(await collect(t.client.runs.joinStream(thread.thread_id, run.run_id))).toEqual([]);
   });
 
   it("sends keep-alives while a run is quiet: SSE comments on streams, newlines on wait", async () => {

@@ -14,6 +14,10 @@ import type { CancelAction, RunEvent } from "../../core/types.ts";
 interface RunStream {
   events: (RunEvent & { key: EventKey })[];
   last: EventKey;
+  /** Subscribers reading now; events are freed only when none is. */
+  readers: number;
+  /** Free the events once the last reader leaves (an ended, non-retained stream). */
+  dropWhenIdle: boolean;
   ended: boolean;
   /** Resolvers of subscribers waiting for the next event. */
   waiters: Set<() => void>;
@@ -31,24 +35,24 @@ function parseEventId(id: string | undefined): EventKey | null {
 }
 
 export interface MemoryEventBusOptions {
-  /** How long a finished run's events stay available to joiners. */
-  retentionMs: number;
+  /** How long a finished run's ended marker stays known (its events go with `end`'s retainMs). */
+  endedMarkerMs?: number;
 }
 
 export class MemoryEventBus implements EventBus {
   readonly #streams = new Map<string, RunStream>();
   readonly #cancelListeners = new Set<(runId: string, action: CancelAction) => void>();
   readonly #workListeners = new Set<() => void>();
-  readonly #retentionMs: number;
+  readonly #endedMarkerMs: number;
 
-  constructor(options: MemoryEventBusOptions) {
-    this.#retentionMs = options.retentionMs;
+  constructor(options: MemoryEventBusOptions = {}) {
+    this.#endedMarkerMs = options.endedMarkerMs ?? 60_000;
   }
 
   #stream(runId: string): RunStream {
     let stream = this.#streams.get(runId);
     if (stream === undefined) {
-      stream = { events: [], last: [0, 0], ended: false, waiters: new Set(), expiry: undefined };
+      stream = { events: [], last: [0, 0], readers: 0, dropWhenIdle: false, ended: false, waiters: new Set(), expiry: undefined };
       this.#streams.set(runId, stream);
     }
     return stream;
@@ -59,6 +63,7 @@ export class MemoryEventBus implements EventBus {
     if (stream.ended) {
       // A new attempt of the run (after a hand-back) reopens its stream.
       stream.ended = false;
+      stream.dropWhenIdle = false;
       clearTimeout(stream.expiry);
       stream.expiry = undefined;
     }
@@ -71,12 +76,18 @@ export class MemoryEventBus implements EventBus {
     return id;
   }
 
-  end(runId: string): void {
+  end(runId: string, retainMs: number): void {
     const stream = this.#stream(runId);
     stream.ended = true;
     this.#wake(stream);
+    if (retainMs <= 0) {
+      stream.dropWhenIdle = true;
+      if (stream.readers === 0) stream.events = [];
+    }
+    // The ended marker itself (a few hundred bytes) is kept a while, so that a
+    // joiner arriving just after the end is told so instead of waiting forever.
     clearTimeout(stream.expiry);
-    stream.expiry = setTimeout(() => this.#streams.delete(runId), this.#retentionMs);
+    stream.expiry = setTimeout(() => this.#streams.delete(runId), Math.max(retainMs, this.#endedMarkerMs));
     stream.expiry.unref();
   }
 
@@ -95,6 +106,17 @@ export class MemoryEventBus implements EventBus {
     const after = parseEventId(afterId);
     let cursor = after === null ? 0 : stream.events.findIndex((e) => compareKeys(e.key, after) > 0);
     if (cursor < 0) cursor = stream.events.length;
+    stream.readers += 1;
+    try {
+      yield* this.#read(stream, cursor, signal);
+    } finally {
+      stream.readers -= 1;
+      if (stream.readers === 0 && stream.dropWhenIdle) stream.events = [];
+    }
+  }
+
+  async *#read(stream: RunStream, start: number, signal: AbortSignal): AsyncIterable<RunEvent> {
+    let cursor = start;
     while (!signal.aborted) {
       while (cursor < stream.events.length) {
         const { id, event, data } = stream.events[cursor]!;

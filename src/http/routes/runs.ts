@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { Hono } from "hono";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import type { CreateRunInput } from "../../core/runs.ts";
-import type { Run, RunEvent, StreamMode } from "../../core/types.ts";
+import { isFinalRunStatus, type Run, type RunEvent, type StreamMode } from "../../core/types.ts";
 import type { HttpDeps } from "../deps.ts";
 import { wireRun } from "../records.ts";
 import * as s from "../schemas.ts";
@@ -151,6 +151,10 @@ export function runRoutes(deps: HttpDeps): Hono {
   });
   const joinStream = async (c: Context, threadId: string | undefined) => {
     const run = await runs.get(uuidParam(c, "run_id"), threadId);
+    if (isFinalRunStatus(run.status) && !bus.has(run.run_id)) {
+      // Finished, and its events are gone (not resumable, or past retention): nothing left to send.
+      return sseResponse(c.req.raw, async function* () {}, { keepAliveMs: deps.options.keepAliveMs });
+    }
     const modes = c.req.queries("stream_mode");
     return streamRun(c, run, {
       lastEventId: c.req.header("Last-Event-ID") ?? undefined,
