@@ -12,7 +12,7 @@ import { coerceError } from "./errors.ts";
 import type { GraphInstance, GraphRegistry } from "./graphs.ts";
 import type { Assistants, EventBus, RunOutcome } from "./ports.ts";
 import { toWire } from "./serialize.ts";
-import { interruptsOf, stateValues } from "./state.ts";
+import { interruptsOf, stateValues, type Snapshot } from "./state.ts";
 import { stoppedFailure } from "./stopped.ts";
 import type { CancelAction, JsonObject, Run, StreamMode } from "./types.ts";
 
@@ -111,11 +111,18 @@ export async function executeRun(run: Run, deps: ExecutorDeps, signal: AbortSign
   const config = await runConfig(run, deps.assistants);
   let graph: GraphInstance | undefined;
   let lastValues: unknown = null;
+  /** The last root values chunk that was the state (not an `__interrupt__` notice). */
+  let lastState: unknown = undefined;
+  let sawInterrupt = false;
   const messages = new MessageAccumulator();
 
   const emitChunk = (namespace: string[], mode: string, payload: unknown) => {
     const suffix = namespace.length > 0 ? `|${namespace.join("|")}` : "";
-    if (mode === "values" && namespace.length === 0) lastValues = payload;
+    if (mode === "values" && namespace.length === 0) {
+      lastValues = payload;
+      if (typeof payload === "object" && payload !== null && "__interrupt__" in payload) sawInterrupt = true;
+      else lastState = payload;
+    }
     if (namespace.length > 0 && !run.kwargs.stream_subgraphs) return;
     if (mode === "messages") {
       const [message, metadata] = payload as [unknown, unknown];
@@ -154,7 +161,12 @@ export async function executeRun(run: Run, deps: ExecutorDeps, signal: AbortSign
         emitChunk(namespace, mode, payload);
       }
     }
-    const { values, interrupts } = await threadAfter(graph, run);
+    // The last values chunk is the thread's final state, unless the run
+    // stopped at an interrupt (then the pending tasks are read back).
+    const stoppedEarly = sawInterrupt || run.kwargs.interrupt_before !== null || run.kwargs.interrupt_after !== null || lastState === undefined;
+    const { values, interrupts } = stoppedEarly
+      ? await threadAfter(graph, run)
+      : { values: stateValues({ values: lastState } as Snapshot), interrupts: {} };
     const interrupted = Object.keys(interrupts).length > 0;
     return {
       handBack: false,
