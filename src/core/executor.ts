@@ -70,6 +70,13 @@ export async function runConfig(run: Run, assistants: Assistants): Promise<Runna
   return merged;
 }
 
+/** LangGraph yields `[namespace, mode, payload]` with subgraphs on, `[mode, payload]` without. */
+function splitChunk(chunk: unknown, subgraphs: boolean): [string[], string, unknown] {
+  if (subgraphs) return chunk as [string[], string, unknown];
+  const [mode, payload] = chunk as [string, unknown];
+  return [[], mode, payload];
+}
+
 /** Maps the requested wire stream modes to LangGraph stream modes. */
 function langGraphModes(modes: readonly StreamMode[]): string[] {
   const out = new Set<string>(["values"]);
@@ -140,7 +147,8 @@ export async function executeRun(run: Run, deps: ExecutorDeps, signal: AbortSign
       ...config,
       signal,
       streamMode: langGraphModes(requested),
-      subgraphs: true,
+      // Subgraph namespaces cost about a millisecond per run: only when asked.
+      subgraphs: run.kwargs.stream_subgraphs,
       ...(run.kwargs.interrupt_before ? { interruptBefore: run.kwargs.interrupt_before } : {}),
       ...(run.kwargs.interrupt_after ? { interruptAfter: run.kwargs.interrupt_after } : {}),
       ...(run.kwargs.durability ? { durability: run.kwargs.durability } : {}),
@@ -149,16 +157,14 @@ export async function executeRun(run: Run, deps: ExecutorDeps, signal: AbortSign
       for await (const event of graph.streamEvents(input, { ...options, version: "v2" })) {
         const chunk = event?.data?.chunk;
         if (event.event === "on_chain_stream" && (event.parent_ids?.length ?? 0) === 0 && Array.isArray(chunk)) {
-          const [namespace, mode, payload] = chunk as [string[], string, unknown];
-          emitChunk(namespace, mode, payload);
+          emitChunk(...splitChunk(chunk, run.kwargs.stream_subgraphs));
         } else {
           publish("events", toWire(event));
         }
       }
     } else {
       for await (const chunk of await graph.stream(input, options)) {
-        const [namespace, mode, payload] = chunk as [string[], string, unknown];
-        emitChunk(namespace, mode, payload);
+        emitChunk(...splitChunk(chunk, run.kwargs.stream_subgraphs));
       }
     }
     // The last values chunk is the thread's final state, unless the run
