@@ -131,29 +131,12 @@ describe("cancel", () => {
     expect((await t.client.runs.get(thread.thread_id, run.run_id)).status).toBe("interrupted");
   });
 
-  it("a disconnecting stream cancels its run when on_disconnect=cancel", async () => {
+  it.each(["stream", "wait"])("a client that leaves /runs/%s cancels its run when on_disconnect=cancel", async (endpoint) => {
     const thread = await t.client.threads.create();
-    const name = `dc-${crypto.randomUUID()}`;
+    const name = `dc-${endpoint}-${crypto.randomUUID()}`;
     const g = gate(name);
     const abort = new AbortController();
-    const response = await fetch(`${t.url}/threads/${thread.thread_id}/runs/stream`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ assistant_id: "gated", input: human(`gate:${name}`), on_disconnect: "cancel" }),
-      signal: abort.signal,
-    });
-    const runId = /runs\/([^/]+)$/.exec(response.headers.get("content-location")!)![1]!;
-    await expect.poll(() => g.entered).toBe(1);
-    abort.abort();
-    await expect.poll(async () => (await t.client.runs.get(thread.thread_id, runId)).status).toBe("interrupted");
-  });
-
-  it("a client that stops waiting cancels its run when on_disconnect=cancel", async () => {
-    const thread = await t.client.threads.create();
-    const name = `wdc-${crypto.randomUUID()}`;
-    const g = gate(name);
-    const abort = new AbortController();
-    const response = await fetch(`${t.url}/threads/${thread.thread_id}/runs/wait`, {
+    const response = await fetch(`${t.url}/threads/${thread.thread_id}/runs/${endpoint}`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ assistant_id: "gated", input: human(`gate:${name}`), on_disconnect: "cancel" }),
