@@ -32,7 +32,7 @@ export const ConfigSchema = z.object({
   /** Where the SQLite file lives. */
   dataDir: z.string().default(".baton"),
   /** Runs executed at once. */
-  workers: int(1).max(1000).default(10),
+  workers: int(1).max(1000).default(256),
   /** Running runs one user (a run's metadata.owner) may have at once. */
   maxRunningPerUser: int(1).default(3),
   /** Pending runs one user may have queued before new ones get 429. */

@@ -20,7 +20,7 @@ Options:
   --port <n>          TCP port, 0 picks a free one       (default 8123)
   --host <addr>       Address to listen on               (default 127.0.0.1)
   --data-dir <dir>    Where the SQLite file is kept      (default .baton)
-  --workers <n>       Runs executed at once              (default 10)
+  --workers <n>       Runs executed at once              (default 256)
   --log-level <lvl>   debug | info | warn | error        (default info)
   --no-reload         (dev) do not restart when project files change
   -h, --help          Show this help.
