@@ -1,8 +1,9 @@
 /**
  * In-process event bus for embedded mode: one ordered buffer per run, read by
- * any number of subscribers, each with its own cursor (C8). Buffers are kept
- * while the run lives and for `retentionMs` after it ends, so late joiners and
- * `Last-Event-ID` reconnects get exactly the rest.
+ * any number of subscribers, each with its own cursor (C8). A buffer lives as
+ * long as its run and its readers, so late joiners and `Last-Event-ID`
+ * reconnects get exactly the rest; after the end it is kept for the `retainMs`
+ * given to `end` (resumable runs) and otherwise freed once read.
  *
  * Event ids are `<epoch ms>-<n>`, strictly increasing within a run, as Redis
  * Streams ids are: ids of a later attempt (after a restart) sort after every
