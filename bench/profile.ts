@@ -36,7 +36,10 @@ async function main() {
   const dataDir = mkdtempSync(join(tmpdir(), "baton-profile-"));
   const profDir = mkdtempSync(join(tmpdir(), "baton-cpuprof-"));
   const args = ["--cpu-prof", `--cpu-prof-dir=${profDir}`, join(root, "bin/baton.js"), "serve", "--config", join(root, "bench/graphs/langgraph.json")];
-  const child = spawn(process.execPath, [...args, "--port", String(port), "--data-dir", dataDir, "--log-level", "warn"], { stdio: "inherit" });
+  const env = { ...process.env };
+  delete env.DATABASE_URL;
+  delete env.REDIS_URL;
+  const child = spawn(process.execPath, [...args, "--port", String(port), "--data-dir", dataDir, "--log-level", "warn"], { stdio: "inherit", env });
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitUntilUp(url, child, () => "", 60_000);

@@ -42,7 +42,11 @@ export async function waitUntilUp(url: string, child: ChildProcess, log: () => s
 }
 
 function launch(name: string, command: string, args: string[], url: string, cleanup: () => void): Promise<ServerTarget> {
-  const child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LANGSMITH_TRACING: "false", LANGCHAIN_TRACING_V2: "false" } });
+  // Embedded Baton: DATABASE_URL and REDIS_URL (set by CI for the tests) would select scale-out.
+  const env: NodeJS.ProcessEnv = { ...process.env, LANGSMITH_TRACING: "false", LANGCHAIN_TRACING_V2: "false" };
+  delete env.DATABASE_URL;
+  delete env.REDIS_URL;
+  const child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env });
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
   child.stderr.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));

@@ -51,10 +51,24 @@ export const ConfigSchema = z.object({
   maxBodyBytes: int(1024).default(10 * 1024 * 1024),
   keepAliveMs: int(100).default(5_000),
   /** How long a finished run's events stay joinable, for runs created with stream_resumable. */
-  eventRetentionMs: int(0).default(600_000),
+  eventRetentionMs: int(0).default(3_600_000),
   busyTimeoutMs: int(0).default(5_000),
   /** Restart the server when a file of the project changes (baton dev). */
   reload: z.boolean().default(false),
+  /** What this process does: serve the API, execute runs, or both. */
+  role: z.enum(["all", "api", "worker"]).default("all"),
+  /** Postgres connection string; set, it selects scale-out (Postgres instead of SQLite). */
+  databaseUrl: z.string().url().optional(),
+  /** Redis connection string (events, cancels, wake-ups across processes); needs databaseUrl. */
+  redisUrl: z.string().url().optional(),
+  /** Postgres connections this process opens at most. */
+  poolSize: int(1).max(1000).default(10),
+  /** Apply pending Postgres migrations at start (safe with several processes). */
+  migrate: z.preprocess((v) => (v === "false" || v === "0" ? false : v === "true" || v === "1" ? true : v), z.boolean()).default(true),
+  /** Prefix of Baton's Redis keys and channels. */
+  redisPrefix: z.string().min(1).default("baton:"),
+  /** Events kept per run in Redis at most (older ones are trimmed). */
+  redisMaxLen: int(100).default(10_000),
 });
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 
@@ -80,6 +94,15 @@ const ENV: Record<string, keyof Config> = {
   BATON_KEEP_ALIVE_MS: "keepAliveMs",
   BATON_EVENT_RETENTION_MS: "eventRetentionMs",
   BATON_BUSY_TIMEOUT_MS: "busyTimeoutMs",
+  BATON_ROLE: "role",
+  DATABASE_URL: "databaseUrl",
+  BATON_DATABASE_URL: "databaseUrl",
+  REDIS_URL: "redisUrl",
+  BATON_REDIS_URL: "redisUrl",
+  BATON_POOL_SIZE: "poolSize",
+  BATON_MIGRATE: "migrate",
+  BATON_REDIS_PREFIX: "redisPrefix",
+  BATON_REDIS_MAX_LEN: "redisMaxLen",
 };
 
 export class ConfigError extends Error {
@@ -103,7 +126,14 @@ export function loadConfig(
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((i) => `option ${i.path.join(".")}: ${i.message}`).join("; "));
   }
-  return Object.freeze(result.data);
+  const config = result.data;
+  if (config.redisUrl !== undefined && config.databaseUrl === undefined) {
+    throw new ConfigError("REDIS_URL is set but DATABASE_URL is not: Redis is only used with Postgres (scale-out). Set both, or neither for embedded SQLite.");
+  }
+  if (config.role !== "all" && (config.databaseUrl === undefined || config.redisUrl === undefined)) {
+    throw new ConfigError(`--role ${config.role} needs DATABASE_URL and REDIS_URL: separate API and worker processes share Postgres and Redis.`);
+  }
+  return Object.freeze(config);
 }
 
 export interface LoadedProject {

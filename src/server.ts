@@ -7,7 +7,10 @@ import type { AddressInfo } from "node:net";
 import { isAbsolute, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { serve, type ServerType } from "@hono/node-server";
+import { Hono } from "hono";
 import { MemoryEventBus } from "./backends/memory/event-bus.ts";
+import { createPostgresBackend, describeUrl, migrate, openPool } from "./backends/postgres/index.ts";
+import { RedisEventBus } from "./backends/redis/event-bus.ts";
 import { createSqliteBackend } from "./backends/sqlite/index.ts";
 import type { Config, LoadedProject } from "./config.ts";
 import { ConfigError } from "./config.ts";
@@ -16,7 +19,7 @@ import { systemClock, type Clock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
 import { GraphRegistry } from "./core/graphs.ts";
 import type { Logger } from "./core/logger.ts";
-import type { RunOutcome } from "./core/ports.ts";
+import type { Backend, EventBus, RunOutcome } from "./core/ports.ts";
 import { RunService } from "./core/runs.ts";
 import { ThreadService } from "./core/threads.ts";
 import type { Run } from "./core/types.ts";
@@ -29,8 +32,10 @@ export { createLogger } from "./core/logger.ts";
 export const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 export interface BatonServer {
+  /** The API's URL (a worker-only process serves only /ok there). */
   url: string;
   port: number;
+  role: Config["role"];
   graphs: string[];
   storage: string;
   /** Graceful, then forceful: stop accepting, let runs finish within the grace period, hand back the rest. */
@@ -69,17 +74,74 @@ async function importDefault(baseDir: string, spec: string): Promise<unknown> {
   return module[name];
 }
 
+/** `baton migrate`: brings the Postgres schema up to date; says what it did. */
+export async function migrateDatabase(url: string): Promise<string> {
+  const pool = openPool({ url, max: 1 });
+  try {
+    const applied = await migrate(pool);
+    return applied.length === 0 ? `${describeUrl(url)} is up to date.` : `${describeUrl(url)}: applied migration(s) ${applied.join(", ")}.`;
+  } finally {
+    await pool.end();
+  }
+}
+
+/** Embedded SQLite in the data directory, or Postgres when DATABASE_URL is set. */
+async function openBackend(config: Config, logger: Logger, clock: Clock): Promise<{ backend: Backend; release: () => void }> {
+  if (config.databaseUrl === undefined) {
+    const dataDir = resolve(config.dataDir);
+    const unlock = lockDataDir(dataDir);
+    try {
+      const backend = createSqliteBackend({ path: join(dataDir, "baton.sqlite"), busyTimeoutMs: config.busyTimeoutMs, clock });
+      // Embedded mode owns its file: whatever was running died with the last process.
+      backend.runs.expireAll();
+      return { backend, release: unlock };
+    } catch (error) {
+      unlock();
+      throw error;
+    }
+  }
+  const backend = await createPostgresBackend({
+    url: config.databaseUrl,
+    poolSize: config.poolSize,
+    clock,
+    migrate: config.migrate,
+    onPoolError: (error) => logger.warn("postgres:connection-error", { error: error.message }),
+  });
+  return { backend, release: () => undefined };
+}
+
+function openBus(config: Config, backend: Backend, logger: Logger): EventBus {
+  if (config.redisUrl === undefined) return new MemoryEventBus();
+  return new RedisEventBus({
+    url: config.redisUrl,
+    prefix: config.redisPrefix,
+    maxLen: config.redisMaxLen,
+    logger,
+    isFinished: async (runId) => {
+      const run = await backend.runs.get(runId);
+      return run === null || (run.status !== "pending" && run.status !== "running");
+    },
+  });
+}
+
+/** What a worker-only process answers on its port: liveness, nothing else. */
+function workerApp(): Hono {
+  const app = new Hono();
+  app.get("/ok", (c) => c.json({ ok: true, role: "worker" }));
+  app.notFound((c) => c.json({ detail: "This is a Baton worker process; it serves no API. Send requests to an API process." }, 404));
+  return app;
+}
+
 export async function createServer(config: Config, loaded: LoadedProject, logger: Logger, clock: Clock = systemClock): Promise<BatonServer> {
-  const dataDir = resolve(config.dataDir);
-  const unlock = lockDataDir(dataDir);
-  const backend = createSqliteBackend({ path: join(dataDir, "baton.sqlite"), busyTimeoutMs: config.busyTimeoutMs, clock });
-  const bus = new MemoryEventBus();
+  const { backend, release } = await openBackend(config, logger, clock);
+  const bus = openBus(config, backend, logger);
   const cleanup = async () => {
     await bus.close();
     await backend.close();
-    unlock();
+    release();
   };
   try {
+    if (bus instanceof RedisEventBus) await bus.ready();
     const graphIds = Object.keys(loaded.project.graphs);
     const registry = new GraphRegistry(
       Object.entries(loaded.project.graphs).map(([graphId, spec]) => ({ graphId, spec })),
@@ -154,12 +216,14 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         resumableRetentionMs: config.eventRetentionMs,
       },
     );
-    // Embedded mode owns its file: whatever was running died with the last process.
-    backend.runs.expireAll();
-    await pool.sweep();
+    const executes = config.role !== "api";
+    if (executes) {
+      await pool.sweep();
+    }
+    const served = config.role === "worker" ? workerApp() : app;
 
     const server: ServerType = await new Promise((resolveServer, reject) => {
-      const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
+      const s = serve({ fetch: served.fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
       s.once("error", (error: NodeJS.ErrnoException) =>
         reject(
           error.code === "EADDRINUSE"
@@ -168,7 +232,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         ),
       );
     });
-    pool.start();
+    if (executes) pool.start();
     const port = (server.address() as AddressInfo).port;
     const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
     let closing: Promise<void> | undefined;
@@ -182,7 +246,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         await cleanup();
         logger.info("server:stopped");
       })());
-    return { url, port, graphs: graphIds, storage: backend.description, close, [Symbol.asyncDispose]: () => close(0) };
+    return { url, port, role: config.role, graphs: graphIds, storage: backend.description, close, [Symbol.asyncDispose]: () => close(0) };
   } catch (error) {
     await cleanup().catch(() => undefined);
     throw error instanceof ConfigError ? error : new ConfigError(coerceError(error).message);

@@ -6,14 +6,15 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, loadProject, type Config } from "../config.ts";
-import { createLogger, createServer } from "../server.ts";
+import { createLogger, createServer, migrateDatabase } from "../server.ts";
 import { runWithReload } from "./dev-reload.ts";
 
 const HELP = `Usage: baton <command> [options]
 
 Commands:
-  dev     Serve the graphs of langgraph.json with readable logs (development).
-  serve   Serve them with JSON logs (production).
+  dev      Serve the graphs of langgraph.json with readable logs (development).
+  serve    Serve them with JSON logs (production).
+  migrate  Bring the Postgres schema of DATABASE_URL up to date, then exit.
 
 Options:
   --config <path>     langgraph.json to serve           (default ./langgraph.json)
@@ -21,10 +22,14 @@ Options:
   --host <addr>       Address to listen on               (default 127.0.0.1)
   --data-dir <dir>    Where the SQLite file is kept      (default .baton)
   --workers <n>       Runs executed at once              (default 256)
+  --role <role>       all | api | worker                 (default all; api and worker
+                      need DATABASE_URL and REDIS_URL)
   --log-level <lvl>   debug | info | warn | error        (default info)
   --no-reload         (dev) do not restart when project files change
   -h, --help          Show this help.
 
+Storage: embedded SQLite in --data-dir, unless DATABASE_URL (Postgres) is set;
+REDIS_URL adds Redis for events across processes (scale-out).
 Every option also reads an environment variable (BATON_PORT, ...): see docs/configuration.md.
 `;
 
@@ -38,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
       host: { type: "string" },
       "data-dir": { type: "string" },
       workers: { type: "string" },
+      role: { type: "string" },
       "log-level": { type: "string" },
       "no-reload": { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -48,7 +54,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return command === undefined && !values.help ? 1 : 0;
   }
-  if (command !== "dev" && command !== "serve") {
+  if (command !== "dev" && command !== "serve" && command !== "migrate") {
     process.stderr.write(`baton: unknown command '${command}'. Run 'baton --help'.\n`);
     return 2;
   }
@@ -61,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
         host: values.host,
         dataDir: values["data-dir"],
         workers: values.workers,
+        role: values.role,
         logLevel: values["log-level"],
       },
       undefined,
@@ -72,6 +79,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`baton: ${(error as Error).message}\n`);
     return 2;
   }
+  if (command === "migrate") return migrateCommand(config);
   if (config.reload) {
     const project = (() => {
       try {
@@ -98,8 +106,8 @@ async function main(argv: string[]): Promise<number> {
     const project = loadProject(config.configPath);
     const server = await createServer(config, project, logger);
     // The first stdout line is the URL, so scripts and tests can read it.
-    process.stdout.write(`Baton listening on ${server.url}\n`);
-    logger.info("server:started", { url: server.url, graphs: server.graphs, storage: server.storage, workers: config.workers });
+    process.stdout.write(`Baton ${server.role === "all" ? "" : `${server.role} `}listening on ${server.url}\n`);
+    logger.info("server:started", { url: server.url, role: server.role, graphs: server.graphs, storage: server.storage, workers: config.workers });
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
@@ -122,6 +130,20 @@ async function main(argv: string[]): Promise<number> {
   } catch (error) {
     const message = error instanceof ConfigError ? error.message : (error as Error).stack ?? String(error);
     process.stderr.write(`baton: ${message}\n`);
+    return 1;
+  }
+}
+
+async function migrateCommand(config: Config): Promise<number> {
+  if (config.databaseUrl === undefined) {
+    process.stderr.write("baton migrate: DATABASE_URL is not set. The embedded SQLite database migrates itself at start.\n");
+    return 2;
+  }
+  try {
+    process.stdout.write(`${await migrateDatabase(config.databaseUrl)}\n`);
+    return 0;
+  } catch (error) {
+    process.stderr.write(`baton migrate: ${(error as Error).message}\n`);
     return 1;
   }
 }

@@ -234,8 +234,8 @@ export interface Backend {
 
 /** Run events, cancels and wake-ups. */
 export interface EventBus {
-  /** Appends an event to a run's stream; returns its id. */
-  publish(runId: string, event: string, data: unknown): string;
+  /** Appends an event to a run's stream (in order, fire and forget). */
+  publish(runId: string, event: string, data: unknown): void;
   /**
    * Marks a run's stream as ended; subscribers finish after the last event.
    * Its events stay joinable for `retainMs` (resumable streams); with 0 they
@@ -249,7 +249,7 @@ export interface EventBus {
    */
   subscribe(runId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent>;
   /** Whether events of this run are known to the bus (live or retained). */
-  has(runId: string): boolean;
+  has(runId: string): Promise<boolean>;
   /** Tells whoever executes the run to stop it. */
   signalCancel(runId: string, action: CancelAction): void;
   onCancel(listener: (runId: string, action: CancelAction) => void): () => void;

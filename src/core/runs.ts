@@ -25,7 +25,7 @@ export interface CreateRunInput {
 
 export class RunService {
   constructor(
-    private readonly deps: { queue: RunQueue; assistants: Assistants; bus: EventBus; registry: GraphRegistry; clock: Clock; limits: QueueLimits },
+    private readonly deps: { queue: RunQueue; assistants: Assistants; bus: EventBus; registry: GraphRegistry; clock: Clock; limits: QueueLimits; finalPollMs?: number },
   ) {}
 
   async create(input: CreateRunInput): Promise<Run> {
@@ -75,26 +75,38 @@ export class RunService {
   /** Resolves when the run is final (or gone), or rejects when the signal aborts. */
   async waitFinal(runId: string, signal: AbortSignal): Promise<{ status: string; output: unknown }> {
     const before = await this.deps.queue.get(runId);
-    if (before === null) throw notFound("Run", runId);
+    // Callers looked the run up (or just created it): if it is gone now, a
+    // rollback erased it meanwhile.
+    if (before === null) return rolledBack(runId);
     if (before.status !== "pending" && before.status !== "running") return { status: before.status, output: before.output };
-    for await (const event of this.deps.bus.subscribe(runId, undefined, signal)) {
-      if (event.event === "__final__") return event.data as { status: string; output: unknown };
-    }
-    if (signal.aborted) throw new BatonError(ErrorCode.unavailable, "The client went away before the run finished.");
-    const run = await this.deps.queue.get(runId);
-    if (run === null) return { status: "rolled_back", output: { __error__: { error: "RunRolledBack", message: `Run ${runId} no longer exists.` } } };
-    if (run.status === "pending" || run.status === "running") {
-      // The bus lost the stream (retention ended or the process restarted
-      // while the run waited): poll the durable record.
-      while (!signal.aborted) {
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        const current = await this.deps.queue.get(runId);
-        if (current === null) return { status: "rolled_back", output: null };
-        if (current.status !== "pending" && current.status !== "running") return { status: current.status, output: current.output };
+    const local = new AbortController();
+    const stop = () => local.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      // The bus's final event answers at once; the durable record is read
+      // every `finalPollMs` too, for a bus that lost the end (a restart, a
+      // Redis outage, retention over).
+      const fromBus = (async () => {
+        for await (const event of this.deps.bus.subscribe(runId, undefined, local.signal)) {
+          if (event.event === "__final__") return event.data as { status: string; output: unknown };
+        }
+        return undefined;
+      })();
+      let busDone = false;
+      for (;;) {
+        const answer = busDone ? undefined : await Promise.race([fromBus, abortableDelay(this.deps.finalPollMs ?? 1_000, local.signal).then(() => null)]);
+        if (answer) return answer;
+        if (answer === undefined) busDone = true;
+        if (signal.aborted) throw new BatonError(ErrorCode.unavailable, "The client went away before the run finished.");
+        const run = await this.deps.queue.get(runId);
+        if (run === null) return rolledBack(runId);
+        if (run.status !== "pending" && run.status !== "running") return { status: run.status, output: run.output };
+        if (busDone) await abortableDelay(200, local.signal);
       }
-      throw new BatonError(ErrorCode.unavailable, "The client went away before the run finished.");
+    } finally {
+      signal.removeEventListener("abort", stop);
+      local.abort();
     }
-    return { status: run.status, output: run.output };
   }
 
   async get(runId: string, threadId?: string): Promise<Run> {
@@ -102,4 +114,23 @@ export class RunService {
     if (run === null) throw notFound("Run", runId);
     return run;
   }
+}
+
+const rolledBack = (runId: string) => ({
+  status: "rolled_back",
+  output: { __error__: { error: "RunRolledBack", message: `Run ${runId} was rolled back by a newer run on its thread and no longer exists.` } },
+});
+
+/** Resolves after `ms`, or at once when the signal aborts. */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
 }

@@ -24,3 +24,8 @@ export function stoppedFailure(runId: string, action: CancelAction, started: boo
       : `Run ${runId} was interrupted before it started.`,
   };
 }
+
+/** The answer of a run the sweeper gave up on: its workers kept dying, or it was cancelled and its worker died. */
+export function abandonedOutput(cancelAction: CancelAction | null, reason: string): { __error__: { error: string; message: string } } {
+  return { __error__: { error: cancelAction === "interrupt" ? "RunInterrupted" : "RunAbandoned", message: reason } };
+}

@@ -86,6 +86,38 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await backend.close();
     });
 
+    it("concurrent claimers never hold two runs of one thread at once, and keep FIFO per thread (C1)", async () => {
+      const { backend, queue } = await setup();
+      const threads = 5;
+      const perThread = 4;
+      for (let r = 0; r < perThread; r++) for (let th = 0; th < threads; th++) await queue.create(newRun(`t${th}`, `t${th}-r${r}`));
+      const holding = new Map<string, string>();
+      const order = new Map<string, string[]>();
+      let finished = 0;
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, w) => {
+          while (finished < threads * perThread) {
+            const run = await queue.claim(`w${w}`, 30_000);
+            if (run === null) {
+              await new Promise(setImmediate);
+              continue;
+            }
+            expect(holding.get(run.thread_id), `two runs of ${run.thread_id} held at once`).toBeUndefined();
+            holding.set(run.thread_id, run.run_id);
+            order.set(run.thread_id, [...(order.get(run.thread_id) ?? []), run.run_id]);
+            await new Promise(setImmediate);
+            holding.delete(run.thread_id);
+            expect(await queue.finish(run.run_id, { owner: `w${w}`, attempt: 1 }, succeeded)).toBe("recorded");
+            finished += 1;
+          }
+        }),
+      );
+      for (let th = 0; th < threads; th++) {
+        expect(order.get(`t${th}`)).toEqual(Array.from({ length: perThread }, (_, r) => `t${th}-r${r}`));
+      }
+      await backend.close();
+    });
+
     it("does not claim a delayed run before it is due, nor let later runs of its thread overtake others", async () => {
       const { backend, queue, clock } = await setup();
       await queue.create(newRun("t1", "later", "enqueue", clock.nowMs() + 5_000));

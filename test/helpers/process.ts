@@ -20,11 +20,19 @@ export interface Baton {
   exited: Promise<number | string>;
 }
 
+/** The environment of this process without the variables that select scale-out (tests name them when they want them). */
+export function embeddedEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.DATABASE_URL;
+  delete env.REDIS_URL;
+  return env;
+}
+
 export function runBaton(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Baton {
   const child = spawn(process.execPath, [join(ROOT, "bin/baton.js"), ...args], {
     cwd: options.cwd ?? ROOT,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, BATON_LOG_LEVEL: "warn", ...options.env },
+    env: { ...embeddedEnv(), BATON_LOG_LEVEL: "warn", ...options.env },
   });
   children.add(child);
   let stdout = "";

@@ -1,10 +1,12 @@
 /** Starts a real Baton server in this process on port 0 with its own data directory. */
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import { expect } from "vitest";
 import { gate } from "../fixtures/graphs/graphs.ts";
+import { freshDatabase } from "./postgres.ts";
 import { loadConfig, loadProject, type Config } from "../../src/config.ts";
 import { createLogger, createServer, type BatonServer } from "../../src/server.ts";
 
@@ -18,11 +20,20 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** Set by the "scale-out" vitest project: servers use Postgres and Redis instead of SQLite. */
+export const SCALE_OUT = process.env.BATON_TEST_BACKEND === "postgres";
+export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
 export async function startServer(overrides: Partial<Record<keyof Config, unknown>> = {}): Promise<TestServer> {
   const dataDir = (overrides.dataDir as string | undefined) ?? mkdtempSync(join(tmpdir(), "baton-test-"));
-  const config = loadConfig({ port: 0, dataDir, configPath: FIXTURES, shutdownGraceMs: 0, ...overrides }, {});
+  const database = SCALE_OUT ? await freshDatabase("server") : undefined;
+  const scaleOut = database === undefined ? {} : { databaseUrl: database.url, redisUrl: REDIS_URL, redisPrefix: `baton-test:${randomUUID()}:` };
+  const config = loadConfig({ port: 0, dataDir, configPath: FIXTURES, shutdownGraceMs: 0, ...scaleOut, ...overrides }, {});
   const logger = createLogger({ level: "warn", format: "json", write: (line) => process.stderr.write(line) });
-  const server = await createServer(config, loadProject(config.configPath, {}), logger);
+  const server = await createServer(config, loadProject(config.configPath, {}), logger).catch(async (error: unknown) => {
+    await database?.drop();
+    throw error;
+  });
   const client = new Client({ apiUrl: server.url, defaultHeaders: {} });
   return {
     server,
@@ -31,6 +42,7 @@ export async function startServer(overrides: Partial<Record<keyof Config, unknow
     dataDir,
     async close() {
       await server.close(0);
+      await database?.drop();
       if (overrides.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -69,10 +69,17 @@ describe("bad input", () => {
     expect(await t.client.runs.list(thread.thread_id)).toEqual([]);
   });
   it("stores hostile strings verbatim and safely", async () => {
-    const nasty = `'"; DROP TABLE threads; -- \u0000 <script>alert(1)</script> \u{1F600}`;
+    const nasty = `'"; DROP TABLE threads; -- \\u0000 \\\\ <script>alert(1)</script> \u{1F600} \uFFFD`;
     const thread = await t.client.threads.create({ metadata: { nasty } });
     expect((await t.client.threads.get(thread.thread_id)).metadata).toEqual({ nasty });
     expect(await t.client.threads.search({ metadata: { nasty } })).toHaveLength(1);
+  });
+  it("refuses the NUL character, which Postgres cannot store, on every backend alike", async () => {
+    const before = await t.client.threads.count();
+    const r = await call("POST", "/threads", JSON.stringify({ metadata: { bad: "a\u0000b" } }));
+    expect(r.status).toBe(422);
+    expect(r.detail).toMatch(/NUL character/);
+    expect(await t.client.threads.count()).toBe(before);
   });
   it("answers unknown routes with a JSON 404", async () => {
     const r = await call("GET", "/nope");

@@ -59,7 +59,7 @@ export class MemoryEventBus implements EventBus {
     return stream;
   }
 
-  publish(runId: string, event: string, data: unknown): string {
+  publish(runId: string, event: string, data: unknown): void {
     const stream = this.#stream(runId);
     if (stream.ended) {
       // A new attempt of the run (after a hand-back) reopens its stream.
@@ -74,7 +74,6 @@ export class MemoryEventBus implements EventBus {
     const id = `${key[0]}-${key[1]}`;
     stream.events.push({ id, event, data, key });
     this.#wake(stream);
-    return id;
   }
 
   end(runId: string, retainMs: number): void {
@@ -92,7 +91,7 @@ export class MemoryEventBus implements EventBus {
     stream.expiry.unref();
   }
 
-  has(runId: string): boolean {
+  async has(runId: string): Promise<boolean> {
     return this.#streams.has(runId);
   }
 

@@ -14,9 +14,9 @@ import type {
   ThreadSearch,
   Threads,
 } from "../../core/ports.ts";
+import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
 import {
-  decodeNamespace,
   deleteThreadRows,
   encodeNamespace,
   json,
@@ -408,28 +408,9 @@ export class SqliteStoreItems implements StoreItems {
       .map(toItem);
   }
 
-  async listNamespaces(query: {
-    prefix?: string[] | undefined;
-    suffix?: string[] | undefined;
-    max_depth?: number | undefined;
-    limit: number;
-    offset: number;
-  }): Promise<string[][]> {
+  async listNamespaces(query: NamespaceQuery): Promise<string[][]> {
     const rows = this.db.prepare<[], { namespace: string }>("SELECT DISTINCT namespace FROM store_items ORDER BY namespace").all();
-    const seen = new Set<string>();
-    const out: string[][] = [];
-    for (const { namespace } of rows) {
-      let labels = decodeNamespace(namespace);
-      const { prefix, suffix, max_depth } = query;
-      if (prefix !== undefined && !prefix.every((label, i) => label === "*" || labels[i] === label)) continue;
-      if (suffix !== undefined && !suffix.every((label, i) => label === "*" || labels[labels.length - suffix.length + i] === label)) continue;
-      if (suffix !== undefined && labels.length < suffix.length) continue;
-      if (max_depth !== undefined) labels = labels.slice(0, max_depth);
-      const key = encodeNamespace(labels);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      out.push(labels);
-    }
-    return out.slice(query.offset, query.offset + query.limit);
+    return filterNamespaces(rows.map((row) => row.namespace), query);
   }
+
 }

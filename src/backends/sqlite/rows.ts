@@ -2,9 +2,8 @@
 import type { Database } from "better-sqlite3";
 import type { Assistant, Run, StoreItem, Thread } from "../../core/types.ts";
 
-export const SEP = "\u001f";
-export const encodeNamespace = (ns: readonly string[]): string => ns.map((label) => label + SEP).join("");
-export const decodeNamespace = (text: string): string[] => text.split(SEP).slice(0, -1);
+export { decodeNamespace, encodeNamespace } from "../namespaces.ts";
+import { decodeNamespace } from "../namespaces.ts";
 
 export const json = (value: unknown): string => JSON.stringify(value ?? null);
 export const parse = <T>(text: string | null): T => (text === null ? (null as T) : (JSON.parse(text) as T));

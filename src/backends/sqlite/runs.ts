@@ -9,6 +9,7 @@ import { checkQueueRoom, decideAdmission, runOwner, type QueueLimits } from "../
 import type { Clock } from "../../core/clock.ts";
 import { isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
+import { abandonedOutput, stoppedFailure } from "../../core/stopped.ts";
 import type { ClaimPolicy, Fence, FinishResult, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
 import type { CancelAction, Run, RunStatus } from "../../core/types.ts";
 import { deleteThreadRows, json, toRun, type RunRow } from "./rows.ts";
@@ -171,9 +172,10 @@ export class SqliteRunQueue implements RunQueue {
     if (action === "rollback") {
       this.#db.prepare("DELETE FROM runs WHERE run_id = ?").run(run.run_id);
     } else {
+      // Its answer is recorded with it: a `wait` that looks later reads it here.
       this.#db
-        .prepare("UPDATE runs SET status = 'interrupted', cancel_action = ?, updated_at = ? WHERE run_id = ?")
-        .run(action, iso, run.run_id);
+        .prepare("UPDATE runs SET status = 'interrupted', cancel_action = ?, output = ?, updated_at = ? WHERE run_id = ?")
+        .run(action, json({ __error__: stoppedFailure(run.run_id, action, false) }), iso, run.run_id);
     }
     this.#settleThread(run.thread_id, iso, null);
     return { run_id: run.run_id, action, was_running: false };
@@ -289,8 +291,8 @@ export class SqliteRunQueue implements RunQueue {
           } else {
             const status: RunStatus = row.cancel_action !== null ? "interrupted" : "error";
             this.#db
-              .prepare("UPDATE runs SET status = ?, error = ?, lease_owner = NULL, lease_expires_ms = NULL, updated_at = ? WHERE run_id = ?")
-              .run(status, reason, iso, row.run_id);
+              .prepare("UPDATE runs SET status = ?, error = ?, output = ?, lease_owner = NULL, lease_expires_ms = NULL, updated_at = ? WHERE run_id = ?")
+              .run(status, reason, json(abandonedOutput(row.cancel_action, reason)), iso, row.run_id);
           }
           this.#settleThread(row.thread_id, iso, row.cancel_action !== null ? null : "error");
           failed.push(row.run_id);

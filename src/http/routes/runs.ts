@@ -151,7 +151,7 @@ export function runRoutes(deps: HttpDeps): Hono {
   });
   const joinStream = async (c: Context, threadId: string | undefined) => {
     const run = await runs.get(uuidParam(c, "run_id"), threadId);
-    if (isFinalRunStatus(run.status) && !bus.has(run.run_id)) {
+    if (isFinalRunStatus(run.status) && !(await bus.has(run.run_id))) {
       // Finished, and its events are gone (not resumable, or past retention): nothing left to send.
       return sseResponse(c.req.raw, async function* () {}, { keepAliveMs: deps.options.keepAliveMs });
     }

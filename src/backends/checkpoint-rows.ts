@@ -1,0 +1,202 @@
+/**
+ * LangGraph checkpoint saver over two plain tables (checkpoints and
+ * checkpoint_writes), shared by the SQLite and Postgres backends; each
+ * backend supplies the few row operations.
+ *
+ * Why ours and not the official savers: it lives on the backend's own
+ * database, so a rollback deletes a run together with the checkpoints it
+ * wrote in one transaction; it records the writing run's id on every
+ * checkpoint; and it keeps task paths, so pending writes come back in the
+ * order LangGraph's own savers use.
+ */
+import type { RunnableConfig } from "@langchain/core/runnables";
+import {
+  BaseCheckpointSaver,
+  EXCLUDED_METADATA_KEYS,
+  WRITES_IDX_MAP,
+  copyCheckpoint,
+  getCheckpointId,
+  type Checkpoint,
+  type CheckpointListOptions,
+  type CheckpointMetadata,
+  type CheckpointPendingWrite,
+  type CheckpointTuple,
+  type PendingWrite,
+  type SerializerProtocol,
+} from "@langchain/langgraph-checkpoint";
+
+export interface CheckpointRow {
+  thread_id: string;
+  checkpoint_ns: string;
+  checkpoint_id: string;
+  parent_checkpoint_id: string | null;
+  type: string;
+  checkpoint: Uint8Array;
+  metadata: Uint8Array;
+}
+
+export interface WriteRow {
+  task_id: string;
+  channel: string;
+  type: string;
+  value: Uint8Array;
+}
+
+export interface NewWriteRow extends WriteRow {
+  idx: number;
+  /** Special channels (errors, interrupts, resumes) replace; ordinary writes keep the first. */
+  replace: boolean;
+}
+
+export interface CheckpointKey {
+  thread_id: string;
+  checkpoint_ns: string;
+  checkpoint_id: string;
+}
+
+/** Which checkpoints `list` wants; newest first. */
+export interface CheckpointQuery {
+  thread_id?: string | undefined;
+  checkpoint_ns?: string | undefined;
+  checkpoint_id?: string | undefined;
+  before?: string | undefined;
+}
+
+/** The row operations a backend provides. */
+export interface CheckpointTables {
+  /** The exact checkpoint, or the latest of the thread and namespace when `checkpoint_id` is undefined. */
+  get(threadId: string, ns: string, checkpointId: string | undefined): Promise<CheckpointRow | undefined>;
+  /** Pending writes of a checkpoint, ordered by task path, task id and index. */
+  writes(key: CheckpointKey): Promise<WriteRow[]>;
+  list(query: CheckpointQuery): Promise<CheckpointRow[]>;
+  put(row: CheckpointRow & { run_id: string | null }): Promise<void>;
+  putWrites(key: CheckpointKey, taskPath: string, rows: NewWriteRow[]): Promise<void>;
+  deleteThread(threadId: string): Promise<void>;
+}
+
+/** The run that wrote a checkpoint: from the run's config metadata. */
+function runIdOf(config: RunnableConfig): string | null {
+  const fromMetadata = config.metadata?.run_id;
+  return typeof fromMetadata === "string" ? fromMetadata : null;
+}
+
+export class RowCheckpointer extends BaseCheckpointSaver {
+  readonly #tables: CheckpointTables;
+
+  constructor(tables: CheckpointTables, serde?: SerializerProtocol) {
+    super(serde);
+    this.#tables = tables;
+  }
+
+  async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
+    const threadId = config.configurable?.thread_id as string | undefined;
+    if (threadId === undefined) return undefined;
+    const ns = (config.configurable?.checkpoint_ns as string | undefined) ?? "";
+    const row = await this.#tables.get(threadId, ns, getCheckpointId(config) || undefined);
+    return row === undefined ? undefined : this.#toTuple(row);
+  }
+
+  async *list(config: RunnableConfig, options?: CheckpointListOptions): AsyncGenerator<CheckpointTuple> {
+    const rows = await this.#tables.list({
+      thread_id: config.configurable?.thread_id as string | undefined,
+      checkpoint_ns: config.configurable?.checkpoint_ns as string | undefined,
+      checkpoint_id: getCheckpointId(config) || undefined,
+      before: (options?.before?.configurable?.checkpoint_id as string | undefined) || undefined,
+    });
+    const filter = Object.entries(options?.filter ?? {});
+    let remaining = options?.limit ?? Number.POSITIVE_INFINITY;
+    for (const row of rows) {
+      if (remaining <= 0) return;
+      const tuple = await this.#toTuple(row);
+      if (filter.length > 0) {
+        const metadata = (tuple.metadata ?? {}) as Record<string, unknown>;
+        if (!filter.every(([key, value]) => JSON.stringify(metadata[key]) === JSON.stringify(value))) continue;
+      }
+      remaining -= 1;
+      yield tuple;
+    }
+  }
+
+  async put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata): Promise<RunnableConfig> {
+    const threadId = config.configurable?.thread_id as string | undefined;
+    if (!threadId) throw new Error('Cannot save a checkpoint without "thread_id" in config.configurable.');
+    const ns = (config.configurable?.checkpoint_ns as string | undefined) ?? "";
+    // Like the official server, checkpoints carry the run's metadata (run_id,
+    // graph_id, assistant_id, the user's own), minus LangGraph's bookkeeping.
+    const merged: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(config.metadata ?? {})) {
+      if (!EXCLUDED_METADATA_KEYS.has(key) && !key.startsWith("__")) merged[key] = value;
+    }
+    Object.assign(merged, metadata);
+    const [type, serializedCheckpoint] = await this.serde.dumpsTyped(copyCheckpoint(checkpoint));
+    const [, serializedMetadata] = await this.serde.dumpsTyped(merged);
+    await this.#tables.put({
+      thread_id: threadId,
+      checkpoint_ns: ns,
+      checkpoint_id: checkpoint.id,
+      parent_checkpoint_id: (config.configurable?.checkpoint_id as string | undefined) ?? null,
+      run_id: runIdOf(config),
+      type,
+      checkpoint: serializedCheckpoint,
+      metadata: serializedMetadata,
+    });
+    return { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id } };
+  }
+
+  async putWrites(config: RunnableConfig, writes: PendingWrite[], taskId: string, taskPath?: string): Promise<void> {
+    const threadId = config.configurable?.thread_id as string | undefined;
+    const checkpointId = config.configurable?.checkpoint_id as string | undefined;
+    if (!threadId || !checkpointId) throw new Error('Cannot save writes without "thread_id" and "checkpoint_id" in config.configurable.');
+    const ns = (config.configurable?.checkpoint_ns as string | undefined) ?? "";
+    const rows = await Promise.all(
+      writes.map(async ([channel, value], index): Promise<NewWriteRow> => {
+        const [type, serialized] = await this.serde.dumpsTyped(value);
+        const special = WRITES_IDX_MAP[channel];
+        return { task_id: taskId, channel, type, value: serialized, idx: special ?? index, replace: special !== undefined };
+      }),
+    );
+    await this.#tables.putWrites({ thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpointId }, taskPath ?? "", rows);
+  }
+
+  async deleteThread(threadId: string): Promise<void> {
+    await this.#tables.deleteThread(threadId);
+  }
+
+  async #toTuple(row: CheckpointRow): Promise<CheckpointTuple> {
+    const writes = await this.#tables.writes(row);
+    const pendingWrites: CheckpointPendingWrite[] = await Promise.all(
+      writes.map(async (w) => [w.task_id, w.channel, await this.serde.loadsTyped(w.type, w.value)] as CheckpointPendingWrite),
+    );
+    const tuple: CheckpointTuple = {
+      config: { configurable: { thread_id: row.thread_id, checkpoint_ns: row.checkpoint_ns, checkpoint_id: row.checkpoint_id } },
+      checkpoint: (await this.serde.loadsTyped(row.type, row.checkpoint)) as Checkpoint,
+      metadata: (await this.serde.loadsTyped(row.type, row.metadata)) as CheckpointMetadata,
+      pendingWrites,
+    };
+    if (row.parent_checkpoint_id) {
+      tuple.parentConfig = {
+        configurable: { thread_id: row.thread_id, checkpoint_ns: row.checkpoint_ns, checkpoint_id: row.parent_checkpoint_id },
+      };
+    }
+    return tuple;
+  }
+}
+
+/** The `list` conditions as SQL, with `param(i)` rendering the i-th placeholder (1-based). */
+export function checkpointListSql(query: CheckpointQuery, param: (i: number) => string): { sql: string; args: unknown[] } {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  const add = (condition: string, value: unknown) => {
+    args.push(value);
+    where.push(`${condition} ${param(args.length)}`);
+  };
+  if (query.thread_id !== undefined) add("thread_id =", query.thread_id);
+  if (query.checkpoint_ns !== undefined) add("checkpoint_ns =", query.checkpoint_ns);
+  if (query.checkpoint_id !== undefined) add("checkpoint_id =", query.checkpoint_id);
+  if (query.before !== undefined) add("checkpoint_id <", query.before);
+  const sql =
+    "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata FROM checkpoints" +
+    (where.length > 0 ? ` WHERE ${where.join(" AND ")}` : "") +
+    " ORDER BY checkpoint_id DESC";
+  return { sql, args };
+}

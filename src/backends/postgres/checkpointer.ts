@@ -1,0 +1,81 @@
+/**
+ * The checkpoint tables on the Postgres pool, for the shared saver
+ * (`../checkpoint-rows.ts`). Every call takes a pooled connection for one
+ * statement (or one transaction for a batch of writes): no process-wide lock
+ * around checkpoint I/O, so a slow write never stalls other runs (C9).
+ */
+import type { SerializerProtocol } from "@langchain/langgraph-checkpoint";
+import type pg from "pg";
+import { checkpointListSql, RowCheckpointer, type CheckpointRow, type CheckpointTables, type WriteRow } from "../checkpoint-rows.ts";
+import { transaction } from "./database.ts";
+
+const COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata";
+const bytes = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+
+function postgresTables(pool: pg.Pool): CheckpointTables {
+  return {
+    async get(threadId, ns, checkpointId) {
+      const { rows } =
+        checkpointId === undefined
+          ? await pool.query<CheckpointRow>(
+              `SELECT ${COLUMNS} FROM checkpoints WHERE thread_id = $1 AND checkpoint_ns = $2 ORDER BY checkpoint_id DESC LIMIT 1`,
+              [threadId, ns],
+            )
+          : await pool.query<CheckpointRow>(`SELECT ${COLUMNS} FROM checkpoints WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3`, [
+              threadId,
+              ns,
+              checkpointId,
+            ]);
+      return rows[0];
+    },
+    async writes(key) {
+      const { rows } = await pool.query<WriteRow>(
+        `SELECT task_id, channel, type, value FROM checkpoint_writes
+          WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3 ORDER BY task_path, task_id, idx`,
+        [key.thread_id, key.checkpoint_ns, key.checkpoint_id],
+      );
+      return rows;
+    },
+    async list(query) {
+      const { sql, args } = checkpointListSql(query, (i) => `$${i}`);
+      return (await pool.query<CheckpointRow>(sql, args)).rows;
+    },
+    async put(row) {
+      await pool.query(
+        `INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET
+           parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, type = excluded.type,
+           checkpoint = excluded.checkpoint, metadata = excluded.metadata`,
+        [row.thread_id, row.checkpoint_ns, row.checkpoint_id, row.parent_checkpoint_id, row.run_id, row.type, bytes(row.checkpoint), bytes(row.metadata)],
+      );
+    },
+    async putWrites(key, taskPath, rows) {
+      if (rows.length === 0) return;
+      await transaction(pool, async (db) => {
+        for (const w of rows) {
+          await db.query(
+            `INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO ${
+               w.replace ? "UPDATE SET task_path = excluded.task_path, channel = excluded.channel, type = excluded.type, value = excluded.value" : "NOTHING"
+             }`,
+            [key.thread_id, key.checkpoint_ns, key.checkpoint_id, w.task_id, taskPath, w.idx, w.channel, w.type, bytes(w.value)],
+          );
+        }
+      });
+    },
+    async deleteThread(threadId) {
+      await transaction(pool, async (db) => {
+        await db.query("DELETE FROM checkpoint_writes WHERE thread_id = $1", [threadId]);
+        await db.query("DELETE FROM checkpoints WHERE thread_id = $1", [threadId]);
+      });
+    },
+  };
+}
+
+export class PostgresCheckpointer extends RowCheckpointer {
+  constructor(pool: pg.Pool, serde?: SerializerProtocol) {
+    super(postgresTables(pool), serde);
+  }
+}

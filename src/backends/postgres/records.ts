@@ -1,0 +1,379 @@
+/** Assistants, threads and store items on Postgres. */
+import type pg from "pg";
+import type { Clock } from "../../core/clock.ts";
+import { isoFromMs } from "../../core/clock.ts";
+import { BatonError, ErrorCode, conflict, notFound } from "../../core/errors.ts";
+import type {
+  AssistantPatch,
+  AssistantSearch,
+  Assistants,
+  NewAssistant,
+  Page,
+  StoreItems,
+  StoreSearch,
+  ThreadSearch,
+  Threads,
+} from "../../core/ports.ts";
+import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
+import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
+import { transaction, type Queryable } from "./database.ts";
+import {
+  deleteThreadRows,
+  encodeNamespace,
+  jsonb,
+  jsonEquals,
+  toAssistant,
+  toItem,
+  toThread,
+  type AssistantRow,
+  type ItemRow,
+  type ThreadRow,
+} from "./rows.ts";
+
+const orderBy = (column: string | undefined, allowed: readonly string[], order: "asc" | "desc" | undefined, fallback: string) =>
+  `${column !== undefined && allowed.includes(column) ? column : fallback} ${order === "asc" ? "ASC" : "DESC"}`;
+
+const where = (clauses: string[]) => (clauses.length > 0 ? ` WHERE ${clauses.join(" AND ")}` : "");
+
+export class PostgresAssistants implements Assistants {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly clock: Clock,
+  ) {}
+
+  async #row(db: Queryable, id: string, lock = false): Promise<AssistantRow | undefined> {
+    return (await db.query<AssistantRow>(`SELECT * FROM assistants WHERE assistant_id = $1${lock ? " FOR UPDATE" : ""}`, [id])).rows[0];
+  }
+
+  async create(input: NewAssistant): Promise<Assistant> {
+    return transaction(this.pool, async (db) => {
+      if (await this.#insert(db, input)) return toAssistant((await this.#row(db, input.assistant_id))!);
+      const existing = (await this.#row(db, input.assistant_id))!;
+      if (input.if_exists === "do_nothing") return toAssistant(existing);
+      throw conflict(`Assistant '${input.assistant_id}' already exists; use if_exists 'do_nothing' to get it instead.`);
+    });
+  }
+
+  async ensure(input: Omit<NewAssistant, "if_exists">): Promise<void> {
+    await transaction(this.pool, async (db) => {
+      await this.#insert(db, input);
+    });
+  }
+
+  /** Inserts the assistant and its version 1 unless it exists; returns whether it did. */
+  async #insert(db: Queryable, input: Omit<NewAssistant, "if_exists">): Promise<boolean> {
+    const iso = isoFromMs(this.clock.nowMs());
+    const values = [input.graph_id, input.name, input.description, jsonb(input.config), jsonb(input.context), jsonb(input.metadata)];
+    const inserted = await db.query(
+      `INSERT INTO assistants (assistant_id, graph_id, name, description, config, context, metadata, version, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, 1, $8, $8) ON CONFLICT (assistant_id) DO NOTHING`,
+      [input.assistant_id, ...values, iso],
+    );
+    if (inserted.rowCount === 0) return false;
+    await db.query(
+      `INSERT INTO assistant_versions (assistant_id, version, graph_id, name, description, config, context, metadata, created_at)
+       VALUES ($1, 1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8)`,
+      [input.assistant_id, ...values, iso],
+    );
+    return true;
+  }
+
+  async get(assistantId: string): Promise<Assistant | null> {
+    const row = await this.#row(this.pool, assistantId);
+    return row === undefined ? null : toAssistant(row);
+  }
+
+  async patch(assistantId: string, patch: AssistantPatch): Promise<Assistant> {
+    return transaction(this.pool, async (db) => {
+      const current = await this.#row(db, assistantId, true);
+      if (current === undefined) throw notFound("Assistant", assistantId);
+      const latest = (await db.query<{ v: number }>("SELECT MAX(version) AS v FROM assistant_versions WHERE assistant_id = $1", [assistantId])).rows[0]!.v;
+      const version = latest + 1;
+      const iso = isoFromMs(this.clock.nowMs());
+      const next = [
+        patch.graph_id ?? current.graph_id,
+        patch.name ?? current.name,
+        patch.description !== undefined ? patch.description : current.description,
+        jsonb(patch.config !== undefined ? patch.config : current.config),
+        jsonb(patch.context !== undefined ? patch.context : current.context),
+        // Metadata is merged, as the official server does.
+        jsonb({ ...current.metadata, ...(patch.metadata ?? {}) }),
+      ];
+      await db.query(
+        `INSERT INTO assistant_versions (assistant_id, version, graph_id, name, description, config, context, metadata, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9)`,
+        [assistantId, version, ...next, iso],
+      );
+      await db.query(
+        `UPDATE assistants SET graph_id = $3, name = $4, description = $5, config = $6::jsonb, context = $7::jsonb, metadata = $8::jsonb,
+                version = $2, updated_at = $9 WHERE assistant_id = $1`,
+        [assistantId, version, ...next, iso],
+      );
+      return toAssistant((await this.#row(db, assistantId))!);
+    });
+  }
+
+  async delete(assistantId: string, options?: { deleteThreads?: boolean }): Promise<boolean> {
+    return transaction(this.pool, async (db) => {
+      if ((await this.#row(db, assistantId, true)) === undefined) return false;
+      if (options?.deleteThreads) {
+        const threads = (
+          await db.query<{ thread_id: string }>("SELECT thread_id FROM threads WHERE metadata ->> 'assistant_id' = $1 FOR UPDATE", [assistantId])
+        ).rows;
+        for (const { thread_id } of threads) {
+          const running = (await db.query<{ run_id: string }>("SELECT run_id FROM runs WHERE thread_id = $1 AND status = 'running'", [thread_id])).rows[0];
+          if (running !== undefined) {
+            throw conflict(`Thread '${thread_id}' of assistant '${assistantId}' has a running run ('${running.run_id}'); cancel it first. Nothing was deleted.`);
+          }
+          await deleteThreadRows(db, thread_id);
+        }
+      }
+      await db.query("DELETE FROM assistants WHERE assistant_id = $1", [assistantId]);
+      return true;
+    });
+  }
+
+  #where(query: Omit<AssistantSearch, "limit" | "offset" | "sort_by" | "sort_order">, args: unknown[]): string {
+    const clauses: string[] = [];
+    if (query.graph_id !== undefined) {
+      args.push(query.graph_id);
+      clauses.push(`graph_id = $${args.length}`);
+    }
+    if (query.name !== undefined) {
+      args.push(query.name);
+      clauses.push(`strpos(lower(name), lower($${args.length})) > 0`);
+    }
+    clauses.push(...jsonEquals("metadata", query.metadata, args));
+    return where(clauses);
+  }
+
+  async search(query: AssistantSearch): Promise<Assistant[]> {
+    const args: unknown[] = [];
+    const filter = this.#where(query, args);
+    const order = orderBy(query.sort_by, ["assistant_id", "graph_id", "name", "created_at", "updated_at"], query.sort_order, "created_at");
+    args.push(query.limit, query.offset);
+    const sql = `SELECT * FROM assistants${filter} ORDER BY ${order}, assistant_id LIMIT $${args.length - 1} OFFSET $${args.length}`;
+    return (await this.pool.query<AssistantRow>(sql, args)).rows.map(toAssistant);
+  }
+
+  async count(query: Omit<AssistantSearch, "limit" | "offset" | "sort_by" | "sort_order">): Promise<number> {
+    const args: unknown[] = [];
+    const filter = this.#where(query, args);
+    return (await this.pool.query<{ n: number }>(`SELECT COUNT(*)::int AS n FROM assistants${filter}`, args)).rows[0]!.n;
+  }
+
+  async versions(assistantId: string, query: Page & { metadata?: Metadata | undefined }): Promise<Assistant[]> {
+    const args: unknown[] = [assistantId];
+    const clauses = ["assistant_id = $1", ...jsonEquals("metadata", query.metadata, args)];
+    args.push(query.limit, query.offset);
+    const { rows } = await this.pool.query<Omit<AssistantRow, "updated_at">>(
+      `SELECT * FROM assistant_versions${where(clauses)} ORDER BY version DESC LIMIT $${args.length - 1} OFFSET $${args.length}`,
+      args,
+    );
+    return rows.map((row) => toAssistant({ ...row, updated_at: row.created_at }));
+  }
+
+  async setLatest(assistantId: string, version: number): Promise<Assistant> {
+    return transaction(this.pool, async (db) => {
+      if ((await this.#row(db, assistantId, true)) === undefined) throw notFound("Assistant", assistantId);
+      const updated = await db.query(
+        `UPDATE assistants a SET graph_id = v.graph_id, name = v.name, description = v.description, config = v.config,
+                context = v.context, metadata = v.metadata, version = v.version, updated_at = $3
+           FROM assistant_versions v
+          WHERE a.assistant_id = $1 AND v.assistant_id = $1 AND v.version = $2`,
+        [assistantId, version, isoFromMs(this.clock.nowMs())],
+      );
+      if (updated.rowCount === 0) throw notFound("Assistant version", `${assistantId}@${version}`);
+      return toAssistant((await this.#row(db, assistantId))!);
+    });
+  }
+}
+
+export class PostgresThreads implements Threads {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly clock: Clock,
+  ) {}
+
+  async #row(db: Queryable, id: string, lock = false): Promise<ThreadRow | undefined> {
+    return (await db.query<ThreadRow>(`SELECT * FROM threads WHERE thread_id = $1${lock ? " FOR UPDATE" : ""}`, [id])).rows[0];
+  }
+
+  async create(input: { thread_id: string; metadata: Metadata; if_exists: IfExists }): Promise<Thread> {
+    const iso = isoFromMs(this.clock.nowMs());
+    const inserted = await this.pool.query<ThreadRow>(
+      `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config)
+       VALUES ($1, $2, $2, $3::jsonb, 'idle', NULL, '{}', '{}') ON CONFLICT (thread_id) DO NOTHING RETURNING *`,
+      [input.thread_id, iso, jsonb(input.metadata)],
+    );
+    if (inserted.rows[0] !== undefined) return toThread(inserted.rows[0]);
+    if (input.if_exists !== "do_nothing") {
+      throw conflict(`Thread '${input.thread_id}' already exists; use if_exists 'do_nothing' to get it instead.`);
+    }
+    const existing = await this.#row(this.pool, input.thread_id);
+    if (existing === undefined) throw notFound("Thread", input.thread_id);
+    return toThread(existing);
+  }
+
+  async get(threadId: string): Promise<Thread | null> {
+    const row = await this.#row(this.pool, threadId);
+    return row === undefined ? null : toThread(row);
+  }
+
+  async patch(threadId: string, metadata: Metadata): Promise<Thread> {
+    const { rows } = await this.pool.query<ThreadRow>(
+      "UPDATE threads SET metadata = metadata || $2::jsonb, updated_at = $3 WHERE thread_id = $1 RETURNING *",
+      [threadId, jsonb(metadata), isoFromMs(this.clock.nowMs())],
+    );
+    if (rows[0] === undefined) throw notFound("Thread", threadId);
+    return toThread(rows[0]);
+  }
+
+  async delete(threadId: string): Promise<boolean> {
+    return transaction(this.pool, async (db) => {
+      if ((await this.#row(db, threadId, true)) === undefined) return false;
+      const running = (await db.query<{ run_id: string }>("SELECT run_id FROM runs WHERE thread_id = $1 AND status = 'running'", [threadId])).rows[0];
+      if (running !== undefined) {
+        throw new BatonError(ErrorCode.conflict, `Thread '${threadId}' has a running run ('${running.run_id}'); cancel it first, then delete the thread.`);
+      }
+      await deleteThreadRows(db, threadId);
+      return true;
+    });
+  }
+
+  #where(query: Omit<ThreadSearch, "limit" | "offset" | "sort_by" | "sort_order">, args: unknown[]): string {
+    const clauses: string[] = [];
+    if (query.ids !== undefined && query.ids.length > 0) {
+      args.push(query.ids);
+      clauses.push(`thread_id = ANY($${args.length}::text[])`);
+    }
+    if (query.status !== undefined) {
+      args.push(query.status);
+      clauses.push(`status = $${args.length}`);
+    }
+    clauses.push(...jsonEquals("metadata", query.metadata, args));
+    clauses.push(...jsonEquals(`"values"`, query.values, args));
+    return where(clauses);
+  }
+
+  async search(query: ThreadSearch): Promise<Thread[]> {
+    const args: unknown[] = [];
+    const filter = this.#where(query, args);
+    const order = orderBy(query.sort_by, ["thread_id", "status", "created_at", "updated_at"], query.sort_order, "created_at");
+    args.push(query.limit, query.offset);
+    const sql = `SELECT * FROM threads${filter} ORDER BY ${order}, thread_id LIMIT $${args.length - 1} OFFSET $${args.length}`;
+    return (await this.pool.query<ThreadRow>(sql, args)).rows.map(toThread);
+  }
+
+  async count(query: Omit<ThreadSearch, "limit" | "offset" | "sort_by" | "sort_order" | "ids">): Promise<number> {
+    const args: unknown[] = [];
+    const filter = this.#where(query, args);
+    return (await this.pool.query<{ n: number }>(`SELECT COUNT(*)::int AS n FROM threads${filter}`, args)).rows[0]!.n;
+  }
+
+  async prune(threadIds: string[], strategy: "delete" | "keep_latest"): Promise<number> {
+    let pruned = 0;
+    for (const threadId of threadIds) {
+      const done = await transaction(this.pool, async (db) => {
+        if ((await this.#row(db, threadId, true)) === undefined) return false;
+        if ((await db.query("SELECT 1 FROM runs WHERE thread_id = $1 AND status = 'running'", [threadId])).rows.length > 0) return false;
+        if (strategy === "delete") {
+          await deleteThreadRows(db, threadId);
+        } else {
+          const older = `SELECT c.checkpoint_id FROM checkpoints c WHERE c.thread_id = $1 AND c.checkpoint_id <
+                           (SELECT MAX(l.checkpoint_id) FROM checkpoints l WHERE l.thread_id = $1 AND l.checkpoint_ns = c.checkpoint_ns)`;
+          await db.query(`DELETE FROM checkpoint_writes WHERE thread_id = $1 AND checkpoint_id IN (${older})`, [threadId]);
+          await db.query(`DELETE FROM checkpoints WHERE thread_id = $1 AND checkpoint_id IN (${older})`, [threadId]);
+        }
+        return true;
+      });
+      if (done) pruned += 1;
+    }
+    return pruned;
+  }
+
+  async copy(threadId: string, newThreadId: string): Promise<Thread> {
+    return transaction(this.pool, async (db) => {
+      const row = await this.#row(db, threadId, true);
+      if (row === undefined) throw notFound("Thread", threadId);
+      const iso = isoFromMs(this.clock.nowMs());
+      const status: ThreadStatus = row.status === "busy" ? "idle" : row.status;
+      await db.query(
+        `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config, error)
+         SELECT $2, $3, $3, metadata, $4, "values", interrupts, config, error FROM threads WHERE thread_id = $1`,
+        [threadId, newThreadId, iso, status],
+      );
+      await db.query(
+        `INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint, metadata)
+         SELECT $2, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint, metadata FROM checkpoints WHERE thread_id = $1`,
+        [threadId, newThreadId],
+      );
+      await db.query(
+        `INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value)
+         SELECT $2, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value FROM checkpoint_writes WHERE thread_id = $1`,
+        [threadId, newThreadId],
+      );
+      return toThread((await this.#row(db, newThreadId))!);
+    });
+  }
+
+  async setState(
+    threadId: string,
+    state: { values: JsonObject | null; interrupts: Record<string, unknown[]>; status: ThreadStatus; graphId?: string },
+  ): Promise<void> {
+    const { rowCount } = await this.pool.query(
+      `UPDATE threads SET "values" = $2::jsonb, interrupts = $3::jsonb,
+              -- A busy thread stays busy: its run settles the status when it ends.
+              status = CASE WHEN status = 'busy' THEN 'busy' ELSE $4 END,
+              metadata = CASE WHEN $5::text IS NULL THEN metadata ELSE metadata || jsonb_build_object('graph_id', $5::text) END,
+              updated_at = $6
+        WHERE thread_id = $1`,
+      [threadId, jsonb(state.values), jsonb(state.interrupts), state.status, state.graphId ?? null, isoFromMs(this.clock.nowMs())],
+    );
+    if (rowCount === 0) throw notFound("Thread", threadId);
+  }
+}
+
+export class PostgresStoreItems implements StoreItems {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly clock: Clock,
+  ) {}
+
+  async put(namespace: string[], key: string, value: JsonObject): Promise<void> {
+    const iso = isoFromMs(this.clock.nowMs());
+    await this.pool.query(
+      `INSERT INTO store_items (namespace, key, value, created_at, updated_at) VALUES ($1, $2, $3::jsonb, $4, $4)
+       ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      [encodeNamespace(namespace), key, jsonb(value), iso],
+    );
+  }
+
+  async get(namespace: string[], key: string): Promise<StoreItem | null> {
+    const { rows } = await this.pool.query<ItemRow>("SELECT * FROM store_items WHERE namespace = $1 AND key = $2", [encodeNamespace(namespace), key]);
+    return rows[0] === undefined ? null : toItem(rows[0]);
+  }
+
+  async delete(namespace: string[], key: string): Promise<void> {
+    await this.pool.query("DELETE FROM store_items WHERE namespace = $1 AND key = $2", [encodeNamespace(namespace), key]);
+  }
+
+  async search(query: StoreSearch): Promise<StoreItem[]> {
+    const args: unknown[] = [encodeNamespace(query.namespace_prefix)];
+    const clauses = ["left(namespace, length($1)) = $1", ...jsonEquals("value", query.filter, args)];
+    if (query.query !== undefined && query.query !== "") {
+      // No vector index yet: a plain case-insensitive text match on the value.
+      args.push(query.query);
+      clauses.push(`strpos(lower(value::text), lower($${args.length})) > 0`);
+    }
+    args.push(query.limit, query.offset);
+    const sql = `SELECT * FROM store_items${where(clauses)} ORDER BY updated_at DESC, namespace, key LIMIT $${args.length - 1} OFFSET $${args.length}`;
+    return (await this.pool.query<ItemRow>(sql, args)).rows.map(toItem);
+  }
+
+  async listNamespaces(query: NamespaceQuery): Promise<string[][]> {
+    const rows = (await this.pool.query<{ namespace: string }>("SELECT DISTINCT namespace FROM store_items ORDER BY namespace")).rows;
+    return filterNamespaces(rows.map((row) => row.namespace), query);
+  }
+
+}

@@ -1,0 +1,142 @@
+/** Row <-> record mapping for the scale-out schema (JSONB arrives parsed). */
+import type { Assistant, JsonObject, Run, StoreItem, Thread } from "../../core/types.ts";
+import type { Queryable } from "./database.ts";
+
+export { decodeNamespace, encodeNamespace } from "../namespaces.ts";
+import { decodeNamespace } from "../namespaces.ts";
+
+/** `\u0000` escapes in JSON text (an odd run of backslashes before `u0000`). */
+const NUL_ESCAPE = /(?<!\\)((?:\\\\)*)\\u0000/g;
+
+/**
+ * A value for a JSONB parameter (JSON text, cast with ::jsonb). JSONB cannot
+ * hold U+0000: requests carrying it are refused at the edge, and one a graph
+ * produced is stored as U+FFFD rather than failing the run.
+ */
+export const jsonb = (value: unknown): string => {
+  const text = JSON.stringify(value ?? null);
+  return text.includes("\\u0000") ? text.replace(NUL_ESCAPE, "$1\\ufffd") : text;
+};
+
+export interface AssistantRow {
+  assistant_id: string;
+  graph_id: string;
+  name: string;
+  description: string | null;
+  config: JsonObject;
+  context: JsonObject;
+  metadata: JsonObject;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+export const toAssistant = (row: AssistantRow): Assistant => ({
+  assistant_id: row.assistant_id,
+  graph_id: row.graph_id,
+  config: row.config,
+  context: row.context,
+  metadata: row.metadata,
+  name: row.name,
+  description: row.description,
+  version: row.version,
+  created_at: row.created_at,
+  updated_at: row.updated_at,
+});
+
+export interface ThreadRow {
+  thread_id: string;
+  created_at: string;
+  updated_at: string;
+  metadata: JsonObject;
+  status: Thread["status"];
+  values: JsonObject | null;
+  interrupts: Record<string, unknown[]>;
+  config: JsonObject;
+  error: unknown;
+}
+export const toThread = (row: ThreadRow): Thread => ({
+  thread_id: row.thread_id,
+  created_at: row.created_at,
+  updated_at: row.updated_at,
+  metadata: row.metadata,
+  status: row.status,
+  values: row.values,
+  interrupts: row.interrupts,
+  config: row.config,
+  error: row.error ?? null,
+});
+
+export interface RunRow {
+  seq: number;
+  run_id: string;
+  thread_id: string;
+  assistant_id: string;
+  graph_id: string;
+  status: Run["status"];
+  metadata: JsonObject;
+  multitask_strategy: Run["multitask_strategy"];
+  kwargs: Run["kwargs"];
+  attempt: number;
+  lease_owner: string | null;
+  lease_expires_ms: number | null;
+  cancel_action: Run["cancel_action"];
+  available_at_ms: number;
+  error: string | null;
+  output: unknown;
+  owner: string | null;
+  created_at: string;
+  updated_at: string;
+}
+export const toRun = (row: RunRow): Run => ({
+  run_id: row.run_id,
+  thread_id: row.thread_id,
+  assistant_id: row.assistant_id,
+  graph_id: row.graph_id,
+  created_at: row.created_at,
+  updated_at: row.updated_at,
+  status: row.status,
+  metadata: row.metadata,
+  multitask_strategy: row.multitask_strategy,
+  kwargs: row.kwargs,
+  attempt: row.attempt,
+  cancel_action: row.cancel_action,
+  available_at_ms: row.available_at_ms,
+  error: row.error,
+  output: row.output ?? null,
+  owner: row.owner,
+});
+
+export interface ItemRow {
+  namespace: string;
+  key: string;
+  value: JsonObject;
+  created_at: string;
+  updated_at: string;
+}
+export const toItem = (row: ItemRow): StoreItem => ({
+  namespace: decodeNamespace(row.namespace),
+  key: row.key,
+  value: row.value,
+  created_at: row.created_at,
+  updated_at: row.updated_at,
+});
+
+/**
+ * SQL conditions matching a JSONB column against a filter: every key of
+ * `filter` must equal the same key of the column (JSON equality).
+ */
+export function jsonEquals(column: string, filter: Record<string, unknown> | undefined, args: unknown[]): string[] {
+  const clauses: string[] = [];
+  for (const [key, value] of Object.entries(filter ?? {})) {
+    args.push(key, jsonb(value));
+    clauses.push(`${column} -> $${args.length - 1} = $${args.length}::jsonb`);
+  }
+  return clauses;
+}
+
+/** Deletes a thread with its checkpoints and pending writes (its runs go by ON DELETE CASCADE). Call inside a transaction. */
+export async function deleteThreadRows(db: Queryable, threadId: string): Promise<void> {
+  await db.query("DELETE FROM checkpoint_writes WHERE thread_id = $1", [threadId]);
+  await db.query("DELETE FROM checkpoints WHERE thread_id = $1", [threadId]);
+  await db.query("DELETE FROM threads WHERE thread_id = $1", [threadId]);
+}

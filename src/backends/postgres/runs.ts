@@ -1,0 +1,375 @@
+/**
+ * The run queue on Postgres: the runs table is the queue, shared by every
+ * API and worker process.
+ *
+ * - Creating a run locks its thread row (`FOR UPDATE`), so the multitask
+ *   decision and the insert are one step per thread across processes (C2).
+ * - The claim is one statement: it picks the oldest due run whose thread has
+ *   no running run and no state-update lock, locking the run and its thread
+ *   with `SKIP LOCKED` so concurrent claimers pass each other by. Two claimers
+ *   that race past the NOT EXISTS check on one thread are stopped by the
+ *   partial unique index; the loser retries (C1).
+ * - Every change a worker makes is fenced by lease owner and attempt (C3).
+ */
+import type pg from "pg";
+import { checkQueueRoom, decideAdmission, runOwner, type QueueLimits } from "../../core/admission.ts";
+import type { Clock } from "../../core/clock.ts";
+import { isoFromMs } from "../../core/clock.ts";
+import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
+import { abandonedOutput, stoppedFailure } from "../../core/stopped.ts";
+import type { ClaimPolicy, Fence, FinishResult, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
+import type { CancelAction, JsonObject, Run, RunStatus } from "../../core/types.ts";
+import { pgCode, transaction, UNIQUE_VIOLATION, type Queryable } from "./database.ts";
+import { deleteThreadRows, jsonb, toRun, type RunRow } from "./rows.ts";
+
+const CLAIM = `
+  WITH candidate AS (
+    SELECT r.seq FROM runs r
+      JOIN threads t ON t.thread_id = r.thread_id
+     WHERE r.status = 'pending' AND r.available_at_ms <= $1
+       AND (t.lock_expires_ms IS NULL OR t.lock_expires_ms <= $1)
+       AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
+       AND NOT EXISTS (
+         SELECT 1 FROM runs y
+          WHERE y.thread_id = r.thread_id AND y.status = 'pending'
+            AND (y.available_at_ms < r.available_at_ms OR (y.available_at_ms = r.available_at_ms AND y.seq < r.seq)))
+       AND (r.owner IS NULL OR (SELECT COUNT(*) FROM runs o WHERE o.owner = r.owner AND o.status = 'running') < $2)
+     -- Fair across users: those with fewer running runs first, then FIFO.
+     ORDER BY CASE WHEN r.owner IS NULL THEN 0
+                   ELSE (SELECT COUNT(*) FROM runs o WHERE o.owner = r.owner AND o.status = 'running') END,
+              r.available_at_ms, r.seq
+     LIMIT 1
+     FOR UPDATE OF r, t SKIP LOCKED
+  )
+  UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = $3, lease_expires_ms = $4, updated_at = $5
+    FROM candidate WHERE runs.seq = candidate.seq
+  RETURNING runs.*`;
+
+export class PostgresRunQueue implements RunQueue {
+  readonly #pool: pg.Pool;
+  readonly #clock: Clock;
+
+  constructor(pool: pg.Pool, clock: Clock) {
+    this.#pool = pool;
+    this.#clock = clock;
+  }
+
+  async #inflight(db: Queryable, threadId: string): Promise<Run[]> {
+    const { rows } = await db.query<RunRow>(
+      "SELECT * FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running') ORDER BY available_at_ms, seq",
+      [threadId],
+    );
+    return rows.map(toRun);
+  }
+
+  async create(input: NewRun, limits?: QueueLimits): Promise<RunCreated> {
+    return transaction(this.#pool, async (db) => {
+      const now = this.#clock.nowMs();
+      const iso = isoFromMs(now);
+      const locked = await db.query<{ metadata: JsonObject }>("SELECT metadata FROM threads WHERE thread_id = $1 FOR UPDATE", [input.thread_id]);
+      let threadMetadata: JsonObject = {};
+      if (locked.rows[0] === undefined) {
+        if (input.if_not_exists === "reject") throw notFound("Thread", input.thread_id);
+        const inserted = await db.query(
+          `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config)
+           VALUES ($1, $2, $2, $3::jsonb, 'busy', NULL, '{}', '{}') ON CONFLICT (thread_id) DO NOTHING`,
+          [input.thread_id, iso, jsonb({ graph_id: input.graph_id, assistant_id: input.assistant_id })],
+        );
+        // Another process created it meanwhile: lock and use theirs.
+        if (inserted.rowCount === 0) {
+          const again = await db.query<{ metadata: JsonObject }>("SELECT metadata FROM threads WHERE thread_id = $1 FOR UPDATE", [input.thread_id]);
+          threadMetadata = again.rows[0]?.metadata ?? {};
+        }
+      } else {
+        threadMetadata = locked.rows[0].metadata;
+        // The official server records on the thread which graph last ran on it.
+        await db.query("UPDATE threads SET metadata = metadata || $2::jsonb WHERE thread_id = $1", [
+          input.thread_id,
+          jsonb({ graph_id: input.graph_id, assistant_id: input.assistant_id }),
+        ]);
+      }
+      const owner = runOwner(input.metadata, threadMetadata);
+      if (limits !== undefined) {
+        // One create per user at a time, so the per-user count is exact
+        // across processes (the global one may overshoot by the creates in flight).
+        if (owner !== null) await db.query("SELECT pg_advisory_xact_lock(hashtext('baton-owner:' || $1))", [owner]);
+        const { rows } = await db.query<{ total: number; mine: number }>(
+          `SELECT COUNT(*)::int AS total, COUNT(*) FILTER (WHERE owner IS NOT NULL AND owner = $1)::int AS mine
+             FROM runs WHERE status = 'pending'`,
+          [owner],
+        );
+        checkQueueRoom(limits, owner, rows[0]!.mine, rows[0]!.total);
+      }
+      const order = decideAdmission(input.multitask_strategy, await this.#inflight(db, input.thread_id));
+      const cancelled: RunCreated["cancelled"] = [];
+      for (const { run, action } of order.cancel) cancelled.push(await this.#cancelOne(db, run, action, iso));
+      const { rows } = await db.query<RunRow>(
+        `INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, kwargs,
+                           available_at_ms, owner, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'pending', $5::jsonb, $6, $7::jsonb, $8, $9, $10, $10) RETURNING *`,
+        [
+          input.run_id,
+          input.thread_id,
+          input.assistant_id,
+          input.graph_id,
+          jsonb(input.metadata),
+          input.multitask_strategy,
+          jsonb(input.kwargs),
+          Math.max(now, input.available_at_ms),
+          owner,
+          iso,
+        ],
+      );
+      await db.query("UPDATE threads SET status = 'busy', updated_at = $2 WHERE thread_id = $1", [input.thread_id, iso]);
+      return { run: toRun(rows[0]!), cancelled };
+    });
+  }
+
+  async get(runId: string, threadId?: string): Promise<Run | null> {
+    const { rows } = await this.#pool.query<RunRow>("SELECT * FROM runs WHERE run_id = $1", [runId]);
+    const row = rows[0];
+    if (row === undefined || (threadId !== undefined && row.thread_id !== threadId)) return null;
+    return toRun(row);
+  }
+
+  async list(threadId: string, query: Page & { status?: RunStatus | undefined }): Promise<Run[]> {
+    const args: unknown[] = [threadId];
+    let sql = "SELECT * FROM runs WHERE thread_id = $1";
+    if (query.status !== undefined) {
+      args.push(query.status);
+      sql += ` AND status = $${args.length}`;
+    }
+    args.push(query.limit, query.offset);
+    sql += ` ORDER BY seq DESC LIMIT $${args.length - 1} OFFSET $${args.length}`;
+    return (await this.#pool.query<RunRow>(sql, args)).rows.map(toRun);
+  }
+
+  async delete(threadId: string, runId: string): Promise<boolean> {
+    return transaction(this.#pool, async (db) => {
+      const row = (await db.query<RunRow>("SELECT * FROM runs WHERE run_id = $1 FOR UPDATE", [runId])).rows[0];
+      if (row === undefined || row.thread_id !== threadId) return false;
+      if (row.status === "pending" || row.status === "running") {
+        throw new BatonError(
+          ErrorCode.conflict,
+          `Run '${runId}' is ${row.status}; cancel it first (POST /threads/${threadId}/runs/${runId}/cancel), then delete it.`,
+        );
+      }
+      await db.query("DELETE FROM runs WHERE run_id = $1", [runId]);
+      return true;
+    });
+  }
+
+  async cancel(runIds: string[], action: CancelAction): Promise<{ run_id: string; was_running: boolean }[]> {
+    const done: { run_id: string; was_running: boolean }[] = [];
+    // One transaction per run, each under its thread's lock: a bulk cancel
+    // never holds many thread locks at once.
+    for (const runId of runIds) {
+      const result = await transaction(this.#pool, async (db) => {
+        const found = (await db.query<{ thread_id: string }>("SELECT thread_id FROM runs WHERE run_id = $1", [runId])).rows[0];
+        if (found === undefined) return null;
+        await db.query("SELECT 1 FROM threads WHERE thread_id = $1 FOR UPDATE", [found.thread_id]);
+        const row = (await db.query<RunRow>("SELECT * FROM runs WHERE run_id = $1", [runId])).rows[0];
+        if (row === undefined || (row.status !== "pending" && row.status !== "running")) return null;
+        return this.#cancelOne(db, toRun(row), action, isoFromMs(this.#clock.nowMs()));
+      });
+      if (result !== null) done.push({ run_id: result.run_id, was_running: result.was_running });
+    }
+    return done;
+  }
+
+  /** Inside a transaction holding the thread's lock: stop one in-flight run. */
+  async #cancelOne(db: Queryable, run: Run, action: CancelAction, iso: string): Promise<RunCreated["cancelled"][number]> {
+    if (run.status === "running") {
+      // The worker executing it sees the flag (and the bus signal), stops the
+      // graph and finishes the run itself, fenced by its lease.
+      await db.query("UPDATE runs SET cancel_action = $2, updated_at = $3 WHERE run_id = $1", [run.run_id, action, iso]);
+      return { run_id: run.run_id, action, was_running: true };
+    }
+    if (action === "rollback") {
+      await db.query("DELETE FROM runs WHERE run_id = $1", [run.run_id]);
+    } else {
+      // Its answer is recorded with it: a `wait` that looks later reads it here.
+      await db.query("UPDATE runs SET status = 'interrupted', cancel_action = $2, output = $4::jsonb, updated_at = $3 WHERE run_id = $1", [
+        run.run_id,
+        action,
+        iso,
+        jsonb({ __error__: stoppedFailure(run.run_id, action, false) }),
+      ]);
+    }
+    await this.#settleThread(db, run.thread_id, iso, null);
+    return { run_id: run.run_id, action, was_running: false };
+  }
+
+  /** Inside a transaction: thread is busy while runs are in flight, else `idle` (or the status given). */
+  async #settleThread(db: Queryable, threadId: string, iso: string, statusWhenIdle: string | null): Promise<void> {
+    await db.query(
+      `UPDATE threads SET updated_at = $2, status = CASE
+         WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running')) THEN 'busy'
+         WHEN $3::text IS NOT NULL THEN $3::text
+         WHEN interrupts <> '{}'::jsonb THEN 'interrupted'
+         ELSE 'idle' END
+       WHERE thread_id = $1`,
+      [threadId, iso, statusWhenIdle],
+    );
+  }
+
+  async claim(worker: string, leaseMs: number, policy?: ClaimPolicy): Promise<Run | null> {
+    const maxRunningPerUser = policy?.maxRunningPerUser ?? Number.MAX_SAFE_INTEGER;
+    for (let attempt = 0; ; attempt++) {
+      const now = this.#clock.nowMs();
+      try {
+        const { rows } = await this.#pool.query<RunRow>(CLAIM, [now, maxRunningPerUser, worker, now + leaseMs, isoFromMs(now)]);
+        return rows[0] === undefined ? null : toRun(rows[0]);
+      } catch (error) {
+        // Another claimer took a run of the same thread in the same instant;
+        // the unique index refused ours. Look again.
+        if (pgCode(error) !== UNIQUE_VIOLATION || attempt >= 5) throw error;
+      }
+    }
+  }
+
+  async extendLeases(owner: string, runIds: string[], leaseMs: number): Promise<string[]> {
+    if (runIds.length === 0) return [];
+    const { rows } = await this.#pool.query<{ run_id: string }>(
+      `UPDATE runs SET lease_expires_ms = $1 WHERE run_id = ANY($2::text[]) AND status = 'running' AND lease_owner = $3 RETURNING run_id`,
+      [this.#clock.nowMs() + leaseMs, runIds, owner],
+    );
+    const held = new Set(rows.map((r) => r.run_id));
+    return runIds.filter((id) => held.has(id));
+  }
+
+  async finish(runId: string, fence: Fence, outcome: RunOutcome): Promise<FinishResult> {
+    return transaction(this.#pool, async (db): Promise<FinishResult> => {
+      const threadId = (await db.query<{ thread_id: string }>("SELECT thread_id FROM runs WHERE run_id = $1", [runId])).rows[0]?.thread_id;
+      if (threadId === undefined) return "fenced";
+      await db.query("SELECT 1 FROM threads WHERE thread_id = $1 FOR UPDATE", [threadId]);
+      const row = (await db.query<RunRow>("SELECT * FROM runs WHERE run_id = $1", [runId])).rows[0];
+      if (row === undefined || row.status !== "running" || row.lease_owner !== fence.owner || row.attempt !== fence.attempt) {
+        return "fenced";
+      }
+      const iso = isoFromMs(this.#clock.nowMs());
+      if (outcome.erase || row.cancel_action === "rollback") {
+        await this.#erase(db, threadId, runId);
+        await this.#settleThread(db, threadId, iso, null);
+        return "erased";
+      }
+      await db.query(
+        `UPDATE runs SET status = $2, error = $3, output = $4::jsonb, lease_owner = NULL, lease_expires_ms = NULL, updated_at = $5
+          WHERE run_id = $1`,
+        [runId, outcome.status, outcome.error, jsonb(outcome.output), iso],
+      );
+      await db.query(`UPDATE threads SET "values" = $2::jsonb, interrupts = $3::jsonb, error = $4::jsonb, updated_at = $5 WHERE thread_id = $1`, [
+        threadId,
+        jsonb(outcome.thread.values),
+        jsonb(outcome.thread.interrupts),
+        outcome.status === "error" ? jsonb(outcome.error) : null,
+        iso,
+      ]);
+      await this.#settleThread(db, threadId, iso, outcome.thread.status);
+      if (row.kwargs.temporary && row.kwargs.on_completion === "delete") {
+        const { rows } = await db.query("SELECT 1 FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running')", [threadId]);
+        if (rows.length === 0) await deleteThreadRows(db, threadId);
+      }
+      return "recorded";
+    });
+  }
+
+  /** Inside a transaction: a rollback erases the run and every checkpoint (and pending write) it wrote. */
+  async #erase(db: Queryable, threadId: string, runId: string): Promise<void> {
+    await db.query(
+      `DELETE FROM checkpoint_writes w USING checkpoints c
+        WHERE w.thread_id = $1 AND c.thread_id = $1 AND c.run_id = $2
+          AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id`,
+      [threadId, runId],
+    );
+    await db.query("DELETE FROM checkpoints WHERE thread_id = $1 AND run_id = $2", [threadId, runId]);
+    await db.query("DELETE FROM runs WHERE run_id = $1", [runId]);
+  }
+
+  async release(runId: string, fence: Fence): Promise<boolean> {
+    const result = await this.#pool.query(
+      `UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL, updated_at = $2
+        WHERE run_id = $1 AND status = 'running' AND lease_owner = $3 AND attempt = $4`,
+      [runId, isoFromMs(this.#clock.nowMs()), fence.owner, fence.attempt],
+    );
+    return result.rowCount === 1;
+  }
+
+  async sweep(maxAttempts: number): Promise<{ requeued: string[]; failed: string[] }> {
+    const now = this.#clock.nowMs();
+    const expired = (
+      await this.#pool.query<{ run_id: string; thread_id: string }>(
+        "SELECT run_id, thread_id FROM runs WHERE status = 'running' AND lease_expires_ms < $1 ORDER BY seq",
+        [now],
+      )
+    ).rows;
+    const requeued: string[] = [];
+    const failed: string[] = [];
+    for (const { run_id: runId, thread_id: threadId } of expired) {
+      await transaction(this.#pool, async (db) => {
+        await db.query("SELECT 1 FROM threads WHERE thread_id = $1 FOR UPDATE", [threadId]);
+        // Judged again under the lock: its worker may have renewed or finished it meanwhile.
+        const row = (await db.query<RunRow>("SELECT * FROM runs WHERE run_id = $1 AND status = 'running' AND lease_expires_ms < $2", [runId, now]))
+          .rows[0];
+        if (row === undefined) return;
+        const iso = isoFromMs(now);
+        if (row.cancel_action !== null || row.attempt >= maxAttempts) {
+          const reason =
+            row.cancel_action !== null
+              ? `Run was cancelled (${row.cancel_action}) and its worker stopped before finishing it.`
+              : `Run's worker stopped ${row.attempt} time(s) before finishing it (max attempts ${maxAttempts}).`;
+          if (row.cancel_action === "rollback") {
+            await this.#erase(db, threadId, runId);
+          } else {
+            await db.query(
+              "UPDATE runs SET status = $2, error = $3, output = $5::jsonb, lease_owner = NULL, lease_expires_ms = NULL, updated_at = $4 WHERE run_id = $1",
+              [runId, row.cancel_action !== null ? "interrupted" : "error", reason, iso, jsonb(abandonedOutput(row.cancel_action, reason))],
+            );
+          }
+          await this.#settleThread(db, threadId, iso, row.cancel_action !== null ? null : "error");
+          failed.push(runId);
+        } else {
+          await db.query("UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL, updated_at = $2 WHERE run_id = $1", [
+            runId,
+            iso,
+          ]);
+          requeued.push(runId);
+        }
+      });
+    }
+    return { requeued, failed };
+  }
+
+  async cancelAction(runId: string): Promise<CancelAction | null> {
+    const { rows } = await this.#pool.query<{ cancel_action: CancelAction | null }>("SELECT cancel_action FROM runs WHERE run_id = $1", [runId]);
+    return rows[0]?.cancel_action ?? null;
+  }
+
+  async inflight(threadId: string): Promise<Run[]> {
+    return this.#inflight(this.#pool, threadId);
+  }
+
+  async lockThread(threadId: string, owner: string, ttlMs: number): Promise<{ locked: true } | { locked: false; busyWith: string }> {
+    return transaction(this.#pool, async (db) => {
+      const thread = (
+        await db.query<{ lock_owner: string | null; lock_expires_ms: number | null }>(
+          "SELECT lock_owner, lock_expires_ms FROM threads WHERE thread_id = $1 FOR UPDATE",
+          [threadId],
+        )
+      ).rows[0];
+      if (thread === undefined) throw notFound("Thread", threadId);
+      const running = (await db.query<{ run_id: string }>("SELECT run_id FROM runs WHERE thread_id = $1 AND status = 'running'", [threadId])).rows[0];
+      if (running !== undefined) return { locked: false as const, busyWith: `run ${running.run_id}` };
+      const now = this.#clock.nowMs();
+      if (thread.lock_expires_ms !== null && thread.lock_expires_ms > now && thread.lock_owner !== owner) {
+        return { locked: false as const, busyWith: "another state update" };
+      }
+      await db.query("UPDATE threads SET lock_owner = $2, lock_expires_ms = $3 WHERE thread_id = $1", [threadId, owner, now + ttlMs]);
+      return { locked: true as const };
+    });
+  }
+
+  async unlockThread(threadId: string, owner: string): Promise<void> {
+    await this.#pool.query("UPDATE threads SET lock_owner = NULL, lock_expires_ms = NULL WHERE thread_id = $1 AND lock_owner = $2", [threadId, owner]);
+  }
+}

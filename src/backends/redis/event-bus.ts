@@ -1,0 +1,244 @@
+/**
+ * Event bus on Redis for scale-out: any API process serves the events of a
+ * run executing on any worker (C8).
+ *
+ * - A run's events are a Redis Stream (`<prefix>run:<id>`), with Redis's own
+ *   ordered ids (`<ms>-<n>`, the ids clients send back as Last-Event-ID),
+ *   capped at `maxLen` entries. After the run ends they are kept for the
+ *   `retainMs` given to `end` (resumable runs); otherwise for `drainMs`, so
+ *   readers in other processes can finish, while new joiners are told the
+ *   stream is gone (as the in-memory bus does).
+ * - Each append is followed by a PUBLISH on the run's channel, which wakes
+ *   the readers of that run in every process; a reader that hears nothing
+ *   reads the stream anyway every `idlePollMs`, so a lost notification only
+ *   delays it.
+ * - Cancels and wake-ups are PUBLISHes on `<prefix>cancel` and
+ *   `<prefix>work`. They are hints: the cancel is in Postgres first (workers
+ *   re-read it on every lease renewal) and workers poll the queue, so Redis
+ *   being away or losing its data loses no run.
+ *
+ * Streams in flight when Redis restarts lose the events written before the
+ * restart; readers then finish when `isFinished` (the durable record) says
+ * the run is over.
+ */
+import { Redis } from "ioredis";
+import type { Logger } from "../../core/logger.ts";
+import type { EventBus } from "../../core/ports.ts";
+import type { CancelAction, RunEvent } from "../../core/types.ts";
+
+export interface RedisEventBusOptions {
+  url: string;
+  /** Prefix of every key and channel, so several deployments (or tests) share one Redis. */
+  prefix: string;
+  /** How long readers may still drain a finished, non-retained stream. */
+  drainMs?: number;
+  /** Entries a run's stream keeps at most (older ones are trimmed). */
+  maxLen: number;
+  /** How long a reader waits for a notification before reading the stream anyway. */
+  idlePollMs?: number;
+  /** Whether the durable record says the run is over (ends readers whose end marker was lost). */
+  isFinished?: (runId: string) => Promise<boolean>;
+  logger?: Logger;
+}
+
+const END = "__end__";
+const VALID_ID = /^\d+(-\d+)?$/;
+
+interface Watch {
+  /** Set by a notification; cleared by the reader before it reads. */
+  dirty: boolean;
+  wake: (() => void) | undefined;
+}
+
+export class RedisEventBus implements EventBus {
+  readonly #commands: Redis;
+  readonly #subscriber: Redis;
+  readonly #options: Required<Omit<RedisEventBusOptions, "isFinished" | "logger">> & Pick<RedisEventBusOptions, "isFinished" | "logger">;
+  readonly #watches = new Map<string, Set<Watch>>();
+  readonly #cancelListeners = new Set<(runId: string, action: CancelAction) => void>();
+  readonly #workListeners = new Set<() => void>();
+  readonly #ready: Promise<unknown>;
+  #lastErrorLog = 0;
+  #closed = false;
+
+  constructor(options: RedisEventBusOptions) {
+    this.#options = { idlePollMs: 2_000, drainMs: 60_000, ...options };
+    // A command cut off by a dropped connection is failed, never re-sent: a
+    // re-sent XADD would show a client the same event twice.
+    const common = { maxRetriesPerRequest: 3, autoResendUnfulfilledCommands: false, lazyConnect: false };
+    this.#commands = new Redis(options.url, common);
+    this.#subscriber = new Redis(options.url, { ...common, maxRetriesPerRequest: null });
+    this.#commands.on("error", (error: Error) => this.#logError("redis:error", error));
+    this.#subscriber.on("error", (error: Error) => this.#logError("redis:error", error));
+    this.#subscriber.on("message", (channel: string, message: string) => this.#onMessage(channel, message));
+    this.#ready = this.#subscriber.subscribe(this.#channel("cancel"), this.#channel("work"));
+  }
+
+  /** Resolves once the bus listens for cancels and wake-ups. */
+  async ready(): Promise<void> {
+    await this.#ready;
+  }
+
+  #key(runId: string): string {
+    return `${this.#options.prefix}run:${runId}`;
+  }
+
+  #channel(name: string): string {
+    return `${this.#options.prefix}${name}`;
+  }
+
+  #logError(event: string, error: unknown, fields: Record<string, unknown> = {}): void {
+    // Redis being away makes every command fail; say so once every 5 s.
+    const now = Date.now();
+    if (now - this.#lastErrorLog < 5_000 || this.#closed) return;
+    this.#lastErrorLog = now;
+    this.#options.logger?.warn(event, { ...fields, error: error instanceof Error ? error.message : String(error) });
+  }
+
+  #onMessage(channel: string, message: string): void {
+    if (channel === this.#channel("work")) {
+      for (const listener of this.#workListeners) listener();
+    } else if (channel === this.#channel("cancel")) {
+      const { runId, action } = JSON.parse(message) as { runId: string; action: CancelAction };
+      for (const listener of this.#cancelListeners) listener(runId, action);
+    } else if (channel.startsWith(this.#channel("events:"))) {
+      for (const watch of this.#watches.get(channel.slice(this.#channel("events:").length)) ?? []) {
+        watch.dirty = true;
+        watch.wake?.();
+      }
+    }
+  }
+
+  publish(runId: string, event: string, data: unknown): void {
+    this.#commands
+      .pipeline()
+      .xadd(this.#key(runId), "MAXLEN", "~", this.#options.maxLen, "*", "e", event, "d", JSON.stringify(data ?? null))
+      .publish(this.#channel(`events:${runId}`), "1")
+      .exec()
+      .catch((error: unknown) => this.#logError("bus:publish-failed", error, { run_id: runId, event }));
+  }
+
+  end(runId: string, retainMs: number): void {
+    const key = this.#key(runId);
+    const pipeline = this.#commands.pipeline().xadd(key, "*", "e", END, "d", "null");
+    if (retainMs > 0) {
+      pipeline.pexpire(key, retainMs);
+    } else {
+      pipeline.pexpire(key, this.#options.drainMs).set(this.#droppedKey(runId), "1", "PX", this.#options.drainMs);
+    }
+    pipeline
+      .publish(this.#channel(`events:${runId}`), "1")
+      .exec()
+      .catch((error: unknown) => this.#logError("bus:end-failed", error, { run_id: runId }));
+  }
+
+  #droppedKey(runId: string): string {
+    return `${this.#options.prefix}dropped:${runId}`;
+  }
+
+  async has(runId: string): Promise<boolean> {
+    try {
+      const [stream, dropped] = await Promise.all([this.#commands.exists(this.#key(runId)), this.#commands.exists(this.#droppedKey(runId))]);
+      return stream === 1 && dropped === 0;
+    } catch {
+      return false;
+    }
+  }
+
+  async #watch(runId: string): Promise<{ watch: Watch; close: () => void }> {
+    const watch: Watch = { dirty: false, wake: undefined };
+    let set = this.#watches.get(runId);
+    if (set === undefined) {
+      set = new Set();
+      this.#watches.set(runId, set);
+      await this.#subscriber.subscribe(this.#channel(`events:${runId}`)).catch((error: unknown) => this.#logError("bus:subscribe-failed", error));
+    }
+    set.add(watch);
+    const close = () => {
+      set.delete(watch);
+      if (set.size === 0 && this.#watches.get(runId) === set) {
+        this.#watches.delete(runId);
+        if (!this.#closed) void this.#subscriber.unsubscribe(this.#channel(`events:${runId}`)).catch(() => undefined);
+      }
+    };
+    return { watch, close };
+  }
+
+  /** Waits for a notification, the idle poll, or the signal; true if notified. */
+  #wait(watch: Watch, signal: AbortSignal): Promise<boolean> {
+    if (watch.dirty) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const done = (notified: boolean) => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        watch.wake = undefined;
+        resolve(notified);
+      };
+      const onAbort = () => done(false);
+      const timer = setTimeout(() => done(false), this.#options.idlePollMs);
+      watch.wake = () => done(true);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  async *subscribe(runId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent> {
+    let cursor = afterId !== undefined && VALID_ID.test(afterId.trim()) ? `(${afterId.trim()}` : "-";
+    const { watch, close } = await this.#watch(runId);
+    try {
+      let finishedChecks = 0;
+      while (!signal.aborted && !this.#closed) {
+        watch.dirty = false;
+        let entries: [id: string, fields: string[]][];
+        try {
+          entries = await this.#commands.xrange(this.#key(runId), cursor, "+", "COUNT", 500);
+        } catch (error) {
+          this.#logError("bus:read-failed", error, { run_id: runId });
+          entries = [];
+        }
+        for (const [id, fields] of entries) {
+          cursor = `(${id}`;
+          const event = fields[1]!;
+          if (event === END) return;
+          yield { id, event, data: JSON.parse(fields[3]!) as unknown };
+          if (signal.aborted) return;
+        }
+        if (entries.length === 500) continue;
+        const notified = await this.#wait(watch, signal);
+        if (!notified && !signal.aborted && this.#options.isFinished !== undefined) {
+          // Quiet for a while: if the run is over and its end marker was lost
+          // (Redis restarted), read once more and stop.
+          if (await this.#options.isFinished(runId).catch(() => false)) {
+            if (++finishedChecks > 1) return;
+            watch.dirty = true;
+          }
+        }
+      }
+    } finally {
+      close();
+    }
+  }
+
+  signalCancel(runId: string, action: CancelAction): void {
+    this.#commands.publish(this.#channel("cancel"), JSON.stringify({ runId, action })).catch((error: unknown) => this.#logError("bus:cancel-failed", error, { run_id: runId }));
+  }
+
+  onCancel(listener: (runId: string, action: CancelAction) => void): () => void {
+    this.#cancelListeners.add(listener);
+    return () => this.#cancelListeners.delete(listener);
+  }
+
+  signalWork(): void {
+    this.#commands.publish(this.#channel("work"), "1").catch((error: unknown) => this.#logError("bus:wake-failed", error));
+  }
+
+  onWork(listener: () => void): () => void {
+    this.#workListeners.add(listener);
+    return () => this.#workListeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const set of this.#watches.values()) for (const watch of set) watch.wake?.();
+    await Promise.allSettled([this.#commands.quit(), this.#subscriber.quit()]);
+  }
+}
