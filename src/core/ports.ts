@@ -191,8 +191,21 @@ export interface RunQueue {
    * only while no run of the thread is running (otherwise it names that run),
    * and no run is claimed on the thread until `unlockThread` or `ttlMs`.
    */
+  /**
+   * Optional: renews `owner`'s leases off the event loop (a thread with its
+   * own connection), for backends shared by several processes, where a
+   * blocked loop would otherwise let another process re-dispatch a live run.
+   */
+  keepLeases?(options: { owner: string; leaseMs: number; renewMs: number; onError: (message: string) => void }): LeaseKeeper;
   lockThread(threadId: string, owner: string, ttlMs: number): Promise<{ locked: true } | { locked: false; busyWith: string }>;
   unlockThread(threadId: string, owner: string): Promise<void>;
+}
+
+/** Renews the leases of the runs it is told are held, whatever the event loop does. */
+export interface LeaseKeeper {
+  hold(runId: string): void;
+  drop(runId: string): void;
+  close(): Promise<void>;
 }
 
 export interface StoreSearch {

@@ -13,7 +13,7 @@ import { coerceError } from "../core/errors.ts";
 import { executeRun, type ExecutorDeps, type StopReason } from "../core/executor.ts";
 import { stoppedFailure } from "../core/stopped.ts";
 import type { Logger } from "../core/logger.ts";
-import type { RunOutcome, RunQueue } from "../core/ports.ts";
+import type { LeaseKeeper, RunOutcome, RunQueue } from "../core/ports.ts";
 import type { CancelAction, Run } from "../core/types.ts";
 
 export interface WorkerPoolOptions {
@@ -58,6 +58,7 @@ export class WorkerPool {
   readonly #active = new Map<string, Active>();
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #unsubscribe: (() => void)[] = [];
+  #keeper: LeaseKeeper | undefined;
   #accepting = false;
   #filling = false;
   #fillAgain = false;
@@ -73,6 +74,12 @@ export class WorkerPool {
 
   start(): void {
     this.#accepting = true;
+    this.#keeper = this.#deps.queue.keepLeases?.({
+      owner: this.owner,
+      leaseMs: this.#options.leaseMs,
+      renewMs: this.#options.leaseRenewMs,
+      onError: (message) => this.#deps.logger.warn("worker:lease-renewal-failed", { error: message }),
+    });
     this.#unsubscribe.push(this.#deps.bus.onWork(() => this.wake()));
     this.#unsubscribe.push(this.#deps.bus.onCancel((runId, action) => this.#cancel(runId, action)));
     const every = (ms: number, task: () => Promise<void>) => {
@@ -136,7 +143,9 @@ export class WorkerPool {
     const controller = new AbortController();
     const active: Active = { run, controller, reason: undefined, done: Promise.resolve() };
     this.#active.set(run.run_id, active);
+    this.#keeper?.hold(run.run_id);
     active.done = this.#execute(active).finally(() => {
+      this.#keeper?.drop(run.run_id);
       this.#active.delete(run.run_id);
       this.wake();
     });
@@ -239,6 +248,7 @@ export class WorkerPool {
     }
     for (const active of this.#active.values()) this.#stop(active, { kind: "shutdown" });
     await all();
+    await this.#keeper?.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -49,7 +49,7 @@ export async function createPostgresBackend(options: PostgresBackendOptions): Pr
     description: describeUrl(options.url),
     assistants: new PostgresAssistants(pool, options.clock),
     threads: new PostgresThreads(pool, options.clock),
-    runs: new PostgresRunQueue(pool, options.clock),
+    runs: new PostgresRunQueue(pool, options.clock, options.url),
     items,
     checkpointer: new PostgresCheckpointer(pool),
     store: new ItemsStore(items),

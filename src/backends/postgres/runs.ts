@@ -17,9 +17,10 @@ import type { Clock } from "../../core/clock.ts";
 import { isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import { abandonedOutput, stoppedFailure } from "../../core/stopped.ts";
-import type { ClaimPolicy, Fence, FinishResult, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
+import type { ClaimPolicy, Fence, FinishResult, LeaseKeeper, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
 import type { CancelAction, JsonObject, Run, RunStatus } from "../../core/types.ts";
 import { pgCode, transaction, UNIQUE_VIOLATION, type Queryable } from "./database.ts";
+import { startThreadLeaseKeeper } from "./lease-keeper.ts";
 import { deleteThreadRows, jsonb, toRun, type RunRow } from "./rows.ts";
 
 const CLAIM = `
@@ -49,9 +50,16 @@ export class PostgresRunQueue implements RunQueue {
   readonly #pool: pg.Pool;
   readonly #clock: Clock;
 
-  constructor(pool: pg.Pool, clock: Clock) {
+  readonly #url: string;
+
+  constructor(pool: pg.Pool, clock: Clock, url: string) {
     this.#pool = pool;
     this.#clock = clock;
+    this.#url = url;
+  }
+
+  keepLeases(options: { owner: string; leaseMs: number; renewMs: number; onError: (message: string) => void }): LeaseKeeper {
+    return startThreadLeaseKeeper({ url: this.#url, ...options });
   }
 
   async #inflight(db: Queryable, threadId: string): Promise<Run[]> {
