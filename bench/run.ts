@@ -12,19 +12,19 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as sc from "./scenarios.ts";
-import { ROOT, machineBusySeconds, startBaton, startDevServer, treeCpuSeconds, treeRssBytes, type ServerTarget } from "./targets.ts";
+import { ROOT, benchDatabase, machineBusySeconds, startBaton, startDevServer, startScaleOut, treeCpuSeconds, treeRssBytes, type ServerTarget } from "./targets.ts";
 
 const { values } = parseArgs({
   options: { quick: { type: "boolean", default: false }, only: { type: "string" }, out: { type: "string" }, workers: { type: "string", default: "256" } },
 });
 const quick = values.quick;
-const only = new Set((values.only ?? "baton,dev,inprocess").split(","));
+const only = new Set((values.only ?? "baton,dev,inprocess,scaleout").split(","));
 const workers = Number(values.workers);
 
 /** Sizes: the full run and the --quick one (under two minutes in all). */
 const plan = quick
-  ? { clients: [1, 8, 64], durationMs: 2_000, bursts: [10, 50], devBursts: [10], longWait: 200, streamsSeq: 10, streamsConc: 100, threads: 500 }
-  : { clients: [1, 8, 64, 256], durationMs: 10_000, bursts: [10, 50, 200], devBursts: [10, 50], longWait: 200, streamsSeq: 20, streamsConc: 100, threads: 10_000 };
+  ? { clients: [1, 8, 64], durationMs: 2_000, bursts: [10, 50], devBursts: [10], longWait: 200, streamsSeq: 10, streamsConc: 100, threads: 500, scaleWorkers: [2], scaleClients: [1, 64], claimRuns: 500 }
+  : { clients: [1, 8, 64, 256], durationMs: 10_000, bursts: [10, 50, 200], devBursts: [10, 50], longWait: 200, streamsSeq: 20, streamsConc: 100, threads: 10_000, scaleWorkers: [1, 2, 4], scaleClients: [1, 64], claimRuns: 2_000 };
 
 type Row = Record<string, unknown>;
 const results: Record<string, Row[]> = {};
@@ -85,6 +85,35 @@ async function serverScenarios(target: ServerTarget, bursts: number[]) {
   });
 }
 
+/**
+ * Scale-out: one API process and 1, 2, 4 worker processes on Postgres and
+ * Redis, throughput and latency as for embedded; then claim latency on the
+ * Postgres queue itself.
+ */
+async function scaleOutScenarios() {
+  for (const processes of plan.scaleWorkers) {
+    const target = await startScaleOut(workers, processes);
+    try {
+      for (const clients of plan.scaleClients) {
+        record("scale-out", { target: target.name, worker_processes: processes, clients, ...(await measured(target.pid, () => sc.throughput(target.url, clients, plan.durationMs))) });
+      }
+      if (processes === 2) {
+        record("long-wait", { target: target.name, ...(await measured(target.pid, () => sc.longWait(target.url, plan.longWait, 90_000))) });
+      }
+    } finally {
+      await target.stop();
+    }
+  }
+  const database = await benchDatabase();
+  try {
+    for (const claimers of [1, 8]) {
+      record("claim", { target: "postgres queue", ...(await measured(null, () => sc.claimLatency(database.url, plan.claimRuns, claimers))) });
+    }
+  } finally {
+    await database.drop();
+  }
+}
+
 async function main() {
   const started = Date.now();
   if (only.has("inprocess")) {
@@ -94,6 +123,7 @@ async function main() {
     record("stream", { target: "in-process", mode: `${plan.streamsSeq} sequential`, ...(await measured(null, () => sc.streamsInProcess(plan.streamsSeq, false))) });
     record("stream", { target: "in-process", mode: `${plan.streamsConc} concurrent`, ...(await measured(null, () => sc.streamsInProcess(plan.streamsConc, true))) });
   }
+  if (only.has("scaleout")) await scaleOutScenarios();
   for (const [key, start, bursts] of [
     ["baton", startBaton, plan.bursts],
     ["dev", startDevServer, plan.devBursts],

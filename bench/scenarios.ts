@@ -6,6 +6,11 @@
 import { HumanMessage } from "@langchain/core/messages";
 import { MemorySaver } from "@langchain/langgraph";
 import { Client } from "@langchain/langgraph-sdk";
+import { randomUUID } from "node:crypto";
+import { createPostgresBackend } from "../src/backends/postgres/index.ts";
+import { systemClock } from "../src/core/clock.ts";
+import type { RunOutcome } from "../src/core/ports.ts";
+import type { RunKwargs } from "../src/core/types.ts";
 import { echo, slowEcho } from "./graphs/graphs.ts";
 
 export const percentile = (sorted: number[], q: number): number =>
@@ -256,4 +261,69 @@ export async function fillThreads(url: string, threads: number, parallel: number
     }),
   );
   return { threads: done, errors };
+}
+
+const CLAIM_KWARGS: RunKwargs = {
+  input: null,
+  command: null,
+  config: {},
+  context: null,
+  stream_mode: ["values"],
+  stream_subgraphs: false,
+  stream_resumable: false,
+  interrupt_before: null,
+  interrupt_after: null,
+  checkpoint_id: null,
+  checkpoint: null,
+  webhook: null,
+  on_completion: "keep",
+  durability: null,
+  temporary: false,
+  on_disconnect: "continue",
+};
+const DONE: RunOutcome = { status: "success", error: null, erase: false, output: {}, thread: { values: {}, interrupts: {}, status: "idle" } };
+
+/**
+ * Claim latency on the Postgres queue: `pending` runs on as many threads,
+ * claimed and finished by `claimers` concurrent workers (each its own
+ * pooled connection), as worker processes do. Times every claim statement.
+ */
+export async function claimLatency(databaseUrl: string, pending: number, claimers: number): Promise<LatencyFigures & { pending: number; claimers: number }> {
+  const backend = await createPostgresBackend({ url: databaseUrl, poolSize: claimers + 2, clock: systemClock, migrate: true });
+  try {
+    for (let i = 0; i < pending; i++) {
+      const threadId = randomUUID();
+      await backend.runs.create({
+        run_id: randomUUID(),
+        thread_id: threadId,
+        assistant_id: "bench",
+        graph_id: "echo",
+        metadata: {},
+        multitask_strategy: "enqueue",
+        available_at_ms: 0,
+        if_not_exists: "create",
+        kwargs: CLAIM_KWARGS,
+      });
+    }
+    const latencies: number[] = [];
+    let errors = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: claimers }, async (_, w) => {
+        for (;;) {
+          const t0 = performance.now();
+          const run = await backend.runs.claim(`bench-${w}`, 30_000, { maxRunningPerUser: 3 }).catch(() => {
+            errors += 1;
+            return null;
+          });
+          latencies.push(performance.now() - t0);
+          if (run === null) return;
+          await backend.runs.finish(run.run_id, { owner: `bench-${w}`, attempt: run.attempt }, DONE);
+        }
+      }),
+    );
+    return { pending, claimers, ...figures(latencies, errors, performance.now() - started) };
+  } finally {
+    await backend.close();
+  }
 }

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 
 export const ROOT = join(import.meta.dirname, "..");
 export const GRAPHS = join(ROOT, "bench/graphs");
@@ -41,11 +42,12 @@ export async function waitUntilUp(url: string, child: ChildProcess, log: () => s
   throw new Error(`server at ${url} did not answer /ok within ${timeoutMs} ms: ${log().slice(-2000)}`);
 }
 
-function launch(name: string, command: string, args: string[], url: string, cleanup: () => void): Promise<ServerTarget> {
+function launch(name: string, command: string, args: string[], url: string, cleanup: () => void | Promise<void>, extraEnv: NodeJS.ProcessEnv = {}): Promise<ServerTarget> {
   // Embedded Baton: DATABASE_URL and REDIS_URL (set by CI for the tests) would select scale-out.
   const env: NodeJS.ProcessEnv = { ...process.env, LANGSMITH_TRACING: "false", LANGCHAIN_TRACING_V2: "false" };
   delete env.DATABASE_URL;
   delete env.REDIS_URL;
+  Object.assign(env, extraEnv);
   const child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env });
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
@@ -62,7 +64,7 @@ function launch(name: string, command: string, args: string[], url: string, clea
       }
       await exited;
     }
-    cleanup();
+    await cleanup();
   };
   return waitUntilUp(url, child, () => output, 120_000).then(
     () => ({ name, url, pid: child.pid!, stop }),
@@ -80,6 +82,46 @@ export async function startBaton(workers: number): Promise<ServerTarget> {
   return launch("baton", process.execPath, [...args, "--workers", String(workers), "--log-level", "warn"], `http://127.0.0.1:${port}`, () =>
     rmSync(dataDir, { recursive: true, force: true }),
   );
+}
+
+const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
+/** A new, empty Postgres database on DATABASE_URL's server, dropped by `drop`. */
+export async function benchDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `baton_bench_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: DATABASE_URL });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(DATABASE_URL);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+/**
+ * Scale-out Baton: one API process and `workerProcesses` worker processes on
+ * a fresh Postgres database and a fresh Redis prefix, all children of one
+ * shell so the process tree's CPU is the cluster's (Postgres's and Redis's
+ * own CPU shows under cpu_other_s).
+ */
+export async function startScaleOut(workers: number, workerProcesses: number): Promise<ServerTarget> {
+  const port = await freePort();
+  const database = await benchDatabase();
+  const baton = (role: string, listen: number) =>
+    [process.execPath, join(ROOT, "bin/baton.js"), "serve", "--config", join(GRAPHS, "langgraph.json"), "--role", role, "--port", String(listen), "--workers", String(workers), "--log-level", "warn"]
+      .map((arg) => `'${arg}'`)
+      .join(" ");
+  // Every process applies pending migrations at start; they take turns on an advisory lock.
+  const script = [`${baton("api", port)} &`, ...Array.from({ length: workerProcesses }, () => `${baton("worker", 0)} &`), "wait"].join("\n");
+  const env = { DATABASE_URL: database.url, REDIS_URL, BATON_REDIS_PREFIX: `baton-bench:${process.pid}:${Date.now()}:` };
+  return launch(`baton scale-out (1 api + ${workerProcesses} workers)`, "/bin/sh", ["-c", script], `http://127.0.0.1:${port}`, () => database.drop(), env);
 }
 
 export async function startDevServer(workers: number): Promise<ServerTarget> {

@@ -73,19 +73,19 @@ export class RunService {
   }
 
   /** Resolves when the run is final (or gone), or rejects when the signal aborts. */
+  /**
+   * The run's own answer (C4): from the bus's final event, or from the
+   * durable record, whichever comes first. The record is read at once and
+   * every `finalPollMs`, for a bus that lost the end (a restart, a Redis
+   * outage). A run that is gone from the record was erased by a rollback, or
+   * finished on a temporary thread that was deleted with it; the bus, which
+   * is subscribed before the first read, tells which.
+   */
   async waitFinal(runId: string, signal: AbortSignal): Promise<{ status: string; output: unknown }> {
-    const before = await this.deps.queue.get(runId);
-    // Callers looked the run up (or just created it): if it is gone now, a
-    // rollback erased it meanwhile.
-    if (before === null) return rolledBack(runId);
-    if (before.status !== "pending" && before.status !== "running") return { status: before.status, output: before.output };
     const local = new AbortController();
     const stop = () => local.abort();
     signal.addEventListener("abort", stop, { once: true });
     try {
-      // The bus's final event answers at once; the durable record is read
-      // every `finalPollMs` too, for a bus that lost the end (a restart, a
-      // Redis outage, retention over).
       const fromBus = (async () => {
         for await (const event of this.deps.bus.subscribe(runId, undefined, local.signal)) {
           if (event.event === "__final__") return event.data as { status: string; output: unknown };
@@ -93,15 +93,21 @@ export class RunService {
         return undefined;
       })();
       let busDone = false;
-      for (;;) {
-        const answer = busDone ? undefined : await Promise.race([fromBus, abortableDelay(this.deps.finalPollMs ?? 1_000, local.signal).then(() => null)]);
-        if (answer) return answer;
-        if (answer === undefined) busDone = true;
+      void fromBus.then((answer) => (busDone = answer === undefined));
+      for (let first = true; ; first = false) {
+        if (!first) {
+          const answer = busDone ? undefined : await Promise.race([fromBus, abortableDelay(this.deps.finalPollMs ?? 1_000, local.signal).then(() => null)]);
+          if (answer) return answer;
+          if (busDone) await abortableDelay(200, local.signal);
+        }
         if (signal.aborted) throw new BatonError(ErrorCode.unavailable, "The client went away before the run finished.");
         const run = await this.deps.queue.get(runId);
-        if (run === null) return rolledBack(runId);
+        if (run === null) {
+          // Gone: the bus has its last word (a rollback, or a deleted temporary thread's output) unless it lost it too.
+          const last = busDone ? undefined : await Promise.race([fromBus, abortableDelay(GONE_GRACE_MS, local.signal).then(() => undefined)]);
+          return last ?? rolledBack(runId);
+        }
         if (run.status !== "pending" && run.status !== "running") return { status: run.status, output: run.output };
-        if (busDone) await abortableDelay(200, local.signal);
       }
     } finally {
       signal.removeEventListener("abort", stop);
@@ -115,6 +121,9 @@ export class RunService {
     return run;
   }
 }
+
+/** How long a wait for a run that vanished from the record waits for the bus's final word. */
+const GONE_GRACE_MS = 3_000;
 
 const rolledBack = (runId: string) => ({
   status: "rolled_back",

@@ -107,6 +107,19 @@ describe("scale-out across processes", () => {
     });
   });
 
+  it("100 concurrent stateless runs through both API processes each answer their own output (C4)", async () => {
+    // Stateless runs delete their thread when they end: the answer must come
+    // from the run itself even when it finished before its waiter looked.
+    const texts = Array.from({ length: 100 }, (_, i) => `stateless-${i}`);
+    const answers = await Promise.all(
+      texts.map(async (text, i) => {
+        const api = i % 2 === 0 ? apiA : apiB;
+        return (await api.client.runs.wait(null, "echo", { input: human(text) })) as { messages?: Msg[] };
+      }),
+    );
+    answers.forEach((answer, i) => expect(answer.messages?.map((m) => m.content)).toEqual([texts[i], `echo: ${texts[i]}`]));
+  });
+
   it("a stream opened on API A resumes through API B with Last-Event-ID after A is killed (C8)", async () => {
     const file = marker("stream");
     const { thread, run } = await startTwoStep(apiA, file, { streamResumable: true });

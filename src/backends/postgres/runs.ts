@@ -23,18 +23,32 @@ import { pgCode, transaction, UNIQUE_VIOLATION, type Queryable } from "./databas
 import { startThreadLeaseKeeper } from "./lease-keeper.ts";
 import { deleteThreadRows, jsonb, toRun, type RunRow } from "./rows.ts";
 
+/**
+ * The claim. `head`: the first CLAIM_WINDOW claimable runs in FIFO order,
+ * walked along the pending index (a finished run costs nothing, a run
+ * behind another of its thread is skipped; a thread held by a state update,
+ * which is rare and short, is skipped in the second step). Then the fairest of them (its
+ * user has the fewest running runs) whose run and thread rows are not
+ * locked by another claimer or a run being created on that thread is locked
+ * and taken. Row locks are taken one candidate at a time, only as needed.
+ */
+const CLAIM_WINDOW = 32;
 const CLAIM = `
-  WITH candidate AS (
+  WITH head AS (
     SELECT r.seq FROM runs r
-      JOIN threads t ON t.thread_id = r.thread_id
      WHERE r.status = 'pending' AND r.available_at_ms <= $1
-       AND (t.lock_expires_ms IS NULL OR t.lock_expires_ms <= $1)
        AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
        AND NOT EXISTS (
          SELECT 1 FROM runs y
-          WHERE y.thread_id = r.thread_id AND y.status = 'pending'
-            AND (y.available_at_ms < r.available_at_ms OR (y.available_at_ms = r.available_at_ms AND y.seq < r.seq)))
+          WHERE y.thread_id = r.thread_id AND y.status = 'pending' AND (y.available_at_ms, y.seq) < (r.available_at_ms, r.seq))
        AND (r.owner IS NULL OR (SELECT COUNT(*) FROM runs o WHERE o.owner = r.owner AND o.status = 'running') < $2)
+     ORDER BY r.available_at_ms, r.seq
+     LIMIT ${CLAIM_WINDOW}
+  ), candidate AS (
+    SELECT r.seq FROM runs r
+      JOIN threads t ON t.thread_id = r.thread_id
+     WHERE r.seq IN (SELECT seq FROM head) AND r.status = 'pending'
+       AND (t.lock_expires_ms IS NULL OR t.lock_expires_ms <= $1)
      -- Fair across users: those with fewer running runs first, then FIFO.
      ORDER BY CASE WHEN r.owner IS NULL THEN 0
                    ELSE (SELECT COUNT(*) FROM runs o WHERE o.owner = r.owner AND o.status = 'running') END,

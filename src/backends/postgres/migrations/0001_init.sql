@@ -74,6 +74,7 @@ CREATE TABLE runs (
 -- C1 backstop: at most one running run per thread, whatever the code does.
 CREATE UNIQUE INDEX runs_one_running_per_thread ON runs (thread_id) WHERE status = 'running';
 CREATE INDEX runs_pending ON runs (available_at_ms, seq) WHERE status = 'pending';
+CREATE INDEX runs_pending_thread ON runs (thread_id, available_at_ms, seq) WHERE status = 'pending';
 CREATE INDEX runs_thread ON runs (thread_id, seq);
 CREATE INDEX runs_running_lease ON runs (lease_expires_ms) WHERE status = 'running';
 CREATE INDEX runs_owner_status ON runs (owner, status) WHERE owner IS NOT NULL;
