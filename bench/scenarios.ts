@@ -9,8 +9,7 @@ import { Client } from "@langchain/langgraph-sdk";
 import { randomUUID } from "node:crypto";
 import { createPostgresBackend } from "../src/backends/postgres/index.ts";
 import { systemClock } from "../src/core/clock.ts";
-import type { RunOutcome } from "../src/core/ports.ts";
-import type { RunKwargs } from "../src/core/types.ts";
+import { newRun, succeeded } from "../src/testing/fixtures.ts";
 import { echo, slowEcho } from "./graphs/graphs.ts";
 
 export const percentile = (sorted: number[], q: number): number =>
@@ -263,26 +262,6 @@ export async function fillThreads(url: string, threads: number, parallel: number
   return { threads: done, errors };
 }
 
-const CLAIM_KWARGS: RunKwargs = {
-  input: null,
-  command: null,
-  config: {},
-  context: null,
-  stream_mode: ["values"],
-  stream_subgraphs: false,
-  stream_resumable: false,
-  interrupt_before: null,
-  interrupt_after: null,
-  checkpoint_id: null,
-  checkpoint: null,
-  webhook: null,
-  on_completion: "keep",
-  durability: null,
-  temporary: false,
-  on_disconnect: "continue",
-};
-const DONE: RunOutcome = { status: "success", error: null, erase: false, output: {}, thread: { values: {}, interrupts: {}, status: "idle" } };
-
 /**
  * Claim latency on the Postgres queue: `pending` runs on as many threads,
  * claimed and finished by `claimers` concurrent workers (each its own
@@ -302,7 +281,7 @@ export async function claimLatency(databaseUrl: string, pending: number, claimer
         multitask_strategy: "enqueue",
         available_at_ms: 0,
         if_not_exists: "create",
-        kwargs: CLAIM_KWARGS,
+        kwargs: newRun(threadId, "unused").kwargs,
       });
     }
     const latencies: number[] = [];
@@ -318,7 +297,7 @@ export async function claimLatency(databaseUrl: string, pending: number, claimer
           });
           latencies.push(performance.now() - t0);
           if (run === null) return;
-          await backend.runs.finish(run.run_id, { owner: `bench-${w}`, attempt: run.attempt }, DONE);
+          await backend.runs.finish(run.run_id, { owner: `bench-${w}`, attempt: run.attempt }, succeeded);
         }
       }),
     );

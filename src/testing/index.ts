@@ -1,2 +1,3 @@
 /** Conformance suites for backends (exported as `baton/testing`). */
-export { ManualClock, describeRunQueue, newRun, succeeded, type QueueSuiteInit } from "./queue-suite.ts";
+export { ManualClock, newRun, succeeded } from "./fixtures.ts";
+export { describeRunQueue, type QueueSuiteInit } from "./queue-suite.ts";
