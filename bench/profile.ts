@@ -1,5 +1,5 @@
 /**
- * `npm run bench:profile -- [throughput|long-wait|streams] [--rounds N]`
+ * `npm run bench:profile -- [throughput|long-wait|streams] [--rounds N] [--clients N]`
  *
  * Starts Baton under `node --cpu-prof` on the benchmark graphs, warms it up,
  * runs one scenario `rounds` times, stops it, and prints where the server's
@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import * as sc from "./scenarios.ts";
 import { freePort, waitUntilUp } from "./targets.ts";
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { rounds: { type: "string", default: "3" } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { rounds: { type: "string", default: "3" }, clients: { type: "string", default: "64" } } });
 const scenario = positionals[0] ?? "throughput";
 const rounds = Number(values.rounds);
 const root = join(import.meta.dirname, "..");
@@ -48,7 +48,7 @@ async function main() {
       const result =
         scenario === "long-wait" ? await sc.longWait(url, 200, 60_000)
         : scenario === "streams" ? await sc.streams(url, 100, true)
-        : await sc.throughput(url, 64, 5_000);
+        : await sc.throughput(url, Number(values.clients), 5_000);
       console.log(scenario, JSON.stringify(result));
     }
   } finally {

@@ -42,7 +42,7 @@ export async function waitUntilUp(url: string, child: ChildProcess, log: () => s
   throw new Error(`server at ${url} did not answer /ok within ${timeoutMs} ms: ${log().slice(-2000)}`);
 }
 
-function launch(name: string, command: string, args: string[], url: string, cleanup: () => void | Promise<void>, extraEnv: NodeJS.ProcessEnv = {}): Promise<ServerTarget> {
+function launch(name: string, command: string, args: string[], url: string, cleanup: () => void | Promise<void>, extraEnv: NodeJS.ProcessEnv = {}, ready: (output: string) => boolean = () => true): Promise<ServerTarget> {
   // Embedded Baton: DATABASE_URL and REDIS_URL (set by CI for the tests) would select scale-out.
   const env: NodeJS.ProcessEnv = { ...process.env, LANGSMITH_TRACING: "false", LANGCHAIN_TRACING_V2: "false" };
   delete env.DATABASE_URL;
@@ -66,7 +66,16 @@ function launch(name: string, command: string, args: string[], url: string, clea
     }
     await cleanup();
   };
-  return waitUntilUp(url, child, () => output, 120_000).then(
+  const up = async () => {
+    await waitUntilUp(url, child, () => output, 120_000);
+    // Every process of the target has started (not only the one answering /ok).
+    const deadline = Date.now() + 120_000;
+    while (!ready(output)) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${name} did not start: ${output.slice(-2000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+  return up().then(
     () => ({ name, url, pid: child.pid!, stop }),
     async (error: unknown) => {
       await stop();
@@ -121,7 +130,8 @@ export async function startScaleOut(workers: number, workerProcesses: number): P
   // Every process applies pending migrations at start; they take turns on an advisory lock.
   const script = [`${baton("api", port)} &`, ...Array.from({ length: workerProcesses }, () => `${baton("worker", 0)} &`), "wait"].join("\n");
   const env = { DATABASE_URL: database.url, REDIS_URL, BATON_REDIS_PREFIX: `baton-bench:${process.pid}:${Date.now()}:` };
-  return launch(`baton scale-out (1 api + ${workerProcesses} workers)`, "/bin/sh", ["-c", script], `http://127.0.0.1:${port}`, () => database.drop(), env);
+  return launch(`baton scale-out (1 api + ${workerProcesses} workers)`, "/bin/sh", ["-c", script], `http://127.0.0.1:${port}`, () => database.drop(), env, (output) =>
+    output.split("worker listening on").length - 1 >= workerProcesses);
 }
 
 export async function startDevServer(workers: number): Promise<ServerTarget> {

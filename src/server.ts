@@ -9,7 +9,7 @@ import { pathToFileURL } from "node:url";
 import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { MemoryEventBus } from "./backends/memory/event-bus.ts";
-import { createPostgresBackend, describeUrl, migrate, openPool } from "./backends/postgres/index.ts";
+import { createPostgresBackend, describeUrl, holdModeLock, migrate, openPool } from "./backends/postgres/index.ts";
 import { RedisEventBus } from "./backends/redis/event-bus.ts";
 import { createSqliteBackend } from "./backends/sqlite/index.ts";
 import type { Config, LoadedProject } from "./config.ts";
@@ -100,14 +100,24 @@ async function openBackend(config: Config, logger: Logger, clock: Clock): Promis
       throw error;
     }
   }
-  const backend = await createPostgresBackend({
-    url: config.databaseUrl,
-    poolSize: config.poolSize,
-    clock,
-    migrate: config.migrate,
-    onPoolError: (error) => logger.warn("postgres:connection-error", { error: error.message }),
+  const url = config.databaseUrl;
+  const reach = (error: unknown) => new ConfigError(`Cannot use Postgres at ${describeUrl(url)}: ${coerceError(error).message}. Check DATABASE_URL.`);
+  const unlock = await holdModeLock(url, config.redisUrl === undefined).catch((error: unknown) => {
+    throw error instanceof Error && /Baton process/.test(error.message) ? new ConfigError(error.message) : reach(error);
   });
-  return { backend, release: () => undefined };
+  try {
+    const backend = await createPostgresBackend({
+      url,
+      poolSize: config.poolSize,
+      clock,
+      migrate: config.migrate,
+      onPoolError: (error) => logger.warn("postgres:connection-error", { error: error.message }),
+    });
+    return { backend, release: () => void unlock() };
+  } catch (error) {
+    await unlock();
+    throw reach(error);
+  }
 }
 
 function openBus(config: Config, backend: Backend, logger: Logger): EventBus {

@@ -33,8 +33,8 @@ function project(name: string, files: Record<string, string>): string {
 }
 
 /** Runs baton to its end; returns the exit code and what it printed. */
-async function runToExit(args: string[]) {
-  const baton = runBaton(args);
+async function runToExit(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const baton = runBaton(args, { env });
   const code = await baton.exited;
   return { code, ...baton.output() };
 }
@@ -45,6 +45,27 @@ describe("baton CLI", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Usage: baton <command>/);
     expect(r.stdout).toMatch(/--data-dir/);
+  });
+
+  it("refuses a split role or Redis without Postgres, and migrate without DATABASE_URL, with one clear message", async () => {
+    const role = await runToExit(["serve", "--config", FIXTURES, "--port", "0", "--role", "worker"]);
+    expect(role.code).toBe(2);
+    expect(role.stderr).toMatch(/--role worker needs DATABASE_URL and REDIS_URL/);
+    const redisOnly = await runToExit(["serve", "--config", FIXTURES, "--port", "0"], { REDIS_URL: "redis://127.0.0.1:6379" });
+    expect(redisOnly.code).toBe(2);
+    expect(redisOnly.stderr).toMatch(/REDIS_URL is set but DATABASE_URL is not/);
+    const badRole = await runToExit(["serve", "--config", FIXTURES, "--port", "0", "--role", "boss"]);
+    expect(badRole.code).toBe(2);
+    expect(badRole.stderr).toMatch(/role/);
+    const migrate = await runToExit(["migrate"]);
+    expect(migrate.code).toBe(2);
+    expect(migrate.stderr).toMatch(/DATABASE_URL is not set/);
+  });
+
+  it("ends with one clear message when the database cannot be reached", async () => {
+    const r = await runToExit(["serve", "--config", FIXTURES, "--port", "0"], { DATABASE_URL: "postgres://postgres@127.0.0.1:1/nowhere" });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ECONNREFUSED|connect/);
   });
 
   it("ends with one clear message when langgraph.json is missing", async () => {

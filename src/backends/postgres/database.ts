@@ -107,3 +107,33 @@ export async function migrate(pool: pg.Pool): Promise<number[]> {
     client.release();
   }
 }
+
+/** Advisory lock key of the processes sharing a database ("baton-m" in ASCII). */
+const MODE_LOCK = 0x626174_6f6e2d;
+
+/**
+ * Declares how this process uses the database, for the lifetime of one
+ * dedicated connection: processes with Redis share it; a process without
+ * Redis (whose events stay in its memory) must be alone. Returns a release
+ * function, or throws naming the conflict.
+ */
+export async function holdModeLock(url: string, alone: boolean): Promise<() => Promise<void>> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  client.on("error", () => undefined);
+  await client.connect();
+  const { rows } = await client.query<{ ok: boolean }>(
+    alone ? "SELECT pg_try_advisory_lock($1) AS ok" : "SELECT pg_try_advisory_lock_shared($1) AS ok",
+    [MODE_LOCK],
+  );
+  if (!rows[0]?.ok) {
+    await client.end();
+    throw new Error(
+      alone
+        ? "Another Baton process uses this database. Without REDIS_URL, events stay in one process's memory, so only one process may serve it: set REDIS_URL on every process, or stop the others."
+        : "A Baton process without REDIS_URL serves this database alone; its events would not reach this one. Set REDIS_URL on it too, or stop it.",
+    );
+  }
+  return async () => {
+    await client.end().catch(() => undefined);
+  };
+}

@@ -10,7 +10,7 @@ import { migrate, openPool } from "./database.ts";
 import { PostgresAssistants, PostgresStoreItems, PostgresThreads } from "./records.ts";
 import { PostgresRunQueue } from "./runs.ts";
 
-export { migrate, openPool } from "./database.ts";
+export { holdModeLock, migrate, openPool } from "./database.ts";
 
 export interface PostgresBackendOptions {
   /** A postgres:// connection string. */
