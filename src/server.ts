@@ -134,6 +134,32 @@ function openBus(config: Config, backend: Backend, logger: Logger): EventBus {
   });
 }
 
+const REDIS_START_TIMEOUT_MS = 5_000;
+
+/** Waits for the Redis bus to listen, or fails start-up with a message naming Redis. */
+async function readyWithin(bus: RedisEventBus, url: string, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ConfigError(`Cannot reach Redis at ${redactUrl(url)} within ${ms / 1000} s. Check REDIS_URL.`)), ms);
+  });
+  try {
+    await Promise.race([bus.ready(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A URL without its password, for messages. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.password = "";
+    return parsed.host;
+  } catch {
+    return "(unparseable URL)";
+  }
+}
+
 /** What a worker-only process answers on its port: liveness, nothing else. */
 function workerApp(): Hono {
   const app = new Hono();
@@ -151,7 +177,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     release();
   };
   try {
-    if (bus instanceof RedisEventBus) await bus.ready();
+    if (bus instanceof RedisEventBus) await readyWithin(bus, config.redisUrl!, REDIS_START_TIMEOUT_MS);
     const graphIds = Object.keys(loaded.project.graphs);
     const registry = new GraphRegistry(
       Object.entries(loaded.project.graphs).map(([graphId, spec]) => ({ graphId, spec })),

@@ -87,8 +87,12 @@ export class RunService {
     signal.addEventListener("abort", stop, { once: true });
     try {
       const fromBus = (async () => {
-        for await (const event of this.deps.bus.subscribe(runId, undefined, local.signal)) {
-          if (event.event === "__final__") return event.data as { status: string; output: unknown };
+        try {
+          for await (const event of this.deps.bus.subscribe(runId, undefined, local.signal)) {
+            if (event.event === "__final__") return event.data as { status: string; output: unknown };
+          }
+        } catch {
+          // The bus failed: the durable record answers.
         }
         return undefined;
       })();

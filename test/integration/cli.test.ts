@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, describe, expect, it } from "vitest";
 import { killAll, ROOT, runBaton } from "../helpers/process.ts";
+import { freshDatabase } from "../helpers/postgres.ts";
 import { FIXTURES, until } from "../helpers/server.ts";
 
 // Projects live under the repository so their imports resolve to its node_modules.
@@ -66,6 +67,17 @@ describe("baton CLI", () => {
     const r = await runToExit(["serve", "--config", FIXTURES, "--port", "0"], { DATABASE_URL: "postgres://postgres@127.0.0.1:1/nowhere" });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/ECONNREFUSED|connect/);
+  });
+
+  it("ends with one clear message when Redis cannot be reached", async () => {
+    const database = await freshDatabase("cli_redis");
+    try {
+      const r = await runToExit(["serve", "--config", FIXTURES, "--port", "0"], { DATABASE_URL: database.url, REDIS_URL: "redis://127.0.0.1:1" });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/Cannot reach Redis at 127\.0\.0\.1:1 within 5 s\. Check REDIS_URL\./);
+    } finally {
+      await database.drop();
+    }
   });
 
   it("ends with one clear message when langgraph.json is missing", async () => {

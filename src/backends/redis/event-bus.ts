@@ -239,6 +239,14 @@ export class RedisEventBus implements EventBus {
   async close(): Promise<void> {
     this.#closed = true;
     for (const set of this.#watches.values()) for (const watch of set) watch.wake?.();
-    await Promise.allSettled([this.#commands.quit(), this.#subscriber.quit()]);
+    // QUIT lets queued commands finish; a Redis that is away would make it wait forever.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([this.#commands.quit(), this.#subscriber.quit()]),
+      new Promise((resolve) => (timer = setTimeout(resolve, 1_000))),
+    ]);
+    clearTimeout(timer);
+    this.#commands.disconnect();
+    this.#subscriber.disconnect();
   }
 }
