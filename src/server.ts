@@ -102,7 +102,8 @@ async function openBackend(config: Config, logger: Logger, clock: Clock): Promis
   }
   const url = config.databaseUrl;
   const reach = (error: unknown) => new ConfigError(`Cannot use Postgres at ${describeUrl(url)}: ${coerceError(error).message}. Check DATABASE_URL.`);
-  const unlock = await holdModeLock(url, config.redisUrl === undefined).catch((error: unknown) => {
+  const onLost = (error: Error) => logger.warn("postgres:mode-lock-lost", { error: error.message, detail: "the check that no other process shares this database without Redis is off until restart" });
+  const unlock = await holdModeLock(url, config.redisUrl === undefined, onLost).catch((error: unknown) => {
     throw error instanceof Error && /Baton process/.test(error.message) ? new ConfigError(error.message) : reach(error);
   });
   try {

@@ -201,9 +201,13 @@ export interface RunQueue {
   unlockThread(threadId: string, owner: string): Promise<void>;
 }
 
-/** Renews the leases of the runs it is told are held, whatever the event loop does. */
+/**
+ * Renews every lease its owner holds, whatever the event loop does (so a run
+ * claimed while the loop was blocked is covered before the loop sees it),
+ * except runs the owner has let go of (`drop`: finished, handed back, or
+ * crashed in a way that must let the lease expire).
+ */
 export interface LeaseKeeper {
-  hold(runId: string): void;
   drop(runId: string): void;
   close(): Promise<void>;
 }

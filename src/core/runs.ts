@@ -105,7 +105,13 @@ export class RunService {
           if (busDone) await abortableDelay(200, local.signal);
         }
         if (signal.aborted) throw new BatonError(ErrorCode.unavailable, "The client went away before the run finished.");
-        const run = await this.deps.queue.get(runId);
+        let run: Run | null;
+        try {
+          run = await this.deps.queue.get(runId);
+        } catch {
+          // The database is briefly away: the bus may still answer; read again at the next poll.
+          continue;
+        }
         if (run === null) {
           // Gone: the bus has its last word (a rollback, or a deleted temporary thread's output) unless it lost it too.
           const last = busDone ? undefined : await Promise.race([fromBus, abortableDelay(GONE_GRACE_MS, local.signal).then(() => undefined)]);

@@ -56,8 +56,12 @@ export class WorkerPool {
   readonly #deps: WorkerPoolDeps;
   readonly #options: WorkerPoolOptions;
   readonly #active = new Map<string, Active>();
-  readonly #timers: NodeJS.Timeout[] = [];
-  readonly #unsubscribe: (() => void)[] = [];
+  /** Claiming: stopped first on close. */
+  readonly #claimTimers: NodeJS.Timeout[] = [];
+  /** Lease renewal and cancels: kept while running runs drain on close. */
+  readonly #runTimers: NodeJS.Timeout[] = [];
+  readonly #unsubscribeWork: (() => void)[] = [];
+  readonly #unsubscribeCancel: (() => void)[] = [];
   #keeper: LeaseKeeper | undefined;
   #accepting = false;
   #filling = false;
@@ -80,18 +84,18 @@ export class WorkerPool {
       renewMs: this.#options.leaseRenewMs,
       onError: (message) => this.#deps.logger.warn("worker:lease-renewal-failed", { error: message }),
     });
-    this.#unsubscribe.push(this.#deps.bus.onWork(() => this.wake()));
-    this.#unsubscribe.push(this.#deps.bus.onCancel((runId, action) => this.#cancel(runId, action)));
-    const every = (ms: number, task: () => Promise<void>) => {
+    this.#unsubscribeWork.push(this.#deps.bus.onWork(() => this.wake()));
+    this.#unsubscribeCancel.push(this.#deps.bus.onCancel((runId, action) => this.#cancel(runId, action)));
+    const every = (timers: NodeJS.Timeout[], ms: number, task: () => Promise<void>) => {
       const timer = setInterval(() => {
         task().catch((error: unknown) => this.#deps.logger.error("worker:tick-failed", { error: coerceError(error).message }));
       }, ms);
       timer.unref();
-      this.#timers.push(timer);
+      timers.push(timer);
     };
-    every(this.#options.pollIntervalMs, async () => this.wake());
-    every(this.#options.leaseRenewMs, () => this.#renew());
-    every(this.#options.sweepIntervalMs, () => this.sweep());
+    every(this.#claimTimers, this.#options.pollIntervalMs, async () => this.wake());
+    every(this.#claimTimers, this.#options.sweepIntervalMs, () => this.sweep());
+    every(this.#runTimers, this.#options.leaseRenewMs, () => this.#renew());
     this.wake();
   }
 
@@ -140,18 +144,34 @@ export class WorkerPool {
   }
 
   #startRun(run: Run): void {
+    const previous = this.#active.get(run.run_id);
+    if (previous !== undefined) {
+      // This process lost the run's lease (its loop or the database was away
+      // too long), the run was requeued, and this process claimed it again
+      // while the old attempt still runs. Stop the old attempt (its outcome
+      // will be fenced) and give the new claim back, so that one attempt at a
+      // time executes here.
+      this.#deps.logger.warn("run:reclaimed-while-running", { run_id: run.run_id, attempt: run.attempt, running_attempt: previous.run.attempt });
+      this.#stop(previous, { kind: "shutdown" });
+      void this.#deps.queue
+        .release(run.run_id, { owner: this.owner, attempt: run.attempt })
+        .catch((error: unknown) => this.#deps.logger.error("run:release-failed", { run_id: run.run_id, error: coerceError(error).message }));
+      return;
+    }
     const controller = new AbortController();
     const active: Active = { run, controller, reason: undefined, done: Promise.resolve() };
     this.#active.set(run.run_id, active);
-    this.#keeper?.hold(run.run_id);
-    active.done = this.#execute(active).finally(() => {
-      this.#keeper?.drop(run.run_id);
-      this.#active.delete(run.run_id);
+    active.done = this.#execute(active).then((settled) => {
+      // Unsettled (the database was away when the outcome was due): stop
+      // renewing its lease, so it expires and the run is swept and retried.
+      if (!settled) this.#keeper?.drop(run.run_id);
+      if (this.#active.get(run.run_id) === active) this.#active.delete(run.run_id);
       this.wake();
     });
   }
 
-  async #execute(active: Active): Promise<void> {
+  /** Executes one attempt; resolves whether the run's record was settled (finished, fenced or handed back). */
+  async #execute(active: Active): Promise<boolean> {
     const { run, controller } = active;
     const log = this.#deps.logger;
     const queuedMs = Date.now() - Date.parse(run.created_at);
@@ -159,6 +179,7 @@ export class WorkerPool {
     const timeout = setTimeout(() => this.#stop(active, { kind: "timeout" }), this.#options.runTimeoutMs);
     timeout.unref();
     const started = Date.now();
+    let settled = false;
     try {
       // The durable side of cancels: one may have landed between claim and now.
       const pending = await this.#deps.queue.cancelAction(run.run_id);
@@ -168,12 +189,13 @@ export class WorkerPool {
       if (result.handBack) {
         await this.#deps.queue.release(run.run_id, fence);
         log.info("run:handed-back", { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });
-        return;
+        return true;
       }
       const finished = await this.#deps.queue.finish(run.run_id, fence, result.outcome);
+      settled = true;
       if (finished === "fenced") {
         log.warn("run:lease-lost", { run_id: run.run_id, attempt: run.attempt, detail: "outcome not recorded; another attempt owns the run" });
-        return;
+        return settled;
       }
       let outcome = result.outcome;
       if (finished === "erased" && !outcome.erase) {
@@ -202,6 +224,7 @@ export class WorkerPool {
     } finally {
       clearTimeout(timeout);
     }
+    return settled;
   }
 
   #stop(active: Active, reason: StopReason): void {
@@ -238,8 +261,8 @@ export class WorkerPool {
    */
   async close(graceMs: number): Promise<void> {
     this.#accepting = false;
-    for (const timer of this.#timers) clearInterval(timer);
-    for (const off of this.#unsubscribe) off();
+    for (const timer of this.#claimTimers) clearInterval(timer);
+    for (const off of this.#unsubscribeWork) off();
     const all = () => Promise.all([...this.#active.values()].map((a) => a.done));
     if (this.#active.size > 0 && graceMs > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -248,6 +271,9 @@ export class WorkerPool {
     }
     for (const active of this.#active.values()) this.#stop(active, { kind: "shutdown" });
     await all();
+    // Leases and cancels were served while the runs drained; now nothing runs.
+    for (const timer of this.#runTimers) clearInterval(timer);
+    for (const off of this.#unsubscribeCancel) off();
     await this.#keeper?.close();
   }
 

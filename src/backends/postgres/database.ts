@@ -117,9 +117,10 @@ const MODE_LOCK = 0x626174_6f6e2d;
  * Redis (whose events stay in its memory) must be alone. Returns a release
  * function, or throws naming the conflict.
  */
-export async function holdModeLock(url: string, alone: boolean): Promise<() => Promise<void>> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
-  client.on("error", () => undefined);
+export async function holdModeLock(url: string, alone: boolean, onLost: (error: Error) => void = () => undefined): Promise<() => Promise<void>> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, keepAlive: true });
+  // Losing this connection releases the lock: the guard is gone until restart, say so.
+  client.on("error", onLost);
   await client.connect();
   const { rows } = await client.query<{ ok: boolean }>(
     alone ? "SELECT pg_try_advisory_lock($1) AS ok" : "SELECT pg_try_advisory_lock_shared($1) AS ok",

@@ -2,9 +2,13 @@
  * Renews a worker's leases from a separate thread with its own connection,
  * so a graph node that blocks the event loop (a synchronous loop, a huge
  * JSON.parse) for longer than the lease does not get its live run judged
- * dead and re-dispatched by another worker's sweeper (C9). The main thread
- * says which runs it holds; the thread keeps renewing them until told
- * otherwise, whatever the main thread is doing.
+ * dead and re-dispatched by another worker's sweeper (C9).
+ *
+ * It renews every run leased to its owner, not a list the main thread keeps:
+ * a claim whose reply the blocked loop has not read yet is covered too. Runs
+ * the main thread has let go of are excluded (`drop`), so a run whose outcome
+ * could not be recorded (the database was away) lets its lease expire and is
+ * swept, rather than being held forever.
  *
  * Consequence, by design: a run whose event loop never comes back keeps its
  * lease as long as its process lives. Kill the process (a liveness probe on
@@ -19,36 +23,48 @@ const THREAD_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const pg = require(workerData.pgPath);
 const { url, owner, leaseMs, renewMs } = workerData;
-const held = new Set();
+/** run id -> when it was dropped; forgotten after FORGET_MS (its lease is long gone by then). */
+const dropped = new Map();
+const FORGET_MS = Math.max(600000, leaseMs * 20);
 let client = null;
+let busy = false;
 let closing = false;
 async function connection() {
   if (client !== null) return client;
-  const fresh = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  const fresh = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: Math.min(5000, renewMs),
+    query_timeout: Math.max(1000, Math.floor(leaseMs / 2)),
+    keepAlive: true,
+  });
   fresh.on("error", () => { if (client === fresh) client = null; });
   await fresh.connect();
   client = fresh;
   return fresh;
 }
 async function renew() {
-  if (held.size === 0 || closing) return;
+  if (busy || closing) return;
+  busy = true;
   try {
+    const now = Date.now();
+    for (const [id, at] of dropped) if (now - at > FORGET_MS) dropped.delete(id);
     const db = await connection();
     await db.query(
-      "UPDATE runs SET lease_expires_ms = $1 WHERE run_id = ANY($2::text[]) AND status = 'running' AND lease_owner = $3",
-      [Date.now() + leaseMs, [...held], owner],
+      "UPDATE runs SET lease_expires_ms = $1 WHERE lease_owner = $2 AND status = 'running' AND NOT (run_id = ANY($3::text[]))",
+      [now + leaseMs, owner, [...dropped.keys()]],
     );
   } catch (error) {
     const broken = client;
     client = null;
     if (broken !== null) broken.end().catch(() => {});
-    parentPort.postMessage({ type: "error", message: String(error && error.message || error) });
+    parentPort.postMessage({ type: "error", message: String((error && error.message) || error) });
+  } finally {
+    busy = false;
   }
 }
 const timer = setInterval(renew, renewMs);
 parentPort.on("message", (message) => {
-  if (message.type === "hold") held.add(message.runId);
-  else if (message.type === "drop") held.delete(message.runId);
+  if (message.type === "drop") dropped.set(message.runId, Date.now());
   else if (message.type === "close") {
     closing = true;
     clearInterval(timer);
@@ -77,15 +93,23 @@ export function startThreadLeaseKeeper(options: ThreadLeaseKeeperOptions): Lease
   worker.on("message", (message: { type: string; message?: string }) => {
     if (message.type === "error") options.onError?.(message.message ?? "unknown error");
   });
-  worker.on("error", (error) => options.onError?.(error.message));
+  worker.on("error", (error) => options.onError?.(`lease thread failed: ${error.message}`));
+  let exited = false;
+  const exit = new Promise<void>((resolve) =>
+    worker.once("exit", () => {
+      exited = true;
+      resolve();
+    }),
+  );
   return {
-    hold: (runId) => worker.postMessage({ type: "hold", runId }),
-    drop: (runId) => worker.postMessage({ type: "drop", runId }),
+    drop: (runId) => {
+      if (!exited) worker.postMessage({ type: "drop", runId });
+    },
     async close() {
-      const exited = new Promise((resolve) => worker.once("exit", resolve));
+      if (exited) return;
       worker.postMessage({ type: "close" });
       const timer = setTimeout(() => void worker.terminate(), 2_000);
-      await exited;
+      await exit;
       clearTimeout(timer);
     },
   };

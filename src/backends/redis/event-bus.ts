@@ -42,6 +42,10 @@ export interface RedisEventBusOptions {
 }
 
 const END = "__end__";
+/** How long a new reader waits for Redis to confirm its subscription. */
+const SUBSCRIBE_WAIT_MS = 1_000;
+/** TTL of a run's stream while it runs; `end` sets the real retention. */
+const OPEN_STREAM_TTL_MS = 24 * 3_600_000;
 const VALID_ID = /^\d+(-\d+)?$/;
 
 interface Watch {
@@ -113,6 +117,8 @@ export class RedisEventBus implements EventBus {
     this.#commands
       .pipeline()
       .xadd(this.#key(runId), "MAXLEN", "~", this.#options.maxLen, "*", "e", event, "d", JSON.stringify(data ?? null))
+      // A stream whose end never arrives (a lost worker, a Redis blip at the end) still expires.
+      .pexpire(this.#key(runId), OPEN_STREAM_TTL_MS)
       .publish(this.#channel(`events:${runId}`), "1")
       .exec()
       .catch((error: unknown) => this.#logError("bus:publish-failed", error, { run_id: runId, event }));
@@ -145,13 +151,20 @@ export class RedisEventBus implements EventBus {
     }
   }
 
-  async #watch(runId: string): Promise<{ watch: Watch; close: () => void }> {
+  /**
+   * Listens for the run's notifications. Waits for Redis to confirm the
+   * subscription (so no notification after the first read is missed), but
+   * not past `subscribeWaitMs` or the signal: with Redis away, the reader
+   * goes on with its idle polls instead of hanging.
+   */
+  async #watch(runId: string, signal: AbortSignal): Promise<{ watch: Watch; close: () => void }> {
     const watch: Watch = { dirty: false, wake: undefined };
     let set = this.#watches.get(runId);
+    let subscribed: Promise<unknown> | undefined;
     if (set === undefined) {
       set = new Set();
       this.#watches.set(runId, set);
-      await this.#subscriber.subscribe(this.#channel(`events:${runId}`)).catch((error: unknown) => this.#logError("bus:subscribe-failed", error));
+      subscribed = this.#subscriber.subscribe(this.#channel(`events:${runId}`)).catch((error: unknown) => this.#logError("bus:subscribe-failed", error));
     }
     set.add(watch);
     const close = () => {
@@ -161,6 +174,15 @@ export class RedisEventBus implements EventBus {
         if (!this.#closed) void this.#subscriber.unsubscribe(this.#channel(`events:${runId}`)).catch(() => undefined);
       }
     };
+    if (subscribed !== undefined) {
+      watch.dirty = false;
+      const gaveUp = new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, SUBSCRIBE_WAIT_MS);
+        signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+        void subscribed.then(() => (clearTimeout(timer), resolve()));
+      });
+      await gaveUp;
+    }
     return { watch, close };
   }
 
@@ -183,7 +205,7 @@ export class RedisEventBus implements EventBus {
 
   async *subscribe(runId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent> {
     let cursor = afterId !== undefined && VALID_ID.test(afterId.trim()) ? `(${afterId.trim()}` : "-";
-    const { watch, close } = await this.#watch(runId);
+    const { watch, close } = await this.#watch(runId, signal);
     try {
       let finishedChecks = 0;
       while (!signal.aborted && !this.#closed) {

@@ -175,9 +175,10 @@ export function runRoutes(deps: HttpDeps): Hono {
     }
     const waitFinal = flag(c.req.query("wait"));
     // Subscribe before cancelling so the final event cannot be missed.
-    const final = waitFinal ? runs.waitFinal(runId, c.req.raw.signal) : undefined;
+    // Its failure (the client left, the database is away) only ends the wait; handled at once, not after the cancel.
+    const final = waitFinal ? runs.waitFinal(runId, c.req.raw.signal).catch(() => undefined) : undefined;
     await runs.cancel([runId], action);
-    if (final !== undefined) await final.catch(() => undefined);
+    if (final !== undefined) await final;
     return waitFinal ? c.json({}) : c.body(null, 202);
   });
 
