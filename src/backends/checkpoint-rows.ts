@@ -24,6 +24,7 @@ import {
   type PendingWrite,
   type SerializerProtocol,
 } from "@langchain/langgraph-checkpoint";
+import { FENCE_KEY } from "../core/executor.ts";
 
 export interface CheckpointRow {
   thread_id: string;
@@ -62,6 +63,13 @@ export interface CheckpointQuery {
   before?: string | undefined;
 }
 
+/** The lease of the run writing (owner and attempt), when a worker executes it. */
+export interface WriteFence {
+  run_id: string;
+  owner: string;
+  attempt: number;
+}
+
 /** The row operations a backend provides. */
 export interface CheckpointTables {
   /** The exact checkpoint, or the latest of the thread and namespace when `checkpoint_id` is undefined. */
@@ -69,8 +77,9 @@ export interface CheckpointTables {
   /** Pending writes of a checkpoint, ordered by task path, task id and index. */
   writes(key: CheckpointKey): Promise<WriteRow[]>;
   list(query: CheckpointQuery): Promise<CheckpointRow[]>;
-  put(row: CheckpointRow & { run_id: string | null }): Promise<void>;
-  putWrites(key: CheckpointKey, taskPath: string, rows: NewWriteRow[]): Promise<void>;
+  /** Writes the checkpoint; with a fence, only while that lease holds (else throws). */
+  put(row: CheckpointRow & { run_id: string | null }, fence?: WriteFence): Promise<void>;
+  putWrites(key: CheckpointKey, taskPath: string, rows: NewWriteRow[], fence?: WriteFence): Promise<void>;
   deleteThread(threadId: string): Promise<void>;
 }
 
@@ -78,6 +87,22 @@ export interface CheckpointTables {
 function runIdOf(config: RunnableConfig): string | null {
   const fromMetadata = config.metadata?.run_id;
   return typeof fromMetadata === "string" ? fromMetadata : null;
+}
+
+/** The writing run's lease, when its worker put one in the config. */
+function fenceOf(config: RunnableConfig): WriteFence | undefined {
+  const fence = config.configurable?.[FENCE_KEY] as { owner?: unknown; attempt?: unknown } | undefined;
+  const runId = runIdOf(config);
+  if (fence === undefined || runId === null || typeof fence.owner !== "string" || typeof fence.attempt !== "number") return undefined;
+  return { run_id: runId, owner: fence.owner, attempt: fence.attempt };
+}
+
+/** Thrown when a write's lease no longer holds: another attempt owns the run. */
+export class LeaseLostError extends Error {
+  override name = "LeaseLostError";
+  constructor(fence: WriteFence) {
+    super(`Run ${fence.run_id} attempt ${fence.attempt} lost its lease; checkpoint not written.`);
+  }
 }
 
 export class RowCheckpointer extends BaseCheckpointSaver {
@@ -139,7 +164,7 @@ export class RowCheckpointer extends BaseCheckpointSaver {
       type,
       checkpoint: serializedCheckpoint,
       metadata: serializedMetadata,
-    });
+    }, fenceOf(config));
     return { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id } };
   }
 
@@ -155,7 +180,7 @@ export class RowCheckpointer extends BaseCheckpointSaver {
         return { task_id: taskId, channel, type, value: serialized, idx: special ?? index, replace: special !== undefined };
       }),
     );
-    await this.#tables.putWrites({ thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpointId }, taskPath ?? "", rows);
+    await this.#tables.putWrites({ thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpointId }, taskPath ?? "", rows, fenceOf(config));
   }
 
   async deleteThread(threadId: string): Promise<void> {

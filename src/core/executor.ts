@@ -110,12 +110,26 @@ class MessageAccumulator {
   }
 }
 
-export async function executeRun(run: Run, deps: ExecutorDeps, signal: AbortSignal, stopReason: () => StopReason | undefined): Promise<ExecutionResult> {
+/**
+ * The configurable key carrying the executing worker's lease (owner and
+ * attempt) to the checkpoint saver, which refuses writes once the lease is
+ * lost (backends shared by several processes).
+ */
+export const FENCE_KEY = "__baton_fence";
+
+export async function executeRun(
+  run: Run,
+  deps: ExecutorDeps,
+  signal: AbortSignal,
+  stopReason: () => StopReason | undefined,
+  fence?: { owner: string; attempt: number },
+): Promise<ExecutionResult> {
   const publish = (event: string, data: unknown) => deps.bus.publish(run.run_id, event, data);
   publish("metadata", { run_id: run.run_id, attempt: run.attempt });
   const requested = run.kwargs.stream_mode;
   const wants = new Set<StreamMode>(requested);
   const config = await runConfig(run, deps.assistants);
+  if (fence !== undefined) config.configurable = { ...config.configurable, [FENCE_KEY]: fence };
   let graph: GraphInstance | undefined;
   let lastValues: unknown = null;
   /** The last root values chunk that was the state (not an `__interrupt__` notice). */

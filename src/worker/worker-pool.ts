@@ -184,8 +184,8 @@ export class WorkerPool {
       // The durable side of cancels: one may have landed between claim and now.
       const pending = await this.#deps.queue.cancelAction(run.run_id);
       if (pending !== null) this.#stop(active, { kind: "cancel", action: pending });
-      const result = await executeRun(run, this.#deps, controller.signal, () => active.reason);
       const fence = { owner: this.owner, attempt: run.attempt };
+      const result = await executeRun(run, this.#deps, controller.signal, () => active.reason, fence);
       if (result.handBack) {
         await this.#deps.queue.release(run.run_id, fence);
         log.info("run:handed-back", { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });

@@ -1,7 +1,8 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPostgresBackend, migrate, openPool } from "../../src/backends/postgres/index.ts";
-import { describeRunQueue } from "../../src/testing/index.ts";
+import { FENCE_KEY } from "../../src/core/executor.ts";
+import { describeRunQueue, ManualClock, newRun } from "../../src/testing/index.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 
 let db: TestDatabase;
@@ -30,6 +31,45 @@ describeRunQueue({
     await emptied(db.url);
     return backend;
   },
+});
+
+describe("postgres checkpoint writes of a worker", () => {
+  it("are refused once the writing attempt lost its lease, and nothing is written (C3)", async () => {
+    const clock = new ManualClock();
+    const backend = await createPostgresBackend({ url: db.url, poolSize: 2, clock, migrate: true });
+    try {
+      await emptied(db.url);
+      await backend.runs.create(newRun("t-fence", "r-fence"));
+      const first = (await backend.runs.claim("w1", 1_000))!;
+      const config = (attempt: number, owner: string) => ({
+        configurable: { thread_id: "t-fence", checkpoint_ns: "", [FENCE_KEY]: { owner, attempt } },
+        metadata: { run_id: "r-fence" },
+      });
+      const checkpoint = (id: string) => ({ v: 4, id, ts: new Date(0).toISOString(), channel_values: {}, channel_versions: {}, versions_seen: {} });
+      const saved = await backend.checkpointer.put(config(first.attempt, "w1"), checkpoint("00000000-0000-6000-8000-000000000001"), { source: "loop", step: 0, parents: {} }, {});
+      await backend.checkpointer.putWrites({ ...saved, ...config(first.attempt, "w1"), configurable: { ...config(first.attempt, "w1").configurable, ...saved.configurable } }, [["messages", "kept"]], "task-1");
+
+      // The lease expires; the run is requeued and claimed by another worker.
+      clock.advance(2_000);
+      await backend.runs.sweep(3);
+      const second = (await backend.runs.claim("w2", 30_000))!;
+      expect(second.attempt).toBe(2);
+
+      const stale = config(first.attempt, "w1");
+      await expect(backend.checkpointer.put(stale, checkpoint("00000000-0000-6000-8000-000000000002"), { source: "loop", step: 1, parents: {} }, {})).rejects.toThrow(/lost its lease/);
+      await expect(
+        backend.checkpointer.putWrites({ ...stale, configurable: { ...stale.configurable, checkpoint_id: "00000000-0000-6000-8000-000000000001" } }, [["messages", "stale"]], "task-2"),
+      ).rejects.toThrow(/lost its lease/);
+      const history = [];
+      for await (const tuple of backend.checkpointer.list({ configurable: { thread_id: "t-fence" } })) history.push(tuple);
+      expect(history.map((t) => t.checkpoint.id)).toEqual(["00000000-0000-6000-8000-000000000001"]);
+      expect(history[0]!.pendingWrites?.map(([, , value]) => value)).toEqual(["kept"]);
+      // The new attempt writes.
+      await backend.checkpointer.put(config(second.attempt, "w2"), checkpoint("00000000-0000-6000-8000-000000000003"), { source: "loop", step: 1, parents: {} }, {});
+    } finally {
+      await backend.close();
+    }
+  });
 });
 
 describe("postgres migrations", () => {

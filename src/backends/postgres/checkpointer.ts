@@ -3,12 +3,16 @@
  * (`../checkpoint-rows.ts`). Every call takes a pooled connection for one
  * statement (or one transaction for a batch of writes): no process-wide lock
  * around checkpoint I/O, so a slow write never stalls other runs (C9).
+ * Writes made by a worker carry its lease and are refused once another
+ * attempt owns the run.
  */
 import type { SerializerProtocol } from "@langchain/langgraph-checkpoint";
 import type pg from "pg";
-import { checkpointListSql, RowCheckpointer, type CheckpointRow, type CheckpointTables, type WriteRow } from "../checkpoint-rows.ts";
+import { checkpointListSql, LeaseLostError, RowCheckpointer, type CheckpointRow, type CheckpointTables, type WriteRow } from "../checkpoint-rows.ts";
 import { transaction } from "./database.ts";
 
+/** The writing attempt still holds the run (parameters $9 run id, $10 owner, $11 attempt). */
+const FENCED = "EXISTS (SELECT 1 FROM runs WHERE run_id = $9 AND status = 'running' AND lease_owner = $10 AND attempt = $11)";
 const COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata";
 const bytes = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 
@@ -40,19 +44,30 @@ function postgresTables(pool: pg.Pool): CheckpointTables {
       const { sql, args } = checkpointListSql(query, (i) => `$${i}`);
       return (await pool.query<CheckpointRow>(sql, args)).rows;
     },
-    async put(row) {
-      await pool.query(
+    async put(row, fence) {
+      const values = [row.thread_id, row.checkpoint_ns, row.checkpoint_id, row.parent_checkpoint_id, row.run_id, row.type, bytes(row.checkpoint), bytes(row.metadata)];
+      const written = await pool.query(
         `INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint, metadata)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         SELECT $1, $2, $3, $4, $5, $6, $7::bytea, $8::bytea ${fence === undefined ? "" : `WHERE ${FENCED}`}
          ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET
            parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, type = excluded.type,
            checkpoint = excluded.checkpoint, metadata = excluded.metadata`,
-        [row.thread_id, row.checkpoint_ns, row.checkpoint_id, row.parent_checkpoint_id, row.run_id, row.type, bytes(row.checkpoint), bytes(row.metadata)],
+        fence === undefined ? values : [...values, fence.run_id, fence.owner, fence.attempt],
       );
+      if (fence !== undefined && written.rowCount === 0) throw new LeaseLostError(fence);
     },
-    async putWrites(key, taskPath, rows) {
+    async putWrites(key, taskPath, rows, fence) {
       if (rows.length === 0) return;
       await transaction(pool, async (db) => {
+        if (fence !== undefined) {
+          // FOR SHARE: a sweep that would take the run from this attempt waits for these writes, or they see it.
+          const held = await db.query(`SELECT 1 FROM runs WHERE run_id = $1 AND status = 'running' AND lease_owner = $2 AND attempt = $3 FOR SHARE`, [
+            fence.run_id,
+            fence.owner,
+            fence.attempt,
+          ]);
+          if (held.rowCount === 0) throw new LeaseLostError(fence);
+        }
         for (const w of rows) {
           await db.query(
             `INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value)
