@@ -103,8 +103,15 @@ export class RedisEventBus implements EventBus {
     if (channel === this.#channel("work")) {
       for (const listener of this.#workListeners) listener();
     } else if (channel === this.#channel("cancel")) {
-      const { runId, action } = JSON.parse(message) as { runId: string; action: CancelAction };
-      for (const listener of this.#cancelListeners) listener(runId, action);
+      let cancel: { runId: string; action: CancelAction };
+      try {
+        cancel = JSON.parse(message) as { runId: string; action: CancelAction };
+      } catch (error) {
+        // Not ours (another publisher on the channel); the durable flag still reaches the worker.
+        this.#logError("bus:bad-cancel-message", error);
+        return;
+      }
+      for (const listener of this.#cancelListeners) listener(cancel.runId, cancel.action);
     } else if (channel.startsWith(this.#channel("events:"))) {
       for (const watch of this.#watches.get(channel.slice(this.#channel("events:").length)) ?? []) {
         watch.dirty = true;
@@ -154,7 +161,7 @@ export class RedisEventBus implements EventBus {
   /**
    * Listens for the run's notifications. Waits for Redis to confirm the
    * subscription (so no notification after the first read is missed), but
-   * not past `subscribeWaitMs` or the signal: with Redis away, the reader
+   * not past SUBSCRIBE_WAIT_MS or the signal: with Redis away, the reader
    * goes on with its idle polls instead of hanging.
    */
   async #watch(runId: string, signal: AbortSignal): Promise<{ watch: Watch; close: () => void }> {
@@ -175,13 +182,16 @@ export class RedisEventBus implements EventBus {
       }
     };
     if (subscribed !== undefined) {
-      watch.dirty = false;
-      const gaveUp = new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, SUBSCRIBE_WAIT_MS);
-        signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
-        void subscribed.then(() => (clearTimeout(timer), resolve()));
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, SUBSCRIBE_WAIT_MS);
+        signal.addEventListener("abort", done, { once: true });
+        void subscribed.then(done);
       });
-      await gaveUp;
     }
     return { watch, close };
   }
