@@ -68,7 +68,7 @@ export const ConfigSchema = z.object({
   /** Prefix of Baton's Redis keys and channels. */
   redisPrefix: z.string().min(1).default("baton:"),
   /** Events kept per run in Redis at most (older ones are trimmed). */
-  redisMaxLen: int(100).default(10_000),
+  redisMaxLen: int(100).default(100_000),
 });
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 
