@@ -48,6 +48,13 @@ const SUBSCRIBE_WAIT_MS = 1_000;
 const OPEN_STREAM_TTL_MS = 24 * 3_600_000;
 const VALID_ID = /^\d+(-\d+)?$/;
 
+/** Orders two stream ids (`<ms>-<n>`, or a bare `<ms>`). */
+function compareIds(a: string, b: string): number {
+  const [am = 0, an = 0] = a.split("-").map(Number);
+  const [bm = 0, bn = 0] = b.split("-").map(Number);
+  return am - bm || an - bn;
+}
+
 interface Watch {
   /** Set by a notification; cleared by the reader before it reads. */
   dirty: boolean;
@@ -213,10 +220,41 @@ export class RedisEventBus implements EventBus {
     });
   }
 
+  /**
+   * When the stream was trimmed (`maxLen`) past where this reader starts,
+   * the error event that says so; undefined otherwise, or when Redis cannot
+   * tell (before 7.0, no `entries-added`).
+   */
+  async #truncation(runId: string, after: string | undefined): Promise<RunEvent | undefined> {
+    let info: unknown[];
+    try {
+      info = (await this.#commands.xinfo("STREAM", this.#key(runId))) as unknown[];
+    } catch {
+      return undefined; // no such stream yet, or Redis away
+    }
+    const field = (name: string) => info[info.indexOf(name) + 1];
+    const added = Number(field("entries-added"));
+    const length = Number(field("length"));
+    const first = (field("first-entry") as [string, unknown] | null)?.[0];
+    if (!Number.isFinite(added) || added <= length || first === undefined) return undefined;
+    if (after !== undefined && compareIds(after, first) >= 0) return undefined;
+    return {
+      id: after ?? "0",
+      event: "error",
+      data: {
+        error: "StreamTruncated",
+        message: `The oldest events of run ${runId} were dropped (a run keeps its last ${this.#options.maxLen} events); events before ${first} may be missing.`,
+      },
+    };
+  }
+
   async *subscribe(runId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent> {
-    let cursor = afterId !== undefined && VALID_ID.test(afterId.trim()) ? `(${afterId.trim()}` : "-";
+    const after = afterId !== undefined && VALID_ID.test(afterId.trim()) ? afterId.trim() : undefined;
+    let cursor = after !== undefined ? `(${after}` : "-";
     const { watch, close } = await this.#watch(runId, signal);
     try {
+      const truncated = await this.#truncation(runId, after);
+      if (truncated !== undefined) yield truncated;
       let finishedChecks = 0;
       while (!signal.aborted && !this.#closed) {
         watch.dirty = false;
