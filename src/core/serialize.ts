@@ -66,3 +66,20 @@ export function toWire(value: unknown): unknown {
   }
   return out;
 }
+
+/**
+ * `\u0000` escapes in JSON text: `\u0000` after an even run of backslashes
+ * (an odd run would make it the text "\u0000", not U+0000). Postgres JSONB
+ * cannot hold U+0000: requests carrying it are refused at the edge, and a
+ * graph's own output is stored with U+FFFD instead.
+ */
+const ESCAPED_NUL = /(?<!\\)((?:\\\\)*)\\u0000/g;
+
+/** The same pattern without the global flag, so `test` keeps no state between calls. */
+const HAS_ESCAPED_NUL = new RegExp(ESCAPED_NUL.source);
+
+/** Whether JSON text contains U+0000 in a string. */
+export const hasEscapedNul = (json: string): boolean => json.includes("\\u0000") && HAS_ESCAPED_NUL.test(json);
+
+/** JSON text with every U+0000 in its strings turned into U+FFFD. */
+export const replaceEscapedNul = (json: string): string => (json.includes("\\u0000") ? json.replace(ESCAPED_NUL, "$1\\ufffd") : json);

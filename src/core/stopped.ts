@@ -25,7 +25,36 @@ export function stoppedFailure(runId: string, action: CancelAction, started: boo
   };
 }
 
-/** The answer of a run the sweeper gave up on: its workers kept dying, or it was cancelled and its worker died. */
-export function abandonedOutput(cancelAction: CancelAction | null, reason: string): { __error__: { error: string; message: string } } {
-  return { __error__: { error: cancelAction === "interrupt" ? "RunInterrupted" : "RunAbandoned", message: reason } };
+/**
+ * What the sweeper does with a running run whose lease expired, decided once
+ * for every backend: requeue it for another attempt, or give up on it (its
+ * workers kept dying, or it was cancelled and its worker died): erase it
+ * (a rollback) or end it with a status, a reason and its own answer.
+ */
+export type SweepDecision =
+  | { kind: "requeue" }
+  | { kind: "erase" }
+  | {
+      kind: "end";
+      status: "interrupted" | "error";
+      error: string;
+      output: { __error__: { error: string; message: string } };
+      /** The thread's status if nothing else is in flight (null: from its stored state). */
+      threadStatusWhenIdle: "error" | null;
+    };
+
+export function decideSweep(cancelAction: CancelAction | null, attempt: number, maxAttempts: number): SweepDecision {
+  if (cancelAction === null && attempt < maxAttempts) return { kind: "requeue" };
+  if (cancelAction === "rollback") return { kind: "erase" };
+  const error =
+    cancelAction !== null
+      ? `Run was cancelled (${cancelAction}) and its worker stopped before finishing it.`
+      : `Run's worker stopped ${attempt} time(s) before finishing it (max attempts ${maxAttempts}).`;
+  return {
+    kind: "end",
+    status: cancelAction !== null ? "interrupted" : "error",
+    error,
+    output: { __error__: { error: cancelAction === "interrupt" ? "RunInterrupted" : "RunAbandoned", message: error } },
+    threadStatusWhenIdle: cancelAction !== null ? null : "error",
+  };
 }

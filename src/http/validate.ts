@@ -2,15 +2,13 @@
 import type { Context } from "hono";
 import type { z } from "zod";
 import { BatonError, ErrorCode } from "../core/errors.ts";
+import { hasEscapedNul } from "../core/serialize.ts";
 import { zodMessage } from "./errors.ts";
-
-/** `\u0000` in JSON text: a `\` escape not itself escaped (an odd run of backslashes). */
-export const ESCAPED_NUL = /(?<!\\)(?:\\\\)*\\u0000/;
 
 export async function readJson(c: Context): Promise<unknown> {
   const text = await c.req.text();
   if (text.trim() === "") return {};
-  if (ESCAPED_NUL.test(text)) {
+  if (hasEscapedNul(text)) {
     // Postgres (scale-out) cannot store U+0000 in JSON; refused on every
     // backend alike, so a project behaves the same embedded and scaled out.
     throw new BatonError(ErrorCode.invalid, "Request body contains the NUL character (\\u0000) in a string; Baton does not store it. Remove it or replace it.");

@@ -1,22 +1,17 @@
 /** Row <-> record mapping for the scale-out schema (JSONB arrives parsed). */
 import type { Assistant, JsonObject, Run, StoreItem, Thread } from "../../core/types.ts";
+import { replaceEscapedNul } from "../../core/serialize.ts";
 import type { Queryable } from "./database.ts";
 
 export { decodeNamespace, encodeNamespace } from "../namespaces.ts";
 import { decodeNamespace } from "../namespaces.ts";
 
-/** `\u0000` escapes in JSON text (an odd run of backslashes before `u0000`). */
-const NUL_ESCAPE = /(?<!\\)((?:\\\\)*)\\u0000/g;
-
 /**
  * A value for a JSONB parameter (JSON text, cast with ::jsonb). JSONB cannot
- * hold U+0000: requests carrying it are refused at the edge, and one a graph
- * produced is stored as U+FFFD rather than failing the run.
+ * hold U+0000, so one a graph produced is stored as U+FFFD rather than
+ * failing the run.
  */
-export const jsonb = (value: unknown): string => {
-  const text = JSON.stringify(value ?? null);
-  return text.includes("\\u0000") ? text.replace(NUL_ESCAPE, "$1\\ufffd") : text;
-};
+export const jsonb = (value: unknown): string => replaceEscapedNul(JSON.stringify(value ?? null));
 
 export interface AssistantRow {
   assistant_id: string;

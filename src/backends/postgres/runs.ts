@@ -16,7 +16,7 @@ import { checkQueueRoom, decideAdmission, runOwner, type QueueLimits } from "../
 import type { Clock } from "../../core/clock.ts";
 import { isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
-import { abandonedOutput, stoppedFailure } from "../../core/stopped.ts";
+import { decideSweep, stoppedFailure } from "../../core/stopped.ts";
 import type { ClaimPolicy, Fence, FinishResult, LeaseKeeper, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
 import type { CancelAction, JsonObject, Run, RunStatus } from "../../core/types.ts";
 import { pgCode, transaction, UNIQUE_VIOLATION, type Queryable } from "./database.ts";
@@ -335,20 +335,17 @@ export class PostgresRunQueue implements RunQueue {
           .rows[0];
         if (row === undefined) return;
         const iso = isoFromMs(now);
-        if (row.cancel_action !== null || row.attempt >= maxAttempts) {
-          const reason =
-            row.cancel_action !== null
-              ? `Run was cancelled (${row.cancel_action}) and its worker stopped before finishing it.`
-              : `Run's worker stopped ${row.attempt} time(s) before finishing it (max attempts ${maxAttempts}).`;
-          if (row.cancel_action === "rollback") {
-            await this.#erase(db, threadId, runId);
-          } else {
-            await db.query(
-              "UPDATE runs SET status = $2, error = $3, output = $5::jsonb, lease_owner = NULL, lease_expires_ms = NULL, updated_at = $4 WHERE run_id = $1",
-              [runId, row.cancel_action !== null ? "interrupted" : "error", reason, iso, jsonb(abandonedOutput(row.cancel_action, reason))],
-            );
-          }
-          await this.#settleThread(db, threadId, iso, row.cancel_action !== null ? null : "error");
+        const decision = decideSweep(row.cancel_action, row.attempt, maxAttempts);
+        if (decision.kind === "erase") {
+          await this.#erase(db, threadId, runId);
+          await this.#settleThread(db, threadId, iso, null);
+          failed.push(runId);
+        } else if (decision.kind === "end") {
+          await db.query(
+            "UPDATE runs SET status = $2, error = $3, output = $5::jsonb, lease_owner = NULL, lease_expires_ms = NULL, updated_at = $4 WHERE run_id = $1",
+            [runId, decision.status, decision.error, iso, jsonb(decision.output)],
+          );
+          await this.#settleThread(db, threadId, iso, decision.threadStatusWhenIdle);
           failed.push(runId);
         } else {
           await db.query("UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL, updated_at = $2 WHERE run_id = $1", [

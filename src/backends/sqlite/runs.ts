@@ -9,7 +9,7 @@ import { checkQueueRoom, decideAdmission, runOwner, type QueueLimits } from "../
 import type { Clock } from "../../core/clock.ts";
 import { isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
-import { abandonedOutput, stoppedFailure } from "../../core/stopped.ts";
+import { decideSweep, stoppedFailure } from "../../core/stopped.ts";
 import type { ClaimPolicy, Fence, FinishResult, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
 import type { CancelAction, Run, RunStatus } from "../../core/types.ts";
 import { deleteThreadRows, json, toRun, type RunRow } from "./rows.ts";
@@ -281,20 +281,16 @@ export class SqliteRunQueue implements RunQueue {
       const requeued: string[] = [];
       const failed: string[] = [];
       for (const row of expired) {
-        if (row.cancel_action !== null || row.attempt >= maxAttempts) {
-          const reason =
-            row.cancel_action !== null
-              ? `Run was cancelled (${row.cancel_action}) and its worker stopped before finishing it.`
-              : `Run's worker stopped ${row.attempt} time(s) before finishing it (max attempts ${maxAttempts}).`;
-          if (row.cancel_action === "rollback") {
-            this.#erase(row.thread_id, row.run_id);
-          } else {
-            const status: RunStatus = row.cancel_action !== null ? "interrupted" : "error";
-            this.#db
-              .prepare("UPDATE runs SET status = ?, error = ?, output = ?, lease_owner = NULL, lease_expires_ms = NULL, updated_at = ? WHERE run_id = ?")
-              .run(status, reason, json(abandonedOutput(row.cancel_action, reason)), iso, row.run_id);
-          }
-          this.#settleThread(row.thread_id, iso, row.cancel_action !== null ? null : "error");
+        const decision = decideSweep(row.cancel_action, row.attempt, maxAttempts);
+        if (decision.kind === "erase") {
+          this.#erase(row.thread_id, row.run_id);
+          this.#settleThread(row.thread_id, iso, null);
+          failed.push(row.run_id);
+        } else if (decision.kind === "end") {
+          this.#db
+            .prepare("UPDATE runs SET status = ?, error = ?, output = ?, lease_owner = NULL, lease_expires_ms = NULL, updated_at = ? WHERE run_id = ?")
+            .run(decision.status, decision.error, json(decision.output), iso, row.run_id);
+          this.#settleThread(row.thread_id, iso, decision.threadStatusWhenIdle);
           failed.push(row.run_id);
         } else {
           this.#db
