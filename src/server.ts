@@ -86,7 +86,7 @@ export async function migrateDatabase(url: string): Promise<string> {
 }
 
 /** Embedded SQLite in the data directory, or Postgres when DATABASE_URL is set. */
-async function openBackend(config: Config, logger: Logger, clock: Clock): Promise<{ backend: Backend; release: () => void }> {
+async function openBackend(config: Config, logger: Logger, clock: Clock): Promise<{ backend: Backend; release: () => void | Promise<void> }> {
   if (config.databaseUrl === undefined) {
     const dataDir = resolve(config.dataDir);
     const unlock = lockDataDir(dataDir);
@@ -114,7 +114,7 @@ async function openBackend(config: Config, logger: Logger, clock: Clock): Promis
       migrate: config.migrate,
       onPoolError: (error) => logger.warn("postgres:connection-error", { error: error.message }),
     });
-    return { backend, release: () => void unlock() };
+    return { backend, release: unlock };
   } catch (error) {
     await unlock();
     throw reach(error);
@@ -175,7 +175,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
   const cleanup = async () => {
     await bus.close();
     await backend.close();
-    release();
+    await release();
   };
   try {
     if (bus instanceof RedisEventBus) await readyWithin(bus, config.redisUrl!, REDIS_START_TIMEOUT_MS);
