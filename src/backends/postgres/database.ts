@@ -36,8 +36,23 @@ export function openPool(options: PoolOptions): pg.Pool {
   return pool;
 }
 
-/** Runs `work` in one transaction on one connection; rolls back if it throws. */
+/**
+ * Runs `work` in one transaction on one connection; rolls back if it throws.
+ * A transaction Postgres picked as a deadlock victim is run again (3 tries).
+ */
 export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await transactionOnce(pool, work);
+    } catch (error) {
+      // Postgres rolled the victim of a deadlock back whole: run it again.
+      // Lock order (thread before run, several runs by run_id) makes this rare.
+      if (pgCode(error) !== DEADLOCK_DETECTED || attempt >= 3) throw error;
+    }
+  }
+}
+
+async function transactionOnce<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken = false;
   try {
@@ -62,6 +77,7 @@ export const pgCode = (error: unknown): string | undefined =>
   typeof error === "object" && error !== null && "code" in error && typeof error.code === "string" ? error.code : undefined;
 
 export const UNIQUE_VIOLATION = "23505";
+export const DEADLOCK_DETECTED = "40P01";
 
 /**
  * Applies every migration newer than the database's version, each in its own

@@ -49,8 +49,10 @@ async function renew() {
     const now = Date.now();
     for (const [id, at] of dropped) if (now - at > FORGET_MS) dropped.delete(id);
     const db = await connection();
+    // In run_id order, as extendLeases: concurrent renewals never deadlock.
     await db.query(
-      "UPDATE runs SET lease_expires_ms = $1 WHERE lease_owner = $2 AND status = 'running' AND NOT (run_id = ANY($3::text[]))",
+      "UPDATE runs SET lease_expires_ms = $1 WHERE run_id IN (SELECT run_id FROM runs WHERE lease_owner = $2 AND status = 'running'" +
+        " AND NOT (run_id = ANY($3::text[])) ORDER BY run_id FOR UPDATE)",
       [now + leaseMs, owner, [...dropped.keys()]],
     );
   } catch (error) {

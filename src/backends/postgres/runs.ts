@@ -252,8 +252,13 @@ export class PostgresRunQueue implements RunQueue {
 
   async extendLeases(owner: string, runIds: string[], leaseMs: number): Promise<string[]> {
     if (runIds.length === 0) return [];
+    // Rows are locked in run_id order, as the lease thread locks them: two
+    // renewals of one owner's runs never wait on each other in a cycle.
     const { rows } = await this.#pool.query<{ run_id: string }>(
-      `UPDATE runs SET lease_expires_ms = $1 WHERE run_id = ANY($2::text[]) AND status = 'running' AND lease_owner = $3 RETURNING run_id`,
+      `UPDATE runs SET lease_expires_ms = $1
+        WHERE run_id IN (SELECT run_id FROM runs WHERE run_id = ANY($2::text[]) AND status = 'running' AND lease_owner = $3
+                          ORDER BY run_id FOR UPDATE)
+        RETURNING run_id`,
       [this.#clock.nowMs() + leaseMs, runIds, owner],
     );
     const held = new Set(rows.map((r) => r.run_id));
