@@ -18,7 +18,7 @@ function boundary(files, forbidden, why) {
 }
 
 export default tseslint.config(
-  { ignores: [".test-projects/**", "node_modules/**", "dist/**", ".baton/**", "**/.baton/**", "bench/results/**"] },
+  { ignores: [".scratch/**", ".test-projects/**", "node_modules/**", "dist/**", ".baton/**", "**/.baton/**", "bench/results/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,6 +1,9 @@
 import { defineConfig } from "vitest/config";
 
-/** The API-level suites, run a second time against Postgres and Redis (scale-out storage). */
+/**
+ * The API-level suites, run again with graphs on the HTTP event loop
+ * (embedded-inline) and against Postgres and Redis (scale-out).
+ */
 const BOTH_BACKENDS = [
   "test/integration/api.test.ts",
   "test/integration/bad-input.test.ts",
@@ -22,6 +25,13 @@ export default defineConfig({
       {
         extends: true,
         test: { name: "embedded", include: ["src/**/*.test.ts", "test/**/*.test.ts"] },
+      },
+      {
+        extends: true,
+        // The same suites with graphs executed on the server's own event loop
+        // (executionThreads 0, the default on a one-core machine); the
+        // "embedded" project runs them in one execution thread.
+        test: { name: "embedded-inline", include: BOTH_BACKENDS, env: { BATON_TEST_THREADS: "0" } },
       },
       {
         extends: true,

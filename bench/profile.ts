@@ -3,8 +3,9 @@
  *
  * Starts Baton under `node --cpu-prof` on the benchmark graphs, warms it up,
  * runs one scenario `rounds` times, stops it, and prints where the server's
- * CPU went: self time by package and by function, and inclusive time of
- * Baton's own functions, HTTP and SQLite. The .cpuprofile file is kept (its
+ * CPU went, for each thread that was busy (the HTTP thread and the
+ * execution threads): self time by package and by function, and inclusive
+ * time of Baton's own functions, HTTP and SQLite. The .cpuprofile file is kept (its
  * path is printed) for a flame graph in Chrome DevTools or speedscope.
  */
 import { spawn } from "node:child_process";
@@ -56,12 +57,25 @@ async function main() {
     await new Promise((resolve) => child.once("exit", resolve));
     rmSync(dataDir, { recursive: true, force: true });
   }
-  // The main thread's profile is the largest; tsx's loader thread writes a small one.
-  const files = readdirSync(profDir).map((name) => join(profDir, name));
-  const main = files.map((file) => ({ file, profile: JSON.parse(readFileSync(file, "utf8")) as Profile })).sort((a, b) => b.profile.samples.length - a.profile.samples.length)[0];
-  if (main === undefined) throw new Error("no profile was written");
-  summarize(main.profile);
-  console.log(`\nprofile: ${main.file}`);
+  // One profile per thread: the HTTP thread, each execution thread, and tsx's
+  // loader threads (which are idle once the graphs are loaded). Every thread
+  // that was busy for a tenth of the busiest one's time is summarised.
+  const profiles = readdirSync(profDir)
+    .map((name) => join(profDir, name))
+    .map((file) => ({ file, profile: JSON.parse(readFileSync(file, "utf8")) as Profile }))
+    .map((p) => ({ ...p, busy: busyTime(p.profile) }))
+    .sort((a, b) => b.busy - a.busy);
+  if (profiles.length === 0) throw new Error("no profile was written");
+  for (const p of profiles.filter((p) => p.busy >= profiles[0]!.busy / 10)) {
+    console.log(`\n=== ${p.file} ===`);
+    summarize(p.profile);
+  }
+}
+
+/** Microseconds of samples not in (idle). */
+function busyTime(profile: Profile): number {
+  const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === "(idle)").map((n) => n.id));
+  return profile.samples.reduce((sum, id, i) => sum + (idle.has(id) ? 0 : (profile.timeDeltas[i] ?? 0)), 0);
 }
 
 function summarize(profile: Profile) {

@@ -4,6 +4,7 @@
  * reads `process.env`. See docs/configuration.md for every option.
  */
 import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { dirname, resolve } from "node:path";
 import { parseEnv } from "node:util";
 import { z } from "zod";
@@ -33,6 +34,12 @@ export const ConfigSchema = z.object({
   dataDir: z.string().default(".baton"),
   /** Runs executed at once. */
   workers: int(1).max(1000).default(256),
+  /**
+   * Embedded mode: worker threads that execute graphs, so the HTTP side and
+   * graph execution use different cores. `auto`: 1 when the machine has 2 or
+   * more cores, else 0 (graphs run on the HTTP event loop).
+   */
+  executionThreads: z.union([z.literal("auto"), int(0).max(64)]).default("auto"),
   /** Running runs one user (a run's metadata.owner) may have at once. */
   maxRunningPerUser: int(1).default(3),
   /** Pending runs one user may have queued before new ones get 429. */
@@ -78,6 +85,7 @@ const ENV: Record<string, keyof Config> = {
   BATON_HOST: "host",
   BATON_DATA_DIR: "dataDir",
   BATON_WORKERS: "workers",
+  BATON_EXECUTION_THREADS: "executionThreads",
   BATON_MAX_RUNNING_PER_USER: "maxRunningPerUser",
   BATON_MAX_PENDING_PER_USER: "maxPendingPerUser",
   BATON_MAX_PENDING_RUNS: "maxPendingRuns",
@@ -133,7 +141,21 @@ export function loadConfig(
   if (config.role !== "all" && (config.databaseUrl === undefined || config.redisUrl === undefined)) {
     throw new ConfigError(`--role ${config.role} needs DATABASE_URL and REDIS_URL: separate API and worker processes share Postgres and Redis.`);
   }
+  if (config.databaseUrl !== undefined && typeof config.executionThreads === "number" && config.executionThreads > 0) {
+    throw new ConfigError("--execution-threads is for embedded SQLite; with DATABASE_URL, run more worker processes (--role worker) instead.");
+  }
   return Object.freeze(config);
+}
+
+/**
+ * Execution threads this process starts: the option as given, or for `auto`
+ * one when embedded on a machine with two or more cores. Postgres mode
+ * executes on the event loop (more cores there mean more worker processes).
+ */
+export function executionThreadCount(config: Config, cores = availableParallelism()): number {
+  if (config.databaseUrl !== undefined) return 0;
+  if (config.executionThreads === "auto") return cores >= 2 ? 1 : 0;
+  return config.executionThreads;
 }
 
 export interface LoadedProject {

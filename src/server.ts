@@ -4,8 +4,7 @@
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { isAbsolute, join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { join, resolve } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { MemoryEventBus } from "./backends/memory/event-bus.ts";
@@ -13,11 +12,11 @@ import { createPostgresBackend, describeUrl, holdModeLock, migrate, openPool } f
 import { RedisEventBus } from "./backends/redis/event-bus.ts";
 import { createSqliteBackend } from "./backends/sqlite/index.ts";
 import type { Config, LoadedProject } from "./config.ts";
-import { ConfigError } from "./config.ts";
+import { ConfigError, executionThreadCount } from "./config.ts";
 import { systemAssistantId } from "./core/assistants.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
-import { GraphRegistry } from "./core/graphs.ts";
+import { GraphRegistry, importExport } from "./core/graphs.ts";
 import type { Logger } from "./core/logger.ts";
 import type { Backend, EventBus, RunOutcome } from "./core/ports.ts";
 import { RunService } from "./core/runs.ts";
@@ -25,7 +24,8 @@ import { ThreadService } from "./core/threads.ts";
 import type { Run } from "./core/types.ts";
 import { createApp } from "./http/app.ts";
 import { wireRun } from "./http/records.ts";
-import { WorkerPool } from "./worker/worker-pool.ts";
+import { busWithThreads, ExecutionThreads } from "./worker/execution-threads.ts";
+import { sweepExpired, WorkerPool } from "./worker/worker-pool.ts";
 
 export { createLogger } from "./core/logger.ts";
 
@@ -38,6 +38,8 @@ export interface BatonServer {
   role: Config["role"];
   graphs: string[];
   storage: string;
+  /** Worker threads executing graphs (0: they run on the HTTP event loop). */
+  executionThreads: number;
   /** Graceful, then forceful: stop accepting, let runs finish within the grace period, hand back the rest. */
   close(graceMs?: number): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -65,15 +67,6 @@ function lockDataDir(dir: string): () => void {
   return () => rmSync(lock, { force: true });
 }
 
-async function importDefault(baseDir: string, spec: string): Promise<unknown> {
-  const colon = spec.lastIndexOf(":");
-  const file = colon > 1 ? spec.slice(0, colon) : spec;
-  const name = colon > 1 ? spec.slice(colon + 1) : "default";
-  const module = (await import(pathToFileURL(isAbsolute(file) ? file : resolve(baseDir, file)).href)) as Record<string, unknown>;
-  if (module[name] === undefined) throw new ConfigError(`${file} has no export '${name}'.`);
-  return module[name];
-}
-
 /** `baton migrate`: brings the Postgres schema up to date; says what it did. */
 export async function migrateDatabase(url: string): Promise<string> {
   const pool = openPool({ url, max: 1 });
@@ -85,16 +78,22 @@ export async function migrateDatabase(url: string): Promise<string> {
   }
 }
 
+const sqlitePath = (config: Config) => join(resolve(config.dataDir), "baton.sqlite");
+
 /** Embedded SQLite in the data directory, or Postgres when DATABASE_URL is set. */
-async function openBackend(config: Config, logger: Logger, clock: Clock): Promise<{ backend: Backend; release: () => void | Promise<void> }> {
+async function openBackend(
+  config: Config,
+  logger: Logger,
+  clock: Clock,
+): Promise<{ backend: Backend; release: () => void | Promise<void>; expireOwner?: (owner: string) => void }> {
   if (config.databaseUrl === undefined) {
     const dataDir = resolve(config.dataDir);
     const unlock = lockDataDir(dataDir);
     try {
-      const backend = createSqliteBackend({ path: join(dataDir, "baton.sqlite"), busyTimeoutMs: config.busyTimeoutMs, clock });
+      const backend = createSqliteBackend({ path: sqlitePath(config), busyTimeoutMs: config.busyTimeoutMs, clock });
       // Embedded mode owns its file: whatever was running died with the last process.
       backend.runs.expireAll();
-      return { backend, release: unlock };
+      return { backend, release: unlock, expireOwner: (owner) => backend.runs.expireOwner(owner) };
     } catch (error) {
       unlock();
       throw error;
@@ -170,15 +169,20 @@ function workerApp(): Hono {
 }
 
 export async function createServer(config: Config, loaded: LoadedProject, logger: Logger, clock: Clock = systemClock): Promise<BatonServer> {
-  const { backend, release } = await openBackend(config, logger, clock);
-  const bus = openBus(config, backend, logger);
+  const { backend, release, expireOwner } = await openBackend(config, logger, clock);
+  // Execution threads share the SQLite file and use the system clock.
+  const threadCount = clock === systemClock ? executionThreadCount(config) : 0;
+  let threads: ExecutionThreads | undefined;
+  const baseBus = openBus(config, backend, logger);
+  const bus = threadCount > 0 ? busWithThreads(baseBus, () => threads) : baseBus;
   const cleanup = async () => {
+    await threads?.close(0);
     await bus.close();
     await backend.close();
     await release();
   };
   try {
-    if (bus instanceof RedisEventBus) await readyWithin(bus, config.redisUrl!, REDIS_START_TIMEOUT_MS);
+    if (baseBus instanceof RedisEventBus) await readyWithin(baseBus, config.redisUrl!, REDIS_START_TIMEOUT_MS);
     const graphIds = Object.keys(loaded.project.graphs);
     const registry = new GraphRegistry(
       Object.entries(loaded.project.graphs).map(([graphId, spec]) => ({ graphId, spec })),
@@ -198,7 +202,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     }
     const checkpointer =
       loaded.project.checkpointer?.path !== undefined
-        ? ((await importDefault(loaded.baseDir, loaded.project.checkpointer.path)) as typeof backend.checkpointer)
+        ? ((await importExport(loaded.baseDir, loaded.project.checkpointer.path)) as typeof backend.checkpointer)
         : backend.checkpointer;
     const runs = new RunService({
       queue: backend.runs,
@@ -211,7 +215,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, registry, checkpointer, store: backend.store, bus });
     const userApp =
       loaded.project.http?.app !== undefined
-        ? ((await importDefault(loaded.baseDir, loaded.project.http.app)) as { fetch: (r: Request) => Promise<Response> })
+        ? ((await importExport(loaded.baseDir, loaded.project.http.app)) as { fetch: (r: Request) => Promise<Response> })
         : undefined;
     const app = createApp(
       {
@@ -239,22 +243,48 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
       logger.info("run:webhook-sent", { run_id: run.run_id, url, status: response.status });
     };
 
-    const pool = new WorkerPool(
-      { queue: backend.runs, bus, registry, assistants: backend.assistants, checkpointer, store: backend.store, logger, onFinished },
-      {
-        concurrency: config.workers,
-        leaseMs: config.leaseMs,
-        leaseRenewMs: config.leaseRenewMs,
-        sweepIntervalMs: config.sweepIntervalMs,
-        pollIntervalMs: config.pollIntervalMs,
-        maxAttempts: config.maxAttempts,
-        runTimeoutMs: config.runTimeoutMs,
-        maxRunningPerUser: config.maxRunningPerUser,
-        resumableRetentionMs: config.eventRetentionMs,
-      },
-    );
+    const poolOptions = {
+      concurrency: config.workers,
+      leaseMs: config.leaseMs,
+      leaseRenewMs: config.leaseRenewMs,
+      sweepIntervalMs: config.sweepIntervalMs,
+      pollIntervalMs: config.pollIntervalMs,
+      maxAttempts: config.maxAttempts,
+      runTimeoutMs: config.runTimeoutMs,
+      maxRunningPerUser: config.maxRunningPerUser,
+      resumableRetentionMs: config.eventRetentionMs,
+    };
     const executes = config.role !== "api";
-    if (executes) {
+    let pool: WorkerPool | undefined;
+    if (executes && threadCount > 0) {
+      // The threads' pools do not sweep: this thread does, at start and when a thread dies.
+      await sweepExpired({ queue: backend.runs, bus, logger }, config.maxAttempts);
+      threads = await ExecutionThreads.start({
+        count: threadCount,
+        data: {
+          databasePath: sqlitePath(config),
+          busyTimeoutMs: config.busyTimeoutMs,
+          graphs: Object.entries(loaded.project.graphs).map(([graphId, spec]) => ({ graphId, spec })),
+          baseDir: loaded.baseDir,
+          checkpointerPath: loaded.project.checkpointer?.path,
+          logLevel: config.logLevel,
+          // The run slots are shared out between the threads.
+          pool: { ...poolOptions, concurrency: Math.ceil(config.workers / threadCount) },
+        },
+        bus: baseBus,
+        logger,
+        onFinished,
+        onThreadLost: async (owner) => {
+          expireOwner?.(owner);
+          await sweepExpired({ queue: backend.runs, bus, logger }, config.maxAttempts);
+          bus.signalWork();
+        },
+      });
+    } else if (executes) {
+      pool = new WorkerPool(
+        { queue: backend.runs, bus, registry, assistants: backend.assistants, checkpointer, store: backend.store, logger, onFinished },
+        poolOptions,
+      );
       await pool.sweep();
     }
     const served = config.role === "worker" ? workerApp() : app;
@@ -269,21 +299,22 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         ),
       );
     });
-    if (executes) pool.start();
+    pool?.start();
     const port = (server.address() as AddressInfo).port;
     const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
     let closing: Promise<void> | undefined;
     const close = (graceMs = config.shutdownGraceMs) =>
       (closing ??= (async () => {
-        logger.info("server:stopping", { grace_ms: graceMs, active_runs: pool.activeCount });
+        logger.info("server:stopping", { grace_ms: graceMs, ...(pool ? { active_runs: pool.activeCount } : { execution_threads: threadCount }) });
         const httpClosed = new Promise<void>((done) => server.close(() => done()));
-        await pool.close(graceMs);
+        await pool?.close(graceMs);
+        await threads?.close(graceMs);
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
         await httpClosed;
         await cleanup();
         logger.info("server:stopped");
       })());
-    return { url, port, role: config.role, graphs: graphIds, storage: backend.description, close, [Symbol.asyncDispose]: () => close(0) };
+    return { url, port, role: config.role, graphs: graphIds, storage: backend.description, executionThreads: threads?.count ?? 0, close, [Symbol.asyncDispose]: () => close(0) };
   } catch (error) {
     await cleanup().catch(() => undefined);
     throw error instanceof ConfigError ? error : new ConfigError(coerceError(error).message);

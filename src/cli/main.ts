@@ -22,6 +22,9 @@ Options:
   --host <addr>       Address to listen on               (default 127.0.0.1)
   --data-dir <dir>    Where the SQLite file is kept      (default .baton)
   --workers <n>       Runs executed at once              (default 256)
+  --execution-threads <n|auto>
+                      Embedded: threads that execute graphs (default auto: 1 on
+                      2 or more cores, else 0 = on the HTTP event loop)
   --role <role>       all | api | worker                 (default all; api and worker
                       need DATABASE_URL and REDIS_URL)
   --log-level <lvl>   debug | info | warn | error        (default info)
@@ -43,6 +46,7 @@ async function main(argv: string[]): Promise<number> {
       host: { type: "string" },
       "data-dir": { type: "string" },
       workers: { type: "string" },
+      "execution-threads": { type: "string" },
       role: { type: "string" },
       "log-level": { type: "string" },
       "no-reload": { type: "boolean" },
@@ -67,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
         host: values.host,
         dataDir: values["data-dir"],
         workers: values.workers,
+        executionThreads: values["execution-threads"],
         role: values.role,
         logLevel: values["log-level"],
       },
@@ -107,7 +112,7 @@ async function main(argv: string[]): Promise<number> {
     const server = await createServer(config, project, logger);
     // The first stdout line is the URL, so scripts and tests can read it.
     process.stdout.write(`Baton ${server.role === "all" ? "" : `${server.role} `}listening on ${server.url}\n`);
-    logger.info("server:started", { url: server.url, role: server.role, graphs: server.graphs, storage: server.storage, workers: config.workers });
+    logger.info("server:started", { url: server.url, role: server.role, graphs: server.graphs, storage: server.storage, workers: config.workers, execution_threads: server.executionThreads });
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {

@@ -127,6 +127,16 @@ export class GraphRegistry {
   }
 }
 
+/** The export a `./file.ts:name` spec names (`default` without a name), for `checkpointer.path` and `http.app`. */
+export async function importExport(baseDir: string, spec: string): Promise<unknown> {
+  const colon = spec.lastIndexOf(":");
+  const file = colon > 1 ? spec.slice(0, colon) : spec;
+  const name = colon > 1 ? spec.slice(colon + 1) : "default";
+  const module = (await import(pathToFileURL(isAbsolute(file) ? file : resolve(baseDir, file)).href)) as Record<string, unknown>;
+  if (module[name] === undefined) throw new BatonError(ErrorCode.invalid, `${file} has no export '${name}'.`);
+  return module[name];
+}
+
 /**
  * JSON schemas of a graph's input, output, state and config. Graphs whose
  * state is a zod schema get full schemas from LangGraph; others (Annotation

@@ -35,6 +35,13 @@ export interface WorkerPoolOptions {
   maxRunningPerUser: number;
   /** How long a finished run's events stay joinable when it asked for `stream_resumable`. */
   resumableRetentionMs: number;
+  /**
+   * Whether this pool sweeps expired leases (default true). Execution
+   * threads do not: their process knows when one of them dies and sweeps
+   * for it, so a thread whose loop a graph blocks is never judged dead by
+   * its sibling (C9).
+   */
+  sweeps?: boolean;
 }
 
 interface Active {
@@ -49,6 +56,21 @@ export interface WorkerPoolDeps extends ExecutorDeps {
   logger: Logger;
   /** Called after a run's outcome is recorded (webhooks). Errors are logged, never thrown. */
   onFinished?: (run: Run, outcome: RunOutcome) => Promise<void>;
+}
+
+/**
+ * Requeues runs whose lease expired, or ends them after their last attempt;
+ * logs each and ends the streams of those that end. Resolves whether any run
+ * changed (then someone should claim).
+ */
+export async function sweepExpired(deps: Pick<WorkerPoolDeps, "queue" | "bus" | "logger">, maxAttempts: number): Promise<boolean> {
+  const { requeued, failed } = await deps.queue.sweep(maxAttempts);
+  for (const runId of requeued) deps.logger.warn("run:requeued", { run_id: runId, reason: "lease expired" });
+  for (const runId of failed) {
+    deps.logger.error("run:abandoned", { run_id: runId, reason: "lease expired after the last attempt or a cancel" });
+    deps.bus.end(runId, 0);
+  }
+  return requeued.length > 0 || failed.length > 0;
 }
 
 export class WorkerPool {
@@ -94,7 +116,7 @@ export class WorkerPool {
       timers.push(timer);
     };
     every(this.#claimTimers, this.#options.pollIntervalMs, async () => this.wake());
-    every(this.#claimTimers, this.#options.sweepIntervalMs, () => this.sweep());
+    if (this.#options.sweeps !== false) every(this.#claimTimers, this.#options.sweepIntervalMs, () => this.sweep());
     every(this.#runTimers, this.#options.leaseRenewMs, () => this.#renew());
     this.wake();
   }
@@ -107,13 +129,7 @@ export class WorkerPool {
    */
   async sweep(): Promise<void> {
     await this.#renew();
-    const { requeued, failed } = await this.#deps.queue.sweep(this.#options.maxAttempts);
-    for (const runId of requeued) this.#deps.logger.warn("run:requeued", { run_id: runId, reason: "lease expired" });
-    for (const runId of failed) {
-      this.#deps.logger.error("run:abandoned", { run_id: runId, reason: "lease expired after the last attempt or a cancel" });
-      this.#deps.bus.end(runId, 0);
-    }
-    if (requeued.length > 0 || failed.length > 0) this.wake();
+    if (await sweepExpired(this.#deps, this.#options.maxAttempts)) this.wake();
   }
 
   /** Claims runs until the slots are full or the queue has nothing due. */

@@ -22,12 +22,22 @@ export interface TestServer {
 
 /** Set by the "scale-out" vitest project: servers use Postgres and Redis instead of SQLite. */
 export const SCALE_OUT = process.env.BATON_TEST_BACKEND === "postgres";
+/**
+ * Embedded servers execute graphs in one execution thread (the default on
+ * a machine with two or more cores), or on the test's own event loop when
+ * the "embedded-inline" vitest project sets BATON_TEST_THREADS=0. Set
+ * explicitly, so the suite does not depend on the machine's core count.
+ */
+export const EXECUTION_THREADS = Number(process.env.BATON_TEST_THREADS ?? 1);
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
 export async function startServer(overrides: Partial<Record<keyof Config, unknown>> = {}): Promise<TestServer> {
   const dataDir = (overrides.dataDir as string | undefined) ?? mkdtempSync(join(tmpdir(), "baton-test-"));
   const database = SCALE_OUT ? await freshDatabase("server") : undefined;
-  const scaleOut = database === undefined ? {} : { databaseUrl: database.url, redisUrl: REDIS_URL, redisPrefix: `baton-test:${randomUUID()}:` };
+  const scaleOut =
+    database === undefined
+      ? { executionThreads: EXECUTION_THREADS }
+      : { databaseUrl: database.url, redisUrl: REDIS_URL, redisPrefix: `baton-test:${randomUUID()}:` };
   const config = loadConfig({ port: 0, dataDir, configPath: FIXTURES, shutdownGraceMs: 0, ...scaleOut, ...overrides }, {});
   const logger = createLogger({ level: "warn", format: "json", write: (line) => process.stderr.write(line) });
   const server = await createServer(config, loadProject(config.configPath, {}), logger).catch(async (error: unknown) => {

@@ -46,13 +46,13 @@ function sqliteTables(db: Database): CheckpointTables {
         for (const w of rows) {
           (w.replace ? upsertWrite : insertWrite).run(key.thread_id, key.checkpoint_ns, key.checkpoint_id, w.task_id, taskPath, w.idx, w.channel, w.type, w.value);
         }
-      })();
+      }).immediate();
     },
     async deleteThread(threadId) {
       db.transaction(() => {
         db.prepare("DELETE FROM checkpoint_writes WHERE thread_id = ?").run(threadId);
         db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
-      })();
+      }).immediate();
     },
   };
 }

@@ -66,7 +66,7 @@ export function migrate(db: Database.Database): number {
     db.transaction(() => {
       db.exec(sql);
       db.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)").run(version, new Date().toISOString());
-    })();
+    }).immediate();
   }
   return latest;
 }

@@ -47,13 +47,13 @@ export class SqliteAssistants implements Assistants {
       }
       this.#insert(input);
       return toAssistant(this.#row(input.assistant_id)!);
-    })();
+    }).immediate();
   }
 
   async ensure(input: Omit<NewAssistant, "if_exists">): Promise<void> {
     this.db.transaction(() => {
       if (this.#row(input.assistant_id) === undefined) this.#insert(input);
-    })();
+    }).immediate();
   }
 
   #insert(input: Omit<NewAssistant, "if_exists">): void {
@@ -113,7 +113,7 @@ export class SqliteAssistants implements Assistants {
         )
         .run(next.graph_id, next.name, next.description, next.config, next.context, next.metadata, version, iso, assistantId);
       return toAssistant(this.#row(assistantId)!);
-    })();
+    }).immediate();
   }
 
   async delete(assistantId: string, options?: { deleteThreads?: boolean }): Promise<boolean> {
@@ -135,7 +135,7 @@ export class SqliteAssistants implements Assistants {
       }
       this.db.prepare("DELETE FROM assistants WHERE assistant_id = ?").run(assistantId);
       return true;
-    })();
+    }).immediate();
   }
 
   #where(query: Omit<AssistantSearch, "limit" | "offset" | "sort_by" | "sort_order">, args: unknown[]): string {
@@ -197,7 +197,7 @@ export class SqliteAssistants implements Assistants {
         )
         .run(row.graph_id, row.name, row.description, row.config, row.context, row.metadata, version, isoFromMs(this.clock.nowMs()), assistantId);
       return toAssistant(this.#row(assistantId)!);
-    })();
+    }).immediate();
   }
 }
 
@@ -226,7 +226,7 @@ export class SqliteThreads implements Threads {
         )
         .run(input.thread_id, iso, iso, json(input.metadata));
       return toThread(this.#row(input.thread_id)!);
-    })();
+    }).immediate();
   }
 
   async get(threadId: string): Promise<Thread | null> {
@@ -243,7 +243,7 @@ export class SqliteThreads implements Threads {
         .prepare("UPDATE threads SET metadata = ?, updated_at = ? WHERE thread_id = ?")
         .run(json(merged), isoFromMs(this.clock.nowMs()), threadId);
       return toThread(this.#row(threadId)!);
-    })();
+    }).immediate();
   }
 
   async delete(threadId: string): Promise<boolean> {
@@ -260,7 +260,7 @@ export class SqliteThreads implements Threads {
       }
       deleteThreadRows(this.db, threadId);
       return true;
-    })();
+    }).immediate();
   }
 
   #where(query: Omit<ThreadSearch, "limit" | "offset" | "sort_by" | "sort_order">, args: unknown[]): string {
@@ -312,7 +312,7 @@ export class SqliteThreads implements Threads {
         pruned += 1;
       }
       return pruned;
-    })();
+    }).immediate();
   }
 
   async copy(threadId: string, newThreadId: string): Promise<Thread> {
@@ -340,7 +340,7 @@ export class SqliteThreads implements Threads {
         )
         .run(newThreadId, threadId);
       return toThread(this.#row(newThreadId)!);
-    })();
+    }).immediate();
   }
 
   async setState(
@@ -357,7 +357,7 @@ export class SqliteThreads implements Threads {
       this.db
         .prepare(`UPDATE threads SET "values" = ?, interrupts = ?, status = ?, metadata = ?, updated_at = ? WHERE thread_id = ?`)
         .run(json(state.values), json(state.interrupts), status, json(metadata), isoFromMs(this.clock.nowMs()), threadId);
-    })();
+    }).immediate();
   }
 }
 

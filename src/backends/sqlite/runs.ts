@@ -1,8 +1,10 @@
 /**
  * The run queue on SQLite: the runs table is the queue. Every state change
- * is one transaction on the single connection; the claim is one UPDATE whose
- * subquery skips threads that have a running run (C1), with the partial
- * unique index `runs_one_running_per_thread` as the backstop.
+ * is one IMMEDIATE transaction (it takes the file's write lock before its
+ * first read, so connections in execution threads never act on a stale
+ * read); the claim is one UPDATE whose subquery skips threads that have a
+ * running run (C1), with the partial unique index
+ * `runs_one_running_per_thread` as the backstop.
  */
 import type { Database, Statement } from "better-sqlite3";
 import { checkQueueRoom, decideAdmission, runOwner, type QueueLimits } from "../../core/admission.ts";
@@ -111,7 +113,7 @@ export class SqliteRunQueue implements RunQueue {
       );
       this.#threadStatus.run("busy", iso, input.thread_id);
       return { run: toRun(this.#byId.get(input.run_id)!), cancelled };
-    })();
+    }).immediate();
   }
 
   async get(runId: string, threadId?: string): Promise<Run | null> {
@@ -144,7 +146,7 @@ export class SqliteRunQueue implements RunQueue {
       }
       this.#db.prepare("DELETE FROM runs WHERE run_id = ?").run(runId);
       return true;
-    })();
+    }).immediate();
   }
 
   async cancel(runIds: string[], action: CancelAction): Promise<{ run_id: string; was_running: boolean }[]> {
@@ -158,7 +160,7 @@ export class SqliteRunQueue implements RunQueue {
         done.push({ run_id: result.run_id, was_running: result.was_running });
       }
       return done;
-    })();
+    }).immediate();
   }
 
   /** Inside a transaction: stop one in-flight run. */
@@ -211,7 +213,7 @@ export class SqliteRunQueue implements RunQueue {
     const stmt = this.#db.prepare<unknown[], { run_id: string }>(
       "UPDATE runs SET lease_expires_ms = ? WHERE run_id = ? AND status = 'running' AND lease_owner = ? RETURNING run_id",
     );
-    return this.#db.transaction(() => runIds.filter((id) => stmt.get(expires, id, owner) !== undefined))();
+    return this.#db.transaction(() => runIds.filter((id) => stmt.get(expires, id, owner) !== undefined)).immediate();
   }
 
   async finish(runId: string, fence: Fence, outcome: RunOutcome): Promise<FinishResult> {
@@ -246,7 +248,7 @@ export class SqliteRunQueue implements RunQueue {
         deleteThreadRows(this.#db, row.thread_id);
       }
       return "recorded";
-    })();
+    }).immediate();
   }
 
   /** Inside a transaction: a rollback erases the run and every checkpoint (and pending write) it wrote. */
@@ -300,7 +302,12 @@ export class SqliteRunQueue implements RunQueue {
         }
       }
       return { requeued, failed };
-    })();
+    }).immediate();
+  }
+
+  /** Runs of an execution thread that died are expired at once (its process saw it die). */
+  expireOwner(owner: string): void {
+    this.#db.prepare("UPDATE runs SET lease_expires_ms = 0 WHERE status = 'running' AND lease_owner = ?").run(owner);
   }
 
   /** Embedded mode owns its file: runs left running by a dead process are expired at once. */
@@ -335,7 +342,7 @@ export class SqliteRunQueue implements RunQueue {
         return { locked: false as const, busyWith: "another state update" };
       }
       return { locked: true as const };
-    })();
+    }).immediate();
   }
 
   async unlockThread(threadId: string, owner: string): Promise<void> {

@@ -1,0 +1,150 @@
+/**
+ * Inside an execution thread: a WorkerPool on a SQLite connection of its
+ * own (same file, WAL), with the project's graphs loaded here. The queue in
+ * the database decides who runs what (C1), exactly as between processes;
+ * events, logs and webhooks go to the HTTP thread in batches, one message
+ * per turn of this thread's event loop. Started by `worker/execution-threads.ts`;
+ * a composition root like server.ts, for the thread.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { createSqliteBackend } from "./backends/sqlite/index.ts";
+import { systemClock } from "./core/clock.ts";
+import { coerceError } from "./core/errors.ts";
+import { GraphRegistry, importExport } from "./core/graphs.ts";
+import type { Logger, LogLevel } from "./core/logger.ts";
+import type { EventBus } from "./core/ports.ts";
+import type { CancelAction, RunEvent } from "./core/types.ts";
+import type { FromThread, ThreadData, ThreadReport, ToThread } from "./worker/thread-protocol.ts";
+import { WorkerPool } from "./worker/worker-pool.ts";
+
+const port = parentPort!;
+const data = workerData as ThreadData;
+
+const post = (message: FromThread) => port.postMessage(message);
+
+/** Reports wait here until the end of the current turn of the event loop. */
+let pending: ThreadReport[] = [];
+let flushScheduled = false;
+
+function flush(): void {
+  flushScheduled = false;
+  if (pending.length === 0) return;
+  const reports = pending;
+  pending = [];
+  try {
+    post({ type: "reports", reports });
+  } catch {
+    // A value the structured clone cannot copy (a graph put a function or a
+    // class with private state in an event): send what JSON keeps of it.
+    post({ type: "reports", reports: JSON.parse(JSON.stringify(reports)) as ThreadReport[] });
+  }
+}
+
+function report(item: ThreadReport): void {
+  pending.push(item);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flush);
+  }
+}
+
+const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const log = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
+  if (ORDER[level] >= ORDER[data.logLevel]) report({ kind: "log", level, msg, fields: { ...fields, thread: data.index } });
+};
+const logger: Logger = { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
+
+/** The pool's side of the event bus: writes go to the HTTP thread; cancels and wake-ups come from it. */
+class ThreadBus implements EventBus {
+  readonly cancelListeners = new Set<(runId: string, action: CancelAction) => void>();
+  readonly workListeners = new Set<() => void>();
+
+  publish(runId: string, event: string, data: unknown): void {
+    report({ kind: "event", runId, event, data });
+  }
+  end(runId: string, retainMs: number): void {
+    report({ kind: "end", runId, retainMs });
+  }
+  // eslint-disable-next-line require-yield
+  async *subscribe(): AsyncIterable<RunEvent> {
+    throw new Error("Streams are read on the HTTP thread, not in an execution thread.");
+  }
+  async has(): Promise<boolean> {
+    throw new Error("Streams are read on the HTTP thread, not in an execution thread.");
+  }
+  signalCancel(runId: string, action: CancelAction): void {
+    for (const listener of this.cancelListeners) listener(runId, action);
+  }
+  onCancel(listener: (runId: string, action: CancelAction) => void): () => void {
+    this.cancelListeners.add(listener);
+    return () => this.cancelListeners.delete(listener);
+  }
+  signalWork(): void {
+    for (const listener of this.workListeners) listener();
+  }
+  onWork(listener: () => void): () => void {
+    this.workListeners.add(listener);
+    return () => this.workListeners.delete(listener);
+  }
+  async close(): Promise<void> {}
+}
+
+async function main(): Promise<void> {
+  const backend = createSqliteBackend({ path: data.databasePath, busyTimeoutMs: data.busyTimeoutMs, clock: systemClock });
+  const bus = new ThreadBus();
+  let pool: WorkerPool;
+  try {
+    const registry = new GraphRegistry(data.graphs, data.baseDir);
+    await registry.loadAll();
+    const checkpointer =
+      data.checkpointerPath !== undefined ? ((await importExport(data.baseDir, data.checkpointerPath)) as typeof backend.checkpointer) : backend.checkpointer;
+    pool = new WorkerPool(
+      {
+        queue: backend.runs,
+        bus,
+        registry,
+        assistants: backend.assistants,
+        checkpointer,
+        store: backend.store,
+        logger,
+        onFinished: async (run, outcome) => {
+          if (run.kwargs.webhook) report({ kind: "finished", run, outcome });
+        },
+      },
+      { ...data.pool, sweeps: false },
+    );
+  } catch (error) {
+    await backend.close();
+    post({ type: "failed", message: coerceError(error).message });
+    return;
+  }
+
+  port.on("message", (message: ToThread) => {
+    switch (message.type) {
+      case "cancel":
+        bus.signalCancel(message.runId, message.action);
+        break;
+      case "work":
+        bus.signalWork();
+        break;
+      case "sync":
+        flush();
+        post({ type: "synced", id: message.id });
+        break;
+      case "close":
+        void pool
+          .close(message.graceMs)
+          .finally(async () => {
+            await backend.close();
+            flush();
+            post({ type: "closed" });
+            port.close();
+          });
+        break;
+    }
+  });
+  pool.start();
+  post({ type: "ready", owner: pool.owner });
+}
+
+await main();

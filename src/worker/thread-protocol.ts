@@ -1,0 +1,47 @@
+/**
+ * Messages between the HTTP thread and an execution thread (embedded mode
+ * with `executionThreads` > 0). The execution thread owns a WorkerPool on
+ * its own SQLite connection; what it would have told the in-process event
+ * bus, logger and webhook sender travels here instead, in batches.
+ */
+import type { GraphSource } from "../core/graphs.ts";
+import type { LogLevel } from "../core/logger.ts";
+import type { RunOutcome } from "../core/ports.ts";
+import type { CancelAction, Run } from "../core/types.ts";
+import type { WorkerPoolOptions } from "./worker-pool.ts";
+
+/** What an execution thread is started with (`workerData`). */
+export interface ThreadData {
+  index: number;
+  /** The SQLite file the HTTP thread opened and migrated. */
+  databasePath: string;
+  busyTimeoutMs: number;
+  graphs: GraphSource[];
+  baseDir: string;
+  /** langgraph.json's `checkpointer.path`, when set. */
+  checkpointerPath: string | undefined;
+  logLevel: LogLevel;
+  pool: WorkerPoolOptions;
+}
+
+/** One thing the execution thread reports; several travel in one batch. */
+export type ThreadReport =
+  | { kind: "event"; runId: string; event: string; data: unknown }
+  | { kind: "end"; runId: string; retainMs: number }
+  | { kind: "log"; level: LogLevel; msg: string; fields: Record<string, unknown> | undefined }
+  /** A run with a webhook finished: the HTTP thread sends it (relative URLs go to the project's app there). */
+  | { kind: "finished"; run: Run; outcome: RunOutcome };
+
+export type FromThread =
+  | { type: "ready"; owner: string }
+  | { type: "failed"; message: string }
+  | { type: "reports"; reports: ThreadReport[] }
+  /** Every report sent before this one has been posted (answer to `sync`). */
+  | { type: "synced"; id: number }
+  | { type: "closed" };
+
+export type ToThread =
+  | { type: "cancel"; runId: string; action: CancelAction }
+  | { type: "work" }
+  | { type: "sync"; id: number }
+  | { type: "close"; graceMs: number };
