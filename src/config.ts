@@ -36,10 +36,11 @@ export const ConfigSchema = z.object({
   workers: int(1).max(1000).default(256),
   /**
    * Embedded mode: worker threads that execute graphs, so the HTTP side and
-   * graph execution use different cores. `auto`: 1 when the machine has 2 or
-   * more cores, else 0 (graphs run on the HTTP event loop).
+   * graph execution use different cores. `auto`: one fewer than the cores,
+   * at most 4 (1 on a 2-core machine; 0 on one core: graphs run on the HTTP
+   * event loop).
    */
-  executionThreads: z.union([z.literal("auto"), int(0).max(64)]).default("auto"),
+  executionThreads: z.union([z.literal("auto"), int(0).max(64)], { error: "a whole number from 0 to 64, or auto" }).default("auto"),
   /** Running runs one user (a run's metadata.owner) may have at once. */
   maxRunningPerUser: int(1).default(3),
   /** Pending runs one user may have queued before new ones get 429. */
@@ -149,12 +150,13 @@ export function loadConfig(
 
 /**
  * Execution threads this process starts: the option as given, or for `auto`
- * one when embedded on a machine with two or more cores. Postgres mode
- * executes on the event loop (more cores there mean more worker processes).
+ * one per core but one (left to the HTTP thread), at most 4, when embedded.
+ * Postgres mode executes on the event loop (more cores there mean more
+ * worker processes).
  */
 export function executionThreadCount(config: Config, cores = availableParallelism()): number {
   if (config.databaseUrl !== undefined) return 0;
-  if (config.executionThreads === "auto") return cores >= 2 ? 1 : 0;
+  if (config.executionThreads === "auto") return Math.min(4, Math.max(0, cores - 1));
   return config.executionThreads;
 }
 

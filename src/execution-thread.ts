@@ -50,7 +50,8 @@ function report(item: ThreadReport): void {
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const log = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
-  if (ORDER[level] >= ORDER[data.logLevel]) report({ kind: "log", level, msg, fields: { ...fields, thread: data.index } });
+  // `time` is when it happened here, not when the HTTP thread writes the line.
+  if (ORDER[level] >= ORDER[data.logLevel]) report({ kind: "log", level, msg, fields: { ...fields, thread: data.index, time: new Date().toISOString() } });
 };
 const logger: Logger = { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
 
@@ -90,7 +91,7 @@ class ThreadBus implements EventBus {
 }
 
 async function main(): Promise<void> {
-  const backend = createSqliteBackend({ path: data.databasePath, busyTimeoutMs: data.busyTimeoutMs, clock: systemClock });
+  const backend = createSqliteBackend({ path: data.databasePath, busyTimeoutMs: data.busyTimeoutMs, writeLock: data.writeLock, clock: systemClock });
   const bus = new ThreadBus();
   let pool: WorkerPool;
   try {

@@ -10,7 +10,7 @@ import { Hono } from "hono";
 import { MemoryEventBus } from "./backends/memory/event-bus.ts";
 import { createPostgresBackend, describeUrl, holdModeLock, migrate, openPool } from "./backends/postgres/index.ts";
 import { RedisEventBus } from "./backends/redis/event-bus.ts";
-import { createSqliteBackend } from "./backends/sqlite/index.ts";
+import { createSqliteBackend, WriteLock } from "./backends/sqlite/index.ts";
 import type { Config, LoadedProject } from "./config.ts";
 import { ConfigError, executionThreadCount } from "./config.ts";
 import { systemAssistantId } from "./core/assistants.ts";
@@ -85,15 +85,17 @@ async function openBackend(
   config: Config,
   logger: Logger,
   clock: Clock,
-): Promise<{ backend: Backend; release: () => void | Promise<void>; expireOwner?: (owner: string) => void }> {
+): Promise<{ backend: Backend; release: () => void | Promise<void>; expireOwner?: (owner: string) => void; writeLock?: SharedArrayBuffer }> {
   if (config.databaseUrl === undefined) {
     const dataDir = resolve(config.dataDir);
     const unlock = lockDataDir(dataDir);
     try {
-      const backend = createSqliteBackend({ path: sqlitePath(config), busyTimeoutMs: config.busyTimeoutMs, clock });
+      // Execution threads open the same file; their writes and this thread's take turns in memory.
+      const writeLock = WriteLock.buffer();
+      const backend = createSqliteBackend({ path: sqlitePath(config), busyTimeoutMs: config.busyTimeoutMs, writeLock, clock });
       // Embedded mode owns its file: whatever was running died with the last process.
       backend.runs.expireAll();
-      return { backend, release: unlock, expireOwner: (owner) => backend.runs.expireOwner(owner) };
+      return { backend, release: unlock, expireOwner: (owner) => backend.runs.expireOwner(owner), writeLock };
     } catch (error) {
       unlock();
       throw error;
@@ -169,7 +171,7 @@ function workerApp(): Hono {
 }
 
 export async function createServer(config: Config, loaded: LoadedProject, logger: Logger, clock: Clock = systemClock): Promise<BatonServer> {
-  const { backend, release, expireOwner } = await openBackend(config, logger, clock);
+  const { backend, release, expireOwner, writeLock } = await openBackend(config, logger, clock);
   // Execution threads share the SQLite file and use the system clock.
   const threadCount = clock === systemClock ? executionThreadCount(config) : 0;
   let threads: ExecutionThreads | undefined;
@@ -264,6 +266,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         data: {
           databasePath: sqlitePath(config),
           busyTimeoutMs: config.busyTimeoutMs,
+          writeLock: writeLock!,
           graphs: Object.entries(loaded.project.graphs).map(([graphId, spec]) => ({ graphId, spec })),
           baseDir: loaded.baseDir,
           checkpointerPath: loaded.project.checkpointer?.path,

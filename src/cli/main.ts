@@ -23,8 +23,8 @@ Options:
   --data-dir <dir>    Where the SQLite file is kept      (default .baton)
   --workers <n>       Runs executed at once              (default 256)
   --execution-threads <n|auto>
-                      Embedded: threads that execute graphs (default auto: 1 on
-                      2 or more cores, else 0 = on the HTTP event loop)
+                      Embedded: threads that execute graphs (default auto: cores
+                      minus one, at most 4; 0 = on the HTTP event loop)
   --role <role>       all | api | worker                 (default all; api and worker
                       need DATABASE_URL and REDIS_URL)
   --log-level <lvl>   debug | info | warn | error        (default info)

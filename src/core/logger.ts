@@ -5,6 +5,7 @@
 export type LogLevel = "debug" | "info" | "warn" | "error";
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
+/** A `time` field (ISO 8601) in `fields` stands for when the event happened (a line relayed from another thread). */
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -27,8 +28,9 @@ export function createLogger(options: LoggerOptions): Logger {
       options.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + "\n");
       return;
     }
-    const time = new Date().toISOString().slice(11, 23);
-    const rest = Object.entries(fields ?? {})
+    const { time: at, ...others } = fields ?? {};
+    const time = (typeof at === "string" ? at : new Date().toISOString()).slice(11, 23);
+    const rest = Object.entries(others)
       .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
       .join(" ");
     options.write(`${time} ${level.padEnd(5)} ${msg}${rest ? " " + rest : ""}\n`);

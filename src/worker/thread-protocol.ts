@@ -16,6 +16,8 @@ export interface ThreadData {
   /** The SQLite file the HTTP thread opened and migrated. */
   databasePath: string;
   busyTimeoutMs: number;
+  /** The process's SQLite write lock, shared with the HTTP thread. */
+  writeLock: SharedArrayBuffer;
   graphs: GraphSource[];
   baseDir: string;
   /** langgraph.json's `checkpointer.path`, when set. */

@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, describe, expect, it } from "vitest";
+import { executionThreadCount, loadConfig } from "../../src/config.ts";
 import { killAll, ROOT, runBaton } from "../helpers/process.ts";
 import { freshDatabase } from "../helpers/postgres.ts";
 import { FIXTURES, until } from "../helpers/server.ts";
@@ -61,6 +62,31 @@ describe("baton CLI", () => {
     const migrate = await runToExit(["migrate"]);
     expect(migrate.code).toBe(2);
     expect(migrate.stderr).toMatch(/DATABASE_URL is not set/);
+  });
+
+  it("refuses execution threads with Postgres, and a thread count that is not a number or auto", async () => {
+    const withPostgres = await runToExit(["serve", "--config", FIXTURES, "--port", "0", "--execution-threads", "2"], {
+      DATABASE_URL: "postgres://postgres@127.0.0.1:5432/test",
+    });
+    expect(withPostgres.code).toBe(2);
+    expect(withPostgres.stderr).toMatch(/--execution-threads is for embedded SQLite/);
+    for (const [bad, said] of [
+      ["many", /option executionThreads: a whole number from 0 to 64, or auto/],
+      ["1.5", /option executionThreads: a whole number from 0 to 64, or auto/],
+      ["65", /option executionThreads: .*<=64/],
+    ] as const) {
+      const r = await runToExit(["serve", "--config", FIXTURES, "--port", "0", "--execution-threads", bad]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(said);
+    }
+  });
+
+  it("auto execution threads: one per core but one, at most 4, none with Postgres", () => {
+    const embedded = loadConfig({}, {});
+    expect([1, 2, 4, 16].map((cores) => executionThreadCount(embedded, cores))).toEqual([0, 1, 3, 4]);
+    expect(executionThreadCount(loadConfig({ executionThreads: "0" }, {}), 8)).toBe(0);
+    expect(executionThreadCount(loadConfig({}, { BATON_EXECUTION_THREADS: "3" }), 2)).toBe(3);
+    expect(executionThreadCount(loadConfig({}, { DATABASE_URL: "postgres://x@h/db" }), 8)).toBe(0);
   });
 
   it("ends with one clear message when the database cannot be reached", async () => {

@@ -1,9 +1,11 @@
 /**
  * Opens the embedded database: one better-sqlite3 connection in WAL mode
- * with a busy timeout, migrated to the latest schema version.
+ * with a busy timeout (and the process's write lock, when several threads
+ * open the file), migrated to the latest schema version.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import Database from "better-sqlite3";
+import { WriteLock } from "./write-lock.ts";
 
 const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
 
@@ -12,6 +14,8 @@ export interface OpenOptions {
   path: string;
   /** How long a statement waits for a lock held by another connection. */
   busyTimeoutMs: number;
+  /** Shared by every connection of this process to the file (see write-lock.ts). */
+  writeLock?: SharedArrayBuffer;
 }
 
 export function openDatabase(options: OpenOptions): Database.Database {
@@ -20,6 +24,7 @@ export function openDatabase(options: OpenOptions): Database.Database {
   db.pragma("synchronous = NORMAL");
   db.pragma("foreign_keys = ON");
   db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs))}`);
+  if (options.writeLock !== undefined) new WriteLock(options.writeLock).guard(db);
   migrate(db);
   cacheStatements(db, 500);
   return db;

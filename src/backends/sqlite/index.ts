@@ -14,14 +14,18 @@ export interface SqliteBackendOptions {
   path: string;
   busyTimeoutMs: number;
   clock: Clock;
+  /** The process's write lock (`WriteLock.buffer()`), when several threads open the file. */
+  writeLock?: SharedArrayBuffer;
 }
 
 export interface SqliteBackend extends Backend {
   runs: SqliteRunQueue;
 }
 
+export { WriteLock } from "./write-lock.ts";
+
 export function createSqliteBackend(options: SqliteBackendOptions): SqliteBackend {
-  const db = openDatabase({ path: options.path, busyTimeoutMs: options.busyTimeoutMs });
+  const db = openDatabase({ path: options.path, busyTimeoutMs: options.busyTimeoutMs, writeLock: options.writeLock });
   const items = new SqliteStoreItems(db, options.clock);
   return {
     name: "sqlite",

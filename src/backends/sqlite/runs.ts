@@ -25,6 +25,7 @@ export class SqliteRunQueue implements RunQueue {
   readonly #insert: Statement<unknown[]>;
   readonly #threadStatus: Statement<unknown[]>;
   readonly #countInflight: Statement<[string], { n: number }>;
+  readonly #anyDue: Statement<[number], { due: number }>;
 
   constructor(db: Database, clock: Clock) {
     this.#db = db;
@@ -55,6 +56,7 @@ export class SqliteRunQueue implements RunQueue {
       "SELECT * FROM runs WHERE thread_id = ? AND status IN ('pending', 'running') ORDER BY available_at_ms, seq",
     );
     this.#byId = db.prepare("SELECT * FROM runs WHERE run_id = ?");
+    this.#anyDue = db.prepare("SELECT 1 AS due FROM runs WHERE status = 'pending' AND available_at_ms <= ? LIMIT 1");
     this.#insert = db.prepare(`
       INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, kwargs,
                         available_at_ms, owner, created_at, updated_at)
@@ -202,6 +204,10 @@ export class SqliteRunQueue implements RunQueue {
 
   async claim(worker: string, leaseMs: number, policy?: ClaimPolicy): Promise<Run | null> {
     const now = this.#clock.nowMs();
+    // An UPDATE takes the file's write lock even when it matches nothing; most
+    // claims find the queue empty (a pool looks again whenever a run ends), so
+    // a lock-free read of the pending index answers those.
+    if (this.#anyDue.get(now) === undefined) return null;
     const maxRunningPerUser = policy?.maxRunningPerUser ?? Number.MAX_SAFE_INTEGER;
     const row = this.#claim.get({ worker, expires: now + leaseMs, iso: isoFromMs(now), now, maxRunningPerUser });
     return row === undefined ? null : toRun(row);
