@@ -3,7 +3,9 @@
  *
  * Runs every scenario against Baton, the published `langgraphjs dev` server
  * and the in-process limit, one target at a time on this machine, and prints
- * a table per scenario plus the JSON it writes to bench/results/.
+ * a table per scenario plus the JSON it writes to bench/results/. With both
+ * Baton and in-process selected, the 64-client and concurrent-stream cases
+ * are also measured in back-to-back pairs ("paired").
  * Every case records the CPU seconds of the server's process tree and of the
  * whole machine meanwhile, so a noisy machine shows in the figures.
  */
@@ -35,6 +37,10 @@ const record = (scenario: string, row: Row) => {
 
 /** Runs `work`, adding CPU seconds of the server tree, this harness and the machine. */
 async function measured<T extends object>(pid: number | null, work: () => Promise<T>): Promise<T & Row> {
+  // Let the harness's loop take in what queued while it was busy (an
+  // in-process case starves it): a keep-alive socket the server closed
+  // meanwhile must be seen closed before a client picks it again.
+  await new Promise((resolve) => setTimeout(resolve, 50));
   const server0 = pid === null ? 0 : treeCpuSeconds(pid);
   const self0 = process.cpuUsage();
   const machine0 = machineBusySeconds();
@@ -54,8 +60,41 @@ async function measured<T extends object>(pid: number | null, work: () => Promis
   };
 }
 
+/**
+ * The two ratio targets most exposed to a machine whose speed drifts
+ * between cases (this one's in-process figure moved by a quarter between
+ * runs minutes apart): in-process and Baton measured back to back, `rounds`
+ * times, each pair giving its own ratio. docs/benchmarks.md quotes the
+ * median pair.
+ */
+async function pairedRatios(target: ServerTarget, rounds: number) {
+  for (let round = 1; round <= rounds; round++) {
+    const inProcess = await measured(null, () => sc.throughputInProcess(64, plan.durationMs));
+    const baton = await measured(target.pid, () => sc.throughput(target.url, 64, plan.durationMs));
+    record("paired", {
+      case: "64 clients, runs/s",
+      round,
+      in_process: inProcess.runs_per_s,
+      baton: baton.runs_per_s,
+      ratio: Math.round((baton.runs_per_s / inProcess.runs_per_s) * 100) / 100,
+      cpu_server_s: baton.cpu_server_s,
+      cpu_harness_s: inProcess.cpu_harness_s,
+    });
+    const inProcessStreams = await measured(null, () => sc.streamsInProcess(plan.streamsConc, true));
+    const batonStreams = await measured(target.pid, () => sc.streams(target.url, plan.streamsConc, true));
+    record("paired", {
+      case: `${plan.streamsConc} concurrent streams, first token p50 ms`,
+      round,
+      in_process: inProcessStreams.first_token_p50_ms,
+      baton: batonStreams.first_token_p50_ms,
+      over_ms: Math.round(batonStreams.first_token_p50_ms - inProcessStreams.first_token_p50_ms),
+    });
+  }
+}
+
 async function serverScenarios(target: ServerTarget, bursts: number[]) {
   const { name, url, pid } = target;
+  if (name === "baton" && only.has("inprocess")) await pairedRatios(target, quick ? 1 : 3);
   for (const clients of plan.clients) {
     record("throughput", { target: name, clients, ...(await measured(pid, () => sc.throughput(url, clients, plan.durationMs))) });
   }

@@ -41,9 +41,22 @@ function figures(latencies: number[], errors: number, wallMs: number): LatencyFi
 const human = (content: string) => ({ messages: [{ role: "user", content }] });
 
 /** `clients` loops, each on its own thread, calling `runs/wait` on echo for `durationMs`. */
+async function retried<T>(work: () => Promise<T>, tries = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= tries) throw error;
+    }
+  }
+}
+
 export async function throughput(url: string, clients: number, durationMs: number): Promise<LatencyFigures> {
   const client = new Client({ apiUrl: url, callerOptions: { maxRetries: 0 } });
-  const threads = await Promise.all(Array.from({ length: clients }, () => client.threads.create()));
+  // Set-up may retry (the SDK does not retry a failed connection): after the
+  // harness's loop was starved by a paired in-process case, a pooled
+  // connection the server has closed can fail one request.
+  const threads = await Promise.all(Array.from({ length: clients }, () => retried(() => client.threads.create())));
   const latencies: number[] = [];
   let errors = 0;
   const started = performance.now();

@@ -31,8 +31,16 @@ class TickingModel extends BaseChatModel {
   override async *_streamResponseChunks(_messages: BaseMessage[], options: this["ParsedCallOptions"], runManager?: CallbackManagerForLLMRun) {
     for (let i = 0; i < this.chunks; i++) {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(resolve, this.delayMs);
-        options.signal?.addEventListener("abort", () => (clearTimeout(timer), reject(new Error("aborted"))), { once: true });
+        const onAbort = () => {
+          clearTimeout(timer);
+          reject(new Error("aborted"));
+        };
+        // The listener goes with its tick: 20 left on the signal would trip Node's leak warning.
+        const timer = setTimeout(() => {
+          options.signal?.removeEventListener("abort", onAbort);
+          resolve();
+        }, this.delayMs);
+        options.signal?.addEventListener("abort", onAbort, { once: true });
       });
       const text = `t${i} `;
       const chunk = new ChatGenerationChunk({ text, message: new AIMessageChunk({ content: text }) });
