@@ -11,7 +11,7 @@ import { createSqliteBackend } from "./backends/sqlite/index.ts";
 import { systemClock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
 import { GraphRegistry, importExport } from "./core/graphs.ts";
-import type { Logger, LogLevel } from "./core/logger.ts";
+import { LEVEL_ORDER, type Logger, type LogLevel } from "./core/logger.ts";
 import type { EventBus } from "./core/ports.ts";
 import type { CancelAction, RunEvent } from "./core/types.ts";
 import type { FromThread, ThreadData, ThreadReport, ToThread } from "./worker/thread-protocol.ts";
@@ -48,10 +48,9 @@ function report(item: ThreadReport): void {
   }
 }
 
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const log = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
   // `time` is when it happened here, not when the HTTP thread writes the line.
-  if (ORDER[level] >= ORDER[data.logLevel]) report({ kind: "log", level, msg, fields: { ...fields, thread: data.index, time: new Date().toISOString() } });
+  if (LEVEL_ORDER[level] >= LEVEL_ORDER[data.logLevel]) report({ kind: "log", level, msg, fields: { ...fields, thread: data.index, time: new Date().toISOString() } });
 };
 const logger: Logger = { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
 

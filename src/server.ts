@@ -172,8 +172,15 @@ function workerApp(): Hono {
 
 export async function createServer(config: Config, loaded: LoadedProject, logger: Logger, clock: Clock = systemClock): Promise<BatonServer> {
   const { backend, release, expireOwner, writeLock } = await openBackend(config, logger, clock);
-  // Execution threads share the SQLite file and use the system clock.
-  const threadCount = clock === systemClock ? executionThreadCount(config) : 0;
+  // Execution threads share the SQLite file and use the system clock. A
+  // project's own checkpointer is one object in this thread: a copy in
+  // another thread (an in-memory saver, say) would not see its writes, so
+  // such projects execute on this thread.
+  const ownCheckpointer = loaded.project.checkpointer?.path !== undefined;
+  const threadCount = clock === systemClock && !ownCheckpointer ? executionThreadCount(config) : 0;
+  if (ownCheckpointer && executionThreadCount(config) > 0) {
+    logger.info("server:execution-threads-off", { reason: "langgraph.json names its own checkpointer, which cannot be shared with a thread" });
+  }
   let threads: ExecutionThreads | undefined;
   const baseBus = openBus(config, backend, logger);
   const bus = threadCount > 0 ? busWithThreads(baseBus, () => threads) : baseBus;

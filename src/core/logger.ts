@@ -3,7 +3,7 @@
  * as `run:claimed`) and to which run, thread or graph (fields).
  */
 export type LogLevel = "debug" | "info" | "warn" | "error";
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+export const LEVEL_ORDER: Readonly<Record<LogLevel, number>> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 /** A `time` field (ISO 8601) in `fields` stands for when the event happened (a line relayed from another thread). */
 export interface Logger {
@@ -21,9 +21,9 @@ export interface LoggerOptions {
 }
 
 export function createLogger(options: LoggerOptions): Logger {
-  const min = ORDER[options.level];
+  const min = LEVEL_ORDER[options.level];
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
-    if (ORDER[level] < min) return;
+    if (LEVEL_ORDER[level] < min) return;
     if (options.format === "json") {
       options.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + "\n");
       return;

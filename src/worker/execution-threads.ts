@@ -34,6 +34,8 @@ interface Handle {
   owner: string | undefined;
   /** Resolvers of `sync` barriers this thread has not answered yet. */
   syncs: Map<number, () => void>;
+  /** False once the thread has exited (until a new one takes its index). */
+  alive: boolean;
   closed: Promise<void>;
 }
 
@@ -46,6 +48,7 @@ export class ExecutionThreads {
   readonly #handles: Handle[] = [];
   readonly #unsubscribe: (() => void)[] = [];
   #closing = false;
+  #closed: Promise<void> | undefined;
   #syncId = 0;
   #workQueued = false;
 
@@ -91,7 +94,7 @@ export class ExecutionThreads {
     const { logger } = this.#options;
     const worker = new Worker(ENTRY, { workerData: { ...this.#options.data, index } satisfies ThreadData });
     let markClosed!: () => void;
-    const handle: Handle = { index, worker, owner: undefined, syncs: new Map(), closed: new Promise((resolve) => (markClosed = resolve)) };
+    const handle: Handle = { index, worker, owner: undefined, syncs: new Map(), alive: true, closed: new Promise((resolve) => (markClosed = resolve)) };
     this.#handles[index] = handle;
     return new Promise<void>((resolveStart, rejectStart) => {
       let started = false;
@@ -123,6 +126,7 @@ export class ExecutionThreads {
         if (!started) rejectStart(error);
       });
       worker.on("exit", (code) => {
+        handle.alive = false;
         markClosed();
         for (const resolve of handle.syncs.values()) resolve();
         handle.syncs.clear();
@@ -165,7 +169,8 @@ export class ExecutionThreads {
   async sync(): Promise<void> {
     const id = ++this.#syncId;
     await Promise.all(
-      this.#handles.map(
+      // A thread that died has nothing in flight: its reports arrived before its exit.
+      this.#handles.filter((handle) => handle.alive).map(
         (handle) =>
           new Promise<void>((resolve) => {
             handle.syncs.set(id, resolve);
@@ -175,8 +180,12 @@ export class ExecutionThreads {
     );
   }
 
-  /** Stops claiming; running runs get `graceMs` to finish, the rest are handed back. */
-  async close(graceMs: number): Promise<void> {
+  /** Stops claiming; running runs get `graceMs` to finish, the rest are handed back. Once. */
+  close(graceMs: number): Promise<void> {
+    return (this.#closed ??= this.#close(graceMs));
+  }
+
+  async #close(graceMs: number): Promise<void> {
     this.#closing = true;
     for (const off of this.#unsubscribe) off();
     await Promise.all(

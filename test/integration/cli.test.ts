@@ -170,9 +170,14 @@ export const saver = new MarkingSaver();
     });
     const baton = runBaton(["serve", "--config", config, "--port", "0", "--data-dir", join(root, ".baton")]);
     const client = new Client({ apiUrl: await baton.url });
-    const out = (await client.runs.wait(null, "g", { input: { messages: [] } })) as { messages: { content: string }[] };
+    const thread = await client.threads.create();
+    const out = (await client.runs.wait(thread.thread_id, "g", { input: { messages: [] } })) as { messages: { content: string }[] };
     expect(out.messages.at(-1)!.content).toBe("hello from .env");
     expect(existsSync(join(root, "saver-used"))).toBe(true);
+    // The state is read back through the same saver object that the run wrote
+    // to (an in-memory saver is one object: the run executes beside it).
+    const state = (await client.threads.getState(thread.thread_id)).values as { messages: { content: string }[] };
+    expect(state.messages.map((m) => m.content)).toEqual(["hello from .env"]);
     baton.child.kill("SIGTERM");
     expect(await baton.exited).toBe(0);
   });
