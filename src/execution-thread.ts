@@ -134,6 +134,7 @@ async function main(): Promise<void> {
       case "close":
         void pool
           .close(message.graceMs)
+          .catch((error: unknown) => logger.error("thread:close-failed", { error: coerceError(error).message }))
           .finally(async () => {
             await backend.close();
             flush();
