@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only baton,dev,inprocess] [-- --out FILE]`
+ * `npm run bench [-- --quick] [-- --only baton,dev,inprocess] [-- --out FILE] [-- --execution-threads N]`
  *
  * Runs every scenario against Baton, the published `langgraphjs dev` server
  * and the in-process limit, one target at a time on this machine, and prints
@@ -17,7 +17,13 @@ import * as sc from "./scenarios.ts";
 import { ROOT, benchDatabase, machineBusySeconds, startBaton, startDevServer, startScaleOut, treeCpuSeconds, treeRssBytes, type ServerTarget } from "./targets.ts";
 
 const { values } = parseArgs({
-  options: { quick: { type: "boolean", default: false }, only: { type: "string" }, out: { type: "string" }, workers: { type: "string", default: "256" } },
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    out: { type: "string" },
+    workers: { type: "string", default: "256" },
+    "execution-threads": { type: "string" },
+  },
 });
 const quick = values.quick;
 const only = new Set((values.only ?? "baton,dev,inprocess,scaleout").split(","));
@@ -164,7 +170,7 @@ async function main() {
   }
   if (only.has("scaleout")) await scaleOutScenarios();
   for (const [key, start, bursts] of [
-    ["baton", startBaton, plan.bursts],
+    ["baton", (n: number) => startBaton(n, values["execution-threads"]), plan.bursts],
     ["dev", startDevServer, plan.devBursts],
   ] as const) {
     if (!only.has(key)) continue;
@@ -180,6 +186,7 @@ async function main() {
     quick,
     machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 1e9), node: process.version },
     workers,
+    execution_threads: values["execution-threads"] ?? "auto",
     duration_s: Math.round((Date.now() - started) / 1000),
     results,
   };

@@ -89,11 +89,12 @@ function launch(name: string, command: string, args: string[], url: string, clea
   );
 }
 
-export async function startBaton(workers: number): Promise<ServerTarget> {
+export async function startBaton(workers: number, executionThreads?: string): Promise<ServerTarget> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "baton-bench-"));
   const args = [join(ROOT, "bin/baton.js"), "serve", "--config", join(GRAPHS, "langgraph.json"), "--port", String(port), "--data-dir", dataDir];
-  return launch("baton", process.execPath, [...args, "--workers", String(workers), "--log-level", "warn"], `http://127.0.0.1:${port}`, () =>
+  const threads = executionThreads === undefined ? [] : ["--execution-threads", executionThreads];
+  return launch("baton", process.execPath, [...args, "--workers", String(workers), ...threads, "--log-level", "warn"], `http://127.0.0.1:${port}`, () =>
     rmSync(dataDir, { recursive: true, force: true }),
   );
 }
