@@ -284,6 +284,8 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         bus: baseBus,
         logger,
         onFinished,
+        // A thread that ends in the middle of a write runs no `finally`.
+        onThreadEnded: (threadId) => WriteLock.releaseHeldBy(writeLock!, threadId),
         onThreadLost: async (owner) => {
           expireOwner?.(owner);
           await sweepExpired({ queue: backend.runs, bus, logger }, config.maxAttempts);

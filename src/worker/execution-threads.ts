@@ -26,6 +26,8 @@ export interface ExecutionThreadsOptions {
   onFinished: (run: Run, outcome: RunOutcome) => Promise<void>;
   /** A thread died: hand its runs back to the queue (its lease owner is given). */
   onThreadLost: (owner: string) => Promise<void>;
+  /** Any thread ended, for whatever reason (its `threadId`): free what it may still hold. */
+  onThreadEnded: (threadId: number) => void;
 }
 
 interface Handle {
@@ -127,6 +129,8 @@ export class ExecutionThreads {
       });
       worker.on("exit", (code) => {
         handle.alive = false;
+        // It may have ended inside a write (terminated, out of memory): locks it held go.
+        this.#options.onThreadEnded(worker.threadId);
         markClosed();
         for (const resolve of handle.syncs.values()) resolve();
         handle.syncs.clear();

@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
 import { WriteLock } from "./write-lock.ts";
@@ -22,6 +23,20 @@ async function race(threads: number, rounds: number, lock: SharedArrayBuffer | n
 describe("WriteLock", () => {
   it("lets one thread at a time through: no increment of four racing threads is lost", async () => {
     expect(await race(4, 5_000, WriteLock.buffer())).toBe(20_000);
+  });
+
+  it("can be freed of a thread that was terminated while holding it", async () => {
+    const buffer = WriteLock.buffer();
+    const worker = new Worker(ENTRY, { workerData: { lock: buffer, counter: new SharedArrayBuffer(4), rounds: 0, hang: true } });
+    await once(worker, "message");
+    const id = worker.threadId;
+    await worker.terminate();
+    // A terminated thread ran no finally: the lock still names it.
+    expect(new Int32Array(buffer)[0]).toBe(id + 1);
+    WriteLock.releaseHeldBy(buffer, id + 1000);
+    expect(new Int32Array(buffer)[0]).toBe(id + 1);
+    WriteLock.releaseHeldBy(buffer, id);
+    expect(new WriteLock(buffer).hold(() => "mine")).toBe("mine");
   });
 
   it("is reentrant within a thread, and free again afterwards", () => {

@@ -11,17 +11,21 @@
  * SQLite's busy timeout stays as the guard against other processes.
  *
  * Reentrant within a thread: statements inside a transaction that holds it
- * do not take it again.
+ * do not take it again (one WriteLock object per buffer in each thread).
+ * The lock names its holder (thread id + 1), so the process can free it
+ * when a thread ends in the middle of a write (`releaseHeldBy`).
  */
+import { threadId } from "node:worker_threads";
 import type { Database, Statement } from "better-sqlite3";
 
 const FREE = 0;
-const HELD = 1;
 /** A waiter re-checks at least this often, whatever happens to wake-ups. */
 const WAIT_SLICE_MS = 50;
 
 export class WriteLock {
   readonly #state: Int32Array;
+  /** What the lock holds while this thread has it: its thread id + 1 (the main thread's id is 0). */
+  readonly #me = threadId + 1;
   #depth = 0;
 
   /** Every thread passes the same buffer (4 bytes); `WriteLock.buffer()` makes one. */
@@ -33,11 +37,23 @@ export class WriteLock {
     return new SharedArrayBuffer(4);
   }
 
+  /**
+   * Frees the lock if the thread `deadThreadId` (a `Worker`'s `threadId`)
+   * held it when it ended. A terminated thread runs no `finally`; without
+   * this, every later write of the process would wait forever.
+   */
+  static releaseHeldBy(buffer: SharedArrayBuffer, deadThreadId: number): void {
+    const state = new Int32Array(buffer);
+    if (Atomics.compareExchange(state, 0, deadThreadId + 1, FREE) === deadThreadId + 1) Atomics.notify(state, 0, 1);
+  }
+
   /** Runs `work` (synchronous) holding the lock. */
   hold<T>(work: () => T): T {
     if (this.#depth > 0) return work();
-    while (Atomics.compareExchange(this.#state, 0, FREE, HELD) !== FREE) {
-      Atomics.wait(this.#state, 0, HELD, WAIT_SLICE_MS);
+    for (;;) {
+      const holder = Atomics.compareExchange(this.#state, 0, FREE, this.#me);
+      if (holder === FREE) break;
+      Atomics.wait(this.#state, 0, holder, WAIT_SLICE_MS);
     }
     this.#depth = 1;
     try {
