@@ -111,7 +111,7 @@ async function main(): Promise<void> {
           if (run.kwargs.webhook) report({ kind: "finished", run, outcome });
         },
       },
-      { ...data.pool, sweeps: false },
+      { ...data.pool, sweepOwnOnly: true },
     );
   } catch (error) {
     await backend.close();

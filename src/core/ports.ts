@@ -180,8 +180,11 @@ export interface RunQueue {
   finish(runId: string, fence: Fence, outcome: RunOutcome): Promise<FinishResult>;
   /** Puts a run back to pending (graceful shutdown hand-back). */
   release(runId: string, fence: Fence): Promise<boolean>;
-  /** Requeues running runs whose lease expired, or ends them as errors after `maxAttempts`. */
-  sweep(maxAttempts: number): Promise<{ requeued: string[]; failed: string[] }>;
+  /**
+   * Requeues running runs whose lease expired, or ends them as errors after
+   * `maxAttempts`; only those leased to `owner` when given.
+   */
+  sweep(maxAttempts: number, owner?: string): Promise<{ requeued: string[]; failed: string[] }>;
   /** The cancel action recorded for a run, if any (the durable side of cancels). */
   cancelAction(runId: string): Promise<CancelAction | null>;
   /** Ids of pending or running runs of a thread, oldest first. */

@@ -135,6 +135,19 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await backend.close();
     });
 
+    it("sweeps one owner's expired leases only, when asked", async () => {
+      const { backend, queue, clock } = await setup();
+      await queue.create(newRun("t1", "r1"));
+      await queue.create(newRun("t2", "r2"));
+      await queue.claim("w1", 1_000);
+      await queue.claim("w2", 1_000);
+      clock.advance(2_000);
+      expect(await queue.sweep(3, "w2")).toEqual({ requeued: ["r2"], failed: [] });
+      expect((await queue.get("r1"))?.status).toBe("running");
+      expect(await queue.sweep(3)).toEqual({ requeued: ["r1"], failed: [] });
+      await backend.close();
+    });
+
     it("fences outcomes by owner and attempt; the sweeper requeues expired leases, then gives up (C3)", async () => {
       const { backend, queue, clock } = await setup();
       await queue.create(newRun("t1", "r1"));

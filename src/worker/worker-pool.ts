@@ -36,12 +36,13 @@ export interface WorkerPoolOptions {
   /** How long a finished run's events stay joinable when it asked for `stream_resumable`. */
   resumableRetentionMs: number;
   /**
-   * Whether this pool sweeps expired leases (default true). Execution
-   * threads do not: their process knows when one of them dies and sweeps
-   * for it, so a thread whose loop a graph blocks is never judged dead by
-   * its sibling (C9).
+   * Sweep only this pool's own expired leases (default: every one). For
+   * execution threads: their process knows when one of them dies and sweeps
+   * for it, so a thread whose loop a graph blocks is never judged dead by a
+   * sibling (C9), while a run its own pool let go of (its outcome could not
+   * be recorded) is still requeued once its lease expires.
    */
-  sweeps?: boolean;
+  sweepOwnOnly?: boolean;
 }
 
 interface Active {
@@ -63,8 +64,8 @@ export interface WorkerPoolDeps extends ExecutorDeps {
  * logs each and ends the streams of those that end. Resolves whether any run
  * changed (then someone should claim).
  */
-export async function sweepExpired(deps: Pick<WorkerPoolDeps, "queue" | "bus" | "logger">, maxAttempts: number): Promise<boolean> {
-  const { requeued, failed } = await deps.queue.sweep(maxAttempts);
+export async function sweepExpired(deps: Pick<WorkerPoolDeps, "queue" | "bus" | "logger">, maxAttempts: number, owner?: string): Promise<boolean> {
+  const { requeued, failed } = await deps.queue.sweep(maxAttempts, owner);
   for (const runId of requeued) deps.logger.warn("run:requeued", { run_id: runId, reason: "lease expired" });
   for (const runId of failed) {
     deps.logger.error("run:abandoned", { run_id: runId, reason: "lease expired after the last attempt or a cancel" });
@@ -116,7 +117,7 @@ export class WorkerPool {
       timers.push(timer);
     };
     every(this.#claimTimers, this.#options.pollIntervalMs, async () => this.wake());
-    if (this.#options.sweeps !== false) every(this.#claimTimers, this.#options.sweepIntervalMs, () => this.sweep());
+    every(this.#claimTimers, this.#options.sweepIntervalMs, () => this.sweep());
     every(this.#runTimers, this.#options.leaseRenewMs, () => this.#renew());
     this.wake();
   }
@@ -129,7 +130,7 @@ export class WorkerPool {
    */
   async sweep(): Promise<void> {
     await this.#renew();
-    if (await sweepExpired(this.#deps, this.#options.maxAttempts)) this.wake();
+    if (await sweepExpired(this.#deps, this.#options.maxAttempts, this.#options.sweepOwnOnly ? this.owner : undefined)) this.wake();
   }
 
   /** Claims runs until the slots are full or the queue has nothing due. */

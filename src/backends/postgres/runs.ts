@@ -322,12 +322,12 @@ export class PostgresRunQueue implements RunQueue {
     return result.rowCount === 1;
   }
 
-  async sweep(maxAttempts: number): Promise<{ requeued: string[]; failed: string[] }> {
+  async sweep(maxAttempts: number, owner?: string): Promise<{ requeued: string[]; failed: string[] }> {
     const now = this.#clock.nowMs();
     const expired = (
       await this.#pool.query<{ run_id: string; thread_id: string }>(
-        "SELECT run_id, thread_id FROM runs WHERE status = 'running' AND lease_expires_ms < $1 ORDER BY seq",
-        [now],
+        "SELECT run_id, thread_id FROM runs WHERE status = 'running' AND lease_expires_ms < $1 AND ($2::text IS NULL OR lease_owner = $2) ORDER BY seq",
+        [now, owner ?? null],
       )
     ).rows;
     const requeued: string[] = [];

@@ -279,13 +279,15 @@ export class SqliteRunQueue implements RunQueue {
     return result.changes === 1;
   }
 
-  async sweep(maxAttempts: number): Promise<{ requeued: string[]; failed: string[] }> {
+  async sweep(maxAttempts: number, owner?: string): Promise<{ requeued: string[]; failed: string[] }> {
     return this.#db.transaction(() => {
       const now = this.#clock.nowMs();
       const iso = isoFromMs(now);
       const expired = this.#db
-        .prepare<[number], RunRow>("SELECT * FROM runs WHERE status = 'running' AND lease_expires_ms < ?")
-        .all(now);
+        .prepare<[{ now: number; owner: string | null }], RunRow>(
+          "SELECT * FROM runs WHERE status = 'running' AND lease_expires_ms < @now AND (@owner IS NULL OR lease_owner = @owner)",
+        )
+        .all({ now, owner: owner ?? null });
       const requeued: string[] = [];
       const failed: string[] = [];
       for (const row of expired) {
