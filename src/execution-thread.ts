@@ -7,13 +7,13 @@
  * a composition root like server.ts, for the thread.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { MemoryEventBus } from "./backends/memory/event-bus.ts";
 import { createSqliteBackend } from "./backends/sqlite/index.ts";
 import { systemClock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
 import { GraphRegistry, importExport } from "./core/graphs.ts";
 import { LEVEL_ORDER, type Logger, type LogLevel } from "./core/logger.ts";
-import type { EventBus } from "./core/ports.ts";
-import type { CancelAction, RunEvent } from "./core/types.ts";
+import type { RunEvent } from "./core/types.ts";
 import type { FromThread, ThreadData, ThreadReport, ToThread } from "./worker/thread-protocol.ts";
 import { WorkerPool } from "./worker/worker-pool.ts";
 
@@ -54,39 +54,25 @@ const log = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>)
 };
 const logger: Logger = { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
 
-/** The pool's side of the event bus: writes go to the HTTP thread; cancels and wake-ups come from it. */
-class ThreadBus implements EventBus {
-  readonly cancelListeners = new Set<(runId: string, action: CancelAction) => void>();
-  readonly workListeners = new Set<() => void>();
-
-  publish(runId: string, event: string, data: unknown): void {
+/**
+ * The pool's side of the event bus: writes go to the HTTP thread; cancels
+ * and wake-ups, delivered here as messages, reach the pool through the
+ * in-process bus's own listeners.
+ */
+class ThreadBus extends MemoryEventBus {
+  override publish(runId: string, event: string, data: unknown): void {
     report({ kind: "event", runId, event, data });
   }
-  end(runId: string, retainMs: number): void {
+  override end(runId: string, retainMs: number): void {
     report({ kind: "end", runId, retainMs });
   }
   // eslint-disable-next-line require-yield
-  async *subscribe(): AsyncIterable<RunEvent> {
+  override async *subscribe(): AsyncIterable<RunEvent> {
     throw new Error("Streams are read on the HTTP thread, not in an execution thread.");
   }
-  async has(): Promise<boolean> {
+  override async has(): Promise<boolean> {
     throw new Error("Streams are read on the HTTP thread, not in an execution thread.");
   }
-  signalCancel(runId: string, action: CancelAction): void {
-    for (const listener of this.cancelListeners) listener(runId, action);
-  }
-  onCancel(listener: (runId: string, action: CancelAction) => void): () => void {
-    this.cancelListeners.add(listener);
-    return () => this.cancelListeners.delete(listener);
-  }
-  signalWork(): void {
-    for (const listener of this.workListeners) listener();
-  }
-  onWork(listener: () => void): () => void {
-    this.workListeners.add(listener);
-    return () => this.workListeners.delete(listener);
-  }
-  async close(): Promise<void> {}
 }
 
 async function main(): Promise<void> {

@@ -266,8 +266,9 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     const executes = config.role !== "api";
     let pool: WorkerPool | undefined;
     if (executes && threadCount > 0) {
-      // The threads' pools do not sweep: this thread does, at start and when a thread dies.
-      await sweepExpired({ queue: backend.runs, bus, logger }, config.maxAttempts);
+      // A thread's pool sweeps only its own leases: this thread sweeps at start and for a thread that died.
+      const sweepAll = () => sweepExpired({ queue: backend.runs, bus, logger }, config.maxAttempts);
+      await sweepAll();
       threads = await ExecutionThreads.start({
         count: threadCount,
         data: {
@@ -288,7 +289,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         onThreadEnded: (threadId) => WriteLock.releaseHeldBy(writeLock!, threadId),
         onThreadLost: async (owner) => {
           expireOwner?.(owner);
-          await sweepExpired({ queue: backend.runs, bus, logger }, config.maxAttempts);
+          await sweepAll();
           bus.signalWork();
         },
       });

@@ -80,10 +80,7 @@ export class GraphRegistry {
   }
 
   async #load(source: GraphSource): Promise<Loaded> {
-    const colon = source.spec.lastIndexOf(":");
-    const file = colon > 1 ? source.spec.slice(0, colon) : source.spec;
-    const exportName = colon > 1 ? source.spec.slice(colon + 1) : "default";
-    const path = isAbsolute(file) ? file : resolve(this.#baseDir, file);
+    const { path, exportName } = parseSpec(this.#baseDir, source.spec);
     let module: Record<string, unknown>;
     try {
       module = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
@@ -127,14 +124,19 @@ export class GraphRegistry {
   }
 }
 
-/** The export a `./file.ts:name` spec names (`default` without a name), for `checkpointer.path` and `http.app`. */
-export async function importExport(baseDir: string, spec: string): Promise<unknown> {
+/** `./file.ts:name` (as langgraph.json writes it) to the file's absolute path and the export's name (`default` without one). */
+function parseSpec(baseDir: string, spec: string): { path: string; exportName: string } {
   const colon = spec.lastIndexOf(":");
   const file = colon > 1 ? spec.slice(0, colon) : spec;
-  const name = colon > 1 ? spec.slice(colon + 1) : "default";
-  const module = (await import(pathToFileURL(isAbsolute(file) ? file : resolve(baseDir, file)).href)) as Record<string, unknown>;
-  if (module[name] === undefined) throw new BatonError(ErrorCode.invalid, `${file} has no export '${name}'.`);
-  return module[name];
+  return { path: isAbsolute(file) ? file : resolve(baseDir, file), exportName: colon > 1 ? spec.slice(colon + 1) : "default" };
+}
+
+/** The export a spec names, for `checkpointer.path` and `http.app`. */
+export async function importExport(baseDir: string, spec: string): Promise<unknown> {
+  const { path, exportName } = parseSpec(baseDir, spec);
+  const module = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+  if (module[exportName] === undefined) throw new BatonError(ErrorCode.invalid, `${path} has no export '${exportName}'.`);
+  return module[exportName];
 }
 
 /**
