@@ -61,7 +61,8 @@ async function measured<T extends object>(pid: number | null, work: () => Promis
     ...out,
     cpu_server_s: Math.round(serverCpu * 100) / 100,
     cpu_harness_s: Math.round(harnessCpu * 100) / 100,
-    cpu_other_s: Math.round(Math.max(0, machineCpu - serverCpu - (pid === null ? 0 : harnessCpu)) * 100) / 100,
+    // In-process cases run in the harness: its CPU is theirs, not "other".
+    cpu_other_s: Math.round(Math.max(0, machineCpu - serverCpu - harnessCpu) * 100) / 100,
     wall_s: Math.round(wall * 100) / 100,
   };
 }
