@@ -234,6 +234,28 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await backend.close();
     });
 
+    it("concurrent claimers never run more of one user's runs than the cap (C6)", async () => {
+      const { backend, queue } = await setup();
+      const owned = (thread: string, run: string, owner: string) => ({ ...newRun(thread, run), metadata: { owner } });
+      const policy = { maxRunningPerUser: 2 };
+      // Each round: 16 runs of one user on 16 threads, 8 claimers at once,
+      // each claiming until it finds nothing. Exactly the cap may be running.
+      for (let round = 0; round < 5; round++) {
+        for (let i = 0; i < 16; i++) await queue.create(owned(`cap${round}-${i}`, `cap${round}-r${i}`, `user${round}`));
+        const claimed = (await Promise.all(
+          Array.from({ length: 8 }, async (_, w) => {
+            const mine: string[] = [];
+            for (let run = await queue.claim(`w${w}`, 30_000, policy); run !== null; run = await queue.claim(`w${w}`, 30_000, policy)) {
+              mine.push(run.run_id);
+            }
+            return mine;
+          }),
+        )).flat();
+        expect(claimed, `round ${round}: claimed ${claimed.join(", ")}`).toHaveLength(2);
+      }
+      await backend.close();
+    });
+
     it("takes a run's owner from its thread when the run names none", async () => {
       const { backend, queue } = await setup();
       await backend.threads.create({ thread_id: "t1", metadata: { owner: "carol" }, if_exists: "raise" });

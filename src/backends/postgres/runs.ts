@@ -60,6 +60,9 @@ const CLAIM = `
     FROM candidate WHERE runs.seq = candidate.seq
   RETURNING runs.*`;
 
+/** A claim that would put its user over the running cap; rolled back and retried. */
+class OverCap extends Error {}
+
 export class PostgresRunQueue implements RunQueue {
   readonly #pool: pg.Pool;
   readonly #clock: Clock;
@@ -236,18 +239,45 @@ export class PostgresRunQueue implements RunQueue {
   }
 
   async claim(worker: string, leaseMs: number, policy?: ClaimPolicy): Promise<Run | null> {
-    const maxRunningPerUser = policy?.maxRunningPerUser ?? Number.MAX_SAFE_INTEGER;
+    const cap = policy?.maxRunningPerUser;
     for (let attempt = 0; ; attempt++) {
       const now = this.#clock.nowMs();
+      const params = [now, cap ?? Number.MAX_SAFE_INTEGER, worker, now + leaseMs, isoFromMs(now)];
       try {
-        const { rows } = await this.#pool.query<RunRow>(CLAIM, [now, maxRunningPerUser, worker, now + leaseMs, isoFromMs(now)]);
-        return rows[0] === undefined ? null : toRun(rows[0]);
+        const row =
+          cap === undefined
+            ? (await this.#pool.query<RunRow>(CLAIM, params)).rows[0]
+            : await transaction(this.#pool, (db) => this.#claimWithinCap(db, params, cap));
+        return row === undefined ? null : toRun(row);
       } catch (error) {
-        // Another claimer took a run of the same thread in the same instant;
-        // the unique index refused ours. Look again.
+        // Another claimer took a run of the same thread in the same instant
+        // (the unique index refused ours), or the user's last free slot:
+        // look again. The next look sees their claims committed.
+        if (error instanceof OverCap) {
+          // Still over after many looks: the slots churn; the pool looks again at its next poll.
+          if (attempt >= 10) return null;
+          continue;
+        }
         if (pgCode(error) !== UNIQUE_VIOLATION || attempt >= 5) throw error;
       }
     }
+  }
+
+  /**
+   * Inside a transaction: the claim statement, then, for a run with an
+   * owner, the user's count of running runs again under a per-user lock.
+   * The statement alone counts from its own snapshot, so claimers in other
+   * transactions could each see one free slot and all take it (C6); the lock
+   * makes them count one after the other, each seeing the claims committed
+   * before it. A claim over the cap is rolled back (`OverCap`).
+   */
+  async #claimWithinCap(db: pg.PoolClient, params: unknown[], cap: number): Promise<RunRow | undefined> {
+    const row = (await db.query<RunRow>(CLAIM, params)).rows[0];
+    if (row === undefined || row.owner === null) return row;
+    await db.query("SELECT pg_advisory_xact_lock(hashtext('baton-running:' || $1))", [row.owner]);
+    const { rows } = await db.query<{ n: number }>("SELECT COUNT(*)::int AS n FROM runs WHERE owner = $1 AND status = 'running'", [row.owner]);
+    if (rows[0]!.n > cap) throw new OverCap();
+    return row;
   }
 
   async extendLeases(owner: string, runIds: string[], leaseMs: number): Promise<string[]> {
