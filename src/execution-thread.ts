@@ -60,8 +60,8 @@ const logger: Logger = { debug: log("debug"), info: log("info"), warn: log("warn
  * in-process bus's own listeners.
  */
 class ThreadBus extends MemoryEventBus {
-  override publish(runId: string, event: string, data: unknown): void {
-    report({ kind: "event", runId, event, data });
+  override publish(runId: string, event: string, data: unknown, attempt?: number): void {
+    report({ kind: "event", runId, event, data, ...(attempt === undefined ? {} : { attempt }) });
   }
   override end(runId: string, retainMs: number): void {
     report({ kind: "end", runId, retainMs });

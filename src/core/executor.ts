@@ -124,7 +124,7 @@ export async function executeRun(
   stopReason: () => StopReason | undefined,
   fence?: { owner: string; attempt: number },
 ): Promise<ExecutionResult> {
-  const publish = (event: string, data: unknown) => deps.bus.publish(run.run_id, event, data);
+  const publish = (event: string, data: unknown) => deps.bus.publish(run.run_id, event, data, run.attempt);
   publish("metadata", { run_id: run.run_id, attempt: run.attempt });
   const requested = run.kwargs.stream_mode;
   const wants = new Set<StreamMode>(requested);

@@ -254,8 +254,14 @@ export interface Backend {
 
 /** Run events, cancels and wake-ups. */
 export interface EventBus {
-  /** Appends an event to a run's stream (in order, fire and forget). */
-  publish(runId: string, event: string, data: unknown): void;
+  /**
+   * Appends an event to a run's stream (in order, fire and forget). With
+   * `attempt` (what a worker executing the run passes), the event is
+   * dropped once a later attempt of the run has published: an attempt whose
+   * lease another worker took never interleaves its events with the new
+   * attempt's (C8).
+   */
+  publish(runId: string, event: string, data: unknown, attempt?: number): void;
   /**
    * Marks a run's stream as ended; subscribers finish after the last event.
    * Its events stay joinable for `retainMs` (resumable streams); with 0 they

@@ -153,7 +153,7 @@ export class ExecutionThreads {
     const { bus, logger } = this.#options;
     switch (report.kind) {
       case "event":
-        bus.publish(report.runId, report.event, report.data);
+        bus.publish(report.runId, report.event, report.data, report.attempt);
         break;
       case "end":
         bus.end(report.runId, report.retainMs);
@@ -213,7 +213,7 @@ export class ExecutionThreads {
  */
 export function busWithThreads(bus: EventBus, threads: () => ExecutionThreads | undefined): EventBus {
   return {
-    publish: (runId, event, data) => bus.publish(runId, event, data),
+    publish: (runId, event, data, attempt) => bus.publish(runId, event, data, attempt),
     end: (runId, retainMs) => bus.end(runId, retainMs),
     subscribe: (runId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent> => bus.subscribe(runId, afterId, signal),
     async has(runId) {

@@ -218,10 +218,10 @@ export class WorkerPool {
       if (finished === "erased" && !outcome.erase) {
         // The graph ended just as a rollback arrived; the queue erased it anyway.
         const failure = stoppedFailure(run.run_id, "rollback", true);
-        this.#deps.bus.publish(run.run_id, "error", failure);
+        this.#deps.bus.publish(run.run_id, "error", failure, run.attempt);
         outcome = { ...outcome, status: "interrupted", erase: true, error: failure.message, output: { __error__: failure } };
       }
-      this.#deps.bus.publish(run.run_id, "__final__", { status: outcome.erase ? "rolled_back" : outcome.status, output: outcome.output });
+      this.#deps.bus.publish(run.run_id, "__final__", { status: outcome.erase ? "rolled_back" : outcome.status, output: outcome.output }, run.attempt);
       this.#deps.bus.end(run.run_id, run.kwargs.stream_resumable ? this.#options.resumableRetentionMs : 0);
       log.info("run:finished", {
         run_id: run.run_id,

@@ -23,6 +23,8 @@ interface RunStream {
   /** Resolvers of subscribers waiting for the next event. */
   waiters: Set<() => void>;
   expiry: NodeJS.Timeout | undefined;
+  /** The latest attempt that published; earlier attempts' events are dropped. */
+  attempt: number;
 }
 
 type EventKey = [ms: number, seq: number];
@@ -53,14 +55,18 @@ export class MemoryEventBus implements EventBus {
   #stream(runId: string): RunStream {
     let stream = this.#streams.get(runId);
     if (stream === undefined) {
-      stream = { events: [], last: [0, 0], readers: 0, dropWhenIdle: false, ended: false, waiters: new Set(), expiry: undefined };
+      stream = { events: [], last: [0, 0], readers: 0, dropWhenIdle: false, ended: false, waiters: new Set(), expiry: undefined, attempt: 0 };
       this.#streams.set(runId, stream);
     }
     return stream;
   }
 
-  publish(runId: string, event: string, data: unknown): void {
+  publish(runId: string, event: string, data: unknown, attempt?: number): void {
     const stream = this.#stream(runId);
+    if (attempt !== undefined) {
+      if (attempt < stream.attempt) return;
+      stream.attempt = attempt;
+    }
     if (stream.ended) {
       // A new attempt of the run (after a hand-back) reopens its stream.
       stream.ended = false;

@@ -48,6 +48,26 @@ const SUBSCRIBE_WAIT_MS = 1_000;
 const OPEN_STREAM_TTL_MS = 24 * 3_600_000;
 const VALID_ID = /^\d+(-\d+)?$/;
 
+/**
+ * Appends one event, in one step on the server. With an attempt (ARGV[1] >
+ * 0), the event is dropped when a later attempt of the run has published
+ * (KEYS[2] holds the latest), so a stale attempt never interleaves with the
+ * new one. Then the stream's expiry is renewed and readers are woken.
+ * KEYS: stream, latest attempt. ARGV: attempt, max length, event, data, ttl ms, channel.
+ */
+const PUBLISH_SCRIPT = `
+local attempt = tonumber(ARGV[1])
+if attempt > 0 then
+  local latest = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if attempt < latest then return 0 end
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[5])
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[3], 'd', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PUBLISH', ARGV[6], '1')
+return 1`;
+
+
 /** Orders two stream ids (`<ms>-<n>`, or a bare `<ms>`). */
 function compareIds(a: string, b: string): number {
   const [am = 0, an = 0] = a.split("-").map(Number);
@@ -127,24 +147,41 @@ export class RedisEventBus implements EventBus {
     }
   }
 
-  publish(runId: string, event: string, data: unknown): void {
+  publish(runId: string, event: string, data: unknown, attempt?: number): void {
+    // EVAL with the script's text, not EVALSHA: ioredis re-sends an
+    // EVALSHA that Redis does not know (after a restart) as EVAL, and later
+    // events sent meanwhile would overtake it. Redis caches the compiled script.
     this.#commands
-      .pipeline()
-      .xadd(this.#key(runId), "MAXLEN", "~", this.#options.maxLen, "*", "e", event, "d", JSON.stringify(data ?? null))
-      // A stream whose end never arrives (a lost worker, a Redis blip at the end) still expires.
-      .pexpire(this.#key(runId), OPEN_STREAM_TTL_MS)
-      .publish(this.#channel(`events:${runId}`), "1")
-      .exec()
+      .eval(
+        PUBLISH_SCRIPT,
+        2,
+        this.#key(runId),
+        this.#attemptKey(runId),
+        attempt ?? 0,
+        this.#options.maxLen,
+        event,
+        JSON.stringify(data ?? null),
+        // A stream whose end never arrives (a lost worker, a Redis blip at the end) still expires.
+        OPEN_STREAM_TTL_MS,
+        this.#channel(`events:${runId}`),
+      )
       .catch((error: unknown) => this.#logError("bus:publish-failed", error, { run_id: runId, event }));
+  }
+
+  #attemptKey(runId: string): string {
+    return `${this.#options.prefix}attempt:${runId}`;
   }
 
   end(runId: string, retainMs: number): void {
     const key = this.#key(runId);
     const pipeline = this.#commands.pipeline().xadd(key, "*", "e", END, "d", "null");
     if (retainMs > 0) {
-      pipeline.pexpire(key, retainMs);
+      pipeline.pexpire(key, retainMs).pexpire(this.#attemptKey(runId), retainMs);
     } else {
-      pipeline.pexpire(key, this.#options.drainMs).set(this.#droppedKey(runId), "1", "PX", this.#options.drainMs);
+      pipeline
+        .pexpire(key, this.#options.drainMs)
+        .pexpire(this.#attemptKey(runId), this.#options.drainMs)
+        .set(this.#droppedKey(runId), "1", "PX", this.#options.drainMs);
     }
     pipeline
       .publish(this.#channel(`events:${runId}`), "1")

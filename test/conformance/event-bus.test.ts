@@ -1,11 +1,14 @@
 /**
- * The Redis event bus against a real Redis: ordered, exact delivery with
- * Last-Event-ID resume, and a clear notice (never a silent gap) when a run's
- * stream was trimmed past where a reader starts.
+ * The event buses. The Redis bus against a real Redis: ordered, exact
+ * delivery with Last-Event-ID resume, and a clear notice (never a silent
+ * gap) when a run's stream was trimmed past where a reader starts. Both
+ * buses: a stale attempt's events never reach a run's stream.
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
+import { MemoryEventBus } from "../../src/backends/memory/event-bus.ts";
 import { RedisEventBus } from "../../src/backends/redis/event-bus.ts";
+import type { EventBus } from "../../src/core/ports.ts";
 import type { RunEvent } from "../../src/core/types.ts";
 import { REDIS_URL } from "../helpers/server.ts";
 
@@ -14,9 +17,9 @@ afterAll(async () => {
   await bus.close();
 });
 
-async function read(runId: string, after?: string): Promise<RunEvent[]> {
+async function read(runId: string, after?: string, from: EventBus = bus): Promise<RunEvent[]> {
   const events: RunEvent[] = [];
-  for await (const event of bus.subscribe(runId, after, AbortSignal.timeout(10_000))) events.push(event);
+  for await (const event of from.subscribe(runId, after, AbortSignal.timeout(10_000))) events.push(event);
   return events;
 }
 
@@ -45,5 +48,33 @@ describe("Redis event bus", () => {
     const resumed = await read(runId, fromStart[10]!.id);
     expect(resumed.map((e) => e.event).includes("error")).toBe(false);
     expect(resumed.map((e) => e.id)).toEqual(fromStart.slice(11).map((e) => e.id));
+  });
+});
+
+describe.each([
+  ["memory", new MemoryEventBus()],
+  ["Redis", bus],
+] as const)("%s event bus: attempts", (_name, target) => {
+  it("drops the events of an attempt once a later attempt has published (C8)", async () => {
+    const runId = randomUUID();
+    target.publish(runId, "values", { from: "attempt 1", i: 0 }, 1);
+    target.publish(runId, "values", { from: "attempt 1", i: 1 }, 1);
+    // Attempt 2 took the run over (attempt 1's lease expired); attempt 1 has not noticed yet.
+    target.publish(runId, "metadata", { from: "attempt 2", i: 2 }, 2);
+    target.publish(runId, "values", { from: "attempt 1", i: 3 }, 1);
+    target.publish(runId, "error", { from: "attempt 1", i: 4 }, 1);
+    target.publish(runId, "values", { from: "attempt 2", i: 5 }, 2);
+    // Events published outside any attempt (the API cancelling a pending run) are never dropped.
+    target.publish(runId, "values", { from: "api", i: 6 });
+    target.publish(runId, "values", { from: "attempt 1", i: 7 }, 1);
+    target.end(runId, 60_000);
+    const events = await read(runId, undefined, target);
+    expect(events.map((e) => e.data)).toEqual([
+      { from: "attempt 1", i: 0 },
+      { from: "attempt 1", i: 1 },
+      { from: "attempt 2", i: 2 },
+      { from: "attempt 2", i: 5 },
+      { from: "api", i: 6 },
+    ]);
   });
 });
