@@ -7,14 +7,18 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import { MemoryEventBus } from "../../src/backends/memory/event-bus.ts";
+import { Redis } from "ioredis";
 import { RedisEventBus } from "../../src/backends/redis/event-bus.ts";
 import type { EventBus } from "../../src/core/ports.ts";
 import type { RunEvent } from "../../src/core/types.ts";
 import { REDIS_URL } from "../helpers/server.ts";
 
-const bus = new RedisEventBus({ url: REDIS_URL, prefix: `baton-test:${randomUUID()}:`, maxLen: 100 });
+const prefix = `baton-test:${randomUUID()}:`;
+const bus = new RedisEventBus({ url: REDIS_URL, prefix, maxLen: 100 });
+const redis = new Redis(REDIS_URL);
 afterAll(async () => {
   await bus.close();
+  redis.disconnect();
 });
 
 async function read(runId: string, after?: string, from: EventBus = bus): Promise<RunEvent[]> {
@@ -76,5 +80,30 @@ describe.each([
       { from: "attempt 2", i: 5 },
       { from: "api", i: 6 },
     ]);
+  });
+
+  it("keeps an ended stream ended: later events, of any attempt or none, are dropped", async () => {
+    const runId = randomUUID();
+    target.publish(runId, "values", { i: 0 }, 1);
+    target.end(runId, 60_000);
+    target.publish(runId, "values", { i: 1 }, 1);
+    target.publish(runId, "values", { i: 2 }, 2);
+    target.publish(runId, "values", { i: 3 });
+    // A joiner of the retained stream reads it to its end, and nothing published after.
+    expect((await read(runId, undefined, target)).map((e) => e.data)).toEqual([{ i: 0 }]);
+  });
+});
+
+describe("Redis event bus: an ended stream", () => {
+  it("keeps its short expiry when a stale attempt publishes after the end", async () => {
+    const runId = randomUUID();
+    bus.publish(runId, "values", { i: 0 }, 1);
+    bus.end(runId, 0);
+    bus.publish(runId, "values", { i: 1 }, 1);
+    await bus.has(runId); // a round trip on the bus's connection: everything above has landed
+    const streamTtl = await redis.pttl(`${prefix}run:${runId}`);
+    expect(streamTtl).toBeGreaterThan(0);
+    expect(streamTtl).toBeLessThanOrEqual(60_000);
+    expect(await redis.xlen(`${prefix}run:${runId}`)).toBe(2); // the event and the end marker
   });
 });

@@ -72,14 +72,29 @@ describe("postgres checkpoint writes of a worker", () => {
   });
 });
 
+describe("postgres claim", () => {
+  it("refuses, with a message saying why, to claim in a session that is not READ COMMITTED", async () => {
+    const pool = openPool({ url: db.url, max: 1 });
+    try {
+      await migrate(pool);
+      await pool.query("SET default_transaction_isolation = 'repeatable read'");
+      await expect(pool.query("SELECT * FROM baton_claim(0, 3, 'w1', 1, 'now')")).rejects.toThrow(
+        /Baton needs READ COMMITTED transactions \(the Postgres default\); this session uses repeatable read/,
+      );
+    } finally {
+      await pool.end();
+    }
+  });
+});
+
 describe("postgres migrations", () => {
   it("are safe when several processes run them at once, and refuse a newer database", async () => {
     const fresh = await freshDatabase("migrations");
     try {
       const pools = Array.from({ length: 4 }, () => openPool({ url: fresh.url, max: 1 }));
       const applied = await Promise.all(pools.map((pool) => migrate(pool)));
-      // Exactly one caller applied version 1; the others found it done.
-      expect(applied.flat().sort()).toEqual([1]);
+      // Exactly one caller applied each version; the others found them done.
+      expect(applied.flat().sort()).toEqual([1, 2]);
       await pools[0]!.query("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 'test')");
       await expect(migrate(pools[1]!)).rejects.toThrow(/schema version 999, newer than this Baton knows/);
       await Promise.all(pools.map((pool) => pool.end()));

@@ -63,16 +63,12 @@ export class MemoryEventBus implements EventBus {
 
   publish(runId: string, event: string, data: unknown, attempt?: number): void {
     const stream = this.#stream(runId);
+    // Ended is final (every caller of `end` closes the run for good): a late
+    // event of a stale attempt must not reopen the stream.
+    if (stream.ended) return;
     if (attempt !== undefined) {
       if (attempt < stream.attempt) return;
       stream.attempt = attempt;
-    }
-    if (stream.ended) {
-      // A new attempt of the run (after a hand-back) reopens its stream.
-      stream.ended = false;
-      stream.dropWhenIdle = false;
-      clearTimeout(stream.expiry);
-      stream.expiry = undefined;
     }
     const now = Date.now();
     const key: EventKey = now > stream.last[0] ? [now, 0] : [stream.last[0], stream.last[1] + 1];

@@ -32,36 +32,16 @@ import { deleteThreadRows, jsonb, toRun, type RunRow } from "./rows.ts";
  * locked by another claimer or a run being created on that thread is locked
  * and taken. Row locks are taken one candidate at a time, only as needed.
  */
-const CLAIM_WINDOW = 32;
-const CLAIM = `
-  WITH head AS (
-    SELECT r.seq FROM runs r
-     WHERE r.status = 'pending' AND r.available_at_ms <= $1
-       AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
-       AND NOT EXISTS (
-         SELECT 1 FROM runs y
-          WHERE y.thread_id = r.thread_id AND y.status = 'pending' AND (y.available_at_ms, y.seq) < (r.available_at_ms, r.seq))
-       AND (r.owner IS NULL OR (SELECT COUNT(*) FROM runs o WHERE o.owner = r.owner AND o.status = 'running') < $2)
-     ORDER BY r.available_at_ms, r.seq
-     LIMIT ${CLAIM_WINDOW}
-  ), candidate AS (
-    SELECT r.seq FROM runs r
-      JOIN threads t ON t.thread_id = r.thread_id
-     WHERE r.seq IN (SELECT seq FROM head) AND r.status = 'pending'
-       AND (t.lock_expires_ms IS NULL OR t.lock_expires_ms <= $1)
-     -- Fair across users: those with fewer running runs first, then FIFO.
-     ORDER BY CASE WHEN r.owner IS NULL THEN 0
-                   ELSE (SELECT COUNT(*) FROM runs o WHERE o.owner = r.owner AND o.status = 'running') END,
-              r.available_at_ms, r.seq
-     LIMIT 1
-     FOR UPDATE OF r, t SKIP LOCKED
-  )
-  UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = $3, lease_expires_ms = $4, updated_at = $5
-    FROM candidate WHERE runs.seq = candidate.seq
-  RETURNING runs.*`;
-
-/** A claim that would put its user over the running cap; rolled back and retried. */
-class OverCap extends Error {}
+/**
+ * The claim is the function `baton_claim` (migration 0002): it takes the
+ * first due run of a thread with nothing running, fairly across users, and
+ * for a run with an owner recounts that user's running runs under a per-user
+ * lock, raising OVER_CAP (the claim rolled back) when another claimer took
+ * the last slot first. One statement, one round trip, no lock held between
+ * statements.
+ */
+const CLAIM = "SELECT * FROM baton_claim($1, $2, $3, $4, $5)";
+const OVER_CAP = "BT001";
 
 export class PostgresRunQueue implements RunQueue {
   readonly #pool: pg.Pool;
@@ -239,45 +219,27 @@ export class PostgresRunQueue implements RunQueue {
   }
 
   async claim(worker: string, leaseMs: number, policy?: ClaimPolicy): Promise<Run | null> {
-    const cap = policy?.maxRunningPerUser;
-    for (let attempt = 0; ; attempt++) {
+    // The function takes an INTEGER; no cap is the largest one.
+    const cap = Math.min(policy?.maxRunningPerUser ?? Infinity, 2_147_483_647);
+    let lostRaces = 0;
+    let overCap = 0;
+    for (;;) {
       const now = this.#clock.nowMs();
-      const params = [now, cap ?? Number.MAX_SAFE_INTEGER, worker, now + leaseMs, isoFromMs(now)];
       try {
-        const row =
-          cap === undefined
-            ? (await this.#pool.query<RunRow>(CLAIM, params)).rows[0]
-            : await transaction(this.#pool, (db) => this.#claimWithinCap(db, params, cap));
-        return row === undefined ? null : toRun(row);
+        const { rows } = await this.#pool.query<RunRow>(CLAIM, [now, cap, worker, now + leaseMs, isoFromMs(now)]);
+        return rows[0] === undefined ? null : toRun(rows[0]);
       } catch (error) {
+        const code = pgCode(error);
         // Another claimer took a run of the same thread in the same instant
-        // (the unique index refused ours), or the user's last free slot:
-        // look again. The next look sees their claims committed.
-        if (error instanceof OverCap) {
-          // Still over after many looks: the slots churn; the pool looks again at its next poll.
-          if (attempt >= 10) return null;
-          continue;
-        }
-        if (pgCode(error) !== UNIQUE_VIOLATION || attempt >= 5) throw error;
+        // (the unique index refused ours), or that user's last free slot:
+        // look again; the next look sees their claims committed.
+        if (code === UNIQUE_VIOLATION && ++lostRaces <= 5) continue;
+        if (code === OVER_CAP && ++overCap <= 10) continue;
+        // Still over after many looks: the user's slots churn; claim again at the next poll.
+        if (code === OVER_CAP) return null;
+        throw error;
       }
     }
-  }
-
-  /**
-   * Inside a transaction: the claim statement, then, for a run with an
-   * owner, the user's count of running runs again under a per-user lock.
-   * The statement alone counts from its own snapshot, so claimers in other
-   * transactions could each see one free slot and all take it (C6); the lock
-   * makes them count one after the other, each seeing the claims committed
-   * before it. A claim over the cap is rolled back (`OverCap`).
-   */
-  async #claimWithinCap(db: pg.PoolClient, params: unknown[], cap: number): Promise<RunRow | undefined> {
-    const row = (await db.query<RunRow>(CLAIM, params)).rows[0];
-    if (row === undefined || row.owner === null) return row;
-    await db.query("SELECT pg_advisory_xact_lock(hashtext('baton-running:' || $1))", [row.owner]);
-    const { rows } = await db.query<{ n: number }>("SELECT COUNT(*)::int AS n FROM runs WHERE owner = $1 AND status = 'running'", [row.owner]);
-    if (rows[0]!.n > cap) throw new OverCap();
-    return row;
   }
 
   async extendLeases(owner: string, runIds: string[], leaseMs: number): Promise<string[]> {

@@ -47,19 +47,30 @@ const SUBSCRIBE_WAIT_MS = 1_000;
 /** TTL of a run's stream while it runs; `end` sets the real retention. */
 const OPEN_STREAM_TTL_MS = 24 * 3_600_000;
 const VALID_ID = /^\d+(-\d+)?$/;
+/** The attempt key's value once a run's stream has ended. */
+const ENDED = "ended";
+/**
+ * How much longer than its stream the ended mark is kept: a worker that lost
+ * its lease may still be publishing for about one step of its graph after the
+ * run ended elsewhere; its events must not recreate the stream.
+ */
+const ENDED_MARK_TAIL_MS = 10 * 60_000;
 
 /**
- * Appends one event, in one step on the server. With an attempt (ARGV[1] >
- * 0), the event is dropped when a later attempt of the run has published
- * (KEYS[2] holds the latest), so a stale attempt never interleaves with the
- * new one. Then the stream's expiry is renewed and readers are woken.
+ * Appends one event, in one step on the server. KEYS[2] holds the latest
+ * attempt that published, or "ended" once the run's stream was ended: an
+ * event is dropped after the end, and, when it carries an attempt (ARGV[1]
+ * > 0), once a later attempt has published; so a stale attempt never
+ * interleaves with the new one nor reopens an ended stream. Then the
+ * stream's expiry is renewed and readers are woken.
  * KEYS: stream, latest attempt. ARGV: attempt, max length, event, data, ttl ms, channel.
  */
 const PUBLISH_SCRIPT = `
+local latest = redis.call('GET', KEYS[2])
+if latest == '${ENDED}' then return 0 end
 local attempt = tonumber(ARGV[1])
 if attempt > 0 then
-  local latest = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if attempt < latest then return 0 end
+  if attempt < tonumber(latest or '0') then return 0 end
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[5])
 end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[3], 'd', ARGV[4])
@@ -175,14 +186,9 @@ export class RedisEventBus implements EventBus {
   end(runId: string, retainMs: number): void {
     const key = this.#key(runId);
     const pipeline = this.#commands.pipeline().xadd(key, "*", "e", END, "d", "null");
-    if (retainMs > 0) {
-      pipeline.pexpire(key, retainMs).pexpire(this.#attemptKey(runId), retainMs);
-    } else {
-      pipeline
-        .pexpire(key, this.#options.drainMs)
-        .pexpire(this.#attemptKey(runId), this.#options.drainMs)
-        .set(this.#droppedKey(runId), "1", "PX", this.#options.drainMs);
-    }
+    const keptMs = retainMs > 0 ? retainMs : this.#options.drainMs;
+    pipeline.pexpire(key, keptMs).set(this.#attemptKey(runId), ENDED, "PX", keptMs + ENDED_MARK_TAIL_MS);
+    if (retainMs <= 0) pipeline.set(this.#droppedKey(runId), "1", "PX", this.#options.drainMs);
     pipeline
       .publish(this.#channel(`events:${runId}`), "1")
       .exec()
