@@ -24,21 +24,16 @@ import { startThreadLeaseKeeper } from "./lease-keeper.ts";
 import { deleteThreadRows, jsonb, toRun, type RunRow } from "./rows.ts";
 
 /**
- * The claim. `head`: the first CLAIM_WINDOW claimable runs in FIFO order,
- * walked along the pending index (a finished run costs nothing, a run
- * behind another of its thread is skipped; a thread held by a state update,
- * which is rare and short, is skipped in the second step). Then the fairest of them (its
- * user has the fewest running runs) whose run and thread rows are not
- * locked by another claimer or a run being created on that thread is locked
- * and taken. Row locks are taken one candidate at a time, only as needed.
- */
-/**
- * The claim is the function `baton_claim` (migration 0002): it takes the
- * first due run of a thread with nothing running, fairly across users, and
- * for a run with an owner recounts that user's running runs under a per-user
- * lock, raising OVER_CAP (the claim rolled back) when another claimer took
- * the last slot first. One statement, one round trip, no lock held between
- * statements.
+ * The claim is the function `baton_claim` (migration 0002), one statement
+ * and one round trip. `head`: the first 32 claimable runs in FIFO order,
+ * walked along the pending index (a finished run costs nothing, a run behind
+ * another of its thread is skipped; a thread held by a state update, which
+ * is rare and short, is skipped in the second step). Then the fairest of
+ * them (its user has the fewest running runs) whose run and thread rows are
+ * not locked by another claimer or a run being created on that thread is
+ * locked and taken. For a run with an owner the function then recounts that
+ * user's running runs under a per-user lock and raises OVER_CAP (the claim
+ * rolled back) when another claimer took the last slot first (C6).
  */
 const CLAIM = "SELECT * FROM baton_claim($1, $2, $3, $4, $5)";
 const OVER_CAP = "BT001";

@@ -78,7 +78,6 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PUBLISH', ARGV[6], '1')
 return 1`;
 
-
 /** Orders two stream ids (`<ms>-<n>`, or a bare `<ms>`). */
 function compareIds(a: string, b: string): number {
   const [am = 0, an = 0] = a.split("-").map(Number);
