@@ -214,8 +214,8 @@ export class PostgresRunQueue implements RunQueue {
   }
 
   async claim(worker: string, leaseMs: number, policy?: ClaimPolicy): Promise<Run | null> {
-    // The function takes an INTEGER; no cap is the largest one.
-    const cap = Math.min(policy?.maxRunningPerUser ?? Infinity, 2_147_483_647);
+    // The function takes an INTEGER, or NULL for no cap (then it recounts nothing).
+    const cap = policy === undefined ? null : Math.min(policy.maxRunningPerUser, 2_147_483_647);
     let lostRaces = 0;
     let overCap = 0;
     for (;;) {

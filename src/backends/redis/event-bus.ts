@@ -184,7 +184,9 @@ export class RedisEventBus implements EventBus {
 
   end(runId: string, retainMs: number): void {
     const key = this.#key(runId);
-    const pipeline = this.#commands.pipeline().xadd(key, "*", "e", END, "d", "null");
+    // MULTI, not a plain pipeline: no publish may land between the end
+    // marker and the 'ended' mark (it would re-arm the stream's long expiry).
+    const pipeline = this.#commands.multi().xadd(key, "*", "e", END, "d", "null");
     const keptMs = retainMs > 0 ? retainMs : this.#options.drainMs;
     pipeline.pexpire(key, keptMs).set(this.#attemptKey(runId), ENDED, "PX", keptMs + ENDED_MARK_TAIL_MS);
     if (retainMs <= 0) pipeline.set(this.#droppedKey(runId), "1", "PX", this.#options.drainMs);

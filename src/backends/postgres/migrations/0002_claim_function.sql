@@ -10,7 +10,8 @@
 -- the second count sees every claim committed before the lock was granted.
 -- Over the cap it raises BT001; the statement, and the claim with it, is
 -- rolled back and the caller looks again. Locks are released when the
--- calling statement's transaction ends, which for Baton is at once.
+-- calling statement's transaction ends, which for Baton is at once. A NULL
+-- cap (a caller without one) takes no lock and recounts nothing.
 --
 -- plan_cache_mode: plpgsql would switch the claim to a generic plan after a
 -- few calls, which walked far more rows (200 runs queued on one thread took
@@ -37,7 +38,7 @@ BEGIN
        AND NOT EXISTS (
          SELECT 1 FROM runs y
           WHERE y.thread_id = r.thread_id AND y.status = 'pending' AND (y.available_at_ms, y.seq) < (r.available_at_ms, r.seq))
-       AND (r.owner IS NULL OR (SELECT COUNT(*) FROM runs o WHERE o.owner = r.owner AND o.status = 'running') < p_cap)
+       AND (r.owner IS NULL OR p_cap IS NULL OR (SELECT COUNT(*) FROM runs o WHERE o.owner = r.owner AND o.status = 'running') < p_cap)
      ORDER BY r.available_at_ms, r.seq
      LIMIT 32
   ), candidate AS (
@@ -58,7 +59,7 @@ BEGIN
   IF NOT FOUND THEN
     RETURN;
   END IF;
-  IF claimed.owner IS NOT NULL THEN
+  IF claimed.owner IS NOT NULL AND p_cap IS NOT NULL THEN
     -- Two-key form (class "bato" in ASCII): its own lock space, apart from the
     -- one-key locks of creates and migrations.
     PERFORM pg_advisory_xact_lock(1650553967, hashtext(claimed.owner));
