@@ -11,7 +11,7 @@ import { MemoryEventBus } from "./backends/memory/event-bus.ts";
 import { createSqliteBackend } from "./backends/sqlite/index.ts";
 import { systemClock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
-import { GraphRegistry, importExport } from "./core/graphs.ts";
+import { GraphRegistry } from "./core/graphs.ts";
 import { LEVEL_ORDER, type Logger, type LogLevel } from "./core/logger.ts";
 import type { RunEvent } from "./core/types.ts";
 import type { FromThread, ThreadData, ThreadReport, ToThread } from "./worker/thread-protocol.ts";
@@ -82,15 +82,14 @@ async function main(): Promise<void> {
   try {
     const registry = new GraphRegistry(data.graphs, data.baseDir);
     await registry.loadAll();
-    const checkpointer =
-      data.checkpointerPath !== undefined ? ((await importExport(data.baseDir, data.checkpointerPath)) as typeof backend.checkpointer) : backend.checkpointer;
+    // Never a project's own checkpointer: such projects execute on the HTTP thread (server.ts).
     pool = new WorkerPool(
       {
         queue: backend.runs,
         bus,
         registry,
         assistants: backend.assistants,
-        checkpointer,
+        checkpointer: backend.checkpointer,
         store: backend.store,
         logger,
         onFinished: async (run, outcome) => {

@@ -193,10 +193,8 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
   try {
     if (baseBus instanceof RedisEventBus) await readyWithin(baseBus, config.redisUrl!, REDIS_START_TIMEOUT_MS);
     const graphIds = Object.keys(loaded.project.graphs);
-    const registry = new GraphRegistry(
-      Object.entries(loaded.project.graphs).map(([graphId, spec]) => ({ graphId, spec })),
-      loaded.baseDir,
-    );
+    const graphSources = Object.entries(loaded.project.graphs).map(([graphId, spec]) => ({ graphId, spec }));
+    const registry = new GraphRegistry(graphSources, loaded.baseDir);
     await registry.loadAll();
     for (const graphId of graphIds) {
       await backend.assistants.ensure({
@@ -275,9 +273,8 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
           databasePath: sqlitePath(config),
           busyTimeoutMs: config.busyTimeoutMs,
           writeLock: writeLock!,
-          graphs: Object.entries(loaded.project.graphs).map(([graphId, spec]) => ({ graphId, spec })),
+          graphs: graphSources,
           baseDir: loaded.baseDir,
-          checkpointerPath: loaded.project.checkpointer?.path,
           logLevel: config.logLevel,
           // The run slots are shared out between the threads.
           pool: { ...poolOptions, concurrency: Math.ceil(config.workers / threadCount) },

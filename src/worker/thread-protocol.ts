@@ -20,8 +20,6 @@ export interface ThreadData {
   writeLock: SharedArrayBuffer;
   graphs: GraphSource[];
   baseDir: string;
-  /** langgraph.json's `checkpointer.path`, when set. */
-  checkpointerPath: string | undefined;
   logLevel: LogLevel;
   pool: WorkerPoolOptions;
 }
