@@ -40,7 +40,7 @@ function figures(latencies: number[], errors: number, wallMs: number): LatencyFi
 
 const human = (content: string) => ({ messages: [{ role: "user", content }] });
 
-/** `clients` loops, each on its own thread, calling `runs/wait` on echo for `durationMs`. */
+/** Runs `work` again when it throws, up to `tries` times in all. */
 async function retried<T>(work: () => Promise<T>, tries = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -51,6 +51,7 @@ async function retried<T>(work: () => Promise<T>, tries = 3): Promise<T> {
   }
 }
 
+/** `clients` loops, each on its own thread, calling `runs/wait` on echo for `durationMs`. */
 export async function throughput(url: string, clients: number, durationMs: number): Promise<LatencyFigures> {
   const client = new Client({ apiUrl: url, callerOptions: { maxRetries: 0 } });
   // Set-up may retry (the SDK does not retry a failed connection): after the

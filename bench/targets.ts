@@ -176,19 +176,28 @@ export function processTree(root: number): number[] {
 
 const TICKS_PER_SECOND = 100;
 
+/**
+ * CPU seconds (user + system) in a `/proc/<pid>/stat` or
+ * `/proc/<pid>/task/<tid>/stat` file: fields 14 and 15, the 12th and 13th
+ * after the command name. Throws if the process or thread is gone.
+ */
+export function statCpuSeconds(path: string): number {
+  const stat = readFileSync(path, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
 /** CPU seconds used so far by a process tree. */
 export function treeCpuSeconds(root: number): number {
-  let ticks = 0;
+  let seconds = 0;
   for (const pid of processTree(root)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]);
+      seconds += statCpuSeconds(`/proc/${pid}/stat`);
     } catch {
       // gone
     }
   }
-  return ticks / TICKS_PER_SECOND;
+  return seconds;
 }
 
 /** Resident memory of a process tree, in bytes. */

@@ -15,11 +15,10 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import * as sc from "./scenarios.ts";
-import { startBaton } from "./targets.ts";
+import { startBaton, statCpuSeconds } from "./targets.ts";
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { "execution-threads": { type: "string" } } });
 const scenario = positionals[0] ?? "throughput";
-const TICKS_PER_SECOND = 100;
 
 interface ThreadTimes {
   cpu: number;
@@ -30,11 +29,9 @@ function threadTimes(pid: number): Map<number, ThreadTimes> {
   const out = new Map<number, ThreadTimes>();
   for (const tid of readdirSync(`/proc/${pid}/task`).map(Number)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // schedstat: time on a core, time runnable but waiting for one (ns), timeslices.
       const schedstat = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ");
-      // stat fields 14 and 15 (utime, stime) are the 12th and 13th after the name.
-      out.set(tid, { cpu: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND, waiting: Number(schedstat[1]) / 1e9 });
+      out.set(tid, { cpu: statCpuSeconds(`/proc/${pid}/task/${tid}/stat`), waiting: Number(schedstat[1]) / 1e9 });
     } catch {
       // The thread ended between the listing and the read.
     }
