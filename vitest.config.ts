@@ -10,6 +10,9 @@ const BOTH_BACKENDS = [
   "test/integration/double-texting.test.ts",
   "test/integration/fairness.test.ts",
   "test/integration/streams-and-cancel.test.ts",
+  "test/integration/dropin-http.test.ts",
+  "test/integration/dropin-state.test.ts",
+  "test/integration/dropin-schemas.test.ts",
 ];
 
 export default defineConfig({
