@@ -1,20 +1,51 @@
 /**
  * An offline agent: it reads the last human message, calls a calculator tool
- * when the message contains arithmetic, and asks a human to approve before it
- * answers anything that starts with "deploy". No model, no network.
+ * when the message contains arithmetic, and calls a `deploy` tool, which a
+ * human must approve first, when the message starts with "deploy". No model,
+ * no network, the same answer every time.
+ *
+ * The approval is a human-in-the-loop request in the shape Agent Chat UI
+ * renders with Approve and Reject buttons (the `{action_requests,
+ * review_configs}` request of LangChain's human-in-the-loop middleware, with
+ * snake_case keys as Agent Chat UI reads them), and it resumes with what
+ * those buttons send:
+ *
+ *   submit({}, { command: { resume: { decisions: [{ type: "approve" }] } } })
+ *   submit({}, { command: { resume: { decisions: [{ type: "reject", message: "not today" }] } } })
  */
 import { AIMessage, ToolMessage, type BaseMessage } from "@langchain/core/messages";
-import { Annotation, END, MessagesAnnotation, START, StateGraph, interrupt } from "@langchain/langgraph";
+import { END, MessagesAnnotation, START, StateGraph, interrupt } from "@langchain/langgraph";
 
-const State = Annotation.Root({
-  ...MessagesAnnotation.spec,
-  approved: Annotation<boolean | null>({ reducer: (_old, next) => next, default: () => null }),
-});
+interface ActionRequest {
+  name: string;
+  args: Record<string, unknown>;
+  description?: string;
+}
+interface ReviewConfig {
+  action_name: string;
+  allowed_decisions: ("approve" | "edit" | "reject")[];
+}
+/** What the graph asks the human: one entry per tool call to review. */
+export interface ApprovalRequest {
+  action_requests: ActionRequest[];
+  review_configs: ReviewConfig[];
+}
+/** What the human answers: one decision per action request, in order. */
+export interface ApprovalResponse {
+  decisions: ({ type: "approve" } | { type: "reject"; message?: string })[];
+}
 
-const lastHuman = (messages: BaseMessage[]): string => {
-  const human = [...messages].reverse().find((m) => m.getType() === "human");
-  return typeof human?.content === "string" ? human.content : "";
-};
+/** The text of a message whose content is a string or a list of content blocks (Agent Chat UI sends blocks). */
+function textOf(message: BaseMessage | undefined): string {
+  const content = message?.content;
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) return "";
+  return content
+    .map((block) => (typeof block === "string" ? block : block.type === "text" && typeof block.text === "string" ? block.text : ""))
+    .join("");
+}
+
+const lastHuman = (messages: BaseMessage[]): string => textOf([...messages].reverse().find((m) => m.getType() === "human")).trim();
 
 function calculate(expression: string): string {
   const match = /(-?\d+(?:\.\d+)?)\s*([+\-*/])\s*(-?\d+(?:\.\d+)?)/.exec(expression);
@@ -24,40 +55,62 @@ function calculate(expression: string): string {
   return String(result);
 }
 
-async function agent(state: typeof State.State) {
+const lastToolCall = (messages: BaseMessage[]) => (messages.at(-1) as AIMessage | undefined)?.tool_calls?.[0];
+
+async function agent(state: typeof MessagesAnnotation.State) {
   const last = state.messages.at(-1);
   if (last?.getType() === "tool") {
-    return { messages: [new AIMessage(`The answer is ${typeof last.content === "string" ? last.content : JSON.stringify(last.content)}.`)] };
+    if (last.name === "deploy") {
+      const failed = (last as ToolMessage).status === "error";
+      return { messages: [new AIMessage(failed ? `Not deployed: ${textOf(last)}` : textOf(last))] };
+    }
+    return { messages: [new AIMessage(`The answer is ${textOf(last)}.`)] };
   }
   const text = lastHuman(state.messages);
+  const id = `call_${state.messages.length}`;
+  const deploy = /^deploy\b\s*(?:to\s+)?(.*)$/i.exec(text);
+  if (deploy !== null) {
+    const target = deploy[1] || "production";
+    return { messages: [new AIMessage({ content: "", tool_calls: [{ id, name: "deploy", args: { target } }] })] };
+  }
   if (/\d\s*[+\-*/]\s*\d/.test(text)) {
-    return {
-      messages: [new AIMessage({ content: "", tool_calls: [{ id: `call_${state.messages.length}`, name: "calculator", args: { expression: text } }] })],
-    };
+    return { messages: [new AIMessage({ content: "", tool_calls: [{ id, name: "calculator", args: { expression: text } }] })] };
   }
   return { messages: [new AIMessage(`You said: ${text}`)] };
 }
 
-async function tools(state: typeof State.State) {
-  const call = (state.messages.at(-1) as AIMessage).tool_calls?.[0];
-  if (call === undefined) return {};
-  return { messages: [new ToolMessage({ tool_call_id: call.id ?? "", content: calculate(String(call.args.expression)) })] };
+async function tools(state: typeof MessagesAnnotation.State) {
+  const call = lastToolCall(state.messages)!;
+  return { messages: [new ToolMessage({ tool_call_id: call.id!, name: call.name, content: calculate(String(call.args.expression)) })] };
 }
 
-async function approval(state: typeof State.State) {
-  const decision = interrupt<{ question: string }, { approved: boolean }>({ question: `Approve "${lastHuman(state.messages)}"?` });
-  return {
-    approved: decision.approved,
-    messages: [new AIMessage(decision.approved ? "Approved: deploying." : "Not approved: nothing was deployed.")],
-  };
+/** Pauses for a human decision on the deploy call, then deploys (pretend) or records the rejection. */
+async function approval(state: typeof MessagesAnnotation.State) {
+  const call = lastToolCall(state.messages)!;
+  const target = String(call.args.target);
+  const response = interrupt<ApprovalRequest, ApprovalResponse | undefined>({
+    action_requests: [{ name: call.name, args: call.args, description: `Deploy to ${target}? This needs a human's approval.` }],
+    review_configs: [{ action_name: call.name, allowed_decisions: ["approve", "reject"] }],
+  });
+  const decision = Array.isArray(response?.decisions) ? response.decisions[0] : undefined;
+  const reply = (content: string, status: "success" | "error") =>
+    ({ messages: [new ToolMessage({ tool_call_id: call.id!, name: call.name, content, status })] });
+  if (decision?.type === "approve") return reply(`Deployed to ${target}.`, "success");
+  if (decision?.type === "reject") return reply(decision.message || "The human rejected the deployment.", "error");
+  throw new Error(
+    `Resume the deploy approval with {"decisions": [{"type": "approve"}]} or {"decisions": [{"type": "reject", "message": "why"}]}; got ${JSON.stringify(response)}`,
+  );
 }
 
-export const graph = new StateGraph(State)
+export const graph = new StateGraph(MessagesAnnotation)
   .addNode("agent", agent)
   .addNode("tools", tools)
   .addNode("approval", approval)
-  .addConditionalEdges(START, (s) => (lastHuman(s.messages).toLowerCase().startsWith("deploy") ? "approval" : "agent"), ["approval", "agent"])
-  .addConditionalEdges("agent", (s) => ((s.messages.at(-1) as AIMessage).tool_calls?.length ? "tools" : END), ["tools", END])
+  .addEdge(START, "agent")
+  .addConditionalEdges("agent", (s) => {
+    const call = lastToolCall(s.messages);
+    return call === undefined ? END : call.name === "deploy" ? "approval" : "tools";
+  }, ["approval", "tools", END])
   .addEdge("tools", "agent")
-  .addEdge("approval", END)
+  .addEdge("approval", "agent")
   .compile();
