@@ -16,6 +16,7 @@ import { ConfigError, executionThreadCount } from "./config.ts";
 import { systemAssistantId } from "./core/assistants.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
+import { GraphSchemas } from "./core/graph-schemas.ts";
 import { GraphRegistry, importExport } from "./core/graphs.ts";
 import type { Logger } from "./core/logger.ts";
 import type { Backend, EventBus, RunOutcome } from "./core/ports.ts";
@@ -224,6 +225,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
       loaded.project.http?.app !== undefined
         ? ((await importExport(loaded.baseDir, loaded.project.http.app)) as { fetch: (r: Request) => Promise<Response> })
         : undefined;
+    const schemas = new GraphSchemas(graphSources, loaded.baseDir, logger);
     const app = createApp(
       {
         assistants: backend.assistants,
@@ -232,6 +234,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         items: backend.items,
         bus,
         registry,
+        schemas,
         runs,
         threadService,
         logger,
@@ -321,6 +324,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         await threads?.close(graceMs);
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
         await httpClosed;
+        await schemas.close();
         await cleanup();
         logger.info("server:stopped");
       })());

@@ -10,7 +10,6 @@ import { pathToFileURL } from "node:url";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import type { BaseStore } from "@langchain/langgraph";
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
-import { getConfigTypeSchema, getInputTypeSchema, getOutputTypeSchema, getStateTypeSchema } from "@langchain/langgraph/zod/schema";
 import { BatonError, ErrorCode, coerceError } from "./errors.ts";
 
 /** The part of a compiled LangGraph graph the server uses. */
@@ -125,7 +124,7 @@ export class GraphRegistry {
 }
 
 /** `./file.ts:name` (as langgraph.json writes it) to the file's absolute path and the export's name (`default` without one). */
-function parseSpec(baseDir: string, spec: string): { path: string; exportName: string } {
+export function parseSpec(baseDir: string, spec: string): { path: string; exportName: string } {
   const colon = spec.lastIndexOf(":");
   const file = colon > 1 ? spec.slice(0, colon) : spec;
   return { path: isAbsolute(file) ? file : resolve(baseDir, file), exportName: colon > 1 ? spec.slice(colon + 1) : "default" };
@@ -139,22 +138,3 @@ export async function importExport(baseDir: string, spec: string): Promise<unkno
   return module[exportName];
 }
 
-/**
- * JSON schemas of a graph's input, output, state and config. Graphs whose
- * state is a zod schema get full schemas from LangGraph; others (Annotation
- * state) get an object schema naming their state channels, untyped.
- */
-export function graphSchemas(graph: GraphInstance): Record<"input_schema" | "output_schema" | "state_schema" | "config_schema", unknown> {
-  const channels = Object.fromEntries(
-    Object.keys(graph.channels)
-      .filter((name) => !name.startsWith("__") && !name.startsWith("branch:"))
-      .map((name) => [name, {}]),
-  );
-  const fallback = { type: "object", properties: channels };
-  return {
-    input_schema: getInputTypeSchema(graph) ?? fallback,
-    output_schema: getOutputTypeSchema(graph) ?? fallback,
-    state_schema: getStateTypeSchema(graph) ?? fallback,
-    config_schema: getConfigTypeSchema(graph) ?? { type: "object", properties: {} },
-  };
-}

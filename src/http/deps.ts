@@ -1,3 +1,4 @@
+import type { GraphSchemas } from "../core/graph-schemas.ts";
 import type { GraphRegistry } from "../core/graphs.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Assistants, EventBus, RunQueue, StoreItems, Threads } from "../core/ports.ts";
@@ -11,6 +12,8 @@ export interface HttpDeps {
   items: StoreItems;
   bus: EventBus;
   registry: GraphRegistry;
+  /** Schemas of the graphs, extracted once and cached. */
+  schemas: GraphSchemas;
   runs: RunService;
   threadService: ThreadService;
   logger: Logger;

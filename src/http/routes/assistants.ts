@@ -2,7 +2,6 @@ import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
 import { assistantIdFor, resolveAssistant } from "../../core/assistants.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
-import { graphSchemas } from "../../core/graphs.ts";
 import type { HttpDeps } from "../deps.ts";
 import { select } from "../records.ts";
 import * as s from "../schemas.ts";
@@ -10,7 +9,7 @@ import { body, flag, parse } from "../validate.ts";
 
 export function assistantRoutes(deps: HttpDeps): Hono {
   const app = new Hono();
-  const { assistants, registry } = deps;
+  const { assistants, registry, schemas } = deps;
   const resolve = (id: string) => resolveAssistant(assistants, registry.ids, id);
   const knownGraph = (graphId: string) => {
     if (!registry.ids.includes(graphId)) {
@@ -70,33 +69,38 @@ export function assistantRoutes(deps: HttpDeps): Hono {
     return c.json(await assistants.setLatest(id, version));
   });
 
+  /** The assistant and its graph, built with the assistant's config when the graph is a factory. */
   const graphOf = async (assistantId: string) => {
     const assistant = await resolve(assistantId);
-    return registry.describe(assistant.graph_id, { configurable: assistant.config.configurable ?? {} });
+    return { assistant, graph: await registry.describe(assistant.graph_id, { configurable: assistant.config.configurable ?? {} }) };
   };
 
   app.get("/assistants/:assistant_id/graph", async (c) => {
     const xrayRaw = c.req.query("xray");
     const xray = xrayRaw === undefined ? false : /^\d+$/.test(xrayRaw) ? Number(xrayRaw) : flag(xrayRaw);
-    const graph = await graphOf(c.req.param("assistant_id"));
+    const { graph } = await graphOf(c.req.param("assistant_id"));
     const drawable = await graph.getGraphAsync({ xray });
     return c.json(drawable.toJSON());
   });
 
   app.get("/assistants/:assistant_id/schemas", async (c) => {
-    const assistant = await resolve(c.req.param("assistant_id"));
-    const schemas = graphSchemas(await graphOf(assistant.assistant_id));
-    // As on the dev server, the context schema is the config schema.
-    return c.json({ graph_id: assistant.graph_id, ...schemas, context_schema: schemas.config_schema });
+    const { assistant, graph } = await graphOf(c.req.param("assistant_id"));
+    const schema = await schemas.root(assistant.graph_id, graph);
+    // As on the dev server, the context schema is the config schema (in JS they cannot be told apart).
+    return c.json({
+      graph_id: assistant.graph_id,
+      input_schema: schema.input,
+      output_schema: schema.output,
+      state_schema: schema.state,
+      config_schema: schema.config,
+      context_schema: schema.config,
+    });
   });
 
+  // Each subgraph's schemas as the extractor gives them ({state, input, output, config}), as on the dev server.
   const subgraphs = async (assistantId: string, namespace: string | undefined, recurse: boolean) => {
-    const graph = await graphOf(assistantId);
-    const out: Record<string, unknown> = {};
-    for await (const [ns] of graph.getSubgraphsAsync(namespace, recurse)) {
-      out[ns] = { graph_id: ns };
-    }
-    return out;
+    const { assistant, graph } = await graphOf(assistantId);
+    return schemas.subgraphs(assistant.graph_id, graph, namespace, recurse);
   };
   app.get("/assistants/:assistant_id/subgraphs", async (c) =>
     c.json(await subgraphs(c.req.param("assistant_id"), undefined, flag(c.req.query("recurse")))),
