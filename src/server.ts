@@ -16,14 +16,13 @@ import { ConfigError, executionThreadCount } from "./config.ts";
 import { systemAssistantId } from "./core/assistants.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
-import { GraphSchemas } from "./core/graph-schemas.ts";
 import { GraphRegistry, importExport } from "./core/graphs.ts";
 import type { Logger } from "./core/logger.ts";
 import type { Backend, EventBus, RunOutcome } from "./core/ports.ts";
 import { RunService } from "./core/runs.ts";
 import { ThreadService } from "./core/threads.ts";
 import type { Run } from "./core/types.ts";
-import { createApp } from "./http/app.ts";
+import { createApp, httpOptions } from "./http/app.ts";
 import { wireRun } from "./http/records.ts";
 import { busWithThreads, ExecutionThreads } from "./worker/execution-threads.ts";
 import { sweepExpired, WorkerPool } from "./worker/worker-pool.ts";
@@ -221,11 +220,8 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
       limits: { maxPendingPerUser: config.maxPendingPerUser, maxPendingRuns: config.maxPendingRuns },
     });
     const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, registry, checkpointer, store: backend.store, bus });
-    const userApp =
-      loaded.project.http?.app !== undefined
-        ? ((await importExport(loaded.baseDir, loaded.project.http.app)) as { fetch: (r: Request) => Promise<Response> })
-        : undefined;
-    const schemas = new GraphSchemas(graphSources, loaded.baseDir, logger);
+    const http = httpOptions(loaded.project.http);
+    const userApp = http.app !== undefined ? await importExport(loaded.baseDir, http.app) : undefined;
     const app = createApp(
       {
         assistants: backend.assistants,
@@ -234,22 +230,22 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         items: backend.items,
         bus,
         registry,
-        schemas,
         runs,
         threadService,
         logger,
         options: { maxBodyBytes: config.maxBodyBytes, keepAliveMs: config.keepAliveMs, version: VERSION },
       },
+      http,
       userApp,
     );
 
     /** Webhooks: POST the run and its output; a relative URL goes to the project's own app. */
     const onFinished = async (run: Run, outcome: RunOutcome) => {
       const url = run.kwargs.webhook;
-      if (!url) return;
+      if (!url || http.disabled.webhooks) return;
       const payload = JSON.stringify({ ...wireRun({ ...run, status: outcome.status }), values: outcome.output, error: outcome.error });
       const init = { method: "POST", headers: { "Content-Type": "application/json" }, body: payload };
-      const response = url.startsWith("/") ? await app.request(url, init) : await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
+      const response = url.startsWith("/") ? await app.request(http.mountPrefix + url, init) : await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
       logger.info("run:webhook-sent", { run_id: run.run_id, url, status: response.status });
     };
 
@@ -324,7 +320,6 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         await threads?.close(graceMs);
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
         await httpClosed;
-        await schemas.close();
         await cleanup();
         logger.info("server:stopped");
       })());

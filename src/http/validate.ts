@@ -1,18 +1,57 @@
 /** Request parsing at the edge: JSON bodies and query strings through zod. */
-import type { Context } from "hono";
+import type { Context, HonoRequest, MiddlewareHandler } from "hono";
 import type { z } from "zod";
 import { BatonError, ErrorCode } from "../core/errors.ts";
 import { hasEscapedNul } from "../core/serialize.ts";
 import { zodMessage } from "./errors.ts";
 
+/**
+ * What a request's body was when it entered the project's middleware, so a
+ * body that middleware changes is the one the API reads. It may replace
+ * `c.req.raw`, or change the object `c.req.json()` gave it, as the official
+ * server's own test app does: that object is kept, so every `c.req.json()`
+ * of the request, and the route, get the same one.
+ */
+interface Entered {
+  raw: Request;
+  json: Promise<unknown> | undefined;
+}
+const entered = new WeakMap<HonoRequest, Entered>();
+
+/** Installed in front of the project's own app (`http.app`). */
+export const followBodyChanges: MiddlewareHandler = async (c, next) => {
+  const seen: Entered = { raw: c.req.raw, json: undefined };
+  entered.set(c.req, seen);
+  const json = c.req.json.bind(c.req);
+  (c.req as { json: () => Promise<unknown> }).json = () => (seen.json ??= json());
+  await next();
+};
+
 export async function readJson(c: Context): Promise<unknown> {
-  const text = await c.req.text();
-  if (text.trim() === "") return {};
+  const seen = entered.get(c.req);
+  if (seen !== undefined && c.req.raw !== seen.raw && !c.req.raw.bodyUsed) return parseJson(await c.req.raw.text());
+  if (seen?.json === undefined) return parseJson(await c.req.text());
+  let value: unknown;
+  try {
+    value = await seen.json;
+  } catch (error) {
+    throw new BatonError(ErrorCode.invalid, `Request body is not valid JSON: ${(error as Error).message}`);
+  }
+  refuseNul(JSON.stringify(value) ?? "");
+  return value ?? {};
+}
+
+function refuseNul(text: string): void {
   if (hasEscapedNul(text)) {
     // Postgres (scale-out) cannot store U+0000 in JSON; refused on every
     // backend alike, so a project behaves the same embedded and scaled out.
     throw new BatonError(ErrorCode.invalid, "Request body contains the NUL character (\\u0000) in a string; Baton does not store it. Remove it or replace it.");
   }
+}
+
+function parseJson(text: string): unknown {
+  if (text.trim() === "") return {};
+  refuseNul(text);
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {

@@ -3,7 +3,9 @@ import { Hono } from "hono";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import type { CreateRunInput } from "../../core/runs.ts";
 import { isFinalRunStatus, type Run, type RunEvent, type StreamMode } from "../../core/types.ts";
+import { configurableHeaders } from "../configurable-headers.ts";
 import type { HttpDeps } from "../deps.ts";
+import type { HeaderRule } from "../project-options.ts";
 import { wireRun } from "../records.ts";
 import * as s from "../schemas.ts";
 import { jsonWhenReady, sseResponse } from "../sse.ts";
@@ -17,12 +19,20 @@ function refuseUnsupported(input: s.RunCreate): void {
   if (input.feedback_keys && input.feedback_keys.length > 0) refuse("feedback_keys", "LangSmith feedback is not wired in.");
   if (input.langsmith_tracer !== undefined && input.langsmith_tracer !== null) refuse("langsmith_tracer", "LangSmith tracing is not wired in.");
   if (input.stream_mode_options !== undefined && input.stream_mode_options !== null) refuse("stream_mode_options", "per-mode options are not implemented.");
-  if (input.input !== undefined && input.input !== null && input.command) {
-    throw new BatonError(ErrorCode.invalid, "Send either 'input' or 'command', not both.");
-  }
 }
 
-function toCreateInput(input: s.RunCreate, threadId: string | null, defaults: { on_completion: "delete" | "keep" }): CreateRunInput {
+/**
+ * The run's config: the body's, with the request headers the project lets
+ * through in `configurable` (they win over the body's values, as on the
+ * official server), so a graph can read them.
+ */
+function runConfig(input: s.RunCreate, headers: Record<string, string>): Record<string, unknown> {
+  const config = input.config ?? {};
+  if (Object.keys(headers).length === 0) return config;
+  return { ...config, configurable: { ...config.configurable, ...headers } };
+}
+
+function toCreateInput(input: s.RunCreate, threadId: string | null, defaults: { on_completion: "delete" | "keep" }, headers: Record<string, string>): CreateRunInput {
   refuseUnsupported(input);
   const modes = input.stream_mode === undefined ? ["values"] : Array.isArray(input.stream_mode) ? input.stream_mode : [input.stream_mode];
   const durability = input.durability ?? (input.checkpoint_during === false ? "exit" : input.checkpoint_during === true ? "async" : null);
@@ -34,9 +44,11 @@ function toCreateInput(input: s.RunCreate, threadId: string | null, defaults: { 
     if_not_exists: input.if_not_exists ?? "reject",
     after_seconds: input.after_seconds ?? 0,
     kwargs: {
-      input: input.input ?? null,
+      // A command wins over the input, as on the official servers: Agent
+      // Chat UI and useStream().submit({}, {command}) send both.
+      input: input.command ? null : (input.input ?? null),
       command: input.command ?? null,
-      config: input.config ?? {},
+      config: runConfig(input, headers),
       context: input.context ?? null,
       stream_mode: (modes.length > 0 ? modes : ["values"]) as StreamMode[],
       stream_subgraphs: input.stream_subgraphs ?? false,
@@ -53,9 +65,14 @@ function toCreateInput(input: s.RunCreate, threadId: string | null, defaults: { 
   };
 }
 
-/** Keeps the events a joiner asked for (all when no mode is named). */
-function modeFilter(modes: string[] | undefined): (event: RunEvent) => boolean {
-  if (modes === undefined || modes.length === 0) return () => true;
+/**
+ * Keeps the events a joiner asked for: all (the run's own modes) when no
+ * mode is named, or only empty ones (the Python SDK's join_stream sends
+ * `stream_mode=` by default).
+ */
+function modeFilter(named: string[] | undefined): (event: RunEvent) => boolean {
+  const modes = (named ?? []).filter((m) => m !== "");
+  if (modes.length === 0) return () => true;
   const wanted = new Set(modes.map((m) => (m === "messages-tuple" ? "messages" : m)));
   return (event) => {
     const base = event.event.split("|")[0]!.split("/")[0]!;
@@ -63,8 +80,9 @@ function modeFilter(modes: string[] | undefined): (event: RunEvent) => boolean {
   };
 }
 
-export function runRoutes(deps: HttpDeps): Hono {
+export function runRoutes(deps: HttpDeps, options: { configurableHeaders: HeaderRule }): Hono {
   const app = new Hono();
+  const headersOf = (c: Context) => configurableHeaders(c.req.raw.headers, options.configurableHeaders);
   const { runs, queue, bus } = deps;
 
   // Content-Location names the run (the SDK's onRunCreated reads it);
@@ -74,7 +92,7 @@ export function runRoutes(deps: HttpDeps): Hono {
 
   const create = async (c: Context, threadId: string | null) => {
     const input = parse(s.RunCreate, await readJson(c));
-    return runs.create(toCreateInput(input, threadId, { on_completion: threadId === null ? "delete" : "keep" }));
+    return runs.create(toCreateInput(input, threadId, { on_completion: threadId === null ? "delete" : "keep" }, headersOf(c)));
   };
 
   const streamRun = (c: Context, run: Run, options: { lastEventId?: string | undefined; modes?: string[] | undefined; cancelOnDisconnect: boolean }) => {
@@ -215,9 +233,10 @@ export function runRoutes(deps: HttpDeps): Hono {
   app.post("/runs/batch", async (c) => {
     const raw = await readJson(c);
     if (!Array.isArray(raw)) throw new BatonError(ErrorCode.invalid, "Request body must be a JSON array of run payloads.");
+    const headers = headersOf(c);
     const inputs = raw.map((item, index) => {
       try {
-        return toCreateInput(parse(s.RunCreate, item), null, { on_completion: "delete" });
+        return toCreateInput(parse(s.RunCreate, item), null, { on_completion: "delete" }, headers);
       } catch (error) {
         throw new BatonError(ErrorCode.invalid, `Run ${index}: ${(error as Error).message}`);
       }

@@ -1,5 +1,4 @@
 import { Hono } from "hono";
-import { notFound } from "../../core/errors.ts";
 import type { HttpDeps } from "../deps.ts";
 import * as s from "../schemas.ts";
 import { body, parse } from "../validate.ts";
@@ -24,9 +23,8 @@ export function storeRoutes(deps: HttpDeps): Hono {
     const raw = c.req.query("namespace");
     const namespace = raw === undefined || raw === "" ? [] : raw.split(".");
     const { key } = parse(s.StoreDelete, { namespace, key: c.req.query("key") });
-    const item = await items.get(namespace, key);
-    if (item === null) throw notFound("Item", `${namespace.join(".")}/${key}`);
-    return c.json(item);
+    // A missing item is 200 with null, as the official server and SDK have it.
+    return c.json(await items.get(namespace, key));
   });
 
   app.post("/store/items/search", async (c) => {
