@@ -16,6 +16,7 @@ import { ConfigError, executionThreadCount } from "./config.ts";
 import { systemAssistantId } from "./core/assistants.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
+import { GraphSchemas } from "./core/graph-schemas.ts";
 import { GraphRegistry, importExport } from "./core/graphs.ts";
 import type { Logger } from "./core/logger.ts";
 import type { Backend, EventBus, RunOutcome } from "./core/ports.ts";
@@ -222,6 +223,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, registry, checkpointer, store: backend.store, bus });
     const http = httpOptions(loaded.project.http);
     const userApp = http.app !== undefined ? await importExport(loaded.baseDir, http.app) : undefined;
+    const schemas = new GraphSchemas(graphSources, loaded.baseDir, logger);
     const app = createApp(
       {
         assistants: backend.assistants,
@@ -230,6 +232,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         items: backend.items,
         bus,
         registry,
+        schemas,
         runs,
         threadService,
         logger,
@@ -320,6 +323,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         await threads?.close(graceMs);
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
         await httpClosed;
+        await schemas.close();
         await cleanup();
         logger.info("server:stopped");
       })());
