@@ -9,16 +9,27 @@ import { dirname, resolve } from "node:path";
 import { parseEnv } from "node:util";
 import { z } from "zod";
 
+/** A graph entry: `"./file.ts:export"`, or `{"path": "./file.ts:export", "description": "..."}`. */
+const GraphEntry = z.union([z.string().min(1), z.object({ path: z.string().min(1), description: z.string().nullish() })]);
+
+/**
+ * langgraph.json. Most keys of the official schema allow `null` for "not
+ * set". Keys Baton does not implement are refused or noted by
+ * `reviewProject`, never silently ignored.
+ */
 export const ProjectSchema = z.object({
-  graphs: z.record(z.string().min(1), z.string().min(1)).refine((g) => Object.keys(g).length > 0, "at least one graph is required"),
-  env: z.union([z.string(), z.record(z.string(), z.string())]).optional(),
-  http: z.object({ app: z.string().optional() }).catchall(z.unknown()).optional(),
-  checkpointer: z.object({ path: z.string().optional() }).catchall(z.unknown()).optional(),
-  store: z.object({ index: z.unknown().optional(), ttl: z.unknown().optional() }).catchall(z.unknown()).optional(),
-  auth: z.unknown().optional(),
-  dependencies: z.unknown().optional(),
-  node_version: z.unknown().optional(),
-  dockerfile_lines: z.unknown().optional(),
+  graphs: z
+    .record(z.string().min(1), GraphEntry)
+    .refine((g) => Object.keys(g).length > 0, "at least one graph is required")
+    // Read everywhere as the export spec; descriptions are kept by loadProject.
+    .transform((g) => Object.fromEntries(Object.entries(g).map(([id, entry]) => [id, typeof entry === "string" ? entry : entry.path]))),
+  env: z.union([z.string(), z.record(z.string(), z.string())]).nullish(),
+  /** Validated by src/http/project-options.ts. */
+  http: z.object({ app: z.string().optional() }).catchall(z.unknown()).nullish(),
+  checkpointer: z.object({ path: z.string().optional() }).catchall(z.unknown()).nullish(),
+  store: z.object({}).catchall(z.unknown()).nullish(),
+  ui: z.record(z.string(), z.string()).nullish(),
+  ui_config: z.object({ shared: z.array(z.string()).optional() }).catchall(z.unknown()).nullish(),
 }).catchall(z.unknown());
 export type Project = z.infer<typeof ProjectSchema>;
 
@@ -82,6 +93,8 @@ export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 
 const ENV: Record<string, keyof Config> = {
   BATON_CONFIG: "configPath",
+  // The official server image's variable; BATON_PORT wins over it (read later).
+  PORT: "port",
   BATON_PORT: "port",
   BATON_HOST: "host",
   BATON_DATA_DIR: "dataDir",
@@ -160,11 +173,140 @@ export function executionThreadCount(config: Config, cores = availableParallelis
   return config.executionThreads;
 }
 
+/** Something about langgraph.json worth a log line at start (logged by the server, which has the logger). */
+export interface ProjectNote {
+  level: "debug" | "info" | "warn";
+  msg: string;
+  fields: Record<string, unknown>;
+}
+
+/** A graph to load: its id, `./file.ts:export` spec, and the description of its system assistant. */
+export interface ProjectGraph {
+  graphId: string;
+  spec: string;
+  description: string | null;
+}
+
+/** Default `config` and `context` of a graph's system assistant (LANGGRAPH_CONFIG). */
+export interface GraphDefaults {
+  config: Record<string, unknown>;
+  context: Record<string, unknown>;
+}
+
 export interface LoadedProject {
   project: Project;
   /** Folder of langgraph.json; graph paths are relative to it. */
   baseDir: string;
   path: string;
+  graphs: ProjectGraph[];
+  /** Per graph id, from the LANGGRAPH_CONFIG environment variable. */
+  graphDefaults: Record<string, GraphDefaults>;
+  notes: ProjectNote[];
+}
+
+/**
+ * Keys of the official schema that only the LangGraph CLI's image build
+ * reads (Dockerfile, base image, Python or Node packages to install). Baton
+ * serves the project as installed, so they are accepted and noted.
+ */
+const BUILD_ONLY = [
+  "node_version",
+  "python_version",
+  "dependencies",
+  "dockerfile_lines",
+  "docker_compose_file",
+  "base_image",
+  "image_distro",
+  "api_version",
+  "pip_config_file",
+  "pip_installer",
+  "keep_pkg_tools",
+  "node_loader",
+  "_INTERNAL_docker_tag",
+];
+
+/** Keys whose meaning Baton does not provide yet: serving without them would silently change what the project asked for. */
+const REFUSED: Record<string, string> = {
+  auth:
+    "custom auth is not supported yet (it comes with the tenancy issue); Baton will not serve this project unauthenticated. Remove 'auth' to serve it without authentication",
+  encryption: "custom at-rest encryption is not supported. Remove 'encryption' to store data unencrypted",
+  webhooks: "webhook URL policies and headers are not supported yet. Remove 'webhooks' (run webhooks are still sent, without them)",
+  "store.index": "semantic search over the store (embeddings) is not supported yet. Remove 'store.index'",
+  "store.ttl": "store item TTLs are not supported yet. Remove 'store.ttl'",
+  "checkpointer.ttl": "thread TTLs are not supported yet. Remove 'checkpointer.ttl'",
+};
+
+/** Every top-level key Baton knows: implemented, build-only or refused. `$schema` is the editor's schema reference. */
+const KNOWN = new Set(["$schema", "graphs", "env", "http", "checkpointer", "store", "ui", "ui_config", ...BUILD_ONLY, ...Object.keys(REFUSED)]);
+
+const isSet = (value: unknown) => value !== undefined && value !== null;
+
+/**
+ * Refuses the keys Baton cannot honour, naming them; notes the build-only
+ * and unknown ones (the official CLI drops unknown keys silently; a warning
+ * catches a typo such as "graph").
+ */
+function reviewProject(raw: Record<string, unknown>, path: string): ProjectNote[] {
+  const present = (key: string) => {
+    const [top, sub] = key.split(".") as [string, string | undefined];
+    const value = raw[top];
+    return sub === undefined ? isSet(value) : typeof value === "object" && value !== null && isSet((value as Record<string, unknown>)[sub]);
+  };
+  const refused = Object.keys(REFUSED).filter(present);
+  if (refused.length > 0) throw new ConfigError(`${path}: ${refused.map((key) => `'${key}': ${REFUSED[key]}`).join("; ")}.`);
+  if (Array.isArray(raw.env)) {
+    throw new ConfigError(`${path}: 'env' as a list (the platform's secret storage) is not supported: give a path to a .env file, or an object of variables.`);
+  }
+  const notes: ProjectNote[] = [];
+  const build = BUILD_ONLY.filter((key) => key in raw);
+  if (build.length > 0) {
+    notes.push({ level: "info", msg: "project:build-keys-ignored", fields: { keys: build, reason: "read only when building a container image; Baton serves the project as installed" } });
+  }
+  const checkpointer = raw.checkpointer;
+  if (typeof checkpointer === "object" && checkpointer !== null && isSet((checkpointer as Record<string, unknown>).serde)) {
+    notes.push({ level: "info", msg: "project:key-ignored", fields: { key: "checkpointer.serde", reason: "configures the Python server's deserializer; JS checkpoints need none" } });
+  }
+  const unknown = [
+    ...Object.keys(raw).filter((key) => !KNOWN.has(key)),
+    ...(["store", "checkpointer"] as const).flatMap((section) => {
+      const value = raw[section];
+      const known = section === "store" ? ["index", "ttl"] : ["path", "ttl", "serde"];
+      return typeof value === "object" && value !== null ? Object.keys(value).filter((key) => !known.includes(key)).map((key) => `${section}.${key}`) : [];
+    }),
+  ];
+  if (unknown.length > 0) notes.push({ level: "warn", msg: "project:unknown-keys", fields: { keys: unknown, detail: "not in the official langgraph.json schema; ignored" } });
+  return notes;
+}
+
+const GraphConfigSchema = z.record(z.string(), z.record(z.string(), z.unknown()));
+
+/**
+ * LANGGRAPH_CONFIG: JSON of per-graph defaults for the system assistants, as
+ * the official server reads it: `{"<graph id>": {"context": {...}, ...config}}`
+ * (everything but `context` is the assistant's `config`).
+ */
+function graphDefaultsFrom(text: string | undefined, graphIds: string[], notes: ProjectNote[]): Record<string, GraphDefaults> {
+  if (text === undefined || text === "") return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`LANGGRAPH_CONFIG is not valid JSON: ${(error as Error).message}`);
+  }
+  const result = GraphConfigSchema.safeParse(parsed);
+  if (!result.success) {
+    throw new ConfigError(`LANGGRAPH_CONFIG must be an object of graph ids to objects ({"<graph id>": {"configurable": {...}, "context": {...}}}): ${result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`);
+  }
+  const defaults: Record<string, GraphDefaults> = {};
+  for (const [graphId, { context, ...config }] of Object.entries(result.data)) {
+    if (context !== undefined && (typeof context !== "object" || context === null || Array.isArray(context))) {
+      throw new ConfigError(`LANGGRAPH_CONFIG: '${graphId}.context' must be an object.`);
+    }
+    defaults[graphId] = { config, context: (context ?? {}) as Record<string, unknown> };
+  }
+  const strangers = Object.keys(defaults).filter((id) => !graphIds.includes(id));
+  if (strangers.length > 0) notes.push({ level: "warn", msg: "project:langgraph-config-unknown-graphs", fields: { graphs: strangers, known: graphIds } });
+  return defaults;
 }
 
 /** Reads and validates langgraph.json, and applies its `env` to the process environment. */
@@ -177,6 +319,8 @@ export function loadProject(configPath: string, env: NodeJS.ProcessEnv = process
   } catch (error) {
     throw new ConfigError(`${path} is not valid JSON: ${(error as Error).message}`);
   }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError(`${path} must hold a JSON object.`);
+  const notes = reviewProject(raw as Record<string, unknown>, path);
   const result = ProjectSchema.safeParse(raw);
   if (!result.success) {
     throw new ConfigError(`${path} is invalid: ${result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`);
@@ -185,10 +329,20 @@ export function loadProject(configPath: string, env: NodeJS.ProcessEnv = process
   const project = result.data;
   if (typeof project.env === "string") {
     const envPath = resolve(baseDir, project.env);
-    if (!existsSync(envPath)) throw new ConfigError(`env file ${envPath} named in ${path} does not exist.`);
-    for (const [key, value] of Object.entries(parseEnv(readFileSync(envPath, "utf8")))) env[key] ??= value;
-  } else if (project.env !== undefined) {
+    // As the dev server does: templates ship only .env.example.
+    if (existsSync(envPath)) {
+      for (const [key, value] of Object.entries(parseEnv(readFileSync(envPath, "utf8")))) env[key] ??= value;
+    } else {
+      notes.push({ level: "warn", msg: "project:env-file-missing", fields: { path: envPath, detail: `named by 'env' in ${path}; continuing without it` } });
+    }
+  } else if (project.env !== undefined && project.env !== null) {
     for (const [key, value] of Object.entries(project.env)) env[key] ??= value;
   }
-  return { project, baseDir, path };
+  const entries = (raw as { graphs: Record<string, string | { description?: string | null }> }).graphs;
+  const graphs = Object.entries(project.graphs).map(([graphId, spec]) => {
+    const entry = entries[graphId];
+    return { graphId, spec, description: typeof entry === "object" ? (entry.description ?? null) : null };
+  });
+  const graphDefaults = graphDefaultsFrom(env.LANGGRAPH_CONFIG, Object.keys(project.graphs), notes);
+  return { project, baseDir, path, graphs, graphDefaults, notes };
 }

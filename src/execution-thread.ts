@@ -13,6 +13,7 @@ import { systemClock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
 import { GraphRegistry } from "./core/graphs.ts";
 import { LEVEL_ORDER, type Logger, type LogLevel } from "./core/logger.ts";
+import { fetchVia, registerLoopbackFetch, registerSdkLogger } from "./project/globals.ts";
 import type { RunEvent } from "./core/types.ts";
 import type { FromThread, ThreadData, ThreadReport, ToThread } from "./worker/thread-protocol.ts";
 import { WorkerPool } from "./worker/worker-pool.ts";
@@ -75,7 +76,19 @@ class ThreadBus extends MemoryEventBus {
   }
 }
 
+/** The HTTP thread's URL, once it listens (its port is 0 until then). */
+async function apiUrl(): Promise<string> {
+  const port = new Int32Array(data.api.port);
+  // Atomics.waitAsync is in Node 20, not in the ES2023 lib this project compiles against.
+  const waitAsync = (Atomics as unknown as { waitAsync(this: void, a: Int32Array, i: number, v: number): { value: unknown } }).waitAsync;
+  while (Atomics.load(port, 0) === 0) await waitAsync(port, 0, 0).value;
+  return `http://${data.api.host}:${Atomics.load(port, 0)}`;
+}
+
 async function main(): Promise<void> {
+  // As on the HTTP thread, before graphs load; "in-process" here is the HTTP thread, over loopback.
+  registerSdkLogger(logger);
+  registerLoopbackFetch(fetchVia(apiUrl));
   const backend = createSqliteBackend({ path: data.databasePath, busyTimeoutMs: data.busyTimeoutMs, writeLock: data.writeLock, clock: systemClock });
   const bus = new ThreadBus();
   let pool: WorkerPool;

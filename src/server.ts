@@ -19,6 +19,8 @@ import { coerceError } from "./core/errors.ts";
 import { GraphSchemas } from "./core/graph-schemas.ts";
 import { GraphRegistry, importExport } from "./core/graphs.ts";
 import type { Logger } from "./core/logger.ts";
+import { registerLoopbackFetch, registerSdkLogger } from "./project/globals.ts";
+import { checkSharedPackages, resolveSharedPackages } from "./project/packages.ts";
 import type { Backend, EventBus, RunOutcome } from "./core/ports.ts";
 import { RunService } from "./core/runs.ts";
 import { ThreadService } from "./core/threads.ts";
@@ -171,7 +173,35 @@ function workerApp(): Hono {
   return app;
 }
 
+/** The address that reaches this server from the same host (a wildcard listen address is not one to connect to). */
+function loopbackHost(host: string): string {
+  const reachable = host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "::1" : host;
+  return reachable.includes(":") ? `[${reachable}]` : reachable;
+}
+
+/**
+ * Before any graph loads: refuse LangChain packages Baton does not support,
+ * say what langgraph.json asked that Baton notes, and set the globals the
+ * official server gives a project's code (the SDK's logger, and the fetch a
+ * URL-less `new Client()` uses, which reaches `app()` in this process).
+ */
+function prepareProject(loaded: LoadedProject, logger: Logger, app: () => Hono | undefined): void {
+  const packages = resolveSharedPackages(loaded.baseDir);
+  checkSharedPackages(packages);
+  logger.debug("project:packages", Object.fromEntries(packages.map((p) => [p.name, { version: p.version, from: p.fromProject ? "project" : "baton", dir: p.dir }])));
+  for (const note of loaded.notes) logger[note.level](note.msg, note.fields);
+  registerSdkLogger(logger);
+  // One server per process in production; a test process with several servers points it at the latest.
+  registerLoopbackFetch(async (input, init) => {
+    const served = app();
+    if (served === undefined) throw new Error("Baton is still starting: a new Client() without apiUrl can call it once it listens.");
+    return served.request(input instanceof URL ? input.href : input, init);
+  });
+}
+
 export async function createServer(config: Config, loaded: LoadedProject, logger: Logger, clock: Clock = systemClock): Promise<BatonServer> {
+  let servedApp: Hono | undefined;
+  prepareProject(loaded, logger, () => servedApp);
   const { backend, release, expireOwner, writeLock } = await openBackend(config, logger, clock);
   // Execution threads share the SQLite file and use the system clock. A
   // project's own checkpointer is one object in this thread: a copy in
@@ -193,19 +223,21 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
   };
   try {
     if (baseBus instanceof RedisEventBus) await readyWithin(baseBus, config.redisUrl!, REDIS_START_TIMEOUT_MS);
-    const graphIds = Object.keys(loaded.project.graphs);
-    const graphSources = Object.entries(loaded.project.graphs).map(([graphId, spec]) => ({ graphId, spec }));
+    const graphIds = loaded.graphs.map((g) => g.graphId);
+    const graphSources = loaded.graphs.map(({ graphId, spec }) => ({ graphId, spec }));
     const registry = new GraphRegistry(graphSources, loaded.baseDir);
     await registry.loadAll();
-    for (const graphId of graphIds) {
+    for (const { graphId, description } of loaded.graphs) {
+      // Created once, as the official server does: a later LANGGRAPH_CONFIG or description applies to a new data directory.
+      const defaults = loaded.graphDefaults[graphId];
       await backend.assistants.ensure({
         assistant_id: systemAssistantId(graphId),
         graph_id: graphId,
-        config: {},
-        context: {},
+        config: defaults?.config ?? {},
+        context: defaults?.context ?? {},
         metadata: { created_by: "system" },
         name: graphId,
-        description: null,
+        description,
       });
     }
     const checkpointer =
@@ -265,6 +297,8 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     };
     const executes = config.role !== "api";
     let pool: WorkerPool | undefined;
+    // Execution threads reach this server over loopback once it listens (its port lands here).
+    const apiPort = new SharedArrayBuffer(4);
     if (executes && threadCount > 0) {
       // A thread's pool sweeps only its own leases: this thread sweeps at start and for a thread that died.
       const sweepAll = () => sweepExpired({ queue: backend.runs, bus, logger }, config.maxAttempts);
@@ -277,6 +311,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
           writeLock: writeLock!,
           graphs: graphSources,
           baseDir: loaded.baseDir,
+          api: { host: loopbackHost(config.host), port: apiPort },
           logLevel: config.logLevel,
           // The run slots are shared out between the threads.
           pool: { ...poolOptions, concurrency: Math.ceil(config.workers / threadCount) },
@@ -300,6 +335,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
       await pool.sweep();
     }
     const served = config.role === "worker" ? workerApp() : app;
+    servedApp = served;
 
     const server: ServerType = await new Promise((resolveServer, reject) => {
       const s = serve({ fetch: served.fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
@@ -313,6 +349,8 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     });
     pool?.start();
     const port = (server.address() as AddressInfo).port;
+    Atomics.store(new Int32Array(apiPort), 0, port);
+    Atomics.notify(new Int32Array(apiPort), 0);
     const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
     let closing: Promise<void> | undefined;
     const close = (graceMs = config.shutdownGraceMs) =>

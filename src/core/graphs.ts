@@ -43,13 +43,23 @@ const isCompiled = (value: unknown): value is GraphInstance =>
   typeof value === "object" && value !== null && typeof (value as GraphInstance).stream === "function" && "nodes" in value;
 const isBuilder = (value: unknown): value is { compile(): GraphInstance } =>
   typeof value === "object" && value !== null && typeof (value as { compile?: unknown }).compile === "function";
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  (typeof value === "object" || typeof value === "function") && value !== null && typeof (value as PromiseLike<unknown>).then === "function";
 
+/**
+ * What an export (or a factory) gave, as the compiled graph to run, by the
+ * official loader's rule: a StateGraph is compiled; a wrapper that holds
+ * its compiled graph under `.graph` (LangChain 1.x `createAgent`, deepagents'
+ * `createDeepAgent`: a ReactAgent) is unwrapped to it.
+ */
 function asCompiled(value: unknown, graphId: string): GraphInstance {
-  if (isCompiled(value)) return value;
-  if (isBuilder(value)) return value.compile();
+  const graph = isBuilder(value) ? value.compile() : value;
+  const inner = typeof graph === "object" && graph !== null ? (graph as { graph?: unknown }).graph : undefined;
+  if (isCompiled(inner) && typeof inner.builder === "object" && inner.builder !== null) return inner;
+  if (isCompiled(graph)) return graph;
   throw new BatonError(
     ErrorCode.invalid,
-    `Graph '${graphId}' is neither a compiled graph, a StateGraph, nor a function returning one.`,
+    `Graph '${graphId}' is neither a compiled graph, a StateGraph, an agent holding one (createAgent), nor a function or Promise giving one.`,
   );
 }
 
@@ -88,10 +98,20 @@ export class GraphRegistry {
         cause: error,
       });
     }
-    const exported = module[exportName];
+    let exported = module[exportName];
     if (exported === undefined) {
       const names = Object.keys(module).join(", ") || "none";
       throw new BatonError(ErrorCode.invalid, `Graph '${source.graphId}': ${path} has no export '${exportName}' (exports: ${names}).`);
+    }
+    // A Promise of a graph, a StateGraph or a factory is awaited once, at start.
+    if (isThenable(exported)) {
+      try {
+        exported = await exported;
+      } catch (error) {
+        throw new BatonError(ErrorCode.invalid, `Graph '${source.graphId}': the Promise exported as '${exportName}' by ${path} rejected: ${coerceError(error).message}`, {
+          cause: error,
+        });
+      }
     }
     if (typeof exported === "function" && !isCompiled(exported) && !isBuilder(exported)) {
       return { kind: "factory", factory: exported as (config: RunnableConfig) => unknown };
@@ -137,4 +157,3 @@ export async function importExport(baseDir: string, spec: string): Promise<unkno
   if (module[exportName] === undefined) throw new BatonError(ErrorCode.invalid, `${path} has no export '${exportName}'.`);
   return module[exportName];
 }
-

@@ -20,6 +20,8 @@ export interface ThreadData {
   writeLock: SharedArrayBuffer;
   graphs: GraphSource[];
   baseDir: string;
+  /** This server over loopback, for a URL-less `new Client()` in a graph: its port is 0 until the HTTP thread listens. */
+  api: { host: string; port: SharedArrayBuffer };
   logLevel: LogLevel;
   pool: WorkerPoolOptions;
 }
