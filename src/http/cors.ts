@@ -12,7 +12,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { CorsOptions } from "./project-options.ts";
 
 /** What a preflight allows when `allow_methods` is not set (the dev server's list). */
-const DEFAULT_METHODS = "GET,HEAD,PUT,POST,DELETE,PATCH";
+const DEFAULT_METHODS = "GET,HEAD,PUT,POST,DELETE,PATCH,QUERY";
 
 export function cors(options: CorsOptions): MiddlewareHandler {
   const anyOrigin = options.allowOrigins.includes("*");
