@@ -18,7 +18,7 @@ Commands:
 
 Options:
   --config <path>     langgraph.json to serve           (default ./langgraph.json)
-  --port <n>          TCP port, 0 picks a free one       (default 8123)
+  --port <n>          TCP port, 0 picks a free one       (default 8123, or PORT)
   --host <addr>       Address to listen on               (default 127.0.0.1)
   --data-dir <dir>    Where the SQLite file is kept      (default .baton)
   --workers <n>       Runs executed at once              (default 256)
