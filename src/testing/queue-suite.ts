@@ -195,7 +195,7 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await backend.close();
     });
 
-    it("a thread lock is refused while a run runs, and holds runs back until released (C1)", async () => {
+    it("a thread lock is refused while a run is pending or running, and holds runs back until released (C1)", async () => {
       const { backend, queue, clock } = await setup();
       await queue.create(newRun("t1", "r1"));
       await queue.claim("w1", 30_000);
@@ -206,6 +206,8 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await queue.create(newRun("t1", "r2"));
       expect(await queue.claim("w1", 30_000)).toBeNull();
       await queue.unlockThread("t1", "u1");
+      // A pending run holds the thread as a running one does.
+      expect(await queue.lockThread("t1", "u5", 10_000)).toEqual({ locked: false, busyWith: "run r2" });
       expect((await queue.claim("w1", 30_000))?.run_id).toBe("r2");
       await queue.finish("r2", { owner: "w1", attempt: 1 }, succeeded);
       // A lock whose holder died expires.

@@ -369,8 +369,14 @@ export class PostgresRunQueue implements RunQueue {
         )
       ).rows[0];
       if (thread === undefined) throw notFound("Thread", threadId);
-      const running = (await db.query<{ run_id: string }>("SELECT run_id FROM runs WHERE thread_id = $1 AND status = 'running'", [threadId])).rows[0];
-      if (running !== undefined) return { locked: false as const, busyWith: `run ${running.run_id}` };
+      // A pending run would start from the state as it was when it was asked for (C2), so it holds the thread too.
+      const busy = (
+        await db.query<{ run_id: string }>(
+          "SELECT run_id FROM runs WHERE thread_id = $1 AND status IN ('running', 'pending') ORDER BY status = 'running' DESC, created_at LIMIT 1",
+          [threadId],
+        )
+      ).rows[0];
+      if (busy !== undefined) return { locked: false as const, busyWith: `run ${busy.run_id}` };
       const now = this.#clock.nowMs();
       if (thread.lock_expires_ms !== null && thread.lock_expires_ms > now && thread.lock_owner !== owner) {
         return { locked: false as const, busyWith: "another state update" };

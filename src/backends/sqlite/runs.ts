@@ -333,10 +333,11 @@ export class SqliteRunQueue implements RunQueue {
 
   async lockThread(threadId: string, owner: string, ttlMs: number): Promise<{ locked: true } | { locked: false; busyWith: string }> {
     return this.#db.transaction(() => {
-      const running = this.#db.prepare("SELECT run_id FROM runs WHERE thread_id = ? AND status = 'running'").get(threadId) as
-        | { run_id: string }
-        | undefined;
-      if (running !== undefined) return { locked: false as const, busyWith: `run ${running.run_id}` };
+      // A pending run would start from the state as it was when it was asked for (C2), so it holds the thread too.
+      const busy = this.#db
+        .prepare("SELECT run_id FROM runs WHERE thread_id = ? AND status IN ('running', 'pending') ORDER BY status = 'running' DESC, created_at LIMIT 1")
+        .get(threadId) as { run_id: string } | undefined;
+      if (busy !== undefined) return { locked: false as const, busyWith: `run ${busy.run_id}` };
       const now = this.#clock.nowMs();
       const taken = this.#db
         .prepare(
