@@ -27,6 +27,7 @@ import { ThreadService } from "./core/threads.ts";
 import type { Run } from "./core/types.ts";
 import { createApp, httpOptions } from "./http/app.ts";
 import { wireRun } from "./http/records.ts";
+import { bundleUi } from "./ui.ts";
 import { busWithThreads, ExecutionThreads } from "./worker/execution-threads.ts";
 import { sweepExpired, WorkerPool } from "./worker/worker-pool.ts";
 
@@ -256,6 +257,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     const http = httpOptions(loaded.project.http);
     const userApp = http.app !== undefined ? await importExport(loaded.baseDir, http.app) : undefined;
     const schemas = new GraphSchemas(graphSources, loaded.baseDir, logger);
+    const ui = config.role === "worker" ? new Map() : await bundleUi(loaded.project, loaded.baseDir, logger);
     const app = createApp(
       {
         assistants: backend.assistants,
@@ -267,6 +269,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         schemas,
         runs,
         threadService,
+        ui,
         logger,
         options: { maxBodyBytes: config.maxBodyBytes, keepAliveMs: config.keepAliveMs, version: VERSION },
       },

@@ -20,6 +20,7 @@ import { metaRoutes } from "./routes/meta.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { storeRoutes } from "./routes/store.ts";
 import { threadRoutes } from "./routes/threads.ts";
+import { uiRoutes } from "./routes/ui.ts";
 import { followBodyChanges } from "./validate.ts";
 
 export type { HttpDeps } from "./deps.ts";
@@ -62,5 +63,6 @@ export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefi
   if (!disabled.threads) api.route("/", threadRoutes(deps));
   if (!disabled.runs) api.route("/", runRoutes(deps, { configurableHeaders: http.configurableHeaders }));
   if (!disabled.store) api.route("/", storeRoutes(deps));
+  if (!disabled.ui) api.route("/", uiRoutes(deps.ui));
   return app;
 }

@@ -4,6 +4,7 @@ import type { Logger } from "../core/logger.ts";
 import type { Assistants, EventBus, RunQueue, StoreItems, Threads } from "../core/ports.ts";
 import type { RunService } from "../core/runs.ts";
 import type { ThreadService } from "../core/threads.ts";
+import type { UiBundles } from "./routes/ui.ts";
 
 export interface HttpDeps {
   assistants: Assistants;
@@ -16,6 +17,8 @@ export interface HttpDeps {
   schemas: GraphSchemas;
   runs: RunService;
   threadService: ThreadService;
+  /** Generative UI bundles by agent name (langgraph.json `ui`), built at start. */
+  ui: UiBundles;
   logger: Logger;
   options: {
     /** Requests with a larger body are refused with 413. */

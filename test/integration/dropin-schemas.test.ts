@@ -6,6 +6,7 @@
  * the same fixture project (test/fixtures/schemas), one per request below.
  */
 import { readFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type TestServer } from "../helpers/server.ts";
@@ -71,5 +72,96 @@ describe("graph schemas, as the dev server serves them", () => {
     const assistant = await t.client.assistants.create({ graphId: "annotated" });
     const schemas = await t.client.assistants.getSchemas(assistant.assistant_id);
     expect(schemas).toEqual(official["annotated.schemas"]);
+  });
+});
+
+/**
+ * Generative UI (issue #10 item 20): the `ui` key's components, bundled at
+ * start, served as the dev server serves them to the SDK's
+ * `LoadExternalComponent` (its UiClient, `client["~ui"]`, posts to /ui/{agent}).
+ */
+describe("generative UI, as the dev server serves it", () => {
+  const UI = join(import.meta.dirname, "../fixtures/ui");
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startServer({ configPath: join(UI, "langgraph.json") });
+  });
+  afterAll(async () => t.close());
+
+  const host = () => new URL(t.url).host;
+  const post = (agent: string, body: unknown) =>
+    fetch(`${t.url}/ui/${agent}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+
+  it("answers the snippet LoadExternalComponent inserts, with the shadow root placeholder", async () => {
+    const html = await t.client["~ui"].getComponent("agent", "card");
+    expect(html).toBe(
+      [
+        `<link rel="stylesheet" href="http://${host()}/ui/agent/entrypoint.css" />`,
+        `<script src="http://${host()}/ui/agent/entrypoint.js" onload='__LGUI_agent.render("card", "{{shadowRootId}}")'></script>`,
+      ].join("\n"),
+    );
+    const response = await post("agent", { name: "card" });
+    expect(response.headers.get("content-type")).toBe("text/plain; charset=UTF-8");
+  });
+
+  it("names the bundle's global after the agent, and links no stylesheet when there is none", async () => {
+    const response = await post("weather-agent", { name: "forecast" });
+    expect(await response.text()).toBe(
+      `<script src="http://${host()}/ui/weather-agent/entrypoint.js" onload='__LGUI_weather_agent.render("forecast", "{{shadowRootId}}")'></script>`,
+    );
+  });
+
+  it("makes URLs protocol-relative for a Host other than localhost or 127.0.0.1", async () => {
+    // fetch() cannot set Host: a plain HTTP request, as a reverse proxy would send it.
+    const html = await new Promise<string>((resolve, reject) => {
+      const request = httpRequest(`${t.url}/ui/agent`, { method: "POST", headers: { Host: "agents.example.com:8443", "Content-Type": "application/json" } }, (response) => {
+        response.setEncoding("utf8");
+        let text = "";
+        response.on("data", (chunk: string) => (text += chunk));
+        response.on("end", () => resolve(text));
+      });
+      request.on("error", reject);
+      request.end(JSON.stringify({ name: "card" }));
+    });
+    expect(html).toContain(`<link rel="stylesheet" href="//agents.example.com:8443/ui/agent/entrypoint.css" />`);
+    expect(html).toContain(`<script src="//agents.example.com:8443/ui/agent/entrypoint.js"`);
+  });
+
+  it("serves the bundled JavaScript and CSS with their content types", async () => {
+    const js = await fetch(`${t.url}/ui/agent/entrypoint.js`);
+    expect(js.status).toBe(200);
+    expect(js.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    const code = await js.text();
+    expect(code).toContain("var __LGUI_agent");
+    expect(code).toContain("Weather in ");
+    // React stays outside the bundle: the page provides it (LGUI_REQUIRE).
+    expect(code).toContain(`Symbol.for("LGUI_REQUIRE")`);
+    const css = await fetch(`${t.url}/ui/agent/entrypoint.css`);
+    expect(css.headers.get("content-type")).toBe("text/css; charset=utf-8");
+    expect(await css.text()).toContain(".card {");
+  });
+
+  it("answers 404 for an agent without a UI and for a file not in the bundle", async () => {
+    await expect(t.client["~ui"].getComponent("nope", "card")).rejects.toThrow(/404/);
+    const unknown = await post("nope", { name: "card" });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ detail: "UI of agent 'nope' not found." });
+    expect((await fetch(`${t.url}/ui/agent/missing.js`)).status).toBe(404);
+    expect((await fetch(`${t.url}/ui/nope/entrypoint.js`)).status).toBe(404);
+  });
+
+  it("refuses a request without a component name with 422, naming the field", async () => {
+    const response = await post("agent", {});
+    expect(response.status).toBe(422);
+    expect(((await response.json()) as { detail: string }).detail).toMatch(/name/);
+  });
+
+  it("keeps a component name inside the onload attribute", async () => {
+    const html = await (await post("agent", { name: "it's & more" })).text();
+    expect(html).toContain(`onload='__LGUI_agent.render("it&#39;s &amp; more", "{{shadowRootId}}")'`);
+  });
+
+  it("fails start-up when a component does not bundle, naming its file", async () => {
+    await expect(startServer({ configPath: join(UI, "broken/langgraph.json") })).rejects.toThrow(/UI 'agent' \(.*broken\.jsx.*failed to bundle: .*missing-component/s);
   });
 });
