@@ -253,7 +253,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
       clock,
       limits: { maxPendingPerUser: config.maxPendingPerUser, maxPendingRuns: config.maxPendingRuns },
     });
-    const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, registry, checkpointer, store: backend.store, bus });
+    const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: backend.store, bus });
     const http = httpOptions(loaded.project.http);
     const userApp = http.app !== undefined ? await importExport(loaded.baseDir, http.app) : undefined;
     const schemas = new GraphSchemas(graphSources, loaded.baseDir, logger);

@@ -4,7 +4,7 @@
  * lease. Knows nothing of HTTP or of any datastore.
  */
 import type { RunnableConfig } from "@langchain/core/runnables";
-import { isBaseMessage, isBaseMessageChunk, type BaseMessageChunk } from "@langchain/core/messages";
+import { isBaseMessageChunk, type BaseMessageChunk } from "@langchain/core/messages";
 import { Command } from "@langchain/langgraph";
 import type { BaseStore } from "@langchain/langgraph";
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
@@ -12,9 +12,9 @@ import { coerceError } from "./errors.ts";
 import type { GraphInstance, GraphRegistry } from "./graphs.ts";
 import type { Assistants, EventBus, RunOutcome } from "./ports.ts";
 import { toWire } from "./serialize.ts";
-import { interruptsOf, stateValues, type Snapshot } from "./state.ts";
+import { interruptsOf, stateValues, wireCheckpointPayload, wireTaskPayload, type Snapshot } from "./state.ts";
 import { stoppedFailure } from "./stopped.ts";
-import type { CancelAction, JsonObject, Run, StreamMode } from "./types.ts";
+import type { CancelAction, Run, RunnableConfigRecord, StreamMode } from "./types.ts";
 
 export interface ExecutorDeps {
   registry: GraphRegistry;
@@ -41,11 +41,19 @@ const mergeConfig = (base: RunnableConfig, over: RunnableConfig): RunnableConfig
   tags: [...(base.tags ?? []), ...(over.tags ?? [])],
 });
 
-/** The config a run's graph is invoked with, also used for state reads. */
+/**
+ * A config as the wire spells it (`recursion_limit`), in LangGraph's
+ * spelling (`recursionLimit`). The official server maps this key alone.
+ */
+function langGraphConfig(config: RunnableConfigRecord | undefined): RunnableConfig {
+  const { recursion_limit: recursionLimit, ...rest } = config ?? {};
+  return { ...rest, ...(typeof recursionLimit === "number" ? { recursionLimit } : {}) } as RunnableConfig;
+}
+
+/** The config a run's graph is invoked with. */
 export async function runConfig(run: Run, assistants: Assistants): Promise<RunnableConfig> {
   const assistant = await assistants.get(run.assistant_id);
-  const base = (assistant?.config ?? {}) as RunnableConfig;
-  const merged = mergeConfig(base, run.kwargs.config as RunnableConfig);
+  const merged = mergeConfig(langGraphConfig(assistant?.config), langGraphConfig(run.kwargs.config));
   const checkpointId = run.kwargs.checkpoint_id ?? run.kwargs.checkpoint?.checkpoint_id;
   merged.configurable = {
     ...merged.configurable,
@@ -56,7 +64,9 @@ export async function runConfig(run: Run, assistants: Assistants): Promise<Runna
     ...(checkpointId ? { checkpoint_id: checkpointId } : {}),
     ...(run.kwargs.checkpoint?.checkpoint_ns ? { checkpoint_ns: run.kwargs.checkpoint.checkpoint_ns } : {}),
   };
+  // The assistant's metadata under the run's, as the official server merges them.
   merged.metadata = {
+    ...assistant?.metadata,
     ...merged.metadata,
     ...run.metadata,
     run_id: run.run_id,
@@ -77,6 +87,23 @@ function splitChunk(chunk: unknown, subgraphs: boolean): [string[], string, unkn
   return [[], mode, payload];
 }
 
+/**
+ * A stream chunk as the official server sends it: checkpoints carry
+ * references, not LangGraph's configs (which hold internal keys).
+ */
+function wirePayload(mode: string, payload: unknown): unknown {
+  if (mode === "tasks") return wireTaskPayload(payload);
+  if (mode === "checkpoints") {
+    const { values, metadata, next } = payload as { values: unknown; metadata: unknown; next: unknown };
+    return { values, metadata, next };
+  }
+  if (mode !== "debug") return payload;
+  const chunk = payload as { type?: string; payload?: unknown };
+  if (chunk.type === "checkpoint") return { ...chunk, payload: wireCheckpointPayload(chunk.payload) };
+  if (chunk.type === "task_result") return { ...chunk, payload: wireTaskPayload(chunk.payload) };
+  return chunk;
+}
+
 /** Maps the requested wire stream modes to LangGraph stream modes. */
 function langGraphModes(modes: readonly StreamMode[]): string[] {
   const out = new Set<string>(["values"]);
@@ -87,26 +114,43 @@ function langGraphModes(modes: readonly StreamMode[]): string[] {
   return [...out];
 }
 
-/** Tracks message chunks for the legacy `messages` mode (partial/complete events). */
-class MessageAccumulator {
-  readonly #chunks = new Map<string, BaseMessageChunk>();
-  readonly #seen = new Set<string>();
+/**
+ * The legacy `messages` mode, as the official server produces it: a streamed
+ * message is sent as it grows (`messages/metadata` once, then
+ * `messages/partial` with the text so far), and every message of the root
+ * state that has an id is sent once as `messages/complete` when a `values`
+ * chunk first holds it (the input's messages included).
+ */
+class LegacyMessages {
+  readonly #streamed = new Map<string, BaseMessageChunk>();
+  readonly #completed = new Set<string>();
 
-  emit(message: unknown, metadata: unknown, publish: (event: string, data: unknown) => void): void {
-    if (!isBaseMessage(message)) return;
-    const id = message.id ?? "";
-    if (!this.#seen.has(id)) {
-      this.#seen.add(id);
-      publish("messages/metadata", { [id]: { metadata: toWire(metadata) } });
+  /** A chunk of LangGraph's `messages` mode: `[message, metadata]`. */
+  streamed(message: unknown, metadata: unknown, publish: (event: string, data: unknown) => void): void {
+    // Whole messages a node returns are sent from the state, like the official server.
+    if (!isBaseMessageChunk(message) || !message.id) return;
+    const previous = this.#streamed.get(message.id);
+    if (previous === undefined) {
+      // The official server's metadata is the chat model's callback metadata, which has no tags.
+      const { tags: _tags, ...rest } = (metadata ?? {}) as Record<string, unknown>;
+      publish("messages/metadata", { [message.id]: { metadata: toWire(rest) } });
     }
-    if (isBaseMessageChunk(message)) {
-      const previous = this.#chunks.get(id);
-      const merged = previous === undefined ? message : previous.concat(message);
-      this.#chunks.set(id, merged);
-      publish("messages/partial", [toWire(merged)]);
-    } else {
-      publish("messages/complete", [toWire(message)]);
-    }
+    const merged = previous === undefined ? message : previous.concat(message);
+    this.#streamed.set(message.id, merged);
+    publish("messages/partial", [toWire(merged)]);
+  }
+
+  /** A root `values` chunk. */
+  values(state: unknown, publish: (event: string, data: unknown) => void): void {
+    if (typeof state !== "object" || state === null || !("messages" in state)) return;
+    const messages = (state).messages;
+    const fresh = (Array.isArray(messages) ? messages : [messages]).filter((message) => {
+      const id = (message as { id?: unknown } | null)?.id;
+      if (typeof id !== "string" || id === "" || this.#completed.has(id)) return false;
+      this.#completed.add(id);
+      return true;
+    });
+    if (fresh.length > 0) publish("messages/complete", toWire(fresh));
   }
 }
 
@@ -135,7 +179,7 @@ export async function executeRun(
   /** The last root values chunk that was the state (not an `__interrupt__` notice). */
   let lastState: unknown = undefined;
   let sawInterrupt = false;
-  const messages = new MessageAccumulator();
+  const messages = new LegacyMessages();
 
   const emitChunk = (namespace: string[], mode: string, payload: unknown) => {
     const suffix = namespace.length > 0 ? `|${namespace.join("|")}` : "";
@@ -148,10 +192,11 @@ export async function executeRun(
     if (mode === "messages") {
       const [message, metadata] = payload as [unknown, unknown];
       if (wants.has("messages-tuple")) publish(`messages${suffix}`, [toWire(message), toWire(metadata)]);
-      if (wants.has("messages")) messages.emit(message, metadata, (event, data) => publish(`${event}${suffix}`, data));
+      if (wants.has("messages")) messages.streamed(message, metadata, publish);
       return;
     }
-    if (wants.has(mode as StreamMode)) publish(`${mode}${suffix}`, toWire(payload));
+    if (wants.has(mode as StreamMode)) publish(`${mode}${suffix}`, toWire(wirePayload(mode, payload)));
+    if (mode === "values" && namespace.length === 0 && wants.has("messages")) messages.values(payload, publish);
   };
 
   try {
@@ -163,6 +208,8 @@ export async function executeRun(
       streamMode: langGraphModes(requested),
       // Subgraph namespaces cost about a millisecond per run: only when asked.
       subgraphs: run.kwargs.stream_subgraphs,
+      // The graph's root run is the run itself, in events and traces, as on the official server.
+      runId: run.run_id,
       ...(run.kwargs.interrupt_before ? { interruptBefore: run.kwargs.interrupt_before } : {}),
       ...(run.kwargs.interrupt_after ? { interruptAfter: run.kwargs.interrupt_after } : {}),
       ...(run.kwargs.durability ? { durability: run.kwargs.durability } : {}),
@@ -184,10 +231,9 @@ export async function executeRun(
     // The last values chunk is the thread's final state, unless the run
     // stopped at an interrupt (then the pending tasks are read back).
     const stoppedEarly = sawInterrupt || run.kwargs.interrupt_before !== null || run.kwargs.interrupt_after !== null || lastState === undefined;
-    const { values, interrupts } = stoppedEarly
+    const { values, interrupts, status } = stoppedEarly
       ? await threadAfter(graph, run)
-      : { values: stateValues({ values: lastState } as Snapshot), interrupts: {} };
-    const interrupted = Object.keys(interrupts).length > 0;
+      : { values: stateValues({ values: lastState } as Snapshot), interrupts: {}, status: "idle" as const };
     return {
       handBack: false,
       outcome: {
@@ -197,13 +243,13 @@ export async function executeRun(
         // At an interrupt LangGraph's last values chunk is only `__interrupt__`:
         // answer with the state and the interrupt, as the official server does.
         output: { ...(values ?? {}), ...((toWire(lastValues)) ?? {}) },
-        thread: { values, interrupts, status: interrupted ? "interrupted" : "idle" },
+        thread: { values, interrupts, status },
       },
     };
   } catch (thrown) {
     const reason = stopReason();
     const error = coerceError(thrown);
-    const thread = await threadAfter(graph, run).catch(() => ({ values: null, interrupts: {} }));
+    const { status: _status, ...thread } = await threadAfter(graph, run).catch(() => ({ values: null, interrupts: {}, status: "idle" as const }));
     if (reason?.kind === "shutdown") {
       return { handBack: true, outcome: { status: "interrupted", error: null, erase: false, output: null, thread: { ...thread, status: "idle" } } };
     }
@@ -239,8 +285,15 @@ export async function executeRun(
   }
 }
 
-async function threadAfter(graph: GraphInstance | undefined, run: Run): Promise<{ values: JsonObject | null; interrupts: Record<string, unknown[]> }> {
-  if (graph === undefined) return { values: null, interrupts: {} };
+/**
+ * The thread after a run that stopped early: `interrupted` while tasks
+ * remain (an `interrupt()` or an `interrupt_before`/`interrupt_after`
+ * breakpoint), as the official server sets it.
+ */
+async function threadAfter(graph: GraphInstance | undefined, run: Run): Promise<RunOutcome["thread"]> {
+  if (graph === undefined) return { values: null, interrupts: {}, status: "idle" };
   const state = await graph.getState({ configurable: { thread_id: run.thread_id } });
-  return { values: stateValues(state), interrupts: interruptsOf(state) };
+  const interrupts = interruptsOf(state);
+  const waiting = (state.next?.length ?? 0) > 0 || Object.keys(interrupts).length > 0;
+  return { values: stateValues(state), interrupts, status: waiting ? "interrupted" : "idle" };
 }

@@ -6,18 +6,21 @@ import { randomUUID } from "node:crypto";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import type { BaseStore } from "@langchain/langgraph";
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
+import { systemAssistantId } from "./assistants.ts";
 import { BatonError, ErrorCode, notFound } from "./errors.ts";
 import type { GraphInstance, GraphRegistry } from "./graphs.ts";
-import type { EventBus, RunQueue, Threads } from "./ports.ts";
-import { emptyThreadState, interruptsOf, stateValues, toThreadState, type Snapshot } from "./state.ts";
+import type { Assistants, EventBus, RunQueue, Threads } from "./ports.ts";
+import { emptyThreadState, interruptsOf, referenceKeys, stateValues, toThreadState, type Snapshot } from "./state.ts";
 import type { Thread } from "./types.ts";
 
 /** Longest a state update may hold its thread (a crashed update's lock expires). */
 const STATE_UPDATE_LOCK_MS = 30_000;
 
+/** A checkpoint as a client names it; a subgraph's carries its namespace (and no id when it is the latest). */
 export interface CheckpointRef {
   checkpoint_id?: string | undefined;
   checkpoint_ns?: string | undefined;
+  checkpoint_map?: unknown;
 }
 
 export class ThreadService {
@@ -25,6 +28,7 @@ export class ThreadService {
     private readonly deps: {
       threads: Threads;
       runs: RunQueue;
+      assistants: Assistants;
       registry: GraphRegistry;
       checkpointer: BaseCheckpointSaver;
       store: BaseStore;
@@ -38,9 +42,19 @@ export class ThreadService {
     return thread;
   }
 
-  async #graph(thread: Thread, config: RunnableConfig): Promise<GraphInstance | null> {
+  /**
+   * The thread's graph. A factory is built with the config of the thread's
+   * assistant (the one its last run used, or the graph's system assistant),
+   * as for a run: a factory that needs its configuration must not fail here.
+   */
+  async #graph(thread: Thread): Promise<GraphInstance | null> {
     const graphId = thread.metadata.graph_id;
     if (typeof graphId !== "string" || !this.deps.registry.has(graphId)) return null;
+    const assistantId = thread.metadata.assistant_id;
+    const assistant =
+      (typeof assistantId === "string" ? await this.deps.assistants.get(assistantId) : null) ?? (await this.deps.assistants.get(systemAssistantId(graphId)));
+    const base = assistant?.graph_id === graphId ? assistant.config : {};
+    const config = { ...base, configurable: { ...base.configurable, thread_id: thread.thread_id, graph_id: graphId } } as RunnableConfig;
     return this.deps.registry.instance(graphId, config, { checkpointer: this.deps.checkpointer, store: this.deps.store });
   }
 
@@ -50,6 +64,7 @@ export class ThreadService {
         thread_id: threadId,
         ...(ref?.checkpoint_id ? { checkpoint_id: ref.checkpoint_id } : {}),
         ...(ref?.checkpoint_ns ? { checkpoint_ns: ref.checkpoint_ns } : {}),
+        ...(ref?.checkpoint_map !== undefined && ref.checkpoint_map !== null ? { checkpoint_map: ref.checkpoint_map } : {}),
       },
     };
   }
@@ -57,12 +72,12 @@ export class ThreadService {
   async state(threadId: string, options: { subgraphs?: boolean; checkpoint?: CheckpointRef }): Promise<Record<string, unknown>> {
     const thread = await this.get(threadId);
     const config = this.#config(threadId, options.checkpoint);
-    const graph = await this.#graph(thread, config);
-    if (graph === null) return emptyThreadState(threadId);
+    const graph = await this.#graph(thread);
+    if (graph === null) return emptyThreadState();
     const snapshot = (await graph.getState(config, { subgraphs: options.subgraphs ?? false })) as Snapshot;
     if (snapshot.config?.configurable?.checkpoint_id === undefined) {
       if (options.checkpoint?.checkpoint_id) throw notFound("Checkpoint", options.checkpoint.checkpoint_id);
-      return emptyThreadState(threadId);
+      return emptyThreadState();
     }
     return toThreadState(snapshot);
   }
@@ -73,7 +88,7 @@ export class ThreadService {
   ): Promise<Record<string, unknown>[]> {
     const thread = await this.get(threadId);
     const config = this.#config(threadId, options.checkpoint);
-    const graph = await this.#graph(thread, config);
+    const graph = await this.#graph(thread);
     if (graph === null) return [];
     const out: Record<string, unknown>[] = [];
     const iterator = graph.getStateHistory(config, {
@@ -119,29 +134,24 @@ export class ThreadService {
   ): Promise<{ checkpoint: Record<string, unknown> }> {
     const threadId = thread.thread_id;
     const config = this.#config(threadId, input.checkpoint);
-    const graph = await this.#graph(thread, config);
+    const graph = await this.#graph(thread);
     if (graph === null) {
       throw new BatonError(
         ErrorCode.conflict,
         `Thread '${threadId}' has no graph yet: run a graph on it first, or create it with metadata.graph_id set to one of: ${this.deps.registry.ids.join(", ")}.`,
       );
     }
-    const next = await graph.updateState(config, input.values, input.as_node);
+    // The graph id goes into the new checkpoint's metadata, as on the official server.
+    const next = await graph.updateState({ configurable: { ...config.configurable, graph_id: thread.metadata.graph_id } }, input.values, input.as_node);
     const snapshot = (await graph.getState({ configurable: { thread_id: threadId } })) as Snapshot;
     const interrupts = interruptsOf(snapshot);
     await this.deps.threads.setState(threadId, {
       values: stateValues(snapshot),
       interrupts,
-      status: Object.keys(interrupts).length > 0 ? "interrupted" : "idle",
+      // Tasks still to run (a breakpoint, an answered or pending interrupt) leave it interrupted.
+      status: (snapshot.next?.length ?? 0) > 0 || Object.keys(interrupts).length > 0 ? "interrupted" : "idle",
     });
-    const c = next.configurable ?? {};
-    return {
-      checkpoint: {
-        thread_id: c.thread_id ?? threadId,
-        checkpoint_ns: c.checkpoint_ns ?? "",
-        checkpoint_id: c.checkpoint_id ?? null,
-        checkpoint_map: c.checkpoint_map ?? null,
-      },
-    };
+    // The new checkpoint's reference as LangGraph returns it (a subgraph's carries its checkpoint map).
+    return { checkpoint: referenceKeys(next) };
   }
 }
