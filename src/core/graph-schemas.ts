@@ -42,7 +42,7 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 import(workerData.extractor)
   .then(({ getStaticGraphSchema }) => getStaticGraphSchema(workerData.specs, { mainThread: true }))
-  .then((result) => parentPort.postMessage({ result }), (error) => parentPort.postMessage({ error: String(error && error.stack || error) }));
+  .then((result) => parentPort.postMessage({ result }), (error) => parentPort.postMessage({ error: String((error && error.message) || error) }));
 `;
 
 export class GraphSchemas {
@@ -106,16 +106,17 @@ export class GraphSchemas {
     try {
       return (await this.#all)[graphId];
     } catch (error) {
-      // One graph the compiler cannot read fails the run for all: retry this one alone.
       let single = this.#single.get(graphId);
       if (single === undefined) {
-        if (this.#single.size === 0) this.#logger.warn("schemas:static-failed", { error: coerceError(error).message, detail: "extracting each graph on its own" });
-        single = this.#extract({ [graphId]: this.#specs[graphId]! }).then(
+        // One graph the compiler cannot read fails the run for all: each is retried alone (a project of one graph already was).
+        const alone = Object.keys(this.#specs).length === 1 ? Promise.reject(coerceError(error)) : this.#extract({ [graphId]: this.#specs[graphId]! });
+        single = alone.then(
           (result) => result[graphId],
           (cause: unknown) => {
             this.#logger.warn("schemas:static-failed", {
               graph_id: graphId,
-              error: coerceError(cause).message,
+              file: this.#specs[graphId]!.sourceFile,
+              error: `the TypeScript schema extractor failed: ${coerceError(cause).message}`,
               detail: "its schemas name its state channels, untyped",
             });
             return undefined;

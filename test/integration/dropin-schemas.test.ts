@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type TestServer } from "../helpers/server.ts";
+import { EXECUTION_THREADS, SCALE_OUT, startServer, type TestServer } from "../helpers/server.ts";
 
 const DIR = join(import.meta.dirname, "../fixtures/schemas");
 const official = JSON.parse(readFileSync(join(DIR, "expected/dev-server.json"), "utf8")) as Record<string, unknown>;
@@ -73,6 +73,28 @@ describe("graph schemas, as the dev server serves them", () => {
     const schemas = await t.client.assistants.getSchemas(assistant.assistant_id);
     expect(schemas).toEqual(official["annotated.schemas"]);
   });
+});
+
+/** The compiler's work does not depend on the backend: run once, in the embedded project. */
+describe.skipIf(SCALE_OUT || EXECUTION_THREADS === 0)("graph schemas without types", () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startServer({ configPath: join(DIR, "untyped/langgraph.json") });
+  });
+  afterAll(async () => t.close());
+
+  it("names a JavaScript graph's channels, untyped, where the dev server answers 500", async () => {
+    const schemas = await t.client.assistants.getSchemas("plain");
+    const channels = { type: "object", properties: { topic: {}, notes: {} } };
+    expect(schemas).toEqual({
+      graph_id: "plain",
+      input_schema: channels,
+      output_schema: channels,
+      state_schema: channels,
+      config_schema: { type: "object", properties: {} },
+      context_schema: { type: "object", properties: {} },
+    });
+  }, 120_000);
 });
 
 /**
