@@ -69,28 +69,18 @@ export class GraphSchemas {
   async root(graphId: string, graph: GraphInstance): Promise<GraphSchema> {
     const runtime = await getRuntimeGraphSchema(graph as unknown as Pregel<any, any>);
     if (runtime !== undefined) return runtime;
-    const found = await this.#static(graphId);
-    const own = found === undefined ? undefined : rootKey(found);
-    return own === undefined ? channelSchemas(graph) : found![own]!;
+    return (await this.#typed(graphId)) ?? channelSchemas(graph);
   }
 
   /**
    * The schemas of a graph's subgraphs, by namespace, as
-   * `getSubgraphsAsync(namespace, recurse)` lists them. A subgraph the
-   * static pass did not find gets its parent graph's schemas, as on the
-   * official server.
+   * `getSubgraphsAsync(namespace, recurse)` lists them.
    */
   async subgraphs(graphId: string, graph: GraphInstance, namespace: string | undefined, recurse: boolean): Promise<Record<string, GraphSchema>> {
     const out: Record<string, GraphSchema> = {};
     for await (const [ns, subgraph] of graph.getSubgraphsAsync(namespace, recurse)) {
       const runtime = await getRuntimeGraphSchema(subgraph as unknown as Pregel<any, any>);
-      if (runtime !== undefined) {
-        out[ns] = runtime;
-        continue;
-      }
-      const found = await this.#static(graphId);
-      const own = found === undefined ? undefined : rootKey(found);
-      out[ns] = own === undefined ? channelSchemas(subgraph) : (found![`${own}|${ns}`] ?? found![own]!);
+      out[ns] = runtime ?? (await this.#typed(graphId, ns)) ?? channelSchemas(subgraph);
     }
     return out;
   }
@@ -99,6 +89,17 @@ export class GraphSchemas {
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.all([...this.#workers].map((worker) => worker.terminate()));
+  }
+
+  /**
+   * A graph's static schemas, or with `ns` its subgraph's; a subgraph the
+   * static pass did not find gets the root graph's, as on the official server.
+   */
+  async #typed(graphId: string, ns?: string): Promise<GraphSchema | undefined> {
+    const found = await this.#static(graphId);
+    const own = found === undefined ? undefined : Object.keys(found).find((key) => !key.includes("|"));
+    if (own === undefined) return undefined;
+    return (ns === undefined ? undefined : found![`${own}|${ns}`]) ?? found![own];
   }
 
   async #static(graphId: string): Promise<StaticSchemas | undefined> {
@@ -166,9 +167,6 @@ export class GraphSchemas {
       .finally(() => void worker.terminate());
   }
 }
-
-/** The graph's own entry: the one key without a `|`. */
-const rootKey = (schemas: StaticSchemas): string | undefined => Object.keys(schemas).find((key) => !key.includes("|"));
 
 /** What is known without types: an object with the graph's state channels. */
 function channelSchemas(graph: GraphInstance): GraphSchema {
