@@ -11,5 +11,9 @@ import { projectDirFromArgs, registerProjectResolution } from "../src/project/re
 
 registerCjs();
 register();
-registerProjectResolution(projectDirFromArgs(argv.slice(2), env));
+// A project on LangChain releases Baton does not support keeps Baton's own
+// copies, so that the server starts far enough to refuse it by name.
+const projectDir = projectDirFromArgs(argv.slice(2), env);
+const { sharedPackagesSupported } = await import("../src/project/packages.ts");
+if (sharedPackagesSupported(projectDir)) registerProjectResolution(projectDir);
 await import("../src/cli/main.ts");

@@ -77,6 +77,17 @@ export function isSupported(name: SharedPackage, version: string): boolean {
   return !parsed.pre;
 }
 
+/**
+ * Whether every shared package `projectDir` resolves is supported: only then
+ * may the resolve hook point Baton at the project's copies. Baton's modules
+ * do not even link against an older release (LangGraph 0.2 has no `Command`
+ * export), so with one they keep Baton's copies, and the start is refused by
+ * checkSharedPackages with the versions.
+ */
+export function sharedPackagesSupported(projectDir: string): boolean {
+  return resolveSharedPackages(projectDir).every((p) => isSupported(p.name, p.version));
+}
+
 /** Throws a ConfigError naming every shared package whose resolved version Baton does not support. */
 export function checkSharedPackages(packages: ResolvedPackage[]): void {
   const bad = packages.filter((p) => !isSupported(p.name, p.version));

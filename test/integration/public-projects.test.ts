@@ -1,0 +1,47 @@
+/**
+ * Shapes of public LangGraph.js projects served unchanged, each reduced to a
+ * small fixture that reproduces what went wrong when the real project was
+ * tried (the projects' own code is not copied here, and tests use no network).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { killAll, ROOT, runBaton } from "../helpers/process.ts";
+
+afterAll(() => killAll());
+
+/**
+ * The 2024 templates (new-langgraphjs-project, react-agent-js, ...) pin
+ * @langchain/langgraph 0.2 in their lockfiles. Such a release lacks exports
+ * Baton's own modules import (`Command`, among others): the start must still
+ * end with the refusal that names the package, not a link error from Baton's
+ * code. The project's copy is made at test time (node_modules is not
+ * committed): a module with only a 0.2-era export.
+ */
+describe("a project on a LangGraph release without Baton's imports", () => {
+  mkdirSync(join(ROOT, ".test-projects"), { recursive: true });
+  const project = mkdtempSync(join(ROOT, ".test-projects", "langgraph-0.2-"));
+  beforeAll(() => {
+    const pkg = join(project, "node_modules/@langchain/langgraph");
+    mkdirSync(pkg, { recursive: true });
+    writeFileSync(join(pkg, "package.json"), JSON.stringify({ name: "@langchain/langgraph", version: "0.2.5", type: "module", exports: { ".": "./index.js" } }));
+    writeFileSync(join(pkg, "index.js"), "export class StateGraph {}\n");
+    writeFileSync(join(project, "graph.ts"), 'import { StateGraph } from "@langchain/langgraph";\nexport const graph = new StateGraph();\n');
+    writeFileSync(join(project, "langgraph.json"), JSON.stringify({ graphs: { agent: "./graph.ts:graph" } }));
+  });
+  afterAll(() => rmSync(project, { recursive: true, force: true }));
+
+  it.each(["serve", "dev"])("`baton %s` refuses it naming package, version and range", async (command) => {
+    const baton = runBaton([command, "--config", join(project, "langgraph.json"), "--port", "0", "--no-reload", "--data-dir", join(project, ".baton")]);
+    expect(await baton.exited).toBe(1);
+    const { stderr } = baton.output();
+    expect(stderr).not.toMatch(/SyntaxError|does not provide an export/);
+    expect(stderr).toMatch(/@langchain\/langgraph 0\.2\.5 \(at .*langgraph-0\.2-.*\) is not supported: Baton needs >=1\.0\.0 <2\.0\.0/);
+  });
+
+  it("`baton --help` still prints the usage from the project's folder", async () => {
+    const baton = runBaton(["--help"], { cwd: project });
+    expect(await baton.exited).toBe(0);
+    expect(baton.output().stdout).toMatch(/^Usage: baton/);
+  });
+});
