@@ -13,6 +13,7 @@ const BOTH_BACKENDS = [
   "test/integration/dropin-http.test.ts",
   "test/integration/dropin-state.test.ts",
   "test/integration/dropin-schemas.test.ts",
+  "test/integration/dropin-thread-config.test.ts",
 ];
 
 export default defineConfig({

@@ -24,7 +24,7 @@ import {
   type PendingWrite,
   type SerializerProtocol,
 } from "@langchain/langgraph-checkpoint";
-import { FENCE_KEY } from "../core/executor.ts";
+import { CONFIGURABLE_METADATA_KEY, FENCE_KEY } from "../core/executor.ts";
 
 export interface CheckpointRow {
   thread_id: string;
@@ -147,10 +147,17 @@ export class RowCheckpointer extends BaseCheckpointSaver {
     if (!threadId) throw new Error('Cannot save a checkpoint without "thread_id" in config.configurable.');
     const ns = (config.configurable?.checkpoint_ns as string | undefined) ?? "";
     // Like the official server, checkpoints carry the run's metadata (run_id,
-    // graph_id, assistant_id, the user's own), minus LangGraph's bookkeeping.
+    // graph_id, assistant_id, the user's own) and, for a run, its
+    // configurable under it (the user's keys, copied request headers), minus
+    // LangGraph's bookkeeping and internal keys: history can be filtered by
+    // either. Only runs ask for the configurable: a checkpointer on its own
+    // stores metadata as given.
     const merged: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(config.metadata ?? {})) {
-      if (!EXCLUDED_METADATA_KEYS.has(key) && !key.startsWith("__")) merged[key] = value;
+    const configurable = config.configurable?.[CONFIGURABLE_METADATA_KEY] === true ? config.configurable : undefined;
+    for (const source of [configurable, config.metadata]) {
+      for (const [key, value] of Object.entries(source ?? {})) {
+        if (!EXCLUDED_METADATA_KEYS.has(key) && !key.startsWith("__")) merged[key] = value;
+      }
     }
     Object.assign(merged, metadata);
     const [type, serializedCheckpoint] = await this.serde.dumpsTyped(copyCheckpoint(checkpoint));

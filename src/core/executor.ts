@@ -161,6 +161,12 @@ class LegacyMessages {
  */
 export const FENCE_KEY = "__baton_fence";
 
+/**
+ * The configurable key that asks the checkpoint saver to copy the run's
+ * configurable into each checkpoint's metadata, as the official server does.
+ */
+export const CONFIGURABLE_METADATA_KEY = "__baton_configurable_metadata";
+
 export async function executeRun(
   run: Run,
   deps: ExecutorDeps,
@@ -173,7 +179,7 @@ export async function executeRun(
   const requested = run.kwargs.stream_mode;
   const wants = new Set<StreamMode>(requested);
   const config = await runConfig(run, deps.assistants);
-  if (fence !== undefined) config.configurable = { ...config.configurable, [FENCE_KEY]: fence };
+  config.configurable = { ...config.configurable, [CONFIGURABLE_METADATA_KEY]: true, ...(fence !== undefined ? { [FENCE_KEY]: fence } : {}) };
   let graph: GraphInstance | undefined;
   let lastValues: unknown = null;
   /** The last root values chunk that was the state (not an `__interrupt__` notice). */

@@ -17,8 +17,9 @@ import type { Clock } from "../../core/clock.ts";
 import { isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import { decideSweep, stoppedFailure } from "../../core/stopped.ts";
+import { mergeThreadConfig } from "../../core/thread-config.ts";
 import type { ClaimPolicy, Fence, FinishResult, LeaseKeeper, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
-import type { CancelAction, JsonObject, Run, RunStatus } from "../../core/types.ts";
+import type { CancelAction, JsonObject, Run, RunStatus, RunnableConfigRecord } from "../../core/types.ts";
 import { pgCode, transaction, UNIQUE_VIOLATION, type Queryable } from "./database.ts";
 import { startThreadLeaseKeeper } from "./lease-keeper.ts";
 import { deleteThreadRows, jsonb, toRun, type RunRow } from "./rows.ts";
@@ -66,8 +67,12 @@ export class PostgresRunQueue implements RunQueue {
     return transaction(this.#pool, async (db) => {
       const now = this.#clock.nowMs();
       const iso = isoFromMs(now);
-      const locked = await db.query<{ metadata: JsonObject }>("SELECT metadata FROM threads WHERE thread_id = $1 FOR UPDATE", [input.thread_id]);
+      const locked = await db.query<{ metadata: JsonObject; config: RunnableConfigRecord }>(
+        "SELECT metadata, config FROM threads WHERE thread_id = $1 FOR UPDATE",
+        [input.thread_id],
+      );
       let threadMetadata: JsonObject = {};
+      let threadConfig: RunnableConfigRecord = {};
       if (locked.rows[0] === undefined) {
         if (input.if_not_exists === "reject") throw notFound("Thread", input.thread_id);
         const inserted = await db.query(
@@ -77,17 +82,24 @@ export class PostgresRunQueue implements RunQueue {
         );
         // Another process created it meanwhile: lock and use theirs.
         if (inserted.rowCount === 0) {
-          const again = await db.query<{ metadata: JsonObject }>("SELECT metadata FROM threads WHERE thread_id = $1 FOR UPDATE", [input.thread_id]);
+          const again = await db.query<{ metadata: JsonObject; config: RunnableConfigRecord }>(
+            "SELECT metadata, config FROM threads WHERE thread_id = $1 FOR UPDATE",
+            [input.thread_id],
+          );
           threadMetadata = again.rows[0]?.metadata ?? {};
+          threadConfig = again.rows[0]?.config ?? {};
         }
       } else {
         threadMetadata = locked.rows[0].metadata;
+        threadConfig = locked.rows[0].config;
         // The official server records on the thread which graph last ran on it.
         await db.query("UPDATE threads SET metadata = metadata || $2::jsonb WHERE thread_id = $1", [
           input.thread_id,
           jsonb({ graph_id: input.graph_id, assistant_id: input.assistant_id }),
         ]);
       }
+      const config = mergeThreadConfig(threadConfig, input.kwargs.config);
+      await db.query("UPDATE threads SET config = $2::jsonb WHERE thread_id = $1", [input.thread_id, jsonb(config.thread)]);
       const owner = runOwner(input.metadata, threadMetadata);
       if (limits !== undefined) {
         // One create per user at a time, so the per-user count is exact
@@ -114,7 +126,7 @@ export class PostgresRunQueue implements RunQueue {
           input.graph_id,
           jsonb(input.metadata),
           input.multitask_strategy,
-          jsonb(input.kwargs),
+          jsonb({ ...input.kwargs, config: config.run }),
           Math.max(now, input.available_at_ms),
           owner,
           iso,

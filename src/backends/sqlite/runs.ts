@@ -12,8 +12,9 @@ import type { Clock } from "../../core/clock.ts";
 import { isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import { decideSweep, stoppedFailure } from "../../core/stopped.ts";
+import { mergeThreadConfig } from "../../core/thread-config.ts";
 import type { ClaimPolicy, Fence, FinishResult, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
-import type { CancelAction, Run, RunStatus } from "../../core/types.ts";
+import type { CancelAction, Run, RunStatus, RunnableConfigRecord } from "../../core/types.ts";
 import { deleteThreadRows, json, toRun, type RunRow } from "./rows.ts";
 
 export class SqliteRunQueue implements RunQueue {
@@ -71,8 +72,8 @@ export class SqliteRunQueue implements RunQueue {
     return this.#db.transaction((): RunCreated => {
       const now = this.#clock.nowMs();
       const iso = isoFromMs(now);
-      const thread = this.#db.prepare("SELECT thread_id, metadata FROM threads WHERE thread_id = ?").get(input.thread_id) as
-        | { thread_id: string; metadata: string }
+      const thread = this.#db.prepare("SELECT thread_id, metadata, config FROM threads WHERE thread_id = ?").get(input.thread_id) as
+        | { thread_id: string; metadata: string; config: string }
         | undefined;
       if (thread === undefined) {
         if (input.if_not_exists === "reject") throw notFound("Thread", input.thread_id);
@@ -97,6 +98,8 @@ export class SqliteRunQueue implements RunQueue {
           .get(owner) as { total: number; mine: number };
         checkQueueRoom(limits, owner, pending.mine, pending.total);
       }
+      const config = mergeThreadConfig(thread === undefined ? {} : (JSON.parse(thread.config) as RunnableConfigRecord), input.kwargs.config);
+      this.#db.prepare("UPDATE threads SET config = ? WHERE thread_id = ?").run(json(config.thread), input.thread_id);
       const inflight = this.#inflight.all(input.thread_id).map(toRun);
       const order = decideAdmission(input.multitask_strategy, inflight);
       const cancelled = order.cancel.map(({ run, action }) => this.#cancelOne(run, action, iso));
@@ -107,7 +110,7 @@ export class SqliteRunQueue implements RunQueue {
         input.graph_id,
         json(input.metadata),
         input.multitask_strategy,
-        json(input.kwargs),
+        json({ ...input.kwargs, config: config.run }),
         Math.max(now, input.available_at_ms),
         owner,
         iso,
