@@ -1,0 +1,345 @@
+/**
+ * Baton is a drop-in for the published dev server, call by call: the same
+ * fixture project is served by `langgraphjs dev` (`@langchain/langgraph-cli`)
+ * and by Baton, both are driven with the same official SDK calls, and the
+ * answers are compared after ids and times are normalised (normalise.ts).
+ * Where the dev server differs on purpose (docs/compatibility.md, "Deliberate
+ * differences"), the comparison names the row and compares modulo it.
+ */
+import { join } from "node:path";
+import type { Client } from "@langchain/langgraph-sdk";
+import { Command, GraphInterrupt } from "@langchain/langgraph";
+import { RemoteGraph } from "@langchain/langgraph/remote";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startDevServer, type DevServer } from "../helpers/dev-server.ts";
+import { startServer, type TestServer } from "../helpers/server.ts";
+import { normalise, shape } from "./normalise.ts";
+
+const PROJECT = join(import.meta.dirname, "../fixtures/differential/langgraph.json");
+
+let dev: DevServer;
+let baton: TestServer;
+beforeAll(async () => {
+  [dev, baton] = await Promise.all([startDevServer(PROJECT), startServer({ configPath: PROJECT })]);
+}, 90_000);
+afterAll(async () => {
+  await Promise.all([dev?.close(), baton?.close()]);
+});
+
+type Json = Record<string, unknown>;
+type Event = { event: string; data: unknown };
+
+/** Runs the same script against both servers at once: [dev server's answer, Baton's answer]. */
+async function both<T>(script: (client: Client) => Promise<T>): Promise<[T, T]> {
+  return Promise.all([script(dev.client), script(baton.client)]);
+}
+
+/**
+ * A documented difference: a transform of the dev server's answer into what
+ * Baton answers instead, named after its row in docs/compatibility.md
+ * ("Deliberate differences from the published dev server").
+ */
+type Modulo = (value: unknown) => unknown;
+
+/** Applies `change` to every object in `value`, depth first; `change` returns the replacement. */
+function mapObjects(value: unknown, change: (object: Json) => Json): unknown {
+  if (Array.isArray(value)) return value.map((item) => mapObjects(item, change));
+  if (value !== null && typeof value === "object") {
+    const out: Json = {};
+    for (const [key, item] of Object.entries(value)) out[key] = mapObjects(item, change);
+    return change(out);
+  }
+  return value;
+}
+
+const without = (object: Json, keys: readonly string[]): Json => Object.fromEntries(Object.entries(object).filter(([key]) => !keys.includes(key)));
+
+/** A checkpoint's metadata as LangGraph writes it (`source`, `step`, `parents`). */
+const isCheckpointMetadata = (object: Json) => "source" in object && "step" in object && "parents" in object;
+
+/**
+ * Row "checkpoint and run metadata": Baton adds none of the platform keys,
+ * and a subgraph's checkpoint metadata is what LangGraph writes under
+ * graph.stream() (the dev server's, under streamEvents(), also has the
+ * task's `langgraph_*` keys and `checkpoint_ns`).
+ */
+const platformMetadata: Modulo = (value) =>
+  mapObjects(value, (object) => {
+    const platform = without(object, ["langgraph_version", "langgraph_plan", "langgraph_host", "langgraph_api_url"]);
+    if (!isCheckpointMetadata(object) || !("checkpoint_ns" in object)) return platform;
+    return without(platform, ["checkpoint_ns", "checkpoint_map", "langgraph_checkpoint_ns", "langgraph_node", "langgraph_path", "langgraph_step", "langgraph_triggers"]);
+  });
+
+/** Row "empty thread state": Baton answers `metadata: {}` where the dev server has none. */
+const emptyStateMetadata: Modulo = (value) =>
+  mapObjects(value, (object) => ("checkpoint" in object && object.checkpoint === null && "tasks" in object && !("metadata" in object) ? { ...object, metadata: {} } : object));
+
+/**
+ * Row "thread records": Baton sends every field of a thread, `values`
+ * (null) and `interrupts` ({}) before any run, and `error`; the dev server
+ * leaves out what it has not set.
+ */
+const threadFields: Modulo = (value) =>
+  mapObjects(value, (object) =>
+    "thread_id" in object && "status" in object && "created_at" in object ? { values: null, interrupts: {}, error: null, ...object } : object,
+  );
+
+/**
+ * Row "a chat model's reply in a run that streams no messages": the dev server
+ * always runs the graph under streamEvents(), so a model streams and its
+ * reply is a chunk with id `run-<model call id>` (and `tool_call_chunks` in
+ * `updates`); under Baton's graph.stream() the model generates at once and
+ * LangGraph's reducer gives the reply a UUID.
+ */
+const modelNotStreamed: Modulo = (value) =>
+  mapObjects(value, (object) => {
+    if (object.type !== "ai" || typeof object.id !== "string" || !object.id.startsWith("run-")) return object;
+    const { tool_call_chunks: chunks, ...rest } = object;
+    return { ...rest, id: object.id.slice("run-".length), ...(Array.isArray(chunks) && chunks.length > 0 ? { tool_call_chunks: chunks } : {}) };
+  });
+
+/** Row "`checkpoints` events with `stream_subgraphs` (any modes)": the dev server sends them unasked. */
+const unaskedCheckpoints: Modulo = (value) =>
+  Array.isArray(value) ? value.filter((e: Event) => !(e.event === "checkpoints" || e.event.startsWith("checkpoints|"))) : value;
+
+/** Asserts that both answers are equal once normalised, modulo the documented differences named. */
+function expectSame<T>([fromDev, fromBaton]: [T, T], ...modulo: Modulo[]): void {
+  // Transformed before normalising, so ids a transform drops are not numbered.
+  const expected = modulo.reduce<unknown>((value, change) => change(value), fromDev);
+  expect(normalise(fromBaton)).toEqual(normalise(expected));
+}
+
+/**
+ * For streams of several modes: the events of each mode, in order, and the
+ * order of the `metadata`, `values` and `updates` events among themselves.
+ * How token events interleave with the events of other modes is not
+ * compared: on both servers it depends on when LangChain's callbacks run.
+ */
+function byMode(events: Event[]): { modes: Record<string, unknown[]>; order: string[] } {
+  const modes: Record<string, unknown[]> = {};
+  for (const e of events) (modes[e.event] ??= []).push(e.data);
+  const order = events.filter((e) => ["metadata", "values", "updates"].includes(e.event.split("|")[0]!)).map((e) => e.event);
+  return { modes, order };
+}
+
+async function collect(stream: AsyncIterable<{ event: string; data: unknown }>): Promise<Event[]> {
+  const events: Event[] = [];
+  for await (const e of stream) events.push({ event: e.event, data: e.data });
+  return events;
+}
+
+const human = (content: string) => ({ messages: [{ role: "user", content }] });
+
+describe("assistants", () => {
+  it("searches and gets the system assistants alike (ids included)", async () => {
+    const answers = await both(async (client) => {
+      const found = await client.assistants.search({ limit: 10 });
+      const byGraph = await client.assistants.get("chat");
+      const byId = await client.assistants.get(byGraph.assistant_id);
+      return { found: found.sort((a, b) => a.graph_id.localeCompare(b.graph_id)), byGraph, byId };
+    });
+    const ids = new Set(answers[0].found.map((a) => a.assistant_id));
+    expect(normalise(answers[1], ids)).toEqual(normalise(answers[0], ids));
+  });
+
+  it("draws the graphs alike", async () => {
+    for (const graph of ["chat", "approve", "parent", "configured"]) {
+      expectSame(await both((client) => client.assistants.getGraph(graph)));
+      expectSame(await both((client) => client.assistants.getGraph(graph, { xray: true })));
+    }
+  });
+});
+
+describe("threads", () => {
+  it("creates, gets and searches threads alike", async () => {
+    expectSame(
+      await both(async (client) => {
+        const tag = `t-${crypto.randomUUID()}`;
+        const created = await client.threads.create({ metadata: { tag, kind: "differential" } });
+        const got = await client.threads.get(created.thread_id);
+        const found = await client.threads.search({ metadata: { tag } });
+        const state = await client.threads.getState(created.thread_id);
+        return { created, got, found, state };
+      }),
+      threadFields,
+      emptyStateMetadata,
+    );
+  });
+});
+
+describe("runs", () => {
+  it("waits for a run alike", async () => {
+    expectSame(
+      await both(async (client) => {
+        const thread = await client.threads.create();
+        const values = await client.runs.wait(thread.thread_id, "chat", { input: human("hi") });
+        const after = await client.threads.get(thread.thread_id);
+        return { values, after };
+      }),
+      threadFields,
+      modelNotStreamed,
+    );
+  });
+
+  it("keeps a run's configurable on its thread for the next runs alike", async () => {
+    expectSame(
+      await both(async (client) => {
+        const thread = await client.threads.create();
+        const first = await client.runs.wait(thread.thread_id, "configured", { input: {}, config: { configurable: { flavour: "mint", size: 1 } } });
+        const second = await client.runs.wait(thread.thread_id, "configured", { input: {}, config: { configurable: { size: 2 } } });
+        const third = await client.runs.wait(thread.thread_id, "configured", { input: {} });
+        const after = await client.threads.get(thread.thread_id);
+        return { first, second, third, after };
+      }),
+      threadFields,
+    );
+  });
+
+  for (const streamMode of ["values", "updates", "custom"] as const) {
+    it(`streams ${streamMode} alike`, async () => {
+      expectSame(
+        await both(async (client) => {
+          const thread = await client.threads.create();
+          return collect(client.runs.stream(thread.thread_id, "chat", { input: human("hi"), streamMode }));
+        }),
+        modelNotStreamed,
+      );
+    });
+  }
+
+  it("streams messages-tuple alike", async () => {
+    expectSame(
+      await both(async (client) => {
+        const thread = await client.threads.create();
+        return collect(client.runs.stream(thread.thread_id, "chat", { input: human("hi"), streamMode: "messages-tuple" }));
+      }),
+      platformMetadata,
+    );
+  });
+
+  for (const streamMode of [["values", "updates", "messages-tuple", "custom"], ["messages", "updates", "custom"]] as const) {
+    it(`streams ${streamMode.join(" + ")} alike, mode by mode`, async () => {
+      const [fromDev, fromBaton] = await both(async (client) => {
+        const thread = await client.threads.create();
+        return collect(client.runs.stream(thread.thread_id, "chat", { input: human("hi"), streamMode: [...streamMode] }));
+      });
+      expectSame([byMode(fromDev), byMode(fromBaton)], platformMetadata);
+    });
+  }
+
+  it("streams debug events with the same names and shapes", async () => {
+    const [fromDev, fromBaton] = await both(async (client) => {
+      const thread = await client.threads.create();
+      return collect(client.runs.stream(thread.thread_id, "chat", { input: human("hi"), streamMode: "debug" }));
+    });
+    expect(fromBaton.map((e) => e.event)).toEqual(fromDev.map((e) => e.event));
+    const expected = modelNotStreamed(platformMetadata(fromDev)) as Event[];
+    expect(fromBaton.map((e) => shape(e.data))).toEqual(expected.map((e) => shape(e.data)));
+  });
+});
+
+describe("human in the loop", () => {
+  it("interrupts, shows the same state and history, and resumes with command.resume", async () => {
+    expectSame(
+      await both(async (client) => {
+        const thread = await client.threads.create();
+        const interrupted = await collect(client.runs.stream(thread.thread_id, "approve", { input: human("draft it"), streamMode: ["values", "updates"] }));
+        const status = (await client.threads.get(thread.thread_id)).status;
+        const state = await client.threads.getState(thread.thread_id);
+        const history = await client.threads.getHistory(thread.thread_id);
+        const resumed = await collect(client.runs.stream(thread.thread_id, "approve", { command: { resume: "yes" }, streamMode: ["values", "updates"] }));
+        const final = await client.threads.getState(thread.thread_id);
+        const after = await client.threads.get(thread.thread_id);
+        return { interrupted, status, state, history, resumed, final, after };
+      }),
+      platformMetadata,
+      threadFields,
+    );
+  });
+
+  it("resumes with {input: {}, command} through runs.wait alike", async () => {
+    const [fromDev, fromBaton] = await both(async (client) => {
+      const thread = await client.threads.create();
+      const interrupted = (await client.runs.wait(thread.thread_id, "approve", { input: human("draft it") })) as Json;
+      const state = await client.threads.getState(thread.thread_id);
+      const resumed = await client.runs.wait(thread.thread_id, "approve", { input: {}, command: { resume: "no" } });
+      return { interrupted, state, resumed };
+    });
+    // Row "wait/join of a run stopped by interrupt()": the dev server answers
+    // only `__interrupt__`, Baton the state's values with it.
+    expect(normalise(fromBaton.interrupted.__interrupt__)).toEqual(normalise(fromDev.interrupted.__interrupt__));
+    expect(fromBaton.interrupted).toEqual({ ...fromBaton.state.values, __interrupt__: fromBaton.interrupted.__interrupt__ });
+    expectSame([{ ...fromDev, interrupted: null }, { ...fromBaton, interrupted: null }], platformMetadata);
+  });
+
+  it("interrupts inside a subgraph and resumes alike", async () => {
+    expectSame(
+      await both(async (client) => {
+        const thread = await client.threads.create();
+        const streamMode = ["values", "updates"] as ("values" | "updates")[];
+        const interrupted = await collect(client.runs.stream(thread.thread_id, "parent", { input: human("ask"), streamMode, streamSubgraphs: true }));
+        const state = await client.threads.getState(thread.thread_id, undefined, { subgraphs: true });
+        const history = await client.threads.getHistory(thread.thread_id);
+        const inner = state.tasks[0]?.checkpoint ? await client.threads.getState(thread.thread_id, state.tasks[0].checkpoint) : null;
+        const resumed = await collect(client.runs.stream(thread.thread_id, "parent", { command: { resume: "ok" }, streamMode, streamSubgraphs: true }));
+        const final = await client.threads.getState(thread.thread_id, undefined, { subgraphs: true });
+        return { interrupted, state, history, inner, resumed, final };
+      }),
+      platformMetadata,
+      (value) => ({ ...(value as Json), interrupted: unaskedCheckpoints((value as Json).interrupted), resumed: unaskedCheckpoints((value as Json).resumed) }),
+    );
+  });
+});
+
+describe("store", () => {
+  it("puts, gets, searches and lists alike, with what a graph wrote", async () => {
+    const [fromDev, fromBaton] = await both(async (client) => {
+      const thread = await client.threads.create();
+      await client.runs.wait(thread.thread_id, "chat", { input: human("note it") });
+      await client.store.putItem(["differential", "users"], "ada", { name: "Ada", langs: ["ts"] });
+      await client.store.putItem(["differential", "users"], "bob", { name: "Bob", langs: ["py"] });
+      const note = await client.store.getItem(["differential", "notes"], "last");
+      const user = await client.store.getItem(["differential", "users"], "ada");
+      const missing = await client.store.getItem(["differential", "users"], "nobody");
+      const all = (await client.store.searchItems(["differential"])).items;
+      const filtered = await client.store.searchItems(["differential", "users"], { filter: { name: "Bob" } });
+      const namespaces = await client.store.listNamespaces({ prefix: ["differential"] });
+      await client.store.deleteItem(["differential", "users"], "bob");
+      const deleted = await client.store.getItem(["differential", "users"], "bob");
+      return { note, user, missing, all, filtered, namespaces, deleted };
+    });
+    // Row "store search order": the dev server lists items in the order they
+    // were first put, Baton the most recently updated first.
+    const inOrder = (items: { key: string }[]) => [...items].sort((a, b) => a.key.localeCompare(b.key));
+    expect(fromBaton.all.map((item) => item.key)).toEqual(["bob", "ada", "last"]);
+    expectSame([{ ...fromDev, all: inOrder(fromDev.all) }, { ...fromBaton, all: inOrder(fromBaton.all) }]);
+  });
+});
+
+describe("RemoteGraph", () => {
+  it("invokes, streams and reads state alike", async () => {
+    expectSame(
+      await both(async (client) => {
+        const remote = new RemoteGraph({ graphId: "approve", client });
+        const thread = await client.threads.create();
+        const config = { configurable: { thread_id: thread.thread_id } };
+        const interrupt = await remote.invoke(human("draft it"), config).then(
+          () => null,
+          (error: unknown) => (error instanceof GraphInterrupt ? error.interrupts : error),
+        );
+        const state = await remote.getState(config);
+        const streamed: unknown[] = [];
+        for await (const chunk of await remote.stream(new Command({ resume: "yes" }), { ...config, streamMode: ["values", "updates"] })) streamed.push(chunk);
+        const final = await remote.getState(config);
+        const history: unknown[] = [];
+        for await (const snapshot of remote.getStateHistory(config)) history.push(snapshot);
+        const chat = new RemoteGraph({ graphId: "chat", client });
+        const other = await client.threads.create();
+        const invoked = await chat.invoke(human("hi"), { configurable: { thread_id: other.thread_id } });
+        return { interrupt, state, streamed, final, history, invoked };
+      }),
+      platformMetadata,
+      modelNotStreamed,
+    );
+  });
+});
