@@ -8,6 +8,7 @@ import type { BaseStore } from "@langchain/langgraph";
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
 import { systemAssistantId } from "./assistants.ts";
 import { BatonError, ErrorCode, notFound } from "./errors.ts";
+import { CONFIGURABLE_METADATA_KEY } from "./executor.ts";
 import type { GraphInstance, GraphRegistry } from "./graphs.ts";
 import type { Assistants, EventBus, RunQueue, Threads } from "./ports.ts";
 import { emptyThreadState, interruptsOf, referenceKeys, stateValues, toThreadState, type Snapshot } from "./state.ts";
@@ -141,8 +142,10 @@ export class ThreadService {
         `Thread '${threadId}' has no graph yet: run a graph on it first, or create it with metadata.graph_id set to one of: ${this.deps.registry.ids.join(", ")}.`,
       );
     }
-    // The graph id goes into the new checkpoint's metadata, as on the official server.
-    const next = await graph.updateState({ configurable: { ...config.configurable, graph_id: thread.metadata.graph_id } }, input.values, input.as_node);
+    // The graph id goes into the new checkpoint's metadata, as on the official
+    // server: LangGraph's updateState does not copy it there, the saver does.
+    const configurable = { ...config.configurable, graph_id: thread.metadata.graph_id, [CONFIGURABLE_METADATA_KEY]: true };
+    const next = await graph.updateState({ configurable }, input.values, input.as_node);
     const snapshot = (await graph.getState({ configurable: { thread_id: threadId } })) as Snapshot;
     const interrupts = interruptsOf(snapshot);
     await this.deps.threads.setState(threadId, {

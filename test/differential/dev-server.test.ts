@@ -272,6 +272,23 @@ describe("human in the loop", () => {
     expectSame([{ ...fromDev, interrupted: null }, { ...fromBaton, interrupted: null }], platformMetadata);
   });
 
+  it("updates the state as a node, and reads it and its history alike", async () => {
+    const [fromDev, fromBaton] = await both(async (client) => {
+      const thread = await client.threads.create();
+      await client.runs.wait(thread.thread_id, "approve", { input: human("draft it") });
+      const updated = await client.threads.updateState(thread.thread_id, { values: { decision: "forced" }, asNode: "review" });
+      const state = await client.threads.getState(thread.thread_id);
+      const history = await client.threads.getHistory(thread.thread_id, { limit: 2 });
+      const after = await client.threads.get(thread.thread_id);
+      const finished = await client.runs.wait(thread.thread_id, "approve", { input: null });
+      return { updated, state, history, after, finished };
+    });
+    // Row "thread `interrupts` after a state update": the dev server keeps
+    // the interrupt the update answered, Baton reads them from the new state.
+    expect(fromBaton.after.interrupts).toEqual({});
+    expectSame([fromDev, fromBaton], platformMetadata, threadFields, (value) => ({ ...(value as Json), after: { ...((value as Json).after as Json), interrupts: {} } }));
+  });
+
   it("interrupts inside a subgraph and resumes alike", async () => {
     expectSame(
       await both(async (client) => {
