@@ -7,7 +7,7 @@
  * differences"), the comparison names the row and compares modulo it.
  */
 import { join } from "node:path";
-import type { Client } from "@langchain/langgraph-sdk";
+import type { AssistantVersion, Client, Run } from "@langchain/langgraph-sdk";
 import { Command, GraphInterrupt } from "@langchain/langgraph";
 import { RemoteGraph } from "@langchain/langgraph/remote";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,6 +28,7 @@ afterAll(async () => {
 
 type Json = Record<string, unknown>;
 type Event = { event: string; data: unknown };
+type RunRecord = Run & { kwargs: Json };
 
 /** Runs the same script against both servers at once: [dev server's answer, Baton's answer]. */
 async function both<T>(script: (client: Client) => Promise<T>): Promise<[T, T]> {
@@ -69,6 +70,12 @@ const platformMetadata: Modulo = (value) =>
     if (!isCheckpointMetadata(object) || !("checkpoint_ns" in object)) return platform;
     return without(platform, ["checkpoint_ns", "checkpoint_map", "langgraph_checkpoint_ns", "langgraph_node", "langgraph_path", "langgraph_step", "langgraph_triggers"]);
   });
+
+/** Row "checkpoint and run metadata": the dev server also copies the thread's metadata (`keys`) into checkpoints. */
+const threadMetadataInCheckpoints =
+  (keys: string[]): Modulo =>
+  (value) =>
+    mapObjects(value, (object) => (isCheckpointMetadata(object) ? without(object, keys) : object));
 
 /** Row "empty thread state": Baton answers `metadata: {}` where the dev server has none. */
 const emptyStateMetadata: Modulo = (value) =>
@@ -140,6 +147,23 @@ describe("assistants", () => {
     });
     const ids = new Set(answers[0].found.map((a) => a.assistant_id));
     expect(normalise(answers[1], ids)).toEqual(normalise(answers[0], ids));
+  });
+
+  it("creates, updates, versions, searches and runs an assistant alike", async () => {
+    const [fromDev, fromBaton] = await both(async (client) => {
+      const created = await client.assistants.create({ graphId: "configured", config: { configurable: { flavour: "plum" } }, metadata: { owner: "differential" }, name: "mine" });
+      const updated = await client.assistants.update(created.assistant_id, { metadata: { owner: "differential", v: 2 } });
+      // The SDK's type leaves out the record's `updated_at`.
+      const versions = (await client.assistants.getVersions(created.assistant_id)) as (AssistantVersion & { updated_at?: string })[];
+      const found = await client.assistants.search({ metadata: { owner: "differential" } });
+      const ran = await client.runs.wait(null, created.assistant_id, { input: {} });
+      await client.assistants.delete(created.assistant_id);
+      return { created, updated, versions, found, ran };
+    });
+    // Row "assistant versions": Baton's carry `updated_at` (their creation time).
+    for (const version of fromBaton.versions) expect(version.updated_at).toBe(version.created_at);
+    const versions = (answer: typeof fromDev) => ({ ...answer, versions: answer.versions.map(({ updated_at: _updated, ...version }) => version) });
+    expectSame([versions(fromDev), versions(fromBaton)]);
   });
 
   it("draws the graphs alike", async () => {
@@ -227,6 +251,49 @@ describe("runs", () => {
     });
   }
 
+  it("streams tasks and checkpoints alike", async () => {
+    expectSame(
+      await both(async (client) => {
+        const thread = await client.threads.create();
+        return collect(client.runs.stream(thread.thread_id, "approve", { input: human("draft it"), streamMode: ["tasks", "checkpoints"] }));
+      }),
+      platformMetadata,
+    );
+  });
+
+  it("runs without a thread alike", async () => {
+    expectSame(
+      await both(async (client) => {
+        const waited = await client.runs.wait(null, "chat", { input: human("hi") });
+        const streamed = await collect(client.runs.stream(null, "chat", { input: human("hi"), streamMode: "updates" }));
+        return { waited, streamed };
+      }),
+      modelNotStreamed,
+    );
+    // Row "a run without a thread whose graph calls interrupt()".
+    const [fromDev, fromBaton] = await both(async (client) => collect(client.runs.stream(null, "approve", { input: human("draft it") })));
+    expect(fromDev.at(-1)).toMatchObject({ event: "error", data: { error: "GraphValueError" } });
+    expect(fromBaton.at(-1)).toMatchObject({ event: "values", data: { __interrupt__: [{ value: { question: "Approve the draft?" } }] } });
+  });
+
+  it("creates, joins, gets and lists runs alike", async () => {
+    const [fromDev, fromBaton] = await both(async (client) => {
+      const thread = await client.threads.create();
+      // The SDK's type leaves out the record's `kwargs`.
+      const created = (await client.runs.create(thread.thread_id, "chat", { input: human("hi"), multitaskStrategy: "reject" })) as RunRecord;
+      const joined = await client.runs.join(thread.thread_id, created.run_id);
+      const got = (await client.runs.get(thread.thread_id, created.run_id)) as RunRecord;
+      const listed = (await client.runs.list(thread.thread_id)) as RunRecord[];
+      return { created, joined, got, listed };
+    });
+    // Row "run records": `kwargs` and `metadata` are the request's on Baton.
+    const record = (run: RunRecord) => ({ ...run, kwargs: { input: run.kwargs.input, stream_mode: run.kwargs.stream_mode }, metadata: null });
+    const records = (answer: typeof fromDev) => ({ ...answer, created: record(answer.created), got: record(answer.got), listed: answer.listed.map(record) });
+    expectSame([records(fromDev), records(fromBaton)], modelNotStreamed);
+    expect(fromBaton.got.kwargs.config).toEqual({ configurable: { "user-agent": expect.any(String) } });
+    expect(fromBaton.got.metadata).toEqual({});
+  });
+
   it("streams debug events with the same names and shapes", async () => {
     const [fromDev, fromBaton] = await both(async (client) => {
       const thread = await client.threads.create();
@@ -270,6 +337,42 @@ describe("human in the loop", () => {
     expect(normalise(fromBaton.interrupted.__interrupt__)).toEqual(normalise(fromDev.interrupted.__interrupt__));
     expect(fromBaton.interrupted).toEqual({ ...fromBaton.state.values, __interrupt__: fromBaton.interrupted.__interrupt__ });
     expectSame([{ ...fromDev, interrupted: null }, { ...fromBaton, interrupted: null }], platformMetadata);
+  });
+
+  it("stops at a breakpoint (interrupt_before) alike", async () => {
+    const [fromDev, fromBaton] = await both(async (client) => {
+      const thread = await client.threads.create();
+      const streamed = await collect(client.runs.stream(thread.thread_id, "approve", { input: human("draft it"), interruptBefore: ["review"] }));
+      const after = await client.threads.get(thread.thread_id);
+      const state = await client.threads.getState(thread.thread_id);
+      const other = await client.threads.create();
+      const waited = (await client.runs.wait(other.thread_id, "approve", { input: human("draft it"), interruptBefore: ["review"] })) as Json;
+      const otherState = await client.threads.getState(other.thread_id);
+      return { streamed, after, state, waited, otherState };
+    });
+    // Row "thread `interrupts` at a breakpoint": the dev server lists each next task with [].
+    expect(fromBaton.after.interrupts).toEqual({});
+    // Row "wait/join of a run stopped by interrupt()": Baton answers the state's values with `__interrupt__`.
+    expect(fromBaton.waited).toEqual({ ...fromBaton.otherState.values, __interrupt__: [] });
+    expect(fromDev.waited).toEqual({ __interrupt__: [] });
+    const breakpointInterrupts = (value: unknown) => ({ ...(value as Json), after: { ...((value as Json).after as Json), interrupts: {} } });
+    expectSame([{ ...fromDev, waited: null }, { ...fromBaton, waited: null }], platformMetadata, threadFields, breakpointInterrupts);
+  });
+
+  it("copies an interrupted thread", async () => {
+    const [fromDev, fromBaton] = await both(async (client) => {
+      const thread = await client.threads.create({ metadata: { kind: "original" } });
+      await client.runs.wait(thread.thread_id, "approve", { input: human("draft it") });
+      const copy = await client.threads.copy(thread.thread_id);
+      const state = await client.threads.getState(copy.thread_id);
+      const resumed = await client.runs.wait(copy.thread_id, "approve", { command: { resume: "yes" } });
+      return { copy, state, resumed };
+    });
+    // Row "thread copy": the dev server's copy starts idle and empty, with
+    // its own id in its metadata; Baton's keeps the original's record.
+    expect(fromBaton.copy).toMatchObject({ status: "interrupted", values: fromBaton.state.values, metadata: { kind: "original" } });
+    const record = (copy: { thread_id: string; created_at: string }) => ({ thread_id: copy.thread_id, created_at: copy.created_at });
+    expectSame([{ ...fromDev, copy: record(fromDev.copy) }, { ...fromBaton, copy: record(fromBaton.copy) }], platformMetadata, threadMetadataInCheckpoints(["kind"]));
   });
 
   it("updates the state as a node, and reads it and its history alike", async () => {
