@@ -5,9 +5,9 @@
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig, loadProject, type Config } from "../config.ts";
-import { createLogger, createServer, migrateDatabase } from "../server.ts";
-import { runWithReload } from "./dev-reload.ts";
+import { ConfigError, loadConfig, loadProject, type Config, type LoadedProject } from "../config.ts";
+import { createLogger, createServer, migrateDatabase, type BatonServer } from "../server.ts";
+import { reportLoadedFiles, runWithReload } from "./dev-reload.ts";
 
 const HELP = `Usage: baton <command> [options]
 
@@ -50,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
       role: { type: "string" },
       "log-level": { type: "string" },
       "no-reload": { type: "boolean" },
+      // Internal: this process is the server of a reloading `baton dev` (see dev-reload.ts).
+      "reload-child": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -78,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
       undefined,
       // What dev prefers, below flags and environment: readable logs, reload on
       // change, and runs handed back at once on a reload (they resume after it).
-      command === "dev" ? { logFormat: "pretty", reload: !values["no-reload"], shutdownGraceMs: 0 } : {},
+      command === "dev" ? { logFormat: "pretty", reload: !values["no-reload"] && !values["reload-child"], shutdownGraceMs: 0 } : {},
     );
   } catch (error) {
     process.stderr.write(`baton: ${(error as Error).message}\n`);
@@ -86,49 +88,53 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === "migrate") return migrateCommand(config);
   if (config.reload) {
-    const project = (() => {
-      try {
-        return loadProject(config.configPath, {});
-      } catch (error) {
-        process.stderr.write(`baton: ${(error as Error).message}\n`);
-        return undefined;
-      }
-    })();
-    if (project === undefined) return 1;
-    // The child serves; this process only watches. `--no-reload` stops the recursion.
+    let project: LoadedProject;
+    try {
+      project = loadProject(config.configPath, {});
+    } catch (error) {
+      process.stderr.write(`baton: ${(error as Error).message}\n`);
+      return 1;
+    }
+    // The child serves; this process only watches. `--reload-child` stops the recursion.
     const passOn = argv.filter((arg, i) => arg !== "--port" && argv[i - 1] !== "--port" && !arg.startsWith("--port="));
     return runWithReload({
       projectDir: project.baseDir,
-      ignore: [resolve(config.dataDir)],
-      childArgs: [...process.execArgv, fileURLToPath(new URL("../../bin/baton.js", import.meta.url)), ...passOn, "--no-reload"],
+      projectFiles: () => projectFiles(config.configPath, project),
+      childArgs: [...process.execArgv, fileURLToPath(new URL("../../bin/baton.js", import.meta.url)), ...passOn, "--reload-child"],
       port: config.port,
       debounceMs: 150,
       log: (line) => process.stderr.write(line),
     });
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, write: (line) => process.stderr.write(line) });
+  let server: BatonServer | undefined;
+  let stopping = false;
+  const stop = (signal: string) => {
+    // Only the reloading parent going away comes this early: nothing to hand back yet.
+    if (server === undefined) process.exit(1);
+    if (stopping) {
+      logger.warn("server:forced-exit", { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info("server:signal", { signal });
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error("server:stop-failed", { error: (error as Error).message });
+        process.exit(1);
+      },
+    );
+  };
   try {
+    // Registered before the project loads, so that every file it imports is reported.
+    const reload = values["reload-child"] ? reportLoadedFiles(() => stop("parent-gone")) : undefined;
     const project = loadProject(config.configPath);
-    const server = await createServer(config, project, logger);
+    server = await createServer(config, project, logger);
     // The first stdout line is the URL, so scripts and tests can read it.
     process.stdout.write(`Baton ${server.role === "all" ? "" : `${server.role} `}listening on ${server.url}\n`);
+    reload?.up(server.port);
     logger.info("server:started", { url: server.url, role: server.role, graphs: server.graphs, storage: server.storage, workers: config.workers, execution_threads: server.executionThreads });
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        logger.warn("server:forced-exit", { signal });
-        process.exit(1);
-      }
-      stopping = true;
-      logger.info("server:signal", { signal });
-      server.close().then(
-        () => process.exit(0),
-        (error: unknown) => {
-          logger.error("server:stop-failed", { error: (error as Error).message });
-          process.exit(1);
-        },
-      );
-    };
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGTERM", () => stop("SIGTERM"));
     return -1;
@@ -137,6 +143,25 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`baton: ${message}\n`);
     return 1;
   }
+}
+
+/**
+ * What `baton dev` watches besides the modules the server imports:
+ * langgraph.json, the env file it names and its UI components (bundled at
+ * start). Read again at each start, since langgraph.json may name others.
+ */
+function projectFiles(configPath: string, previous: LoadedProject): string[] {
+  let loaded = previous;
+  try {
+    loaded = loadProject(configPath, {});
+  } catch {
+    // Invalid for now: the server says why; keep watching what it named before.
+  }
+  const { project, baseDir } = loaded;
+  const files = [loaded.path];
+  if (typeof project.env === "string") files.push(resolve(baseDir, project.env));
+  for (const component of Object.values(project.ui ?? {})) files.push(resolve(baseDir, component));
+  return files;
 }
 
 async function migrateCommand(config: Config): Promise<number> {

@@ -1,11 +1,11 @@
 /** The `baton` command as a user meets it: help, startup failures, and `baton dev` reloading. */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, describe, expect, it } from "vitest";
 import { executionThreadCount, loadConfig } from "../../src/config.ts";
-import { killAll, ROOT, runBaton } from "../helpers/process.ts";
+import { killAll, ROOT, runBaton, type Baton } from "../helpers/process.ts";
 import { freshDatabase } from "../helpers/postgres.ts";
 import { FIXTURES, until } from "../helpers/server.ts";
 
@@ -32,6 +32,41 @@ function project(name: string, files: Record<string, string>): string {
   mkdirSync(root, { recursive: true });
   for (const [file, text] of Object.entries(files)) writeFileSync(join(root, file), text);
   return join(root, "langgraph.json");
+}
+
+/** Processes whose command line holds `text`, with their parent pid (zombies have none, so they do not count). */
+function processes(text: string): { pid: number; ppid: number }[] {
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .flatMap((entry) => {
+      try {
+        if (!readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(text)) return [];
+        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+        // After "pid (name) ": state, then the parent's pid.
+        return [{ pid: Number(entry), ppid: Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) }];
+      } catch {
+        return []; // it ended while we looked
+      }
+    });
+}
+
+/** The server processes a `baton dev` parent has (it also runs esbuild, which is not one). */
+const serversOf = (parent: Baton) => processes("bin/baton.js").filter((p) => p.ppid === parent.child.pid).map((p) => p.pid);
+
+/** Resolves with what `find` returns once it finds something in baton's stderr; rejects if baton exits first. */
+function onStderr<T>(baton: Baton, find: (stderr: string) => T | undefined): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const check = () => {
+      const found = find(baton.output().stderr);
+      if (found === undefined) return;
+      baton.child.stderr!.off("data", check);
+      resolve(found);
+    };
+    // runBaton's own listener comes first, so output() already holds the chunk.
+    baton.child.stderr!.on("data", check);
+    void baton.exited.then((code) => reject(new Error(`baton exited (${code}); stderr: ${baton.output().stderr}`)));
+    check();
+  });
 }
 
 /** Runs baton to its end; returns the exit code and what it printed. */
@@ -198,5 +233,77 @@ export const saver = new MarkingSaver();
     expect(baton.output().stderr).toMatch(/graph\.ts changed, reloading/);
     baton.child.kill("SIGTERM");
     expect(await baton.exited).toBe(0);
+  });
+
+  describe("baton dev reloading with one server at a time", () => {
+    /**
+     * A project whose graph answers what reply.ts exports, beside a file a
+     * project also has that the server never imports. Its server takes a
+     * second to exit (as one closing connections would), so that changes
+     * land while a child is still stopping.
+     */
+    const reloadProject = (name: string) => {
+      const graph = graphSource("unused").replace('new AIMessage("unused")', "new AIMessage(reply)").replace("\nexport", '\nimport { reply } from "./reply.ts";\nexport');
+      const config = project(name, {
+        "langgraph.json": JSON.stringify({ graphs: { g: "./graph.ts:graph" } }),
+        "graph.ts": `${graph}process.on("exit", () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000));\n`,
+        "reply.ts": 'export const reply = "v1";\n',
+        "package.json": JSON.stringify({ name, private: true }),
+      });
+      return { config, root: join(dir, name) };
+    };
+    const replyOf = async (url: string) => {
+      const out = (await new Client({ apiUrl: url }).runs.wait(null, "g", { input: { messages: [] } })) as { messages: { content: string }[] };
+      return out.messages.at(-1)!.content;
+    };
+    const changes = (stderr: string) => stderr.match(/^baton dev: \S+ changed.*$/gm) ?? [];
+
+    it("rapid changes end with exactly one serving child, and files the server never imports do not reload it", async () => {
+      const { config, root } = reloadProject("race");
+      const baton = runBaton(["dev", "--config", config, "--port", "0", "--data-dir", join(root, ".baton")]);
+      const url = await baton.url;
+      // Files a project holds that no module imports: the manifest, the lock
+      // file, a script run against the server. Nothing can be awaited for a
+      // change that is ignored, so the test waits out the 150 ms debounce
+      // (with margin) before the change that does reload, which would
+      // otherwise swallow theirs in the same quiet period.
+      writeFileSync(join(root, "package.json"), JSON.stringify({ name: "race", private: true, version: "1.0.1" }));
+      writeFileSync(join(root, "package-lock.json"), "{}");
+      writeFileSync(join(root, "client.mjs"), "console.log('a script of the user');\n");
+      await new Promise((r) => setTimeout(r, 500));
+      // Each change is seen before the next is made, so the debounce merges
+      // none of them: they land while a child stops, starts or serves.
+      const versions = ["v2", "v3", "v4", "v5"];
+      for (const [i, version] of versions.entries()) {
+        writeFileSync(join(root, "reply.ts"), `export const reply = "${version}";\n`);
+        await onStderr(baton, (stderr) => (changes(stderr).length > i ? true : undefined));
+      }
+      // The server up after the last change is the one left.
+      const pid = await onStderr(baton, (stderr) => /reloaded \(server pid (\d+)\)/.exec(stderr.slice(stderr.lastIndexOf(changes(stderr).at(-1)!)))?.[1]);
+      expect(serversOf(baton)).toEqual([Number(pid)]);
+      expect(await replyOf(url)).toBe("v5");
+      const { stderr } = baton.output();
+      expect(changes(stderr), stderr).toHaveLength(versions.length);
+      expect(changes(stderr).every((line) => line.startsWith("baton dev: reply.ts changed"))).toBe(true);
+      expect(stderr).not.toMatch(/in use by process/);
+      baton.child.kill("SIGTERM");
+      expect(await baton.exited).toBe(0);
+      expect(processes(root)).toEqual([]);
+    }, 180_000);
+
+    it("SIGTERM to the parent while a new child starts stops that child too", async () => {
+      const { config, root } = reloadProject("stop-while-starting");
+      const baton = runBaton(["dev", "--config", config, "--port", "0", "--data-dir", join(root, ".baton")]);
+      await baton.url;
+      const [first] = serversOf(baton);
+      writeFileSync(join(root, "reply.ts"), 'export const reply = "v2";\n');
+      await onStderr(baton, (stderr) => (changes(stderr).length > 0 ? true : undefined));
+      // A process appearing is a fact to poll for; a child takes seconds to start, so it is caught starting.
+      await until(async () => (serversOf(baton).some((pid) => pid !== first) ? true : undefined), "the new child", 20_000);
+      baton.child.kill("SIGTERM");
+      expect(await baton.exited).toBe(0);
+      expect(baton.output().stdout.match(/listening on/g)).toHaveLength(1);
+      expect(processes(root)).toEqual([]);
+    }, 120_000);
   });
 });
