@@ -4,7 +4,7 @@
 // project without "type": "module" has its .ts files loaded as CommonJS.
 // Before any of Baton's modules load, the LangChain packages are pointed at
 // the project's own copies (src/project/resolve-hook.js).
-import { argv, env } from "node:process";
+import { argv, env, exit, stderr } from "node:process";
 import { register as registerCjs } from "tsx/cjs/api";
 import { register } from "tsx/esm/api";
 import { projectDirFromArgs, registerProjectResolution } from "../src/project/register.js";
@@ -14,6 +14,15 @@ register();
 // A project on LangChain releases Baton does not support keeps Baton's own
 // copies, so that the server starts far enough to refuse it by name.
 const projectDir = projectDirFromArgs(argv.slice(2), env);
-const { sharedPackagesSupported } = await import("../src/project/packages.ts");
-if (sharedPackagesSupported(projectDir)) registerProjectResolution(projectDir);
-await import("../src/cli/main.ts");
+const packages = await import("../src/project/packages.ts");
+const projectCopies = packages.sharedPackagesSupported(projectDir) ? packages.projectCopies(projectDir) : [];
+if (projectCopies.length > 0) registerProjectResolution(projectDir);
+try {
+  await import("../src/cli/main.ts");
+} catch (error) {
+  // Baton's own modules import the project's copies first: a broken install
+  // of them (a dependency too old for them, say) fails here, before main runs.
+  if (projectCopies.length === 0) throw error;
+  stderr.write(`baton: ${packages.projectCopiesFailed(projectCopies, error)}\n`);
+  exit(1);
+}

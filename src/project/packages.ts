@@ -88,6 +88,18 @@ export function sharedPackagesSupported(projectDir: string): boolean {
   return resolveSharedPackages(projectDir).every((p) => isSupported(p.name, p.version));
 }
 
+/** The shared packages `projectDir` has copies of (the hook points every importer at them). */
+export function projectCopies(projectDir: string): ResolvedPackage[] {
+  return resolveSharedPackages(projectDir).filter((p) => p.fromProject);
+}
+
+/** What to say when the project's copies fail to load: which copies, the cause, and where to look. */
+export function projectCopiesFailed(copies: ResolvedPackage[], error: unknown): string {
+  const names = copies.map((p) => `${p.name} ${p.version} at ${p.dir}`).join(", ");
+  const cause = error instanceof Error ? error.message : String(error);
+  return `the project's LangChain packages did not load (${names}): ${cause}. Check the project's install (npm ls ${copies.map((p) => p.name).join(" ")} in its folder shows what conflicts).`;
+}
+
 /** Throws a ConfigError naming every shared package whose resolved version Baton does not support. */
 export function checkSharedPackages(packages: ResolvedPackage[]): void {
   const bad = packages.filter((p) => !isSupported(p.name, p.version));

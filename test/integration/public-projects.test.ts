@@ -45,3 +45,31 @@ describe("a project on a LangGraph release without Baton's imports", () => {
     expect(baton.output().stdout).toMatch(/^Usage: baton/);
   });
 });
+
+/**
+ * memory-agent-js's lockfile pins zod 3.23, which has no `zod/v4`; upgraded
+ * to LangGraph 1.x without zod, the project's @langchain/langgraph fails to
+ * load when Baton's own modules import it. The start must end with one line
+ * naming the project's copies and the cause, not Node's uncaught stack.
+ */
+describe("a project whose own LangGraph copy does not load", () => {
+  mkdirSync(join(ROOT, ".test-projects"), { recursive: true });
+  const project = mkdtempSync(join(ROOT, ".test-projects", "broken-langgraph-"));
+  beforeAll(() => {
+    const pkg = join(project, "node_modules/@langchain/langgraph");
+    mkdirSync(pkg, { recursive: true });
+    writeFileSync(join(pkg, "package.json"), JSON.stringify({ name: "@langchain/langgraph", version: "1.7.3", type: "module", exports: { ".": "./index.js" } }));
+    writeFileSync(join(pkg, "index.js"), 'export * from "zod-missing-in-this-project/v4";\n');
+    writeFileSync(join(project, "graph.ts"), "export const graph = {};\n");
+    writeFileSync(join(project, "langgraph.json"), JSON.stringify({ graphs: { agent: "./graph.ts:graph" } }));
+  });
+  afterAll(() => rmSync(project, { recursive: true, force: true }));
+
+  it("`baton dev` says which copy failed and why, in one line", async () => {
+    const baton = runBaton(["dev", "--config", join(project, "langgraph.json"), "--port", "0", "--no-reload", "--data-dir", join(project, ".baton")]);
+    expect(await baton.exited).toBe(1);
+    const { stderr } = baton.output();
+    expect(stderr).not.toMatch(/triggerUncaughtException|^\s+at /m);
+    expect(stderr).toMatch(/^baton: the project's LangChain packages did not load \(.*@langchain\/langgraph 1\.7\.3 at .*broken-langgraph-.*\): .*zod-missing-in-this-project.*npm ls/m);
+  });
+});
