@@ -222,6 +222,8 @@ export async function executeRun(
     };
     if (wants.has("events")) {
       for await (const event of graph.streamEvents(input, { ...options, version: "v2" })) {
+        // LangGraph's own bookkeeping steps (`__start__`...), hidden as on the official server.
+        if (event.tags?.includes("langsmith:hidden")) continue;
         const chunk = event?.data?.chunk;
         if (event.event === "on_chain_stream" && (event.parent_ids?.length ?? 0) === 0 && Array.isArray(chunk)) {
           emitChunk(...splitChunk(chunk, run.kwargs.stream_subgraphs));

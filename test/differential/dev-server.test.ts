@@ -294,6 +294,14 @@ describe("runs", () => {
     expect(fromBaton.got.metadata).toEqual({});
   });
 
+  it("streams events alike, mode by mode", async () => {
+    const [fromDev, fromBaton] = await both(async (client) => {
+      const thread = await client.threads.create();
+      return collect(client.runs.stream(thread.thread_id, "chat", { input: human("hi"), streamMode: ["events", "values"] }));
+    });
+    expectSame([byMode(fromDev), byMode(fromBaton)], platformMetadata);
+  });
+
   it("streams debug events with the same names and shapes", async () => {
     const [fromDev, fromBaton] = await both(async (client) => {
       const thread = await client.threads.create();
