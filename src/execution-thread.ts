@@ -76,13 +76,13 @@ class ThreadBus extends MemoryEventBus {
   }
 }
 
-/** The HTTP thread's URL, once it listens (its port is 0 until then). */
+/** The root of the HTTP thread's API (its URL and mount prefix), once it listens (its port is 0 until then). */
 async function apiUrl(): Promise<string> {
   const port = new Int32Array(data.api.port);
   // Atomics.waitAsync is in Node 20, not in the ES2023 lib this project compiles against.
   const waitAsync = (Atomics as unknown as { waitAsync(this: void, a: Int32Array, i: number, v: number): { value: unknown } }).waitAsync;
   while (Atomics.load(port, 0) === 0) await waitAsync(port, 0, 0).value;
-  return `http://${data.api.host}:${Atomics.load(port, 0)}`;
+  return `http://${data.api.host}:${Atomics.load(port, 0)}${data.api.prefix}`;
 }
 
 async function main(): Promise<void> {

@@ -19,7 +19,7 @@ import { coerceError } from "./core/errors.ts";
 import { GraphSchemas } from "./core/graph-schemas.ts";
 import { GraphRegistry, importExport } from "./core/graphs.ts";
 import type { Logger } from "./core/logger.ts";
-import { registerLoopbackFetch, registerSdkLogger } from "./project/globals.ts";
+import { rebase, registerLoopbackFetch, registerSdkLogger } from "./project/globals.ts";
 import { checkSharedPackages, resolveSharedPackages } from "./project/packages.ts";
 import type { Backend, EventBus, RunOutcome } from "./core/ports.ts";
 import { RunService } from "./core/runs.ts";
@@ -186,7 +186,7 @@ function loopbackHost(host: string): string {
  * official server gives a project's code (the SDK's logger, and the fetch a
  * URL-less `new Client()` uses, which reaches `app()` in this process).
  */
-function prepareProject(loaded: LoadedProject, logger: Logger, app: () => Hono | undefined): void {
+function prepareProject(loaded: LoadedProject, logger: Logger, served: () => { app: Hono; prefix: string } | undefined): void {
   const packages = resolveSharedPackages(loaded.baseDir);
   checkSharedPackages(packages);
   logger.debug("project:packages", Object.fromEntries(packages.map((p) => [p.name, { version: p.version, from: p.fromProject ? "project" : "baton", dir: p.dir }])));
@@ -194,14 +194,14 @@ function prepareProject(loaded: LoadedProject, logger: Logger, app: () => Hono |
   registerSdkLogger(logger);
   // One server per process in production; a test process with several servers points it at the latest.
   registerLoopbackFetch(async (input, init) => {
-    const served = app();
-    if (served === undefined) throw new Error("Baton is still starting: a new Client() without apiUrl can call it once it listens.");
-    return served.request(input instanceof URL ? input.href : input, init);
+    const current = served();
+    if (current === undefined) throw new Error("Baton is still starting: a new Client() without apiUrl can call it once it listens.");
+    return current.app.request(rebase(input, init, `http://localhost${current.prefix}`));
   });
 }
 
 export async function createServer(config: Config, loaded: LoadedProject, logger: Logger, clock: Clock = systemClock): Promise<BatonServer> {
-  let servedApp: Hono | undefined;
+  let servedApp: { app: Hono; prefix: string } | undefined;
   prepareProject(loaded, logger, () => servedApp);
   const { backend, release, expireOwner, writeLock } = await openBackend(config, logger, clock);
   // Execution threads share the SQLite file and use the system clock. A
@@ -314,7 +314,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
           writeLock: writeLock!,
           graphs: graphSources,
           baseDir: loaded.baseDir,
-          api: { host: loopbackHost(config.host), port: apiPort },
+          api: { host: loopbackHost(config.host), port: apiPort, prefix: http.mountPrefix },
           logLevel: config.logLevel,
           // The run slots are shared out between the threads.
           pool: { ...poolOptions, concurrency: Math.ceil(config.workers / threadCount) },
@@ -338,7 +338,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
       await pool.sweep();
     }
     const served = config.role === "worker" ? workerApp() : app;
-    servedApp = served;
+    servedApp = { app: served, prefix: config.role === "worker" ? "" : http.mountPrefix };
 
     const server: ServerType = await new Promise((resolveServer, reject) => {
       const s = serve({ fetch: served.fetch, port: config.port, hostname: config.host }, () => resolveServer(s));

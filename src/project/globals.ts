@@ -87,21 +87,27 @@ export function registerSdkLogger(logger: Logger): void {
   (globalThis as Record<symbol, unknown>)[LOGGER] ??= sdkLogger(forwardingLogger);
 }
 
-/** Sets the fetch a URL-less `new Client()` uses; requests keep their path and query, whatever origin the client put first. */
+/** Sets the fetch a URL-less `new Client()` uses (see `rebase` for where its requests go). */
 export function registerLoopbackFetch(fetch: Fetch): void {
   currentFetch = fetch;
   (globalThis as Record<symbol, unknown>)[FETCH] ??= forwardingFetch;
 }
 
 /**
- * A fetch that sends a request to `baseUrl` (this server over loopback),
- * keeping the path and query of the URL the client built.
+ * The request a URL-less client made, addressed to `apiRoot`: the origin of
+ * this server and the path the API is mounted at (`http.mount_prefix`).
+ * The client knows neither: it puts a placeholder origin before the API's
+ * own paths (`/assistants/search`), so its path and query go after the
+ * root's path.
  */
-export function fetchVia(baseUrl: () => Promise<string>): Fetch {
-  return async (input, init) => {
-    const request = new Request(input, init);
-    const url = new URL(request.url);
-    const target = new URL(url.pathname + url.search, await baseUrl());
-    return fetch(new Request(target, request));
-  };
+export function rebase(input: string | URL | Request, init: RequestInit | undefined, apiRoot: string): Request {
+  const request = new Request(input, init);
+  const url = new URL(request.url);
+  const root = new URL(apiRoot);
+  return new Request(new URL(root.pathname.replace(/\/+$/, "") + url.pathname + url.search, root), request);
+}
+
+/** A fetch that sends a URL-less client's requests to `apiRoot` (this server over loopback, with its mount prefix). */
+export function fetchVia(apiRoot: () => Promise<string>): Fetch {
+  return async (input, init) => fetch(rebase(input, init, await apiRoot()));
 }

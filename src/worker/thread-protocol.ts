@@ -20,8 +20,8 @@ export interface ThreadData {
   writeLock: SharedArrayBuffer;
   graphs: GraphSource[];
   baseDir: string;
-  /** This server over loopback, for a URL-less `new Client()` in a graph: its port is 0 until the HTTP thread listens. */
-  api: { host: string; port: SharedArrayBuffer };
+  /** This server over loopback, for a URL-less `new Client()` in a graph: its port is 0 until the HTTP thread listens; `prefix` is http.mount_prefix. */
+  api: { host: string; port: SharedArrayBuffer; prefix: string };
   logLevel: LogLevel;
   pool: WorkerPoolOptions;
 }

@@ -19,6 +19,7 @@ import { human } from "../helpers/server.ts";
 
 const PROJECTS = join(import.meta.dirname, "../fixtures/projects");
 const LOADING = join(PROJECTS, "loading/langgraph.json");
+const CLIENT_PREFIX = join(import.meta.dirname, "../fixtures/client-prefix/langgraph.json");
 
 type Line = { level: string; msg: string } & Record<string, unknown>;
 type Out = { messages: { content: unknown }[] };
@@ -101,6 +102,26 @@ describe.each([
   it("logs the build-only keys it ignores and warns of a missing .env file instead of failing", () => {
     expect(t.lines.find((l) => l.msg === "project:build-keys-ignored")).toMatchObject({ level: "info", keys: ["node_version", "dependencies", "dockerfile_lines"] });
     expect(t.lines.find((l) => l.msg === "project:env-file-missing")).toMatchObject({ level: "warn", path: join(PROJECTS, "loading/.env.not-there") });
+  });
+});
+
+describe.each([
+  { where: "on the HTTP thread", executionThreads: 0 },
+  { where: "in an execution thread", executionThreads: 1 },
+])("a URL-less Client under http.mount_prefix, graphs $where", ({ executionThreads }) => {
+  it("reaches the API under the prefix, from a graph and from http.app", async () => {
+    const t = await start(CLIENT_PREFIX, { executionThreads });
+    try {
+      const client = new Client({ apiUrl: `${t.server.url}/api/v1` });
+      const thread = await client.threads.create();
+      expect(lastText(await client.runs.wait(thread.thread_id, "caller", { input: human("hi") }))).toBe("server has 1 assistant(s) for caller");
+      // http.app always runs on the HTTP thread: its client goes through the in-process fetch.
+      const response = await fetch(`${t.server.url}/api/v1/graph-ids`);
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual(["caller"]);
+    } finally {
+      await t.close();
+    }
   });
 });
 
