@@ -302,6 +302,22 @@ describe("runs", () => {
     expectSame([byMode(fromDev), byMode(fromBaton)], platformMetadata);
   });
 
+  it("replays a finished resumable run's stream (a documented difference)", async () => {
+    const [fromDev, fromBaton] = await both(async (client) => {
+      const thread = await client.threads.create();
+      const streamed: Event[] = [];
+      let runId = "";
+      const stream = client.runs.stream(thread.thread_id, "chat", { input: human("hi"), streamResumable: true, onRunCreated: (run) => void (runId = run.run_id) });
+      for await (const e of stream) streamed.push({ event: e.event, data: e.data });
+      const replayed = await collect(client.runs.joinStream(thread.thread_id, runId));
+      return { streamed, replayed };
+    });
+    expectSame([fromDev.streamed, fromBaton.streamed], modelNotStreamed);
+    // Row "joining a finished resumable run's stream": the dev server sends nothing.
+    expect(fromDev.replayed).toEqual([]);
+    expect(fromBaton.replayed).toEqual(fromBaton.streamed);
+  });
+
   it("streams debug events with the same names and shapes", async () => {
     const [fromDev, fromBaton] = await both(async (client) => {
       const thread = await client.threads.create();
