@@ -105,9 +105,10 @@ export function runWithReload(options: ReloadOptions): Promise<number> {
       for (const file of options.projectFiles()) watchFile(file);
       // Its own process group: a Ctrl-C in the terminal reaches only this
       // process, which stops the child once (a second signal would force it).
+      // Not on Windows, where a detached child gets a console of its own.
       const current = spawn(process.execPath, [...options.childArgs, "--port", String(port)], {
         stdio: ["ignore", "pipe", "inherit", "ipc"],
-        detached: true,
+        detached: process.platform !== "win32",
       });
       child = current;
       // Its "listening" line is held until it says it is up: whoever reads
