@@ -5,8 +5,8 @@
  * mutated); a StateGraph is compiled once and copied the same way; a factory
  * is called per run with the run's config.
  */
-import { isAbsolute, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { isAbsolute, relative, resolve, sep } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import type { BaseStore } from "@langchain/langgraph";
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
@@ -94,7 +94,7 @@ export class GraphRegistry {
     try {
       module = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
     } catch (error) {
-      throw new BatonError(ErrorCode.invalid, `Graph '${source.graphId}' failed to load from ${path}: ${coerceError(error).message}`, {
+      throw new BatonError(ErrorCode.invalid, `Graph '${source.graphId}' failed to load from ${path}: ${coerceError(error).message}${whereThrown(error, this.#baseDir)}`, {
         cause: error,
       });
     }
@@ -108,7 +108,7 @@ export class GraphRegistry {
       try {
         exported = await exported;
       } catch (error) {
-        throw new BatonError(ErrorCode.invalid, `Graph '${source.graphId}': the Promise exported as '${exportName}' by ${path} rejected: ${coerceError(error).message}`, {
+        throw new BatonError(ErrorCode.invalid, `Graph '${source.graphId}': the Promise exported as '${exportName}' by ${path} rejected: ${coerceError(error).message}${whereThrown(error, this.#baseDir)}`, {
           cause: error,
         });
       }
@@ -141,6 +141,26 @@ export class GraphRegistry {
     copy.store = attach.store;
     return copy;
   }
+}
+
+/**
+ * Where an error thrown while loading a graph came from, for a start-up
+ * message that has no room for the stack: ` (thrown at <frame>, from <the
+ * first frame in the project's own files>)`, paths relative to the project.
+ * Empty when the stack names no file (a resolution error names its file in
+ * its message).
+ */
+export function whereThrown(error: unknown, baseDir: string): string {
+  const frames: { file: string; at: string }[] = [];
+  for (const line of (error instanceof Error ? (error.stack ?? "") : "").split("\n").slice(1)) {
+    const match = /\(?((?:file:\/\/)?\/[^()\s]+):(\d+:\d+)\)?$/.exec(line.trim());
+    if (match === null) continue;
+    const file = match[1]!.startsWith("file://") ? fileURLToPath(match[1]!) : match[1]!;
+    frames.push({ file, at: `${file.startsWith(baseDir + sep) ? relative(baseDir, file) : file}:${match[2]}` });
+  }
+  if (frames.length === 0) return "";
+  const own = frames.find(({ file }) => file.startsWith(baseDir + sep) && !file.includes(`${sep}node_modules${sep}`));
+  return own === undefined || own === frames[0] ? ` (thrown at ${frames[0]!.at})` : ` (thrown at ${frames[0]!.at}, from ${own.at})`;
 }
 
 /** `./file.ts:name` (as langgraph.json writes it) to the file's absolute path and the export's name (`default` without one). */

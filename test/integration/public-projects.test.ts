@@ -73,3 +73,32 @@ describe("a project whose own LangGraph copy does not load", () => {
     expect(stderr).toMatch(/^baton: the project's LangChain packages did not load \(.*@langchain\/langgraph 1\.7\.3 at .*broken-langgraph-.*\): .*zod-missing-in-this-project.*npm ls/m);
   });
 });
+
+/**
+ * memory-agent-js under langchain 1.x calls `initChatModel()` at import with
+ * no model, which throws a TypeError inside langchain. The dev server prints
+ * the stack; Baton's one line must still say where: the frame that threw and
+ * the line of the project's own file that led there.
+ */
+describe("a graph file that throws at import, inside a library", () => {
+  mkdirSync(join(ROOT, ".test-projects"), { recursive: true });
+  const project = mkdtempSync(join(ROOT, ".test-projects", "throws-at-import-"));
+  beforeAll(() => {
+    const lib = join(project, "node_modules/chat-lib");
+    mkdirSync(lib, { recursive: true });
+    writeFileSync(join(lib, "package.json"), JSON.stringify({ name: "chat-lib", version: "1.0.0", type: "module", exports: { ".": "./index.js" } }));
+    writeFileSync(join(lib, "index.js"), "export function initModel(name) {\n  return name.startsWith('openai:');\n}\n");
+    mkdirSync(join(project, "src"));
+    writeFileSync(join(project, "src/graph.ts"), 'import { initModel } from "chat-lib";\n\nexport const model = initModel(undefined);\nexport const graph = {};\n');
+    writeFileSync(join(project, "langgraph.json"), JSON.stringify({ graphs: { agent: "./src/graph.ts:graph" } }));
+  });
+  afterAll(() => rmSync(project, { recursive: true, force: true }));
+
+  it("`baton dev` names the library frame and the project's line", async () => {
+    const baton = runBaton(["dev", "--config", join(project, "langgraph.json"), "--port", "0", "--no-reload", "--data-dir", join(project, ".baton")]);
+    expect(await baton.exited).toBe(1);
+    expect(baton.output().stderr).toMatch(
+      /^baton: Graph 'agent' failed to load from .*src\/graph\.ts: Cannot read properties of undefined \(reading 'startsWith'\) \(thrown at node_modules\/chat-lib\/index\.js:2:\d+, from src\/graph\.ts:3:\d+\)$/m,
+    );
+  });
+});
