@@ -147,13 +147,17 @@ export class GraphRegistry {
  * Where an error thrown while loading a graph came from, for a start-up
  * message that has no room for the stack: ` (thrown at <frame>, from <the
  * first frame in the project's own files>)`, paths relative to the project.
- * Empty when the stack names no file (a resolution error names its file in
- * its message).
+ * Empty for Node's own errors (`ERR_MODULE_NOT_FOUND`...: their message
+ * names the importing file, their stack only the module loader's frames) and
+ * when the stack names no file.
  */
 export function whereThrown(error: unknown, baseDir: string): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === "string" && code.startsWith("ERR_")) return "";
   const frames: { file: string; at: string }[] = [];
   for (const line of (error instanceof Error ? (error.stack ?? "") : "").split("\n").slice(1)) {
-    const match = /\(?((?:file:\/\/)?\/[^()\s]+):(\d+:\d+)\)?$/.exec(line.trim());
+    // `at fn (/abs/file.js:1:2)` or `at /abs/file.js:1:2`; not `node:internal/...` frames.
+    const match = /(?:^at |\()((?:file:\/\/)?\/[^()\s]+):(\d+:\d+)\)?$/.exec(line.trim());
     if (match === null) continue;
     const file = match[1]!.startsWith("file://") ? fileURLToPath(match[1]!) : match[1]!;
     frames.push({ file, at: `${file.startsWith(baseDir + sep) ? relative(baseDir, file) : file}:${match[2]}` });

@@ -91,6 +91,8 @@ describe("a graph file that throws at import, inside a library", () => {
     mkdirSync(join(project, "src"));
     writeFileSync(join(project, "src/graph.ts"), 'import { initModel } from "chat-lib";\n\nexport const model = initModel(undefined);\nexport const graph = {};\n');
     writeFileSync(join(project, "langgraph.json"), JSON.stringify({ graphs: { agent: "./src/graph.ts:graph" } }));
+    writeFileSync(join(project, "src/missing.ts"), 'export { graph } from "not-installed-here";\n');
+    writeFileSync(join(project, "missing.json"), JSON.stringify({ graphs: { agent: "./src/missing.ts:graph" } }));
   });
   afterAll(() => rmSync(project, { recursive: true, force: true }));
 
@@ -100,5 +102,11 @@ describe("a graph file that throws at import, inside a library", () => {
     expect(baton.output().stderr).toMatch(
       /^baton: Graph 'agent' failed to load from .*src\/graph\.ts: Cannot read properties of undefined \(reading 'startsWith'\) \(thrown at node_modules\/chat-lib\/index\.js:2:\d+, from src\/graph\.ts:3:\d+\)$/m,
     );
+  });
+
+  it("a package the project lacks: the message names it, no frame of Node's own resolver", async () => {
+    const baton = runBaton(["dev", "--config", join(project, "missing.json"), "--port", "0", "--no-reload", "--data-dir", join(project, ".baton")]);
+    expect(await baton.exited).toBe(1);
+    expect(baton.output().stderr).toMatch(/^baton: Graph 'agent' failed to load from .*src\/missing\.ts: Cannot find package 'not-installed-here' imported from .*src\/missing\.ts$/m);
   });
 });
