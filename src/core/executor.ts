@@ -186,9 +186,23 @@ export async function executeRun(
   let lastState: unknown = undefined;
   let sawInterrupt = false;
   const messages = new LegacyMessages();
+  /**
+   * The graph's events from its first interrupt notice on, held until the
+   * graph's stream ends: LangGraph sends the notice before the checkpoint
+   * writes behind it are durable (at once in memory, not on Postgres), and
+   * a client that reads the thread on seeing it (RemoteGraph.invoke,
+   * useStream) must find the interrupt there.
+   */
+  let held: [string, unknown][] | undefined;
+  const live = (event: string, data: unknown) => (held ? held.push([event, data]) : publish(event, data));
+  const release = () => {
+    for (const [event, data] of held ?? []) publish(event, data);
+    held = undefined;
+  };
 
   const emitChunk = (namespace: string[], mode: string, payload: unknown) => {
     const suffix = namespace.length > 0 ? `|${namespace.join("|")}` : "";
+    if ((mode === "values" || mode === "updates") && typeof payload === "object" && payload !== null && "__interrupt__" in payload) held ??= [];
     if (mode === "values" && namespace.length === 0) {
       lastValues = payload;
       if (typeof payload === "object" && payload !== null && "__interrupt__" in payload) sawInterrupt = true;
@@ -197,12 +211,12 @@ export async function executeRun(
     if (namespace.length > 0 && !run.kwargs.stream_subgraphs) return;
     if (mode === "messages") {
       const [message, metadata] = payload as [unknown, unknown];
-      if (wants.has("messages-tuple")) publish(`messages${suffix}`, [toWire(message), toWire(metadata)]);
-      if (wants.has("messages")) messages.streamed(message, metadata, publish);
+      if (wants.has("messages-tuple")) live(`messages${suffix}`, [toWire(message), toWire(metadata)]);
+      if (wants.has("messages")) messages.streamed(message, metadata, live);
       return;
     }
-    if (wants.has(mode as StreamMode)) publish(`${mode}${suffix}`, toWire(wirePayload(mode, payload)));
-    if (mode === "values" && namespace.length === 0 && wants.has("messages")) messages.values(payload, publish);
+    if (wants.has(mode as StreamMode)) live(`${mode}${suffix}`, toWire(wirePayload(mode, payload)));
+    if (mode === "values" && namespace.length === 0 && wants.has("messages")) messages.values(payload, live);
   };
 
   try {
@@ -228,7 +242,7 @@ export async function executeRun(
         if (event.event === "on_chain_stream" && (event.parent_ids?.length ?? 0) === 0 && Array.isArray(chunk)) {
           emitChunk(...splitChunk(chunk, run.kwargs.stream_subgraphs));
         } else {
-          publish("events", toWire(event));
+          live("events", toWire(event));
         }
       }
     } else {
@@ -236,6 +250,8 @@ export async function executeRun(
         emitChunk(...splitChunk(chunk, run.kwargs.stream_subgraphs));
       }
     }
+    // The stream ends once LangGraph's checkpoint writes are durable.
+    release();
     // The last values chunk is the thread's final state, unless the run
     // stopped at an interrupt (then the pending tasks are read back).
     const stoppedEarly = sawInterrupt || run.kwargs.interrupt_before !== null || run.kwargs.interrupt_after !== null || lastState === undefined;
@@ -255,6 +271,7 @@ export async function executeRun(
       },
     };
   } catch (thrown) {
+    release();
     const reason = stopReason();
     const error = coerceError(thrown);
     const { status: _status, ...thread } = await threadAfter(graph, run).catch(() => ({ values: null, interrupts: {}, status: "idle" as const }));

@@ -28,7 +28,8 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-export async function startCluster(label: string, env: NodeJS.ProcessEnv = {}): Promise<Cluster> {
+/** `configPath`: the project's langgraph.json every process serves (the shared test graphs by default). */
+export async function startCluster(label: string, env: NodeJS.ProcessEnv = {}, configPath = FIXTURES): Promise<Cluster> {
   const database = await freshDatabase(label);
   const shared: NodeJS.ProcessEnv = {
     DATABASE_URL: database.url,
@@ -43,7 +44,7 @@ export async function startCluster(label: string, env: NodeJS.ProcessEnv = {}): 
     env: shared,
     members,
     async start(role, extra = {}) {
-      const baton = runBaton(["serve", "--config", FIXTURES, "--port", "0", "--role", role], { env: { ...shared, ...extra } });
+      const baton = runBaton(["serve", "--config", configPath, "--port", "0", "--role", role], { env: { ...shared, ...extra } });
       const url = await baton.url;
       const member: Member = {
         role,
