@@ -1,7 +1,9 @@
 /**
  * Shapes of public LangGraph.js projects served unchanged, each reduced to a
- * small fixture that reproduces what went wrong when the real project was
- * tried (the projects' own code is not copied here, and tests use no network).
+ * small project that reproduces what went wrong when the real one was tried
+ * (none of their code is copied here, and tests use no network). The small
+ * projects are written at test time under .test-projects/: they need their
+ * own node_modules, which git does not keep.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
