@@ -9,10 +9,12 @@
  *    (`Annotation.Root` state, literal unions as enums, subgraphs by node).
  *
  * The static pass runs the TypeScript compiler, which takes seconds. It runs
- * once per project, lazily on the first request that needs it (so start-up
- * and projects that never ask pay nothing), for every graph at once (one
- * program costs about as much as one graph), in a worker thread (so the
- * event loop never waits), and its result is cached for the server's life.
+ * once per graph, lazily on the first request that needs it (so start-up
+ * and graphs nobody asks about pay nothing), one graph per compile (as the
+ * official server does: graphs compiled together share type names, and can
+ * get each other's definitions), one compile at a time, in a worker thread
+ * (so the event loop never waits), and its result is cached for the
+ * server's life.
  * When the static pass fails for a graph (a JavaScript file, say), the
  * graph's schemas name its state channels, untyped, and a warning says why.
  */
@@ -49,10 +51,10 @@ export class GraphSchemas {
   readonly #specs: Record<string, StaticSpec>;
   readonly #logger: Logger;
   readonly #workers = new Set<Worker>();
-  /** Every graph's static schemas, from one compiler run. */
-  #all: Promise<Record<string, StaticSchemas>> | undefined;
-  /** A graph's own run, when the run for all failed; undefined when that failed too. */
-  readonly #single = new Map<string, Promise<StaticSchemas | undefined>>();
+  /** Each graph's static schemas (undefined when the extractor failed for it), cached for the server's life. */
+  readonly #byGraph = new Map<string, Promise<StaticSchemas | undefined>>();
+  /** The compile in progress: the next waits for it (one compiler's memory at a time). */
+  #queue: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(sources: GraphSource[], baseDir: string, logger: Logger) {
@@ -102,31 +104,35 @@ export class GraphSchemas {
     return (ns === undefined ? undefined : found![`${own}|${ns}`]) ?? found![own];
   }
 
-  async #static(graphId: string): Promise<StaticSchemas | undefined> {
-    this.#all ??= this.#extract(this.#specs);
-    try {
-      return (await this.#all)[graphId];
-    } catch (error) {
-      let single = this.#single.get(graphId);
-      if (single === undefined) {
-        // One graph the compiler cannot read fails the run for all: each is retried alone (a project of one graph already was).
-        const alone = Object.keys(this.#specs).length === 1 ? Promise.reject(coerceError(error)) : this.#extract({ [graphId]: this.#specs[graphId]! });
-        single = alone.then(
-          (result) => result[graphId],
-          (cause: unknown) => {
-            this.#logger.warn("schemas:static-failed", {
-              graph_id: graphId,
-              file: this.#specs[graphId]!.sourceFile,
-              error: `the TypeScript schema extractor failed: ${coerceError(cause).message}`,
-              detail: "its schemas name its state channels, untyped",
-            });
-            return undefined;
-          },
-        );
-        this.#single.set(graphId, single);
-      }
-      return single;
+  /**
+   * One graph's static schemas, extracted once, on its own: the extractor
+   * names shared types once per call, so graphs extracted together can get
+   * each other's definitions (a `RemoveMessage` of the SDK's for one of
+   * @langchain/core's). Compiles run one at a time, each in a worker thread.
+   */
+  #static(graphId: string): Promise<StaticSchemas | undefined> {
+    let found = this.#byGraph.get(graphId);
+    if (found === undefined) {
+      const extracted = this.#queue.then(() => this.#extract({ [graphId]: this.#specs[graphId]! }));
+      this.#queue = extracted.then(
+        () => undefined,
+        () => undefined,
+      );
+      found = extracted.then(
+        (result) => result[graphId],
+        (cause: unknown) => {
+          this.#logger.warn("schemas:static-failed", {
+            graph_id: graphId,
+            file: this.#specs[graphId]!.sourceFile,
+            error: `the TypeScript schema extractor failed: ${coerceError(cause).message}`,
+            detail: "its schemas name its state channels, untyped",
+          });
+          return undefined;
+        },
+      );
+      this.#byGraph.set(graphId, found);
     }
+    return found;
   }
 
   /** One run of the extractor over `specs`, in a worker thread. */

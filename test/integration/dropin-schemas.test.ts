@@ -50,7 +50,8 @@ describe("graph schemas, as the dev server serves them", () => {
 
   it("serves a config schema typed with annotations, as the context schema too", async () => {
     expect(await get("/assistants/configured/schemas")).toEqual(official["configured.schemas"]);
-  });
+    // Each graph is compiled on its own, on its first schema request.
+  }, 120_000);
 
   it("serves a zod-state graph's schemas from the running graph", async () => {
     expect(await get("/assistants/zod_state/schemas")).toEqual(official["zod_state.schemas"]);
@@ -66,7 +67,7 @@ describe("graph schemas, as the dev server serves them", () => {
       expect(await get(`/assistants/${graph}/subgraphs`)).toEqual(official[`${graph}.subgraphs`]);
       expect(await get(`/assistants/${graph}/subgraphs?recurse=true`)).toEqual(official[`${graph}.subgraphs-recurse`]);
     }
-  });
+  }, 120_000);
 
   it("answers for an assistant of the graph as for the graph", async () => {
     const assistant = await t.client.assistants.create({ graphId: "annotated" });
