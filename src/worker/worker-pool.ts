@@ -223,14 +223,17 @@ export class WorkerPool {
       }
       this.#deps.bus.publish(run.run_id, "__final__", { status: outcome.erase ? "rolled_back" : outcome.status, output: outcome.output }, run.attempt);
       this.#deps.bus.end(run.run_id, run.kwargs.stream_resumable ? this.#options.resumableRetentionMs : 0);
-      log.info("run:finished", {
+      const summary = {
         run_id: run.run_id,
         thread_id: run.thread_id,
         status: outcome.erase ? "rolled_back" : outcome.status,
         attempt: run.attempt,
         run_ms: Date.now() - started,
         ...(outcome.error ? { error: outcome.error } : {}),
-      });
+      };
+      // A graph that failed or ran out of time is worth a look; the server itself is fine.
+      if (outcome.status === "error" || outcome.status === "timeout") log.warn("run:finished", summary);
+      else log.info("run:finished", summary);
       if (this.#deps.onFinished !== undefined && !outcome.erase) {
         await this.#deps.onFinished(run, outcome).catch((error: unknown) =>
           log.warn("run:webhook-failed", { run_id: run.run_id, error: coerceError(error).message }),
