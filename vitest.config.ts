@@ -14,6 +14,14 @@ const BOTH_BACKENDS = [
   "test/integration/dropin-state.test.ts",
   "test/integration/dropin-schemas.test.ts",
   "test/integration/dropin-thread-config.test.ts",
+  // Robustness (issue 11): hostile input, state and runs, webhooks, slow readers, fuzzing.
+  "test/integration/hostile-input.test.ts",
+  "test/integration/hostile-values.test.ts",
+  "test/integration/hostile-state.test.ts",
+  "test/integration/hostile-runs.test.ts",
+  "test/integration/webhooks.test.ts",
+  "test/integration/slow-readers.test.ts",
+  "test/fuzz/openapi.test.ts",
 ];
 
 export default defineConfig({

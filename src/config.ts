@@ -68,6 +68,31 @@ export const ConfigSchema = z.object({
   runTimeoutMs: int(1000).default(3_600_000),
   shutdownGraceMs: int(0).default(30_000),
   maxBodyBytes: int(1024).default(10 * 1024 * 1024),
+  /** JSON in a request body may nest this many objects and arrays deep at most (422 beyond). */
+  maxJsonDepth: int(2).max(10_000).default(100),
+  /** A string in a request body may be this many UTF-16 code units long at most (422 beyond). */
+  maxStringLength: int(1).default(4 * 1024 * 1024),
+  /** An object in a request body may have this many keys at most (422 beyond). */
+  maxObjectKeys: int(1).default(10_000),
+  /** Ids one request may name (thread search ids, run ids to cancel, ...) at most (422 beyond). */
+  maxIdsPerRequest: int(1).default(1_000),
+  /** Keys one metadata/values/store filter may have, counted at every level (422 beyond). */
+  maxFilterKeys: int(1).default(100),
+  /**
+   * Host names (the Host header, without port) the API answers, comma-separated;
+   * a leading dot allows subdomains. Unset: bound to a loopback address, only
+   * loopback names (localhost, *.localhost, 127.0.0.1, [::1]) are answered (DNS
+   * rebinding defence); bound elsewhere, any. "*" answers any.
+   */
+  allowedHosts: z.string().optional(),
+  /** Deliver run webhooks to loopback, private and link-local addresses too. */
+  webhookAllowPrivate: z.preprocess((v) => (v === "false" || v === "0" ? false : v === "true" || v === "1" ? true : v), z.boolean()).default(false),
+  /** One webhook delivery attempt may take this long (ms) before it counts as failed. */
+  webhookTimeoutMs: int(100).default(10_000),
+  /** Webhook delivery attempts at most (with exponential backoff between them). */
+  webhookAttempts: int(1).max(20).default(3),
+  /** Bytes of events one stream reader that does not keep up may have waiting; beyond, it is disconnected (it may resume with Last-Event-ID). */
+  streamBufferBytes: int(64 * 1024).default(16 * 1024 * 1024),
   keepAliveMs: int(100).default(5_000),
   /** How long a finished run's events stay joinable, for runs created with stream_resumable. */
   eventRetentionMs: int(0).default(3_600_000),
@@ -114,6 +139,16 @@ const ENV: Record<string, keyof Config> = {
   BATON_SHUTDOWN_GRACE_MS: "shutdownGraceMs",
   BATON_MAX_BODY_BYTES: "maxBodyBytes",
   BATON_KEEP_ALIVE_MS: "keepAliveMs",
+  BATON_MAX_JSON_DEPTH: "maxJsonDepth",
+  BATON_MAX_STRING_LENGTH: "maxStringLength",
+  BATON_MAX_OBJECT_KEYS: "maxObjectKeys",
+  BATON_MAX_IDS_PER_REQUEST: "maxIdsPerRequest",
+  BATON_MAX_FILTER_KEYS: "maxFilterKeys",
+  BATON_ALLOWED_HOSTS: "allowedHosts",
+  BATON_WEBHOOK_ALLOW_PRIVATE: "webhookAllowPrivate",
+  BATON_WEBHOOK_TIMEOUT_MS: "webhookTimeoutMs",
+  BATON_WEBHOOK_ATTEMPTS: "webhookAttempts",
+  BATON_STREAM_BUFFER_BYTES: "streamBufferBytes",
   BATON_EVENT_RETENTION_MS: "eventRetentionMs",
   BATON_BUSY_TIMEOUT_MS: "busyTimeoutMs",
   BATON_ROLE: "role",

@@ -180,6 +180,24 @@ function loopbackHost(host: string): string {
   return reachable.includes(":") ? `[${reachable}]` : reachable;
 }
 
+/** Names a loopback-bound server answers by default: what a browser on this host calls it. */
+const LOOPBACK_NAMES = ["localhost", ".localhost", "127.0.0.1", "[::1]"];
+
+/**
+ * Host names the API answers (see `allowedHosts` in docs/configuration.md):
+ * the configured list, or when bound to a loopback address only loopback
+ * names, so a web page cannot reach a local server through DNS rebinding.
+ */
+export function allowedHosts(config: Pick<Config, "allowedHosts" | "host">): string[] | null {
+  if (config.allowedHosts !== undefined) {
+    const names = config.allowedHosts.split(",").map((name) => name.trim().toLowerCase()).filter((name) => name !== "");
+    return names.includes("*") ? null : names;
+  }
+  const host = config.host.toLowerCase();
+  const loopback = host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return loopback ? [...LOOPBACK_NAMES, ...(LOOPBACK_NAMES.includes(host) || host === "::1" ? [] : [host])] : null;
+}
+
 /**
  * Before any graph loads: refuse LangChain packages Baton does not support,
  * say what langgraph.json asked that Baton notes, and set the globals the
@@ -271,7 +289,21 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         threadService,
         ui,
         logger,
-        options: { maxBodyBytes: config.maxBodyBytes, keepAliveMs: config.keepAliveMs, version: VERSION },
+        options: {
+          maxBodyBytes: config.maxBodyBytes,
+          keepAliveMs: config.keepAliveMs,
+          version: VERSION,
+          limits: {
+            maxJsonDepth: config.maxJsonDepth,
+            maxStringLength: config.maxStringLength,
+            maxObjectKeys: config.maxObjectKeys,
+            maxIdsPerRequest: config.maxIdsPerRequest,
+            maxFilterKeys: config.maxFilterKeys,
+          },
+          allowedHosts: allowedHosts(config),
+          streamBufferBytes: config.streamBufferBytes,
+          webhooks: { allowPrivate: config.webhookAllowPrivate },
+        },
       },
       http,
       userApp,

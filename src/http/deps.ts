@@ -6,6 +6,14 @@ import type { RunService } from "../core/runs.ts";
 import type { ThreadService } from "../core/threads.ts";
 import type { UiBundles } from "./routes/ui.ts";
 
+export interface RequestLimits {
+  maxJsonDepth: number;
+  maxStringLength: number;
+  maxObjectKeys: number;
+  maxIdsPerRequest: number;
+  maxFilterKeys: number;
+}
+
 export interface HttpDeps {
   assistants: Assistants;
   threads: Threads;
@@ -25,6 +33,14 @@ export interface HttpDeps {
     maxBodyBytes: number;
     /** Interval of SSE keep-alive comments. */
     keepAliveMs: number;
+    /** Limits on JSON request bodies and filters (docs/configuration.md, "Limits"). */
+    limits: RequestLimits;
+    /** Host names answered (lower case, no port; ".x" allows subdomains of x); null answers any. */
+    allowedHosts: readonly string[] | null;
+    /** Bytes of events a slow stream reader may have waiting before it is dropped. */
+    streamBufferBytes: number;
+    /** Webhook delivery policy; checked at run creation too. */
+    webhooks: { allowPrivate: boolean };
     version: string;
   };
 }
