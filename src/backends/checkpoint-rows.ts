@@ -25,6 +25,7 @@ import {
   type SerializerProtocol,
 } from "@langchain/langgraph-checkpoint";
 import { CONFIGURABLE_METADATA_KEY, FENCE_KEY } from "../core/executor.ts";
+import { contains } from "../core/filter.ts";
 
 export interface CheckpointRow {
   thread_id: string;
@@ -128,15 +129,16 @@ export class RowCheckpointer extends BaseCheckpointSaver {
       checkpoint_id: getCheckpointId(config) || undefined,
       before: (options?.before?.configurable?.checkpoint_id as string | undefined) || undefined,
     });
-    const filter = Object.entries(options?.filter ?? {});
+    // Metadata filters mean what every other filter means: JSON containment
+    // (src/core/filter.ts), as the official server's `metadata @> filter`.
+    // Keys given as undefined ask for nothing, as JSON would drop them.
+    const filter = Object.fromEntries(Object.entries(options?.filter ?? {}).filter(([, value]) => value !== undefined));
+    const filtered = Object.keys(filter).length > 0;
     let remaining = options?.limit ?? Number.POSITIVE_INFINITY;
     for (const row of rows) {
       if (remaining <= 0) return;
       const tuple = await this.#toTuple(row);
-      if (filter.length > 0) {
-        const metadata = (tuple.metadata ?? {}) as Record<string, unknown>;
-        if (!filter.every(([key, value]) => JSON.stringify(metadata[key]) === JSON.stringify(value))) continue;
-      }
+      if (filtered && !contains(tuple.metadata ?? {}, filter)) continue;
       remaining -= 1;
       yield tuple;
     }

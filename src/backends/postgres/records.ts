@@ -21,7 +21,7 @@ import {
   deleteThreadRows,
   encodeNamespace,
   jsonb,
-  jsonEquals,
+  jsonContains,
   toAssistant,
   toItem,
   toThread,
@@ -30,8 +30,16 @@ import {
   type ThreadRow,
 } from "./rows.ts";
 
+/**
+ * Text columns sort by code point (COLLATE "C"), as SQLite's BINARY does,
+ * whatever the database's collation: both backends page through the same
+ * order. Timestamps (ISO text of one format) sort alike in any collation
+ * and keep their index.
+ */
+const collated = (column: string) => (column === "created_at" || column === "updated_at" ? column : `${column} COLLATE "C"`);
+
 const orderBy = (column: string | undefined, allowed: readonly string[], order: "asc" | "desc" | undefined, fallback: string) =>
-  `${column !== undefined && allowed.includes(column) ? column : fallback} ${order === "asc" ? "ASC" : "DESC"}`;
+  `${collated(column !== undefined && allowed.includes(column) ? column : fallback)} ${order === "asc" ? "ASC" : "DESC"}`;
 
 const where = (clauses: string[]) => (clauses.length > 0 ? ` WHERE ${clauses.join(" AND ")}` : "");
 
@@ -118,7 +126,11 @@ export class PostgresAssistants implements Assistants {
       if ((await this.#row(db, assistantId, true)) === undefined) return false;
       if (options?.deleteThreads) {
         const threads = (
-          await db.query<{ thread_id: string }>("SELECT thread_id FROM threads WHERE metadata ->> 'assistant_id' = $1 FOR UPDATE", [assistantId])
+          // Containment, as every filter: only a string equal to the id names it.
+          await db.query<{ thread_id: string }>(
+            "SELECT thread_id FROM threads WHERE metadata @> jsonb_build_object('assistant_id', $1::text) FOR UPDATE",
+            [assistantId],
+          )
         ).rows;
         for (const { thread_id } of threads) {
           const running = (await db.query<{ run_id: string }>("SELECT run_id FROM runs WHERE thread_id = $1 AND status = 'running'", [thread_id])).rows[0];
@@ -141,9 +153,10 @@ export class PostgresAssistants implements Assistants {
     }
     if (query.name !== undefined) {
       args.push(query.name);
-      clauses.push(`strpos(lower(name), lower($${args.length})) > 0`);
+      // Case folds ASCII letters only (the C collation), as SQLite's lower() does.
+      clauses.push(`strpos(lower(name COLLATE "C"), lower($${args.length}::text COLLATE "C")) > 0`);
     }
-    clauses.push(...jsonEquals("metadata", query.metadata, args));
+    clauses.push(...jsonContains("metadata", query.metadata, args));
     return where(clauses);
   }
 
@@ -152,7 +165,7 @@ export class PostgresAssistants implements Assistants {
     const filter = this.#where(query, args);
     const order = orderBy(query.sort_by, ["assistant_id", "graph_id", "name", "created_at", "updated_at"], query.sort_order, "created_at");
     args.push(query.limit, query.offset);
-    const sql = `SELECT * FROM assistants${filter} ORDER BY ${order}, assistant_id LIMIT $${args.length - 1} OFFSET $${args.length}`;
+    const sql = `SELECT * FROM assistants${filter} ORDER BY ${order}, assistant_id COLLATE "C" LIMIT $${args.length - 1} OFFSET $${args.length}`;
     return (await this.pool.query<AssistantRow>(sql, args)).rows.map(toAssistant);
   }
 
@@ -164,7 +177,7 @@ export class PostgresAssistants implements Assistants {
 
   async versions(assistantId: string, query: Page & { metadata?: Metadata | undefined }): Promise<Assistant[]> {
     const args: unknown[] = [assistantId];
-    const clauses = ["assistant_id = $1", ...jsonEquals("metadata", query.metadata, args)];
+    const clauses = ["assistant_id = $1", ...jsonContains("metadata", query.metadata, args)];
     args.push(query.limit, query.offset);
     const { rows } = await this.pool.query<Omit<AssistantRow, "updated_at">>(
       `SELECT * FROM assistant_versions${where(clauses)} ORDER BY version DESC LIMIT $${args.length - 1} OFFSET $${args.length}`,
@@ -251,8 +264,8 @@ export class PostgresThreads implements Threads {
       args.push(query.status);
       clauses.push(`status = $${args.length}`);
     }
-    clauses.push(...jsonEquals("metadata", query.metadata, args));
-    clauses.push(...jsonEquals(`"values"`, query.values, args));
+    clauses.push(...jsonContains("metadata", query.metadata, args));
+    clauses.push(...jsonContains(`"values"`, query.values, args));
     return where(clauses);
   }
 
@@ -261,7 +274,7 @@ export class PostgresThreads implements Threads {
     const filter = this.#where(query, args);
     const order = orderBy(query.sort_by, ["thread_id", "status", "created_at", "updated_at"], query.sort_order, "created_at");
     args.push(query.limit, query.offset);
-    const sql = `SELECT * FROM threads${filter} ORDER BY ${order}, thread_id LIMIT $${args.length - 1} OFFSET $${args.length}`;
+    const sql = `SELECT * FROM threads${filter} ORDER BY ${order}, thread_id COLLATE "C" LIMIT $${args.length - 1} OFFSET $${args.length}`;
     return (await this.pool.query<ThreadRow>(sql, args)).rows.map(toThread);
   }
 
@@ -272,24 +285,31 @@ export class PostgresThreads implements Threads {
   }
 
   async prune(threadIds: string[], strategy: "delete" | "keep_latest"): Promise<number> {
-    let pruned = 0;
-    for (const threadId of threadIds) {
-      const done = await transaction(this.pool, async (db) => {
-        if ((await this.#row(db, threadId, true)) === undefined) return false;
-        if ((await db.query("SELECT 1 FROM runs WHERE thread_id = $1 AND status = 'running'", [threadId])).rows.length > 0) return false;
-        if (strategy === "delete") {
-          await deleteThreadRows(db, threadId);
-        } else {
-          const older = `SELECT c.checkpoint_id FROM checkpoints c WHERE c.thread_id = $1 AND c.checkpoint_id <
-                           (SELECT MAX(l.checkpoint_id) FROM checkpoints l WHERE l.thread_id = $1 AND l.checkpoint_ns = c.checkpoint_ns)`;
-          await db.query(`DELETE FROM checkpoint_writes WHERE thread_id = $1 AND checkpoint_id IN (${older})`, [threadId]);
-          await db.query(`DELETE FROM checkpoints WHERE thread_id = $1 AND checkpoint_id IN (${older})`, [threadId]);
-        }
-        return true;
-      });
-      if (done) pruned += 1;
-    }
-    return pruned;
+    if (threadIds.length === 0) return 0;
+    // One transaction whatever the number of ids (each list is one array
+    // parameter); threads are locked in id order, as every prune locks them.
+    return transaction(this.pool, async (db) => {
+      const { rows } = await db.query<{ thread_id: string }>(
+        `SELECT t.thread_id FROM threads t
+          WHERE t.thread_id = ANY($1::text[])
+            AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id AND r.status = 'running')
+          ORDER BY t.thread_id COLLATE "C" FOR UPDATE OF t`,
+        [[...new Set(threadIds)]],
+      );
+      const ids = rows.map((row) => row.thread_id);
+      if (ids.length === 0) return 0;
+      if (strategy === "delete") {
+        await db.query("DELETE FROM checkpoint_writes WHERE thread_id = ANY($1::text[])", [ids]);
+        await db.query("DELETE FROM checkpoints WHERE thread_id = ANY($1::text[])", [ids]);
+        await db.query("DELETE FROM threads WHERE thread_id = ANY($1::text[])", [ids]);
+      } else {
+        const older = `SELECT c.thread_id, c.checkpoint_id FROM checkpoints c WHERE c.thread_id = ANY($1::text[]) AND c.checkpoint_id <
+                         (SELECT MAX(l.checkpoint_id) FROM checkpoints l WHERE l.thread_id = c.thread_id AND l.checkpoint_ns = c.checkpoint_ns)`;
+        await db.query(`DELETE FROM checkpoint_writes WHERE (thread_id, checkpoint_id) IN (${older})`, [ids]);
+        await db.query(`DELETE FROM checkpoints WHERE (thread_id, checkpoint_id) IN (${older})`, [ids]);
+      }
+      return ids.length;
+    });
   }
 
   async copy(threadId: string, newThreadId: string): Promise<Thread> {
@@ -360,19 +380,19 @@ export class PostgresStoreItems implements StoreItems {
 
   async search(query: StoreSearch): Promise<StoreItem[]> {
     const args: unknown[] = [encodeNamespace(query.namespace_prefix)];
-    const clauses = ["left(namespace, length($1)) = $1", ...jsonEquals("value", query.filter, args)];
+    const clauses = ["left(namespace, length($1)) = $1", ...jsonContains("value", query.filter, args)];
     if (query.query !== undefined && query.query !== "") {
       // No vector index yet: a plain case-insensitive text match on the value.
       args.push(query.query);
       clauses.push(`strpos(lower(value::text), lower($${args.length})) > 0`);
     }
     args.push(query.limit, query.offset);
-    const sql = `SELECT * FROM store_items${where(clauses)} ORDER BY updated_at DESC, namespace, key LIMIT $${args.length - 1} OFFSET $${args.length}`;
+    const sql = `SELECT * FROM store_items${where(clauses)} ORDER BY updated_at DESC, namespace COLLATE "C", key COLLATE "C" LIMIT $${args.length - 1} OFFSET $${args.length}`;
     return (await this.pool.query<ItemRow>(sql, args)).rows.map(toItem);
   }
 
   async listNamespaces(query: NamespaceQuery): Promise<string[][]> {
-    const rows = (await this.pool.query<{ namespace: string }>("SELECT DISTINCT namespace FROM store_items ORDER BY namespace")).rows;
+    const rows = (await this.pool.query<{ namespace: string }>('SELECT DISTINCT namespace COLLATE "C" AS namespace FROM store_items ORDER BY 1')).rows;
     return filterNamespaces(rows.map((row) => row.namespace), query);
   }
 

@@ -1,4 +1,5 @@
 /** Row <-> record mapping for the scale-out schema (JSONB arrives parsed). */
+import { hasFilter } from "../../core/filter.ts";
 import type { Assistant, JsonObject, Run, StoreItem, Thread } from "../../core/types.ts";
 import { replaceEscapedNul } from "../../core/serialize.ts";
 import type { Queryable } from "./database.ts";
@@ -117,16 +118,23 @@ export const toItem = (row: ItemRow): StoreItem => ({
 });
 
 /**
- * SQL conditions matching a JSONB column against a filter: every key of
- * `filter` must equal the same key of the column (JSON equality).
+ * A lone UTF-16 surrogate or U+0000 in JSON text, as JSON.stringify writes
+ * them (escapes after an even run of backslashes): JSONB holds neither, so a
+ * filter naming one matches nothing stored (and Postgres would refuse it).
  */
-export function jsonEquals(column: string, filter: Record<string, unknown> | undefined, args: unknown[]): string[] {
-  const clauses: string[] = [];
-  for (const [key, value] of Object.entries(filter ?? {})) {
-    args.push(key, jsonb(value));
-    clauses.push(`${column} -> $${args.length - 1} = $${args.length}::jsonb`);
-  }
-  return clauses;
+const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
+
+/**
+ * The SQL condition matching a JSONB column against a containment filter
+ * (`@>`, what src/core/filter.ts mirrors), none for an absent or empty
+ * filter. The whole filter is one parameter, whatever its number of keys.
+ */
+export function jsonContains(column: string, filter: Record<string, unknown> | null | undefined, args: unknown[]): string[] {
+  if (!hasFilter(filter)) return [];
+  const text = JSON.stringify(filter);
+  if (UNSTORABLE_ESCAPE.test(text)) return ["FALSE"];
+  args.push(text);
+  return [`${column} @> $${args.length}::jsonb`];
 }
 
 /** Deletes a thread with its checkpoints and pending writes (its runs go by ON DELETE CASCADE). Call inside a transaction. */

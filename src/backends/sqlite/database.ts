@@ -1,10 +1,12 @@
 /**
  * Opens the embedded database: one better-sqlite3 connection in WAL mode
  * with a busy timeout (and the process's write lock, when several threads
- * open the file), migrated to the latest schema version.
+ * open the file), Baton's SQL functions registered, migrated to the latest
+ * schema version.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import Database from "better-sqlite3";
+import { registerFunctions } from "./rows.ts";
 import { WriteLock } from "./write-lock.ts";
 
 const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
@@ -25,6 +27,7 @@ export function openDatabase(options: OpenOptions): Database.Database {
   db.pragma("foreign_keys = ON");
   db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs))}`);
   if (options.writeLock !== undefined) new WriteLock(options.writeLock).guard(db);
+  registerFunctions(db);
   migrate(db);
   cacheStatements(db, 500);
   return db;

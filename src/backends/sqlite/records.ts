@@ -19,6 +19,7 @@ import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, Thre
 import {
   deleteThreadRows,
   encodeNamespace,
+  inList,
   json,
   jsonContains,
   toAssistant,
@@ -120,9 +121,10 @@ export class SqliteAssistants implements Assistants {
     return this.db.transaction(() => {
       if (this.#row(assistantId) === undefined) return false;
       if (options?.deleteThreads) {
+        // Containment, as every filter: only a string equal to the id names it.
         const threads = this.db
-          .prepare<[string], { thread_id: string }>("SELECT thread_id FROM threads WHERE json_extract(metadata, '$.assistant_id') = ?")
-          .all(assistantId);
+          .prepare<[string], { thread_id: string }>("SELECT thread_id FROM threads WHERE baton_contains(metadata, ?)")
+          .all(JSON.stringify({ assistant_id: assistantId }));
         for (const { thread_id } of threads) {
           const running = this.db.prepare("SELECT run_id FROM runs WHERE thread_id = ? AND status = 'running'").get(thread_id) as
             | { run_id: string }
@@ -265,10 +267,7 @@ export class SqliteThreads implements Threads {
 
   #where(query: Omit<ThreadSearch, "limit" | "offset" | "sort_by" | "sort_order">, args: unknown[]): string {
     const clauses: string[] = [];
-    if (query.ids !== undefined && query.ids.length > 0) {
-      clauses.push(`thread_id IN (${query.ids.map(() => "?").join(", ")})`);
-      args.push(...query.ids);
-    }
+    if (query.ids !== undefined && query.ids.length > 0) clauses.push(inList("thread_id", query.ids, args));
     if (query.status !== undefined) {
       clauses.push("status = ?");
       args.push(query.status);
@@ -298,7 +297,7 @@ export class SqliteThreads implements Threads {
   async prune(threadIds: string[], strategy: "delete" | "keep_latest"): Promise<number> {
     return this.db.transaction(() => {
       let pruned = 0;
-      for (const threadId of threadIds) {
+      for (const threadId of new Set(threadIds)) {
         if (this.#row(threadId) === undefined) continue;
         if (this.db.prepare("SELECT 1 FROM runs WHERE thread_id = ? AND status = 'running'").get(threadId) !== undefined) continue;
         if (strategy === "delete") {

@@ -1,5 +1,6 @@
 /** Row <-> record mapping for the embedded schema. */
 import type { Database } from "better-sqlite3";
+import { contains, hasFilter } from "../../core/filter.ts";
 import type { Assistant, Run, StoreItem, Thread } from "../../core/types.ts";
 
 export { decodeNamespace, encodeNamespace } from "../namespaces.ts";
@@ -112,24 +113,49 @@ export const toItem = (row: ItemRow): StoreItem => ({
 });
 
 /**
- * SQL conditions matching a JSON column against a containment filter:
- * every key of `filter` must equal (as JSON) the same key of the column.
+ * The SQL condition matching a JSON column against a containment filter
+ * (src/core/filter.ts), none for an absent or empty filter. The filter goes
+ * in whole as one parameter to `baton_contains`, the function every
+ * connection registers (see `registerFunctions`): no key ever becomes SQL
+ * or a JSON path, and SQLite's own JSON functions (which refuse records
+ * nested over 1000 levels) never read a stored record.
  */
-export function jsonContains(column: string, filter: Record<string, unknown> | undefined, args: unknown[]): string[] {
-  const clauses: string[] = [];
-  for (const [key, value] of Object.entries(filter ?? {})) {
-    clauses.push(`json_extract(${column}, ?) IS ?`);
-    args.push(`$."${key.replaceAll('"', '""')}"`);
-    // json_extract returns SQL scalars for JSON scalars and JSON text otherwise.
-    if (value === null) args.push(null);
-    else if (typeof value === "boolean") args.push(value ? 1 : 0);
-    else if (typeof value === "number" || typeof value === "string") args.push(value);
-    else {
-      clauses[clauses.length - 1] = `json(json_extract(${column}, ?)) IS json(?)`;
-      args.push(JSON.stringify(value));
+export function jsonContains(column: string, filter: Record<string, unknown> | null | undefined, args: unknown[]): string[] {
+  if (!hasFilter(filter)) return [];
+  args.push(JSON.stringify(filter));
+  return [`baton_contains(${column}, ?)`];
+}
+
+/**
+ * The SQL condition "`column` is one of `values`", for lists of any length:
+ * one parameter (a JSON array) whatever the count, so 40,000 ids never meet
+ * SQLite's limit on variables or expression depth.
+ */
+export function inList(column: string, values: readonly string[], args: unknown[]): string {
+  args.push(JSON.stringify(values));
+  return `${column} IN (SELECT value FROM json_each(?))`;
+}
+
+/**
+ * Registers the functions Baton's SQL uses on a connection. `baton_contains`
+ * answers 0 rather than failing on text that is not JSON (or NULL), so no
+ * stored record can break a query for anyone.
+ */
+export function registerFunctions(db: Database): void {
+  let lastFilterText: string | undefined;
+  let lastFilter: unknown;
+  db.function("baton_contains", { deterministic: true }, (document: unknown, filterText: unknown) => {
+    if (typeof document !== "string" || typeof filterText !== "string") return 0;
+    try {
+      if (filterText !== lastFilterText) {
+        lastFilter = JSON.parse(filterText);
+        lastFilterText = filterText;
+      }
+      return contains(JSON.parse(document), lastFilter) ? 1 : 0;
+    } catch {
+      return 0;
     }
-  }
-  return clauses;
+  });
 }
 
 /** Deletes a thread with its checkpoints and pending writes (its runs go by ON DELETE CASCADE). Call inside a transaction. */
