@@ -9,11 +9,12 @@
  * the grace period), STOPPED (remaining runs aborted and handed back).
  */
 import { randomUUID } from "node:crypto";
-import { coerceError } from "../core/errors.ts";
+import { BatonError, coerceError, ErrorCode } from "../core/errors.ts";
 import { executeRun, type ExecutorDeps, type StopReason } from "../core/executor.ts";
+import { replaceUnstorable, storableOutcome } from "../core/serialize.ts";
 import { stoppedFailure } from "../core/stopped.ts";
 import type { Logger } from "../core/logger.ts";
-import type { LeaseKeeper, RunOutcome, RunQueue } from "../core/ports.ts";
+import type { FinishResult, LeaseKeeper, RunOutcome, RunQueue } from "../core/ports.ts";
 import type { CancelAction, Run } from "../core/types.ts";
 
 export interface WorkerPoolOptions {
@@ -55,8 +56,23 @@ interface Active {
 export interface WorkerPoolDeps extends ExecutorDeps {
   queue: RunQueue;
   logger: Logger;
-  /** Called after a run's outcome is recorded (webhooks). Errors are logged, never thrown. */
+  /** Called after a run's outcome is recorded and its slot freed (webhooks); not awaited. Errors are logged, never thrown. */
   onFinished?: (run: Run, outcome: RunOutcome) => Promise<void>;
+}
+
+/**
+ * Whether an error recording an outcome is about the data (the database
+ * refuses the value itself), not about the database being reachable: a
+ * BatonError for invalid input, a Postgres data exception (SQLSTATE class
+ * 22, e.g. 22P02 invalid JSON, 22P05 untranslatable character) or program
+ * limit (class 54, e.g. a value too large), SQLite's SQLITE_TOOBIG. Such a
+ * failure repeats on every attempt, so it is the run's error, not a crash.
+ */
+function isDataError(error: unknown): boolean {
+  if (error instanceof BatonError) return error.code === ErrorCode.invalid;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") return false;
+  return /^(22|54)[0-9A-Z]{3}$/.test(code) || code === "SQLITE_TOOBIG";
 }
 
 /**
@@ -208,13 +224,35 @@ export class WorkerPool {
         log.info("run:handed-back", { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });
         return true;
       }
-      const finished = await this.#deps.queue.finish(run.run_id, fence, result.outcome);
+      // What cannot be stored the same on every backend is the run's own error, recorded once (core/serialize.ts).
+      const storable = storableOutcome(result.outcome);
+      let outcome = storable.outcome;
+      if (storable.failure !== undefined) {
+        log.warn("run:output-refused", { run_id: run.run_id, error: storable.failure.message });
+        this.#deps.bus.publish(run.run_id, "error", storable.failure, run.attempt);
+      }
+      let finished: FinishResult;
+      try {
+        finished = await this.#deps.queue.finish(run.run_id, fence, outcome);
+      } catch (error) {
+        // The database refused the outcome itself (a value it cannot hold):
+        // retrying the run would fail the same way, so that is its error.
+        // Anything else (the database away) leaves the run to be retried.
+        if (!isDataError(error)) throw error;
+        const failure = {
+          error: "OutcomeNotStored",
+          message: `Baton could not store this run's outcome: ${replaceUnstorable(coerceError(error).message)}`,
+        };
+        log.error("run:output-refused", { run_id: run.run_id, error: failure.message });
+        this.#deps.bus.publish(run.run_id, "error", failure, run.attempt);
+        outcome = { status: "error", error: failure.message, erase: false, output: { __error__: failure }, thread: { values: null, interrupts: {}, status: "error" } };
+        finished = await this.#deps.queue.finish(run.run_id, fence, outcome);
+      }
       settled = true;
       if (finished === "fenced") {
         log.warn("run:lease-lost", { run_id: run.run_id, attempt: run.attempt, detail: "outcome not recorded; another attempt owns the run" });
         return settled;
       }
-      let outcome = result.outcome;
       if (finished === "erased" && !outcome.erase) {
         // The graph ended just as a rollback arrived; the queue erased it anyway.
         const failure = stoppedFailure(run.run_id, "rollback", true);
@@ -234,10 +272,14 @@ export class WorkerPool {
       // A graph that failed or ran out of time is worth a look; the server itself is fine.
       if (outcome.status === "error" || outcome.status === "timeout") log.warn("run:finished", summary);
       else log.info("run:finished", summary);
-      if (this.#deps.onFinished !== undefined && !outcome.erase) {
-        await this.#deps.onFinished(run, outcome).catch((error: unknown) =>
-          log.warn("run:webhook-failed", { run_id: run.run_id, error: coerceError(error).message }),
-        );
+      // The outcome is recorded: the slot is free now. The webhook goes on its
+      // own (a slow or silent target must not hold a slot), its errors logged.
+      const onFinished = this.#deps.onFinished;
+      if (onFinished !== undefined && !outcome.erase) {
+        const recorded = outcome;
+        void Promise.resolve()
+          .then(() => onFinished(run, recorded))
+          .catch((error: unknown) => log.warn("run:webhook-failed", { run_id: run.run_id, error: coerceError(error).message }));
       }
     } catch (error) {
       log.error("run:crashed", { run_id: run.run_id, error: coerceError(error).message });

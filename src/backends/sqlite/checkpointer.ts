@@ -4,6 +4,7 @@
  */
 import type { SerializerProtocol } from "@langchain/langgraph-checkpoint";
 import type { Database, Statement } from "better-sqlite3";
+import { refuseUnstorableCheckpoint, refuseUnstorableWrites } from "../../core/serialize.ts";
 import { checkpointListSql, RowCheckpointer, type CheckpointRow, type CheckpointTables, type WriteRow } from "../checkpoint-rows.ts";
 
 const COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata";
@@ -39,9 +40,12 @@ function sqliteTables(db: Database): CheckpointTables {
       return db.prepare<unknown[], CheckpointRow>(sql).all(...args);
     },
     async put(row) {
+      // What Postgres could not keep in a thread's or run's record is refused here too (core/serialize.ts).
+      refuseUnstorableCheckpoint(row);
       insert.run(row.thread_id, row.checkpoint_ns, row.checkpoint_id, row.parent_checkpoint_id, row.run_id, row.type, row.checkpoint, row.metadata);
     },
     async putWrites(key, taskPath, rows) {
+      refuseUnstorableWrites(rows);
       db.transaction(() => {
         for (const w of rows) {
           (w.replace ? upsertWrite : insertWrite).run(key.thread_id, key.checkpoint_ns, key.checkpoint_id, w.task_id, taskPath, w.idx, w.channel, w.type, w.value);

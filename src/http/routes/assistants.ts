@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
-import { assistantIdFor, resolveAssistant } from "../../core/assistants.ts";
+import { assistantIdFor, refuseSystemAssistantDelete, resolveAssistant } from "../../core/assistants.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import type { HttpDeps } from "../deps.ts";
 import { select } from "../records.ts";
@@ -52,6 +52,7 @@ export function assistantRoutes(deps: HttpDeps): Hono {
 
   app.delete("/assistants/:assistant_id", async (c) => {
     const id = assistantIdFor(registry.ids, c.req.param("assistant_id"));
+    refuseSystemAssistantDelete(registry.ids, id);
     if (!(await assistants.delete(id, { deleteThreads: flag(c.req.query("delete_threads")) }))) throw notFound("Assistant", id);
     return c.json({});
   });
