@@ -6,9 +6,10 @@
  * server mounts it: its routes and middleware are added ahead of the API's,
  * so its routes win where they match, its middleware wraps the API routes
  * too, and a request it does not route reaches the API (its own not-found
- * handler is not used, as there). CORS runs before all of it.
+ * handler is not used, as there). CORS runs before all of it, and the
+ * Host check before CORS.
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ConfigError } from "../config.ts";
 import { cors } from "./cors.ts";
@@ -21,7 +22,7 @@ import { runRoutes } from "./routes/runs.ts";
 import { storeRoutes } from "./routes/store.ts";
 import { threadRoutes } from "./routes/threads.ts";
 import { uiRoutes } from "./routes/ui.ts";
-import { followBodyChanges } from "./validate.ts";
+import { followBodyChanges, requestLimits } from "./validate.ts";
 
 export type { HttpDeps } from "./deps.ts";
 export { httpOptions, type HttpOptions } from "./project-options.ts";
@@ -35,10 +36,48 @@ function asHono(userApp: unknown, spec: string | undefined): Hono {
   return candidate as unknown as Hono;
 }
 
+/** The Host header's name: lower case, without port or trailing dot; "[::1]" keeps its brackets. */
+export function hostName(host: string): string {
+  const value = host.trim().toLowerCase();
+  const name = value.startsWith("[") ? value.slice(0, value.indexOf("]") + 1 || undefined) : value.replace(/:\d*$/, "");
+  return name.endsWith(".") ? name.slice(0, -1) : name;
+}
+
+export function hostAllowed(name: string, allowed: readonly string[]): boolean {
+  return allowed.some((entry) => (entry.startsWith(".") ? name === entry.slice(1) || name.endsWith(entry) : name === entry));
+}
+
+/**
+ * DNS rebinding defence: a page on evil.example whose name is made to point
+ * at 127.0.0.1 reaches a local Baton as same-origin, with Host: evil.example.
+ * Requests naming a host that is not allowed are refused with 403 (as Vite's
+ * dev server does), before CORS, so a preflight is refused too. /ok answers
+ * any host (health probes use addresses), and so do requests made inside
+ * the process (a graph's `new Client()` without apiUrl), which no page can
+ * send.
+ */
+function hostCheck(allowed: readonly string[] | null, prefix: string): MiddlewareHandler {
+  return async (c, next) => {
+    const env = c.env as { incoming?: unknown } | undefined;
+    if (allowed === null || env?.incoming === undefined || c.req.path === "/ok" || c.req.path === `${prefix}/ok`) return next();
+    const header = c.req.header("host") ?? new URL(c.req.url).host;
+    const name = hostName(header);
+    if (hostAllowed(name, allowed)) return next();
+    return c.json(
+      {
+        detail: `Blocked request: host '${name.slice(0, 100)}' is not allowed. Baton answers the host names in BATON_ALLOWED_HOSTS (allowedHosts; now ${allowed.join(", ") || "none"}); add this name there if clients reach Baton through it.`,
+      },
+      403,
+    );
+  };
+}
+
 export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefined), userApp?: unknown): Hono {
   const app = new Hono();
   app.onError((error, c) => errorResponse(c, error, deps.logger));
   app.notFound((c) => c.json({ detail: `No route for ${c.req.method} ${c.req.path}.` }, 404));
+  app.use("*", hostCheck(deps.options.allowedHosts, http.mountPrefix));
+  app.use("*", requestLimits(deps.options.limits));
   app.use("*", cors(http.cors));
   app.use(
     "*",

@@ -1,4 +1,5 @@
 /** HTTP statuses for domain errors: decided here and nowhere else. */
+import { randomUUID } from "node:crypto";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -25,15 +26,27 @@ export function zodMessage(error: ZodError): string {
 }
 
 export function errorResponse(c: Context, thrown: unknown, logger: Logger): Response {
+  if (thrown instanceof BatonError && thrown.code === "internal") return internalError(c, thrown, logger);
   if (thrown instanceof BatonError) {
     if (thrown.retryAfterSeconds !== undefined) c.header("Retry-After", String(thrown.retryAfterSeconds));
     return c.json({ detail: thrown.message }, STATUS[thrown.code]);
   }
   if (thrown instanceof ZodError) return c.json({ detail: `Invalid request: ${zodMessage(thrown)}` }, 422);
   if (thrown instanceof HTTPException) {
+    if (thrown.status >= 500) return internalError(c, thrown, logger);
     return c.json({ detail: thrown.message || "Request failed." }, thrown.status);
   }
+  return internalError(c, thrown, logger);
+}
+
+/**
+ * A 500 says only that it happened and a reference to find it in the log:
+ * the error's own message may be a database driver's (SQL, table names,
+ * connection details), which is for the operator, not for the client.
+ */
+function internalError(c: Context, thrown: unknown, logger: Logger): Response {
   const error = coerceError(thrown);
-  logger.error("http:unhandled", { method: c.req.method, path: c.req.path, error: error.message, stack: error.stack });
-  return c.json({ detail: `Internal error: ${error.message}` }, 500);
+  const reference = randomUUID();
+  logger.error("http:unhandled", { reference, method: c.req.method, path: c.req.path, error: error.message, stack: error.stack });
+  return c.json({ detail: `Internal error (reference ${reference}; the server log has the details under this reference).` }, 500);
 }

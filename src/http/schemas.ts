@@ -14,10 +14,109 @@ const configSchema = z
   })
   .catchall(z.unknown());
 const ifExists = z.enum(["raise", "do_nothing"]);
-const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback);
-const offset = z.coerce.number().int().min(0).default(0);
+
+/**
+ * What one parse is checking, set by validate.ts around a single synchronous
+ * `safeParse` (zod parses synchronously, so no other request can see it):
+ * whether the value is a JSON body (its numbers must be numbers) or query
+ * strings (numbers arrive as text and are read as numbers, as before), and
+ * the per-request limits on id lists and filters (undefined: not checked,
+ * because the value was checked when its body was read).
+ */
+export interface ParseScope {
+  fromJson: boolean;
+  limits: { maxIdsPerRequest: number; maxFilterKeys: number } | undefined;
+}
+let scope: ParseScope = { fromJson: false, limits: undefined };
+
+export function inScope<T>(next: ParseScope, run: () => T): T {
+  const previous = scope;
+  scope = next;
+  try {
+    return run();
+  } finally {
+    scope = previous;
+  }
+}
+
+/** Numbers are JSON numbers in a body (`"5"` and `true` are refused); in a query string they arrive as text. */
+const fromQuery = (value: unknown) => (!scope.fromJson && typeof value === "string" ? Number(value) : value);
+const limit = (max: number, fallback: number) => z.preprocess(fromQuery, z.number().int().min(1).max(max)).default(fallback);
+const offset = z.preprocess(fromQuery, z.number().int().min(0)).default(0);
 const order = z.enum(["asc", "desc"]).optional();
 const uuid = z.string().uuid();
+/** A UUID in any case, as path parameters accept them. */
+const anyUuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "must be a UUID");
+
+/** A list of ids, at most `maxIdsPerRequest` long (checked before its items). */
+const idList = <T extends z.ZodType>(item: T) =>
+  z.preprocess((value, ctx) => {
+    const max = scope.limits?.maxIdsPerRequest;
+    if (max !== undefined && Array.isArray(value) && value.length > max) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${value.length} ids, more than the limit of ${max} per request (maxIdsPerRequest / BATON_MAX_IDS_PER_REQUEST); split the request.`,
+      });
+      return z.NEVER;
+    }
+    return value;
+  }, z.array(item));
+
+/** Keys of objects at every level plus items of lists, counting stops past `max`. */
+function filterSize(value: unknown, max: number): number {
+  let count = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0 && count <= max) {
+    const v = stack.pop();
+    if (typeof v !== "object" || v === null) continue;
+    const children = Array.isArray(v) ? v : Object.values(v);
+    count += children.length;
+    for (const child of children) if (typeof child === "object" && child !== null) stack.push(child);
+  }
+  return count;
+}
+
+/** A metadata/values/store filter, at most `maxFilterKeys` keys counted at every level. */
+const filter = jsonObject.superRefine((value, ctx) => {
+  const max = scope.limits?.maxFilterKeys;
+  if (max === undefined) return;
+  if (filterSize(value, max) > max) {
+    ctx.addIssue({
+      code: "custom",
+      message: `filter has more than ${max} keys, counted at every level with list items (maxFilterKeys / BATON_MAX_FILTER_KEYS); narrow it.`,
+    });
+  }
+});
+
+/**
+ * A webhook at run creation: an absolute http: or https: URL, or a path
+ * starting with "/" (delivered to the project's own http.app, see
+ * docs/webhooks.md). Anything else (file:, ftp:, javascript:, "//host",
+ * text that is not a URL) is refused.
+ */
+export function isWebhookUrl(value: string): boolean {
+  // URL parsing drops tabs and newlines and trims spaces: refuse them instead.
+  if (/[\u0000-\u0020\u007f]/.test(value)) return false;
+  if (value.startsWith("/")) {
+    const base = "http://relative.invalid";
+    try {
+      // "//host" and "/\\host" would leave the project for another host.
+      return new URL(value, base).host === "relative.invalid" && value[1] !== "/" && value[1] !== "\\";
+    } catch {
+      return false;
+    }
+  }
+  if (!/^https?:\/\//i.test(value)) return false;
+  try {
+    const url = new URL(value);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+const webhook = z.string().max(2048).refine(isWebhookUrl, {
+  message: "must be an absolute http:// or https:// URL, or a path starting with '/' (sent to the project's own http.app)",
+});
 
 export const AssistantCreate = z.object({
   assistant_id: uuid.optional(),
@@ -42,16 +141,16 @@ export const AssistantPatch = z.object({
 export const AssistantSearch = z.object({
   graph_id: z.string().optional(),
   name: z.string().optional(),
-  metadata: jsonObject.optional(),
+  metadata: filter.optional(),
   limit: limit(1000, 10),
   offset,
   sort_by: z.enum(["assistant_id", "graph_id", "name", "created_at", "updated_at"]).optional(),
   sort_order: order,
   select: z.array(z.string()).optional(),
 });
-export const AssistantCount = z.object({ graph_id: z.string().optional(), name: z.string().optional(), metadata: jsonObject.optional() });
-export const AssistantVersions = z.object({ metadata: jsonObject.optional(), limit: limit(1000, 10), offset });
-export const SetLatest = z.object({ version: z.coerce.number().int().min(1) });
+export const AssistantCount = z.object({ graph_id: z.string().optional(), name: z.string().optional(), metadata: filter.optional() });
+export const AssistantVersions = z.object({ metadata: filter.optional(), limit: limit(1000, 10), offset });
+export const SetLatest = z.object({ version: z.preprocess(fromQuery, z.number().int().min(1)) });
 
 const threadStatus = z.enum(["idle", "busy", "interrupted", "error"]);
 export const ThreadCreate = z.object({
@@ -66,9 +165,9 @@ export const ThreadCreate = z.object({
 });
 export const ThreadPatch = z.object({ metadata: jsonObject.default({}), ttl: z.unknown().optional() });
 export const ThreadSearch = z.object({
-  ids: z.array(z.string()).optional(),
-  metadata: jsonObject.optional(),
-  values: jsonObject.optional(),
+  ids: idList(anyUuid).optional(),
+  metadata: filter.optional(),
+  values: filter.optional(),
   status: threadStatus.optional(),
   limit: limit(1000, 10),
   offset,
@@ -76,8 +175,8 @@ export const ThreadSearch = z.object({
   sort_order: order,
   select: z.array(z.string()).optional(),
 });
-export const ThreadPrune = z.object({ thread_ids: z.array(uuid).max(1000), strategy: z.enum(["delete", "keep_latest"]).default("delete") });
-export const ThreadCount = z.object({ metadata: jsonObject.optional(), values: jsonObject.optional(), status: threadStatus.optional() });
+export const ThreadPrune = z.object({ thread_ids: idList(uuid), strategy: z.enum(["delete", "keep_latest"]).default("delete") });
+export const ThreadCount = z.object({ metadata: filter.optional(), values: filter.optional(), status: threadStatus.optional() });
 
 const checkpointRef = z.object({
   checkpoint_id: z.string().optional(),
@@ -95,7 +194,7 @@ export const StateAtCheckpoint = z.object({ checkpoint: checkpointRef, subgraphs
 export const HistoryQuery = z.object({
   limit: limit(1000, 10),
   before: z.union([checkpointRef, z.string()]).optional(),
-  metadata: jsonObject.optional(),
+  metadata: filter.optional(),
   checkpoint: checkpointRef.optional(),
 });
 
@@ -124,7 +223,7 @@ export const RunCreate = z.object({
   on_disconnect: z.enum(["cancel", "continue"]).optional(),
   on_completion: z.enum(["delete", "keep"]).optional(),
   after_seconds: z.number().min(0).max(31_536_000).optional(),
-  webhook: z.string().max(2048).nullable().optional(),
+  webhook: webhook.nullable().optional(),
   durability: z.enum(["sync", "async", "exit"]).nullable().optional(),
   checkpoint_during: z.boolean().nullable().optional(),
   feedback_keys: z.array(z.string()).nullable().optional(),
@@ -144,7 +243,7 @@ export const CancelAction = z.enum(["interrupt", "rollback"]).default("interrupt
 
 export const RunsCancel = z.object({
   thread_id: z.string().optional(),
-  run_ids: z.array(z.string()).optional(),
+  run_ids: idList(anyUuid).optional(),
   status: z.enum(["pending", "running", "all"]).optional(),
 });
 
@@ -155,7 +254,7 @@ export const StorePut = z.object({ namespace: namespace.min(1), key: z.string().
 export const StoreDelete = z.object({ namespace: namespace.min(1), key: z.string().min(1) });
 export const StoreSearch = z.object({
   namespace_prefix: namespace.default([]),
-  filter: jsonObject.nullable().optional(),
+  filter: filter.nullable().optional(),
   limit: limit(1000, 10),
   offset,
   query: z.string().nullable().optional(),

@@ -17,9 +17,9 @@ async function call(method: string, path: string, body?: string) {
 }
 
 describe("bad input", () => {
-  it("refuses malformed JSON", async () => {
+  it("refuses malformed JSON with 400, as the official server does", async () => {
     const r = await call("POST", "/threads", "{not json");
-    expect(r.status).toBe(422);
+    expect(r.status).toBe(400);
     expect(r.detail).toMatch(/not valid JSON/);
   });
   it("refuses wrong types naming the field", async () => {
