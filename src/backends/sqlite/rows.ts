@@ -142,16 +142,21 @@ export function inList(column: string, values: readonly string[], args: unknown[
  * stored record can break a query for anyone.
  */
 export function registerFunctions(db: Database): void {
-  let lastFilterText: string | undefined;
-  let lastFilter: unknown;
+  // A statement passes the same filter text for every row (a search may pass
+  // two: metadata and values); each is parsed once, not once per row.
+  const filters = new Map<string, unknown>();
+  const parsedFilter = (text: string): unknown => {
+    if (filters.has(text)) return filters.get(text);
+    if (filters.size >= 8) filters.clear();
+    const filter: unknown = JSON.parse(text);
+    filters.set(text, filter);
+    return filter;
+  };
   db.function("baton_contains", { deterministic: true }, (document: unknown, filterText: unknown) => {
     if (typeof document !== "string" || typeof filterText !== "string") return 0;
     try {
-      if (filterText !== lastFilterText) {
-        lastFilter = JSON.parse(filterText);
-        lastFilterText = filterText;
-      }
-      return contains(JSON.parse(document), lastFilter) ? 1 : 0;
+      const filter = parsedFilter(filterText);
+      return contains(JSON.parse(document), filter) ? 1 : 0;
     } catch {
       return 0;
     }
