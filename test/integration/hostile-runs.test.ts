@@ -88,6 +88,29 @@ describe("a graph's output Baton cannot store (finding 4)", () => {
   });
 });
 
+describe("a graph's output Baton cannot store, with the project's own checkpointer (finding 4)", () => {
+  it.each([
+    ["message:surrogate", "a lone UTF-16 surrogate"],
+    ["message:nul", "U+0000 (NUL)"],
+  ])("%s: the worker refuses the outcome: the run's own error, recorded once", async (make, what) => {
+    const own = await startServer({ configPath: join(import.meta.dirname, "../fixtures/hostile-runs/own-checkpointer.json") });
+    try {
+      const thread = await own.client.threads.create();
+      const events: Event[] = [];
+      for await (const chunk of own.client.runs.stream(thread.thread_id, "hostile", { input: { make }, streamMode: ["values"] })) events.push(chunk as Event);
+      expect(events.filter((e) => e.event === "metadata")).toHaveLength(1);
+      const errors = events.filter((e) => e.event === "error");
+      expect(errors).toHaveLength(1);
+      expect((errors[0]!.data as { message: string }).message).toContain(`The graph's output contains ${what} at values.messages.1.content; Baton cannot store it`);
+      const runs = await own.client.runs.list(thread.thread_id);
+      expect(runs.map((r) => r.status)).toEqual(["error"]);
+      expect((await own.client.threads.get(thread.thread_id)).status).toBe("error");
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe("system assistants (finding 11)", () => {
   it("refuses to delete a graph's built-in assistant (409), by id or graph id; runs on the graph still work", async () => {
     const id = systemAssistantId("echo");
