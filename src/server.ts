@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
-import { serve, type ServerType } from "@hono/node-server";
+import { serve, type Http2Bindings, type HttpBindings, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { MemoryEventBus } from "./backends/memory/event-bus.ts";
 import { createPostgresBackend, describeUrl, holdModeLock, migrate, openPool } from "./backends/postgres/index.ts";
@@ -27,6 +27,8 @@ import { ThreadService } from "./core/threads.ts";
 import type { Run } from "./core/types.ts";
 import { createApp, httpOptions } from "./http/app.ts";
 import { wireRun } from "./http/records.ts";
+import { StreamStats, streamPolicy } from "./http/sse.ts";
+import { projectHooks, WebhookSender } from "./http/webhooks.ts";
 import { bundleUi } from "./ui.ts";
 import { busWithThreads, ExecutionThreads } from "./worker/execution-threads.ts";
 import { sweepExpired, WorkerPool } from "./worker/worker-pool.ts";
@@ -44,6 +46,8 @@ export interface BatonServer {
   storage: string;
   /** Worker threads executing graphs (0: they run on the HTTP event loop). */
   executionThreads: number;
+  /** Bytes waiting for slow stream readers now, and readers dropped (internal: tests, diagnostics). */
+  streamStats: StreamStats;
   /** Graceful, then forceful: stop accepting, let runs finish within the grace period, hand back the rest. */
   close(graceMs?: number): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -141,6 +145,8 @@ function openBus(config: Config, backend: Backend, logger: Logger): EventBus {
 }
 
 const REDIS_START_TIMEOUT_MS = 5_000;
+/** At shutdown, webhooks still pending get at most this long (within the shutdown grace). */
+const WEBHOOK_GRACE_MS = 5_000;
 
 /** Waits for the Redis bus to listen, or fails start-up with a message naming Redis. */
 async function readyWithin(bus: RedisEventBus, url: string, ms: number): Promise<void> {
@@ -309,14 +315,22 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
       userApp,
     );
 
-    /** Webhooks: POST the run and its output; a relative URL goes to the project's own app. */
+    /**
+     * Webhooks: the run and its output, queued for delivery apart from the
+     * worker slots (src/http/webhooks.ts: address policy, retries). A relative
+     * URL goes to the project's own app, never to the API.
+     */
+    const webhooks = new WebhookSender({
+      logger,
+      policy: { allowPrivate: config.webhookAllowPrivate, timeoutMs: config.webhookTimeoutMs, attempts: config.webhookAttempts },
+      app: userApp !== undefined ? projectHooks(userApp as Hono) : undefined,
+      userAgent: `Baton/${VERSION}`,
+    });
     const onFinished = async (run: Run, outcome: RunOutcome) => {
       const url = run.kwargs.webhook;
       if (!url || http.disabled.webhooks) return;
-      const payload = JSON.stringify({ ...wireRun({ ...run, status: outcome.status }), values: outcome.output, error: outcome.error });
-      const init = { method: "POST", headers: { "Content-Type": "application/json" }, body: payload };
-      const response = url.startsWith("/") ? await app.request(http.mountPrefix + url, init) : await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
-      logger.info("run:webhook-sent", { run_id: run.run_id, url, status: response.status });
+      const body = JSON.stringify({ ...wireRun({ ...run, status: outcome.status }), values: outcome.output, error: outcome.error });
+      webhooks.enqueue({ runId: run.run_id, url, body });
     };
 
     const poolOptions = {
@@ -370,10 +384,14 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
       await pool.sweep();
     }
     const served = config.role === "worker" ? workerApp() : app;
+    const streamStats = new StreamStats();
     servedApp = { app: served, prefix: config.role === "worker" ? "" : http.mountPrefix };
 
     const server: ServerType = await new Promise((resolveServer, reject) => {
-      const s = serve({ fetch: served.fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
+      // Each request runs under the stream policy: what a slow stream reader may hold, and its connection to cut.
+      const fetch = (request: Request, env: HttpBindings | Http2Bindings) =>
+        streamPolicy.run({ bufferBytes: config.streamBufferBytes, logger, stats: streamStats, connection: env.outgoing }, () => served.fetch(request, env));
+      const s = serve({ fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
       s.once("error", (error: NodeJS.ErrnoException) =>
         reject(
           error.code === "EADDRINUSE"
@@ -394,13 +412,25 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
         const httpClosed = new Promise<void>((done) => server.close(() => done()));
         await pool?.close(graceMs);
         await threads?.close(graceMs);
+        // Runs that just ended queued their webhooks: a short grace, then they are abandoned (logged).
+        await webhooks.close(Math.min(graceMs, WEBHOOK_GRACE_MS));
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
         await httpClosed;
         await schemas.close();
         await cleanup();
         logger.info("server:stopped");
       })());
-    return { url, port, role: config.role, graphs: graphIds, storage: backend.description, executionThreads: threads?.count ?? 0, close, [Symbol.asyncDispose]: () => close(0) };
+    return {
+      url,
+      port,
+      role: config.role,
+      graphs: graphIds,
+      storage: backend.description,
+      executionThreads: threads?.count ?? 0,
+      streamStats,
+      close,
+      [Symbol.asyncDispose]: () => close(0),
+    };
   } catch (error) {
     await cleanup().catch(() => undefined);
     throw error instanceof ConfigError ? error : new ConfigError(coerceError(error).message);
