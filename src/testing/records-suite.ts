@@ -449,6 +449,17 @@ export function describeRecords(init: RecordsSuiteInit): void {
       await backend.close();
     });
 
+    it("name and text queries match literally, folding the case of ASCII letters only", async () => {
+      const { backend } = await setup();
+      await backend.assistants.create(newAssistant("a1", {}, "Élan Vital 50%"));
+      await backend.items.put(["ns"], "k", { text: "Élan Vital 50%" });
+      for (const [query, found] of [["vital", true], ["VITAL", true], ["ÉLAN", true], ["élan", false], ["0%", true], ["5_%", false], ["%", true]] as const) {
+        expect(await backend.assistants.count({ name: query }), query).toBe(found ? 1 : 0);
+        expect((await backend.items.search({ namespace_prefix: ["ns"], query, ...ALL })).length, query).toBe(found ? 1 : 0);
+      }
+      await backend.close();
+    });
+
     describe("sorting and pagination follow code-point order, identically on every backend", () => {
       // Mixed case, punctuation and characters outside the BMP: orders a
       // locale collation (or UTF-16 comparison) would change.

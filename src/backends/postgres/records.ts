@@ -384,7 +384,8 @@ export class PostgresStoreItems implements StoreItems {
     if (query.query !== undefined && query.query !== "") {
       // No vector index yet: a plain case-insensitive text match on the value.
       args.push(query.query);
-      clauses.push(`strpos(lower(value::text), lower($${args.length})) > 0`);
+      // Case folds ASCII letters only (the C collation), as SQLite's lower() does.
+      clauses.push(`strpos(lower(value::text COLLATE "C"), lower($${args.length}::text COLLATE "C")) > 0`);
     }
     args.push(query.limit, query.offset);
     const sql = `SELECT * FROM store_items${where(clauses)} ORDER BY updated_at DESC, namespace COLLATE "C", key COLLATE "C" LIMIT $${args.length - 1} OFFSET $${args.length}`;
