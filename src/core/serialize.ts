@@ -165,11 +165,9 @@ export function findUnstorable(value: unknown, root = ""): Unstorable | undefine
 export class UnstorableOutputError extends BatonError {
   override name = "UnstorableOutputError";
   readonly found: Unstorable;
-  constructor(found: Unstorable) {
-    super(
-      ErrorCode.invalid,
-      `The graph's output contains ${found.what} at ${found.path}; Baton cannot store it. Remove or replace it in the graph (for example with U+FFFD).`,
-    );
+  /** `subject` names what held it, for other writes a graph makes (e.g. "The item the graph put in the store"). */
+  constructor(found: Unstorable, subject = "The graph's output") {
+    super(ErrorCode.invalid, `${subject} contains ${found.what} at ${found.path}; Baton cannot store it. Remove or replace it in the graph (for example with U+FFFD).`);
     this.found = found;
   }
 }
