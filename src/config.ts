@@ -68,8 +68,8 @@ export const ConfigSchema = z.object({
   runTimeoutMs: int(1000).default(3_600_000),
   shutdownGraceMs: int(0).default(30_000),
   maxBodyBytes: int(1024).default(10 * 1024 * 1024),
-  /** JSON in a request body may nest this many objects and arrays deep at most (422 beyond). */
-  maxJsonDepth: int(2).max(10_000).default(100),
+  /** JSON in a request body may nest this many objects and arrays deep at most (422 beyond). At most 1000: deeper values cannot be written back (JSON.stringify and Postgres jsonb fail near 4,000 and 10,000 levels). */
+  maxJsonDepth: int(2).max(1_000).default(100),
   /** A string in a request body may be this many UTF-16 code units long at most (422 beyond). */
   maxStringLength: int(1).default(4 * 1024 * 1024),
   /** An object in a request body may have this many keys at most (422 beyond). */
