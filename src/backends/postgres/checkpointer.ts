@@ -8,8 +8,9 @@
  */
 import type { SerializerProtocol } from "@langchain/langgraph-checkpoint";
 import type pg from "pg";
+import { refuseUnstorableCheckpoint, refuseUnstorableWrites } from "../../core/serialize.ts";
 import { checkpointListSql, LeaseLostError, RowCheckpointer, type CheckpointRow, type CheckpointTables, type WriteRow } from "../checkpoint-rows.ts";
-import { transaction } from "./database.ts";
+import { retryUnavailable, transaction } from "./database.ts";
 
 /** The writing attempt still holds the run (parameters $9 run id, $10 owner, $11 attempt). */
 const FENCED = "EXISTS (SELECT 1 FROM runs WHERE run_id = $9 AND status = 'running' AND lease_owner = $10 AND attempt = $11)";
@@ -17,7 +18,7 @@ const COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, 
 const bytes = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 
 function postgresTables(pool: pg.Pool): CheckpointTables {
-  return {
+  const tables: CheckpointTables = {
     async get(threadId, ns, checkpointId) {
       const { rows } =
         checkpointId === undefined
@@ -45,6 +46,8 @@ function postgresTables(pool: pg.Pool): CheckpointTables {
       return (await pool.query<CheckpointRow>(sql, args)).rows;
     },
     async put(row, fence) {
+      // A lone surrogate or U+0000 in the state: the run's own error, the same on SQLite (core/serialize.ts).
+      refuseUnstorableCheckpoint(row);
       const values = [row.thread_id, row.checkpoint_ns, row.checkpoint_id, row.parent_checkpoint_id, row.run_id, row.type, bytes(row.checkpoint), bytes(row.metadata)];
       const written = await pool.query(
         `INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint, metadata)
@@ -58,6 +61,7 @@ function postgresTables(pool: pg.Pool): CheckpointTables {
     },
     async putWrites(key, taskPath, rows, fence) {
       if (rows.length === 0) return;
+      refuseUnstorableWrites(rows);
       await transaction(pool, async (db) => {
         if (fence !== undefined) {
           // FOR SHARE: a sweep that would take the run from this attempt waits for these writes, or they see it.
@@ -87,6 +91,22 @@ function postgresTables(pool: pg.Pool): CheckpointTables {
       });
     },
   };
+  return withRetries(tables);
+}
+
+/**
+ * Every statement here is a read or an idempotent write (`ON CONFLICT`),
+ * fenced by the writer's lease: repeating one after a lost connection is
+ * safe. So a run whose connection was cut (pg_terminate_backend, a
+ * restart) goes on once the database answers again, instead of failing on
+ * the checkpoint it was writing.
+ */
+function withRetries(tables: CheckpointTables): CheckpointTables {
+  const wrapped = {} as Record<string, unknown>;
+  for (const [name, method] of Object.entries(tables) as [string, (...args: unknown[]) => Promise<unknown>][]) {
+    wrapped[name] = (...args: unknown[]) => retryUnavailable(() => method(...args));
+  }
+  return wrapped as unknown as CheckpointTables;
 }
 
 export class PostgresCheckpointer extends RowCheckpointer {

@@ -5,6 +5,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import pg from "pg";
+import { BatonError, ErrorCode } from "../../core/errors.ts";
 
 const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
 /** Advisory lock key of Baton's migrations ("baton" in ASCII). */
@@ -28,17 +29,71 @@ const types = {
     oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
+/**
+ * Whether `error` says the connection to Postgres is gone or cannot be made
+ * (the server restarted, failed over, terminated the backend, or is not
+ * accepting connections yet), as opposed to a statement Postgres refused.
+ */
+export function isConnectionError(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const code = pgCode(error);
+  if (code !== undefined) {
+    // Class 08: connection exception; 57P01-57P03: admin/crash shutdown, cannot connect now; 53300: too many connections.
+    if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03" || code === "53300") return true;
+    if (["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ECONNABORTED", "EAI_AGAIN", "ENOTFOUND"].includes(code)) return true;
+  }
+  const message = error instanceof Error ? error.message : "";
+  return /^Connection terminated|not queryable|timeout exceeded when trying to connect|^Query read timeout|Connection terminated due to connection timeout/.test(message);
+}
+
+/**
+ * The error a request gets when the database cannot answer: a 503 the
+ * client may retry, with no driver text in it. The driver's error is the
+ * cause (for logs).
+ */
+export function databaseUnavailable(error: unknown): BatonError {
+  const lost = pgCode(error) !== "ECONNREFUSED" && pgCode(error) !== "57P03" && !/trying to connect|connection timeout/.test(error instanceof Error ? error.message : "");
+  return new BatonError(
+    ErrorCode.unavailable,
+    lost ? "The database connection was lost; retry the request." : "The database is unreachable; retry the request.",
+    { cause: error, retryAfterSeconds: 1 },
+  );
+}
+
+/** Turns a connection error into `databaseUnavailable`; anything else passes unchanged. */
+export function asUnavailable(error: unknown): unknown {
+  return isConnectionError(error) ? databaseUnavailable(error) : error;
+}
+
 export function openPool(options: PoolOptions): pg.Pool {
-  const pool = new pg.Pool({ connectionString: options.url, max: options.max, types, connectionTimeoutMillis: 10_000 });
+  const pool = new pg.Pool({ connectionString: options.url, max: options.max, types, connectionTimeoutMillis: 10_000, keepAlive: true });
   // Without a listener an idle client's error (a restarted server, a dropped
   // connection) would crash the process.
   pool.on("error", (error) => options.onError?.(error));
+  // The pool listens to a client only while it is idle: a client checked out
+  // for a transaction whose connection dies (pg_terminate_backend, a
+  // restart) would emit 'error' to nobody, which crashes the process. Its
+  // query fails on its own; the transaction then discards the client.
+  pool.on("connect", (client) => {
+    client.on("error", () => undefined);
+  });
+  // A statement on a lost connection fails as "the database is unavailable" (503), not as a driver error.
+  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+  pool.query = ((...args: unknown[]) => {
+    if (typeof args.at(-1) === "function") return query(...args);
+    return (query(...args) as Promise<unknown>).catch((error: unknown) => {
+      throw asUnavailable(error);
+    });
+  }) as typeof pool.query;
   return pool;
 }
 
 /**
  * Runs `work` in one transaction on one connection; rolls back if it throws.
  * A transaction Postgres picked as a deadlock victim is run again (3 tries).
+ * A lost connection fails it with `databaseUnavailable` (the transaction
+ * was rolled back by Postgres, or, if the connection died while COMMIT was
+ * on its way, may have committed: callers that must know re-read).
  */
 export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -47,7 +102,7 @@ export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient
     } catch (error) {
       // Postgres rolled the victim of a deadlock back whole: run it again.
       // Lock order (thread before run, several runs by run_id) makes this rare.
-      if (pgCode(error) !== DEADLOCK_DETECTED || attempt >= 3) throw error;
+      if (pgCode(error) !== DEADLOCK_DETECTED || attempt >= 3) throw asUnavailable(error);
     }
   }
 }
@@ -71,6 +126,26 @@ async function transactionOnce<T>(pool: pg.Pool, work: (client: pg.PoolClient) =
     client.release(broken);
   }
 }
+
+/**
+ * Retries `task` while the database is unavailable (a lost connection, a
+ * restart): `delaysMs` are the waits between tries. For statements that are
+ * safe to repeat (reads, idempotent writes), on paths no client waits on
+ * with a request of its own (a worker's checkpoints and outcomes).
+ */
+export async function retryUnavailable<T>(task: (retry: number) => Promise<T>, delaysMs: readonly number[] = RETRY_DELAYS_MS): Promise<T> {
+  for (let retry = 0; ; retry++) {
+    try {
+      return await task(retry);
+    } catch (error) {
+      if (!isConnectionError(error instanceof BatonError ? error.cause : error) || retry >= delaysMs.length) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delaysMs[retry]));
+    }
+  }
+}
+
+/** About 7 s in all: covers a terminated connection or a Postgres restart, and is well under a lease (30 s). */
+export const RETRY_DELAYS_MS = [100, 250, 500, 1_000, 2_000, 3_000] as const;
 
 /** The Postgres error code of a failed query, if any. */
 export const pgCode = (error: unknown): string | undefined =>
@@ -132,25 +207,86 @@ const MODE_LOCK = 0x626174_6f6e2d;
  * dedicated connection: processes with Redis share it; a process without
  * Redis (whose events stay in its memory) must be alone. Returns a release
  * function, or throws naming the conflict.
+ *
+ * If that connection is lost (a restart, pg_terminate_backend), the lock
+ * goes with it; it is taken again on a new connection as soon as Postgres
+ * answers (every 1 to 10 s meanwhile). Only if another process took it in
+ * between is `onLost` called: the check is then off until this process
+ * restarts.
  */
 export async function holdModeLock(url: string, alone: boolean, onLost: (error: Error) => void = () => undefined): Promise<() => Promise<void>> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, keepAlive: true });
-  // Losing this connection releases the lock: the guard is gone until restart, say so.
-  client.on("error", onLost);
-  await client.connect();
-  const { rows } = await client.query<{ ok: boolean }>(
-    alone ? "SELECT pg_try_advisory_lock($1) AS ok" : "SELECT pg_try_advisory_lock_shared($1) AS ok",
-    [MODE_LOCK],
-  );
-  if (!rows[0]?.ok) {
-    await client.end();
-    throw new Error(
+  let closed = false;
+  let current: pg.Client | undefined;
+  let wake: (() => void) | undefined;
+
+  const take = async (): Promise<pg.Client> => {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, keepAlive: true });
+    // Without a listener, the connection's death would crash the process.
+    client.on("error", () => lost(client));
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ ok: boolean }>(
+        alone ? "SELECT pg_try_advisory_lock($1) AS ok" : "SELECT pg_try_advisory_lock_shared($1) AS ok",
+        [MODE_LOCK],
+      );
+      if (!rows[0]?.ok) throw new ModeConflict(alone);
+      return client;
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+  };
+
+  const lost = (client: pg.Client) => {
+    if (client !== current || closed) return;
+    current = undefined;
+    void client.end().catch(() => undefined);
+    void regain();
+  };
+
+  const regain = async () => {
+    for (let attempt = 0; !closed; attempt++) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(10_000, 1_000 * 2 ** attempt));
+        timer.unref();
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      if (closed) return;
+      try {
+        const client = await take();
+        if (closed) {
+          await client.end().catch(() => undefined);
+          return;
+        }
+        current = client;
+        return;
+      } catch (error) {
+        if (error instanceof ModeConflict) {
+          onLost(error);
+          return;
+        }
+        // Postgres still away: try again later.
+      }
+    }
+  };
+
+  current = await take();
+  return async () => {
+    closed = true;
+    wake?.();
+    await current?.end().catch(() => undefined);
+  };
+}
+
+class ModeConflict extends Error {
+  constructor(alone: boolean) {
+    super(
       alone
         ? "Another Baton process uses this database. Without REDIS_URL, events stay in one process's memory, so only one process may serve it: set REDIS_URL on every process, or stop the others."
         : "A Baton process without REDIS_URL serves this database alone; its events would not reach this one. Set REDIS_URL on it too, or stop it.",
     );
   }
-  return async () => {
-    await client.end().catch(() => undefined);
-  };
 }

@@ -87,27 +87,52 @@ export interface ThreadLeaseKeeperOptions {
 
 export function startThreadLeaseKeeper(options: ThreadLeaseKeeperOptions): LeaseKeeper {
   const pgPath = createRequire(import.meta.url).resolve("pg");
-  const worker = new Worker(THREAD_SOURCE, {
-    eval: true,
-    workerData: { pgPath, url: options.url, owner: options.owner, leaseMs: options.leaseMs, renewMs: options.renewMs },
-  });
-  worker.unref();
-  worker.on("message", (message: { type: string; message?: string }) => {
-    if (message.type === "error") options.onError?.(message.message ?? "unknown error");
-  });
-  worker.on("error", (error) => options.onError?.(`lease thread failed: ${error.message}`));
+  let closing = false;
+  let worker: Worker;
+  let exit: Promise<void>;
   let exited = false;
-  const exit = new Promise<void>((resolve) =>
-    worker.once("exit", () => {
-      exited = true;
-      resolve();
-    }),
-  );
+  /**
+   * The thread catches its own errors (a lost connection is reopened at the
+   * next renewal); should it die anyway, another is started, so this
+   * process's live runs do not lose their leases.
+   */
+  const start = () => {
+    exited = false;
+    worker = new Worker(THREAD_SOURCE, {
+      eval: true,
+      workerData: { pgPath, url: options.url, owner: options.owner, leaseMs: options.leaseMs, renewMs: options.renewMs },
+    });
+    worker.unref();
+    worker.on("message", (message: { type: string; message?: string }) => {
+      if (message.type === "error") options.onError?.(message.message ?? "unknown error");
+    });
+    worker.on("error", (error) => options.onError?.(`lease thread failed: ${error.message}`));
+    exit = new Promise<void>((resolve) =>
+      worker.once("exit", () => {
+        exited = true;
+        resolve();
+        if (!closing) {
+          options.onError?.("lease thread stopped; starting another");
+          start();
+          // The runs let go of are let go of by the new thread too.
+          for (const runId of dropped.keys()) worker.postMessage({ type: "drop", runId });
+        }
+      }),
+    );
+  };
+  /** Runs let go of, for a restarted thread: run id -> when; forgotten as the thread forgets them. */
+  const dropped = new Map<string, number>();
+  const forgetMs = Math.max(600_000, options.leaseMs * 20);
+  start();
   return {
     drop: (runId) => {
+      const now = Date.now();
+      for (const [id, at] of dropped) if (now - at > forgetMs) dropped.delete(id);
+      dropped.set(runId, now);
       if (!exited) worker.postMessage({ type: "drop", runId });
     },
     async close() {
+      closing = true;
       if (exited) return;
       worker.postMessage({ type: "close" });
       const timer = setTimeout(() => void worker.terminate(), 2_000);

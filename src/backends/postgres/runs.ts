@@ -20,7 +20,7 @@ import { decideSweep, stoppedFailure } from "../../core/stopped.ts";
 import { mergeThreadConfig } from "../../core/thread-config.ts";
 import type { ClaimPolicy, Fence, FinishResult, LeaseKeeper, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
 import type { CancelAction, JsonObject, Run, RunStatus, RunnableConfigRecord } from "../../core/types.ts";
-import { pgCode, transaction, UNIQUE_VIOLATION, type Queryable } from "./database.ts";
+import { isConnectionError, pgCode, retryUnavailable, transaction, UNIQUE_VIOLATION, type Queryable } from "./database.ts";
 import { startThreadLeaseKeeper } from "./lease-keeper.ts";
 import { deleteThreadRows, jsonb, toRun, type RunRow } from "./rows.ts";
 
@@ -264,12 +264,26 @@ export class PostgresRunQueue implements RunQueue {
     return runIds.filter((id) => held.has(id));
   }
 
+  /**
+   * Records the outcome. A lost connection is retried (the worker would
+   * otherwise let the lease expire and run the attempt again). If the
+   * connection died while COMMIT was on its way, the outcome may already be
+   * recorded: a retry that finds this attempt's run ended with this status,
+   * or erased when this outcome erases, reports it recorded.
+   */
   async finish(runId: string, fence: Fence, outcome: RunOutcome): Promise<FinishResult> {
+    return retryUnavailable((retry) => this.#finishOnce(runId, fence, outcome, retry > 0));
+  }
+
+  async #finishOnce(runId: string, fence: Fence, outcome: RunOutcome, retrying: boolean): Promise<FinishResult> {
     return transaction(this.#pool, async (db): Promise<FinishResult> => {
       const threadId = (await db.query<{ thread_id: string }>("SELECT thread_id FROM runs WHERE run_id = $1", [runId])).rows[0]?.thread_id;
-      if (threadId === undefined) return "fenced";
+      if (threadId === undefined) return retrying && outcome.erase ? "erased" : "fenced";
       await db.query("SELECT 1 FROM threads WHERE thread_id = $1 FOR UPDATE", [threadId]);
       const row = (await db.query<RunRow>("SELECT * FROM runs WHERE run_id = $1", [runId])).rows[0];
+      if (retrying && row !== undefined && row.attempt === fence.attempt && row.lease_owner === null && row.status === outcome.status) {
+        return "recorded";
+      }
       if (row === undefined || row.status !== "running" || row.lease_owner !== fence.owner || row.attempt !== fence.attempt) {
         return "fenced";
       }
@@ -313,11 +327,12 @@ export class PostgresRunQueue implements RunQueue {
   }
 
   async release(runId: string, fence: Fence): Promise<boolean> {
-    const result = await this.#pool.query(
+    // Fenced by attempt: repeating it after a lost connection changes nothing more.
+    const result = await retryUnavailable(() => this.#pool.query(
       `UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL, updated_at = $2
         WHERE run_id = $1 AND status = 'running' AND lease_owner = $3 AND attempt = $4`,
       [runId, isoFromMs(this.#clock.nowMs()), fence.owner, fence.attempt],
-    );
+    ));
     return result.rowCount === 1;
   }
 
@@ -364,7 +379,9 @@ export class PostgresRunQueue implements RunQueue {
   }
 
   async cancelAction(runId: string): Promise<CancelAction | null> {
-    const { rows } = await this.#pool.query<{ cancel_action: CancelAction | null }>("SELECT cancel_action FROM runs WHERE run_id = $1", [runId]);
+    const { rows } = await retryUnavailable(() =>
+      this.#pool.query<{ cancel_action: CancelAction | null }>("SELECT cancel_action FROM runs WHERE run_id = $1", [runId]),
+    );
     return rows[0]?.cancel_action ?? null;
   }
 
