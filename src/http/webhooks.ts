@@ -210,6 +210,8 @@ function postTo(url: URL, body: string, headers: Record<string, string>, policy:
       port: url.port === "" ? undefined : Number(url.port),
       path: `${url.pathname}${url.search}`,
       headers: { ...headers, "Content-Length": String(Buffer.byteLength(body)) },
+      // user:password in the URL is Basic authorization, as curl sends it.
+      auth: url.username === "" ? undefined : `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`,
       agent: false,
       lookup: checkedLookup(policy.allowPrivate) as unknown as RequestOptions["lookup"],
     };

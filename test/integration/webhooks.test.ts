@@ -124,6 +124,12 @@ describe("webhook targets", () => {
     const payload = JSON.parse(delivery!.body) as { run_id: string; thread_id: string; status: string; values: { messages: { content: string }[] } };
     expect(payload).toMatchObject({ run_id: runId, thread_id: threadId, status: "success" });
     expect(payload.values.messages.at(-1)!.content).toBe("echo: hook");
+
+    // By name too: the socket's own lookup checks the addresses and connects to them.
+    await runWith(open, `http://user:p%40ss@localhost:${new URL(hook.url).port}/by-name`);
+    await expect.poll(() => hook.received.length).toBe(2);
+    expect(hook.received[1]!.path).toBe("/by-name");
+    expect(hook.received[1]!.headers.authorization).toBe(`Basic ${Buffer.from("user:p@ss").toString("base64")}`);
   });
 
   it("does not follow a redirect: the redirect's target receives nothing, and a 3xx is not retried", async () => {
