@@ -8,7 +8,7 @@ import { isBaseMessageChunk, type BaseMessageChunk } from "@langchain/core/messa
 import { Command } from "@langchain/langgraph";
 import type { BaseStore } from "@langchain/langgraph";
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
-import { coerceError } from "./errors.ts";
+import { BatonError, ErrorCode, coerceError } from "./errors.ts";
 import type { GraphInstance, GraphRegistry } from "./graphs.ts";
 import type { Assistants, EventBus, RunOutcome } from "./ports.ts";
 import { toWire } from "./serialize.ts";
@@ -221,6 +221,7 @@ export async function executeRun(
 
   try {
     graph = await deps.registry.instance(run.graph_id, config, { checkpointer: deps.checkpointer, store: deps.store });
+    await requireStartCheckpoint(run, config, deps.checkpointer);
     const input = run.kwargs.command !== null ? new Command(run.kwargs.command as ConstructorParameters<typeof Command>[0]) : run.kwargs.input;
     const options: Record<string, unknown> = {
       ...config,
@@ -308,6 +309,27 @@ export async function executeRun(
       },
     };
   }
+}
+
+/**
+ * The checkpoint a run starts from, when it names one, must exist: LangGraph
+ * would start from an empty state instead, and the thread would lose its
+ * conversation. Checked when the run is created; checked again here, for a
+ * checkpoint removed while the run waited (a rollback of the run that wrote it).
+ */
+async function requireStartCheckpoint(run: Run, config: RunnableConfig, checkpointer: BaseCheckpointSaver): Promise<void> {
+  const id = config.configurable?.checkpoint_id as unknown;
+  const ns = config.configurable?.checkpoint_ns as unknown;
+  const named = typeof id === "string" && id !== "";
+  if (!named && !(typeof ns === "string" && ns !== "")) return;
+  const saved = await checkpointer.getTuple({
+    configurable: { thread_id: run.thread_id, checkpoint_ns: typeof ns === "string" ? ns : "", ...(named ? { checkpoint_id: id } : {}) },
+  });
+  if (saved !== undefined) return;
+  throw new BatonError(
+    ErrorCode.notFound,
+    `Checkpoint '${named ? id : String(ns)}' not found on thread '${run.thread_id}' (removed since the run was created); the run did not start.`,
+  );
 }
 
 /**

@@ -11,7 +11,7 @@ import { BatonError, ErrorCode, notFound } from "./errors.ts";
 import type { GraphRegistry } from "./graphs.ts";
 import { stoppedFailure } from "./stopped.ts";
 import type { Assistants, EventBus, RunQueue } from "./ports.ts";
-import type { CancelAction, Metadata, MultitaskStrategy, Run, RunKwargs } from "./types.ts";
+import type { Assistant, CancelAction, Metadata, MultitaskStrategy, Run, RunKwargs } from "./types.ts";
 
 export interface CreateRunInput {
   thread_id: string | null;
@@ -28,11 +28,17 @@ export class RunService {
     private readonly deps: { queue: RunQueue; assistants: Assistants; bus: EventBus; registry: GraphRegistry; clock: Clock; limits: QueueLimits; finalPollMs?: number },
   ) {}
 
-  async create(input: CreateRunInput): Promise<Run> {
+  /** The run's assistant, refused (404) when it or its graph is unknown: what `create` checks before it writes. */
+  async assistantOf(input: Pick<CreateRunInput, "assistant_id">): Promise<Assistant> {
     const assistant = await resolveAssistant(this.deps.assistants, this.deps.registry.ids, input.assistant_id);
     if (!this.deps.registry.has(assistant.graph_id)) {
       throw new BatonError(ErrorCode.notFound, `Graph '${assistant.graph_id}' of assistant '${assistant.assistant_id}' is not loaded.`);
     }
+    return assistant;
+  }
+
+  async create(input: CreateRunInput): Promise<Run> {
+    const assistant = await this.assistantOf(input);
     const temporary = input.thread_id === null;
     const { run, cancelled } = await this.deps.queue.create({
       run_id: randomUUID(),

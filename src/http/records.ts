@@ -16,6 +16,10 @@ export function wireRun(run: Run): Record<string, unknown> {
   };
 }
 
+/**
+ * A thread record. `values` is left out until the thread has a state, as the
+ * dev server does: the contract types it as an object, never null.
+ */
 export function wireThread(thread: Thread): Record<string, unknown> {
   return {
     thread_id: thread.thread_id,
@@ -23,7 +27,7 @@ export function wireThread(thread: Thread): Record<string, unknown> {
     updated_at: thread.updated_at,
     metadata: thread.metadata,
     status: thread.status,
-    values: thread.values,
+    ...(thread.values !== null && thread.values !== undefined ? { values: thread.values } : {}),
     interrupts: thread.interrupts,
     config: thread.config,
     error: thread.error ?? null,

@@ -11,6 +11,15 @@ import * as s from "../schemas.ts";
 import { jsonWhenReady, sseResponse } from "../sse.ts";
 import { body, flag, parse, readJson, uuidParam } from "../validate.ts";
 
+/** An error about one entry of a batch, naming the entry (its status kept). */
+function atIndex(index: number, error: unknown): unknown {
+  if (!(error instanceof BatonError)) return error;
+  return new BatonError(error.code, `Run ${index}: ${error.message}`, {
+    cause: error,
+    ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
+  });
+}
+
 /** Fields of the contract Baton does not implement: refused, never ignored. */
 function refuseUnsupported(input: s.RunCreate): void {
   const refuse = (field: string, why: string) => {
@@ -90,9 +99,31 @@ export function runRoutes(deps: HttpDeps, options: { configurableHeaders: Header
   const location = (run: Run) => (run.kwargs.temporary ? `/runs/${run.run_id}` : `/threads/${run.thread_id}/runs/${run.run_id}`);
   const streamLocation = (run: Run) => `/threads/${run.thread_id}/runs/${run.run_id}/stream`;
 
+  /**
+   * A run from a checkpoint the thread does not have is refused (404): LangGraph
+   * would start it from an empty state, replacing the conversation. A run
+   * without a thread starts on a new one, which has no checkpoint at all.
+   */
+  const requireCheckpoint = async (threadId: string | null, input: CreateRunInput) => {
+    const configurable = input.kwargs.config.configurable ?? {};
+    const text = (value: unknown) => (typeof value === "string" && value !== "" ? value : undefined);
+    const ref = {
+      checkpoint_id: input.kwargs.checkpoint_id || text(configurable.checkpoint_id),
+      checkpoint_ns: input.kwargs.checkpoint?.checkpoint_ns || text(configurable.checkpoint_ns),
+    };
+    if (threadId !== null) return deps.threadService.requireCheckpoint(threadId, ref);
+    if (ref.checkpoint_id !== undefined || ref.checkpoint_ns !== undefined) {
+      throw new BatonError(
+        ErrorCode.notFound,
+        `Checkpoint '${ref.checkpoint_id ?? ref.checkpoint_ns}' not found: a run without a thread starts on a new thread, which has no checkpoints. Run it on its thread (POST /threads/{thread_id}/runs).`,
+      );
+    }
+  };
+
   const create = async (c: Context, threadId: string | null) => {
-    const input = parse(s.RunCreate, await readJson(c));
-    return runs.create(toCreateInput(input, threadId, { on_completion: threadId === null ? "delete" : "keep" }, headersOf(c)));
+    const input = toCreateInput(parse(s.RunCreate, await readJson(c)), threadId, { on_completion: threadId === null ? "delete" : "keep" }, headersOf(c));
+    await requireCheckpoint(threadId, input);
+    return runs.create(input);
   };
 
   const streamRun = (c: Context, run: Run, options: { lastEventId?: string | undefined; modes?: string[] | undefined; cancelOnDisconnect: boolean }) => {
@@ -234,15 +265,26 @@ export function runRoutes(deps: HttpDeps, options: { configurableHeaders: Header
     const raw = await readJson(c);
     if (!Array.isArray(raw)) throw new BatonError(ErrorCode.invalid, "Request body must be a JSON array of run payloads.");
     const headers = headersOf(c);
-    const inputs = raw.map((item, index) => {
+    // Every entry is checked before any is created: one refused entry creates nothing.
+    const inputs: CreateRunInput[] = [];
+    for (const [index, item] of raw.entries()) {
       try {
-        return toCreateInput(parse(s.RunCreate, item), null, { on_completion: "delete" }, headers);
+        const input = toCreateInput(parse(s.RunCreate, item), null, { on_completion: "delete" }, headers);
+        await runs.assistantOf(input);
+        await requireCheckpoint(null, input);
+        inputs.push(input);
       } catch (error) {
-        throw new BatonError(ErrorCode.invalid, `Run ${index}: ${(error as Error).message}`);
+        throw atIndex(index, error);
       }
-    });
+    }
     const created: Run[] = [];
-    for (const input of inputs) created.push(await runs.create(input));
+    try {
+      for (const input of inputs) created.push(await runs.create(input));
+    } catch (error) {
+      // Refused at creation after all (a full queue, a store failure): the runs created so far are taken back.
+      await runs.cancel(created.map((run) => run.run_id), "rollback").catch(() => undefined);
+      throw atIndex(created.length, error);
+    }
     return c.json(created.map(wireRun));
   });
   return app;

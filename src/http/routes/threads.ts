@@ -16,13 +16,9 @@ export function threadRoutes(deps: HttpDeps): Hono {
       throw new BatonError(ErrorCode.notFound, `Graph '${input.graph_id}' not found. Known graphs: ${deps.registry.ids.join(", ")}.`);
     }
     const metadata = input.graph_id !== undefined ? { ...input.metadata, graph_id: input.graph_id } : input.metadata;
-    const thread = await threads.create({ thread_id: input.thread_id ?? randomUUID(), metadata, if_exists: input.if_exists });
-    for (const step of input.supersteps ?? []) {
-      for (const update of step.updates) {
-        await threadService.update(thread.thread_id, { values: update.values, as_node: update.as_node });
-      }
-    }
-    return c.json(wireThread(input.supersteps?.length ? await threadService.get(thread.thread_id) : thread));
+    // With supersteps, all or nothing: a refused superstep leaves no thread behind.
+    const thread = await threadService.create({ thread_id: input.thread_id ?? randomUUID(), metadata, if_exists: input.if_exists, supersteps: input.supersteps });
+    return c.json(wireThread(thread));
   });
 
   app.post("/threads/search", async (c) => {
@@ -78,7 +74,8 @@ export function threadRoutes(deps: HttpDeps): Hono {
   app.post("/threads/:thread_id/state", async (c) => {
     const id = uuidParam(c, "thread_id");
     const input = await body(c, s.StateUpdate);
-    const checkpoint = input.checkpoint ?? (input.checkpoint_id ? { checkpoint_id: input.checkpoint_id } : undefined);
+    // Both may be given, as on the official server: the checkpoint's keys over the bare id.
+    const checkpoint = input.checkpoint_id || input.checkpoint ? { ...(input.checkpoint_id ? { checkpoint_id: input.checkpoint_id } : {}), ...input.checkpoint } : undefined;
     return c.json(await threadService.update(id, { values: input.values, as_node: input.as_node, checkpoint }));
   });
 
