@@ -270,6 +270,26 @@ export function checkJsonText(text: string, limits: JsonLimits): void {
   }
 }
 
+/**
+ * Parses JSON text under the rules above: `MalformedJson` (with
+ * JSON.parse's own words) when it is not JSON, even if a refused value comes
+ * first in it; a `BatonError` naming the first refused value; else the value.
+ */
+export function parseJsonText(text: string, limits: JsonLimits): unknown {
+  try {
+    checkJsonText(text, limits);
+  } catch (error) {
+    try {
+      JSON.parse(text);
+    } catch (syntax) {
+      throw new MalformedJson((syntax as Error).message);
+    }
+    if (error instanceof MalformedJson) throw new MalformedJson(`${error.message} (the scanner and JSON.parse disagree; please report it)`);
+    throw error;
+  }
+  return JSON.parse(text) as unknown;
+}
+
 const ESCAPES: Record<number, number> = { 0x22: 0x22, 0x5c: 0x5c, 0x2f: 0x2f, 0x62: 0x08, 0x66: 0x0c, 0x6e: 0x0a, 0x72: 0x0d, 0x74: 0x09 };
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

@@ -13,7 +13,7 @@ import type { z } from "zod";
 import { BatonError, ErrorCode } from "../core/errors.ts";
 import type { RequestLimits } from "./deps.ts";
 import { zodMessage } from "./errors.ts";
-import { checkJsonText, checkJsonValue, MalformedJson } from "./json.ts";
+import { checkJsonValue, MalformedJson, parseJsonText } from "./json.ts";
 import { inScope } from "./schemas.ts";
 
 /** The limits each request is read with, set by `requestLimits` in front of every route. */
@@ -105,23 +105,11 @@ function readBytes(headers: Headers, bytes: ArrayBuffer, limits: RequestLimits):
   }
   if (text.trim() === "") return {};
   try {
-    checkJsonText(text, limits);
+    return parseJsonText(text, limits);
   } catch (error) {
-    if (!(error instanceof MalformedJson)) throw error;
-    throw malformed(text, error);
+    if (error instanceof MalformedJson) throw new HTTPException(400, { message: `Request body is not valid JSON: ${error.message}` });
+    throw error;
   }
-  return JSON.parse(text) as unknown;
-}
-
-/** 400 with JSON.parse's own words when it has them. */
-function malformed(text: string, scanned: Error): HTTPException {
-  let reason = scanned.message;
-  try {
-    JSON.parse(text);
-  } catch (error) {
-    reason = (error as Error).message;
-  }
-  return new HTTPException(400, { message: `Request body is not valid JSON: ${reason}` });
 }
 
 export async function readJson(c: Context): Promise<unknown> {

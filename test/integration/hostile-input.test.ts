@@ -10,10 +10,12 @@
  */
 import { request } from "node:http";
 import { join } from "node:path";
+import fc from "fast-check";
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorResponse } from "../../src/http/errors.ts";
 import { hostAllowed, hostName } from "../../src/http/app.ts";
+import { MalformedJson, parseJsonText } from "../../src/http/json.ts";
 import { FIXTURES, startServer, type TestServer } from "../helpers/server.ts";
 
 const NO_APP = join(import.meta.dirname, "../fixtures/differential/langgraph.json");
@@ -397,5 +399,46 @@ describe("host names", () => {
     expect(hostAllowed("sub.corp.example", [".corp.example"])).toBe(true);
     expect(hostAllowed("xcorp.example", [".corp.example"])).toBe(false);
     expect(hostAllowed("1.2.3.4.nip.io", [])).toBe(false);
+  });
+});
+
+describe("the JSON scanner", () => {
+  const roomy = { maxJsonDepth: 10_000, maxStringLength: 1e9, maxObjectKeys: 1e9 };
+  const verdict = (text: string) => {
+    try {
+      parseJsonText(text, roomy);
+      return "read";
+    } catch (error) {
+      return error instanceof MalformedJson ? "malformed" : "refused";
+    }
+  };
+
+  it("reads every JSON text JSON.stringify writes, refusing only what the rules name", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.constantFrom(undefined, 2, "\t"), (value, space) => {
+        const text = JSON.stringify(value, null, space);
+        const answer = verdict(text);
+        expect(answer).not.toBe("malformed");
+        if (answer === "refused") expect(text).toMatch(/__proto__|\\u0000|\\ud[89a-f]/i);
+      }),
+      { seed: 11, numRuns: 5_000 },
+    );
+  });
+
+  it("calls malformed exactly what JSON.parse refuses, even when a refused value comes first", () => {
+    const piece = fc.constantFrom("{", "}", "[", "]", ",", ":", '"', "\\", "a", "1", "-", ".", "e", "+", "0", " ", "\n", "true", "null", '"k"', "\\u00e9", "\\ud83d\\ude00", "\\ud800", "\u00e9", "\u0001", "tru", "1e400", '"__proto__"', "\\u0000");
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 24 }), (pieces) => {
+        const text = pieces.join("");
+        let parses = true;
+        try {
+          JSON.parse(text);
+        } catch {
+          parses = false;
+        }
+        expect(verdict(text) === "malformed", text).toBe(!parses);
+      }),
+      { seed: 7, numRuns: 30_000 },
+    );
   });
 });
