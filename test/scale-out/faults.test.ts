@@ -26,6 +26,9 @@ import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { killAll, runBaton, type Baton } from "../helpers/process.ts";
 import { privatePostgresUnavailable, startPrivatePostgres, startPrivateRedis, type PrivatePostgres, type PrivateRedis } from "../helpers/private-services.ts";
 import { human, REDIS_URL, until } from "../helpers/server.ts";
+import { migrate, openPool } from "../../src/backends/postgres/index.ts";
+import { PostgresRunQueue } from "../../src/backends/postgres/runs.ts";
+import { ManualClock, newRun, succeeded } from "../../src/testing/index.ts";
 
 const SEED = Number(process.env.BATON_FAULT_SEED ?? 11);
 const GRAPHS = join(import.meta.dirname, "../helpers/fault-graphs/langgraph.json");
@@ -422,5 +425,86 @@ describe(`fault injection under load (seed ${SEED})`, () => {
       const survivor = cluster.members.find((m) => m.role === "worker" && m !== worker)!;
       expect(survivor.claimed(victimRun.runId)).toBe(true);
     }, 120_000);
+  });
+});
+
+/**
+ * The narrowest connection loss: Postgres committed, and the connection died
+ * before the answer arrived. Injected into a real pool (the statement runs,
+ * then its answer is replaced by the driver's error), so it happens every
+ * time rather than once in thousands of terminate waves.
+ */
+describe("a connection lost after Postgres committed, before the answer", () => {
+  let database: TestDatabase;
+  let pool: pg.Pool;
+  let queue: PostgresRunQueue;
+  const lost = () => new Error("Connection terminated unexpectedly");
+
+  beforeAll(async () => {
+    database = await freshDatabase("faults_replies");
+    pool = openPool({ url: database.url, max: 4 });
+    await migrate(pool);
+    queue = new PostgresRunQueue(pool, new ManualClock(Date.now()), database.url);
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await database?.drop();
+  });
+
+  it("a claim whose answer was lost is handed back before the worker claims again, so the run is not stuck", async () => {
+    const threadId = randomUUID();
+    const runId = randomUUID();
+    await queue.create(newRun(threadId, runId));
+    const query = pool.query;
+    pool.query = (async (...args: Parameters<typeof query>) => {
+      const result = await (query as (...a: unknown[]) => Promise<unknown>).apply(pool, args);
+      if (String(args[0]).includes("baton_claim")) throw lost();
+      return result;
+    }) as typeof query;
+    try {
+      await expect(queue.claim("worker-a", 60_000)).rejects.toThrow();
+    } finally {
+      pool.query = query;
+    }
+    // The claim did commit: the run is leased to a worker that never heard of it.
+    expect((await queue.get(runId))?.status).toBe("running");
+    const again = await queue.claim("worker-a", 60_000);
+    expect(again?.run_id).toBe(runId);
+    expect(again?.status).toBe("running");
+  });
+
+  it("an outcome whose COMMIT answer was lost is reported recorded, not fenced or failed", async () => {
+    const threadId = randomUUID();
+    const runId = randomUUID();
+    await queue.create(newRun(threadId, runId));
+    const run = (await queue.claim("worker-b", 60_000))!;
+    expect(run.run_id).toBe(runId);
+    const connect = pool.connect;
+    let armed = true;
+    pool.connect = (async () => {
+      const client = await (connect as () => Promise<pg.PoolClient>).call(pool);
+      const clientQuery = client.query;
+      client.query = (async (...args: unknown[]) => {
+        const result = await (clientQuery as (...a: unknown[]) => Promise<unknown>).apply(client, args);
+        if (armed && args[0] === "COMMIT") {
+          armed = false;
+          throw lost();
+        }
+        return result;
+      }) as typeof client.query;
+      const release = client.release;
+      client.release = ((error?: Error | boolean) => {
+        client.query = clientQuery;
+        release.call(client, error);
+      }) as typeof client.release;
+      return client;
+    }) as unknown as typeof pool.connect;
+    try {
+      expect(await queue.finish(runId, { owner: "worker-b", attempt: run.attempt }, succeeded)).toBe("recorded");
+    } finally {
+      pool.connect = connect;
+    }
+    expect(armed).toBe(false);
+    expect((await queue.get(runId))?.status).toBe("success");
   });
 });

@@ -44,6 +44,9 @@ export class PostgresRunQueue implements RunQueue {
   readonly #clock: Clock;
 
   readonly #url: string;
+  #lastClaimStampMs = 0;
+  /** Claims cut off by a lost connection: they may have leased a run to this worker. */
+  readonly #doubtfulClaims: { worker: string; stamp: string }[] = [];
 
   constructor(pool: pg.Pool, clock: Clock, url: string) {
     this.#pool = pool;
@@ -226,16 +229,21 @@ export class PostgresRunQueue implements RunQueue {
   }
 
   async claim(worker: string, leaseMs: number, policy?: ClaimPolicy): Promise<Run | null> {
+    await this.#settleDoubtfulClaims();
     // The function takes an INTEGER, or NULL for no cap (then it recounts nothing).
     const cap = policy === undefined ? null : Math.min(policy.maxRunningPerUser, 2_147_483_647);
     let lostRaces = 0;
     let overCap = 0;
     for (;;) {
       const now = this.#clock.nowMs();
+      // The claim's stamp (the run's updated_at) is unique per claim of this queue, so a claim in doubt can be found.
+      const stampMs = (this.#lastClaimStampMs = Math.max(now, this.#lastClaimStampMs + 1));
+      const stamp = isoFromMs(stampMs);
       try {
-        const { rows } = await this.#pool.query<RunRow>(CLAIM, [now, cap, worker, now + leaseMs, isoFromMs(now)]);
+        const { rows } = await this.#pool.query<RunRow>(CLAIM, [now, cap, worker, now + leaseMs, stamp]);
         return rows[0] === undefined ? null : toRun(rows[0]);
       } catch (error) {
+        if (isConnectionError(error instanceof BatonError ? error.cause : error)) this.#doubtfulClaims.push({ worker, stamp });
         const code = pgCode(error);
         // Another claimer took a run of the same thread in the same instant
         // (the unique index refused ours), or that user's last free slot:
@@ -246,6 +254,24 @@ export class PostgresRunQueue implements RunQueue {
         if (code === OVER_CAP) return null;
         throw error;
       }
+    }
+  }
+
+  /**
+   * A claim whose connection died may have committed without this process
+   * hearing of it: the run would be leased to this worker, which never runs
+   * it, while the lease thread (which renews every run the worker holds)
+   * keeps it forever. Before claiming again, such runs are handed back to
+   * the queue. Throws while the database is still away.
+   */
+  async #settleDoubtfulClaims(): Promise<void> {
+    while (this.#doubtfulClaims.length > 0) {
+      const { worker, stamp } = this.#doubtfulClaims[0]!;
+      await this.#pool.query(
+        "UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL, updated_at = $3 WHERE lease_owner = $1 AND status = 'running' AND updated_at = $2",
+        [worker, stamp, isoFromMs(this.#clock.nowMs())],
+      );
+      this.#doubtfulClaims.shift();
     }
   }
 
