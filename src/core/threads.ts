@@ -68,16 +68,31 @@ function named(ref: CheckpointRef | undefined): { id: string | undefined; ns: st
  */
 class DryRunSaver extends BaseCheckpointSaver {
   readonly #memory: MemorySaver;
+  /** What the real saver threw, if it did: the store's failure, not the update's. */
+  storeFailure: unknown = undefined;
   constructor(private readonly real: BaseCheckpointSaver) {
     super(real.serde);
     this.#memory = new MemorySaver(real.serde);
   }
   override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
-    return (await this.#memory.getTuple(config)) ?? (await this.real.getTuple(config));
+    return (await this.#memory.getTuple(config)) ?? (await this.#read(() => this.real.getTuple(config)));
   }
   override async *list(config: RunnableConfig, options?: CheckpointListOptions): AsyncGenerator<CheckpointTuple> {
     yield* this.#memory.list(config, options);
-    yield* this.real.list(config, options);
+    const real = this.real.list(config, options);
+    for (;;) {
+      const next = await this.#read(() => real.next());
+      if (next.done === true) return;
+      yield next.value;
+    }
+  }
+  async #read<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (error) {
+      this.storeFailure ??= error;
+      throw error;
+    }
   }
   override put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, _versions: ChannelVersions): Promise<RunnableConfig> {
     return this.#memory.put(config, checkpoint, metadata);
@@ -92,22 +107,25 @@ class DryRunSaver extends BaseCheckpointSaver {
 }
 
 /**
- * What LangGraph (or LangChain's message coercion) throws for an update a
- * client got wrong, as a 422 with its message; anything else is not the
- * client's doing and is left as it is.
+ * An update the dry run refused, as the client's error: LangGraph's own
+ * refusals (InvalidUpdateError, a message LangChain cannot read) with their
+ * message, and anything else the graph's writers or reducers threw on the
+ * values (a reducer given null) naming the error. Only a failure of the
+ * store the dry run reads from is not the client's doing: it is left as it is.
  */
-function clientUpdateError(thrown: unknown, where: string): BatonError | undefined {
+function refusedUpdate(thrown: unknown, dry: DryRunSaver, where: string): unknown {
   if (thrown instanceof BatonError) return thrown;
+  if (dry.storeFailure !== undefined) return thrown;
   const error = coerceError(thrown);
   const code = (error as { lc_error_code?: unknown }).lc_error_code;
   const message = error.message.replace(/\s*Troubleshooting URL: \S+\s*$/, "").trim();
   if (/^Subgraph ".*" not found$/.test(message)) {
     return new BatonError(ErrorCode.notFound, `${where}: ${message}; the checkpoint namespace names no subgraph of the thread's graph.`);
   }
-  if (error.name === "InvalidUpdateError" || error.name === "EmptyInputError" || code === "MESSAGE_COERCION_FAILURE" || code === "INVALID_GRAPH_NODE_RETURN_VALUE") {
-    return new BatonError(ErrorCode.invalid, `${where}: ${message}`, { cause: error });
-  }
-  return undefined;
+  const known = error.name === "InvalidUpdateError" || code === "MESSAGE_COERCION_FAILURE" || code === "INVALID_GRAPH_NODE_RETURN_VALUE";
+  return new BatonError(ErrorCode.invalid, known ? `${where}: ${message}` : `${where}: the graph could not apply these values (${error.name}: ${message}).`, {
+    cause: error,
+  });
 }
 
 export class ThreadService {
@@ -268,19 +286,26 @@ export class ThreadService {
     }
   }
 
+  /** A copy of the graph whose writes go nowhere (checkpoints to a dry-run saver, store writes to memory). */
+  #dryRun(graph: GraphInstance): { dry: Updatable; saver: DryRunSaver } {
+    const saver = new DryRunSaver(this.deps.checkpointer);
+    const dry = graph.withConfig({}) as Updatable;
+    dry.checkpointer = saver;
+    dry.store = new InMemoryStore();
+    return { dry, saver };
+  }
+
   /** Runs `apply` against a dry-run saver first: a refused update writes nothing. */
   async #tryThenApply(
     graph: GraphInstance,
     where: string,
     apply: (graph: Updatable) => Promise<RunnableConfig>,
   ): Promise<RunnableConfig> {
-    const dry = graph.withConfig({}) as Updatable;
-    dry.checkpointer = new DryRunSaver(this.deps.checkpointer);
-    dry.store = new InMemoryStore();
+    const { dry, saver } = this.#dryRun(graph);
     try {
       await apply(dry);
     } catch (thrown) {
-      throw clientUpdateError(thrown, where) ?? thrown;
+      throw refusedUpdate(thrown, saver, where);
     }
     return apply(graph as Updatable);
   }
@@ -362,15 +387,13 @@ export class ThreadService {
     );
     const configurable = { thread_id: input.thread_id, checkpoint_ns: "", graph_id: graphId, [CONFIGURABLE_METADATA_KEY]: true };
     // The dry run, one superstep at a time, so a refusal names its superstep.
-    const dry = graph.withConfig({}) as Updatable;
-    dry.checkpointer = new DryRunSaver(this.deps.checkpointer);
-    dry.store = new InMemoryStore();
+    const { dry, saver } = this.#dryRun(graph);
     let config: RunnableConfig = { configurable };
     for (const [i, step] of steps.entries()) {
       try {
         config = await dry.bulkUpdateState({ configurable: { ...config.configurable, graph_id: graphId, [CONFIGURABLE_METADATA_KEY]: true } }, [step]);
       } catch (thrown) {
-        throw clientUpdateError(thrown, `supersteps.${i}`) ?? thrown;
+        throw refusedUpdate(thrown, saver, `supersteps.${i}`);
       }
     }
     const thread = await this.deps.threads.create(record);

@@ -162,6 +162,7 @@ describe("state updates LangGraph cannot apply are 422, not 500 (finding 10)", (
     ["__end__ with values", { values: { messages: [] }, as_node: "__end__" }, /'__end__'.*values null/],
     ["a message object it cannot read", { values: { messages: [{ foo: 1 }] } }, /Unable to coerce message/],
     ["a number as a message", { values: { messages: [42] } }, /Unable to coerce message/],
+    ["null for the messages", { values: { messages: null } }, /could not apply these values \(TypeError/],
   ])("values %s: 422 naming the problem, state unchanged", async (_what, update, detail) => {
     const threadId = await conversation();
     const before = await readBack(threadId);
@@ -252,6 +253,16 @@ describe("refused requests have no side effects (finding 9)", () => {
     const state = (await client.threads.getState(threadId)).values as { messages: Msg[] };
     expect(state.messages.map((m) => m.content)).toEqual(["one", "two"]);
     expect((r.body.values as { messages: Msg[] }).messages.map((m) => m.content)).toEqual(["one", "two"]);
+  });
+
+  it("a superstep's command is applied as LangGraph applies a node's Command", async () => {
+    const r = await call("POST", "/threads", {
+      graph_id: "echo",
+      supersteps: [{ updates: [{ values: null, command: { update: { messages: [{ role: "user", content: "by command" }] } }, as_node: "echo" }] }],
+    });
+    expect(r.status).toBe(200);
+    const state = (await client.threads.getState(r.body.thread_id as string)).values as { messages: Msg[] };
+    expect(state.messages.map((m) => m.content)).toEqual(["by command"]);
   });
 
   it("a create with if_exists do_nothing does not apply its supersteps to the existing thread again", async () => {
