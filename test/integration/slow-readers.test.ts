@@ -32,7 +32,7 @@ beforeAll(async () => {
     return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
   });
   // keepAliveMs is also the time a reader with a full buffer may take nothing before it is dropped.
-  t = await startServer({ streamBufferBytes: BUFFER_BYTES, keepAliveMs: 1_000 });
+  t = await startServer({ streamBufferBytes: BUFFER_BYTES, keepAliveMs: 2_000 });
 });
 afterAll(async () => {
   await t?.close();
