@@ -174,6 +174,8 @@ describe("state updates LangGraph cannot apply are 422, not 500 (finding 10)", (
     await client.threads.updateState(threadId, { values: { messages: [{ role: "user", content: "valid" }] }, asNode: "echo" });
     const after = (await client.threads.getState(threadId)).values as { messages: Msg[] };
     expect(after.messages.map((m) => m.content)).toEqual(["keep me", "echo: keep me", "valid"]);
+    // One checkpoint more: the dry run before each update writes nowhere.
+    expect(await client.threads.getHistory(threadId, { limit: 100 })).toHaveLength((before.history as unknown as unknown[]).length + 1);
   });
 
   it("as_node __end__ with values null is what LangGraph allows: it ends the pending tasks", async () => {
