@@ -38,8 +38,10 @@ const EXECUTIONS = join(work, "executions.log");
 const REQUEST_DEADLINE_MS = 40_000;
 /** The one kind of failed request a fault may cost: a 503 saying the database is away. */
 const DOCUMENTED_FAILURE = /^The database (connection was lost|is unreachable); retry the request\.$/;
-// Short leases, so a dead worker's runs come back within seconds.
+// The cluster: short leases, so a killed worker's runs come back within seconds.
 const LEASES = { BATON_LEASE_MS: "4000", BATON_LEASE_RENEW_MS: "500", BATON_SWEEP_INTERVAL_MS: "500", BATON_SHUTDOWN_GRACE_MS: "300" };
+// The all-in-one process: leases that outlast a Postgres restart on a loaded machine (no lease may expire, so no step runs twice).
+const SOLO_LEASES = { ...LEASES, BATON_LEASE_MS: "15000", BATON_LEASE_RENEW_MS: "1000", BATON_SWEEP_INTERVAL_MS: "1000" };
 
 /** mulberry32: a small seeded generator, so a failing sequence can be replayed. */
 function seeded(seed: number): () => number {
@@ -337,7 +339,7 @@ beforeAll(async () => {
   }
   const common = { ...LEASES, BATON_FAULT_LOG: EXECUTIONS };
   const soloBaton = runBaton(["serve", "--config", GRAPHS, "--port", "0"], {
-    env: { ...common, DATABASE_URL: soloDatabase.url, REDIS_URL, BATON_REDIS_PREFIX: `baton-test:${randomUUID()}:`, BATON_LOG_LEVEL: "info" },
+    env: { ...common, ...SOLO_LEASES, DATABASE_URL: soloDatabase.url, REDIS_URL, BATON_REDIS_PREFIX: `baton-test:${randomUUID()}:`, BATON_LOG_LEVEL: "info" },
   });
   cluster = await startCluster("faults", { ...common, REDIS_URL: redis.url }, GRAPHS);
   const [soloUrl, members] = await Promise.all([soloBaton.url, Promise.all([cluster.start("api"), cluster.start("worker"), cluster.start("worker")])]);
