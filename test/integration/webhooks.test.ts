@@ -186,6 +186,26 @@ describe("webhook targets", () => {
   });
 });
 
+describe("worker slots", () => {
+  it("a target that does not answer holds no worker slot: the next run on a one-slot server finishes meanwhile", async () => {
+    const hanging = await newTarget(() => {
+      // never answers
+    });
+    const t = await startServer({ webhookAllowPrivate: true, workers: 1, webhookTimeoutMs: 60_000 });
+    try {
+      const first = await runWith(t, `${hanging.url}/hook`);
+      await expect.poll(() => hanging.received.length).toBe(1);
+      const thread = await t.client.threads.create();
+      const next = await t.client.runs.wait(thread.thread_id, "echo", { input: human("next") });
+      expect((next as { messages: unknown[] }).messages).toHaveLength(2);
+      // The first delivery is still waiting for its answer: nothing failed or was sent.
+      expect(logged("run:webhook-failed", first.runId)).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe("shutdown", () => {
   it("abandons a delivery still pending when the server stops, and says so", async () => {
     const hanging = await newTarget(() => {
