@@ -116,13 +116,13 @@ const emptyStateMetadata: Modulo = (value) =>
   mapObjects(value, (object) => ("checkpoint" in object && object.checkpoint === null && "tasks" in object && !("metadata" in object) ? { ...object, metadata: {} } : object));
 
 /**
- * Row "thread records": Baton sends every field of a thread, `values`
- * (null) and `interrupts` ({}) before any run, and `error`; the dev server
- * leaves out what it has not set.
+ * Row "thread records": Baton sends `interrupts` ({}) before any run, and
+ * `error`; the dev server leaves out what it has not set. Both leave out
+ * `values` until the thread has a state.
  */
 const threadFields: Modulo = (value) =>
   mapObjects(value, (object) =>
-    "thread_id" in object && "status" in object && "created_at" in object ? { values: null, interrupts: {}, error: null, ...object } : object,
+    "thread_id" in object && "status" in object && "created_at" in object ? { interrupts: {}, error: null, ...object } : object,
   );
 
 /**
