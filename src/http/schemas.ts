@@ -96,6 +96,7 @@ const filter = jsonObject.superRefine((value, ctx) => {
  */
 export function isWebhookUrl(value: string): boolean {
   // URL parsing drops tabs and newlines and trims spaces: refuse them instead.
+  // eslint-disable-next-line no-control-regex -- control characters are what this refuses
   if (/[\u0000-\u0020\u007f]/.test(value)) return false;
   if (value.startsWith("/")) {
     const base = "http://relative.invalid";

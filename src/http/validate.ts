@@ -112,7 +112,16 @@ function readBytes(headers: Headers, bytes: ArrayBuffer, limits: RequestLimits):
   }
 }
 
-export async function readJson(c: Context): Promise<unknown> {
+/** One read per request: a second `readJson` gets the same value (or error), as `c.req.json()` does. */
+const read = new WeakMap<Context, Promise<unknown>>();
+
+export function readJson(c: Context): Promise<unknown> {
+  let value = read.get(c);
+  if (value === undefined) read.set(c, (value = readOnce(c)));
+  return value;
+}
+
+async function readOnce(c: Context): Promise<unknown> {
   const limits = limitsOf.get(c) ?? FALLBACK_LIMITS;
   const seen = entered.get(c.req);
   let value: unknown;
