@@ -65,11 +65,13 @@ export interface WorkerPoolDeps extends ExecutorDeps {
  * refuses the value itself), not about the database being reachable: a
  * BatonError for invalid input, a Postgres data exception (SQLSTATE class
  * 22, e.g. 22P02 invalid JSON, 22P05 untranslatable character) or program
- * limit (class 54, e.g. a value too large), SQLite's SQLITE_TOOBIG. Such a
+ * limit (class 54, e.g. a value too large), SQLite's SQLITE_TOOBIG, or a
+ * RangeError serializing it (nested too deep, a string too long). Such a
  * failure repeats on every attempt, so it is the run's error, not a crash.
  */
 function isDataError(error: unknown): boolean {
   if (error instanceof BatonError) return error.code === ErrorCode.invalid;
+  if (error instanceof RangeError) return true;
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== "string") return false;
   return /^(22|54)[0-9A-Z]{3}$/.test(code) || code === "SQLITE_TOOBIG";

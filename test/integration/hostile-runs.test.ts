@@ -81,6 +81,15 @@ describe("a graph's output Baton cannot store (finding 4)", () => {
     expect(contents(next).at(-1)).toBe("fine");
   });
 
+  it("output nested too deep to serialize: the run's own error, recorded once", async () => {
+    const { thread, events, runs } = await streamHostile("deep");
+    expect(events.filter((e) => e.event === "metadata")).toHaveLength(1);
+    expect(runs.map((r) => r.status)).toEqual(["error"]);
+    expect((await t.client.threads.get(thread.thread_id)).status).toBe("error");
+    const next = (await t.client.runs.wait(thread.thread_id, "hostile", { input: { make: "ok" } })) as Record<string, unknown>;
+    expect(contents(next).at(-1)).toBe("fine");
+  });
+
   it("a streamed value that is never stored reaches the client as the graph wrote it", async () => {
     const { events, runs } = await streamHostile("stream:surrogate");
     expect(events.filter((e) => e.event === "custom").map((e) => e.data)).toEqual([{ text: `bad ${LONE_SURROGATE} text` }]);
