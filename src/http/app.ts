@@ -80,12 +80,23 @@ function hostCheck(allowed: readonly string[] | null, prefix: string): Middlewar
   };
 }
 
+/**
+ * A NUL character (%00) in the path or query cannot name anything Baton
+ * stores (Postgres cannot hold it in text): refused on every backend alike,
+ * as in a JSON body, instead of failing in the database.
+ */
+const refuseNulInUrl: MiddlewareHandler = async (c, next) => {
+  if (!/%00/i.test(c.req.url)) return next();
+  return c.json({ detail: "The URL contains the NUL character (%00), which Baton does not store (Postgres cannot); remove it from the path or query." }, 422);
+};
+
 export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefined), userApp?: unknown): Hono {
   const app = new Hono();
   app.onError((error, c) => errorResponse(c, error, deps.logger));
   app.notFound((c) => c.json({ detail: `No route for ${c.req.method} ${c.req.path}.` }, 404));
   app.use("*", hostCheck(deps.options.allowedHosts, http.mountPrefix));
   app.use("*", requestLimits(deps.options.limits));
+  app.use("*", refuseNulInUrl);
   app.use("*", cors(http.cors));
   app.use(
     "*",

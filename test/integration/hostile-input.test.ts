@@ -258,6 +258,24 @@ describe.each([
     });
   });
 
+  describe("the URL", () => {
+    it("refuses the NUL character in a path or query with 422 on every backend (Postgres failed with a 500)", async () => {
+      await t.client.store.putItem(["n"], "ab", { v: 1 });
+      for (const path of ["/store/items?namespace=n&key=a%00b", "/store/items?namespace=n%00&key=ab", "/assistants/a%00b", `/assistants/${graph}%00/graph`]) {
+        const r = await raw(t.url, "GET", path);
+        expect(r.status, path).toBe(422);
+        expect(r.detail, path).toMatch(/NUL character \(%00\)/);
+      }
+      const r = await raw(t.url, "DELETE", "/store/items?namespace=n&key=a%00b");
+      expect(r.status).toBe(422);
+      expect(await t.client.store.getItem(["n"], "ab")).toMatchObject({ value: { v: 1 } });
+      // An escaped percent sign followed by zeros is ordinary text.
+      const percent = await raw(t.url, "GET", "/store/items?namespace=n&key=a%2500b");
+      expect(percent.status).toBe(200);
+      expect(percent.json).toBeNull();
+    });
+  });
+
   describe("the Host header (DNS rebinding)", () => {
     it("refuses a host name not allowed with 403 naming BATON_ALLOWED_HOSTS, and changes nothing", async () => {
       const before = await threadCount();
