@@ -112,10 +112,15 @@ export function startThreadLeaseKeeper(options: ThreadLeaseKeeperOptions): Lease
         exited = true;
         resolve();
         if (!closing) {
-          options.onError?.("lease thread stopped; starting another");
-          start();
-          // The runs let go of are let go of by the new thread too.
-          for (const runId of dropped.keys()) worker.postMessage({ type: "drop", runId });
+          options.onError?.("lease thread stopped; starting another in 1 s");
+          // After a pause, so a thread that cannot start does not spin.
+          const timer = setTimeout(() => {
+            if (closing) return;
+            start();
+            // The runs let go of are let go of by the new thread too.
+            for (const runId of dropped.keys()) worker.postMessage({ type: "drop", runId });
+          }, 1_000);
+          timer.unref();
         }
       }),
     );
