@@ -108,8 +108,11 @@ export interface Unstorable {
   path: string;
 }
 
-/** With the `u` flag a well-paired surrogate is one code point: only lone ones match. */
+/** With the `u` flag a well-paired surrogate is one code point: only lone ones match. U+0000 is the point of it. */
+// eslint-disable-next-line no-control-regex
 const UNSTORABLE_CHAR = /[\u0000\ud800-\udfff]/u;
+// eslint-disable-next-line no-control-regex
+const UNSTORABLE_CHARS = /[\u0000\ud800-\udfff]/gu;
 
 const describeChar = (text: string): string => (text.includes("\u0000") && !/[\ud800-\udfff]/u.test(text) ? "U+0000 (NUL)" : "a lone UTF-16 surrogate");
 
@@ -117,7 +120,7 @@ const describeChar = (text: string): string => (text.includes("\u0000") && !/[\u
 export const isUnstorableString = (text: string): boolean => UNSTORABLE_CHAR.test(text);
 
 /** `text` with every lone surrogate and U+0000 replaced by U+FFFD (for error messages, which are recorded whatever they hold). */
-export const replaceUnstorable = (text: string): string => (UNSTORABLE_CHAR.test(text) ? text.replace(/[\u0000\ud800-\udfff]/gu, "\ufffd") : text);
+export const replaceUnstorable = (text: string): string => (UNSTORABLE_CHAR.test(text) ? text.replace(UNSTORABLE_CHARS, "\ufffd") : text);
 
 /**
  * The first lone surrogate or U+0000 in a JSON-like value (its strings and

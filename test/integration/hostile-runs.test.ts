@@ -31,7 +31,7 @@ async function streamHostile(make: string) {
   const thread = await t.client.threads.create();
   const events: Event[] = [];
   for await (const chunk of t.client.runs.stream(thread.thread_id, "hostile", { input: { make }, streamMode: ["values", "custom"] })) {
-    events.push(chunk as Event);
+    events.push(chunk);
   }
   const runs = await t.client.runs.list(thread.thread_id);
   return { thread, events, runs };
@@ -106,7 +106,7 @@ describe("a graph's output Baton cannot store, with the project's own checkpoint
     try {
       const thread = await own.client.threads.create();
       const events: Event[] = [];
-      for await (const chunk of own.client.runs.stream(thread.thread_id, "hostile", { input: { make }, streamMode: ["values"] })) events.push(chunk as Event);
+      for await (const chunk of own.client.runs.stream(thread.thread_id, "hostile", { input: { make }, streamMode: ["values"] })) events.push(chunk);
       expect(events.filter((e) => e.event === "metadata")).toHaveLength(1);
       const errors = events.filter((e) => e.event === "error");
       expect(errors).toHaveLength(1);
