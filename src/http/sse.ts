@@ -24,6 +24,13 @@ import type { RunEvent } from "../core/types.ts";
 
 const encoder = new TextEncoder();
 
+/**
+ * Bytes handed to the connection at a time: a large event goes in pieces, so
+ * a reader on a slow link shows progress (and is not taken for a stalled one)
+ * while one event is on its way.
+ */
+const HAND_BYTES = 64 * 1024;
+
 /** The default of `streamBufferBytes` (docs/configuration.md). */
 export const DEFAULT_STREAM_BUFFER_BYTES = 16 * 1024 * 1024;
 
@@ -135,9 +142,13 @@ function longResponse(
   }
   request.signal.addEventListener("abort", disconnect, { once: true });
 
-  /** Hands the next buffered chunk to the connection, or ends the body when all is taken. */
+  /** Hands the next buffered piece to the connection, or ends the body when all is taken. */
   const hand = (to: ReadableStreamDefaultController<Uint8Array>) => {
-    const chunk = chunks.shift();
+    let chunk = chunks.shift();
+    if (chunk !== undefined && chunk.byteLength > HAND_BYTES) {
+      chunks.unshift(chunk.subarray(HAND_BYTES));
+      chunk = chunk.subarray(0, HAND_BYTES);
+    }
     if (chunk !== undefined) {
       unbuffer(chunk.byteLength);
       taken += chunk.byteLength;
