@@ -160,7 +160,7 @@ export const ThreadCreate = z.object({
   if_exists: ifExists.default("raise"),
   graph_id: z.string().optional(),
   supersteps: z
-    .array(z.object({ updates: z.array(z.object({ values: z.unknown(), as_node: z.string(), command: z.unknown().optional() })) }))
+    .array(z.object({ updates: z.array(z.object({ values: z.unknown().optional(), as_node: z.string(), command: z.unknown().optional() })) }))
     .optional(),
   ttl: z.unknown().optional(),
 });

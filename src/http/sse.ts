@@ -67,7 +67,7 @@ export interface LongResponseOptions {
   onDisconnect?: (() => void) | undefined;
   /** Overrides the server's `streamBufferBytes` for this response. */
   bufferBytes?: number | undefined;
-  /** The run streamed, for the log line of a dropped reader (else read from Content-Location). */
+  /** The run streamed, for the log line of a dropped reader. */
   runId?: string | undefined;
 }
 
@@ -189,8 +189,7 @@ function longResponse(
     finished = true;
     finish();
     if (stats) stats.dropped += 1;
-    const runId = options.runId ?? /\/runs\/([^/]+)$/.exec(options.headers?.["Content-Location"] ?? "")?.[1];
-    policy?.logger?.warn("stream:reader-dropped", { run_id: runId, bytes, limit_bytes: limit });
+    policy?.logger?.warn("stream:reader-dropped", { run_id: options.runId, bytes, limit_bytes: limit });
     // The connection is cut, so the client sees a broken stream, not an end (which would say the run is over).
     // Without one (a request made in process), the body errors.
     if (policy?.connection !== undefined) {

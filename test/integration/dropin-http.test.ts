@@ -46,7 +46,7 @@ describe("the project's http.app", () => {
     const info = await fetch(`${t.url}/info`);
     expect(info.headers.get("x-project-middleware")).toBe("seen");
     const bad = await fetch(`${t.url}/threads`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{not json" });
-    expect(bad.status).toBe(422);
+    expect(bad.status).toBe(400);
     expect(((await bad.json()) as { detail: string }).detail).toMatch(/not valid JSON/);
     expect(bad.headers.get("x-project-middleware")).toBe("seen");
   });

@@ -107,7 +107,8 @@ describe("generative UI, as the dev server serves it", () => {
   const UI = join(import.meta.dirname, "../fixtures/ui");
   let t: TestServer;
   beforeAll(async () => {
-    t = await startServer({ configPath: join(UI, "langgraph.json") });
+    // A reverse proxy's public name is among the hosts this server answers.
+    t = await startServer({ configPath: join(UI, "langgraph.json"), allowedHosts: "agents.example.com" });
   });
   afterAll(async () => t.close());
 

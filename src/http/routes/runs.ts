@@ -140,6 +140,7 @@ export function runRoutes(deps: HttpDeps, options: { configurableHeaders: Header
         keepAliveMs: deps.options.keepAliveMs,
         headers: { "Content-Location": location(run), Location: streamLocation(run) },
         onDisconnect: cancelOnDisconnect(run, options.cancelOnDisconnect),
+        runId: run.run_id,
       },
     );
   };
@@ -264,6 +265,10 @@ export function runRoutes(deps: HttpDeps, options: { configurableHeaders: Header
   app.post("/runs/batch", async (c) => {
     const raw = await readJson(c);
     if (!Array.isArray(raw)) throw new BatonError(ErrorCode.invalid, "Request body must be a JSON array of run payloads.");
+    const max = deps.options.limits.maxIdsPerRequest;
+    if (raw.length > max) {
+      throw new BatonError(ErrorCode.invalid, `${raw.length} runs in one batch, more than the limit of ${max} per request (maxIdsPerRequest / BATON_MAX_IDS_PER_REQUEST); split the batch.`);
+    }
     const headers = headersOf(c);
     // Every entry is checked before any is created: one refused entry creates nothing.
     const inputs: CreateRunInput[] = [];
