@@ -52,7 +52,9 @@ export function isConnectionError(error: unknown): boolean {
  * cause (for logs).
  */
 export function databaseUnavailable(error: unknown): BatonError {
-  const lost = pgCode(error) !== "ECONNREFUSED" && pgCode(error) !== "57P03" && !/trying to connect|connection timeout/.test(error instanceof Error ? error.message : "");
+  // Refused, not accepting connections yet, full, or no answer to the connect: it never had the connection.
+  const code = pgCode(error);
+  const lost = code !== "ECONNREFUSED" && code !== "57P03" && code !== "53300" && !/trying to connect|connection timeout/.test(error instanceof Error ? error.message : "");
   return new BatonError(
     ErrorCode.unavailable,
     lost ? "The database connection was lost; retry the request." : "The database is unreachable; retry the request.",
