@@ -4,6 +4,7 @@
  */
 import { BaseStore, type Item, type Operation, type OperationResults } from "@langchain/langgraph";
 import type { StoreItems } from "./ports.ts";
+import { findUnstorable, UnstorableOutputError } from "./serialize.ts";
 import type { StoreItem } from "./types.ts";
 
 const toLangGraphItem = (item: StoreItem): Item => ({
@@ -35,7 +36,12 @@ export class ItemsStore extends BaseStore {
         results.push(found.map(toLangGraphItem));
       } else if ("value" in op) {
         if (op.value === null) await this.#items.delete(op.namespace, op.key);
-        else await this.#items.put(op.namespace, op.key, op.value);
+        else {
+          // Refused alike on every backend (Postgres cannot hold these), as the API refuses them in a request.
+          const found = findUnstorable(op.value, "value");
+          if (found !== undefined) throw new UnstorableOutputError(found, `The item the graph put in the store at ${JSON.stringify([...op.namespace, op.key])}`);
+          await this.#items.put(op.namespace, op.key, op.value);
+        }
         results.push(undefined);
       } else if ("key" in op) {
         const item = await this.#items.get(op.namespace, op.key);

@@ -81,6 +81,17 @@ describe("a graph's output Baton cannot store (finding 4)", () => {
     expect(contents(next).at(-1)).toBe("fine");
   });
 
+  it.each([["store:surrogate"], ["store:nul"]])("%s: a store item the graph puts is refused alike on every backend, and nothing is stored", async (make) => {
+    const { thread, events, runs } = await streamHostile(make);
+    expect(events.filter((e) => e.event === "metadata")).toHaveLength(1);
+    const errors = events.filter((e) => e.event === "error");
+    expect((errors[0]!.data as { message: string }).message).toMatch(/The item the graph put in the store at .* contains (a lone UTF-16 surrogate|U\+0000 \(NUL\)) at value\.text; Baton cannot store it/);
+    expect(runs.map((r) => r.status)).toEqual(["error"]);
+    expect(await t.client.store.getItem(["hostile", make.replace(":", "-")], "item")).toBeNull();
+    const next = (await t.client.runs.wait(thread.thread_id, "hostile", { input: { make: "ok" } })) as Record<string, unknown>;
+    expect(contents(next).at(-1)).toBe("fine");
+  });
+
   it("output nested too deep to serialize: the run's own error, recorded once", async () => {
     const { thread, events, runs } = await streamHostile("deep");
     expect(events.filter((e) => e.event === "metadata")).toHaveLength(1);
