@@ -304,7 +304,8 @@ export class RedisEventBus implements EventBus {
         watch.dirty = false;
         let entries: [id: string, fields: string[]][];
         try {
-          entries = await this.#commands.xrange(this.#key(runId), cursor, "+", "COUNT", 500);
+          // A small batch: a reader that stops reading holds at most one batch here (sse.ts bounds the rest).
+          entries = await this.#commands.xrange(this.#key(runId), cursor, "+", "COUNT", 64);
         } catch (error) {
           this.#logError("bus:read-failed", error, { run_id: runId });
           entries = [];
