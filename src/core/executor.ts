@@ -274,6 +274,12 @@ export async function executeRun(
   } catch (thrown) {
     release();
     const reason = stopReason();
+    if (reason === undefined && thrown instanceof BatonError && thrown.code === ErrorCode.unavailable) {
+      // The database stayed away longer than its retries: not the graph's
+      // fault, so not its error. Thrown on, the run is left unsettled; its
+      // lease expires and it is retried from its last checkpoint.
+      throw thrown;
+    }
     const error = coerceError(thrown);
     const { status: _status, ...thread } = await threadAfter(graph, run).catch(() => ({ values: null, interrupts: {}, status: "idle" as const }));
     if (reason?.kind === "shutdown") {

@@ -16,7 +16,7 @@ import type {
 } from "../../core/ports.ts";
 import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
-import { transaction, type Queryable } from "./database.ts";
+import { retryUnavailable, transaction, type Queryable } from "./database.ts";
 import {
   deleteThreadRows,
   encodeNamespace,
@@ -87,7 +87,8 @@ export class PostgresAssistants implements Assistants {
   }
 
   async get(assistantId: string): Promise<Assistant | null> {
-    const row = await this.#row(this.pool, assistantId);
+    // Read by every run as it starts: retried across a lost connection, as the checkpoints are.
+    const row = await retryUnavailable(() => this.#row(this.pool, assistantId));
     return row === undefined ? null : toAssistant(row);
   }
 
@@ -229,7 +230,7 @@ export class PostgresThreads implements Threads {
   }
 
   async get(threadId: string): Promise<Thread | null> {
-    const row = await this.#row(this.pool, threadId);
+    const row = await retryUnavailable(() => this.#row(this.pool, threadId));
     return row === undefined ? null : toThread(row);
   }
 
@@ -362,20 +363,22 @@ export class PostgresStoreItems implements StoreItems {
 
   async put(namespace: string[], key: string, value: JsonObject): Promise<void> {
     const iso = isoFromMs(this.clock.nowMs());
-    await this.pool.query(
+    // Every store call is retried across a lost connection: put is an upsert and delete idempotent,
+    // so a graph's store write survives a Postgres restart as its checkpoints do.
+    await retryUnavailable(() => this.pool.query(
       `INSERT INTO store_items (namespace, key, value, created_at, updated_at) VALUES ($1, $2, $3::jsonb, $4, $4)
        ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
       [encodeNamespace(namespace), key, jsonb(value), iso],
-    );
+    ));
   }
 
   async get(namespace: string[], key: string): Promise<StoreItem | null> {
-    const { rows } = await this.pool.query<ItemRow>("SELECT * FROM store_items WHERE namespace = $1 AND key = $2", [encodeNamespace(namespace), key]);
+    const { rows } = await retryUnavailable(() => this.pool.query<ItemRow>("SELECT * FROM store_items WHERE namespace = $1 AND key = $2", [encodeNamespace(namespace), key]));
     return rows[0] === undefined ? null : toItem(rows[0]);
   }
 
   async delete(namespace: string[], key: string): Promise<void> {
-    await this.pool.query("DELETE FROM store_items WHERE namespace = $1 AND key = $2", [encodeNamespace(namespace), key]);
+    await retryUnavailable(() => this.pool.query("DELETE FROM store_items WHERE namespace = $1 AND key = $2", [encodeNamespace(namespace), key]));
   }
 
   async search(query: StoreSearch): Promise<StoreItem[]> {
@@ -389,11 +392,11 @@ export class PostgresStoreItems implements StoreItems {
     }
     args.push(query.limit, query.offset);
     const sql = `SELECT * FROM store_items${where(clauses)} ORDER BY updated_at DESC, namespace COLLATE "C", key COLLATE "C" LIMIT $${args.length - 1} OFFSET $${args.length}`;
-    return (await this.pool.query<ItemRow>(sql, args)).rows.map(toItem);
+    return (await retryUnavailable(() => this.pool.query<ItemRow>(sql, args))).rows.map(toItem);
   }
 
   async listNamespaces(query: NamespaceQuery): Promise<string[][]> {
-    const rows = (await this.pool.query<{ namespace: string }>('SELECT DISTINCT namespace COLLATE "C" AS namespace FROM store_items ORDER BY 1')).rows;
+    const rows = (await retryUnavailable(() => this.pool.query<{ namespace: string }>('SELECT DISTINCT namespace COLLATE "C" AS namespace FROM store_items ORDER BY 1'))).rows;
     return filterNamespaces(rows.map((row) => row.namespace), query);
   }
 
