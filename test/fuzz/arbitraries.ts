@@ -10,7 +10,7 @@ import fc from "fast-check";
 import type { Operation, Schema, Spec } from "./spec.ts";
 
 /** Tokens replaced by real ids at send time (see runner.ts). */
-export const TOKENS = ["@thread", "@assistant", "@run", "@checkpoint", "@graph"] as const;
+export const TOKENS = ["@thread", "@interrupted", "@icheckpoint", "@assistant", "@run", "@checkpoint", "@graph"] as const;
 
 /** Raw JSON spliced into a body where a string `RAW(n)` sentinel stands (what JSON.stringify cannot write). */
 export const RAW_TEXTS = [
@@ -135,9 +135,9 @@ export function breaksType(spec: Spec, schema: Schema, value: unknown): boolean 
 
 /** Ids, by what a field or parameter names. */
 const idHints: Record<string, fc.Arbitrary<string>> = {
-  thread_id: fc.constantFrom("@thread", "@thread", crypto.randomUUID(), ...garbageIds.slice(0, 4)),
+  thread_id: fc.constantFrom("@thread", "@thread", "@interrupted", crypto.randomUUID(), ...garbageIds.slice(0, 4)),
   run_id: fc.constantFrom("@run", "@run", crypto.randomUUID(), ...garbageIds.slice(0, 4)),
-  checkpoint_id: fc.constantFrom("@checkpoint", "@checkpoint", crypto.randomUUID(), "not-a-checkpoint"),
+  checkpoint_id: fc.constantFrom("@checkpoint", "@checkpoint", "@icheckpoint", crypto.randomUUID(), "not-a-checkpoint"),
   assistant_id: fc.constantFrom("@assistant", "@graph", "echo", "fail", "ask", crypto.randomUUID(), "no-such-graph"),
   graph_id: fc.constantFrom("echo", "ask", "fail", "no-such-graph"),
   webhook: fc.constantFrom("/hooks/run-done", "http://127.0.0.1:1/hook", "file:///etc/passwd", "ftp://example.com/x", "not a url", "/threads/@thread/state"),
@@ -270,6 +270,7 @@ export function pathParamArbitrary(name: string): fc.Arbitrary<string> {
     { weight: 1, arbitrary: fc.constantFrom(...garbageIds) },
   ];
   if (real !== undefined) options.push({ weight: 4, arbitrary: fc.constant(real) });
+  if (name === "thread_id") options.push({ weight: 2, arbitrary: fc.constant("@interrupted") });
   // One graph only: the first schema request of a graph compiles its TypeScript (tens of seconds on a loaded machine).
   if (name === "assistant_id") options.push({ weight: 2, arbitrary: fc.constantFrom("@graph", "echo") });
   if (name === "namespace") options.push({ weight: 3, arbitrary: fc.constantFrom("child", "inner", "child|inner", "") });

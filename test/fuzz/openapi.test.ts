@@ -13,7 +13,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SCALE_OUT, startServer, type TestServer } from "../helpers/server.ts";
 import { bodyArbitrary, pathParamArbitrary, queryArbitrary } from "./arbitraries.ts";
-import { freshIds, send, type Exclusion, type FuzzRequest, type Violation } from "./runner.ts";
+import { ENCODINGS, freshIds, send, type Exclusion, type FuzzRequest, type Violation } from "./runner.ts";
 import { loadSpec, type Operation } from "./spec.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261130);
@@ -69,31 +69,57 @@ const EXCLUSIONS: Exclusion[] = [
 
 /**
  * Violations found and not fixed yet, each with the finding of issue 11 it
- * belongs to. They are excused in the operation tests, and the last test
- * asserts each one still happens: when it fails, the fix has landed and the
- * entry must be removed. `match` is tested against the reported line
- * (`rule: request -> status answer`) of a violation of operation `op`.
+ * belongs to. The operation tests excuse violations of operation `op` whose
+ * reported line (`rule: request -> status answer`) matches `match`; the last
+ * test sends each entry's `example` and asserts the violation still happens,
+ * so when a fix lands that test fails and names the entry to remove.
  */
 interface Pending {
   finding: string;
   op: string;
   match: RegExp;
+  example: Pick<FuzzRequest, "path" | "query" | "body" | "mutation">;
   /** Only on this backend. */
   only?: "sqlite" | "postgres";
 }
+const typeBroken = (label: string) => ({ label, typeBroken: true });
 const PENDING_FIXES: Pending[] = [
   // Fields Baton reads as "anything" and ignores: a wrong type is accepted instead of refused.
-  { finding: "13", op: "POST /threads/search", match: /^accepted a type-breaking value: .* \[extract = / },
-  { finding: "13", op: "PATCH /threads/{thread_id}", match: /^accepted a type-breaking value: .* \[ttl = / },
-  { finding: "13", op: "PUT /store/items", match: /^accepted a type-breaking value: .* \[index = / },
+  {
+    finding: "13",
+    op: "POST /threads/search",
+    match: /^accepted a type-breaking value: .* \[extract = /,
+    example: { path: {}, query: [], body: { extract: "x" }, mutation: typeBroken("extract = \"x\"") },
+  },
+  {
+    finding: "13",
+    op: "PATCH /threads/{thread_id}",
+    match: /^accepted a type-breaking value: .* \[ttl = /,
+    example: { path: { thread_id: "@thread" }, query: [], body: { ttl: 0 }, mutation: typeBroken("ttl = 0") },
+  },
+  {
+    finding: "13",
+    op: "PUT /store/items",
+    match: /^accepted a type-breaking value: .* \[index = /,
+    example: { path: {}, query: [], body: { namespace: ["fuzz"], key: "k", value: {}, index: 0 }, mutation: typeBroken("index = 0") },
+  },
   // Thread state: null where the spec has an object (or a string).
-  ...["GET /threads/{thread_id}/state", "GET /threads/{thread_id}/state/{checkpoint_id}", "GET /threads/{thread_id}/history"].flatMap((op) => [
-    { finding: "13", op, match: /^response schema: .* -> 200 (\/N)?\/checkpoint\/checkpoint_map must be object/ },
-    { finding: "13", op, match: /^response schema: .* -> 200 (\/N)?\/tasks\/N\/checkpoint must be object/ },
-    { finding: "13", op, match: /^response schema: .* -> 200 (\/N)?\/tasks\/N\/state must be object/ },
-    { finding: "13", op, match: /^response schema: .* -> 200 (\/N)?\/tasks\/N\/error must be string/ },
-  ]),
-  { finding: "13", op: "GET /threads/{thread_id}/history", match: /^response schema: .* -> 200 \/N\/parent_checkpoint must be object/ },
+  ...(["GET /threads/{thread_id}/state", "GET /threads/{thread_id}/state/{checkpoint_id}", "GET /threads/{thread_id}/history"] as const).flatMap((op) =>
+    ["checkpoint\\/checkpoint_map must be object", "tasks\\/N\\/checkpoint must be object", "tasks\\/N\\/state must be object", "tasks\\/N\\/error must be string"].map(
+      (field): Pending => ({
+        finding: "13",
+        op,
+        match: new RegExp(`^response schema: .* -> 200 (\\/N)?\\/${field}`),
+        example: { path: { thread_id: "@interrupted", checkpoint_id: "@icheckpoint" }, query: [] },
+      }),
+    ),
+  ),
+  {
+    finding: "13",
+    op: "GET /threads/{thread_id}/history",
+    match: /^response schema: .* -> 200 \/N\/parent_checkpoint must be object/,
+    example: { path: { thread_id: "@thread" }, query: [] },
+  },
 ];
 
 const spec = loadSpec();
@@ -109,12 +135,14 @@ function requestArbitrary(op: Operation): fc.Arbitrary<FuzzRequest> {
   const pathParams = op.parameters.filter((p) => p.in === "path");
   const path = pathParams.length === 0 ? fc.constant({}) : fc.record(Object.fromEntries(pathParams.map((p) => [p.name, pathParamArbitrary(p.name)])));
   const body = op.body === undefined ? fc.constant(undefined) : bodyArbitrary(spec, op);
-  return fc.tuple(path, queryArbitrary(spec, op), body).map(([p, query, b]) => ({
+  const encoding = fc.option(fc.constantFrom(...ENCODINGS), { freq: 8 });
+  return fc.tuple(path, queryArbitrary(spec, op), body, encoding).map(([p, query, b, e]) => ({
     op,
     path: p,
     query,
     body: b?.body,
     mutation: b?.mutation,
+    encoding: e ?? undefined,
   }));
 }
 
@@ -174,7 +202,6 @@ describe("OpenAPI fuzzing", () => {
       for (const v of violations) if (!unique.has(v.signature)) unique.set(v.signature, v);
       const found = [...unique.values()].filter((v) => {
         const pending = PENDING_FIXES.filter((p) => applies(p) && p.op === v.op && p.match.test(format(v)));
-        for (const p of pending) pendingHits.set(p, (pendingHits.get(p) ?? 0) + 1);
         return pending.length === 0;
       });
       if (process.env.FUZZ_REPORT !== undefined) appendFileSync(process.env.FUZZ_REPORT, found.map((v) => `${JSON.stringify(v)}\n`).join(""));
@@ -183,13 +210,19 @@ describe("OpenAPI fuzzing", () => {
   }
 });
 
-const pendingHits = new Map<Pending, number>();
 const applies = (p: Pending) => p.only === undefined || p.only === (SCALE_OUT ? "postgres" : "sqlite");
 
 describe("OpenAPI fuzzing: PENDING_FIXES", () => {
-  it("each pending violation still happens (remove the entries this names: they are fixed)", () => {
-    const fixed = PENDING_FIXES.filter((p) => applies(p) && !pendingHits.has(p));
-    expect(fixed.map((p) => `finding ${p.finding}: ${p.op} ${p.match}`)).toEqual([]);
+  it("each pending violation still happens (remove the entries this names: they are fixed)", { timeout: 120_000 }, async () => {
+    const ids = await freshIds(t.client);
+    const fixed: string[] = [];
+    for (const p of PENDING_FIXES.filter(applies)) {
+      const op = spec.operations.find((o) => o.id === p.op);
+      expect(op, `${p.op} is not an operation of the spec`).toBeDefined();
+      const outcome = await send(t.url, spec, { op: op!, ...p.example }, ids, EXCLUSIONS);
+      if (!outcome.violations.some((v) => p.match.test(format(v)))) fixed.push(`finding ${p.finding}: ${p.op} ${p.match} (answer ${outcome.status})`);
+    }
+    expect(fixed).toEqual([]);
   });
 });
 

@@ -15,13 +15,22 @@ export interface FuzzRequest {
   query: [string, string][];
   body?: unknown;
   mutation?: Mutation;
+  /**
+   * The body sent as something other than UTF-8 JSON: `text/plain` (what a
+   * web page may send without a preflight), no Content-Type, a declared
+   * Latin-1 charset, or invalid UTF-8 bytes. Never to be accepted.
+   */
+  encoding?: Encoding;
 }
+
+export const ENCODINGS = ["text/plain", "no content type", "charset=iso-8859-1", "invalid UTF-8"] as const;
+export type Encoding = (typeof ENCODINGS)[number];
 
 export interface Violation {
   op: string;
   /** Same signature, same defect: what the report is deduplicated by. */
   signature: string;
-  rule: "5xx" | "unlisted status" | "accepted a type-breaking value" | "response schema" | "error body" | "no answer";
+  rule: "5xx" | "unlisted status" | "accepted a type-breaking value" | "accepted a body that is not UTF-8 JSON" | "response schema" | "error body" | "no answer";
   request: string;
   status?: number;
   answer: string;
@@ -42,6 +51,9 @@ export interface Exclusion {
 
 export interface Ids {
   thread: string;
+  /** A thread stopped at an interrupt (its state has a task), and its checkpoint. */
+  interrupted: string;
+  interruptedCheckpoint: string;
   assistant: string;
   run: string;
   checkpoint: string;
@@ -55,7 +67,14 @@ export async function freshIds(client: Client): Promise<Ids> {
   await client.runs.join(thread.thread_id, run.run_id);
   const state = await client.threads.getState(thread.thread_id);
   const assistant = await client.assistants.create({ graphId: "echo", metadata: { fuzz: "fixture" } });
-  return { thread: thread.thread_id, assistant: assistant.assistant_id, run: run.run_id, checkpoint: state.checkpoint.checkpoint_id!, graph: "echo" };
+  const interrupted = await client.threads.create();
+  await client.runs.wait(interrupted.thread_id, "ask", { input: { messages: [{ role: "user", content: "hi" }] } });
+  const interruptedState = await client.threads.getState(interrupted.thread_id);
+  return {
+    thread: thread.thread_id,
+    interrupted: interrupted.thread_id,
+    interruptedCheckpoint: interruptedState.checkpoint.checkpoint_id!,
+    assistant: assistant.assistant_id, run: run.run_id, checkpoint: state.checkpoint.checkpoint_id!, graph: "echo" };
 }
 
 const STREAM_BYTES = 64 * 1024;
@@ -64,6 +83,8 @@ const ANSWER_TIMEOUT_MS = 45_000;
 
 function substitute(text: string, ids: Ids): string {
   return text
+    .replaceAll("@icheckpoint", ids.interruptedCheckpoint)
+    .replaceAll("@interrupted", ids.interrupted)
     .replaceAll("@thread", ids.thread)
     .replaceAll("@assistant", ids.assistant)
     .replaceAll("@run", ids.run)
@@ -96,7 +117,9 @@ export async function send(
   const query = new URLSearchParams(request.query.map(([k, v]) => [k, substitute(v, ids)]));
   const url = `${baseUrl}${path}${query.size > 0 ? `?${query}` : ""}`;
   const text = request.body === undefined ? undefined : bodyText(request.body, ids);
-  const described = `${op.method} ${path}${query.size > 0 ? `?${query}` : ""}${text === undefined ? "" : ` ${previewText(text)}`}${request.mutation ? ` [${request.mutation.label}]` : ""}`;
+  const described =
+    `${op.method} ${path}${query.size > 0 ? `?${query}` : ""}${text === undefined ? "" : ` ${previewText(text)}`}` +
+    `${request.mutation ? ` [${request.mutation.label}]` : ""}${request.encoding && text !== undefined ? ` [sent as ${request.encoding}]` : ""}`;
   const violation = (rule: Violation["rule"], answer: string, status?: number, detail = answer): Violation => ({
     op: op.id,
     signature: `${rule} ${op.id} ${status ?? "-"} ${normalise(detail)}`,
@@ -112,12 +135,7 @@ export async function send(
   let contentType: string;
   let answer: string;
   try {
-    const response = await fetch(url, {
-      method: op.method,
-      headers: text === undefined ? {} : { "Content-Type": "application/json" },
-      body: text,
-      signal: abort.signal,
-    });
+    const response = await fetch(url, { method: op.method, ...encode(text, request.encoding), signal: abort.signal });
     status = response.status;
     contentType = response.headers.get("content-type") ?? "";
     answer = contentType.includes("text/event-stream") ? await readSome(response, STREAM_BYTES) : await response.text();
@@ -139,6 +157,9 @@ export async function send(
       // 202: docs/compatibility.md row "`cancel?wait=0`".
       violations.push(violation("unlisted status", previewText(answer), status));
     }
+  }
+  if (status >= 200 && status < 300 && request.encoding !== undefined && text !== undefined) {
+    violations.push(violation("accepted a body that is not UTF-8 JSON", previewText(answer), status, request.encoding));
   }
   if (status >= 200 && status < 300 && request.mutation?.typeBroken) {
     violations.push(violation("accepted a type-breaking value", previewText(answer), status, request.mutation.label.replace(/ = .*/, "")));
@@ -167,6 +188,27 @@ export async function send(
     }
   }
   return { status, violations, unlisted };
+}
+
+function encode(text: string | undefined, encoding: Encoding | undefined): { headers: Record<string, string>; body?: string | Uint8Array<ArrayBuffer> } {
+  if (text === undefined) return { headers: {} };
+  switch (encoding) {
+    case undefined:
+      return { headers: { "Content-Type": "application/json" }, body: text };
+    case "text/plain":
+      return { headers: { "Content-Type": "text/plain" }, body: text };
+    case "no content type":
+      // Bytes, so fetch adds no Content-Type of its own.
+      return { headers: {}, body: new TextEncoder().encode(text) };
+    case "charset=iso-8859-1":
+      return { headers: { "Content-Type": "application/json; charset=iso-8859-1" }, body: text };
+    case "invalid UTF-8": {
+      // A key holding the byte 0xFF, otherwise valid JSON.
+      const utf8 = (t: string) => [...new TextEncoder().encode(t)];
+      const bytes = text.startsWith("{") && text !== "{}" ? [...utf8('{"x'), 0xff, ...utf8(`":1,${text.slice(1)}`)] : [...utf8(text), 0xff];
+      return { headers: { "Content-Type": "application/json" }, body: new Uint8Array(bytes) };
+    }
+  }
 }
 
 async function readSome(response: Response, limit: number): Promise<string> {
