@@ -103,23 +103,27 @@ const PENDING_FIXES: Pending[] = [
     match: /^accepted a type-breaking value: .* \[index = /,
     example: { path: {}, query: [], body: { namespace: ["fuzz"], key: "k", value: {}, index: 0 }, mutation: typeBroken("index = 0") },
   },
-  // Thread state: null where the spec has an object (or a string).
-  ...(["GET /threads/{thread_id}/state", "GET /threads/{thread_id}/state/{checkpoint_id}", "GET /threads/{thread_id}/history"] as const).flatMap((op) =>
-    ["checkpoint\\/checkpoint_map must be object", "tasks\\/N\\/checkpoint must be object", "tasks\\/N\\/state must be object", "tasks\\/N\\/error must be string"].map(
-      (field): Pending => ({
-        finding: "13",
-        op,
-        match: new RegExp(`^response schema: .* -> 200 (\\/N)?\\/${field}`),
-        example: { path: { thread_id: "@interrupted", checkpoint_id: "@icheckpoint" }, query: [] },
-      }),
-    ),
+  // Thread state: null where the spec has an object (or a string), wherever a state is answered.
+  ...(
+    [
+      ["GET /threads/{thread_id}/state", undefined],
+      ["GET /threads/{thread_id}/state/{checkpoint_id}", undefined],
+      ["GET /threads/{thread_id}/history", undefined],
+      ["POST /threads/{thread_id}/history", {}],
+      ["POST /threads/{thread_id}/state/checkpoint", { checkpoint: { checkpoint_id: "@icheckpoint" } }],
+    ] as const
+  ).flatMap(([op, body]) =>
+    ["checkpoint\\/checkpoint_map must be object", "tasks\\/N\\/checkpoint must be object", "tasks\\/N\\/state must be object", "tasks\\/N\\/error must be string", "parent_checkpoint must be object"]
+      .filter((field) => !field.startsWith("parent") || op.includes("history"))
+      .map(
+        (field): Pending => ({
+          finding: "13",
+          op,
+          match: new RegExp(`^response schema: .* -> 200 (\\/N)?\\/${field}`),
+          example: { path: { thread_id: "@interrupted", checkpoint_id: "@icheckpoint" }, query: [], body },
+        }),
+      ),
   ),
-  {
-    finding: "13",
-    op: "GET /threads/{thread_id}/history",
-    match: /^response schema: .* -> 200 \/N\/parent_checkpoint must be object/,
-    example: { path: { thread_id: "@thread" }, query: [] },
-  },
 ];
 
 const spec = loadSpec();

@@ -148,8 +148,8 @@ interface Answer {
   json: unknown;
 }
 
-async function call(method: string, path: string, body?: string): Promise<Answer> {
-  const response = await fetch(`${t.url}${path}`, { method, headers: body === undefined ? {} : { "Content-Type": "application/json" }, body });
+async function call(method: string, path: string, body?: string, encoding?: Encoding): Promise<Answer> {
+  const response = await fetch(`${t.url}${path}`, { method, ...encoded(body, encoding) });
   const text = await response.text();
   let parsed: unknown;
   try {
@@ -158,6 +158,32 @@ async function call(method: string, path: string, body?: string): Promise<Answer
     parsed = undefined;
   }
   return { status: response.status, text, json: parsed };
+}
+
+/**
+ * How a body is sent: as UTF-8 JSON, or as what must be refused because
+ * Baton could not store it faithfully: bytes that are not UTF-8 (0xFF, a
+ * lone surrogate's bytes, overlong NUL) or a declared Latin-1 charset.
+ */
+type Encoding = "invalid UTF-8 (0xFF)" | "surrogate bytes (ED A0 80)" | "overlong NUL (C0 80)" | "charset=iso-8859-1";
+const ENCODED: Record<Encoding, number[]> = {
+  "invalid UTF-8 (0xFF)": [0xff],
+  "surrogate bytes (ED A0 80)": [0xed, 0xa0, 0x80],
+  "overlong NUL (C0 80)": [0xc0, 0x80],
+  // "é" in Latin-1: stored faithfully only if read as Latin-1.
+  "charset=iso-8859-1": [0xe9],
+};
+
+/** The placeholder, inside a body's JSON string, where an encoding's bytes go. */
+const BYTES = "@bytes@";
+
+function encoded(body: string | undefined, encoding: Encoding | undefined): { headers: Record<string, string>; body?: string | Uint8Array<ArrayBuffer> } {
+  if (body === undefined) return { headers: {} };
+  if (encoding === undefined) return { headers: { "Content-Type": "application/json" }, body };
+  if (encoding === "charset=iso-8859-1") return { headers: { "Content-Type": "application/json; charset=iso-8859-1" }, body: body.replace(BYTES, "caf\u00e9") };
+  const [before, after] = body.split(BYTES) as [string, string];
+  const utf8 = (text: string) => [...new TextEncoder().encode(text)];
+  return { headers: { "Content-Type": "application/json" }, body: new Uint8Array([...utf8(before), ...ENCODED[encoding], ...utf8(after)]) };
 }
 
 /** Everything a request could have changed, as any client lists it. */
@@ -196,6 +222,7 @@ interface Case {
   method: string;
   path: string;
   body?: string;
+  encoding?: Encoding;
   /** Reads back what a 2xx stored, for comparison with `expected`. */
   readBack?: (answer: Answer) => Promise<unknown>;
   /** A 2xx must store this (undefined: the value cannot be stored faithfully, so only a 4xx is right). */
@@ -213,8 +240,8 @@ let current: unknown;
 async function run(c: Case): Promise<string | undefined> {
   const before = current ?? (await listing());
   current = before;
-  const answer = await call(c.method, c.path, c.body);
-  const what = `${c.method} ${c.path}${c.body === undefined ? "" : ` ${c.body.length > 160 ? `${c.body.slice(0, 157)}… (${c.body.length} chars)` : c.body}`}`;
+  const answer = await call(c.method, c.path, c.body, c.encoding);
+  const what = `${c.method} ${c.path}${c.body === undefined ? "" : ` ${c.body.length > 160 ? `${c.body.slice(0, 157)}… (${c.body.length} chars)` : c.body}`}${c.encoding ? ` [${c.encoding}]` : ""}`;
   const got = `${answer.status} ${answer.text.slice(0, 300)}`;
   let failure: string | undefined;
   if (answer.status >= 200 && answer.status < 300) {
@@ -225,6 +252,7 @@ async function run(c: Case): Promise<string | undefined> {
         if (!jsonEqual(stored, c.expected)) failure = `stored unfaithfully: ${what} -> ${got}; read back ${JSON.stringify(stored)?.slice(0, 200)}`;
       }
     }
+    if (c.encoding !== undefined && c.readBack === undefined) failure = `accepted a body that is not UTF-8: ${what} -> ${got}`;
     if (failure === undefined && c.matches !== undefined) {
       const m = c.matches(answer);
       if (m.got.slice().sort().join() !== m.want.slice().sort().join()) failure = `filter answered ${m.got.length} records, containment gives ${m.want.length}: ${what} -> ${got}`;
@@ -321,6 +349,23 @@ describe("hostile values", () => {
       });
     for (const h of VALUES) add(`thread metadata value / ${h.name}`, `"v":${h.raw}`, h.expected === undefined ? undefined : { v: h.expected });
     for (const k of KEYS) add(`thread metadata key / ${k.name}`, `${k.raw}:1`, { [k.text!]: 1 });
+    // Bytes that are not UTF-8 can only be stored by changing them (U+FFFD): they must be refused.
+    for (const encoding of Object.keys(ENCODED) as Encoding[]) {
+      cases.push({
+        name: `thread metadata value / ${encoding}`,
+        method: "POST",
+        path: "/threads",
+        body: `{"metadata":{"suite":${JSON.stringify(MARK)},"v":"a${BYTES}b"}}`,
+        encoding,
+        expected: encoding === "charset=iso-8859-1" ? "a\u00e9b" : undefined,
+        readBack: async (a) => ((await call("GET", `/threads/${(a.json as { thread_id: string }).thread_id}`)).json as { metadata: { v?: unknown } }).metadata.v,
+      });
+      if (encoding === "charset=iso-8859-1") continue;
+      cases.push({ name: `thread metadata key / ${encoding}`, method: "POST", path: "/threads", body: `{"metadata":{"suite":${JSON.stringify(MARK)},"a${BYTES}b":1}}`, encoding });
+      cases.push({ name: `store value / ${encoding}`, method: "PUT", path: "/store/items", body: `{"namespace":["hostile"],"key":"bytes","value":{"v":"a${BYTES}b"}}`, encoding });
+      cases.push({ name: `store namespace / ${encoding}`, method: "PUT", path: "/store/items", body: `{"namespace":["hostile-bytes","a${BYTES}b"],"key":"k","value":{}}`, encoding });
+      cases.push({ name: `thread search filter / ${encoding}`, method: "POST", path: "/threads/search", body: `{"metadata":{"a${BYTES}b":1}}`, encoding, readOnly: true });
+    }
     await runAll(cases);
   });
 
