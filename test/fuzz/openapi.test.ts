@@ -100,6 +100,12 @@ const PENDING_FIXES: Pending[] = [
   {
     finding: "13",
     op: "PUT /store/items",
+    match: /^accepted a type-breaking value: .* \[ttl = /,
+    example: { path: {}, query: [], body: { namespace: ["fuzz"], key: "k", value: {}, ttl: "soon" }, mutation: typeBroken('ttl = "soon"') },
+  },
+  {
+    finding: "13",
+    op: "PUT /store/items",
     match: /^accepted a type-breaking value: .* \[index = /,
     example: { path: {}, query: [], body: { namespace: ["fuzz"], key: "k", value: {}, index: 0 }, mutation: typeBroken("index = 0") },
   },
