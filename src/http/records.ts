@@ -39,3 +39,41 @@ export function select<T extends Record<string, unknown>>(record: T, fields: str
   if (fields === undefined || fields.length === 0) return record;
   return Object.fromEntries(Object.entries(record).filter(([key]) => fields.includes(key))) as Partial<T>;
 }
+
+/** One step of an `extract` path: a key, or an index into a list (negative counts from the end). */
+type Step = string | number;
+
+const EXTRACT_ROOTS = ["values", "metadata", "config", "interrupts"];
+
+/**
+ * Parses an `extract` path of thread search, e.g. `values.messages[-1].content`:
+ * dot-separated keys, each optionally followed by `[n]` indexes. Returns a
+ * message saying what is wrong instead of the steps when it cannot be read.
+ */
+export function parseExtractPath(path: string): Step[] | string {
+  const steps: Step[] = [];
+  for (const part of path.split(".")) {
+    const match = /^([^[\]]+)((?:\[-?\d+\])*)$/.exec(part);
+    if (match === null) return `'${path.slice(0, 200)}' is not a path such as values.messages[-1].content`;
+    steps.push(match[1]!);
+    for (const index of match[2]!.matchAll(/\[(-?\d+)\]/g)) steps.push(Number(index[1]));
+  }
+  if (!EXTRACT_ROOTS.includes(steps[0] as string)) return `'${path.slice(0, 200)}' must start with one of ${EXTRACT_ROOTS.join(", ")}`;
+  return steps;
+}
+
+/** The value at `steps` in a thread record, or null where the path leads nowhere. */
+export function extractAt(record: Record<string, unknown>, steps: readonly Step[]): unknown {
+  let current: unknown = record;
+  for (const step of steps) {
+    if (typeof step === "number") {
+      if (!Array.isArray(current)) return null;
+      current = current[step < 0 ? current.length + step : step];
+    } else {
+      if (typeof current !== "object" || current === null || Array.isArray(current) || !Object.hasOwn(current, step)) return null;
+      current = (current as Record<string, unknown>)[step];
+    }
+    if (current === undefined) return null;
+  }
+  return current;
+}

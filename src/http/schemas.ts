@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { StreamModes } from "../core/types.ts";
+import { parseExtractPath } from "./records.ts";
 
 const jsonObject = z.record(z.string(), z.unknown());
 const configSchema = z
@@ -154,6 +155,16 @@ export const AssistantVersions = z.object({ metadata: filter.optional(), limit: 
 export const SetLatest = z.object({ version: z.preprocess(fromQuery, z.number().int().min(1)) });
 
 const threadStatus = z.enum(["idle", "busy", "interrupted", "error"]);
+/**
+ * Time-to-live settings are read (their types checked as the contract gives
+ * them) but refused when set: Baton does not sweep threads or store items
+ * yet, and keeping them past the time asked for would ignore the setting.
+ */
+const threadTtl = z
+  .object({ strategy: z.enum(["delete", "keep_latest"]).optional(), ttl: z.number().optional() })
+  .nullable()
+  .optional()
+  .refine((value) => value === null || value === undefined, { message: "thread TTLs are not supported by Baton yet; leave ttl out (or null)" });
 export const ThreadCreate = z.object({
   thread_id: uuid.optional(),
   metadata: jsonObject.default({}),
@@ -162,9 +173,9 @@ export const ThreadCreate = z.object({
   supersteps: z
     .array(z.object({ updates: z.array(z.object({ values: z.unknown().optional(), as_node: z.string(), command: z.unknown().optional() })) }))
     .optional(),
-  ttl: z.unknown().optional(),
+  ttl: threadTtl,
 });
-export const ThreadPatch = z.object({ metadata: jsonObject.default({}), ttl: z.unknown().optional() });
+export const ThreadPatch = z.object({ metadata: jsonObject.default({}), ttl: threadTtl });
 export const ThreadSearch = z.object({
   ids: idList(anyUuid).optional(),
   metadata: filter.optional(),
@@ -175,6 +186,18 @@ export const ThreadSearch = z.object({
   sort_by: z.enum(["thread_id", "status", "created_at", "updated_at"]).optional(),
   sort_order: order,
   select: z.array(z.string()).optional(),
+  /** Alias to path (`values.messages[-1]`); each thread gets `extracted: {alias: value}`. */
+  extract: z
+    .record(z.string(), z.string())
+    .refine((map) => Object.keys(map).length <= 10, { message: "at most 10 paths" })
+    .superRefine((map, ctx) => {
+      for (const [alias, path] of Object.entries(map)) {
+        const steps = parseExtractPath(path);
+        if (typeof steps === "string") ctx.addIssue({ code: "custom", path: [alias], message: steps });
+      }
+    })
+    .nullable()
+    .optional(),
 });
 export const ThreadPrune = z.object({ thread_ids: idList(uuid), strategy: z.enum(["delete", "keep_latest"]).default("delete") });
 export const ThreadCount = z.object({ metadata: filter.optional(), values: filter.optional(), status: threadStatus.optional() });
@@ -251,7 +274,22 @@ export const RunsCancel = z.object({
 const namespace = z.array(z.string().min(1).max(256).refine((label) => !label.includes(".") && !label.includes("\u001f"), {
   message: "namespace labels must not contain '.' or control separators",
 }));
-export const StorePut = z.object({ namespace: namespace.min(1), key: z.string().min(1).max(1024), value: jsonObject, index: z.unknown().optional(), ttl: z.unknown().optional() });
+export const StorePut = z.object({
+  namespace: namespace.min(1),
+  key: z.string().min(1).max(1024),
+  value: jsonObject,
+  // Nothing is indexed for semantic search yet (store.index is refused at start): "do not index" is what happens anyway.
+  index: z
+    .union([z.literal(false), z.array(z.string())])
+    .nullable()
+    .optional()
+    .refine((value) => !Array.isArray(value), { message: "semantic indexing is not supported by Baton yet; leave index out, or false" }),
+  ttl: z
+    .number()
+    .nullable()
+    .optional()
+    .refine((value) => value === null || value === undefined, { message: "store item TTLs are not supported by Baton yet; leave ttl out (or null)" }),
+});
 export const StoreDelete = z.object({ namespace: namespace.min(1), key: z.string().min(1) });
 export const StoreSearch = z.object({
   namespace_prefix: namespace.default([]),

@@ -11,7 +11,7 @@
 import { appendFileSync } from "node:fs";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SCALE_OUT, startServer, type TestServer } from "../helpers/server.ts";
+import { startServer, type TestServer } from "../helpers/server.ts";
 import { bodyArbitrary, pathParamArbitrary, queryArbitrary } from "./arbitraries.ts";
 import { ENCODINGS, freshIds, send, type Exclusion, type FuzzRequest, type Violation } from "./runner.ts";
 import { loadSpec, type Operation } from "./spec.ts";
@@ -48,89 +48,27 @@ const NOT_SERVED: Record<string, string> = {
 
 /** Documented differences (docs/compatibility.md) excused in response-schema checks, each naming its row. */
 const EXCLUSIONS: Exclusion[] = [
-  {
-    // Row "thread records": `values` is null before any run.
-    op: /^(POST \/threads|POST \/threads\/search|(GET|PATCH) \/threads\/\{thread_id\}|POST \/threads\/\{thread_id\}\/copy)$/,
-    at: /^(\/\d+)?\/values$/,
-    row: "thread records",
-    when: (value) => value === null,
-  },
   // "Matches": "A missing store item is 200 with `null`".
   { op: /^GET \/store\/items$/, at: /^$/, row: "A missing store item is 200 with `null`", when: (value) => value === null },
   {
     // The spec's ListNamespaceResponse is a bare array; the published dev server answers
-    // `{"namespaces": [...]}` and the SDK reads that. Not yet a row of docs/compatibility.md.
+    // `{"namespaces": [...]}` and the SDK reads that.
     op: /^POST \/store\/namespaces$/,
     at: /^$/,
-    row: "store namespaces answer {namespaces} (spec: bare array)",
+    row: "store namespaces",
     when: (value) => typeof value === "object" && value !== null && Array.isArray((value as { namespaces?: unknown }).namespaces),
+  },
+  {
+    // "Where the dev server and the OpenAPI description disagree": a thread
+    // state's nulls (root checkpoint_map, tasks[].checkpoint/state/error of
+    // tasks that are not subgraphs or did not fail, the first checkpoint's parent).
+    op: /^(GET|POST) \/threads\/\{thread_id\}\/(state|history)/,
+    at: /^(\/\d+)?(\/checkpoint\/checkpoint_map|\/tasks\/\d+\/(checkpoint|state|error)|\/parent_checkpoint)$/,
+    row: "Where the dev server and the OpenAPI description disagree",
+    when: (value) => value === null,
   },
 ];
 
-/**
- * Violations found and not fixed yet, each with the finding of issue 11 it
- * belongs to. The operation tests excuse violations of operation `op` whose
- * reported line (`rule: request -> status answer`) matches `match`; the last
- * test sends each entry's `example` and asserts the violation still happens,
- * so when a fix lands that test fails and names the entry to remove.
- */
-interface Pending {
-  finding: string;
-  op: string;
-  match: RegExp;
-  example: Pick<FuzzRequest, "path" | "query" | "body" | "mutation">;
-  /** Only on this backend. */
-  only?: "sqlite" | "postgres";
-}
-const typeBroken = (label: string) => ({ label, typeBroken: true });
-const PENDING_FIXES: Pending[] = [
-  // Fields Baton reads as "anything" and ignores: a wrong type is accepted instead of refused.
-  {
-    finding: "13",
-    op: "POST /threads/search",
-    match: /^accepted a type-breaking value: .* \[extract = /,
-    example: { path: {}, query: [], body: { extract: "x" }, mutation: typeBroken("extract = \"x\"") },
-  },
-  {
-    finding: "13",
-    op: "PATCH /threads/{thread_id}",
-    match: /^accepted a type-breaking value: .* \[ttl = /,
-    example: { path: { thread_id: "@thread" }, query: [], body: { ttl: 0 }, mutation: typeBroken("ttl = 0") },
-  },
-  {
-    finding: "13",
-    op: "PUT /store/items",
-    match: /^accepted a type-breaking value: .* \[ttl = /,
-    example: { path: {}, query: [], body: { namespace: ["fuzz"], key: "k", value: {}, ttl: "soon" }, mutation: typeBroken('ttl = "soon"') },
-  },
-  {
-    finding: "13",
-    op: "PUT /store/items",
-    match: /^accepted a type-breaking value: .* \[index = /,
-    example: { path: {}, query: [], body: { namespace: ["fuzz"], key: "k", value: {}, index: 0 }, mutation: typeBroken("index = 0") },
-  },
-  // Thread state: null where the spec has an object (or a string), wherever a state is answered.
-  ...(
-    [
-      ["GET /threads/{thread_id}/state", undefined],
-      ["GET /threads/{thread_id}/state/{checkpoint_id}", undefined],
-      ["GET /threads/{thread_id}/history", undefined],
-      ["POST /threads/{thread_id}/history", {}],
-      ["POST /threads/{thread_id}/state/checkpoint", { checkpoint: { checkpoint_id: "@icheckpoint" } }],
-    ] as const
-  ).flatMap(([op, body]) =>
-    ["checkpoint\\/checkpoint_map must be object", "tasks\\/N\\/checkpoint must be object", "tasks\\/N\\/state must be object", "tasks\\/N\\/error must be string", "parent_checkpoint must be object"]
-      .filter((field) => !field.startsWith("parent") || op.includes("history"))
-      .map(
-        (field): Pending => ({
-          finding: "13",
-          op,
-          match: new RegExp(`^response schema: .* -> 200 (\\/N)?\\/${field}`),
-          example: { path: { thread_id: "@interrupted", checkpoint_id: "@icheckpoint" }, query: [], body },
-        }),
-      ),
-  ),
-];
 
 const spec = loadSpec();
 const served = spec.operations.filter((op) => NOT_SERVED[op.id] === undefined);
@@ -210,30 +148,11 @@ describe("OpenAPI fuzzing", () => {
       }
       const unique = new Map<string, Violation>();
       for (const v of violations) if (!unique.has(v.signature)) unique.set(v.signature, v);
-      const found = [...unique.values()].filter((v) => {
-        const pending = PENDING_FIXES.filter((p) => applies(p) && p.op === v.op && p.match.test(format(v)));
-        return pending.length === 0;
-      });
+      const found = [...unique.values()];
       if (process.env.FUZZ_REPORT !== undefined) appendFileSync(process.env.FUZZ_REPORT, found.map((v) => `${JSON.stringify(v)}\n`).join(""));
       expect(found.map(format)).toEqual([]);
     });
   }
-});
-
-const applies = (p: Pending) => p.only === undefined || p.only === (SCALE_OUT ? "postgres" : "sqlite");
-
-describe("OpenAPI fuzzing: PENDING_FIXES", () => {
-  it("each pending violation still happens (remove the entries this names: they are fixed)", { timeout: 120_000 }, async () => {
-    const ids = await freshIds(t.client);
-    const fixed: string[] = [];
-    for (const p of PENDING_FIXES.filter(applies)) {
-      const op = spec.operations.find((o) => o.id === p.op);
-      expect(op, `${p.op} is not an operation of the spec`).toBeDefined();
-      const outcome = await send(t.url, spec, { op: op!, ...p.example }, ids, EXCLUSIONS);
-      if (!outcome.violations.some((v) => p.match.test(format(v)))) fixed.push(`finding ${p.finding}: ${p.op} ${p.match} (answer ${outcome.status})`);
-    }
-    expect(fixed).toEqual([]);
-  });
 });
 
 function format(v: Violation): string {

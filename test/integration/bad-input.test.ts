@@ -87,3 +87,57 @@ describe("bad input", () => {
     expect(r.detail).toMatch(/No route/);
   });
 });
+
+describe("settings Baton does not implement yet are refused, never ignored", () => {
+  it("refuses a thread TTL on create and patch (422 naming it), and creates or changes nothing", async () => {
+    const before = await t.client.threads.count();
+    const created = await call("POST", "/threads", JSON.stringify({ ttl: { strategy: "delete", ttl: 5 } }));
+    expect(created.status).toBe(422);
+    expect(created.detail).toMatch(/ttl: thread TTLs are not supported by Baton yet/);
+    expect(await t.client.threads.count()).toBe(before);
+    const thread = await t.client.threads.create({ metadata: { kept: true } });
+    const patched = await call("PATCH", `/threads/${thread.thread_id}`, JSON.stringify({ metadata: { kept: false }, ttl: { ttl: 1 } }));
+    expect(patched.status).toBe(422);
+    expect((await t.client.threads.get(thread.thread_id)).metadata).toEqual({ kept: true });
+    // Wrong types are named as such, and null means "not set".
+    expect((await call("PATCH", `/threads/${thread.thread_id}`, JSON.stringify({ ttl: 0 }))).status).toBe(422);
+    expect((await call("PATCH", `/threads/${thread.thread_id}`, JSON.stringify({ ttl: null }))).status).toBe(200);
+  });
+  it("refuses a store item TTL or index fields, and stores nothing; index false is what happens anyway", async () => {
+    const ttl = await call("PUT", "/store/items", JSON.stringify({ namespace: ["ttl"], key: "k", value: { a: 1 }, ttl: 5 }));
+    expect(ttl.status).toBe(422);
+    expect(ttl.detail).toMatch(/store item TTLs are not supported by Baton yet/);
+    const index = await call("PUT", "/store/items", JSON.stringify({ namespace: ["ttl"], key: "k", value: { a: 1 }, index: ["a"] }));
+    expect(index.status).toBe(422);
+    expect(index.detail).toMatch(/semantic indexing is not supported by Baton yet/);
+    expect((await call("PUT", "/store/items", JSON.stringify({ namespace: ["ttl"], key: "k", value: { a: 1 }, ttl: "soon" }))).status).toBe(422);
+    expect(await t.client.store.getItem(["ttl"], "k")).toBeNull();
+    const plain = await fetch(`${t.url}/store/items`, {
+      method: "PUT",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ namespace: ["ttl"], key: "k", value: { a: 1 }, index: false, ttl: null }),
+    });
+    expect(plain.status).toBe(204);
+    expect((await t.client.store.getItem(["ttl"], "k"))?.value).toEqual({ a: 1 });
+  });
+});
+
+describe("thread search extract", () => {
+  it("adds each thread's values at the paths asked for, null where a path leads nowhere", async () => {
+    const thread = await t.client.threads.create({ metadata: { extract_case: "yes", tags: ["a", "b"] } });
+    const found = (await t.client.threads.search({
+      metadata: { extract_case: "yes" },
+      extract: { first_tag: "metadata.tags[0]", last_tag: "metadata.tags[-1]", missing: "values.messages[-1].content", whole: "metadata.extract_case" },
+    } as Parameters<typeof t.client.threads.search>[0])) as unknown as { thread_id: string; extracted: Record<string, unknown> }[];
+    expect(found.map((f) => f.thread_id)).toEqual([thread.thread_id]);
+    expect(found[0]!.extracted).toEqual({ first_tag: "a", last_tag: "b", missing: null, whole: "yes" });
+  });
+  it("refuses a path that does not start at a thread field, or too many paths, naming the alias", async () => {
+    const bad = await call("POST", "/threads/search", JSON.stringify({ extract: { x: "secret.values" } }));
+    expect(bad.status).toBe(422);
+    expect(bad.detail).toMatch(/extract\.x: 'secret\.values' must start with one of values, metadata, config, interrupts/);
+    const many = Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`a${i}`, "values.x"]));
+    expect((await call("POST", "/threads/search", JSON.stringify({ extract: many }))).status).toBe(422);
+    expect((await call("POST", "/threads/search", JSON.stringify({ extract: "x" }))).status).toBe(422);
+  });
+});

@@ -9,7 +9,7 @@
  */
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SCALE_OUT, startServer, type TestServer } from "../helpers/server.ts";
+import { startServer, type TestServer } from "../helpers/server.ts";
 
 // ---------------------------------------------------------------- the corpus
 
@@ -271,30 +271,13 @@ async function run(c: Case): Promise<string | undefined> {
   return failure === undefined ? undefined : `${c.name}: ${failure}`;
 }
 
-/**
- * Cases that still fail, each with the finding of issue 11 it belongs to.
- * They run as the others do, and the last test asserts they still fail: when
- * it names one, that fix has landed; remove the entry. `match` is tested
- * against the failure line (which starts with the case name).
- */
-interface Pending {
-  finding: string;
-  match: RegExp;
-  only?: "sqlite" | "postgres";
-}
-const PENDING_FIXES: Pending[] = [];
-const pendingHits = new Map<Pending, number>();
-const applies = (p: Pending) => p.only === undefined || p.only === (SCALE_OUT ? "postgres" : "sqlite");
 
 async function runAll(cases: Case[]): Promise<void> {
   const failures: string[] = [];
   current = undefined;
   for (const c of cases) {
     const failure = await run(c);
-    if (failure === undefined) continue;
-    const pending = PENDING_FIXES.filter((p) => applies(p) && p.match.test(failure));
-    for (const p of pending) pendingHits.set(p, (pendingHits.get(p) ?? 0) + 1);
-    if (pending.length === 0) failures.push(failure);
+    if (failure !== undefined) failures.push(failure);
   }
   expect(failures).toEqual([]);
 }
@@ -647,12 +630,5 @@ describe("hostile values", () => {
       cases.push({ name: `body run_ids of a cancel / ${k.name}`, method: "POST", path: "/runs/cancel", body: `{"thread_id":"${thread}","run_ids":[${k.raw}]}` });
     }
     await runAll(cases);
-  });
-});
-
-describe("hostile values: PENDING_FIXES", () => {
-  it("each pending case still fails (remove the entries this names: they are fixed)", () => {
-    const fixed = PENDING_FIXES.filter((p) => applies(p) && !pendingHits.has(p));
-    expect(fixed.map((p) => `finding ${p.finding}: ${p.match}`)).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import type { HttpDeps } from "../deps.ts";
-import { select, wireThread } from "../records.ts";
+import { extractAt, parseExtractPath, select, wireThread } from "../records.ts";
 import * as s from "../schemas.ts";
 import { body, flag, parse, uuidParam } from "../validate.ts";
 
@@ -24,7 +24,14 @@ export function threadRoutes(deps: HttpDeps): Hono {
   app.post("/threads/search", async (c) => {
     const q = await body(c, s.ThreadSearch);
     const found = await threads.search(q);
-    return c.json(found.map((t) => select(wireThread(t), q.select)));
+    const extract = Object.entries(q.extract ?? {}).map(([alias, path]) => [alias, parseExtractPath(path) as (string | number)[]] as const);
+    return c.json(
+      found.map((t) => {
+        const wire = wireThread(t);
+        const picked = select(wire, q.select);
+        return extract.length === 0 ? picked : { ...picked, extracted: Object.fromEntries(extract.map(([alias, steps]) => [alias, extractAt(wire, steps)])) };
+      }),
+    );
   });
 
   app.post("/threads/prune", async (c) => {
