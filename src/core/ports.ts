@@ -276,6 +276,15 @@ export interface EventBus {
   subscribe(runId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent>;
   /** Whether events of this run are known to the bus (live or retained). */
   has(runId: string): Promise<boolean>;
+  /**
+   * Whether every event published now reaches its subscribers: always for
+   * the in-process bus; for Redis, while both connections are up and
+   * subscribed and have been for a few seconds (an outage shorter than a
+   * waiter's poll still shows). While healthy, waits for a run's end trust
+   * the bus and read the durable record only rarely; while not, every
+   * second. A bus without it is taken as not healthy.
+   */
+  healthy?(): boolean;
   /** Tells whoever executes the run to stop it. */
   signalCancel(runId: string, action: CancelAction): void;
   onCancel(listener: (runId: string, action: CancelAction) => void): () => void;
