@@ -19,6 +19,8 @@
  * overflow the call stack.
  */
 
+import { BatonError, ErrorCode } from "./errors.ts";
+
 type Container = Record<string, unknown> | unknown[];
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
@@ -142,3 +144,150 @@ export function contains(document: unknown, filter: unknown): boolean {
 /** Whether a filter asks for anything (an absent or empty filter matches every record, whatever its column holds). */
 export const hasFilter = (filter: Record<string, unknown> | null | undefined): filter is Record<string, unknown> =>
   filter !== undefined && filter !== null && Object.keys(filter).length > 0;
+
+/*
+ * Access filters: what an authorization handler (the official `Auth`'s
+ * `on.<resource>.<action>`) returns to scope a request, a separate argument
+ * from the client's own filter, so no client value ever becomes an operator.
+ * Each top-level key names a field of the record's document (an assistant's
+ * or thread's metadata; for a store item, its value with `namespace` and
+ * `key` set to the item's own) and every condition must hold:
+ *
+ * - `{k: v}` and `{k: {$eq: v}}`: `k` is present and its value is the
+ *   scalar `v` (same JSON type and value, as containment compares scalars).
+ *   `$eq: null` matches a present null only, never a missing key (as the
+ *   containment filter `{k: null}` does).
+ * - `{k: {$in: [v, ...]}}`: `k` is present and its value is one of the
+ *   scalars listed (an empty list matches nothing).
+ * - `{k: {$contains: v}}` or `{k: {$contains: [v, ...]}}`: `k` holds an array
+ *   that has every scalar listed as an element (a string is never searched
+ *   for a substring; an empty list matches any array).
+ * - Several operators on one key must all hold.
+ *
+ * Operands are JSON scalars; an operator value of another kind, an unknown
+ * operator, or an object without operators is refused (the handler that
+ * wrote it has a bug). A condition naming a string no record can hold
+ * (U+0000, a lone surrogate) matches nothing.
+ */
+
+/** A JSON scalar an access filter compares with. */
+export type FilterScalar = string | number | boolean | null;
+
+export interface FilterOperators {
+  $eq?: FilterScalar;
+  $in?: FilterScalar[];
+  $contains?: FilterScalar | FilterScalar[];
+}
+
+/** An access filter, as authorization handlers return them. */
+export type Filter = Record<string, FilterScalar | FilterOperators>;
+
+/** One checked condition of an access filter; `never` when it names an unstorable string. */
+export type FilterCondition =
+  | { key: string; op: "eq"; operand: FilterScalar }
+  | { key: string; op: "in"; operand: FilterScalar[] }
+  | { key: string; op: "contains"; operand: FilterScalar[] }
+  | { key: string; op: "never" };
+
+/** A string no stored record can hold: U+0000 or a lone UTF-16 surrogate (JSONB refuses both). */
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const unstorable = (value: unknown): boolean => typeof value === "string" && UNSTORABLE.test(value);
+
+const isScalar = (value: unknown): value is FilterScalar =>
+  value === null || typeof value === "string" || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value));
+
+const OPERATORS = new Set(["$eq", "$in", "$contains"]);
+
+/** Thrown for a filter no handler should return: the message names the key and what is wrong. */
+function refuse(key: string, message: string): never {
+  throw new BatonError(ErrorCode.internal, `Invalid access filter at key ${JSON.stringify(key)}: ${message}`);
+}
+
+function scalars(key: string, operator: string, value: unknown): FilterScalar[] {
+  if (!Array.isArray(value)) refuse(key, `${operator} takes a list of JSON scalars.`);
+  for (const element of value) if (!isScalar(element)) refuse(key, `${operator} takes JSON scalars only (strings, finite numbers, booleans, null).`);
+  return value as FilterScalar[];
+}
+
+/**
+ * The conditions of an access filter, checked, in key order (empty for an
+ * absent or empty filter: no restriction). Throws a BatonError (internal)
+ * for a filter outside the language.
+ */
+export function accessConditions(filter: Filter | null | undefined): FilterCondition[] {
+  if (filter === undefined || filter === null) return [];
+  if (!isObject(filter)) throw new BatonError(ErrorCode.internal, "Invalid access filter: expected an object of field conditions.");
+  const out: FilterCondition[] = [];
+  for (const key of Object.keys(filter)) {
+    const value: unknown = filter[key];
+    const conditions: FilterCondition[] = [];
+    if (isScalar(value)) {
+      conditions.push({ key, op: "eq", operand: value });
+    } else if (isObject(value)) {
+      const operators = Object.keys(value);
+      if (operators.length === 0) refuse(key, "an empty object; use {$eq: value} or a scalar.");
+      for (const operator of operators) {
+        if (!OPERATORS.has(operator)) refuse(key, `unknown operator ${JSON.stringify(operator)} (known: $eq, $in, $contains; values are JSON scalars).`);
+        const operand: unknown = value[operator];
+        if (operator === "$eq") {
+          if (!isScalar(operand)) refuse(key, "$eq takes a JSON scalar (string, finite number, boolean or null).");
+          conditions.push({ key, op: "eq", operand });
+        } else if (operator === "$in") {
+          conditions.push({ key, op: "in", operand: scalars(key, "$in", operand) });
+        } else {
+          conditions.push({ key, op: "contains", operand: isScalar(operand) ? [operand] : scalars(key, "$contains", operand) });
+        }
+      }
+    } else {
+      refuse(key, "expected a JSON scalar or an object of operators ($eq, $in, $contains).");
+    }
+    for (const condition of conditions) {
+      if (unstorable(key)) {
+        out.push({ key, op: "never" });
+      } else if (condition.op === "in") {
+        // A listed value no record can hold is never the one it holds.
+        out.push({ key, op: "in", operand: condition.operand.filter((element) => !unstorable(element)) });
+      } else if ((condition.op === "eq" && unstorable(condition.operand)) || (condition.op === "contains" && condition.operand.some(unstorable))) {
+        out.push({ key, op: "never" });
+      } else {
+        out.push(condition);
+      }
+    }
+  }
+  return out;
+}
+
+/** A field of the document: whether it is present, and its value. */
+export type FieldReader = (key: string) => { present: boolean; value: unknown };
+
+/** Whether a field satisfies one condition. */
+function holds(condition: FilterCondition, field: { present: boolean; value: unknown }): boolean {
+  if (condition.op === "never" || !field.present) return false;
+  const { value } = field;
+  switch (condition.op) {
+    case "eq":
+      return !isContainer(value) && scalarEquals(value, condition.operand);
+    case "in":
+      return !isContainer(value) && condition.operand.some((element) => scalarEquals(value, element));
+    case "contains":
+      return (
+        Array.isArray(value) &&
+        condition.operand.every((wanted) => value.some((element) => !isContainer(element) && scalarEquals(element, wanted)))
+      );
+  }
+}
+
+/** Whether the fields `read` gives satisfy every condition. */
+export function satisfies(read: FieldReader, conditions: readonly FilterCondition[]): boolean {
+  return conditions.every((condition) => holds(condition, read(condition.key)));
+}
+
+/** Reads the own fields of an object document (anything else has no fields). */
+export const fieldsOf =
+  (document: unknown): FieldReader =>
+  (key) =>
+    isObject(document) && Object.hasOwn(document, key) ? { present: true, value: document[key] } : { present: false, value: undefined };
+
+/** Whether `document` (an object) satisfies the access filter; an absent or empty filter matches anything. */
+export const matches = (document: unknown, filter: Filter | null | undefined): boolean =>
+  satisfies(fieldsOf(document), accessConditions(filter));

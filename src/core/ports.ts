@@ -22,13 +22,24 @@ import type {
   Thread,
   ThreadStatus,
 } from "./types.ts";
+import type { Filter } from "./filter.ts";
 
 export interface Page {
   limit: number;
   offset: number;
 }
 
-export interface AssistantSearch extends Page {
+/**
+ * An access filter (src/core/filter.ts) scoping a read or write to the
+ * records an authorization handler allows; absent or empty: no restriction.
+ * A record outside it is treated as missing (get: null, patch: not found,
+ * delete: false). Never built from a client's input.
+ */
+export interface Scoped {
+  access?: Filter | undefined;
+}
+
+export interface AssistantSearch extends Page, Scoped {
   graph_id?: string | undefined;
   name?: string | undefined;
   metadata?: Metadata | undefined;
@@ -61,22 +72,22 @@ export interface Assistants {
   create(input: NewAssistant): Promise<Assistant>;
   /** Creates the system assistant of a graph unless it exists. */
   ensure(input: Omit<NewAssistant, "if_exists">): Promise<void>;
-  get(assistantId: string): Promise<Assistant | null>;
+  get(assistantId: string, scope?: Scoped): Promise<Assistant | null>;
   /** Writes a new version and makes it the latest. */
-  patch(assistantId: string, patch: AssistantPatch): Promise<Assistant>;
+  patch(assistantId: string, patch: AssistantPatch, scope?: Scoped): Promise<Assistant>;
   /**
    * Deletes the assistant and its versions; with `deleteThreads`, also every
    * thread whose metadata names it, in the same transaction (refused with a
    * conflict if one of those threads has a running run).
    */
-  delete(assistantId: string, options?: { deleteThreads?: boolean }): Promise<boolean>;
+  delete(assistantId: string, options?: { deleteThreads?: boolean } & Scoped): Promise<boolean>;
   search(query: AssistantSearch): Promise<Assistant[]>;
   count(query: Omit<AssistantSearch, "limit" | "offset" | "sort_by" | "sort_order">): Promise<number>;
-  versions(assistantId: string, query: Page & { metadata?: Metadata | undefined }): Promise<Assistant[]>;
-  setLatest(assistantId: string, version: number): Promise<Assistant>;
+  versions(assistantId: string, query: Page & Scoped & { metadata?: Metadata | undefined }): Promise<Assistant[]>;
+  setLatest(assistantId: string, version: number, scope?: Scoped): Promise<Assistant>;
 }
 
-export interface ThreadSearch extends Page {
+export interface ThreadSearch extends Page, Scoped {
   ids?: string[] | undefined;
   metadata?: Metadata | undefined;
   values?: JsonObject | undefined;
@@ -87,10 +98,10 @@ export interface ThreadSearch extends Page {
 
 export interface Threads {
   create(input: { thread_id: string; metadata: Metadata; if_exists: IfExists }): Promise<Thread>;
-  get(threadId: string): Promise<Thread | null>;
-  patch(threadId: string, metadata: Metadata): Promise<Thread>;
+  get(threadId: string, scope?: Scoped): Promise<Thread | null>;
+  patch(threadId: string, metadata: Metadata, scope?: Scoped): Promise<Thread>;
   /** Deletes the thread, its runs and its checkpoints. Refused while a run is running. */
-  delete(threadId: string): Promise<boolean>;
+  delete(threadId: string, scope?: Scoped): Promise<boolean>;
   search(query: ThreadSearch): Promise<Thread[]>;
   count(query: Omit<ThreadSearch, "limit" | "offset" | "sort_by" | "sort_order" | "ids">): Promise<number>;
   /**
@@ -215,7 +226,12 @@ export interface LeaseKeeper {
   close(): Promise<void>;
 }
 
-export interface StoreSearch {
+/**
+ * Store items: an access filter is matched against the item's document, its
+ * value with `namespace` (the labels) and `key` set to the item's own, as the
+ * official server's store routes match an `Auth` handler's filter.
+ */
+export interface StoreSearch extends Scoped {
   namespace_prefix: string[];
   filter?: Record<string, unknown> | undefined;
   limit: number;
@@ -225,8 +241,9 @@ export interface StoreSearch {
 
 export interface StoreItems {
   put(namespace: string[], key: string, value: JsonObject): Promise<void>;
-  get(namespace: string[], key: string): Promise<StoreItem | null>;
-  delete(namespace: string[], key: string): Promise<void>;
+  get(namespace: string[], key: string, scope?: Scoped): Promise<StoreItem | null>;
+  /** Deletes the item unless the scope excludes it. */
+  delete(namespace: string[], key: string, scope?: Scoped): Promise<void>;
   search(query: StoreSearch): Promise<StoreItem[]>;
   listNamespaces(query: {
     prefix?: string[] | undefined;
