@@ -25,7 +25,7 @@ import {
   type SerializerProtocol,
 } from "@langchain/langgraph-checkpoint";
 import { CONFIGURABLE_METADATA_KEY, FENCE_KEY } from "../core/executor.ts";
-import { contains } from "../core/filter.ts";
+import { hasFilter } from "../core/filter.ts";
 
 export interface CheckpointRow {
   thread_id: string;
@@ -56,12 +56,22 @@ export interface CheckpointKey {
   checkpoint_id: string;
 }
 
-/** Which checkpoints `list` wants; newest first. */
+/** A pending write with the checkpoint it belongs to (writes of several checkpoints are read at once). */
+export type KeyedWriteRow = WriteRow & CheckpointKey;
+
+/**
+ * Which checkpoints `list` wants, newest first: one page of at most `limit`
+ * rows, after the row `after` (the last one of the previous page).
+ */
 export interface CheckpointQuery {
   thread_id?: string | undefined;
   checkpoint_ns?: string | undefined;
   checkpoint_id?: string | undefined;
   before?: string | undefined;
+  /** Containment on the metadata (src/core/filter.ts); non-empty, no undefined values. */
+  filter?: Record<string, unknown> | undefined;
+  limit: number;
+  after?: CheckpointKey | undefined;
 }
 
 /** The lease of the run writing (owner and attempt), when a worker executes it. */
@@ -75,8 +85,9 @@ export interface WriteFence {
 export interface CheckpointTables {
   /** The exact checkpoint, or the latest of the thread and namespace when `checkpoint_id` is undefined. */
   get(threadId: string, ns: string, checkpointId: string | undefined): Promise<CheckpointRow | undefined>;
-  /** Pending writes of a checkpoint, ordered by task path, task id and index. */
-  writes(key: CheckpointKey): Promise<WriteRow[]>;
+  /** Pending writes of the given checkpoints, in one statement; each checkpoint's ordered by task path, task id and index. */
+  writes(keys: readonly CheckpointKey[]): Promise<KeyedWriteRow[]>;
+  /** One page of checkpoints (see `checkpointListSql`). */
   list(query: CheckpointQuery): Promise<CheckpointRow[]>;
   /** Writes the checkpoint; with a fence, only while that lease holds (else throws). */
   put(row: CheckpointRow & { run_id: string | null }, fence?: WriteFence): Promise<void>;
@@ -123,24 +134,31 @@ export class RowCheckpointer extends BaseCheckpointSaver {
   }
 
   async *list(config: RunnableConfig, options?: CheckpointListOptions): AsyncGenerator<CheckpointTuple> {
-    const rows = await this.#tables.list({
-      thread_id: config.configurable?.thread_id as string | undefined,
-      checkpoint_ns: config.configurable?.checkpoint_ns as string | undefined,
-      checkpoint_id: getCheckpointId(config) || undefined,
-      before: (options?.before?.configurable?.checkpoint_id as string | undefined) || undefined,
-    });
     // Metadata filters mean what every other filter means: JSON containment
     // (src/core/filter.ts), as the official server's `metadata @> filter`.
     // Keys given as undefined ask for nothing, as JSON would drop them.
     const filter = Object.fromEntries(Object.entries(options?.filter ?? {}).filter(([, value]) => value !== undefined));
-    const filtered = Object.keys(filter).length > 0;
-    let remaining = options?.limit ?? Number.POSITIVE_INFINITY;
-    for (const row of rows) {
-      if (remaining <= 0) return;
-      const tuple = await this.#toTuple(row);
-      if (filtered && !contains(tuple.metadata ?? {}, filter)) continue;
-      remaining -= 1;
-      yield tuple;
+    const query = {
+      thread_id: config.configurable?.thread_id as string | undefined,
+      checkpoint_ns: config.configurable?.checkpoint_ns as string | undefined,
+      checkpoint_id: getCheckpointId(config) || undefined,
+      before: (options?.before?.configurable?.checkpoint_id as string | undefined) || undefined,
+      filter: hasFilter(filter) ? filter : undefined,
+    };
+    // The filter, `before` and the limit are the database's: a page reads
+    // only the checkpoints it returns, and their pending writes in one more
+    // statement. Without a limit, pages of PAGE_SIZE, so a long history is
+    // never held whole.
+    const limit = options?.limit === undefined || Number.isNaN(options.limit) ? Number.POSITIVE_INFINITY : Math.ceil(options.limit);
+    let remaining = limit;
+    let after: CheckpointKey | undefined;
+    while (remaining > 0) {
+      const size = Math.min(remaining, PAGE_SIZE);
+      const rows = await this.#tables.list({ ...query, limit: size, after });
+      for (const tuple of await this.#toTuples(rows)) yield tuple;
+      if (rows.length < size) return;
+      remaining -= rows.length;
+      after = rows[rows.length - 1];
     }
   }
 
@@ -197,27 +215,62 @@ export class RowCheckpointer extends BaseCheckpointSaver {
   }
 
   async #toTuple(row: CheckpointRow): Promise<CheckpointTuple> {
-    const writes = await this.#tables.writes(row);
-    const pendingWrites: CheckpointPendingWrite[] = await Promise.all(
-      writes.map(async (w) => [w.task_id, w.channel, await this.serde.loadsTyped(w.type, w.value)] as CheckpointPendingWrite),
-    );
-    const tuple: CheckpointTuple = {
-      config: { configurable: { thread_id: row.thread_id, checkpoint_ns: row.checkpoint_ns, checkpoint_id: row.checkpoint_id } },
-      checkpoint: (await this.serde.loadsTyped(row.type, row.checkpoint)) as Checkpoint,
-      metadata: (await this.serde.loadsTyped(row.type, row.metadata)) as CheckpointMetadata,
-      pendingWrites,
-    };
-    if (row.parent_checkpoint_id) {
-      tuple.parentConfig = {
-        configurable: { thread_id: row.thread_id, checkpoint_ns: row.checkpoint_ns, checkpoint_id: row.parent_checkpoint_id },
-      };
+    const [tuple] = await this.#toTuples([row]);
+    return tuple!;
+  }
+
+  /** The tuples of a page of checkpoints, their pending writes read in one statement. */
+  async #toTuples(rows: readonly CheckpointRow[]): Promise<CheckpointTuple[]> {
+    if (rows.length === 0) return [];
+    const writesOf = new Map<string, KeyedWriteRow[]>();
+    for (const write of await this.#tables.writes(rows)) {
+      const key = keyOf(write);
+      const list = writesOf.get(key);
+      if (list === undefined) writesOf.set(key, [write]);
+      else list.push(write);
     }
-    return tuple;
+    return Promise.all(
+      rows.map(async (row): Promise<CheckpointTuple> => {
+        const pendingWrites: CheckpointPendingWrite[] = await Promise.all(
+          (writesOf.get(keyOf(row)) ?? []).map(
+            async (w) => [w.task_id, w.channel, await this.serde.loadsTyped(w.type, w.value)] as CheckpointPendingWrite,
+          ),
+        );
+        const tuple: CheckpointTuple = {
+          config: { configurable: { thread_id: row.thread_id, checkpoint_ns: row.checkpoint_ns, checkpoint_id: row.checkpoint_id } },
+          checkpoint: (await this.serde.loadsTyped(row.type, row.checkpoint)) as Checkpoint,
+          metadata: (await this.serde.loadsTyped(row.type, row.metadata)) as CheckpointMetadata,
+          pendingWrites,
+        };
+        if (row.parent_checkpoint_id) {
+          tuple.parentConfig = {
+            configurable: { thread_id: row.thread_id, checkpoint_ns: row.checkpoint_ns, checkpoint_id: row.parent_checkpoint_id },
+          };
+        }
+        return tuple;
+      }),
+    );
   }
 }
 
-/** The `list` conditions as SQL, with `param(i)` rendering the i-th placeholder (1-based). */
-export function checkpointListSql(query: CheckpointQuery, param: (i: number) => string): { sql: string; args: unknown[] } {
+/** Rows a page of an unlimited `list` reads at once. */
+const PAGE_SIZE = 100;
+
+const keyOf = (key: CheckpointKey): string => JSON.stringify([key.thread_id, key.checkpoint_ns, key.checkpoint_id]);
+
+/**
+ * One page of `list` as SQL, with `param(i)` rendering the i-th placeholder
+ * (1-based) and `metadataContains` the backend's containment condition on
+ * the stored metadata (`jsonContains` of its rows module, given the
+ * column expression). Newest first: by checkpoint id, then (when the query
+ * does not fix them) thread and namespace, so the page after `after` starts
+ * exactly where the last one ended, even where ids repeat across threads.
+ */
+export function checkpointListSql(
+  query: CheckpointQuery,
+  param: (i: number) => string,
+  metadataContains: (filter: Record<string, unknown>, args: unknown[]) => string[],
+): { sql: string; args: unknown[] } {
   const where: string[] = [];
   const args: unknown[] = [];
   const add = (condition: string, value: unknown) => {
@@ -228,9 +281,22 @@ export function checkpointListSql(query: CheckpointQuery, param: (i: number) => 
   if (query.checkpoint_ns !== undefined) add("checkpoint_ns =", query.checkpoint_ns);
   if (query.checkpoint_id !== undefined) add("checkpoint_id =", query.checkpoint_id);
   if (query.before !== undefined) add("checkpoint_id <", query.before);
+  const order: (keyof CheckpointKey)[] = ["checkpoint_id"];
+  if (query.thread_id === undefined) order.push("thread_id");
+  if (query.checkpoint_ns === undefined) order.push("checkpoint_ns");
+  if (query.after !== undefined) {
+    const after = query.after;
+    const placeholders = order.map((column) => {
+      args.push(after[column]);
+      return param(args.length);
+    });
+    where.push(order.length === 1 ? `checkpoint_id < ${placeholders[0]}` : `(${order.join(", ")}) < (${placeholders.join(", ")})`);
+  }
+  if (query.filter !== undefined) where.push(...metadataContains(query.filter, args));
+  args.push(query.limit);
   const sql =
     "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata FROM checkpoints" +
     (where.length > 0 ? ` WHERE ${where.join(" AND ")}` : "") +
-    " ORDER BY checkpoint_id DESC";
+    ` ORDER BY ${order.map((column) => `${column} DESC`).join(", ")} LIMIT ${param(args.length)}`;
   return { sql, args };
 }

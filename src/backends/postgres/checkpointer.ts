@@ -9,8 +9,9 @@
 import type { SerializerProtocol } from "@langchain/langgraph-checkpoint";
 import type pg from "pg";
 import { refuseUnstorableCheckpoint, refuseUnstorableWrites } from "../../core/serialize.ts";
-import { checkpointListSql, LeaseLostError, RowCheckpointer, type CheckpointRow, type CheckpointTables, type WriteRow } from "../checkpoint-rows.ts";
+import { checkpointListSql, LeaseLostError, RowCheckpointer, type CheckpointRow, type CheckpointTables, type KeyedWriteRow } from "../checkpoint-rows.ts";
 import { retryUnavailable, transaction } from "./database.ts";
+import { jsonContains } from "./rows.ts";
 
 /** The writing attempt still holds the run (parameters $9 run id, $10 owner, $11 attempt). */
 const FENCED = "EXISTS (SELECT 1 FROM runs WHERE run_id = $9 AND status = 'running' AND lease_owner = $10 AND attempt = $11)";
@@ -33,16 +34,24 @@ function postgresTables(pool: pg.Pool): CheckpointTables {
             ]);
       return rows[0];
     },
-    async writes(key) {
-      const { rows } = await pool.query<WriteRow>(
-        `SELECT task_id, channel, type, value FROM checkpoint_writes
-          WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3 ORDER BY task_path, task_id, idx`,
-        [key.thread_id, key.checkpoint_ns, key.checkpoint_id],
+    async writes(keys) {
+      // The checkpoints' keys as three parameters (arrays), whatever their number.
+      const { rows } = await pool.query<KeyedWriteRow>(
+        `SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, channel, type, value FROM checkpoint_writes
+          WHERE (thread_id, checkpoint_ns, checkpoint_id) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+          ORDER BY thread_id, checkpoint_ns, checkpoint_id, task_path, task_id, idx`,
+        [keys.map((key) => key.thread_id), keys.map((key) => key.checkpoint_ns), keys.map((key) => key.checkpoint_id)],
       );
       return rows;
     },
     async list(query) {
-      const { sql, args } = checkpointListSql(query, (i) => `$${i}`);
+      // Metadata is stored as the serializer's JSON text (for type "json",
+      // never holding U+0000 or a lone surrogate: core/serialize.ts), read as
+      // JSONB for the filter, in the query: the containment the official
+      // server's saver applies to its own JSONB metadata.
+      const { sql, args } = checkpointListSql(query, (i) => `$${i}`, (filter, args) =>
+        jsonContains("(CASE WHEN type = 'json' THEN convert_from(metadata, 'UTF8')::jsonb END)", filter, args),
+      );
       return (await pool.query<CheckpointRow>(sql, args)).rows;
     },
     async put(row, fence) {

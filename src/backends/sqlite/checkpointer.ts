@@ -5,7 +5,8 @@
 import type { SerializerProtocol } from "@langchain/langgraph-checkpoint";
 import type { Database, Statement } from "better-sqlite3";
 import { refuseUnstorableCheckpoint, refuseUnstorableWrites } from "../../core/serialize.ts";
-import { checkpointListSql, RowCheckpointer, type CheckpointRow, type CheckpointTables, type WriteRow } from "../checkpoint-rows.ts";
+import { checkpointListSql, RowCheckpointer, type CheckpointRow, type CheckpointTables, type KeyedWriteRow } from "../checkpoint-rows.ts";
+import { jsonContains } from "./rows.ts";
 
 const COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata";
 const WRITE_COLUMNS = "(thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value)";
@@ -17,10 +18,15 @@ function sqliteTables(db: Database): CheckpointTables {
   const exact: Statement<[string, string, string], CheckpointRow> = db.prepare(
     `SELECT ${COLUMNS} FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?`,
   );
-  const writes: Statement<[string, string, string], WriteRow> = db.prepare(
-    `SELECT task_id, channel, type, value FROM checkpoint_writes
-      WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ? ORDER BY task_path, task_id, idx`,
+  // The checkpoints' keys as one parameter (a JSON array of [thread, namespace, id]), whatever their number.
+  const writes: Statement<[string], KeyedWriteRow> = db.prepare(
+    `SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, channel, type, value FROM checkpoint_writes
+      WHERE (thread_id, checkpoint_ns, checkpoint_id) IN
+        (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?))
+      ORDER BY thread_id, checkpoint_ns, checkpoint_id, task_path, task_id, idx`,
   );
+  // The few shapes of a page's statement, each prepared once.
+  const pages = new Map<string, Statement<unknown[], CheckpointRow>>();
   const insert = db.prepare(
     `INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint, metadata)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -31,13 +37,19 @@ function sqliteTables(db: Database): CheckpointTables {
     async get(threadId, ns, checkpointId) {
       return checkpointId === undefined ? latest.get(threadId, ns) : exact.get(threadId, ns, checkpointId);
     },
-    async writes(key) {
-      return writes.all(key.thread_id, key.checkpoint_ns, key.checkpoint_id);
+    async writes(keys) {
+      return writes.all(JSON.stringify(keys.map((key) => [key.thread_id, key.checkpoint_ns, key.checkpoint_id])));
     },
     async list(query) {
-      const { sql, args } = checkpointListSql(query, () => "?");
+      // Metadata is stored as the serializer's JSON text (for type "json"):
+      // the filter is matched against it by `baton_contains`, in the query.
+      const { sql, args } = checkpointListSql(query, () => "?", (filter, args) =>
+        jsonContains("(CASE WHEN type = 'json' THEN CAST(metadata AS TEXT) END)", filter, args),
+      );
+      let page = pages.get(sql);
+      if (page === undefined) pages.set(sql, (page = db.prepare(sql)));
       // Rows are read eagerly: the statement must not stay open across awaits.
-      return db.prepare<unknown[], CheckpointRow>(sql).all(...args);
+      return page.all(...args);
     },
     async put(row) {
       // What Postgres could not keep in a thread's or run's record is refused here too (core/serialize.ts).
