@@ -9,6 +9,7 @@
  * the grace period), STOPPED (remaining runs aborted and handed back).
  */
 import { randomUUID } from "node:crypto";
+import { systemClock, type Clock } from "../core/clock.ts";
 import { BatonError, coerceError, ErrorCode } from "../core/errors.ts";
 import { executeRun, type ExecutorDeps, type StopReason } from "../core/executor.ts";
 import { replaceUnstorable, storableOutcome } from "../core/serialize.ts";
@@ -56,6 +57,8 @@ interface Active {
 export interface WorkerPoolDeps extends ExecutorDeps {
   queue: RunQueue;
   logger: Logger;
+  /** The process's clock (the queue's): a run's time in the queue is measured on it. Default: the system clock. */
+  clock?: Clock;
   /** Called after a run's outcome is recorded and its slot freed (webhooks); not awaited. Errors are logged, never thrown. */
   onFinished?: (run: Run, outcome: RunOutcome) => Promise<void>;
 }
@@ -209,7 +212,7 @@ export class WorkerPool {
   async #execute(active: Active): Promise<boolean> {
     const { run, controller } = active;
     const log = this.#deps.logger;
-    const queuedMs = Date.now() - Date.parse(run.created_at);
+    const queuedMs = (this.#deps.clock ?? systemClock).nowMs() - Date.parse(run.created_at);
     log.info("run:claimed", { run_id: run.run_id, thread_id: run.thread_id, graph_id: run.graph_id, attempt: run.attempt, queued_ms: queuedMs });
     const timeout = setTimeout(() => this.#stop(active, { kind: "timeout" }), this.#options.runTimeoutMs);
     timeout.unref();

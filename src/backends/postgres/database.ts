@@ -5,6 +5,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import pg from "pg";
+import type { Clock, ClockSample } from "../../core/clock.ts";
 import { BatonError, ErrorCode } from "../../core/errors.ts";
 
 const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
@@ -152,6 +153,23 @@ export const RETRY_DELAYS_MS = [100, 250, 500, 1_000, 2_000, 3_000] as const;
 /** The Postgres error code of a failed query, if any. */
 export const pgCode = (error: unknown): string | undefined =>
   typeof error === "object" && error !== null && "code" in error && typeof error.code === "string" ? error.code : undefined;
+
+/**
+ * Compares `clock` with the database server's clock (`clock_timestamp()`,
+ * the time of the statement, not of its transaction), `samples` times; the
+ * sample with the shortest round trip is the most precise and is returned.
+ */
+export async function sampleClock(db: Queryable, clock: Clock, samples = 1): Promise<ClockSample> {
+  let best: ClockSample | undefined;
+  for (let i = 0; i < samples; i++) {
+    const before = clock.nowMs();
+    const { rows } = await db.query<{ ms: number }>("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms");
+    const after = clock.nowMs();
+    const sample = { offsetMs: Math.round(rows[0]!.ms - (before + after) / 2), uncertaintyMs: Math.max(0, (after - before) / 2) };
+    if (best === undefined || sample.uncertaintyMs < best.uncertaintyMs) best = sample;
+  }
+  return best!;
+}
 
 export const UNIQUE_VIOLATION = "23505";
 export const DEADLOCK_DETECTED = "40P01";

@@ -3,6 +3,8 @@
  * shared by every API and worker process.
  */
 import type { Clock } from "../../core/clock.ts";
+import { beyondLimit, clockSkewLimitMs, describeSkew } from "../../core/clock.ts";
+import type { Logger } from "../../core/logger.ts";
 import { ItemsStore } from "../../core/graph-store.ts";
 import type { Backend } from "../../core/ports.ts";
 import { PostgresCheckpointer } from "./checkpointer.ts";
@@ -57,4 +59,33 @@ export async function createPostgresBackend(options: PostgresBackendOptions): Pr
       await pool.end();
     },
   };
+}
+
+/** Round trips measured at start; the shortest one's sample is judged. */
+const START_SAMPLES = 3;
+
+/**
+ * Leases are written by one process and judged by another, each with its
+ * own clock, so the clocks must agree. A scale-out process compares its
+ * clock (the one its backend was given) with the database server's before
+ * it serves: beyond `clockSkewLimitMs(leaseMs)` (a quarter of the lease;
+ * beyond what the round trip explains), it refuses to start with an error
+ * naming the offset and the limit. After that, every sweep compares them
+ * again and a process whose clock has drifted past the limit stops claiming
+ * and sweeping until it is back (PostgresRunQueue.guardClock). Nothing to do
+ * for another backend: embedded mode is one process with one clock.
+ */
+export async function guardClock(backend: Backend, leaseMs: number, logger: Logger): Promise<void> {
+  if (!(backend.runs instanceof PostgresRunQueue)) return;
+  const limitMs = clockSkewLimitMs(leaseMs);
+  const sample = await backend.runs.sampleClock(START_SAMPLES);
+  if (beyondLimit(sample, limitMs)) {
+    throw new Error(
+      `This process's clock is ${describeSkew(sample, "the database server's")}; Baton allows at most ${limitMs} ms ` +
+        `(a quarter of BATON_LEASE_MS, ${leaseMs} ms), or other processes would judge its leases expired too early or too late. ` +
+        "Synchronize the clocks of every Baton host and of the database host (NTP), then start again.",
+    );
+  }
+  logger.debug("clock:checked", { offset_ms: sample.offsetMs, uncertainty_ms: sample.uncertaintyMs, limit_ms: limitMs });
+  backend.runs.guardClock(limitMs, logger);
 }

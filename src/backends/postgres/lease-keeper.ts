@@ -13,9 +13,17 @@
  * Consequence, by design: a run whose event loop never comes back keeps its
  * lease as long as its process lives. Kill the process (a liveness probe on
  * /ok does) and the lease expires.
+ *
+ * Its time is the process's clock (the one the queue was given), not the
+ * thread's own `Date.now()`: the thread cannot call the clock, so the main
+ * thread publishes the clock's offset from the system clock in shared memory
+ * at every renewal period, and the thread adds it to `Date.now()`. For the
+ * system clock the offset is 0; for any clock that advances with real time
+ * it stays right while the main loop is blocked.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
+import type { Clock } from "../../core/clock.ts";
 import type { LeaseKeeper } from "../../core/ports.ts";
 
 // Plain CommonJS, evaluated in the thread: no TypeScript loader needed there.
@@ -23,6 +31,9 @@ const THREAD_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const pg = require(workerData.pgPath);
 const { url, owner, leaseMs, renewMs } = workerData;
+/** The process clock's offset from Date.now(), kept current by the main thread. */
+const clockOffset = new BigInt64Array(workerData.clockOffset);
+const clockNow = () => Date.now() + Number(Atomics.load(clockOffset, 0));
 /** run id -> when it was dropped; forgotten after FORGET_MS (its lease is long gone by then). */
 const dropped = new Map();
 const FORGET_MS = Math.max(600000, leaseMs * 20);
@@ -49,11 +60,13 @@ async function renew() {
     const now = Date.now();
     for (const [id, at] of dropped) if (now - at > FORGET_MS) dropped.delete(id);
     const db = await connection();
+    // Read after connecting: a slow connect must not age the expiry it writes.
+    const expires = clockNow() + leaseMs;
     // In run_id order, as extendLeases: concurrent renewals never deadlock.
     await db.query(
       "UPDATE runs SET lease_expires_ms = $1 WHERE run_id IN (SELECT run_id FROM runs WHERE lease_owner = $2 AND status = 'running'" +
         " AND NOT (run_id = ANY($3::text[])) ORDER BY run_id FOR UPDATE)",
-      [now + leaseMs, owner, [...dropped.keys()]],
+      [expires, owner, [...dropped.keys()]],
     );
   } catch (error) {
     const broken = client;
@@ -82,11 +95,19 @@ export interface ThreadLeaseKeeperOptions {
   owner: string;
   leaseMs: number;
   renewMs: number;
+  /** The process's clock: lease expiries are its time plus the lease. */
+  clock: Clock;
   onError?: (message: string) => void;
 }
 
 export function startThreadLeaseKeeper(options: ThreadLeaseKeeperOptions): LeaseKeeper {
   const pgPath = createRequire(import.meta.url).resolve("pg");
+  const clockOffset = new SharedArrayBuffer(8);
+  const offsetView = new BigInt64Array(clockOffset);
+  const publishOffset = () => Atomics.store(offsetView, 0, BigInt(Math.round(options.clock.nowMs() - Date.now())));
+  publishOffset();
+  const offsetTimer = setInterval(publishOffset, options.renewMs);
+  offsetTimer.unref();
   let closing = false;
   let worker: Worker;
   let exit: Promise<void>;
@@ -100,7 +121,7 @@ export function startThreadLeaseKeeper(options: ThreadLeaseKeeperOptions): Lease
     exited = false;
     worker = new Worker(THREAD_SOURCE, {
       eval: true,
-      workerData: { pgPath, url: options.url, owner: options.owner, leaseMs: options.leaseMs, renewMs: options.renewMs },
+      workerData: { pgPath, url: options.url, owner: options.owner, leaseMs: options.leaseMs, renewMs: options.renewMs, clockOffset },
     });
     worker.unref();
     worker.on("message", (message: { type: string; message?: string }) => {
@@ -138,6 +159,7 @@ export function startThreadLeaseKeeper(options: ThreadLeaseKeeperOptions): Lease
     },
     async close() {
       closing = true;
+      clearInterval(offsetTimer);
       if (exited) return;
       worker.postMessage({ type: "close" });
       const timer = setTimeout(() => void worker.terminate(), 2_000);

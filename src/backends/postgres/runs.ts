@@ -10,17 +10,22 @@
  *   that race past the NOT EXISTS check on one thread are stopped by the
  *   partial unique index; the loser retries (C1).
  * - Every change a worker makes is fenced by lease owner and attempt (C3).
+ * - Lease, claim and schedule times come from the process's clock; once
+ *   `guardClock` is on, every sweep first compares that clock with the
+ *   database's, and while they differ by more than the limit this process
+ *   neither sweeps nor claims (docs/operations.md, "Clocks").
  */
 import type pg from "pg";
 import { checkQueueRoom, decideAdmission, runOwner, type QueueLimits } from "../../core/admission.ts";
-import type { Clock } from "../../core/clock.ts";
-import { isoFromMs } from "../../core/clock.ts";
+import type { Clock, ClockSample } from "../../core/clock.ts";
+import { beyondLimit, describeSkew, isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
+import type { Logger } from "../../core/logger.ts";
 import { decideSweep, stoppedFailure } from "../../core/stopped.ts";
 import { mergeThreadConfig } from "../../core/thread-config.ts";
 import type { ClaimPolicy, Fence, FinishResult, LeaseKeeper, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
 import type { CancelAction, JsonObject, Run, RunStatus, RunnableConfigRecord } from "../../core/types.ts";
-import { isConnectionError, pgCode, retryUnavailable, transaction, UNIQUE_VIOLATION, type Queryable } from "./database.ts";
+import { isConnectionError, pgCode, retryUnavailable, sampleClock, transaction, UNIQUE_VIOLATION, type Queryable } from "./database.ts";
 import { startThreadLeaseKeeper } from "./lease-keeper.ts";
 import { deleteThreadRows, jsonb, toRun, type RunRow } from "./rows.ts";
 
@@ -47,6 +52,10 @@ export class PostgresRunQueue implements RunQueue {
   #lastClaimStampMs = 0;
   /** Claims cut off by a lost connection: they may have leased a run to this worker. */
   readonly #doubtfulClaims: { worker: string; stamp: string }[] = [];
+  /** Set by `guardClock`: the clock is compared with the database's at every sweep. */
+  #clockGuard: { limitMs: number; logger: Logger } | undefined;
+  /** The last sweep's sample, while it showed the clock beyond the limit: no sweeping, no claiming. */
+  #skewed: ClockSample | undefined;
 
   constructor(pool: pg.Pool, clock: Clock, url: string) {
     this.#pool = pool;
@@ -55,7 +64,46 @@ export class PostgresRunQueue implements RunQueue {
   }
 
   keepLeases(options: { owner: string; leaseMs: number; renewMs: number; onError: (message: string) => void }): LeaseKeeper {
-    return startThreadLeaseKeeper({ url: this.#url, ...options });
+    return startThreadLeaseKeeper({ url: this.#url, clock: this.#clock, ...options });
+  }
+
+  /**
+   * From now on, every sweep first compares this process's clock with the
+   * database's. While they differ by more than `limitMs` (beyond what the
+   * round trip explains) this process judges no lease and claims no run,
+   * since either would use the wrong time (`clock:skew`, warn, at each
+   * sweep); the runs it holds are still renewed and finished. When the
+   * clock is back within the limit it resumes (`clock:skew-cleared`).
+   */
+  guardClock(limitMs: number, logger: Logger): void {
+    this.#clockGuard = { limitMs, logger };
+  }
+
+  /** Compares this queue's clock with the database's (the best of `samples` round trips). */
+  async sampleClock(samples: number): Promise<ClockSample> {
+    return sampleClock(this.#pool, this.#clock, samples);
+  }
+
+  /** Samples the clock against the database's; true when it is beyond the limit (then logged). */
+  async #clockSkewed(): Promise<boolean> {
+    const guard = this.#clockGuard;
+    if (guard === undefined) return false;
+    const sample = await sampleClock(this.#pool, this.#clock);
+    if (beyondLimit(sample, guard.limitMs)) {
+      this.#skewed = sample;
+      guard.logger.warn("clock:skew", {
+        offset_ms: sample.offsetMs,
+        uncertainty_ms: sample.uncertaintyMs,
+        limit_ms: guard.limitMs,
+        detail: `this process's clock is ${describeSkew(sample, "the database's")}; it claims no run and judges no lease until the clocks agree (synchronize them, e.g. with NTP)`,
+      });
+      return true;
+    }
+    if (this.#skewed !== undefined) {
+      this.#skewed = undefined;
+      guard.logger.info("clock:skew-cleared", { offset_ms: sample.offsetMs, limit_ms: guard.limitMs });
+    }
+    return false;
   }
 
   async #inflight(db: Queryable, threadId: string): Promise<Run[]> {
@@ -230,6 +278,7 @@ export class PostgresRunQueue implements RunQueue {
 
   async claim(worker: string, leaseMs: number, policy?: ClaimPolicy): Promise<Run | null> {
     await this.#settleDoubtfulClaims();
+    if (this.#skewed !== undefined) return null;
     // The function takes an INTEGER, or NULL for no cap (then it recounts nothing).
     const cap = policy === undefined ? null : Math.min(policy.maxRunningPerUser, 2_147_483_647);
     let lostRaces = 0;
@@ -363,6 +412,7 @@ export class PostgresRunQueue implements RunQueue {
   }
 
   async sweep(maxAttempts: number, owner?: string): Promise<{ requeued: string[]; failed: string[] }> {
+    if (await this.#clockSkewed()) return { requeued: [], failed: [] };
     const now = this.#clock.nowMs();
     const expired = (
       await this.#pool.query<{ run_id: string; thread_id: string }>(
