@@ -97,6 +97,11 @@ export class MemoryEventBus implements EventBus {
     return this.#streams.has(runId);
   }
 
+  /** In one process nothing is lost between publisher and subscriber. */
+  healthy(): boolean {
+    return true;
+  }
+
   #wake(stream: RunStream): void {
     const waiters = [...stream.waiters];
     stream.waiters.clear();

@@ -19,7 +19,10 @@
  *
  * Streams in flight when Redis restarts lose the events written before the
  * restart; readers then finish when `isFinished` (the durable record) says
- * the run is over.
+ * the run is over. A quiet reader asks it after the bus had trouble and
+ * while the bus is not healthy (`healthy`), and otherwise only every
+ * FINISHED_SAFETY_MS (an end marker lost without an outage seen by this
+ * process: the publishing process lost its connection).
  */
 import { Redis } from "ioredis";
 import type { Logger } from "../../core/logger.ts";
@@ -44,6 +47,18 @@ export interface RedisEventBusOptions {
 const END = "__end__";
 /** How long a new reader waits for Redis to confirm its subscription. */
 const SUBSCRIBE_WAIT_MS = 1_000;
+/**
+ * How long after any trouble (a connection dropped or back, a command
+ * failed) the bus still says it is not healthy: longer than the pauses
+ * between the health checks of waits (1 s) and of quiet readers
+ * (`idlePollMs`), so that none misses an outage, and long enough for
+ * ioredis to subscribe again after a reconnect.
+ */
+const HEALTH_SETTLE_MS = 5_000;
+/** While the bus is healthy, how often a quiet reader asks `isFinished` anyway (an end marker lost without an outage seen here). */
+const FINISHED_SAFETY_MS = 30_000;
+/** Entries read at once: a reader that stops reading holds at most one batch here (sse.ts bounds the rest). */
+const READ_BATCH = 64;
 /** TTL of a run's stream while it runs; `end` sets the real retention. */
 const OPEN_STREAM_TTL_MS = 24 * 3_600_000;
 const VALID_ID = /^\d+(-\d+)?$/;
@@ -101,6 +116,11 @@ export class RedisEventBus implements EventBus {
   readonly #ready: Promise<unknown>;
   #lastErrorLog = 0;
   #closed = false;
+  /** Set once the bus listens for cancels and wake-ups. */
+  #subscribed = false;
+  /** Troubles seen so far, and when the last one was. */
+  #troubles = 0;
+  #troubleAtMs = 0;
 
   constructor(options: RedisEventBusOptions) {
     this.#options = { idlePollMs: 2_000, drainMs: 60_000, ...options };
@@ -109,10 +129,39 @@ export class RedisEventBus implements EventBus {
     const common = { maxRetriesPerRequest: 3, autoResendUnfulfilledCommands: false, lazyConnect: false };
     this.#commands = new Redis(options.url, common);
     this.#subscriber = new Redis(options.url, { ...common, maxRetriesPerRequest: null });
-    this.#commands.on("error", (error: Error) => this.#logError("redis:error", error));
-    this.#subscriber.on("error", (error: Error) => this.#logError("redis:error", error));
+    for (const connection of [this.#commands, this.#subscriber]) {
+      connection.on("error", (error: Error) => this.#logError("redis:error", error));
+      // Events published while a connection is away are lost; so may be those of the moments it takes to come back.
+      connection.on("close", () => this.#trouble());
+      connection.on("ready", () => {
+        if (this.#troubles > 0) this.#trouble();
+      });
+    }
     this.#subscriber.on("message", (channel: string, message: string) => this.#onMessage(channel, message));
     this.#ready = this.#subscriber.subscribe(this.#channel("cancel"), this.#channel("work"));
+    this.#ready.then(
+      () => (this.#subscribed = true),
+      () => undefined,
+    );
+  }
+
+  #trouble(): void {
+    this.#troubles += 1;
+    this.#troubleAtMs = Date.now();
+  }
+
+  /**
+   * Connected, subscribed, and without trouble for HEALTH_SETTLE_MS: what
+   * was published meanwhile reached the readers (EventBus.healthy).
+   */
+  healthy(): boolean {
+    return (
+      !this.#closed &&
+      this.#subscribed &&
+      this.#commands.status === "ready" &&
+      this.#subscriber.status === "ready" &&
+      Date.now() - this.#troubleAtMs >= HEALTH_SETTLE_MS
+    );
   }
 
   /** Resolves once the bus listens for cancels and wake-ups. */
@@ -129,6 +178,7 @@ export class RedisEventBus implements EventBus {
   }
 
   #logError(event: string, error: unknown, fields: Record<string, unknown> = {}): void {
+    this.#trouble();
     // Redis being away makes every command fail; say so once every 5 s.
     const now = Date.now();
     if (now - this.#lastErrorLog < 5_000 || this.#closed) return;
@@ -300,12 +350,12 @@ export class RedisEventBus implements EventBus {
       const truncated = await this.#truncation(runId, after);
       if (truncated !== undefined) yield truncated;
       let finishedChecks = 0;
+      let lastCheck = { atMs: Date.now(), troubles: this.#troubles };
       while (!signal.aborted && !this.#closed) {
         watch.dirty = false;
         let entries: [id: string, fields: string[]][];
         try {
-          // A small batch: a reader that stops reading holds at most one batch here (sse.ts bounds the rest).
-          entries = await this.#commands.xrange(this.#key(runId), cursor, "+", "COUNT", 64);
+          entries = await this.#commands.xrange(this.#key(runId), cursor, "+", "COUNT", READ_BATCH);
         } catch (error) {
           this.#logError("bus:read-failed", error, { run_id: runId });
           entries = [];
@@ -317,9 +367,11 @@ export class RedisEventBus implements EventBus {
           yield { id, event, data: JSON.parse(fields[3]!) as unknown };
           if (signal.aborted) return;
         }
-        if (entries.length === 500) continue;
+        // A full batch: there may be more already.
+        if (entries.length === READ_BATCH) continue;
         const notified = await this.#wait(watch, signal);
-        if (!notified && !signal.aborted && this.#options.isFinished !== undefined) {
+        if (!notified && !signal.aborted && this.#options.isFinished !== undefined && (finishedChecks > 0 || this.#finishedCheckDue(lastCheck))) {
+          lastCheck = { atMs: Date.now(), troubles: this.#troubles };
           // Quiet for a while: if the run is over and its end marker was lost
           // (Redis restarted), read once more and stop.
           if (await this.#options.isFinished(runId).catch(() => false)) {
@@ -331,6 +383,17 @@ export class RedisEventBus implements EventBus {
     } finally {
       close();
     }
+  }
+
+  /**
+   * Whether a quiet reader should ask the durable record if its run is over:
+   * when the bus had trouble since the reader last asked (an end marker may
+   * be lost), or is not healthy, and otherwise only every FINISHED_SAFETY_MS,
+   * so that many readers of quiet runs do not each read the database every
+   * `idlePollMs`.
+   */
+  #finishedCheckDue(last: { atMs: number; troubles: number }): boolean {
+    return this.#troubles !== last.troubles || !this.healthy() || Date.now() - last.atMs >= FINISHED_SAFETY_MS;
   }
 
   signalCancel(runId: string, action: CancelAction): void {
