@@ -128,7 +128,7 @@ describe("thread search extract", () => {
     const found = (await t.client.threads.search({
       metadata: { extract_case: "yes" },
       extract: { first_tag: "metadata.tags[0]", last_tag: "metadata.tags[-1]", missing: "values.messages[-1].content", whole: "metadata.extract_case" },
-    } as Parameters<typeof t.client.threads.search>[0])) as unknown as { thread_id: string; extracted: Record<string, unknown> }[];
+    })) as unknown as { thread_id: string; extracted: Record<string, unknown> }[];
     expect(found.map((f) => f.thread_id)).toEqual([thread.thread_id]);
     expect(found[0]!.extracted).toEqual({ first_tag: "a", last_tag: "b", missing: null, whole: "yes" });
   });
