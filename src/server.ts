@@ -13,7 +13,9 @@ import { RedisEventBus } from "./backends/redis/event-bus.ts";
 import { createSqliteBackend, WriteLock } from "./backends/sqlite/index.ts";
 import type { Config, LoadedProject } from "./config.ts";
 import { ConfigError, executionThreadCount } from "./config.ts";
+import { AssistantService } from "./core/assistant-service.ts";
 import { systemAssistantId } from "./core/assistants.ts";
+import { NoAuthorizer, type Authorizer } from "./core/authorizer.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
 import { GraphSchemas } from "./core/graph-schemas.ts";
@@ -23,9 +25,10 @@ import { rebase, registerLoopbackFetch, registerSdkLogger } from "./project/glob
 import { checkSharedPackages, resolveSharedPackages } from "./project/packages.ts";
 import type { Backend, EventBus, RunOutcome } from "./core/ports.ts";
 import { RunService } from "./core/runs.ts";
+import { StoreService } from "./core/store-service.ts";
 import { ThreadService } from "./core/threads.ts";
 import type { Run } from "./core/types.ts";
-import { createApp, httpOptions } from "./http/app.ts";
+import { createApp, httpOptions, type HttpOptions } from "./http/app.ts";
 import { wireRun } from "./http/records.ts";
 import { StreamStats, streamPolicy } from "./http/sse.ts";
 import { projectHooks, WebhookSender } from "./http/webhooks.ts";
@@ -224,9 +227,30 @@ function prepareProject(loaded: LoadedProject, logger: Logger, served: () => { a
   });
 }
 
-export async function createServer(config: Config, loaded: LoadedProject, logger: Logger, clock: Clock = systemClock): Promise<BatonServer> {
-  let servedApp: { app: Hono; prefix: string } | undefined;
-  prepareProject(loaded, logger, () => servedApp);
+/** What a caller of `createServer` may swap in (tests now; the project's `auth` later). */
+export interface ServerSeams {
+  /** Asked by the services before every action on a resource (default: `NoAuthorizer`, everything allowed). */
+  authorizer?: Authorizer;
+}
+
+/** The backend, the bus, and how to close them (step 1). */
+interface Opened {
+  backend: Backend;
+  /** The bus the services use (with execution threads, it reaches them too). */
+  bus: EventBus;
+  /** The bus's own connection (what the execution threads share). */
+  baseBus: EventBus;
+  expireOwner: ((owner: string) => void) | undefined;
+  writeLock: SharedArrayBuffer | undefined;
+  /** Execution threads to start (0: graphs execute on this thread). */
+  threadCount: number;
+  /** Filled in by `startWorkers`, read by the bus and by `cleanup`. */
+  running: { threads?: ExecutionThreads; pool?: WorkerPool };
+  cleanup(): Promise<void>;
+}
+
+/** Step 1: the backend, the event bus, and the execution-thread count; closed by `cleanup` in reverse. */
+async function openStorage(config: Config, loaded: LoadedProject, logger: Logger, clock: Clock): Promise<Opened> {
   const { backend, release, expireOwner, writeLock } = await openBackend(config, logger, clock);
   // Execution threads share the SQLite file and use the system clock. A
   // project's own checkpointer is one object in this thread: a copy in
@@ -237,202 +261,284 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
   if (ownCheckpointer && executionThreadCount(config) > 0) {
     logger.info("server:execution-threads-off", { reason: "langgraph.json names its own checkpointer, which cannot be shared with a thread" });
   }
-  let threads: ExecutionThreads | undefined;
+  const running: Opened["running"] = {};
   const baseBus = openBus(config, backend, logger);
-  const bus = threadCount > 0 ? busWithThreads(baseBus, () => threads) : baseBus;
+  const bus = threadCount > 0 ? busWithThreads(baseBus, () => running.threads) : baseBus;
   const cleanup = async () => {
-    await threads?.close(0);
+    await running.threads?.close(0);
     await bus.close();
     await backend.close();
     await release();
   };
-  try {
-    if (baseBus instanceof RedisEventBus) await readyWithin(baseBus, config.redisUrl!, REDIS_START_TIMEOUT_MS);
-    const graphIds = loaded.graphs.map((g) => g.graphId);
-    const graphSources = loaded.graphs.map(({ graphId, spec }) => ({ graphId, spec }));
-    const registry = new GraphRegistry(graphSources, loaded.baseDir);
-    await registry.loadAll();
-    for (const { graphId, description } of loaded.graphs) {
-      // Created once, as the official server does: a later LANGGRAPH_CONFIG or description applies to a new data directory.
-      const defaults = loaded.graphDefaults[graphId];
-      await backend.assistants.ensure({
-        assistant_id: systemAssistantId(graphId),
-        graph_id: graphId,
-        config: defaults?.config ?? {},
-        context: defaults?.context ?? {},
-        metadata: { created_by: "system" },
-        name: graphId,
-        description,
-      });
-    }
-    const checkpointer =
-      loaded.project.checkpointer?.path !== undefined
-        ? ((await importExport(loaded.baseDir, loaded.project.checkpointer.path)) as typeof backend.checkpointer)
-        : backend.checkpointer;
-    const runs = new RunService({
-      queue: backend.runs,
-      assistants: backend.assistants,
-      bus,
-      registry,
-      clock,
-      limits: { maxPendingPerUser: config.maxPendingPerUser, maxPendingRuns: config.maxPendingRuns },
-    });
-    const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: backend.store, bus });
-    const http = httpOptions(loaded.project.http);
-    const userApp = http.app !== undefined ? await importExport(loaded.baseDir, http.app) : undefined;
-    const schemas = new GraphSchemas(graphSources, loaded.baseDir, logger);
-    const ui = config.role === "worker" ? new Map() : await bundleUi(loaded.project, loaded.baseDir, logger);
-    const app = createApp(
-      {
-        assistants: backend.assistants,
-        threads: backend.threads,
-        queue: backend.runs,
-        items: backend.items,
-        bus,
-        registry,
-        schemas,
-        runs,
-        threadService,
-        ui,
-        logger,
-        options: {
-          maxBodyBytes: config.maxBodyBytes,
-          keepAliveMs: config.keepAliveMs,
-          version: VERSION,
-          limits: {
-            maxJsonDepth: config.maxJsonDepth,
-            maxStringLength: config.maxStringLength,
-            maxObjectKeys: config.maxObjectKeys,
-            maxIdsPerRequest: config.maxIdsPerRequest,
-            maxFilterKeys: config.maxFilterKeys,
-          },
-          allowedHosts: allowedHosts(config),
-          streamBufferBytes: config.streamBufferBytes,
-          webhooks: { allowPrivate: config.webhookAllowPrivate },
-        },
-      },
-      http,
-      userApp,
-    );
+  return { backend, bus, baseBus, expireOwner, writeLock, threadCount, running, cleanup };
+}
 
-    /**
-     * Webhooks: the run and its output, queued for delivery apart from the
-     * worker slots (src/http/webhooks.ts: address policy, retries). A relative
-     * URL goes to the project's own app, never to the API.
-     */
-    const webhooks = new WebhookSender({
+/** The graphs, the checkpointer and the core services (step 2). */
+interface Services {
+  graphIds: string[];
+  graphSources: { graphId: string; spec: string }[];
+  registry: GraphRegistry;
+  checkpointer: Backend["checkpointer"];
+  runs: RunService;
+  threadService: ThreadService;
+  assistantService: AssistantService;
+  storeService: StoreService;
+}
+
+/** Step 2: loads the graphs, ensures their system assistants, and builds the core services. */
+async function buildServices(config: Config, loaded: LoadedProject, opened: Opened, clock: Clock, seams: ServerSeams): Promise<Services> {
+  const { backend, bus } = opened;
+  const graphIds = loaded.graphs.map((g) => g.graphId);
+  const graphSources = loaded.graphs.map(({ graphId, spec }) => ({ graphId, spec }));
+  const registry = new GraphRegistry(graphSources, loaded.baseDir);
+  await registry.loadAll();
+  for (const { graphId, description } of loaded.graphs) {
+    // Created once, as the official server does: a later LANGGRAPH_CONFIG or description applies to a new data directory.
+    const defaults = loaded.graphDefaults[graphId];
+    await backend.assistants.ensure({
+      assistant_id: systemAssistantId(graphId),
+      graph_id: graphId,
+      config: defaults?.config ?? {},
+      context: defaults?.context ?? {},
+      metadata: { created_by: "system" },
+      name: graphId,
+      description,
+    });
+  }
+  const checkpointer =
+    loaded.project.checkpointer?.path !== undefined
+      ? ((await importExport(loaded.baseDir, loaded.project.checkpointer.path)) as typeof backend.checkpointer)
+      : backend.checkpointer;
+  const authorizer = seams.authorizer ?? new NoAuthorizer();
+  const runs = new RunService({
+    queue: backend.runs,
+    assistants: backend.assistants,
+    bus,
+    registry,
+    clock,
+    limits: { maxPendingPerUser: config.maxPendingPerUser, maxPendingRuns: config.maxPendingRuns },
+  });
+  const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: backend.store, bus });
+  const assistantService = new AssistantService({ assistants: backend.assistants, graphIds, authorizer });
+  const storeService = new StoreService({ items: backend.items, authorizer });
+  return { graphIds, graphSources, registry, checkpointer, runs, threadService, assistantService, storeService };
+}
+
+/** The HTTP side (step 3). */
+interface Api {
+  app: Hono;
+  http: HttpOptions;
+  /** The project's own Hono app (langgraph.json `http.app`), if any. */
+  userApp: unknown;
+  schemas: GraphSchemas;
+}
+
+/** Step 3: the HTTP app over the services, with the project's http options and app. */
+async function buildApi(config: Config, loaded: LoadedProject, logger: Logger, opened: Opened, services: Services): Promise<Api> {
+  const http = httpOptions(loaded.project.http);
+  const userApp = http.app !== undefined ? await importExport(loaded.baseDir, http.app) : undefined;
+  const schemas = new GraphSchemas(services.graphSources, loaded.baseDir, logger);
+  const ui = config.role === "worker" ? new Map() : await bundleUi(loaded.project, loaded.baseDir, logger);
+  const app = createApp(
+    {
+      assistantService: services.assistantService,
+      storeService: services.storeService,
+      threads: opened.backend.threads,
+      queue: opened.backend.runs,
+      bus: opened.bus,
+      registry: services.registry,
+      schemas,
+      runs: services.runs,
+      threadService: services.threadService,
+      ui,
       logger,
-      policy: { allowPrivate: config.webhookAllowPrivate, timeoutMs: config.webhookTimeoutMs, attempts: config.webhookAttempts },
-      app: userApp !== undefined ? projectHooks(userApp as Hono) : undefined,
-      userAgent: `Baton/${VERSION}`,
-    });
-    const onFinished = async (run: Run, outcome: RunOutcome) => {
-      const url = run.kwargs.webhook;
-      if (!url || http.disabled.webhooks) return;
-      const body = JSON.stringify({ ...wireRun({ ...run, status: outcome.status }), values: outcome.output, error: outcome.error });
-      webhooks.enqueue({ runId: run.run_id, url, body });
-    };
+      options: {
+        maxBodyBytes: config.maxBodyBytes,
+        keepAliveMs: config.keepAliveMs,
+        version: VERSION,
+        limits: {
+          maxJsonDepth: config.maxJsonDepth,
+          maxStringLength: config.maxStringLength,
+          maxObjectKeys: config.maxObjectKeys,
+          maxIdsPerRequest: config.maxIdsPerRequest,
+          maxFilterKeys: config.maxFilterKeys,
+        },
+        allowedHosts: allowedHosts(config),
+        streamBufferBytes: config.streamBufferBytes,
+        webhooks: { allowPrivate: config.webhookAllowPrivate },
+      },
+    },
+    http,
+    userApp,
+  );
+  return { app, http, userApp, schemas };
+}
 
-    const poolOptions = {
-      concurrency: config.workers,
-      leaseMs: config.leaseMs,
-      leaseRenewMs: config.leaseRenewMs,
-      sweepIntervalMs: config.sweepIntervalMs,
-      pollIntervalMs: config.pollIntervalMs,
-      maxAttempts: config.maxAttempts,
-      runTimeoutMs: config.runTimeoutMs,
-      maxRunningPerUser: config.maxRunningPerUser,
-      resumableRetentionMs: config.eventRetentionMs,
-    };
-    const executes = config.role !== "api";
-    let pool: WorkerPool | undefined;
-    // Execution threads reach this server over loopback once it listens (its port lands here).
-    const apiPort = new SharedArrayBuffer(4);
-    if (executes && threadCount > 0) {
-      // A thread's pool sweeps only its own leases: this thread sweeps at start and for a thread that died.
-      const sweepAll = () => sweepExpired({ queue: backend.runs, bus, logger }, config.maxAttempts);
-      await sweepAll();
-      threads = await ExecutionThreads.start({
-        count: threadCount,
-        data: {
-          databasePath: sqlitePath(config),
-          busyTimeoutMs: config.busyTimeoutMs,
-          writeLock: writeLock!,
-          graphs: graphSources,
-          baseDir: loaded.baseDir,
-          api: { host: loopbackHost(config.host), port: apiPort, prefix: http.mountPrefix },
-          logLevel: config.logLevel,
-          // The run slots are shared out between the threads.
-          pool: { ...poolOptions, concurrency: Math.ceil(config.workers / threadCount) },
-        },
-        bus: baseBus,
-        logger,
-        onFinished,
-        // A thread that ends in the middle of a write runs no `finally`.
-        onThreadEnded: (threadId) => WriteLock.releaseHeldBy(writeLock!, threadId),
-        onThreadLost: async (owner) => {
-          expireOwner?.(owner);
-          await sweepAll();
-          bus.signalWork();
-        },
-      });
-    } else if (executes) {
-      pool = new WorkerPool(
-        { queue: backend.runs, bus, registry, assistants: backend.assistants, checkpointer, store: backend.store, logger, onFinished },
-        poolOptions,
-      );
-      await pool.sweep();
-    }
-    const served = config.role === "worker" ? workerApp() : app;
+/** Run execution (step 4). */
+interface Workers {
+  webhooks: WebhookSender;
+  /** Where execution threads read the API's port once it listens. */
+  apiPort: SharedArrayBuffer;
+}
+
+/**
+ * Step 4: webhook delivery, and (unless the role is `api`) the execution
+ * threads or the worker pool, swept of expired leases; the pool itself
+ * starts claiming once the server listens.
+ */
+async function startWorkers(config: Config, loaded: LoadedProject, logger: Logger, opened: Opened, services: Services, api: Api): Promise<Workers> {
+  const { backend, bus, baseBus, running, threadCount, writeLock, expireOwner } = opened;
+  const { http, userApp } = api;
+  /**
+   * Webhooks: the run and its output, queued for delivery apart from the
+   * worker slots (src/http/webhooks.ts: address policy, retries). A relative
+   * URL goes to the project's own app, never to the API.
+   */
+  const webhooks = new WebhookSender({
+    logger,
+    policy: { allowPrivate: config.webhookAllowPrivate, timeoutMs: config.webhookTimeoutMs, attempts: config.webhookAttempts },
+    app: userApp !== undefined ? projectHooks(userApp as Hono) : undefined,
+    userAgent: `Baton/${VERSION}`,
+  });
+  const onFinished = async (run: Run, outcome: RunOutcome) => {
+    const url = run.kwargs.webhook;
+    if (!url || http.disabled.webhooks) return;
+    const body = JSON.stringify({ ...wireRun({ ...run, status: outcome.status }), values: outcome.output, error: outcome.error });
+    webhooks.enqueue({ runId: run.run_id, url, body });
+  };
+
+  const poolOptions = {
+    concurrency: config.workers,
+    leaseMs: config.leaseMs,
+    leaseRenewMs: config.leaseRenewMs,
+    sweepIntervalMs: config.sweepIntervalMs,
+    pollIntervalMs: config.pollIntervalMs,
+    maxAttempts: config.maxAttempts,
+    runTimeoutMs: config.runTimeoutMs,
+    maxRunningPerUser: config.maxRunningPerUser,
+    resumableRetentionMs: config.eventRetentionMs,
+  };
+  const executes = config.role !== "api";
+  // Execution threads reach this server over loopback once it listens (its port lands here).
+  const apiPort = new SharedArrayBuffer(4);
+  if (executes && threadCount > 0) {
+    // A thread's pool sweeps only its own leases: this thread sweeps at start and for a thread that died.
+    const sweepAll = () => sweepExpired({ queue: backend.runs, bus, logger }, config.maxAttempts);
+    await sweepAll();
+    running.threads = await ExecutionThreads.start({
+      count: threadCount,
+      data: {
+        databasePath: sqlitePath(config),
+        busyTimeoutMs: config.busyTimeoutMs,
+        writeLock: writeLock!,
+        graphs: services.graphSources,
+        baseDir: loaded.baseDir,
+        api: { host: loopbackHost(config.host), port: apiPort, prefix: http.mountPrefix },
+        logLevel: config.logLevel,
+        // The run slots are shared out between the threads.
+        pool: { ...poolOptions, concurrency: Math.ceil(config.workers / threadCount) },
+      },
+      bus: baseBus,
+      logger,
+      onFinished,
+      // A thread that ends in the middle of a write runs no `finally`.
+      onThreadEnded: (threadId) => WriteLock.releaseHeldBy(writeLock!, threadId),
+      onThreadLost: async (owner) => {
+        expireOwner?.(owner);
+        await sweepAll();
+        bus.signalWork();
+      },
+    });
+  } else if (executes) {
+    running.pool = new WorkerPool(
+      { queue: backend.runs, bus, registry: services.registry, assistants: backend.assistants, checkpointer: services.checkpointer, store: backend.store, logger, onFinished },
+      poolOptions,
+    );
+    await running.pool.sweep();
+  }
+  return { webhooks, apiPort };
+}
+
+/** Step 5: serves `served` on the configured address, each request under the stream policy. */
+async function listen(config: Config, logger: Logger, served: Hono, streamStats: StreamStats): Promise<ServerType> {
+  return new Promise((resolveServer, reject) => {
+    // Each request runs under the stream policy: what a slow stream reader may hold, and its connection to cut.
+    const fetch = (request: Request, env: HttpBindings | Http2Bindings) =>
+      streamPolicy.run({ bufferBytes: config.streamBufferBytes, logger, stats: streamStats, connection: env.outgoing }, () => served.fetch(request, env));
+    const s = serve({ fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
+    s.once("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === "EADDRINUSE"
+          ? new ConfigError(`Port ${config.port} on ${config.host} is already in use. Pass another --port (0 picks a free one).`)
+          : error,
+      ),
+    );
+  });
+}
+
+/**
+ * Step 6: graceful, then forceful: stop accepting, let runs finish within
+ * the grace period and hand back the rest, then close what step 1 opened.
+ * Idempotent: every call answers the same promise.
+ */
+function closer(config: Config, logger: Logger, server: ServerType, opened: Opened, api: Api, workers: Workers): (graceMs?: number) => Promise<void> {
+  const { running, threadCount } = opened;
+  let closing: Promise<void> | undefined;
+  return (graceMs = config.shutdownGraceMs) =>
+    (closing ??= (async () => {
+      const { pool, threads } = running;
+      logger.info("server:stopping", { grace_ms: graceMs, ...(pool ? { active_runs: pool.activeCount } : { execution_threads: threadCount }) });
+      const httpClosed = new Promise<void>((done) => server.close(() => done()));
+      await pool?.close(graceMs);
+      await threads?.close(graceMs);
+      // Runs that just ended queued their webhooks: a short grace, then they are abandoned (logged).
+      await workers.webhooks.close(Math.min(graceMs, WEBHOOK_GRACE_MS));
+      (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      await httpClosed;
+      await api.schemas.close();
+      await opened.cleanup();
+      logger.info("server:stopped");
+    })());
+}
+
+/**
+ * Starts Baton: (1) open the backend and bus, (2) build the core services,
+ * (3) build the HTTP app, (4) start the workers, (5) listen, and hand back
+ * (6) `close`. A failure on the way closes what was opened.
+ */
+export async function createServer(config: Config, loaded: LoadedProject, logger: Logger, clock: Clock = systemClock, seams: ServerSeams = {}): Promise<BatonServer> {
+  let servedApp: { app: Hono; prefix: string } | undefined;
+  prepareProject(loaded, logger, () => servedApp);
+  const opened = await openStorage(config, loaded, logger, clock);
+  try {
+    if (opened.baseBus instanceof RedisEventBus) await readyWithin(opened.baseBus, config.redisUrl!, REDIS_START_TIMEOUT_MS);
+    const services = await buildServices(config, loaded, opened, clock, seams);
+    const api = await buildApi(config, loaded, logger, opened, services);
+    const workers = await startWorkers(config, loaded, logger, opened, services, api);
+
+    const served = config.role === "worker" ? workerApp() : api.app;
     const streamStats = new StreamStats();
-    servedApp = { app: served, prefix: config.role === "worker" ? "" : http.mountPrefix };
-
-    const server: ServerType = await new Promise((resolveServer, reject) => {
-      // Each request runs under the stream policy: what a slow stream reader may hold, and its connection to cut.
-      const fetch = (request: Request, env: HttpBindings | Http2Bindings) =>
-        streamPolicy.run({ bufferBytes: config.streamBufferBytes, logger, stats: streamStats, connection: env.outgoing }, () => served.fetch(request, env));
-      const s = serve({ fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
-      s.once("error", (error: NodeJS.ErrnoException) =>
-        reject(
-          error.code === "EADDRINUSE"
-            ? new ConfigError(`Port ${config.port} on ${config.host} is already in use. Pass another --port (0 picks a free one).`)
-            : error,
-        ),
-      );
-    });
-    pool?.start();
+    servedApp = { app: served, prefix: config.role === "worker" ? "" : api.http.mountPrefix };
+    const server = await listen(config, logger, served, streamStats);
+    opened.running.pool?.start();
     const port = (server.address() as AddressInfo).port;
-    Atomics.store(new Int32Array(apiPort), 0, port);
-    Atomics.notify(new Int32Array(apiPort), 0);
+    Atomics.store(new Int32Array(workers.apiPort), 0, port);
+    Atomics.notify(new Int32Array(workers.apiPort), 0);
     const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
-    let closing: Promise<void> | undefined;
-    const close = (graceMs = config.shutdownGraceMs) =>
-      (closing ??= (async () => {
-        logger.info("server:stopping", { grace_ms: graceMs, ...(pool ? { active_runs: pool.activeCount } : { execution_threads: threadCount }) });
-        const httpClosed = new Promise<void>((done) => server.close(() => done()));
-        await pool?.close(graceMs);
-        await threads?.close(graceMs);
-        // Runs that just ended queued their webhooks: a short grace, then they are abandoned (logged).
-        await webhooks.close(Math.min(graceMs, WEBHOOK_GRACE_MS));
-        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-        await httpClosed;
-        await schemas.close();
-        await cleanup();
-        logger.info("server:stopped");
-      })());
+    const close = closer(config, logger, server, opened, api, workers);
     return {
       url,
       port,
       role: config.role,
-      graphs: graphIds,
-      storage: backend.description,
-      executionThreads: threads?.count ?? 0,
+      graphs: services.graphIds,
+      storage: opened.backend.description,
+      executionThreads: opened.running.threads?.count ?? 0,
       streamStats,
       close,
       [Symbol.asyncDispose]: () => close(0),
     };
   } catch (error) {
-    await cleanup().catch(() => undefined);
+    await opened.cleanup().catch(() => undefined);
     throw error instanceof ConfigError ? error : new ConfigError(coerceError(error).message);
   }
 }

@@ -12,6 +12,8 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ConfigError } from "../config.ts";
+import { AccessDenied } from "../core/authorizer.ts";
+import { requestContext } from "./context.ts";
 import { cors } from "./cors.ts";
 import type { HttpDeps } from "./deps.ts";
 import { errorResponse } from "./errors.ts";
@@ -92,7 +94,10 @@ const refuseNulInUrl: MiddlewareHandler = async (c, next) => {
 
 export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefined), userApp?: unknown): Hono {
   const app = new Hono();
-  app.onError((error, c) => errorResponse(c, error, deps.logger));
+  app.onError((error, c) =>
+    // An authorizer's denial. (To move into errors.ts once ErrorCode has a "forbidden" code.)
+    error instanceof AccessDenied ? c.json({ detail: error.message }, 403) : errorResponse(c, error, deps.logger),
+  );
   app.notFound((c) => c.json({ detail: `No route for ${c.req.method} ${c.req.path}.` }, 404));
   app.use("*", hostCheck(deps.options.allowedHosts, http.mountPrefix));
   app.use("*", requestLimits(deps.options.limits));
@@ -105,6 +110,8 @@ export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefi
       onError: (c) => c.json({ detail: `Request body is larger than the limit of ${deps.options.maxBodyBytes} bytes.` }, 413),
     }),
   );
+  // Who is asking, once per request, for every route below (and the project's own app).
+  app.use("*", requestContext(http.configurableHeaders));
   const ok = () => new Response(JSON.stringify({ ok: true }), { headers: { "Content-Type": "application/json" } });
   // Health probes need not know the prefix.
   if (http.mountPrefix !== "") app.get("/ok", ok);

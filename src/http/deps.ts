@@ -1,8 +1,10 @@
+import type { AssistantService } from "../core/assistant-service.ts";
 import type { GraphSchemas } from "../core/graph-schemas.ts";
 import type { GraphRegistry } from "../core/graphs.ts";
 import type { Logger } from "../core/logger.ts";
-import type { Assistants, EventBus, RunQueue, StoreItems, Threads } from "../core/ports.ts";
+import type { EventBus, RunQueue, Threads } from "../core/ports.ts";
 import type { RunService } from "../core/runs.ts";
+import type { StoreService } from "../core/store-service.ts";
 import type { ThreadService } from "../core/threads.ts";
 import type { UiBundles } from "./routes/ui.ts";
 
@@ -14,11 +16,18 @@ export interface RequestLimits {
   maxFilterKeys: number;
 }
 
+/**
+ * What the routes are given. Assistants and the store are reached only
+ * through their services (which take the request context and ask the
+ * Authorizer); `threads` and `queue` are still ports, used by the thread
+ * and run routes until their services take over (docs/architecture.md,
+ * "The access seam").
+ */
 export interface HttpDeps {
-  assistants: Assistants;
+  assistantService: AssistantService;
+  storeService: StoreService;
   threads: Threads;
   queue: RunQueue;
-  items: StoreItems;
   bus: EventBus;
   registry: GraphRegistry;
   /** Schemas of the graphs, extracted once and cached. */

@@ -1,26 +1,18 @@
 import { randomUUID } from "node:crypto";
-import { Hono } from "hono";
-import { assistantIdFor, refuseSystemAssistantDelete, resolveAssistant } from "../../core/assistants.ts";
-import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
+import { Hono, type Context } from "hono";
+import { ctxOf, type BatonEnv } from "../context.ts";
 import type { HttpDeps } from "../deps.ts";
 import { select } from "../records.ts";
 import * as s from "../schemas.ts";
 import { body, flag, parse } from "../validate.ts";
 
-export function assistantRoutes(deps: HttpDeps): Hono {
-  const app = new Hono();
-  const { assistants, registry, schemas } = deps;
-  const resolve = (id: string) => resolveAssistant(assistants, registry.ids, id);
-  const knownGraph = (graphId: string) => {
-    if (!registry.ids.includes(graphId)) {
-      throw new BatonError(ErrorCode.notFound, `Graph '${graphId}' not found. Known graphs: ${registry.ids.join(", ")}.`);
-    }
-  };
+export function assistantRoutes(deps: HttpDeps): Hono<BatonEnv> {
+  const app = new Hono<BatonEnv>();
+  const { assistantService: assistants, registry, schemas } = deps;
 
   app.post("/assistants", async (c) => {
     const input = await body(c, s.AssistantCreate);
-    knownGraph(input.graph_id);
-    const created = await assistants.create({
+    const created = await assistants.create(ctxOf(c), {
       assistant_id: input.assistant_id ?? randomUUID(),
       graph_id: input.graph_id,
       config: input.config,
@@ -35,57 +27,51 @@ export function assistantRoutes(deps: HttpDeps): Hono {
 
   app.post("/assistants/search", async (c) => {
     const q = await body(c, s.AssistantSearch);
-    const found = await assistants.search(q);
+    const found = await assistants.search(ctxOf(c), q);
     return c.json(found.map((a) => select(a as unknown as Record<string, unknown>, q.select)));
   });
 
-  app.post("/assistants/count", async (c) => c.json(await assistants.count(await body(c, s.AssistantCount))));
+  app.post("/assistants/count", async (c) => c.json(await assistants.count(ctxOf(c), await body(c, s.AssistantCount))));
 
-  app.get("/assistants/:assistant_id", async (c) => c.json(await resolve(c.req.param("assistant_id"))));
+  app.get("/assistants/:assistant_id", async (c) => c.json(await assistants.get(ctxOf(c), c.req.param("assistant_id"))));
 
   app.patch("/assistants/:assistant_id", async (c) => {
     const patch = await body(c, s.AssistantPatch);
-    if (patch.graph_id !== undefined) knownGraph(patch.graph_id);
-    const id = (await resolve(c.req.param("assistant_id"))).assistant_id;
-    return c.json(await assistants.patch(id, patch));
+    return c.json(await assistants.patch(ctxOf(c), c.req.param("assistant_id"), patch));
   });
 
   app.delete("/assistants/:assistant_id", async (c) => {
-    const id = assistantIdFor(registry.ids, c.req.param("assistant_id"));
-    refuseSystemAssistantDelete(registry.ids, id);
-    if (!(await assistants.delete(id, { deleteThreads: flag(c.req.query("delete_threads")) }))) throw notFound("Assistant", id);
+    await assistants.delete(ctxOf(c), c.req.param("assistant_id"), { deleteThreads: flag(c.req.query("delete_threads")) });
     return c.json({});
   });
 
   app.post("/assistants/:assistant_id/versions", async (c) => {
     const q = await body(c, s.AssistantVersions);
-    const id = (await resolve(c.req.param("assistant_id"))).assistant_id;
-    return c.json(await assistants.versions(id, q));
+    return c.json(await assistants.versions(ctxOf(c), c.req.param("assistant_id"), q));
   });
 
   app.post("/assistants/:assistant_id/latest", async (c) => {
     const raw = await body(c, s.SetLatest.partial());
     const { version } = parse(s.SetLatest, { version: raw.version ?? c.req.query("version") });
-    const id = (await resolve(c.req.param("assistant_id"))).assistant_id;
-    return c.json(await assistants.setLatest(id, version));
+    return c.json(await assistants.setLatest(ctxOf(c), c.req.param("assistant_id"), version));
   });
 
   /** The assistant and its graph, built with the assistant's config when the graph is a factory. */
-  const graphOf = async (assistantId: string) => {
-    const assistant = await resolve(assistantId);
+  const graphOf = async (c: Context<BatonEnv>, assistantId: string) => {
+    const assistant = await assistants.get(ctxOf(c), assistantId);
     return { assistant, graph: await registry.describe(assistant.graph_id, { configurable: assistant.config.configurable ?? {} }) };
   };
 
   app.get("/assistants/:assistant_id/graph", async (c) => {
     const xrayRaw = c.req.query("xray");
     const xray = xrayRaw === undefined ? false : /^\d+$/.test(xrayRaw) ? Number(xrayRaw) : flag(xrayRaw);
-    const { graph } = await graphOf(c.req.param("assistant_id"));
+    const { graph } = await graphOf(c, c.req.param("assistant_id"));
     const drawable = await graph.getGraphAsync({ xray });
     return c.json(drawable.toJSON());
   });
 
   app.get("/assistants/:assistant_id/schemas", async (c) => {
-    const { assistant, graph } = await graphOf(c.req.param("assistant_id"));
+    const { assistant, graph } = await graphOf(c, c.req.param("assistant_id"));
     const schema = await schemas.root(assistant.graph_id, graph);
     // As on the dev server, the context schema is the config schema (in JS they cannot be told apart).
     return c.json({
@@ -99,15 +85,15 @@ export function assistantRoutes(deps: HttpDeps): Hono {
   });
 
   // Each subgraph's schemas as the extractor gives them ({state, input, output, config}), as on the dev server.
-  const subgraphs = async (assistantId: string, namespace: string | undefined, recurse: boolean) => {
-    const { assistant, graph } = await graphOf(assistantId);
+  const subgraphs = async (c: Context<BatonEnv>, assistantId: string, namespace: string | undefined, recurse: boolean) => {
+    const { assistant, graph } = await graphOf(c, assistantId);
     return schemas.subgraphs(assistant.graph_id, graph, namespace, recurse);
   };
   app.get("/assistants/:assistant_id/subgraphs", async (c) =>
-    c.json(await subgraphs(c.req.param("assistant_id"), undefined, flag(c.req.query("recurse")))),
+    c.json(await subgraphs(c, c.req.param("assistant_id"), undefined, flag(c.req.query("recurse")))),
   );
   app.get("/assistants/:assistant_id/subgraphs/:namespace", async (c) =>
-    c.json(await subgraphs(c.req.param("assistant_id"), c.req.param("namespace"), flag(c.req.query("recurse")))),
+    c.json(await subgraphs(c, c.req.param("assistant_id"), c.req.param("namespace"), flag(c.req.query("recurse")))),
   );
   return app;
 }

@@ -1,21 +1,22 @@
 import { Hono } from "hono";
+import { ctxOf, type BatonEnv } from "../context.ts";
 import type { HttpDeps } from "../deps.ts";
 import * as s from "../schemas.ts";
 import { body, parse } from "../validate.ts";
 
-export function storeRoutes(deps: HttpDeps): Hono {
-  const app = new Hono();
-  const { items } = deps;
+export function storeRoutes(deps: HttpDeps): Hono<BatonEnv> {
+  const app = new Hono<BatonEnv>();
+  const { storeService: store } = deps;
 
   app.put("/store/items", async (c) => {
     const input = await body(c, s.StorePut);
-    await items.put(input.namespace, input.key, input.value);
+    await store.put(ctxOf(c), { namespace: input.namespace, key: input.key, value: input.value });
     return c.body(null, 204);
   });
 
   app.delete("/store/items", async (c) => {
     const input = await body(c, s.StoreDelete);
-    await items.delete(input.namespace, input.key);
+    await store.delete(ctxOf(c), { namespace: input.namespace, key: input.key });
     return c.body(null, 204);
   });
 
@@ -24,12 +25,12 @@ export function storeRoutes(deps: HttpDeps): Hono {
     const namespace = raw === undefined || raw === "" ? [] : raw.split(".");
     const { key } = parse(s.StoreDelete, { namespace, key: c.req.query("key") });
     // A missing item is 200 with null, as the official server and SDK have it.
-    return c.json(await items.get(namespace, key));
+    return c.json(await store.get(ctxOf(c), { namespace, key }));
   });
 
   app.post("/store/items/search", async (c) => {
     const q = await body(c, s.StoreSearch);
-    const found = await items.search({
+    const found = await store.search(ctxOf(c), {
       namespace_prefix: q.namespace_prefix,
       filter: q.filter ?? undefined,
       limit: q.limit,
@@ -41,7 +42,7 @@ export function storeRoutes(deps: HttpDeps): Hono {
 
   app.post("/store/namespaces", async (c) => {
     const q = await body(c, s.StoreNamespaces);
-    const namespaces = await items.listNamespaces({
+    const namespaces = await store.listNamespaces(ctxOf(c), {
       prefix: q.prefix ?? undefined,
       suffix: q.suffix ?? undefined,
       max_depth: q.max_depth ?? undefined,

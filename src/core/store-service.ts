@@ -1,0 +1,139 @@
+/**
+ * The store as the API offers it: every action asks the Authorizer first
+ * (`store:<action>`, with the value the official handlers see) and acts on
+ * the value it hands back. A filter is matched, as on the official server,
+ * against the item's value with its `namespace` and `key` added: an item
+ * outside it is not found (get, and put or delete over it), a new item
+ * outside it is refused (403), and searches leave such items out.
+ */
+import { AccessDenied, restricts, withinAccess, type AccessFilter, type Authorizer } from "./authorizer.ts";
+import type { RequestContext } from "./context.ts";
+import { invalid, notFound } from "./errors.ts";
+import type { StoreItems, StoreSearch } from "./ports.ts";
+import type { JsonObject, StoreItem } from "./types.ts";
+
+export interface StoreServiceDeps {
+  items: StoreItems;
+  authorizer: Authorizer;
+}
+
+export interface NamespaceQuery {
+  prefix?: string[] | undefined;
+  suffix?: string[] | undefined;
+  max_depth?: number | undefined;
+  limit: number;
+  offset: number;
+}
+
+/** A filtered search reads candidates this many at a time... */
+const SCAN_PAGE = 1000;
+/** ...and gives up (asking for a narrower query) after this many, as the official server does. */
+const SCAN_MAX = 10_000;
+
+/** What an access filter is matched against: the value, with namespace and key. */
+const document = (namespace: string[], key: string | undefined, value: JsonObject | undefined): Record<string, unknown> => ({
+  ...(value ?? {}),
+  namespace,
+  ...(key === undefined ? {} : { key }),
+});
+
+const itemName = (namespace: string[], key: string) => [...namespace, key].join(".");
+
+/**
+ * The page `offset..offset+limit` of what `read` finds and `keep` accepts,
+ * reading `read`'s results in pages until enough are kept or SCAN_MAX were read.
+ */
+async function scan<T>(read: (limit: number, offset: number) => Promise<T[]>, keep: (found: T) => boolean, limit: number, offset: number): Promise<T[]> {
+  const kept: T[] = [];
+  let scanned = 0;
+  while (kept.length < offset + limit) {
+    if (scanned >= SCAN_MAX) {
+      throw invalid(`This store query would read more than ${SCAN_MAX} items to find the ones you may see; narrow the namespace or the filter.`);
+    }
+    const pageSize = Math.min(SCAN_PAGE, SCAN_MAX - scanned);
+    const page = await read(pageSize, scanned);
+    scanned += page.length;
+    kept.push(...page.filter(keep));
+    if (page.length < pageSize) break;
+  }
+  return kept.slice(offset, offset + limit);
+}
+
+export class StoreService {
+  readonly #items: StoreItems;
+  readonly #authorizer: Authorizer;
+
+  constructor(deps: StoreServiceDeps) {
+    this.#items = deps.items;
+    this.#authorizer = deps.authorizer;
+  }
+
+  /** Refuses (404) when the item exists outside the filter. */
+  async #existingWithin(namespace: string[], key: string, filter: AccessFilter): Promise<StoreItem | null> {
+    const existing = await this.#items.get(namespace, key);
+    if (existing !== null && !withinAccess(document(existing.namespace, existing.key, existing.value), filter)) throw notFound("Store item", itemName(namespace, key));
+    return existing;
+  }
+
+  async put(ctx: RequestContext, input: { namespace: string[]; key: string; value: JsonObject }): Promise<void> {
+    const { value, filter } = await this.#authorizer.authorize(ctx, "store", "put", { ...input });
+    if (restricts(filter)) {
+      await this.#existingWithin(value.namespace, value.key, filter);
+      if (!withinAccess(document(value.namespace, value.key, value.value), filter)) throw new AccessDenied("store", "put");
+    }
+    await this.#items.put(value.namespace, value.key, value.value);
+  }
+
+  async delete(ctx: RequestContext, input: { namespace: string[]; key: string }): Promise<void> {
+    const { value, filter } = await this.#authorizer.authorize(ctx, "store", "delete", { ...input });
+    if (restricts(filter)) {
+      const existing = await this.#existingWithin(value.namespace, value.key, filter);
+      if (existing === null && !withinAccess(document(value.namespace, value.key, undefined), filter)) throw new AccessDenied("store", "delete");
+    }
+    await this.#items.delete(value.namespace, value.key);
+  }
+
+  /** The item, or null when there is none (an item outside the filter is not found: 404). */
+  async get(ctx: RequestContext, input: { namespace: string[]; key: string }): Promise<StoreItem | null> {
+    const { value, filter } = await this.#authorizer.authorize(ctx, "store", "get", { ...input });
+    const item = await this.#items.get(value.namespace, value.key);
+    if (item !== null && !withinAccess(document(item.namespace, item.key, item.value), filter)) throw notFound("Store item", itemName(value.namespace, value.key));
+    return item;
+  }
+
+  async search(ctx: RequestContext, query: StoreSearch): Promise<StoreItem[]> {
+    const { value, filter } = await this.#authorizer.authorize(ctx, "store", "search", {
+      namespace: query.namespace_prefix,
+      filter: query.filter,
+      limit: query.limit,
+      offset: query.offset,
+      query: query.query,
+    });
+    const asked: StoreSearch = { namespace_prefix: value.namespace, filter: value.filter, limit: value.limit, offset: value.offset, query: value.query };
+    if (!restricts(filter)) return this.#items.search(asked);
+    return scan(
+      (limit, offset) => this.#items.search({ ...asked, limit, offset }),
+      (item) => withinAccess(document(item.namespace, item.key, item.value), filter),
+      asked.limit,
+      asked.offset,
+    );
+  }
+
+  async listNamespaces(ctx: RequestContext, query: NamespaceQuery): Promise<string[][]> {
+    const { value, filter } = await this.#authorizer.authorize(ctx, "store", "list_namespaces", {
+      namespace: query.prefix,
+      suffix: query.suffix,
+      max_depth: query.max_depth,
+      limit: query.limit,
+      offset: query.offset,
+    });
+    const asked: NamespaceQuery = { prefix: value.namespace, suffix: value.suffix, max_depth: value.max_depth, limit: value.limit, offset: value.offset };
+    if (!restricts(filter)) return this.#items.listNamespaces(asked);
+    return scan(
+      (limit, offset) => this.#items.listNamespaces({ ...asked, limit, offset }),
+      (namespace) => withinAccess(document(namespace, undefined, undefined), filter),
+      asked.limit,
+      asked.offset,
+    );
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The request's identity and what travels with it, built once per request
+ * (before any route) and kept on the Hono context as `c.var.ctx`; routes
+ * pass it to the core services, which hand it to the Authorizer.
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import type { RequestContext } from "../core/context.ts";
+import { configurableHeaders } from "./configurable-headers.ts";
+import type { HeaderRule } from "./project-options.ts";
+
+/** The Hono environment of routes that read the request context. */
+export interface BatonEnv {
+  Variables: { ctx: RequestContext };
+}
+
+const optional = (value: string | undefined) => (value === undefined || value === "" ? undefined : value);
+
+/** Builds the request context; `headers` follows `http.configurable_headers`. */
+export function requestContext(rule: HeaderRule): MiddlewareHandler<BatonEnv> {
+  return async (c, next) => {
+    c.set("ctx", {
+      // No authenticator yet: every caller is anonymous.
+      principal: null,
+      headers: configurableHeaders(c.req.raw.headers, rule),
+      traceparent: optional(c.req.header("traceparent")),
+      idempotencyKey: optional(c.req.header("idempotency-key")),
+    });
+    await next();
+  };
+}
+
+/** The context the middleware built for this request. */
+export function ctxOf(c: Context<BatonEnv>): RequestContext {
+  const ctx = c.get("ctx");
+  // Only a route mounted without createApp could miss it: a wiring mistake.
+  if (ctx === undefined) throw new Error("No request context: the route is mounted without the requestContext middleware (src/http/app.ts).");
+  return ctx;
+}

@@ -1,0 +1,241 @@
+/**
+ * The access seam (issue 16): every store and assistant action asks the
+ * Authorizer, with the request's context, before it acts; a filter it
+ * returns hides other callers' records; a denial is 403. The authorizer is
+ * injected through createServer, as a project's auth will be.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "@langchain/langgraph-sdk";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { loadConfig, loadProject } from "../../src/config.ts";
+import { AccessDenied, type Authorization, type Authorizer, type Resource, type ResourceActions } from "../../src/core/authorizer.ts";
+import type { RequestContext } from "../../src/core/context.ts";
+import { createLogger, createServer, type BatonServer } from "../../src/server.ts";
+import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { EXECUTION_THREADS, FIXTURES, REDIS_URL, SCALE_OUT } from "../helpers/server.ts";
+
+interface Call {
+  event: string;
+  ctx: RequestContext;
+  value: Record<string, unknown>;
+}
+
+type Decide = (ctx: RequestContext, event: string, value: Record<string, unknown>) => { value?: Record<string, unknown>; filter?: Record<string, unknown> } | undefined;
+
+/** Records every call; answers what the current test's `decide` says (allow everything by default). */
+class RecordingAuthorizer implements Authorizer {
+  calls: Call[] = [];
+  decide: Decide = () => undefined;
+  async authorize<R extends Resource, V extends object>(ctx: RequestContext, resource: R, action: ResourceActions[R], value: V): Promise<Authorization<V>> {
+    const event = `${resource}:${action}`;
+    this.calls.push({ event, ctx, value: structuredClone(value) as Record<string, unknown> });
+    const decision = this.decide(ctx, event, value as Record<string, unknown>);
+    return { value: (decision?.value ?? value) as V, filter: decision?.filter };
+  }
+}
+
+const authorizer = new RecordingAuthorizer();
+let server: BatonServer;
+let database: TestDatabase | undefined;
+let dataDir: string;
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), "baton-seam-"));
+  database = SCALE_OUT ? await freshDatabase("seam") : undefined;
+  const backend = database === undefined ? { executionThreads: EXECUTION_THREADS } : { databaseUrl: database.url, redisUrl: REDIS_URL, redisPrefix: `baton-test:${randomUUID()}:` };
+  const config = loadConfig({ port: 0, dataDir, configPath: FIXTURES, shutdownGraceMs: 0, ...backend }, {});
+  const logger = createLogger({ level: "warn", format: "json", write: (line) => process.stderr.write(line) });
+  server = await createServer(config, loadProject(config.configPath, {}), logger, undefined, { authorizer });
+});
+
+afterAll(async () => {
+  await server?.close(0);
+  await database?.drop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  authorizer.calls = [];
+  authorizer.decide = () => undefined;
+});
+
+const clientAs = (owner: string, extra: Record<string, string> = {}) => new Client({ apiUrl: server.url, defaultHeaders: { "x-owner": owner, ...extra } });
+
+/** Fetches with the owner header; the status and the body's detail. */
+async function raw(owner: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+  const response = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { "x-owner": owner, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text === "" ? null : JSON.parse(text) };
+}
+
+describe("the authorizer is asked before every action", () => {
+  it("for each assistant action, with the official resource, action and value, and the request's context", async () => {
+    const client = clientAs("a", { "x-tenant": "t1", "x-api-key": "secret", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "Idempotency-Key": "key-1" });
+    const created = await client.assistants.create({ graphId: "echo", metadata: { team: "x" }, name: "mine" });
+    const id = created.assistant_id;
+    await client.assistants.get(id);
+    await client.assistants.update(id, { metadata: { team: "y" } });
+    await client.assistants.search({ metadata: { team: "y" }, limit: 5 });
+    await client.assistants.count({ graphId: "echo" });
+    await client.assistants.getVersions(id);
+    await client.assistants.setLatest(id, 1);
+    // Graph routes read the assistant through the service too (schemas and subgraphs the same way; slower, left out).
+    await client.assistants.getGraph(id);
+    await client.assistants.delete(id);
+
+    expect(authorizer.calls.map((call) => call.event)).toEqual([
+      "assistants:create",
+      "assistants:read",
+      "assistants:update",
+      "assistants:search",
+      "assistants:search",
+      "assistants:read",
+      "assistants:update",
+      "assistants:read",
+      "assistants:delete",
+    ]);
+    const [create, read, update, search, count, , setLatest, , remove] = authorizer.calls;
+    expect(create!.value).toMatchObject({ assistant_id: id, graph_id: "echo", metadata: { team: "x" }, name: "mine", if_exists: "raise" });
+    expect(read!.value).toEqual({ assistant_id: id });
+    expect(update!.value).toMatchObject({ assistant_id: id, metadata: { team: "y" } });
+    expect(search!.value).toMatchObject({ metadata: { team: "y" }, limit: 5, offset: 0 });
+    expect(count!.value).toMatchObject({ graph_id: "echo", limit: 0, offset: 0 });
+    expect(setLatest!.value).toEqual({ assistant_id: id, version: 1 });
+    expect(remove!.value).toEqual({ assistant_id: id });
+    for (const { ctx } of authorizer.calls) {
+      expect(ctx.principal).toBeNull();
+      expect(ctx.headers["x-tenant"]).toBe("t1");
+      expect(ctx.headers["x-owner"]).toBe("a");
+      // Credentials are not among the headers a run may see.
+      expect(ctx.headers["x-api-key"]).toBeUndefined();
+      expect(ctx.traceparent).toBe("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+      expect(ctx.idempotencyKey).toBe("key-1");
+    }
+  });
+
+  it("for each store action, with the official values", async () => {
+    const client = clientAs("a");
+    await client.store.putItem(["seam", "a"], "k1", { owner: "a", n: 1 });
+    await client.store.getItem(["seam", "a"], "k1");
+    await client.store.searchItems(["seam"], { filter: { n: 1 }, limit: 3 });
+    await client.store.listNamespaces({ prefix: ["seam"], maxDepth: 2 });
+    await client.store.deleteItem(["seam", "a"], "k1");
+
+    expect(authorizer.calls.map((call) => [call.event, call.value])).toEqual([
+      ["store:put", { namespace: ["seam", "a"], key: "k1", value: { owner: "a", n: 1 } }],
+      ["store:get", { namespace: ["seam", "a"], key: "k1" }],
+      ["store:search", { namespace: ["seam"], filter: { n: 1 }, limit: 3, offset: 0, query: undefined }],
+      ["store:list_namespaces", { namespace: ["seam"], suffix: undefined, max_depth: 2, limit: 100, offset: 0 }],
+      ["store:delete", { namespace: ["seam", "a"], key: "k1" }],
+    ]);
+    for (const { ctx } of authorizer.calls) expect(ctx.headers["x-owner"]).toBe("a");
+  });
+
+  it("each request gets its own context", async () => {
+    await clientAs("a").store.getItem(["seam"], "none");
+    await clientAs("b").store.getItem(["seam"], "none");
+    expect(authorizer.calls.map((call) => call.ctx.headers["x-owner"])).toEqual(["a", "b"]);
+    expect(authorizer.calls[0]!.ctx).not.toBe(authorizer.calls[1]!.ctx);
+  });
+});
+
+/** Assistants belong to whoever created them: created with metadata.owner set to the caller, seen only by them. */
+const ownedAssistants: Decide = (ctx, event, value) => {
+  const owner = ctx.headers["x-owner"]!;
+  if (event === "assistants:create") return { value: { ...value, metadata: { ...(value.metadata as object), owner } }, filter: { owner } };
+  if (event.startsWith("assistants:")) return { filter: { owner } };
+  return undefined;
+};
+
+describe("a filter the authorizer returns reaches the query", () => {
+  it("hides another owner's assistants from get, search, count, versions, update and delete", async () => {
+    authorizer.decide = ownedAssistants;
+    const a = clientAs("a");
+    const b = clientAs("b");
+    const mine = await a.assistants.create({ graphId: "echo", metadata: { team: "x" } });
+    // The handler's rewrite is what got stored.
+    expect(mine.metadata).toEqual({ team: "x", owner: "a" });
+    const theirs = await b.assistants.create({ graphId: "echo", metadata: { team: "x" } });
+
+    expect((await a.assistants.search({ limit: 100 })).map((x) => x.assistant_id)).toEqual([mine.assistant_id]);
+    expect((await b.assistants.search({ metadata: { team: "x" }, limit: 100 })).map((x) => x.assistant_id)).toEqual([theirs.assistant_id]);
+    // Asking for someone else's records by metadata finds nothing.
+    expect(await b.assistants.search({ metadata: { owner: "a" }, limit: 100 })).toEqual([]);
+    expect(await b.assistants.count({ metadata: { owner: "a" } })).toBe(0);
+    expect(await a.assistants.count({ graphId: "echo" })).toBe(1);
+    expect((await a.assistants.get(mine.assistant_id)).assistant_id).toBe(mine.assistant_id);
+    // A graph's system assistant has no owner: hidden from both.
+    expect((await raw("a", "GET", "/assistants/echo")).status).toBe(404);
+
+    for (const [method, path, body] of [
+      ["GET", `/assistants/${mine.assistant_id}`, undefined],
+      ["PATCH", `/assistants/${mine.assistant_id}`, { metadata: { stolen: true } }],
+      ["POST", `/assistants/${mine.assistant_id}/versions`, {}],
+      ["POST", `/assistants/${mine.assistant_id}/latest`, { version: 1 }],
+      ["GET", `/assistants/${mine.assistant_id}/schemas`, undefined],
+      ["DELETE", `/assistants/${mine.assistant_id}`, undefined],
+    ] as const) {
+      const answer = await raw("b", method, path, body);
+      expect({ method, path, status: answer.status }).toEqual({ method, path, status: 404 });
+    }
+    // Taking over the id with if_exists=do_nothing is refused, not answered with a's assistant.
+    expect((await raw("b", "POST", "/assistants", { assistant_id: mine.assistant_id, graph_id: "echo", if_exists: "do_nothing" })).status).toBe(409);
+    // Nothing b tried changed a's assistant.
+    const after = await a.assistants.get(mine.assistant_id);
+    expect(after.metadata).toEqual({ team: "x", owner: "a" });
+    expect(after.version).toBe(1);
+  });
+
+  it("hides another owner's store items; an item outside the filter cannot be written", async () => {
+    authorizer.decide = (ctx, event) => (event.startsWith("store:") ? { filter: { owner: ctx.headers["x-owner"]! } } : undefined);
+    const a = clientAs("a");
+    const b = clientAs("b");
+    await a.store.putItem(["owned"], "ka", { owner: "a" });
+    await b.store.putItem(["owned"], "kb", { owner: "b" });
+
+    expect((await a.store.getItem(["owned"], "ka"))?.value).toEqual({ owner: "a" });
+    expect((await raw("b", "GET", "/store/items?namespace=owned&key=ka")).status).toBe(404);
+    expect((await b.store.searchItems(["owned"])).items.map((item) => item.key)).toEqual(["kb"]);
+    // b writing over a's item: not found; b writing an item that would be a's: forbidden.
+    expect((await raw("b", "PUT", "/store/items", { namespace: ["owned"], key: "ka", value: { owner: "b" } })).status).toBe(404);
+    expect((await raw("b", "PUT", "/store/items", { namespace: ["owned"], key: "new", value: { owner: "a" } })).status).toBe(403);
+    expect((await raw("b", "DELETE", "/store/items", { namespace: ["owned"], key: "ka" })).status).toBe(404);
+    expect((await a.store.getItem(["owned"], "ka"))?.value).toEqual({ owner: "a" });
+    expect(await a.store.getItem(["owned"], "new")).toBeNull();
+  });
+
+  it("lists only the store namespaces the filter allows ($contains on the namespace)", async () => {
+    authorizer.decide = (_ctx, event) => (event === "store:list_namespaces" ? { filter: { namespace: { $contains: "visible" } } } : undefined);
+    const a = clientAs("a");
+    await a.store.putItem(["ns", "visible"], "k", { n: 1 });
+    await a.store.putItem(["ns", "hidden"], "k", { n: 1 });
+    expect((await a.store.listNamespaces({ prefix: ["ns"] })).namespaces).toEqual([["ns", "visible"]]);
+  });
+});
+
+describe("a denial", () => {
+  it("is 403 with a detail, for writes and reads alike (as the official server answers a handler's false), and nothing happens", async () => {
+    const a = clientAs("a");
+    const assistant = await a.assistants.create({ graphId: "echo" });
+    await a.store.putItem(["denied"], "k", { n: 1 });
+    authorizer.decide = (_ctx, event) => {
+      if (event === "assistants:delete" || event === "store:get" || event === "store:delete") throw new AccessDenied(event.split(":")[0] as Resource, event.split(":")[1]!);
+      return undefined;
+    };
+    const deleted = await raw("a", "DELETE", `/assistants/${assistant.assistant_id}`);
+    expect(deleted.status).toBe(403);
+    expect(deleted.body).toEqual({ detail: "Not authorized to delete assistants." });
+    expect((await raw("a", "GET", "/store/items?namespace=denied&key=k")).status).toBe(403);
+    expect((await raw("a", "DELETE", "/store/items", { namespace: ["denied"], key: "k" })).status).toBe(403);
+    authorizer.decide = () => undefined;
+    expect((await a.assistants.get(assistant.assistant_id)).assistant_id).toBe(assistant.assistant_id);
+    expect((await a.store.getItem(["denied"], "k"))?.value).toEqual({ n: 1 });
+  });
+});
