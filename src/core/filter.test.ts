@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { CONTAINMENT_CASES } from "../testing/records-suite.ts";
-import { contains, hasFilter } from "./filter.ts";
+import { ACCESS_CASES, CONTAINMENT_CASES } from "../testing/records-suite.ts";
+import { BatonError } from "./errors.ts";
+import { accessConditions, contains, hasFilter, matches, type Filter } from "./filter.ts";
 
 const parse = (text: string): unknown => JSON.parse(text);
 
@@ -47,5 +48,63 @@ describe("hasFilter", () => {
     expect(hasFilter(null)).toBe(false);
     expect(hasFilter({})).toBe(false);
     expect(hasFilter({ a: undefined })).toBe(true);
+  });
+});
+
+describe("matches (access filters)", () => {
+  it.each(ACCESS_CASES.map(([document, filter, answer]) => ({ document, filter, answer })))(
+    "$document with $filter is $answer",
+    ({ document, filter, answer }) => {
+      expect(matches(parse(document), parse(filter) as Filter)).toBe(answer);
+    },
+  );
+
+  it("tells a present null from a missing key, and true from 1", () => {
+    expect(matches({ k: null }, { k: { $eq: null } })).toBe(true);
+    expect(matches({}, { k: { $eq: null } })).toBe(false);
+    expect(matches({ k: 1 }, { k: true })).toBe(false);
+    expect(matches({ k: [1] }, { k: { $contains: true } })).toBe(false);
+  });
+
+  it("restricts nothing when absent or empty, and matches no document that is not an object otherwise", () => {
+    expect(matches(null, undefined)).toBe(true);
+    expect(matches("x", {})).toBe(true);
+    expect(matches(["k"], { 0: "k" })).toBe(false);
+    expect(matches(null, { k: null })).toBe(false);
+  });
+
+  it("reads only own keys: names of Object.prototype are missing from {}", () => {
+    for (const key of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
+      expect(matches({}, parse(`{"${key}":{"$in":[null]}}`) as Filter), key).toBe(false);
+      expect(matches({}, parse(`{"${key}":{"$contains":[]}}`) as Filter), key).toBe(false);
+    }
+  });
+
+  it("refuses filters outside the language, naming the key", () => {
+    const refused = [
+      { k: { $gt: 1 } },
+      { k: { $eq: 1, $ne: 2 } },
+      { k: [1] },
+      { k: {} },
+      { k: { a: 1 } },
+      { k: { $in: "a" } },
+      { k: { $in: [[1]] } },
+      { k: { $eq: { a: 1 } } },
+      { k: { $contains: [{ a: 1 }] } },
+      { k: Number.POSITIVE_INFINITY },
+      { k: undefined },
+    ];
+    for (const filter of refused) {
+      expect(() => accessConditions(filter as unknown as Filter), JSON.stringify(filter)).toThrow(BatonError);
+      expect(() => accessConditions(filter as unknown as Filter)).toThrow(/at key "k"/);
+    }
+    expect(() => accessConditions([] as unknown as Filter)).toThrow(BatonError);
+  });
+
+  it("turns conditions naming an unstorable string into ones that match nothing", () => {
+    expect(accessConditions({ k: "\u0000" })).toEqual([{ key: "k", op: "never" }]);
+    expect(accessConditions({ k: { $in: ["a", "\uD800"] } })).toEqual([{ key: "k", op: "in", operand: ["a"] }]);
+    expect(accessConditions({ "\uDC00": 1 })).toEqual([{ key: "\uDC00", op: "never" }]);
+    expect(accessConditions({ k: "\uD83D\uDE00" })).toEqual([{ key: "k", op: "eq", operand: "\uD83D\uDE00" }]);
   });
 });

@@ -190,6 +190,7 @@ export type FilterCondition =
   | { key: string; op: "never" };
 
 /** A string no stored record can hold: U+0000 or a lone UTF-16 surrogate (JSONB refuses both). */
+// eslint-disable-next-line no-control-regex -- U+0000 is one of the characters this looks for
 const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const unstorable = (value: unknown): boolean => typeof value === "string" && UNSTORABLE.test(value);
 

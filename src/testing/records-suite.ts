@@ -1,8 +1,9 @@
 /**
  * The records ports' contract (assistants, threads, store items), as a suite
  * every backend must pass, so SQLite and Postgres answer every case alike:
- * filters mean JSON containment (src/core/filter.ts, Postgres's `@>`) on
- * every filtered field, sorting and pagination follow code-point order, counts
+ * client filters mean JSON containment (src/core/filter.ts, Postgres's `@>`)
+ * on every filtered field, access filters (`$eq`, `$in`, `$contains`) mean
+ * what `matches` says on every scoped method and never mix with them, sorting and pagination follow code-point order, counts
  * agree with searches, lists of any length are one parameter, and no stored
  * record (hostile keys, 3,000 levels deep) can break anyone's later query or
  * come back changed.
@@ -13,7 +14,8 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { Clock } from "../core/clock.ts";
-import { contains } from "../core/filter.ts";
+import { accessConditions, contains, matches, type Filter } from "../core/filter.ts";
+import { BatonError } from "../core/errors.ts";
 import type { Backend } from "../core/ports.ts";
 import type { ThreadStatus } from "../core/types.ts";
 import { ManualClock } from "./fixtures.ts";
@@ -122,6 +124,101 @@ export const CONTAINMENT_CASES: readonly (readonly [document: string, filter: st
   ["[]", "[]", true],
   ["[]", "{}", false],
   ["{}", "{}", true],
+];
+
+/**
+ * `[document, access filter, whether it matches]` as JSON text: the access
+ * filter language of src/core/filter.ts, case by case. Every backend must
+ * give these answers through every scoped method.
+ */
+export const ACCESS_CASES: readonly (readonly [document: string, filter: string, matches: boolean])[] = [
+  // No conditions: everything.
+  ['{"a":1}', "{}", true],
+  ["{}", "{}", true],
+  // Equality (shorthand and $eq): the field is present and the same scalar.
+  ['{"owner":"alice"}', '{"owner":"alice"}', true],
+  ['{"owner":"alice"}', '{"owner":"bob"}', false],
+  ["{}", '{"owner":"alice"}', false],
+  ['{"owner":"alice"}', '{"owner":{"$eq":"alice"}}', true],
+  ['{"owner":"alice"}', '{"owner":{"$eq":"Alice"}}', false],
+  ['{"owner":["alice"]}', '{"owner":"alice"}', false],
+  ['{"owner":{"id":"alice"}}', '{"owner":"alice"}', false],
+  ['{"owner":{"$eq":"alice"}}', '{"owner":"alice"}', false],
+  ['{"n":1}', '{"n":1.0}', true],
+  ['{"n":100}', '{"n":1e2}', true],
+  ['{"n":-0}', '{"n":0}', true],
+  ['{"n":1}', '{"n":true}', false],
+  ['{"n":true}', '{"n":{"$eq":1}}', false],
+  ['{"n":"1"}', '{"n":1}', false],
+  ['{"n":0}', '{"n":{"$eq":false}}', false],
+  ['{"n":""}', '{"n":{"$eq":""}}', true],
+  ['{"n":false}', '{"n":{"$eq":false}}', true],
+  // Null versus missing: null matches a present null only.
+  ['{"k":null}', '{"k":null}', true],
+  ['{"k":null}', '{"k":{"$eq":null}}', true],
+  ["{}", '{"k":{"$eq":null}}', false],
+  ["{}", '{"k":null}', false],
+  ['{"k":"x"}', '{"k":{"$eq":null}}', false],
+  ['{"k":null}', '{"k":{"$in":[null,"x"]}}', true],
+  ["{}", '{"k":{"$in":[null]}}', false],
+  ['{"k":[null]}', '{"k":{"$contains":null}}', true],
+  ['{"k":null}', '{"k":{"$contains":null}}', false],
+  ['{"k":null}', '{"k":{"$contains":[]}}', false],
+  // $in: the field is one of the scalars listed.
+  ['{"role":"admin"}', '{"role":{"$in":["admin","owner"]}}', true],
+  ['{"role":"guest"}', '{"role":{"$in":["admin","owner"]}}', false],
+  ['{"role":"admin"}', '{"role":{"$in":[]}}', false],
+  ['{"role":["admin"]}', '{"role":{"$in":["admin"]}}', false],
+  ['{"n":2}', '{"n":{"$in":[1,2.0]}}', true],
+  ['{"n":true}', '{"n":{"$in":[1,"true"]}}', false],
+  ['{"n":1}', '{"n":{"$in":[true,"1"]}}', false],
+  // $contains: the field is an array with every scalar listed.
+  ['{"tags":["a","b"]}', '{"tags":{"$contains":"a"}}', true],
+  ['{"tags":["a","b"]}', '{"tags":{"$contains":["b","a"]}}', true],
+  ['{"tags":["a","b"]}', '{"tags":{"$contains":["a","c"]}}', false],
+  ['{"tags":["a","a"]}', '{"tags":{"$contains":["a","a"]}}', true],
+  ['{"tags":["a"]}', '{"tags":{"$contains":[]}}', true],
+  ['{"tags":[]}', '{"tags":{"$contains":[]}}', true],
+  ['{"tags":"a"}', '{"tags":{"$contains":[]}}', false],
+  ["{}", '{"tags":{"$contains":[]}}', false],
+  ['{"tags":"abc"}', '{"tags":{"$contains":"a"}}', false],
+  ['{"tags":"a"}', '{"tags":{"$contains":"a"}}', false],
+  ['{"tags":"a"}', '{"tags":{"$contains":["a"]}}', false],
+  ['{"tags":[["a"]]}', '{"tags":{"$contains":"a"}}', false],
+  ['{"tags":[{"a":1}]}', '{"tags":{"$contains":"a"}}', false],
+  ['{"tags":{"a":1}}', '{"tags":{"$contains":"a"}}', false],
+  ['{"tags":[1,true,null]}', '{"tags":{"$contains":[true,1,null]}}', true],
+  ['{"tags":[1]}', '{"tags":{"$contains":true}}', false],
+  ['{"tags":[1.0]}', '{"tags":{"$contains":1}}', true],
+  ['{"tags":["1"]}', '{"tags":{"$contains":1}}', false],
+  // Several conditions, on several keys or one: all must hold.
+  ['{"owner":"alice","tags":["x"]}', '{"owner":"alice","tags":{"$contains":"x"}}', true],
+  ['{"owner":"alice","tags":["y"]}', '{"owner":"alice","tags":{"$contains":"x"}}', false],
+  ['{"owner":"bob","tags":["x"]}', '{"owner":"alice","tags":{"$contains":"x"}}', false],
+  ['{"k":"a"}', '{"k":{"$eq":"a","$in":["a","b"]}}', true],
+  ['{"k":"b"}', '{"k":{"$eq":"a","$in":["a","b"]}}', false],
+  // Keys are top-level fields, taken literally: no paths, no SQL.
+  ['{"a.b":1}', '{"a.b":1}', true],
+  ['{"a":{"b":1}}', '{"a.b":1}', false],
+  ['{"a":[1]}', '{"a[0]":1}', false],
+  ['{"a":1}', '{"$.a":1}', false],
+  ['{"$eq":1}', '{"$eq":1}', true],
+  ['{"$eq":1}', '{"$eq":{"$eq":1}}', true],
+  ["{}", '{"$eq":1}', false],
+  ['{"__proto__":"x"}', '{"__proto__":"x"}', true],
+  ["{}", '{"constructor":{"$in":[null]}}', false],
+  ["{}", '{"toString":{"$contains":[]}}', false],
+  ['{"a\\"b":1}', '{"a\\"b":1}', true],
+  ['{"a\\\\":1}', '{"a\\\\":1}', true],
+  ['{"\'; DROP TABLE threads; --":"x"}', '{"\'; DROP TABLE threads; --":"x"}', true],
+  ['{"":0}', '{"":0}', true],
+  ['{"é":1}', '{"e\\u0301":1}', false],
+  ['{"é":"😀"}', '{"\\u00e9":{"$in":["\\ud83d\\ude00"]}}', true],
+  // A string no record can hold (NUL, a lone surrogate) matches nothing.
+  ['{"k":"a"}', '{"k":"a\\u0000"}', false],
+  ['{"k":"a"}', '{"k":{"$in":["\\u0000","a"]}}', true],
+  ['{"k":["a"]}', '{"k":{"$contains":["a","\\ud800"]}}', false],
+  ['{"k":"a"}', '{"\\udc00":{"$in":["a"]}}', false],
 ];
 
 type Json = Record<string, unknown>;
@@ -301,6 +398,158 @@ export function describeRecords(init: RecordsSuiteInit): void {
           }
           const want = kept.flatMap((document, i) => (contains(document, filter) ? [checkpointIds[i]!] : []));
           expect(sorted(found), JSON.stringify(filter)).toEqual(sorted(want));
+        }
+        await backend.close();
+      });
+    });
+
+    describe("access filters: $eq, $in and $contains, every filter against every stored document through every scoped method", () => {
+      const documents = new Map<string, Json>();
+      const accessFilters = new Map<string, Filter>();
+      for (const [document, filter] of ACCESS_CASES) {
+        documents.set(canonical(JSON.parse(document)), JSON.parse(document) as Json);
+        accessFilters.set(canonical(JSON.parse(filter)), JSON.parse(filter) as Filter);
+      }
+      const docs = [...documents.values()];
+      const id = (i: number) => `a${String(i).padStart(3, "0")}`;
+      const expected = (filter: Filter) => docs.flatMap((document, i) => (matches(document, filter) ? [id(i)] : []));
+
+      it("answers the documented cases", () => {
+        for (const [document, filter, answer] of ACCESS_CASES) {
+          expect(matches(JSON.parse(document), JSON.parse(filter) as Filter), `${document} ~ ${filter}`).toBe(answer);
+        }
+      });
+
+      it("threads: search, count, get, patch and delete see only what the filter allows", async () => {
+        const { backend } = await setup();
+        for (const [i, metadata] of docs.entries()) await backend.threads.create({ thread_id: id(i), metadata, if_exists: "raise" });
+        for (const filter of accessFilters.values()) {
+          const label = JSON.stringify(filter);
+          const want = expected(filter);
+          const found = await backend.threads.search({ ...ALL, access: filter });
+          expect(sorted(found.map((t) => t.thread_id)), label).toEqual(want);
+          expect(await backend.threads.count({ access: filter }), label).toBe(want.length);
+          const got: string[] = [];
+          for (const [i] of docs.entries()) if ((await backend.threads.get(id(i), { access: filter })) !== null) got.push(id(i));
+          expect(got, label).toEqual(want);
+        }
+        // Writes: a record outside the filter is missing, and stays as it was.
+        const [inside, outside] = [{ owner: "alice" }, { owner: "bob" }];
+        await backend.threads.create({ thread_id: "alice", metadata: inside, if_exists: "raise" });
+        await backend.threads.create({ thread_id: "bob", metadata: outside, if_exists: "raise" });
+        const scope = { access: { owner: "alice" } };
+        await expect(backend.threads.patch("bob", { x: 1 }, scope)).rejects.toMatchObject({ code: "not_found" });
+        expect((await backend.threads.get("bob"))!.metadata).toEqual(outside);
+        expect((await backend.threads.patch("alice", { x: 1 }, scope)).metadata).toEqual({ owner: "alice", x: 1 });
+        expect(await backend.threads.delete("bob", scope)).toBe(false);
+        expect(await backend.threads.get("bob")).not.toBeNull();
+        expect(await backend.threads.delete("alice", scope)).toBe(true);
+        expect(await backend.threads.get("alice")).toBeNull();
+        await backend.close();
+      });
+
+      it("assistants: search, count, get, versions, patch, setLatest and delete see only what the filter allows", async () => {
+        const { backend } = await setup();
+        for (const [i, metadata] of docs.entries()) await backend.assistants.create(newAssistant(id(i), metadata));
+        for (const filter of accessFilters.values()) {
+          const label = JSON.stringify(filter);
+          const want = expected(filter);
+          expect(sorted((await backend.assistants.search({ ...ALL, access: filter })).map((a) => a.assistant_id)), label).toEqual(want);
+          expect(await backend.assistants.count({ access: filter }), label).toBe(want.length);
+          const got: string[] = [];
+          for (const [i] of docs.entries()) if ((await backend.assistants.get(id(i), { access: filter })) !== null) got.push(id(i));
+          expect(got, label).toEqual(want);
+        }
+        await backend.assistants.create(newAssistant("alice", { owner: "alice" }));
+        await backend.assistants.create(newAssistant("bob", { owner: "bob" }));
+        const scope = { access: { owner: { $in: ["alice"] } } };
+        await expect(backend.assistants.patch("bob", { name: "taken" }, scope)).rejects.toMatchObject({ code: "not_found" });
+        await expect(backend.assistants.setLatest("bob", 1, scope)).rejects.toMatchObject({ code: "not_found" });
+        expect((await backend.assistants.get("bob"))!.name).toBe("bob");
+        // Versions are each matched by their own metadata.
+        await backend.assistants.patch("alice", { metadata: { owner: "carol" } }, scope);
+        expect((await backend.assistants.versions("alice", { ...ALL, access: scope.access })).map((a) => a.version)).toEqual([1]);
+        expect((await backend.assistants.versions("alice", { ...ALL, access: { owner: "carol" } })).map((a) => a.version)).toEqual([2]);
+        expect(await backend.assistants.get("alice", scope)).toBeNull();
+        expect(await backend.assistants.delete("alice", scope)).toBe(false);
+        expect(await backend.assistants.delete("bob", { access: { owner: "bob" } })).toBe(true);
+        expect(await backend.assistants.get("bob")).toBeNull();
+        expect((await backend.assistants.get("alice", { access: { owner: "carol" } }))!.version).toBe(2);
+        await backend.close();
+      });
+
+      it("store items: search, get and delete match the value with the item's own namespace and key", async () => {
+        const { backend } = await setup();
+        for (const [i, value] of docs.entries()) await backend.items.put(["docs"], id(i), value);
+        for (const filter of accessFilters.values()) {
+          const label = JSON.stringify(filter);
+          const want = expected(filter);
+          const found = await backend.items.search({ namespace_prefix: ["docs"], access: filter, ...ALL });
+          expect(sorted(found.map((item) => item.key)), label).toEqual(want);
+          const got: string[] = [];
+          for (const [i] of docs.entries()) if ((await backend.items.get(["docs"], id(i), { access: filter })) !== null) got.push(id(i));
+          expect(got, label).toEqual(want);
+        }
+        // `namespace` and `key` are the item's own, whatever its value holds under those names.
+        await backend.items.put(["users", "alice"], "note", { namespace: ["users", "bob"], key: "other", owner: "alice" });
+        await backend.items.put(["users", "bob"], "note", { owner: "bob" });
+        await backend.items.put([""], "", { owner: "nobody" });
+        const keys = async (access: Filter) =>
+          (await backend.items.search({ namespace_prefix: [], access, ...ALL })).map((item) => `${item.namespace.join("/")}:${item.key}`).sort(byCodePoint);
+        expect(await keys({ namespace: { $contains: "alice" } })).toEqual(["users/alice:note"]);
+        expect(await keys({ namespace: { $contains: ["bob", "users"] } })).toEqual(["users/bob:note"]);
+        expect(await keys({ namespace: { $contains: "" } })).toEqual([":"]);
+        expect(await keys({ key: "other" })).toEqual([]);
+        expect(await keys({ key: "note", owner: "alice" })).toEqual(["users/alice:note"]);
+        expect(await keys({ key: "" })).toEqual([":"]);
+        expect(await backend.items.get(["users", "bob"], "note", { access: { namespace: { $contains: "alice" } } })).toBeNull();
+        await backend.items.delete(["users", "bob"], "note", { access: { owner: "alice" } });
+        expect(await backend.items.get(["users", "bob"], "note")).not.toBeNull();
+        await backend.items.delete(["users", "bob"], "note", { access: { owner: "bob", key: "note" } });
+        expect(await backend.items.get(["users", "bob"], "note")).toBeNull();
+        await backend.close();
+      });
+
+      it("combine with the client's filter (both must hold), whose keys stay literal: a client's \"$eq\" is a key, never an operator", async () => {
+        const { backend } = await setup();
+        const records: [string, Json][] = [
+          ["plain", { owner: "alice", topic: "x" }],
+          ["other-topic", { owner: "alice", topic: "y" }],
+          ["other-owner", { owner: "bob", topic: "x" }],
+          ["literal-eq", { owner: { $eq: "alice" }, topic: "x" }],
+          ["dollar-key", { $eq: "alice", owner: "alice" }],
+        ];
+        for (const [threadId, metadata] of records) {
+          await backend.threads.create({ thread_id: threadId, metadata, if_exists: "raise" });
+          await backend.assistants.create(newAssistant(threadId, metadata));
+          await backend.items.put(["ns"], threadId, metadata);
+        }
+        const ask = async (client: Json, access?: Filter) => {
+          const threads = sorted((await backend.threads.search({ ...ALL, metadata: client, access })).map((t) => t.thread_id));
+          expect(await backend.threads.count({ metadata: client, access })).toBe(threads.length);
+          expect(sorted((await backend.assistants.search({ ...ALL, metadata: client, access })).map((a) => a.assistant_id))).toEqual(threads);
+          expect(sorted((await backend.items.search({ namespace_prefix: ["ns"], filter: client, access, ...ALL })).map((i) => i.key))).toEqual(threads);
+          return threads;
+        };
+        expect(await ask({ topic: "x" }, { owner: "alice" })).toEqual(["plain"]);
+        expect(await ask({ topic: "x" }, { owner: { $in: ["alice", "bob"] } })).toEqual(sorted(["plain", "other-owner"]));
+        expect(await ask({ owner: "alice" }, { topic: "y" })).toEqual(["other-topic"]);
+        // The client's operator-looking values are data.
+        expect(await ask({ owner: { $eq: "alice" } })).toEqual(["literal-eq"]);
+        expect(await ask({ owner: { $in: ["alice"] } })).toEqual([]);
+        expect(await ask({ $eq: "alice" })).toEqual(["dollar-key"]);
+        // An access filter cannot be widened by the client's: the client asks within it.
+        expect(await ask({ owner: { $eq: "alice" } }, { owner: "alice" })).toEqual([]);
+        await backend.close();
+      });
+
+      it("a filter outside the language is refused (the handler that wrote it is wrong), never read as something else", async () => {
+        const { backend } = await setup();
+        await backend.threads.create({ thread_id: "t", metadata: { k: 1 }, if_exists: "raise" });
+        for (const filter of [{ k: { $gt: 0 } }, { k: [1] }, { k: {} }, { k: { a: 1 } }, { k: { $in: 1 } }, { k: { $eq: { a: 1 } } }, { k: { $contains: [[1]] } }, { k: Number.NaN }]) {
+          expect(() => accessConditions(filter as unknown as Filter), JSON.stringify(filter)).toThrow(BatonError);
+          await expect(backend.threads.search({ ...ALL, access: filter as unknown as Filter }), JSON.stringify(filter)).rejects.toMatchObject({ code: "internal" });
+          await expect(backend.threads.get("t", { access: filter as unknown as Filter })).rejects.toThrow(BatonError);
         }
         await backend.close();
       });

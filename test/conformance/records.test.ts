@@ -2,7 +2,8 @@
  * The records conformance suite on SQLite and on Postgres, and the checks
  * that make "the same answers" hold beyond the suite's cases: the shared
  * containment function against Postgres's own `@>`, and both backends
- * against each other on random documents and filters.
+ * against each other (and the access filter's `matches`) on random
+ * documents and filters.
  *
  * The Postgres database uses an ICU English collation, as many production
  * servers do (en_US): orders must not depend on it.
@@ -12,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPostgresBackend } from "../../src/backends/postgres/index.ts";
 import { openDatabase } from "../../src/backends/sqlite/database.ts";
 import { createSqliteBackend } from "../../src/backends/sqlite/index.ts";
-import { contains } from "../../src/core/filter.ts";
+import { contains, matches, type Filter, type FilterScalar } from "../../src/core/filter.ts";
 import type { Backend } from "../../src/core/ports.ts";
 import { ManualClock } from "../../src/testing/index.ts";
 import { CONTAINMENT_CASES, describeRecords } from "../../src/testing/records-suite.ts";
@@ -87,7 +88,29 @@ function random(seed: number) {
     }
     return next() < 0.9 ? of : pick(scalars);
   };
-  return { next, value, object, part };
+  /** An access filter over `of`'s keys, its operands mostly taken from `of` (so that many match). */
+  const access = (of: Record<string, unknown>): Filter => {
+    const operand = (at: unknown): FilterScalar => {
+      const candidates = Array.isArray(at) ? at : [at];
+      const own = candidates.filter((x): x is FilterScalar => x === null || (x !== undefined && typeof x !== "object"));
+      return own.length > 0 && next() < 0.8 ? pick(own) : pick<FilterScalar>(scalars);
+    };
+    const out: Filter = {};
+    const own = Object.keys(of);
+    for (let i = 1 + Math.floor(next() * 2); i > 0; i--) {
+      const key = own.length > 0 && next() < 0.85 ? pick(own) : pick(keys);
+      const at = of[key];
+      const roll = next();
+      // Mostly the operators that can match what the field holds.
+      if (Array.isArray(at) && roll < 0.6) out[key] = roll < 0.3 ? { $contains: operand(at) } : { $contains: Array.from({ length: Math.floor(next() * 3) }, () => operand(at)) };
+      else if (roll < 0.3) out[key] = operand(at);
+      else if (roll < 0.5) out[key] = { $eq: operand(at) };
+      else if (roll < 0.9) out[key] = { $in: Array.from({ length: Math.floor(next() * 4) }, () => operand(at)) };
+      else out[key] = { $contains: operand(at) };
+    }
+    return out;
+  };
+  return { next, value, object, part, access };
 }
 
 describe("contains() is Postgres's jsonb @>", () => {
@@ -168,6 +191,61 @@ describe("SQLite and Postgres give the same answers", () => {
   });
 });
 
+describe("SQLite and Postgres give the same answers to access filters, and both what matches() says", () => {
+  let sqlite: Backend;
+  let postgres: Backend;
+  beforeAll(async () => {
+    const clock = new ManualClock();
+    sqlite = createSqliteBackend({ path: ":memory:", busyTimeoutMs: 0, clock });
+    postgres = await createPostgresBackend({ url, poolSize: 2, clock, migrate: true });
+    await emptied();
+  });
+  afterAll(async () => {
+    await sqlite.close();
+    await postgres.close();
+  });
+
+  it("on 200 random records searched with 300 random access filters (some with a client filter too), through every scoped search", async () => {
+    const gen = random(47);
+    const documents = Array.from({ length: 200 }, () => gen.object(2));
+    const id = (i: number) => `r${String(i).padStart(3, "0")}`;
+    for (const backend of [sqlite, postgres]) {
+      for (const [i, document] of documents.entries()) {
+        await backend.threads.create({ thread_id: id(i), metadata: document, if_exists: "raise" });
+        await backend.assistants.create({ assistant_id: id(i), graph_id: "g", config: {}, context: {}, metadata: document, name: id(i), description: null, if_exists: "raise" });
+        await backend.items.put(["ns"], id(i), document);
+      }
+    }
+    /** How many filters matched no record, one, and more than one. */
+    const outcomes = [0, 0, 0];
+    for (let i = 0; i < 300; i++) {
+      const document = documents[i % documents.length]!;
+      const access = gen.access(document);
+      const client = gen.next() < 0.3 ? (gen.part(document) as Record<string, unknown>) : undefined;
+      const all = { limit: 1_000, offset: 0 };
+      const answer = async (backend: Backend) => ({
+        threads: (await backend.threads.search({ ...all, metadata: client, access, sort_by: "thread_id", sort_order: "asc" })).map((t) => t.thread_id),
+        count: await backend.threads.count({ metadata: client, access }),
+        assistants: (await backend.assistants.search({ ...all, metadata: client, access, sort_by: "assistant_id", sort_order: "asc" })).map((a) => a.assistant_id),
+        items: (await backend.items.search({ namespace_prefix: ["ns"], filter: client, access, ...all })).map((item) => item.key).sort(),
+      });
+      const label = JSON.stringify({ client, access });
+      const [fromSqlite, fromPostgres] = [await answer(sqlite), await answer(postgres)];
+      expect(fromSqlite, label).toEqual(fromPostgres);
+      const want = documents.flatMap((d, j) => (matches(d, access) && (client === undefined || contains(d, client)) ? [id(j)] : []));
+      expect(fromSqlite.threads, label).toEqual(want);
+      expect(fromSqlite.assistants, label).toEqual(want);
+      expect(fromSqlite.items, label).toEqual(want);
+      expect(fromSqlite.count, label).toBe(want.length);
+      outcomes[Math.min(want.length, 2)]! += 1;
+    }
+    // The filters are not all trivial: some match nothing, some one record, some several.
+    expect(outcomes[0]).toBeGreaterThan(20);
+    expect(outcomes[1]).toBeGreaterThan(20);
+    expect(outcomes[2]).toBeGreaterThan(40);
+  });
+});
+
 describe("SQLite's baton_contains", () => {
   it("answers 0, never an error, for stored text that is not JSON or not text", () => {
     const db = openDatabase({ path: ":memory:", busyTimeoutMs: 0 });
@@ -181,6 +259,13 @@ describe("SQLite's baton_contains", () => {
       expect(ask(Buffer.from('{"a":1}'), '{"a":1}')).toBe(0);
       expect(ask(5, "5")).toBe(0);
       expect(ask("[".repeat(100_000) + "]".repeat(100_000), "[]")).toBe(1);
+      // The access filter's functions, alike.
+      const filter = (document: unknown) => (db.prepare("SELECT baton_filter(?, ?) AS r").get(document, '[{"key":"a","op":"eq","operand":1}]') as { r: number }).r;
+      expect(filter('{"a":1}')).toBe(1);
+      expect(filter('{"a":1')).toBe(0);
+      expect(filter(null)).toBe(0);
+      expect(filter(Buffer.from('{"a":1}'))).toBe(0);
+      expect((db.prepare("SELECT baton_item_filter(?, ?, ?, ?) AS r").get("{", "ns\u001f", "k", "[]") as { r: number }).r).toBe(0);
     } finally {
       db.close();
     }

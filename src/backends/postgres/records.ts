@@ -9,11 +9,14 @@ import type {
   Assistants,
   NewAssistant,
   Page,
+  Scoped,
   StoreItems,
   StoreSearch,
   ThreadSearch,
   Threads,
 } from "../../core/ports.ts";
+import type { Filter } from "../../core/filter.ts";
+import { compileFilter } from "../filter-sql.ts";
 import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
 import { retryUnavailable, transaction, type Queryable } from "./database.ts";
@@ -41,6 +44,12 @@ const collated = (column: string) => (column === "created_at" || column === "upd
 const orderBy = (column: string | undefined, allowed: readonly string[], order: "asc" | "desc" | undefined, fallback: string) =>
   `${collated(column !== undefined && allowed.includes(column) ? column : fallback)} ${order === "asc" ? "ASC" : "DESC"}`;
 
+/** The access filter's conditions on a JSONB column (none when it restricts nothing). */
+const access = (column: string, filter: Filter | undefined, args: unknown[]): string[] => compileFilter("postgres", column, { access: filter }, args);
+
+/** A store item's access document: its value, namespace and key. */
+const ITEM = { value: "value", namespace: "namespace", key: "key" } as const;
+
 const where = (clauses: string[]) => (clauses.length > 0 ? ` WHERE ${clauses.join(" AND ")}` : "");
 
 export class PostgresAssistants implements Assistants {
@@ -49,8 +58,11 @@ export class PostgresAssistants implements Assistants {
     private readonly clock: Clock,
   ) {}
 
-  async #row(db: Queryable, id: string, lock = false): Promise<AssistantRow | undefined> {
-    return (await db.query<AssistantRow>(`SELECT * FROM assistants WHERE assistant_id = $1${lock ? " FOR UPDATE" : ""}`, [id])).rows[0];
+  /** The assistant, unless missing or outside the access filter. */
+  async #row(db: Queryable, id: string, lock = false, filter?: Filter): Promise<AssistantRow | undefined> {
+    const args: unknown[] = [id];
+    const clauses = ["assistant_id = $1", ...access("metadata", filter, args)];
+    return (await db.query<AssistantRow>(`SELECT * FROM assistants${where(clauses)}${lock ? " FOR UPDATE" : ""}`, args)).rows[0];
   }
 
   async create(input: NewAssistant): Promise<Assistant> {
@@ -86,15 +98,15 @@ export class PostgresAssistants implements Assistants {
     return true;
   }
 
-  async get(assistantId: string): Promise<Assistant | null> {
+  async get(assistantId: string, scope?: Scoped): Promise<Assistant | null> {
     // Read by every run as it starts: retried across a lost connection, as the checkpoints are.
-    const row = await retryUnavailable(() => this.#row(this.pool, assistantId));
+    const row = await retryUnavailable(() => this.#row(this.pool, assistantId, false, scope?.access));
     return row === undefined ? null : toAssistant(row);
   }
 
-  async patch(assistantId: string, patch: AssistantPatch): Promise<Assistant> {
+  async patch(assistantId: string, patch: AssistantPatch, scope?: Scoped): Promise<Assistant> {
     return transaction(this.pool, async (db) => {
-      const current = await this.#row(db, assistantId, true);
+      const current = await this.#row(db, assistantId, true, scope?.access);
       if (current === undefined) throw notFound("Assistant", assistantId);
       const latest = (await db.query<{ v: number }>("SELECT MAX(version) AS v FROM assistant_versions WHERE assistant_id = $1", [assistantId])).rows[0]!.v;
       const version = latest + 1;
@@ -122,9 +134,9 @@ export class PostgresAssistants implements Assistants {
     });
   }
 
-  async delete(assistantId: string, options?: { deleteThreads?: boolean }): Promise<boolean> {
+  async delete(assistantId: string, options?: { deleteThreads?: boolean } & Scoped): Promise<boolean> {
     return transaction(this.pool, async (db) => {
-      if ((await this.#row(db, assistantId, true)) === undefined) return false;
+      if ((await this.#row(db, assistantId, true, options?.access)) === undefined) return false;
       if (options?.deleteThreads) {
         const threads = (
           // Containment, as every filter: only a string equal to the id names it.
@@ -157,7 +169,7 @@ export class PostgresAssistants implements Assistants {
       // Case folds ASCII letters only (the C collation), as SQLite's lower() does.
       clauses.push(`strpos(lower(name COLLATE "C"), lower($${args.length}::text COLLATE "C")) > 0`);
     }
-    clauses.push(...jsonContains("metadata", query.metadata, args));
+    clauses.push(...compileFilter("postgres", "metadata", { contains: query.metadata, access: query.access }, args));
     return where(clauses);
   }
 
@@ -176,9 +188,10 @@ export class PostgresAssistants implements Assistants {
     return (await this.pool.query<{ n: number }>(`SELECT COUNT(*)::int AS n FROM assistants${filter}`, args)).rows[0]!.n;
   }
 
-  async versions(assistantId: string, query: Page & { metadata?: Metadata | undefined }): Promise<Assistant[]> {
+  async versions(assistantId: string, query: Page & Scoped & { metadata?: Metadata | undefined }): Promise<Assistant[]> {
     const args: unknown[] = [assistantId];
-    const clauses = ["assistant_id = $1", ...jsonContains("metadata", query.metadata, args)];
+    // The access filter reads each version's own metadata, as the official server does.
+    const clauses = ["assistant_id = $1", ...compileFilter("postgres", "metadata", { contains: query.metadata, access: query.access }, args)];
     args.push(query.limit, query.offset);
     const { rows } = await this.pool.query<Omit<AssistantRow, "updated_at">>(
       `SELECT * FROM assistant_versions${where(clauses)} ORDER BY version DESC LIMIT $${args.length - 1} OFFSET $${args.length}`,
@@ -187,9 +200,9 @@ export class PostgresAssistants implements Assistants {
     return rows.map((row) => toAssistant({ ...row, updated_at: row.created_at }));
   }
 
-  async setLatest(assistantId: string, version: number): Promise<Assistant> {
+  async setLatest(assistantId: string, version: number, scope?: Scoped): Promise<Assistant> {
     return transaction(this.pool, async (db) => {
-      if ((await this.#row(db, assistantId, true)) === undefined) throw notFound("Assistant", assistantId);
+      if ((await this.#row(db, assistantId, true, scope?.access)) === undefined) throw notFound("Assistant", assistantId);
       const updated = await db.query(
         `UPDATE assistants a SET graph_id = v.graph_id, name = v.name, description = v.description, config = v.config,
                 context = v.context, metadata = v.metadata, version = v.version, updated_at = $3
@@ -209,8 +222,11 @@ export class PostgresThreads implements Threads {
     private readonly clock: Clock,
   ) {}
 
-  async #row(db: Queryable, id: string, lock = false): Promise<ThreadRow | undefined> {
-    return (await db.query<ThreadRow>(`SELECT * FROM threads WHERE thread_id = $1${lock ? " FOR UPDATE" : ""}`, [id])).rows[0];
+  /** The thread, unless missing or outside the access filter. */
+  async #row(db: Queryable, id: string, lock = false, filter?: Filter): Promise<ThreadRow | undefined> {
+    const args: unknown[] = [id];
+    const clauses = ["thread_id = $1", ...access("metadata", filter, args)];
+    return (await db.query<ThreadRow>(`SELECT * FROM threads${where(clauses)}${lock ? " FOR UPDATE" : ""}`, args)).rows[0];
   }
 
   async create(input: { thread_id: string; metadata: Metadata; if_exists: IfExists }): Promise<Thread> {
@@ -229,23 +245,25 @@ export class PostgresThreads implements Threads {
     return toThread(existing);
   }
 
-  async get(threadId: string): Promise<Thread | null> {
-    const row = await retryUnavailable(() => this.#row(this.pool, threadId));
+  async get(threadId: string, scope?: Scoped): Promise<Thread | null> {
+    const row = await retryUnavailable(() => this.#row(this.pool, threadId, false, scope?.access));
     return row === undefined ? null : toThread(row);
   }
 
-  async patch(threadId: string, metadata: Metadata): Promise<Thread> {
+  async patch(threadId: string, metadata: Metadata, scope?: Scoped): Promise<Thread> {
+    const args: unknown[] = [threadId, jsonb(metadata), isoFromMs(this.clock.nowMs())];
+    const clauses = ["thread_id = $1", ...access("metadata", scope?.access, args)];
     const { rows } = await this.pool.query<ThreadRow>(
-      "UPDATE threads SET metadata = metadata || $2::jsonb, updated_at = $3 WHERE thread_id = $1 RETURNING *",
-      [threadId, jsonb(metadata), isoFromMs(this.clock.nowMs())],
+      `UPDATE threads SET metadata = metadata || $2::jsonb, updated_at = $3${where(clauses)} RETURNING *`,
+      args,
     );
     if (rows[0] === undefined) throw notFound("Thread", threadId);
     return toThread(rows[0]);
   }
 
-  async delete(threadId: string): Promise<boolean> {
+  async delete(threadId: string, scope?: Scoped): Promise<boolean> {
     return transaction(this.pool, async (db) => {
-      if ((await this.#row(db, threadId, true)) === undefined) return false;
+      if ((await this.#row(db, threadId, true, scope?.access)) === undefined) return false;
       const running = (await db.query<{ run_id: string }>("SELECT run_id FROM runs WHERE thread_id = $1 AND status = 'running'", [threadId])).rows[0];
       if (running !== undefined) {
         throw new BatonError(ErrorCode.conflict, `Thread '${threadId}' has a running run ('${running.run_id}'); cancel it first, then delete the thread.`);
@@ -265,7 +283,7 @@ export class PostgresThreads implements Threads {
       args.push(query.status);
       clauses.push(`status = $${args.length}`);
     }
-    clauses.push(...jsonContains("metadata", query.metadata, args));
+    clauses.push(...compileFilter("postgres", "metadata", { contains: query.metadata, access: query.access }, args));
     clauses.push(...jsonContains(`"values"`, query.values, args));
     return where(clauses);
   }
@@ -372,18 +390,22 @@ export class PostgresStoreItems implements StoreItems {
     ));
   }
 
-  async get(namespace: string[], key: string): Promise<StoreItem | null> {
-    const { rows } = await retryUnavailable(() => this.pool.query<ItemRow>("SELECT * FROM store_items WHERE namespace = $1 AND key = $2", [encodeNamespace(namespace), key]));
+  async get(namespace: string[], key: string, scope?: Scoped): Promise<StoreItem | null> {
+    const args: unknown[] = [encodeNamespace(namespace), key];
+    const clauses = ["namespace = $1 AND key = $2", ...compileFilter("postgres", ITEM, { access: scope?.access }, args)];
+    const { rows } = await retryUnavailable(() => this.pool.query<ItemRow>(`SELECT * FROM store_items${where(clauses)}`, args));
     return rows[0] === undefined ? null : toItem(rows[0]);
   }
 
-  async delete(namespace: string[], key: string): Promise<void> {
-    await retryUnavailable(() => this.pool.query("DELETE FROM store_items WHERE namespace = $1 AND key = $2", [encodeNamespace(namespace), key]));
+  async delete(namespace: string[], key: string, scope?: Scoped): Promise<void> {
+    const args: unknown[] = [encodeNamespace(namespace), key];
+    const clauses = ["namespace = $1 AND key = $2", ...compileFilter("postgres", ITEM, { access: scope?.access }, args)];
+    await retryUnavailable(() => this.pool.query(`DELETE FROM store_items${where(clauses)}`, args));
   }
 
   async search(query: StoreSearch): Promise<StoreItem[]> {
     const args: unknown[] = [encodeNamespace(query.namespace_prefix)];
-    const clauses = ["left(namespace, length($1)) = $1", ...jsonContains("value", query.filter, args)];
+    const clauses = ["left(namespace, length($1)) = $1", ...compileFilter("postgres", ITEM, { contains: query.filter, access: query.access }, args)];
     if (query.query !== undefined && query.query !== "") {
       // No vector index yet: a plain case-insensitive text match on the value.
       args.push(query.query);

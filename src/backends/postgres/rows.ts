@@ -1,5 +1,5 @@
 /** Row <-> record mapping for the scale-out schema (JSONB arrives parsed). */
-import { hasFilter } from "../../core/filter.ts";
+import { compileFilter } from "../filter-sql.ts";
 import type { Assistant, JsonObject, Run, StoreItem, Thread } from "../../core/types.ts";
 import { replaceEscapedNul } from "../../core/serialize.ts";
 import type { Queryable } from "./database.ts";
@@ -118,23 +118,12 @@ export const toItem = (row: ItemRow): StoreItem => ({
 });
 
 /**
- * A lone UTF-16 surrogate or U+0000 in JSON text, as JSON.stringify writes
- * them (escapes after an even run of backslashes): JSONB holds neither, so a
- * filter naming one matches nothing stored (and Postgres would refuse it).
- */
-const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
-
-/**
- * The SQL condition matching a JSONB column against a containment filter
- * (`@>`, what src/core/filter.ts mirrors), none for an absent or empty
- * filter. The whole filter is one parameter, whatever its number of keys.
+ * The SQL condition matching a JSONB column against a client's containment
+ * filter (`@>`), none for an absent or empty filter (src/backends/filter-sql.ts
+ * compiles it). The whole filter is one parameter, whatever its number of keys.
  */
 export function jsonContains(column: string, filter: Record<string, unknown> | null | undefined, args: unknown[]): string[] {
-  if (!hasFilter(filter)) return [];
-  const text = JSON.stringify(filter);
-  if (UNSTORABLE_ESCAPE.test(text)) return ["FALSE"];
-  args.push(text);
-  return [`${column} @> $${args.length}::jsonb`];
+  return compileFilter("postgres", column, { contains: filter }, args);
 }
 
 /** Deletes a thread with its checkpoints and pending writes (its runs go by ON DELETE CASCADE). Call inside a transaction. */

@@ -9,11 +9,14 @@ import type {
   Assistants,
   NewAssistant,
   Page,
+  Scoped,
   StoreItems,
   StoreSearch,
   ThreadSearch,
   Threads,
 } from "../../core/ports.ts";
+import type { Filter } from "../../core/filter.ts";
+import { compileFilter } from "../filter-sql.ts";
 import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
 import {
@@ -29,6 +32,12 @@ import {
   type ItemRow,
   type ThreadRow,
 } from "./rows.ts";
+
+/** The access filter's conditions on a JSON column (none when it restricts nothing). */
+const access = (column: string, filter: Filter | undefined, args: unknown[]): string[] => compileFilter("sqlite", column, { access: filter }, args);
+
+/** A store item's access document: its value, namespace and key. */
+const ITEM = { value: "value", namespace: "namespace", key: "key" } as const;
 
 const orderBy = (column: string | undefined, allowed: readonly string[], order: "asc" | "desc" | undefined, fallback: string) =>
   `${column !== undefined && allowed.includes(column) ? column : fallback} ${order === "asc" ? "ASC" : "DESC"}`;
@@ -74,18 +83,21 @@ export class SqliteAssistants implements Assistants {
       .run(input.assistant_id, ...values, iso);
   }
 
-  #row(id: string): AssistantRow | undefined {
-    return this.db.prepare<[string], AssistantRow>("SELECT * FROM assistants WHERE assistant_id = ?").get(id);
+  /** The assistant, unless missing or outside the access filter. */
+  #row(id: string, filter?: Filter): AssistantRow | undefined {
+    const args: unknown[] = [id];
+    const clauses = ["assistant_id = ?", ...access("metadata", filter, args)];
+    return this.db.prepare<unknown[], AssistantRow>(`SELECT * FROM assistants WHERE ${clauses.join(" AND ")}`).get(...args);
   }
 
-  async get(assistantId: string): Promise<Assistant | null> {
-    const row = this.#row(assistantId);
+  async get(assistantId: string, scope?: Scoped): Promise<Assistant | null> {
+    const row = this.#row(assistantId, scope?.access);
     return row === undefined ? null : toAssistant(row);
   }
 
-  async patch(assistantId: string, patch: AssistantPatch): Promise<Assistant> {
+  async patch(assistantId: string, patch: AssistantPatch, scope?: Scoped): Promise<Assistant> {
     return this.db.transaction(() => {
-      const current = this.#row(assistantId);
+      const current = this.#row(assistantId, scope?.access);
       if (current === undefined) throw notFound("Assistant", assistantId);
       const latest = (
         this.db.prepare("SELECT MAX(version) AS v FROM assistant_versions WHERE assistant_id = ?").get(assistantId) as { v: number }
@@ -117,9 +129,9 @@ export class SqliteAssistants implements Assistants {
     }).immediate();
   }
 
-  async delete(assistantId: string, options?: { deleteThreads?: boolean }): Promise<boolean> {
+  async delete(assistantId: string, options?: { deleteThreads?: boolean } & Scoped): Promise<boolean> {
     return this.db.transaction(() => {
-      if (this.#row(assistantId) === undefined) return false;
+      if (this.#row(assistantId, options?.access) === undefined) return false;
       if (options?.deleteThreads) {
         // Containment, as every filter: only a string equal to the id names it.
         const threads = this.db
@@ -150,7 +162,7 @@ export class SqliteAssistants implements Assistants {
       clauses.push("instr(lower(name), lower(?)) > 0");
       args.push(query.name);
     }
-    clauses.push(...jsonContains("metadata", query.metadata, args));
+    clauses.push(...compileFilter("sqlite", "metadata", { contains: query.metadata, access: query.access }, args));
     return clauses.length > 0 ? ` WHERE ${clauses.join(" AND ")}` : "";
   }
 
@@ -171,9 +183,10 @@ export class SqliteAssistants implements Assistants {
     return (this.db.prepare(`SELECT COUNT(*) AS n FROM assistants${where}`).get(...args) as { n: number }).n;
   }
 
-  async versions(assistantId: string, query: Page & { metadata?: Metadata | undefined }): Promise<Assistant[]> {
+  async versions(assistantId: string, query: Page & Scoped & { metadata?: Metadata | undefined }): Promise<Assistant[]> {
     const args: unknown[] = [assistantId];
-    const clauses = ["assistant_id = ?", ...jsonContains("metadata", query.metadata, args)];
+    // The access filter reads each version's own metadata, as the official server does.
+    const clauses = ["assistant_id = ?", ...compileFilter("sqlite", "metadata", { contains: query.metadata, access: query.access }, args)];
     args.push(query.limit, query.offset);
     const rows = this.db
       .prepare<unknown[], Omit<AssistantRow, "updated_at">>(
@@ -183,9 +196,9 @@ export class SqliteAssistants implements Assistants {
     return rows.map((row) => toAssistant({ ...row, updated_at: row.created_at }));
   }
 
-  async setLatest(assistantId: string, version: number): Promise<Assistant> {
+  async setLatest(assistantId: string, version: number, scope?: Scoped): Promise<Assistant> {
     return this.db.transaction(() => {
-      if (this.#row(assistantId) === undefined) throw notFound("Assistant", assistantId);
+      if (this.#row(assistantId, scope?.access) === undefined) throw notFound("Assistant", assistantId);
       const row = this.db
         .prepare<[string, number], Omit<AssistantRow, "updated_at">>(
           "SELECT * FROM assistant_versions WHERE assistant_id = ? AND version = ?",
@@ -209,8 +222,11 @@ export class SqliteThreads implements Threads {
     private readonly clock: Clock,
   ) {}
 
-  #row(id: string): ThreadRow | undefined {
-    return this.db.prepare<[string], ThreadRow>("SELECT * FROM threads WHERE thread_id = ?").get(id);
+  /** The thread, unless missing or outside the access filter. */
+  #row(id: string, filter?: Filter): ThreadRow | undefined {
+    const args: unknown[] = [id];
+    const clauses = ["thread_id = ?", ...access("metadata", filter, args)];
+    return this.db.prepare<unknown[], ThreadRow>(`SELECT * FROM threads WHERE ${clauses.join(" AND ")}`).get(...args);
   }
 
   async create(input: { thread_id: string; metadata: Metadata; if_exists: IfExists }): Promise<Thread> {
@@ -231,14 +247,14 @@ export class SqliteThreads implements Threads {
     }).immediate();
   }
 
-  async get(threadId: string): Promise<Thread | null> {
-    const row = this.#row(threadId);
+  async get(threadId: string, scope?: Scoped): Promise<Thread | null> {
+    const row = this.#row(threadId, scope?.access);
     return row === undefined ? null : toThread(row);
   }
 
-  async patch(threadId: string, metadata: Metadata): Promise<Thread> {
+  async patch(threadId: string, metadata: Metadata, scope?: Scoped): Promise<Thread> {
     return this.db.transaction(() => {
-      const row = this.#row(threadId);
+      const row = this.#row(threadId, scope?.access);
       if (row === undefined) throw notFound("Thread", threadId);
       const merged = { ...(JSON.parse(row.metadata) as Metadata), ...metadata };
       this.db
@@ -248,9 +264,9 @@ export class SqliteThreads implements Threads {
     }).immediate();
   }
 
-  async delete(threadId: string): Promise<boolean> {
+  async delete(threadId: string, scope?: Scoped): Promise<boolean> {
     return this.db.transaction(() => {
-      if (this.#row(threadId) === undefined) return false;
+      if (this.#row(threadId, scope?.access) === undefined) return false;
       const running = this.db.prepare("SELECT run_id FROM runs WHERE thread_id = ? AND status = 'running'").get(threadId) as
         | { run_id: string }
         | undefined;
@@ -272,7 +288,7 @@ export class SqliteThreads implements Threads {
       clauses.push("status = ?");
       args.push(query.status);
     }
-    clauses.push(...jsonContains("metadata", query.metadata, args));
+    clauses.push(...compileFilter("sqlite", "metadata", { contains: query.metadata, access: query.access }, args));
     clauses.push(...jsonContains(`"values"`, query.values, args));
     return clauses.length > 0 ? ` WHERE ${clauses.join(" AND ")}` : "";
   }
@@ -376,15 +392,17 @@ export class SqliteStoreItems implements StoreItems {
       .run(encodeNamespace(namespace), key, json(value), iso, iso);
   }
 
-  async get(namespace: string[], key: string): Promise<StoreItem | null> {
-    const row = this.db
-      .prepare<[string, string], ItemRow>("SELECT * FROM store_items WHERE namespace = ? AND key = ?")
-      .get(encodeNamespace(namespace), key);
+  async get(namespace: string[], key: string, scope?: Scoped): Promise<StoreItem | null> {
+    const args: unknown[] = [encodeNamespace(namespace), key];
+    const clauses = ["namespace = ? AND key = ?", ...compileFilter("sqlite", ITEM, { access: scope?.access }, args)];
+    const row = this.db.prepare<unknown[], ItemRow>(`SELECT * FROM store_items WHERE ${clauses.join(" AND ")}`).get(...args);
     return row === undefined ? null : toItem(row);
   }
 
-  async delete(namespace: string[], key: string): Promise<void> {
-    this.db.prepare("DELETE FROM store_items WHERE namespace = ? AND key = ?").run(encodeNamespace(namespace), key);
+  async delete(namespace: string[], key: string, scope?: Scoped): Promise<void> {
+    const args: unknown[] = [encodeNamespace(namespace), key];
+    const clauses = ["namespace = ? AND key = ?", ...compileFilter("sqlite", ITEM, { access: scope?.access }, args)];
+    this.db.prepare(`DELETE FROM store_items WHERE ${clauses.join(" AND ")}`).run(...args);
   }
 
   async search(query: StoreSearch): Promise<StoreItem[]> {
@@ -392,7 +410,7 @@ export class SqliteStoreItems implements StoreItems {
     const prefix = encodeNamespace(query.namespace_prefix);
     const clauses = ["substr(namespace, 1, ?) = ?"];
     args.push(prefix.length, prefix);
-    clauses.push(...jsonContains("value", query.filter, args));
+    clauses.push(...compileFilter("sqlite", ITEM, { contains: query.filter, access: query.access }, args));
     if (query.query !== undefined && query.query !== "") {
       // No vector index yet: a plain case-insensitive text match on the value.
       clauses.push("instr(lower(value), lower(?)) > 0");

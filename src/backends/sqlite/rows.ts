@@ -1,6 +1,7 @@
 /** Row <-> record mapping for the embedded schema. */
 import type { Database } from "better-sqlite3";
-import { contains, hasFilter } from "../../core/filter.ts";
+import { contains, fieldsOf, satisfies, type FieldReader, type FilterCondition } from "../../core/filter.ts";
+import { compileFilter } from "../filter-sql.ts";
 import type { Assistant, Run, StoreItem, Thread } from "../../core/types.ts";
 
 export { decodeNamespace, encodeNamespace } from "../namespaces.ts";
@@ -113,17 +114,12 @@ export const toItem = (row: ItemRow): StoreItem => ({
 });
 
 /**
- * The SQL condition matching a JSON column against a containment filter
- * (src/core/filter.ts), none for an absent or empty filter. The filter goes
- * in whole as one parameter to `baton_contains`, the function every
- * connection registers (see `registerFunctions`): no key ever becomes SQL
- * or a JSON path, and SQLite's own JSON functions (which refuse records
- * nested over 1000 levels) never read a stored record.
+ * The SQL condition matching a JSON column against a client's containment
+ * filter, none for an absent or empty filter (src/backends/filter-sql.ts
+ * compiles it).
  */
 export function jsonContains(column: string, filter: Record<string, unknown> | null | undefined, args: unknown[]): string[] {
-  if (!hasFilter(filter)) return [];
-  args.push(JSON.stringify(filter));
-  return [`baton_contains(${column}, ?)`];
+  return compileFilter("sqlite", column, { contains: filter }, args);
 }
 
 /**
@@ -136,14 +132,27 @@ export function inList(column: string, values: readonly string[], args: unknown[
   return `${column} IN (SELECT value FROM json_each(?))`;
 }
 
+/** A store item's access document: its value's fields, with `namespace` (the labels) and `key` its own. */
+const itemFields = (value: unknown, namespace: string, key: string): FieldReader => {
+  const fields = fieldsOf(value);
+  return (name) => {
+    if (name === "namespace") return { present: true, value: decodeNamespace(namespace) };
+    if (name === "key") return { present: true, value: key };
+    return fields(name);
+  };
+};
+
 /**
- * Registers the functions Baton's SQL uses on a connection. `baton_contains`
- * answers 0 rather than failing on text that is not JSON (or NULL), so no
- * stored record can break a query for anyone.
+ * Registers the functions Baton's SQL uses on a connection (the SQL that
+ * calls them comes from src/backends/filter-sql.ts): `baton_contains`
+ * (a client's containment filter), `baton_filter` and `baton_item_filter`
+ * (an access filter's checked conditions, on a JSON column or a store item).
+ * Each answers 0 rather than failing on text that is not JSON (or NULL), so
+ * no stored record can break a query for anyone.
  */
 export function registerFunctions(db: Database): void {
   // A statement passes the same filter text for every row (a search may pass
-  // two: metadata and values); each is parsed once, not once per row.
+  // three: metadata, values and access); each is parsed once, not once per row.
   const filters = new Map<string, unknown>();
   const parsedFilter = (text: string): unknown => {
     if (filters.has(text)) return filters.get(text);
@@ -152,6 +161,24 @@ export function registerFunctions(db: Database): void {
     filters.set(text, filter);
     return filter;
   };
+  db.function("baton_filter", { deterministic: true }, (document: unknown, conditionsText: unknown) => {
+    if (typeof document !== "string" || typeof conditionsText !== "string") return 0;
+    try {
+      const conditions = parsedFilter(conditionsText) as FilterCondition[];
+      return satisfies(fieldsOf(JSON.parse(document)), conditions) ? 1 : 0;
+    } catch {
+      return 0;
+    }
+  });
+  db.function("baton_item_filter", { deterministic: true }, (value: unknown, namespace: unknown, key: unknown, conditionsText: unknown) => {
+    if (typeof value !== "string" || typeof namespace !== "string" || typeof key !== "string" || typeof conditionsText !== "string") return 0;
+    try {
+      const conditions = parsedFilter(conditionsText) as FilterCondition[];
+      return satisfies(itemFields(JSON.parse(value), namespace, key), conditions) ? 1 : 0;
+    } catch {
+      return 0;
+    }
+  });
   db.function("baton_contains", { deterministic: true }, (document: unknown, filterText: unknown) => {
     if (typeof document !== "string" || typeof filterText !== "string") return 0;
     try {
