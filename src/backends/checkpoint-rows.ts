@@ -155,7 +155,9 @@ export class RowCheckpointer extends BaseCheckpointSaver {
     while (remaining > 0) {
       const size = Math.min(remaining, PAGE_SIZE);
       const rows = await this.#tables.list({ ...query, limit: size, after });
-      for (const tuple of await this.#toTuples(rows)) yield tuple;
+      const writes = await this.#writesOf(rows);
+      // Each tuple decoded when it is asked for, as the caller may stop early.
+      for (const row of rows) yield await this.#tupleOf(row, writes.get(keyOf(row)) ?? []);
       if (rows.length < size) return;
       remaining -= rows.length;
       after = rows[rows.length - 1];
@@ -215,41 +217,38 @@ export class RowCheckpointer extends BaseCheckpointSaver {
   }
 
   async #toTuple(row: CheckpointRow): Promise<CheckpointTuple> {
-    const [tuple] = await this.#toTuples([row]);
-    return tuple!;
+    return this.#tupleOf(row, await this.#tables.writes([row]));
   }
 
-  /** The tuples of a page of checkpoints, their pending writes read in one statement. */
-  async #toTuples(rows: readonly CheckpointRow[]): Promise<CheckpointTuple[]> {
-    if (rows.length === 0) return [];
+  /** The pending writes of a page of checkpoints, read in one statement, by checkpoint. */
+  async #writesOf(rows: readonly CheckpointRow[]): Promise<Map<string, KeyedWriteRow[]>> {
     const writesOf = new Map<string, KeyedWriteRow[]>();
+    if (rows.length === 0) return writesOf;
     for (const write of await this.#tables.writes(rows)) {
       const key = keyOf(write);
       const list = writesOf.get(key);
       if (list === undefined) writesOf.set(key, [write]);
       else list.push(write);
     }
-    return Promise.all(
-      rows.map(async (row): Promise<CheckpointTuple> => {
-        const pendingWrites: CheckpointPendingWrite[] = await Promise.all(
-          (writesOf.get(keyOf(row)) ?? []).map(
-            async (w) => [w.task_id, w.channel, await this.serde.loadsTyped(w.type, w.value)] as CheckpointPendingWrite,
-          ),
-        );
-        const tuple: CheckpointTuple = {
-          config: { configurable: { thread_id: row.thread_id, checkpoint_ns: row.checkpoint_ns, checkpoint_id: row.checkpoint_id } },
-          checkpoint: (await this.serde.loadsTyped(row.type, row.checkpoint)) as Checkpoint,
-          metadata: (await this.serde.loadsTyped(row.type, row.metadata)) as CheckpointMetadata,
-          pendingWrites,
-        };
-        if (row.parent_checkpoint_id) {
-          tuple.parentConfig = {
-            configurable: { thread_id: row.thread_id, checkpoint_ns: row.checkpoint_ns, checkpoint_id: row.parent_checkpoint_id },
-          };
-        }
-        return tuple;
-      }),
+    return writesOf;
+  }
+
+  async #tupleOf(row: CheckpointRow, writes: readonly WriteRow[]): Promise<CheckpointTuple> {
+    const pendingWrites: CheckpointPendingWrite[] = await Promise.all(
+      writes.map(async (w) => [w.task_id, w.channel, await this.serde.loadsTyped(w.type, w.value)] as CheckpointPendingWrite),
     );
+    const tuple: CheckpointTuple = {
+      config: { configurable: { thread_id: row.thread_id, checkpoint_ns: row.checkpoint_ns, checkpoint_id: row.checkpoint_id } },
+      checkpoint: (await this.serde.loadsTyped(row.type, row.checkpoint)) as Checkpoint,
+      metadata: (await this.serde.loadsTyped(row.type, row.metadata)) as CheckpointMetadata,
+      pendingWrites,
+    };
+    if (row.parent_checkpoint_id) {
+      tuple.parentConfig = {
+        configurable: { thread_id: row.thread_id, checkpoint_ns: row.checkpoint_ns, checkpoint_id: row.parent_checkpoint_id },
+      };
+    }
+    return tuple;
   }
 }
 
