@@ -167,6 +167,12 @@ export const FENCE_KEY = "__baton_fence";
  */
 export const CONFIGURABLE_METADATA_KEY = "__baton_configurable_metadata";
 
+/**
+ * Runs the graph of one run attempt: its events go to the bus as they come,
+ * its outcome is returned. A stop (a cancel, the time limit, a shutdown)
+ * and a failure of the graph are outcomes too; only the database staying
+ * away is thrown.
+ */
 export async function executeRun(
   run: Run,
   deps: ExecutorDeps,
@@ -176,16 +182,38 @@ export async function executeRun(
 ): Promise<ExecutionResult> {
   const publish = (event: string, data: unknown) => deps.bus.publish(run.run_id, event, data, run.attempt);
   publish("metadata", { run_id: run.run_id, attempt: run.attempt });
-  const requested = run.kwargs.stream_mode;
-  const wants = new Set<StreamMode>(requested);
   const config = await runConfig(run, deps.assistants);
   config.configurable = { ...config.configurable, [CONFIGURABLE_METADATA_KEY]: true, ...(fence !== undefined ? { [FENCE_KEY]: fence } : {}) };
+  const wire = new WireEvents(run, publish);
   let graph: GraphInstance | undefined;
-  let lastValues: unknown = null;
+  try {
+    graph = await deps.registry.instance(run.graph_id, config, { checkpointer: deps.checkpointer, store: deps.store });
+    await requireStartCheckpoint(run, config, deps.checkpointer);
+    await streamGraph(graph, run, streamOptions(run, config, signal), wire);
+    // The stream ends once LangGraph's checkpoint writes are durable.
+    wire.release();
+    return { handBack: false, outcome: await successOutcome(graph, run, wire) };
+  } catch (thrown) {
+    wire.release();
+    return stoppedOrFailed(thrown, graph, run, stopReason(), publish);
+  }
+}
+
+/**
+ * Turns LangGraph's stream chunks into the run's wire events, in the modes
+ * the run asked for, and keeps what its outcome is made of (the last root
+ * values, whether the graph stopped at an interrupt).
+ */
+class WireEvents {
+  readonly #run: Run;
+  readonly #publish: (event: string, data: unknown) => void;
+  readonly #wants: Set<StreamMode>;
+  readonly #messages = new LegacyMessages();
+  /** The last root values chunk. */
+  lastValues: unknown = null;
   /** The last root values chunk that was the state (not an `__interrupt__` notice). */
-  let lastState: unknown = undefined;
-  let sawInterrupt = false;
-  const messages = new LegacyMessages();
+  lastState: unknown = undefined;
+  sawInterrupt = false;
   /**
    * The graph's events from its first interrupt notice on, held until the
    * graph's stream ends: LangGraph sends the notice before the checkpoint
@@ -193,128 +221,159 @@ export async function executeRun(
    * a client that reads the thread on seeing it (RemoteGraph.invoke,
    * useStream) must find the interrupt there.
    */
-  let held: [string, unknown][] | undefined;
-  const live = (event: string, data: unknown) => (held ? held.push([event, data]) : publish(event, data));
-  const release = () => {
-    for (const [event, data] of held ?? []) publish(event, data);
-    held = undefined;
+  #held: [string, unknown][] | undefined;
+
+  constructor(run: Run, publish: (event: string, data: unknown) => void) {
+    this.#run = run;
+    this.#publish = publish;
+    this.#wants = new Set<StreamMode>(run.kwargs.stream_mode);
+  }
+
+  get wantsEvents(): boolean {
+    return this.#wants.has("events");
+  }
+
+  /** Publishes an event, or holds it after an interrupt notice. */
+  readonly live = (event: string, data: unknown): void => {
+    if (this.#held) this.#held.push([event, data]);
+    else this.#publish(event, data);
   };
 
-  const emitChunk = (namespace: string[], mode: string, payload: unknown) => {
+  /** Publishes what was held. */
+  release(): void {
+    for (const [event, data] of this.#held ?? []) this.#publish(event, data);
+    this.#held = undefined;
+  }
+
+  chunk(namespace: string[], mode: string, payload: unknown): void {
     const suffix = namespace.length > 0 ? `|${namespace.join("|")}` : "";
-    if ((mode === "values" || mode === "updates") && typeof payload === "object" && payload !== null && "__interrupt__" in payload) held ??= [];
+    if ((mode === "values" || mode === "updates") && typeof payload === "object" && payload !== null && "__interrupt__" in payload) this.#held ??= [];
     if (mode === "values" && namespace.length === 0) {
-      lastValues = payload;
-      if (typeof payload === "object" && payload !== null && "__interrupt__" in payload) sawInterrupt = true;
-      else lastState = payload;
+      this.lastValues = payload;
+      if (typeof payload === "object" && payload !== null && "__interrupt__" in payload) this.sawInterrupt = true;
+      else this.lastState = payload;
     }
-    if (namespace.length > 0 && !run.kwargs.stream_subgraphs) return;
+    if (namespace.length > 0 && !this.#run.kwargs.stream_subgraphs) return;
     if (mode === "messages") {
       const [message, metadata] = payload as [unknown, unknown];
-      if (wants.has("messages-tuple")) live(`messages${suffix}`, [toWire(message), toWire(metadata)]);
-      if (wants.has("messages")) messages.streamed(message, metadata, live);
+      if (this.#wants.has("messages-tuple")) this.live(`messages${suffix}`, [toWire(message), toWire(metadata)]);
+      if (this.#wants.has("messages")) this.#messages.streamed(message, metadata, this.live);
       return;
     }
-    if (wants.has(mode as StreamMode)) live(`${mode}${suffix}`, toWire(wirePayload(mode, payload)));
-    if (mode === "values" && namespace.length === 0 && wants.has("messages")) messages.values(payload, live);
-  };
+    if (this.#wants.has(mode as StreamMode)) this.live(`${mode}${suffix}`, toWire(wirePayload(mode, payload)));
+    if (mode === "values" && namespace.length === 0 && this.#wants.has("messages")) this.#messages.values(payload, this.live);
+  }
+}
 
-  try {
-    graph = await deps.registry.instance(run.graph_id, config, { checkpointer: deps.checkpointer, store: deps.store });
-    await requireStartCheckpoint(run, config, deps.checkpointer);
-    const input = run.kwargs.command !== null ? new Command(run.kwargs.command as ConstructorParameters<typeof Command>[0]) : run.kwargs.input;
-    const options: Record<string, unknown> = {
-      ...config,
-      signal,
-      streamMode: langGraphModes(requested),
-      // Subgraph namespaces cost about a millisecond per run: only when asked.
-      subgraphs: run.kwargs.stream_subgraphs,
-      // The graph's root run is the run itself, in events and traces, as on the official server.
-      runId: run.run_id,
-      ...(run.kwargs.interrupt_before ? { interruptBefore: run.kwargs.interrupt_before } : {}),
-      ...(run.kwargs.interrupt_after ? { interruptAfter: run.kwargs.interrupt_after } : {}),
-      ...(run.kwargs.durability ? { durability: run.kwargs.durability } : {}),
-    };
-    if (wants.has("events")) {
-      for await (const event of graph.streamEvents(input, { ...options, version: "v2" })) {
-        // LangGraph's own bookkeeping steps (`__start__`...), hidden as on the official server.
-        if (event.tags?.includes("langsmith:hidden")) continue;
-        const chunk = event?.data?.chunk;
-        if (event.event === "on_chain_stream" && (event.parent_ids?.length ?? 0) === 0 && Array.isArray(chunk)) {
-          emitChunk(...splitChunk(chunk, run.kwargs.stream_subgraphs));
-        } else {
-          live("events", toWire(event));
-        }
-      }
-    } else {
-      for await (const chunk of await graph.stream(input, options)) {
-        emitChunk(...splitChunk(chunk, run.kwargs.stream_subgraphs));
+/** The options a run's graph is streamed with. */
+function streamOptions(run: Run, config: RunnableConfig, signal: AbortSignal): Record<string, unknown> {
+  return {
+    ...config,
+    signal,
+    streamMode: langGraphModes(run.kwargs.stream_mode),
+    // Subgraph namespaces cost about a millisecond per run: only when asked.
+    subgraphs: run.kwargs.stream_subgraphs,
+    // The graph's root run is the run itself, in events and traces, as on the official server.
+    runId: run.run_id,
+    ...(run.kwargs.interrupt_before ? { interruptBefore: run.kwargs.interrupt_before } : {}),
+    ...(run.kwargs.interrupt_after ? { interruptAfter: run.kwargs.interrupt_after } : {}),
+    ...(run.kwargs.durability ? { durability: run.kwargs.durability } : {}),
+  };
+}
+
+/** Streams the graph to its end, every chunk through `wire`. */
+async function streamGraph(graph: GraphInstance, run: Run, options: Record<string, unknown>, wire: WireEvents): Promise<void> {
+  const input = run.kwargs.command !== null ? new Command(run.kwargs.command as ConstructorParameters<typeof Command>[0]) : run.kwargs.input;
+  if (wire.wantsEvents) {
+    for await (const event of graph.streamEvents(input, { ...options, version: "v2" })) {
+      // LangGraph's own bookkeeping steps (`__start__`...), hidden as on the official server.
+      if (event.tags?.includes("langsmith:hidden")) continue;
+      const chunk = event?.data?.chunk;
+      if (event.event === "on_chain_stream" && (event.parent_ids?.length ?? 0) === 0 && Array.isArray(chunk)) {
+        wire.chunk(...splitChunk(chunk, run.kwargs.stream_subgraphs));
+      } else {
+        wire.live("events", toWire(event));
       }
     }
-    // The stream ends once LangGraph's checkpoint writes are durable.
-    release();
-    // The last values chunk is the thread's final state, unless the run
-    // stopped at an interrupt (then the pending tasks are read back).
-    const stoppedEarly = sawInterrupt || run.kwargs.interrupt_before !== null || run.kwargs.interrupt_after !== null || lastState === undefined;
-    const { values, interrupts, status } = stoppedEarly
-      ? await threadAfter(graph, run)
-      : { values: stateValues({ values: lastState } as Snapshot), interrupts: {}, status: "idle" as const };
-    return {
-      handBack: false,
-      outcome: {
-        status: "success",
-        error: null,
-        erase: false,
-        // At an interrupt LangGraph's last values chunk is only `__interrupt__`:
-        // answer with the state and the interrupt, as the official server does.
-        output: { ...(values ?? {}), ...((toWire(lastValues)) ?? {}) },
-        thread: { values, interrupts, status },
-      },
-    };
-  } catch (thrown) {
-    release();
-    const reason = stopReason();
-    if (reason === undefined && thrown instanceof BatonError && thrown.code === ErrorCode.unavailable) {
-      // The database stayed away longer than its retries: not the graph's
-      // fault, so not its error. Thrown on, the run is left unsettled; its
-      // lease expires and it is retried from its last checkpoint.
-      throw thrown;
+  } else {
+    for await (const chunk of await graph.stream(input, options)) {
+      wire.chunk(...splitChunk(chunk, run.kwargs.stream_subgraphs));
     }
-    const error = coerceError(thrown);
-    const { status: _status, ...thread } = await threadAfter(graph, run).catch(() => ({ values: null, interrupts: {}, status: "idle" as const }));
-    if (reason?.kind === "shutdown") {
-      return { handBack: true, outcome: { status: "interrupted", error: null, erase: false, output: null, thread: { ...thread, status: "idle" } } };
-    }
-    if (reason?.kind === "cancel") {
-      const failure = stoppedFailure(run.run_id, reason.action, true);
-      publish("error", failure);
-      return {
-        handBack: false,
-        outcome: {
-          status: "interrupted",
-          error: failure.message,
-          erase: reason.action === "rollback",
-          output: { __error__: failure },
-          thread: { ...thread, status: Object.keys(thread.interrupts).length > 0 ? "interrupted" : "idle" },
-        },
-      };
-    }
-    const failure =
-      reason?.kind === "timeout"
-        ? { error: "TimeoutError", message: `Run ${run.run_id} exceeded its time limit.` }
-        : { error: error.name || "Error", message: error.message };
+  }
+}
+
+/**
+ * The outcome of a graph that ran to the end of its stream. The last values
+ * chunk is the thread's final state, unless the run stopped at an interrupt
+ * (then the pending tasks are read back).
+ */
+async function successOutcome(graph: GraphInstance, run: Run, wire: WireEvents): Promise<ExecutionResult["outcome"]> {
+  const stoppedEarly = wire.sawInterrupt || run.kwargs.interrupt_before !== null || run.kwargs.interrupt_after !== null || wire.lastState === undefined;
+  const { values, interrupts, status } = stoppedEarly
+    ? await threadAfter(graph, run)
+    : { values: stateValues({ values: wire.lastState } as Snapshot), interrupts: {}, status: "idle" as const };
+  return {
+    status: "success",
+    error: null,
+    erase: false,
+    // At an interrupt LangGraph's last values chunk is only `__interrupt__`:
+    // answer with the state and the interrupt, as the official server does.
+    output: { ...(values ?? {}), ...((toWire(wire.lastValues)) ?? {}) },
+    thread: { values, interrupts, status },
+  };
+}
+
+/**
+ * What a run that did not reach its end comes to: handed back (shutdown),
+ * interrupted (a cancel), timed out, or failed with the graph's error.
+ */
+async function stoppedOrFailed(
+  thrown: unknown,
+  graph: GraphInstance | undefined,
+  run: Run,
+  reason: StopReason | undefined,
+  publish: (event: string, data: unknown) => void,
+): Promise<ExecutionResult> {
+  if (reason === undefined && thrown instanceof BatonError && thrown.code === ErrorCode.unavailable) {
+    // The database stayed away longer than its retries: not the graph's
+    // fault, so not its error. Thrown on, the run is left unsettled; its
+    // lease expires and it is retried from its last checkpoint.
+    throw thrown;
+  }
+  const error = coerceError(thrown);
+  const { status: _status, ...thread } = await threadAfter(graph, run).catch(() => ({ values: null, interrupts: {}, status: "idle" as const }));
+  if (reason?.kind === "shutdown") {
+    return { handBack: true, outcome: { status: "interrupted", error: null, erase: false, output: null, thread: { ...thread, status: "idle" } } };
+  }
+  if (reason?.kind === "cancel") {
+    const failure = stoppedFailure(run.run_id, reason.action, true);
     publish("error", failure);
     return {
       handBack: false,
       outcome: {
-        status: reason?.kind === "timeout" ? "timeout" : "error",
+        status: "interrupted",
         error: failure.message,
-        erase: false,
+        erase: reason.action === "rollback",
         output: { __error__: failure },
-        thread: { ...thread, status: "error" },
+        thread: { ...thread, status: Object.keys(thread.interrupts).length > 0 ? "interrupted" : "idle" },
       },
     };
   }
+  const failure =
+    reason?.kind === "timeout"
+      ? { error: "TimeoutError", message: `Run ${run.run_id} exceeded its time limit.` }
+      : { error: error.name || "Error", message: error.message };
+  publish("error", failure);
+  return {
+    handBack: false,
+    outcome: {
+      status: reason?.kind === "timeout" ? "timeout" : "error",
+      error: failure.message,
+      erase: false,
+      output: { __error__: failure },
+      thread: { ...thread, status: "error" },
+    },
+  };
 }
 
 /**
