@@ -89,82 +89,116 @@ function modeFilter(named: string[] | undefined): (event: RunEvent) => boolean {
   };
 }
 
+/** What the run routes share: the deps, and how a request becomes a run and a run a response. */
+interface RunRouteKit {
+  deps: HttpDeps;
+  /** The request headers the project passes to the run's `configurable`. */
+  headersOf: (c: Context) => Record<string, string>;
+  /** Creates the run a request's body describes, on the thread or (null) on a new temporary one. */
+  create: (c: Context, threadId: string | null) => Promise<Run>;
+  /** The checkpoint a run would start from must exist (404 otherwise). */
+  requireCheckpoint: (threadId: string | null, input: CreateRunInput) => Promise<void>;
+}
+
 export function runRoutes(deps: HttpDeps, options: { configurableHeaders: HeaderRule }): Hono {
   const app = new Hono();
+  const kit = runRouteKit(deps, options);
+  threadRunRoutes(app, kit);
+  joinRoutes(app, kit);
+  cancelRoutes(app, kit);
+  statelessRunRoutes(app, kit);
+  return app;
+}
+
+function runRouteKit(deps: HttpDeps, options: { configurableHeaders: HeaderRule }): RunRouteKit {
   const headersOf = (c: Context) => configurableHeaders(c.req.raw.headers, options.configurableHeaders);
-  const { runs, queue, bus } = deps;
-
-  // Content-Location names the run (the SDK's onRunCreated reads it);
-  // Location names its stream (the SDK reconnects there with Last-Event-ID).
-  const location = (run: Run) => (run.kwargs.temporary ? `/runs/${run.run_id}` : `/threads/${run.thread_id}/runs/${run.run_id}`);
-  const streamLocation = (run: Run) => `/threads/${run.thread_id}/runs/${run.run_id}/stream`;
-
-  /**
-   * A run from a checkpoint the thread does not have is refused (404): LangGraph
-   * would start it from an empty state, replacing the conversation. A run
-   * without a thread starts on a new one, which has no checkpoint at all.
-   */
-  const requireCheckpoint = async (threadId: string | null, input: CreateRunInput) => {
-    const configurable = input.kwargs.config.configurable ?? {};
-    const text = (value: unknown) => (typeof value === "string" && value !== "" ? value : undefined);
-    const ref = {
-      checkpoint_id: input.kwargs.checkpoint_id || text(configurable.checkpoint_id),
-      checkpoint_ns: input.kwargs.checkpoint?.checkpoint_ns || text(configurable.checkpoint_ns),
-    };
-    if (threadId !== null) return deps.threadService.requireCheckpoint(threadId, ref);
-    if (ref.checkpoint_id !== undefined || ref.checkpoint_ns !== undefined) {
-      throw new BatonError(
-        ErrorCode.notFound,
-        `Checkpoint '${ref.checkpoint_id ?? ref.checkpoint_ns}' not found: a run without a thread starts on a new thread, which has no checkpoints. Run it on its thread (POST /threads/{thread_id}/runs).`,
-      );
-    }
+  const requireCheckpoint = (threadId: string | null, input: CreateRunInput) => requireStartCheckpoint(deps, threadId, input);
+  return {
+    deps,
+    headersOf,
+    requireCheckpoint,
+    create: async (c, threadId) => {
+      const input = toCreateInput(parse(s.RunCreate, await readJson(c)), threadId, { on_completion: threadId === null ? "delete" : "keep" }, headersOf(c));
+      await requireCheckpoint(threadId, input);
+      return deps.runs.create(input);
+    },
   };
+}
 
-  const create = async (c: Context, threadId: string | null) => {
-    const input = toCreateInput(parse(s.RunCreate, await readJson(c)), threadId, { on_completion: threadId === null ? "delete" : "keep" }, headersOf(c));
-    await requireCheckpoint(threadId, input);
-    return runs.create(input);
+// Content-Location names the run (the SDK's onRunCreated reads it);
+// Location names its stream (the SDK reconnects there with Last-Event-ID).
+const location = (run: Run) => (run.kwargs.temporary ? `/runs/${run.run_id}` : `/threads/${run.thread_id}/runs/${run.run_id}`);
+const streamLocation = (run: Run) => `/threads/${run.thread_id}/runs/${run.run_id}/stream`;
+
+/**
+ * A run from a checkpoint the thread does not have is refused (404): LangGraph
+ * would start it from an empty state, replacing the conversation. A run
+ * without a thread starts on a new one, which has no checkpoint at all.
+ */
+async function requireStartCheckpoint(deps: HttpDeps, threadId: string | null, input: CreateRunInput): Promise<void> {
+  const configurable = input.kwargs.config.configurable ?? {};
+  const text = (value: unknown) => (typeof value === "string" && value !== "" ? value : undefined);
+  const ref = {
+    checkpoint_id: input.kwargs.checkpoint_id || text(configurable.checkpoint_id),
+    checkpoint_ns: input.kwargs.checkpoint?.checkpoint_ns || text(configurable.checkpoint_ns),
   };
-
-  const streamRun = (c: Context, run: Run, options: { lastEventId?: string | undefined; modes?: string[] | undefined; cancelOnDisconnect: boolean }) => {
-    const keep = modeFilter(options.modes);
-    return sseResponse(
-      c.req.raw,
-      async function* (signal) {
-        for await (const event of bus.subscribe(run.run_id, options.lastEventId, signal)) {
-          if (event.event === "__final__") return;
-          if (keep(event)) yield event;
-        }
-      },
-      {
-        keepAliveMs: deps.options.keepAliveMs,
-        headers: { "Content-Location": location(run), Location: streamLocation(run) },
-        onDisconnect: cancelOnDisconnect(run, options.cancelOnDisconnect),
-        runId: run.run_id,
-      },
+  if (threadId !== null) return deps.threadService.requireCheckpoint(threadId, ref);
+  if (ref.checkpoint_id !== undefined || ref.checkpoint_ns !== undefined) {
+    throw new BatonError(
+      ErrorCode.notFound,
+      `Checkpoint '${ref.checkpoint_id ?? ref.checkpoint_ns}' not found: a run without a thread starts on a new thread, which has no checkpoints. Run it on its thread (POST /threads/{thread_id}/runs).`,
     );
-  };
+  }
+}
 
-  const cancelOnDisconnect = (run: Run, enabled: boolean) =>
-    enabled
-      ? () => {
-          void runs.cancel([run.run_id], "interrupt").catch(() => undefined);
-        }
-      : undefined;
+/** Cancels the run when its client goes away, if asked to. */
+const cancelOnDisconnect = (deps: HttpDeps, run: Run, enabled: boolean) =>
+  enabled
+    ? () => {
+        void deps.runs.cancel([run.run_id], "interrupt").catch(() => undefined);
+      }
+    : undefined;
 
-  /**
-   * Waits for the run and answers with its own output (C4). The status is
-   * committed at once (everything that can be refused was refused before the
-   * run was created) and newlines keep the connection alive meanwhile.
-   */
-  const waitRun = (c: Context, run: Run, cancelOnGone: boolean) =>
-    jsonWhenReady(c.req.raw, async (signal) => (await runs.waitFinal(run.run_id, signal)).output, {
+/** The run's events as server-sent events, from after `lastEventId`, in the modes asked for. */
+function streamRun(
+  deps: HttpDeps,
+  c: Context,
+  run: Run,
+  options: { lastEventId?: string | undefined; modes?: string[] | undefined; cancelOnDisconnect: boolean },
+): Response {
+  const keep = modeFilter(options.modes);
+  return sseResponse(
+    c.req.raw,
+    async function* (signal) {
+      for await (const event of deps.bus.subscribe(run.run_id, options.lastEventId, signal)) {
+        if (event.event === "__final__") return;
+        if (keep(event)) yield event;
+      }
+    },
+    {
       keepAliveMs: deps.options.keepAliveMs,
-      headers: { "Content-Location": location(run) },
-      onDisconnect: cancelOnDisconnect(run, cancelOnGone),
-    });
+      headers: { "Content-Location": location(run), Location: streamLocation(run) },
+      onDisconnect: cancelOnDisconnect(deps, run, options.cancelOnDisconnect),
+      runId: run.run_id,
+    },
+  );
+}
 
-  // Thread runs.
+/**
+ * Waits for the run and answers with its own output (C4). The status is
+ * committed at once (everything that can be refused was refused before the
+ * run was created) and newlines keep the connection alive meanwhile.
+ */
+function waitRun(deps: HttpDeps, c: Context, run: Run, cancelOnGone: boolean): Response {
+  return jsonWhenReady(c.req.raw, async (signal) => (await deps.runs.waitFinal(run.run_id, signal)).output, {
+    keepAliveMs: deps.options.keepAliveMs,
+    headers: { "Content-Location": location(run) },
+    onDisconnect: cancelOnDisconnect(deps, run, cancelOnGone),
+  });
+}
+
+/** Runs on a thread: create (plain, streamed, waited for), list, read, delete. */
+function threadRunRoutes(app: Hono, { deps, create }: RunRouteKit): void {
   app.post("/threads/:thread_id/runs", async (c) => {
     const run = await create(c, uuidParam(c, "thread_id"));
     c.header("Content-Location", location(run));
@@ -172,41 +206,45 @@ export function runRoutes(deps: HttpDeps, options: { configurableHeaders: Header
   });
   app.post("/threads/:thread_id/runs/stream", async (c) => {
     const run = await create(c, uuidParam(c, "thread_id"));
-    return streamRun(c, run, { cancelOnDisconnect: run.kwargs.on_disconnect === "cancel" });
+    return streamRun(deps, c, run, { cancelOnDisconnect: run.kwargs.on_disconnect === "cancel" });
   });
   app.post("/threads/:thread_id/runs/wait", async (c) => {
     const run = await create(c, uuidParam(c, "thread_id"));
-    return waitRun(c, run, run.kwargs.on_disconnect === "cancel");
+    return waitRun(deps, c, run, run.kwargs.on_disconnect === "cancel");
   });
   app.get("/threads/:thread_id/runs", async (c) => {
     const threadId = uuidParam(c, "thread_id");
     await deps.threadService.get(threadId);
     const q = parse(s.RunList, { limit: c.req.query("limit"), offset: c.req.query("offset"), status: c.req.query("status") || undefined });
-    const found = await queue.list(threadId, q);
+    const found = await deps.queue.list(threadId, q);
     return c.json(found.map(wireRun));
   });
   app.get("/threads/:thread_id/runs/:run_id", async (c) => {
-    const run = await runs.get(uuidParam(c, "run_id"), uuidParam(c, "thread_id"));
+    const run = await deps.runs.get(uuidParam(c, "run_id"), uuidParam(c, "thread_id"));
     return c.json(wireRun(run));
   });
   app.delete("/threads/:thread_id/runs/:run_id", async (c) => {
     const threadId = uuidParam(c, "thread_id");
     const runId = uuidParam(c, "run_id");
-    if (!(await queue.delete(threadId, runId))) throw notFound("Run", runId);
+    if (!(await deps.queue.delete(threadId, runId))) throw notFound("Run", runId);
     return c.json({});
   });
+}
+
+/** Joining a run that exists: its output, or the rest of its events. */
+function joinRoutes(app: Hono, { deps }: RunRouteKit): void {
   app.get("/threads/:thread_id/runs/:run_id/join", async (c) => {
-    const run = await runs.get(uuidParam(c, "run_id"), uuidParam(c, "thread_id"));
-    return waitRun(c, run, flag(c.req.query("cancel_on_disconnect")));
+    const run = await deps.runs.get(uuidParam(c, "run_id"), uuidParam(c, "thread_id"));
+    return waitRun(deps, c, run, flag(c.req.query("cancel_on_disconnect")));
   });
   const joinStream = async (c: Context, threadId: string | undefined) => {
-    const run = await runs.get(uuidParam(c, "run_id"), threadId);
-    if (isFinalRunStatus(run.status) && !(await bus.has(run.run_id))) {
+    const run = await deps.runs.get(uuidParam(c, "run_id"), threadId);
+    if (isFinalRunStatus(run.status) && !(await deps.bus.has(run.run_id))) {
       // Finished, and its events are gone (not resumable, or past retention): nothing left to send.
       return sseResponse(c.req.raw, async function* () {}, { keepAliveMs: deps.options.keepAliveMs });
     }
     const modes = c.req.queries("stream_mode");
-    return streamRun(c, run, {
+    return streamRun(deps, c, run, {
       lastEventId: c.req.header("Last-Event-ID") ?? undefined,
       modes,
       cancelOnDisconnect: flag(c.req.query("cancel_on_disconnect")),
@@ -214,20 +252,23 @@ export function runRoutes(deps: HttpDeps, options: { configurableHeaders: Header
   };
   app.get("/threads/:thread_id/runs/:run_id/stream", (c) => joinStream(c, uuidParam(c, "thread_id")));
   app.get("/runs/:run_id/stream", (c) => joinStream(c, undefined));
+}
 
+/** Cancelling one run (optionally waiting for its end), or several. */
+function cancelRoutes(app: Hono, { deps }: RunRouteKit): void {
   app.post("/threads/:thread_id/runs/:run_id/cancel", async (c) => {
     const threadId = uuidParam(c, "thread_id");
     const runId = uuidParam(c, "run_id");
     const action = parse(s.CancelAction, c.req.query("action"));
-    const run = await runs.get(runId, threadId);
+    const run = await deps.runs.get(runId, threadId);
     if (run.status !== "pending" && run.status !== "running") {
       throw new BatonError(ErrorCode.conflict, `Run '${runId}' is already ${run.status}; only pending or running runs can be cancelled.`);
     }
     const waitFinal = flag(c.req.query("wait"));
     // Subscribe before cancelling so the final event cannot be missed.
     // Its failure (the client left, the database is away) only ends the wait; handled at once, not after the cancel.
-    const final = waitFinal ? runs.waitFinal(runId, c.req.raw.signal).catch(() => undefined) : undefined;
-    await runs.cancel([runId], action);
+    const final = waitFinal ? deps.runs.waitFinal(runId, c.req.raw.signal).catch(() => undefined) : undefined;
+    await deps.runs.cancel([runId], action);
     if (final !== undefined) await final;
     return waitFinal ? c.json({}) : c.body(null, 202);
   });
@@ -237,18 +278,21 @@ export function runRoutes(deps: HttpDeps, options: { configurableHeaders: Header
     const action = parse(s.CancelAction, c.req.query("action"));
     let ids: string[] = q.run_ids ?? [];
     if (q.thread_id !== undefined) {
-      const inflight = await queue.inflight(q.thread_id);
+      const inflight = await deps.queue.inflight(q.thread_id);
       const status = q.status ?? "all";
       const matching = inflight.filter((r) => status === "all" || r.status === status).map((r) => r.run_id);
       ids = q.run_ids !== undefined ? ids.filter((id) => matching.includes(id)) : matching;
     } else if (q.run_ids === undefined) {
       throw new BatonError(ErrorCode.invalid, "Name the runs to cancel: 'run_ids', or 'thread_id' (optionally with 'status').");
     }
-    await runs.cancel(ids, action);
+    await deps.runs.cancel(ids, action);
     return c.body(null, 204);
   });
+}
 
-  // Stateless runs: a temporary thread, deleted after the run unless on_completion is 'keep'.
+/** Stateless runs: a temporary thread, deleted after the run unless on_completion is 'keep'. */
+function statelessRunRoutes(app: Hono, kit: RunRouteKit): void {
+  const { deps, create } = kit;
   app.post("/runs", async (c) => {
     const run = await create(c, null);
     c.header("Content-Location", location(run));
@@ -256,41 +300,48 @@ export function runRoutes(deps: HttpDeps, options: { configurableHeaders: Header
   });
   app.post("/runs/stream", async (c) => {
     const run = await create(c, null);
-    return streamRun(c, run, { cancelOnDisconnect: run.kwargs.on_disconnect === "cancel" });
+    return streamRun(deps, c, run, { cancelOnDisconnect: run.kwargs.on_disconnect === "cancel" });
   });
   app.post("/runs/wait", async (c) => {
     const run = await create(c, null);
-    return waitRun(c, run, run.kwargs.on_disconnect === "cancel");
+    return waitRun(deps, c, run, run.kwargs.on_disconnect === "cancel");
   });
   app.post("/runs/batch", async (c) => {
-    const raw = await readJson(c);
-    if (!Array.isArray(raw)) throw new BatonError(ErrorCode.invalid, "Request body must be a JSON array of run payloads.");
-    const max = deps.options.limits.maxIdsPerRequest;
-    if (raw.length > max) {
-      throw new BatonError(ErrorCode.invalid, `${raw.length} runs in one batch, more than the limit of ${max} per request (maxIdsPerRequest / BATON_MAX_IDS_PER_REQUEST); split the batch.`);
-    }
-    const headers = headersOf(c);
-    // Every entry is checked before any is created: one refused entry creates nothing.
-    const inputs: CreateRunInput[] = [];
-    for (const [index, item] of raw.entries()) {
-      try {
-        const input = toCreateInput(parse(s.RunCreate, item), null, { on_completion: "delete" }, headers);
-        await runs.assistantOf(input);
-        await requireCheckpoint(null, input);
-        inputs.push(input);
-      } catch (error) {
-        throw atIndex(index, error);
-      }
-    }
-    const created: Run[] = [];
-    try {
-      for (const input of inputs) created.push(await runs.create(input));
-    } catch (error) {
-      // Refused at creation after all (a full queue, a store failure): the runs created so far are taken back.
-      await runs.cancel(created.map((run) => run.run_id), "rollback").catch(() => undefined);
-      throw atIndex(created.length, error);
-    }
-    return c.json(created.map(wireRun));
+    const inputs = await batchInputs(kit, c, await readJson(c));
+    return c.json((await createAll(deps, inputs)).map(wireRun));
   });
-  return app;
+}
+
+/** Every entry of a batch, checked before any is created: one refused entry creates nothing. */
+async function batchInputs(kit: RunRouteKit, c: Context, raw: unknown): Promise<CreateRunInput[]> {
+  if (!Array.isArray(raw)) throw new BatonError(ErrorCode.invalid, "Request body must be a JSON array of run payloads.");
+  const max = kit.deps.options.limits.maxIdsPerRequest;
+  if (raw.length > max) {
+    throw new BatonError(ErrorCode.invalid, `${raw.length} runs in one batch, more than the limit of ${max} per request (maxIdsPerRequest / BATON_MAX_IDS_PER_REQUEST); split the batch.`);
+  }
+  const headers = kit.headersOf(c);
+  const inputs: CreateRunInput[] = [];
+  for (const [index, item] of raw.entries()) {
+    try {
+      const input = toCreateInput(parse(s.RunCreate, item), null, { on_completion: "delete" }, headers);
+      await kit.deps.runs.assistantOf(input);
+      await kit.requireCheckpoint(null, input);
+      inputs.push(input);
+    } catch (error) {
+      throw atIndex(index, error);
+    }
+  }
+  return inputs;
+}
+
+/** Creates the runs in order; refused at creation after all (a full queue, a store failure), the runs created so far are taken back. */
+async function createAll(deps: HttpDeps, inputs: CreateRunInput[]): Promise<Run[]> {
+  const created: Run[] = [];
+  try {
+    for (const input of inputs) created.push(await deps.runs.create(input));
+  } catch (error) {
+    await deps.runs.cancel(created.map((run) => run.run_id), "rollback").catch(() => undefined);
+    throw atIndex(created.length, error);
+  }
+  return created;
 }
