@@ -1,6 +1,11 @@
 /**
- * What a filter means, once for every backend: JSON containment exactly as
- * Postgres defines `jsonb @> jsonb` (the official server filters with it).
+ * What filters mean, once for every backend. Two kinds: a client's filter
+ * (search `metadata`, `values`, a store `filter`, history `metadata`) is
+ * JSON containment, below; an access filter from authorization is the
+ * `Filter` language further down. src/backends/filter-sql.ts compiles both.
+ *
+ * Containment, exactly as Postgres defines `jsonb @> jsonb` (the official
+ * server filters with it):
  *
  * - An object contains a filter object when every key of the filter is
  *   present and its value contains the filter's value. Key order never

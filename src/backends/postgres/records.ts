@@ -138,13 +138,10 @@ export class PostgresAssistants implements Assistants {
     return transaction(this.pool, async (db) => {
       if ((await this.#row(db, assistantId, true, options?.access)) === undefined) return false;
       if (options?.deleteThreads) {
-        const threads = (
-          // Containment, as every filter: only a string equal to the id names it.
-          await db.query<{ thread_id: string }>(
-            "SELECT thread_id FROM threads WHERE metadata @> jsonb_build_object('assistant_id', $1::text) FOR UPDATE",
-            [assistantId],
-          )
-        ).rows;
+        // Containment, as every filter: only a string equal to the id names it.
+        const args: unknown[] = [];
+        const named = compileFilter("postgres", "metadata", { contains: { assistant_id: assistantId } }, args);
+        const threads = (await db.query<{ thread_id: string }>(`SELECT thread_id FROM threads${where(named)} FOR UPDATE`, args)).rows;
         for (const { thread_id } of threads) {
           const running = (await db.query<{ run_id: string }>("SELECT run_id FROM runs WHERE thread_id = $1 AND status = 'running'", [thread_id])).rows[0];
           if (running !== undefined) {

@@ -134,9 +134,9 @@ export class SqliteAssistants implements Assistants {
       if (this.#row(assistantId, options?.access) === undefined) return false;
       if (options?.deleteThreads) {
         // Containment, as every filter: only a string equal to the id names it.
-        const threads = this.db
-          .prepare<[string], { thread_id: string }>("SELECT thread_id FROM threads WHERE baton_contains(metadata, ?)")
-          .all(JSON.stringify({ assistant_id: assistantId }));
+        const args: unknown[] = [];
+        const named = compileFilter("sqlite", "metadata", { contains: { assistant_id: assistantId } }, args);
+        const threads = this.db.prepare<unknown[], { thread_id: string }>(`SELECT thread_id FROM threads WHERE ${named.join(" AND ")}`).all(...args);
         for (const { thread_id } of threads) {
           const running = this.db.prepare("SELECT run_id FROM runs WHERE thread_id = ? AND status = 'running'").get(thread_id) as
             | { run_id: string }
