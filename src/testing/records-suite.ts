@@ -502,6 +502,12 @@ export function describeRecords(init: RecordsSuiteInit): void {
         expect(await keys({ key: "other" })).toEqual([]);
         expect(await keys({ key: "note", owner: "alice" })).toEqual(["users/alice:note"]);
         expect(await keys({ key: "" })).toEqual([":"]);
+        // Labels are data (regex, LIKE and path characters too); a namespace is an array, never equal to a string.
+        await backend.items.put(["a.b", "*", "%_\\", "(.)"], "odd", {});
+        expect(await keys({ namespace: { $contains: ["*", "(.)", "%_\\"] } })).toEqual(["a.b/*/%_\\/(.):odd"]);
+        expect(await keys({ namespace: { $contains: "." } })).toEqual([]);
+        expect(await keys({ namespace: "users" })).toEqual([]);
+        expect(await keys({ namespace: { $in: ["users"] } })).toEqual([]);
         expect(await backend.items.get(["users", "bob"], "note", { access: { namespace: { $contains: "alice" } } })).toBeNull();
         await backend.items.delete(["users", "bob"], "note", { access: { owner: "alice" } });
         expect(await backend.items.get(["users", "bob"], "note")).not.toBeNull();
