@@ -1,13 +1,15 @@
 /**
  * Assistants as the API offers them: every action asks the Authorizer first
  * (`assistants:<action>`, with the value the official handlers see), acts on
- * the value it hands back, and keeps records outside its filter out of
- * reach: not found on a read, update or delete, left out of a search.
+ * the value it hands back, and passes its access filter to the port, where
+ * it becomes part of the query: a record outside it is not found on a read,
+ * update or delete, and left out of a search or count.
  */
 import { assistantIdFor, refuseSystemAssistantDelete, resolveAssistant } from "./assistants.ts";
-import { restricts, scopeMetadata, withinAccess, type AccessFilter, type Authorizer } from "./authorizer.ts";
+import { restricts, type Authorizer } from "./authorizer.ts";
 import type { RequestContext } from "./context.ts";
 import { BatonError, conflict, ErrorCode, notFound } from "./errors.ts";
+import { matches, type Filter } from "./filter.ts";
 import type { AssistantPatch, Assistants, AssistantSearch, NewAssistant, Page } from "./ports.ts";
 import type { Assistant, Metadata } from "./types.ts";
 
@@ -38,10 +40,8 @@ export class AssistantService {
   }
 
   /** The assistant an id or graph id names, if the filter lets the caller see it (404 otherwise). */
-  async #visible(idOrGraph: string, filter: AccessFilter | undefined): Promise<Assistant> {
-    const assistant = await resolveAssistant(this.#assistants, this.#graphIds, idOrGraph);
-    if (!withinAccess(assistant.metadata, filter)) throw notFound("Assistant", idOrGraph);
-    return assistant;
+  #visible(idOrGraph: string, filter: Filter | undefined): Promise<Assistant> {
+    return resolveAssistant(this.#assistants, this.#graphIds, idOrGraph, { access: filter });
   }
 
   /** Creates an assistant (or, with `if_exists: do_nothing`, answers the existing one). */
@@ -49,9 +49,9 @@ export class AssistantService {
     const { value, filter } = await this.#authorizer.authorize(ctx, "assistants", "create", { ...input });
     this.#knownGraph(value.graph_id);
     if (restricts(filter)) {
-      // An existing assistant outside the caller's filter is neither shown nor replaced.
+      // An existing assistant outside the caller's filter is neither shown nor replaced (as on the official server).
       const existing = await this.#assistants.get(value.assistant_id);
-      if (existing !== null && !withinAccess(existing.metadata, filter)) throw conflict(`Assistant '${value.assistant_id}' already exists.`);
+      if (existing !== null && !matches(existing.metadata, filter)) throw conflict(`Assistant '${value.assistant_id}' already exists.`);
     }
     return this.#assistants.create(value);
   }
@@ -67,7 +67,7 @@ export class AssistantService {
     const { assistant_id: target, ...fields } = value;
     this.#knownGraph(fields.graph_id);
     const id = (await this.#visible(target, filter)).assistant_id;
-    return this.#assistants.patch(id, fields);
+    return this.#assistants.patch(id, fields, { access: filter });
   }
 
   /** Deletes the assistant (and, with `deleteThreads`, its threads); a graph's system assistant is refused. */
@@ -75,11 +75,7 @@ export class AssistantService {
     const { value, filter } = await this.#authorizer.authorize(ctx, "assistants", "delete", { assistant_id: idOrGraph });
     const id = assistantIdFor(this.#graphIds, value.assistant_id);
     refuseSystemAssistantDelete(this.#graphIds, id);
-    if (restricts(filter)) {
-      const existing = await this.#assistants.get(id);
-      if (existing !== null && !withinAccess(existing.metadata, filter)) throw notFound("Assistant", id);
-    }
-    if (!(await this.#assistants.delete(id, options))) throw notFound("Assistant", id);
+    if (!(await this.#assistants.delete(id, { ...options, access: filter }))) throw notFound("Assistant", id);
   }
 
   async search(ctx: RequestContext, query: AssistantSearch): Promise<Assistant[]> {
@@ -89,9 +85,7 @@ export class AssistantService {
       limit: query.limit,
       offset: query.offset,
     });
-    const metadata = scopeMetadata(value.metadata, filter);
-    if (metadata === null) return [];
-    return this.#assistants.search({ ...query, ...value, metadata });
+    return this.#assistants.search({ ...query, ...value, access: filter });
   }
 
   async count(ctx: RequestContext, query: CountQuery): Promise<number> {
@@ -101,24 +95,20 @@ export class AssistantService {
       limit: 0,
       offset: 0,
     });
-    const metadata = scopeMetadata(value.metadata, filter);
-    if (metadata === null) return 0;
-    return this.#assistants.count({ ...query, graph_id: value.graph_id, metadata });
+    return this.#assistants.count({ ...query, graph_id: value.graph_id, metadata: value.metadata, access: filter });
   }
 
-  /** The assistant's versions, newest first; versions outside the filter are left out. */
+  /** The assistant's versions, newest first; versions whose metadata is outside the filter are left out. */
   async versions(ctx: RequestContext, idOrGraph: string, query: Page & { metadata?: Metadata | undefined }): Promise<Assistant[]> {
     const { value, filter } = await this.#authorizer.authorize(ctx, "assistants", "read", { assistant_id: idOrGraph });
     const id = (await this.#visible(value.assistant_id, filter)).assistant_id;
-    if (!restricts(filter)) return this.#assistants.versions(id, query);
-    const metadata = scopeMetadata(query.metadata, filter);
-    return metadata === null ? [] : this.#assistants.versions(id, { ...query, metadata });
+    return this.#assistants.versions(id, { ...query, access: filter });
   }
 
   /** Makes an earlier version the latest. */
   async setLatest(ctx: RequestContext, idOrGraph: string, version: number): Promise<Assistant> {
     const { value, filter } = await this.#authorizer.authorize(ctx, "assistants", "update", { assistant_id: idOrGraph, version });
     const id = (await this.#visible(value.assistant_id, filter)).assistant_id;
-    return this.#assistants.setLatest(id, value.version);
+    return this.#assistants.setLatest(id, value.version, { access: filter });
   }
 }

@@ -5,19 +5,19 @@
  */
 import { v5 as uuidv5 } from "uuid";
 import { conflict, notFound } from "./errors.ts";
-import type { Assistants } from "./ports.ts";
+import type { Assistants, Scoped } from "./ports.ts";
 import type { Assistant } from "./types.ts";
 
 export const SYSTEM_ASSISTANT_NAMESPACE = "6ba7b821-9dad-11d1-80b4-00c04fd430c8";
 
 export const systemAssistantId = (graphId: string): string => uuidv5(graphId, SYSTEM_ASSISTANT_NAMESPACE);
 
-/** Finds an assistant by id, or a graph's system assistant by graph id. */
-export async function resolveAssistant(assistants: Assistants, graphIds: readonly string[], idOrGraph: string): Promise<Assistant> {
-  const direct = await assistants.get(idOrGraph);
+/** Finds an assistant by id, or a graph's system assistant by graph id; one outside `scope` is not found. */
+export async function resolveAssistant(assistants: Assistants, graphIds: readonly string[], idOrGraph: string, scope?: Scoped): Promise<Assistant> {
+  const direct = await assistants.get(idOrGraph, scope);
   if (direct !== null) return direct;
   if (graphIds.includes(idOrGraph)) {
-    const system = await assistants.get(systemAssistantId(idOrGraph));
+    const system = await assistants.get(systemAssistantId(idOrGraph), scope);
     if (system !== null) return system;
   }
   throw notFound("Assistant", idOrGraph);

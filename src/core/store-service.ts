@@ -4,11 +4,14 @@
  * the value it hands back. A filter is matched, as on the official server,
  * against the item's value with its `namespace` and `key` added: an item
  * outside it is not found (get, and put or delete over it), a new item
- * outside it is refused (403), and searches leave such items out.
+ * outside it is refused (403), and searches leave such items out (in the
+ * port's query; namespace listings, which the port cannot scope, are
+ * filtered here, page by page).
  */
-import { AccessDenied, restricts, withinAccess, type AccessFilter, type Authorizer } from "./authorizer.ts";
+import { AccessDenied, restricts, type Authorizer } from "./authorizer.ts";
 import type { RequestContext } from "./context.ts";
 import { invalid, notFound } from "./errors.ts";
+import { matches, type Filter } from "./filter.ts";
 import type { StoreItems, StoreSearch } from "./ports.ts";
 import type { JsonObject, StoreItem } from "./types.ts";
 
@@ -25,7 +28,7 @@ export interface NamespaceQuery {
   offset: number;
 }
 
-/** A filtered search reads candidates this many at a time... */
+/** A filtered namespace listing reads candidates this many at a time... */
 const SCAN_PAGE = 1000;
 /** ...and gives up (asking for a narrower query) after this many, as the official server does. */
 const SCAN_MAX = 10_000;
@@ -48,7 +51,7 @@ async function scan<T>(read: (limit: number, offset: number) => Promise<T[]>, ke
   let scanned = 0;
   while (kept.length < offset + limit) {
     if (scanned >= SCAN_MAX) {
-      throw invalid(`This store query would read more than ${SCAN_MAX} items to find the ones you may see; narrow the namespace or the filter.`);
+      throw invalid(`This store query would read more than ${SCAN_MAX} namespaces to find the ones you may see; narrow the prefix or the suffix.`);
     }
     const pageSize = Math.min(SCAN_PAGE, SCAN_MAX - scanned);
     const page = await read(pageSize, scanned);
@@ -69,9 +72,9 @@ export class StoreService {
   }
 
   /** Refuses (404) when the item exists outside the filter. */
-  async #existingWithin(namespace: string[], key: string, filter: AccessFilter): Promise<StoreItem | null> {
+  async #existingWithin(namespace: string[], key: string, filter: Filter): Promise<StoreItem | null> {
     const existing = await this.#items.get(namespace, key);
-    if (existing !== null && !withinAccess(document(existing.namespace, existing.key, existing.value), filter)) throw notFound("Store item", itemName(namespace, key));
+    if (existing !== null && !matches(document(existing.namespace, existing.key, existing.value), filter)) throw notFound("Store item", itemName(namespace, key));
     return existing;
   }
 
@@ -79,7 +82,7 @@ export class StoreService {
     const { value, filter } = await this.#authorizer.authorize(ctx, "store", "put", { ...input });
     if (restricts(filter)) {
       await this.#existingWithin(value.namespace, value.key, filter);
-      if (!withinAccess(document(value.namespace, value.key, value.value), filter)) throw new AccessDenied("store", "put");
+      if (!matches(document(value.namespace, value.key, value.value), filter)) throw new AccessDenied("store", "put");
     }
     await this.#items.put(value.namespace, value.key, value.value);
   }
@@ -88,16 +91,18 @@ export class StoreService {
     const { value, filter } = await this.#authorizer.authorize(ctx, "store", "delete", { ...input });
     if (restricts(filter)) {
       const existing = await this.#existingWithin(value.namespace, value.key, filter);
-      if (existing === null && !withinAccess(document(value.namespace, value.key, undefined), filter)) throw new AccessDenied("store", "delete");
+      if (existing === null && !matches(document(value.namespace, value.key, undefined), filter)) throw new AccessDenied("store", "delete");
     }
-    await this.#items.delete(value.namespace, value.key);
+    // Scoped as well: an item that moved outside the filter since the check above stays.
+    await this.#items.delete(value.namespace, value.key, { access: filter });
   }
 
   /** The item, or null when there is none (an item outside the filter is not found: 404). */
   async get(ctx: RequestContext, input: { namespace: string[]; key: string }): Promise<StoreItem | null> {
     const { value, filter } = await this.#authorizer.authorize(ctx, "store", "get", { ...input });
+    // Read unscoped: an item outside the filter is a 404 (as on the official server), a missing one null.
     const item = await this.#items.get(value.namespace, value.key);
-    if (item !== null && !withinAccess(document(item.namespace, item.key, item.value), filter)) throw notFound("Store item", itemName(value.namespace, value.key));
+    if (item !== null && !matches(document(item.namespace, item.key, item.value), filter)) throw notFound("Store item", itemName(value.namespace, value.key));
     return item;
   }
 
@@ -109,14 +114,7 @@ export class StoreService {
       offset: query.offset,
       query: query.query,
     });
-    const asked: StoreSearch = { namespace_prefix: value.namespace, filter: value.filter, limit: value.limit, offset: value.offset, query: value.query };
-    if (!restricts(filter)) return this.#items.search(asked);
-    return scan(
-      (limit, offset) => this.#items.search({ ...asked, limit, offset }),
-      (item) => withinAccess(document(item.namespace, item.key, item.value), filter),
-      asked.limit,
-      asked.offset,
-    );
+    return this.#items.search({ namespace_prefix: value.namespace, filter: value.filter, limit: value.limit, offset: value.offset, query: value.query, access: filter });
   }
 
   async listNamespaces(ctx: RequestContext, query: NamespaceQuery): Promise<string[][]> {
@@ -131,7 +129,7 @@ export class StoreService {
     if (!restricts(filter)) return this.#items.listNamespaces(asked);
     return scan(
       (limit, offset) => this.#items.listNamespaces({ ...asked, limit, offset }),
-      (namespace) => withinAccess(document(namespace, undefined, undefined), filter),
+      (namespace) => matches(document(namespace, undefined, undefined), filter),
       asked.limit,
       asked.offset,
     );

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig, loadProject } from "../../src/config.ts";
 import { AccessDenied, type Authorization, type Authorizer, type Resource, type ResourceActions } from "../../src/core/authorizer.ts";
 import type { RequestContext } from "../../src/core/context.ts";
+import type { Filter } from "../../src/core/filter.ts";
 import { createLogger, createServer, type BatonServer } from "../../src/server.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { EXECUTION_THREADS, FIXTURES, REDIS_URL, SCALE_OUT } from "../helpers/server.ts";
@@ -23,7 +24,7 @@ interface Call {
   value: Record<string, unknown>;
 }
 
-type Decide = (ctx: RequestContext, event: string, value: Record<string, unknown>) => { value?: Record<string, unknown>; filter?: Record<string, unknown> } | undefined;
+type Decide = (ctx: RequestContext, event: string, value: Record<string, unknown>) => { value?: Record<string, unknown>; filter?: Filter } | undefined;
 
 /** Records every call; answers what the current test's `decide` says (allow everything by default). */
 class RecordingAuthorizer implements Authorizer {
@@ -143,6 +144,9 @@ describe("the authorizer is asked before every action", () => {
     await clientAs("b").store.getItem(["seam"], "none");
     expect(authorizer.calls.map((call) => call.ctx.headers["x-owner"])).toEqual(["a", "b"]);
     expect(authorizer.calls[0]!.ctx).not.toBe(authorizer.calls[1]!.ctx);
+    // Headers the request did not carry are absent, not empty.
+    expect(authorizer.calls[0]!.ctx.traceparent).toBeUndefined();
+    expect(authorizer.calls[0]!.ctx.idempotencyKey).toBeUndefined();
   });
 });
 
@@ -191,6 +195,17 @@ describe("a filter the authorizer returns reaches the query", () => {
     const after = await a.assistants.get(mine.assistant_id);
     expect(after.metadata).toEqual({ team: "x", owner: "a" });
     expect(after.version).toBe(1);
+  });
+
+  it("an $in filter (beyond containment) is applied by the query, to searches and counts alike", async () => {
+    const a = clientAs("a");
+    const ids: Record<string, string> = {};
+    for (const owner of ["p", "q", "r"]) ids[owner] = (await a.assistants.create({ graphId: "echo", metadata: { owner, tag: "in-test" } })).assistant_id;
+    authorizer.decide = (_ctx, event) => (event.startsWith("assistants:") ? { filter: { owner: { $in: ["p", "r"] } } } : undefined);
+    const found = await a.assistants.search({ metadata: { tag: "in-test" }, limit: 100 });
+    expect(found.map((x) => x.metadata?.owner).sort()).toEqual(["p", "r"]);
+    expect(await a.assistants.count({ metadata: { tag: "in-test" } })).toBe(2);
+    expect((await raw("a", "GET", `/assistants/${ids.q}`)).status).toBe(404);
   });
 
   it("hides another owner's store items; an item outside the filter cannot be written", async () => {
