@@ -225,6 +225,8 @@ export function busWithThreads(bus: EventBus, threads: () => ExecutionThreads | 
     onCancel: (listener) => bus.onCancel(listener),
     signalWork: () => bus.signalWork(),
     onWork: (listener) => bus.onWork(listener),
+    // The HTTP thread's own in-memory bus: waits trust it as they trust any healthy bus.
+    healthy: () => bus.healthy?.() ?? false,
     close: () => bus.close(),
   };
 }

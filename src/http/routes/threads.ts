@@ -51,7 +51,10 @@ export function threadRoutes(deps: HttpDeps): Hono {
 
   app.delete("/threads/:thread_id", async (c) => {
     const id = uuidParam(c, "thread_id");
+    // Its pending runs go with it: their streams are ended, so a client waiting on one is answered at once.
+    const pending = await deps.queue.list(id, { status: "pending", limit: 10_000, offset: 0 });
     if (!(await threads.delete(id))) throw notFound("Thread", id);
+    for (const run of pending) deps.bus.end(run.run_id, 0);
     return c.json({});
   });
 
