@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { serve, type Http2Bindings, type HttpBindings, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { MemoryEventBus } from "./backends/memory/event-bus.ts";
-import { createPostgresBackend, describeUrl, holdModeLock, migrate, openPool } from "./backends/postgres/index.ts";
+import { createPostgresBackend, describeUrl, guardClock, holdModeLock, migrate, openPool } from "./backends/postgres/index.ts";
 import { RedisEventBus } from "./backends/redis/event-bus.ts";
 import { createSqliteBackend, WriteLock } from "./backends/sqlite/index.ts";
 import type { Config, LoadedProject } from "./config.ts";
@@ -512,6 +512,8 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
   const opened = await openStorage(config, loaded, logger, clock);
   try {
     if (opened.baseBus instanceof RedisEventBus) await readyWithin(opened.baseBus, config.redisUrl!, REDIS_START_TIMEOUT_MS);
+    // Scale-out: this process's clock must agree with the database's (docs/operations.md, "Clocks").
+    await guardClock(opened.backend, config.leaseMs, logger);
     const services = await buildServices(config, loaded, opened, clock, seams);
     const api = await buildApi(config, loaded, logger, opened, services);
     const workers = await startWorkers(config, loaded, logger, opened, services, api);

@@ -18,6 +18,7 @@
  * server without `auth` in langgraph.json.
  */
 import type { RequestContext } from "./context.ts";
+import { BatonError, ErrorCode } from "./errors.ts";
 import type { Filter } from "./filter.ts";
 
 /** Actions of each resource, as the official `Auth` handlers name them. */
@@ -52,11 +53,11 @@ export class NoAuthorizer implements Authorizer {
 }
 
 /** The caller may not take this action at all (HTTP 403). */
-export class AccessDenied extends Error {
+export class AccessDenied extends BatonError {
   readonly resource: Resource;
   readonly action: string;
   constructor(resource: Resource, action: string, message = `Not authorized to ${action} ${resource}.`) {
-    super(message);
+    super(ErrorCode.forbidden, message);
     this.name = "AccessDenied";
     this.resource = resource;
     this.action = action;

@@ -4,6 +4,7 @@
  */
 export const ErrorCode = {
   notFound: "not_found",
+  forbidden: "forbidden",
   conflict: "conflict",
   busy: "thread_busy",
   invalid: "invalid_input",

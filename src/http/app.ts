@@ -12,7 +12,6 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ConfigError } from "../config.ts";
-import { AccessDenied } from "../core/authorizer.ts";
 import { requestContext } from "./context.ts";
 import { cors } from "./cors.ts";
 import type { HttpDeps } from "./deps.ts";
@@ -94,10 +93,7 @@ const refuseNulInUrl: MiddlewareHandler = async (c, next) => {
 
 export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefined), userApp?: unknown): Hono {
   const app = new Hono();
-  app.onError((error, c) =>
-    // An authorizer's denial. (To move into errors.ts once ErrorCode has a "forbidden" code.)
-    error instanceof AccessDenied ? c.json({ detail: error.message }, 403) : errorResponse(c, error, deps.logger),
-  );
+  app.onError((error, c) => errorResponse(c, error, deps.logger));
   app.notFound((c) => c.json({ detail: `No route for ${c.req.method} ${c.req.path}.` }, 404));
   app.use("*", hostCheck(deps.options.allowedHosts, http.mountPrefix));
   app.use("*", requestLimits(deps.options.limits));

@@ -9,6 +9,7 @@ import type { Logger } from "../core/logger.ts";
 
 const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   not_found: 404,
+  forbidden: 403,
   conflict: 409,
   thread_busy: 409,
   invalid_input: 422,
