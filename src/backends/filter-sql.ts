@@ -106,6 +106,13 @@ function postgresCondition(target: FilterTarget, condition: FilterCondition, arg
     case "never":
       return "FALSE";
     case "eq": {
+      if (typeof target === "string" || (condition.key !== "namespace" && condition.key !== "key")) {
+        // For a scalar v, containing `{k: v}` is exactly "k is present and is v"
+        // (below the top level a scalar is found only in an equal scalar), and
+        // as `@>` the GIN index on thread metadata can serve it.
+        args.push(JSON.stringify({ [condition.key]: condition.operand }));
+        return `${valueColumn(target)} @> $${args.length}::jsonb`;
+      }
       const value = field(target, condition.key, args);
       args.push(JSON.stringify(condition.operand));
       return `${value} = $${args.length}::jsonb`;
