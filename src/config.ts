@@ -162,6 +162,17 @@ const ENV: Record<string, keyof Config> = {
   BATON_REDIS_MAX_LEN: "redisMaxLen",
 };
 
+/**
+ * Whether graphs' runs are traced to LangSmith: LangChain traces them itself
+ * when an API key is set and a tracing variable says "true" (the project's
+ * env file is in the environment by then). Read when asked, for `/info`.
+ */
+export function langsmithTracing(env: NodeJS.ProcessEnv = process.env): boolean {
+  const key = env.LANGSMITH_API_KEY || env.LANGCHAIN_API_KEY;
+  const on = [env.LANGSMITH_TRACING, env.LANGSMITH_TRACING_V2, env.LANGCHAIN_TRACING_V2, env.LANGCHAIN_TRACING].some((v) => v?.toLowerCase() === "true");
+  return Boolean(key) && on;
+}
+
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
