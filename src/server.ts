@@ -26,6 +26,7 @@ import { checkSharedPackages, resolveSharedPackages } from "./project/packages.t
 import type { Backend, EventBus, RunOutcome } from "./core/ports.ts";
 import { RunService } from "./core/runs.ts";
 import { StoreService } from "./core/store-service.ts";
+import { ThreadRecordService } from "./core/thread-records.ts";
 import { ThreadService } from "./core/threads.ts";
 import type { Run } from "./core/types.ts";
 import { createApp, httpOptions, type HttpOptions } from "./http/app.ts";
@@ -283,6 +284,7 @@ interface Services {
   threadService: ThreadService;
   assistantService: AssistantService;
   storeService: StoreService;
+  threadRecords: ThreadRecordService;
 }
 
 /** Step 2: loads the graphs, ensures their system assistants, and builds the core services. */
@@ -321,7 +323,8 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
   const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: backend.store, bus });
   const assistantService = new AssistantService({ assistants: backend.assistants, graphIds, authorizer });
   const storeService = new StoreService({ items: backend.items, authorizer });
-  return { graphIds, graphSources, registry, checkpointer, runs, threadService, assistantService, storeService };
+  const threadRecords = new ThreadRecordService({ threads: backend.threads, queue: backend.runs, bus, threadService, authorizer });
+  return { graphIds, graphSources, registry, checkpointer, runs, threadService, assistantService, storeService, threadRecords };
 }
 
 /** The HTTP side (step 3). */
@@ -343,6 +346,7 @@ async function buildApi(config: Config, loaded: LoadedProject, logger: Logger, o
     {
       assistantService: services.assistantService,
       storeService: services.storeService,
+      threadRecords: services.threadRecords,
       threads: opened.backend.threads,
       queue: opened.backend.runs,
       bus: opened.bus,

@@ -5,6 +5,7 @@ import type { Logger } from "../core/logger.ts";
 import type { EventBus, RunQueue, Threads } from "../core/ports.ts";
 import type { RunService } from "../core/runs.ts";
 import type { StoreService } from "../core/store-service.ts";
+import type { ThreadRecordService } from "../core/thread-records.ts";
 import type { ThreadService } from "../core/threads.ts";
 import type { UiBundles } from "./routes/ui.ts";
 
@@ -17,15 +18,17 @@ export interface RequestLimits {
 }
 
 /**
- * What the routes are given. Assistants and the store are reached only
- * through their services (which take the request context and ask the
- * Authorizer); `threads` and `queue` are still ports, used by the thread
- * and run routes until their services take over (docs/architecture.md,
- * "The access seam").
+ * What the routes are given. Assistants, the store and thread records are
+ * reached only through their services (which take the request context and
+ * ask the Authorizer); `threads` and `queue` are still ports, used by the
+ * thread prune, state and history routes and the run routes until their
+ * services take over (docs/architecture.md, "The access seam").
  */
 export interface HttpDeps {
   assistantService: AssistantService;
   storeService: StoreService;
+  /** Thread records: create, get, patch, delete, search, count, copy. */
+  threadRecords: ThreadRecordService;
   threads: Threads;
   queue: RunQueue;
   bus: EventBus;

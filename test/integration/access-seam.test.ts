@@ -1,5 +1,5 @@
 /**
- * The access seam (issue 16): every store and assistant action asks the
+ * The access seam (issue 16): every store, assistant and thread record action asks the
  * Authorizer, with the request's context, before it acts; a filter it
  * returns hides other callers' records; a denial is 403. The authorizer is
  * injected through createServer, as a project's auth will be.
@@ -252,5 +252,96 @@ describe("a denial", () => {
     authorizer.decide = () => undefined;
     expect((await a.assistants.get(assistant.assistant_id)).assistant_id).toBe(assistant.assistant_id);
     expect((await a.store.getItem(["denied"], "k"))?.value).toEqual({ n: 1 });
+  });
+});
+
+describe("thread records", () => {
+  it("each thread record action asks the authorizer with the official resource, action and value", async () => {
+    const a = clientAs("a");
+    const thread = await a.threads.create({ metadata: { team: "x" } });
+    const id = thread.thread_id;
+    await a.threads.get(id);
+    await a.threads.update(id, { metadata: { team: "y" } });
+    await a.threads.search({ metadata: { team: "y" }, status: "idle", limit: 5 });
+    await a.threads.count({ metadata: { team: "y" } });
+    const copy = await a.threads.copy(id);
+    await a.threads.delete(id);
+
+    expect(authorizer.calls.map((call) => [call.event, call.value])).toEqual([
+      ["threads:create", { thread_id: id, metadata: { team: "x" }, if_exists: "raise" }],
+      ["threads:read", { thread_id: id }],
+      ["threads:update", { thread_id: id, metadata: { team: "y" } }],
+      ["threads:search", { metadata: { team: "y" }, ids: undefined, status: "idle", values: undefined, limit: 5, offset: 0 }],
+      ["threads:search", { metadata: { team: "y" }, values: undefined, status: undefined, limit: 0, offset: 0 }],
+      ["threads:read", { thread_id: id }],
+      ["threads:create", { thread_id: copy.thread_id, metadata: { team: "y" } }],
+      ["threads:delete", { thread_id: id }],
+    ]);
+    for (const { ctx } of authorizer.calls) expect(ctx.headers["x-owner"]).toBe("a");
+  });
+
+  it("a filter hides another owner's threads from search and count, and get, patch, delete and copy answer 404", async () => {
+    authorizer.decide = (ctx, event, value) => {
+      const owner = ctx.headers["x-owner"]!;
+      if (event === "threads:create") return { value: { ...value, metadata: { ...(value.metadata as object), owner } }, filter: { owner } };
+      if (event.startsWith("threads:")) return { filter: { owner } };
+      return undefined;
+    };
+    const a = clientAs("a");
+    const b = clientAs("b");
+    const mine = await a.threads.create({ metadata: { tag: "seam-threads" } });
+    // The handler's rewrite is what got stored.
+    expect(mine.metadata).toEqual({ tag: "seam-threads", owner: "a" });
+    expect((await a.threads.get(mine.thread_id)).metadata).toEqual({ tag: "seam-threads", owner: "a" });
+    const theirs = await b.threads.create({ metadata: { tag: "seam-threads" } });
+
+    expect((await a.threads.search({ metadata: { tag: "seam-threads" }, limit: 100 })).map((t) => t.thread_id)).toEqual([mine.thread_id]);
+    expect((await b.threads.search({ metadata: { tag: "seam-threads" }, limit: 100 })).map((t) => t.thread_id)).toEqual([theirs.thread_id]);
+    // Naming a's thread by id or metadata finds nothing.
+    expect(await b.threads.search({ ids: [mine.thread_id], limit: 100 })).toEqual([]);
+    expect(await b.threads.count({ metadata: { owner: "a" } })).toBe(0);
+    expect(await a.threads.count({ metadata: { tag: "seam-threads" } })).toBe(1);
+
+    for (const [method, path, body] of [
+      ["GET", `/threads/${mine.thread_id}`, undefined],
+      ["PATCH", `/threads/${mine.thread_id}`, { metadata: { stolen: true } }],
+      ["POST", `/threads/${mine.thread_id}/copy`, {}],
+      ["DELETE", `/threads/${mine.thread_id}`, undefined],
+    ] as const) {
+      const answer = await raw("b", method, path, body);
+      expect({ method, path, status: answer.status, body: answer.body }).toEqual({ method, path, status: 404, body: { detail: `Thread '${mine.thread_id}' not found.` } });
+    }
+    // Taking over the id with if_exists=do_nothing is refused, not answered with a's thread.
+    expect((await raw("b", "POST", "/threads", { thread_id: mine.thread_id, if_exists: "do_nothing" })).status).toBe(409);
+    // Nothing b tried changed a's thread, and b's copy made nothing.
+    expect((await a.threads.get(mine.thread_id)).metadata).toEqual({ tag: "seam-threads", owner: "a" });
+    expect(await b.threads.count({})).toBe(1);
+    // a's own copy works and is a's.
+    const copy = await a.threads.copy(mine.thread_id);
+    expect(copy.metadata).toMatchObject({ tag: "seam-threads", owner: "a" });
+  });
+
+  it("a denial is 403 and nothing happens", async () => {
+    const a = clientAs("a");
+    const thread = await a.threads.create({ metadata: { n: 1 } });
+    authorizer.decide = (_ctx, event) => {
+      if (event === "threads:update" || event === "threads:delete" || event === "threads:search") throw new AccessDenied("threads", event.split(":")[1]!);
+      return undefined;
+    };
+    const patched = await raw("a", "PATCH", `/threads/${thread.thread_id}`, { metadata: { n: 2 } });
+    expect(patched).toEqual({ status: 403, body: { detail: "Not authorized to update threads." } });
+    expect((await raw("a", "DELETE", `/threads/${thread.thread_id}`)).status).toBe(403);
+    expect((await raw("a", "POST", "/threads/search", {})).status).toBe(403);
+    expect((await raw("a", "POST", "/threads/count", {})).status).toBe(403);
+    // Creating the copy is refused: no copy is made.
+    authorizer.decide = (_ctx, event) => {
+      if (event === "threads:create") throw new AccessDenied("threads", "create");
+      return undefined;
+    };
+    expect((await raw("a", "POST", `/threads/${thread.thread_id}/copy`, {})).status).toBe(403);
+    expect((await raw("a", "POST", "/threads", {})).status).toBe(403);
+    authorizer.decide = () => undefined;
+    expect((await a.threads.get(thread.thread_id)).metadata).toEqual({ n: 1 });
+    expect(await a.threads.count({ metadata: { n: 1 } })).toBe(1);
   });
 });

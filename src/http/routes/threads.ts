@@ -1,14 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
-import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
+import { BatonError, ErrorCode } from "../../core/errors.ts";
+import { ctxOf, type BatonEnv } from "../context.ts";
 import type { HttpDeps } from "../deps.ts";
 import { extractAt, parseExtractPath, select, wireThread } from "../records.ts";
 import * as s from "../schemas.ts";
 import { body, flag, parse, uuidParam } from "../validate.ts";
 
-export function threadRoutes(deps: HttpDeps): Hono {
-  const app = new Hono();
-  const { threads, threadService } = deps;
+export function threadRoutes(deps: HttpDeps): Hono<BatonEnv> {
+  const app = new Hono<BatonEnv>();
+  const { threads, threadService, threadRecords } = deps;
 
   app.post("/threads", async (c) => {
     const input = await body(c, s.ThreadCreate);
@@ -17,13 +18,13 @@ export function threadRoutes(deps: HttpDeps): Hono {
     }
     const metadata = input.graph_id !== undefined ? { ...input.metadata, graph_id: input.graph_id } : input.metadata;
     // With supersteps, all or nothing: a refused superstep leaves no thread behind.
-    const thread = await threadService.create({ thread_id: input.thread_id ?? randomUUID(), metadata, if_exists: input.if_exists, supersteps: input.supersteps });
+    const thread = await threadRecords.create(ctxOf(c), { thread_id: input.thread_id ?? randomUUID(), metadata, if_exists: input.if_exists, supersteps: input.supersteps });
     return c.json(wireThread(thread));
   });
 
   app.post("/threads/search", async (c) => {
     const q = await body(c, s.ThreadSearch);
-    const found = await threads.search(q);
+    const found = await threadRecords.search(ctxOf(c), q);
     const extract = Object.entries(q.extract ?? {}).map(([alias, path]) => [alias, parseExtractPath(path) as (string | number)[]] as const);
     return c.json(
       found.map((t) => {
@@ -39,28 +40,24 @@ export function threadRoutes(deps: HttpDeps): Hono {
     return c.json({ pruned_count: await threads.prune(input.thread_ids, input.strategy) });
   });
 
-  app.post("/threads/count", async (c) => c.json(await threads.count(await body(c, s.ThreadCount))));
+  app.post("/threads/count", async (c) => c.json(await threadRecords.count(ctxOf(c), await body(c, s.ThreadCount))));
 
-  app.get("/threads/:thread_id", async (c) => c.json(wireThread(await threadService.get(uuidParam(c, "thread_id")))));
+  app.get("/threads/:thread_id", async (c) => c.json(wireThread(await threadRecords.get(ctxOf(c), uuidParam(c, "thread_id")))));
 
   app.patch("/threads/:thread_id", async (c) => {
     const id = uuidParam(c, "thread_id");
     const { metadata } = await body(c, s.ThreadPatch);
-    return c.json(wireThread(await threads.patch(id, metadata)));
+    return c.json(wireThread(await threadRecords.patch(ctxOf(c), id, metadata)));
   });
 
   app.delete("/threads/:thread_id", async (c) => {
-    const id = uuidParam(c, "thread_id");
     // Its pending runs go with it: their streams are ended, so a client waiting on one is answered at once.
-    const pending = await deps.queue.list(id, { status: "pending", limit: 10_000, offset: 0 });
-    if (!(await threads.delete(id))) throw notFound("Thread", id);
-    for (const run of pending) deps.bus.end(run.run_id, 0);
+    await threadRecords.delete(ctxOf(c), uuidParam(c, "thread_id"));
     return c.json({});
   });
 
   app.post("/threads/:thread_id/copy", async (c) => {
-    const id = uuidParam(c, "thread_id");
-    return c.json(wireThread(await threads.copy(id, randomUUID())));
+    return c.json(wireThread(await threadRecords.copy(ctxOf(c), uuidParam(c, "thread_id"))));
   });
 
   app.get("/threads/:thread_id/state", async (c) => {

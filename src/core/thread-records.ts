@@ -1,0 +1,127 @@
+/**
+ * Thread records as the API offers them (create, get, patch, delete,
+ * search, count, copy): every action asks the Authorizer first
+ * (`threads:<action>`, with the value the official handlers see), acts on
+ * the value it hands back, and passes its access filter to the port, where
+ * it becomes part of the query: a thread outside it is not found on a read,
+ * update, delete or copy, and left out of a search or count.
+ *
+ * Thread state (state, history, updates) is still read through
+ * ThreadService without the context (docs/architecture.md, "The access seam").
+ */
+import { randomUUID } from "node:crypto";
+import { restricts, type Authorizer } from "./authorizer.ts";
+import type { RequestContext } from "./context.ts";
+import { conflict, notFound } from "./errors.ts";
+import { matches } from "./filter.ts";
+import type { EventBus, RunQueue, Threads, ThreadSearch } from "./ports.ts";
+import type { SuperstepUpdate, ThreadService } from "./threads.ts";
+import type { IfExists, Metadata, Thread } from "./types.ts";
+
+export interface ThreadRecordServiceDeps {
+  threads: Threads;
+  queue: RunQueue;
+  bus: EventBus;
+  /** Creates a thread with its first supersteps, all or nothing. */
+  threadService: ThreadService;
+  authorizer: Authorizer;
+}
+
+export interface NewThread {
+  thread_id: string;
+  metadata: Metadata;
+  if_exists: IfExists;
+  supersteps?: { updates: SuperstepUpdate[] }[] | undefined;
+}
+
+type ThreadCountQuery = Omit<ThreadSearch, "limit" | "offset" | "sort_by" | "sort_order" | "ids">;
+
+export class ThreadRecordService {
+  readonly #threads: Threads;
+  readonly #queue: RunQueue;
+  readonly #bus: EventBus;
+  readonly #threadService: ThreadService;
+  readonly #authorizer: Authorizer;
+
+  constructor(deps: ThreadRecordServiceDeps) {
+    this.#threads = deps.threads;
+    this.#queue = deps.queue;
+    this.#bus = deps.bus;
+    this.#threadService = deps.threadService;
+    this.#authorizer = deps.authorizer;
+  }
+
+  /** Creates a thread (with supersteps: all or nothing), or with `if_exists: do_nothing` answers the existing one. */
+  async create(ctx: RequestContext, input: NewThread): Promise<Thread> {
+    const { value, filter } = await this.#authorizer.authorize(ctx, "threads", "create", {
+      thread_id: input.thread_id,
+      metadata: input.metadata,
+      if_exists: input.if_exists,
+    });
+    if (restricts(filter)) {
+      // An existing thread outside the caller's filter is neither shown nor replaced (as on the official server).
+      const existing = await this.#threads.get(value.thread_id);
+      if (existing !== null && !matches(existing.metadata, filter)) throw conflict(`Thread '${value.thread_id}' already exists.`);
+    }
+    return this.#threadService.create({ thread_id: value.thread_id, metadata: value.metadata, if_exists: value.if_exists, supersteps: input.supersteps });
+  }
+
+  async get(ctx: RequestContext, threadId: string): Promise<Thread> {
+    const { value, filter } = await this.#authorizer.authorize(ctx, "threads", "read", { thread_id: threadId });
+    const thread = await this.#threads.get(value.thread_id, { access: filter });
+    if (thread === null) throw notFound("Thread", value.thread_id);
+    return thread;
+  }
+
+  /** Merges `metadata` into the thread's. */
+  async patch(ctx: RequestContext, threadId: string, metadata: Metadata): Promise<Thread> {
+    const { value, filter } = await this.#authorizer.authorize(ctx, "threads", "update", { thread_id: threadId, metadata });
+    return this.#threads.patch(value.thread_id, value.metadata, { access: filter });
+  }
+
+  /** Deletes the thread; its pending runs go with it, and their streams are ended so a waiting client is answered at once. */
+  async delete(ctx: RequestContext, threadId: string): Promise<void> {
+    const { value, filter } = await this.#authorizer.authorize(ctx, "threads", "delete", { thread_id: threadId });
+    const id = value.thread_id;
+    const pending = await this.#queue.list(id, { status: "pending", limit: 10_000, offset: 0 });
+    if (!(await this.#threads.delete(id, { access: filter }))) throw notFound("Thread", id);
+    for (const run of pending) this.#bus.end(run.run_id, 0);
+  }
+
+  async search(ctx: RequestContext, query: ThreadSearch): Promise<Thread[]> {
+    const { value, filter } = await this.#authorizer.authorize(ctx, "threads", "search", {
+      metadata: query.metadata,
+      ids: query.ids,
+      status: query.status,
+      values: query.values,
+      limit: query.limit,
+      offset: query.offset,
+    });
+    return this.#threads.search({ ...query, ...value, access: filter });
+  }
+
+  async count(ctx: RequestContext, query: ThreadCountQuery): Promise<number> {
+    const { value, filter } = await this.#authorizer.authorize(ctx, "threads", "search", {
+      metadata: query.metadata,
+      values: query.values,
+      status: query.status,
+      limit: 0,
+      offset: 0,
+    });
+    return this.#threads.count({ ...query, metadata: value.metadata, values: value.values, status: value.status, access: filter });
+  }
+
+  /**
+   * Copies the thread and its checkpoints under a new id: reading it takes
+   * `threads:read` (a thread outside the filter is not found), and the copy
+   * `threads:create` (as on the official server, which may refuse it).
+   */
+  async copy(ctx: RequestContext, threadId: string): Promise<Thread> {
+    const { value, filter } = await this.#authorizer.authorize(ctx, "threads", "read", { thread_id: threadId });
+    const source = await this.#threads.get(value.thread_id, { access: filter });
+    if (source === null) throw notFound("Thread", value.thread_id);
+    const newId = randomUUID();
+    await this.#authorizer.authorize(ctx, "threads", "create", { thread_id: newId, metadata: { ...source.metadata } });
+    return this.#threads.copy(source.thread_id, newId);
+  }
+}
