@@ -320,7 +320,7 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
     clock,
     limits: { maxPendingPerUser: config.maxPendingPerUser, maxPendingRuns: config.maxPendingRuns },
   });
-  const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: backend.store, bus });
+  const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: backend.store, bus, authorizer });
   const assistantService = new AssistantService({ assistants: backend.assistants, graphIds, authorizer });
   const storeService = new StoreService({ items: backend.items, authorizer });
   const threadRecords = new ThreadRecordService({ threads: backend.threads, queue: backend.runs, bus, threadService, authorizer });

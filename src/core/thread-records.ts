@@ -6,8 +6,8 @@
  * it becomes part of the query: a thread outside it is not found on a read,
  * update, delete or copy, and left out of a search or count.
  *
- * Thread state (state, history, updates) is still read through
- * ThreadService without the context (docs/architecture.md, "The access seam").
+ * Thread state (state, history, updates) is ThreadService's, which asks
+ * `threads:read|update` the same way.
  */
 import { randomUUID } from "node:crypto";
 import { restricts, type Authorizer } from "./authorizer.ts";

@@ -8,6 +8,11 @@
  * conversation. A state update is first applied to a dry-run saver (reads
  * from the real one, keeps its writes in memory), so an update LangGraph
  * refuses halfway writes nothing.
+ *
+ * Reading a thread's state or history asks the Authorizer for
+ * `threads:read`, updating it for `threads:update` (with `{thread_id}`, as
+ * the official handlers see it); a thread outside the returned filter is
+ * not found (404).
  */
 import { randomUUID } from "node:crypto";
 import type { RunnableConfig } from "@langchain/core/runnables";
@@ -22,6 +27,8 @@ import {
   type PendingWrite,
 } from "@langchain/langgraph-checkpoint";
 import { systemAssistantId } from "./assistants.ts";
+import type { Authorizer } from "./authorizer.ts";
+import type { RequestContext } from "./context.ts";
 import { BatonError, ErrorCode, coerceError, invalid, notFound } from "./errors.ts";
 import { CONFIGURABLE_METADATA_KEY } from "./executor.ts";
 import type { GraphInstance, GraphRegistry } from "./graphs.ts";
@@ -138,8 +145,17 @@ export class ThreadService {
       checkpointer: BaseCheckpointSaver;
       store: BaseStore;
       bus: EventBus;
+      authorizer: Authorizer;
     },
   ) {}
+
+  /** The thread, after the authorizer allowed `action` on it, if its filter lets the caller see it (404 otherwise). */
+  async #authorized(ctx: RequestContext, action: "read" | "update", threadId: string): Promise<Thread> {
+    const { value, filter } = await this.deps.authorizer.authorize(ctx, "threads", action, { thread_id: threadId });
+    const thread = await this.deps.threads.get(value.thread_id, { access: filter });
+    if (thread === null) throw notFound("Thread", value.thread_id);
+    return thread;
+  }
 
   async get(threadId: string): Promise<Thread> {
     const thread = await this.deps.threads.get(threadId);
@@ -199,8 +215,9 @@ export class ThreadService {
     };
   }
 
-  async state(threadId: string, options: { subgraphs?: boolean; checkpoint?: CheckpointRef | undefined }): Promise<Record<string, unknown>> {
-    const thread = await this.get(threadId);
+  async state(ctx: RequestContext, id: string, options: { subgraphs?: boolean; checkpoint?: CheckpointRef | undefined }): Promise<Record<string, unknown>> {
+    const thread = await this.#authorized(ctx, "read", id);
+    const threadId = thread.thread_id;
     await this.requireCheckpoint(threadId, options.checkpoint);
     const graph = await this.#graph(thread);
     if (graph === null) return emptyThreadState();
@@ -211,10 +228,12 @@ export class ThreadService {
   }
 
   async history(
-    threadId: string,
+    ctx: RequestContext,
+    id: string,
     options: { limit: number; before?: CheckpointRef | undefined; metadata?: Record<string, unknown> | undefined; checkpoint?: CheckpointRef | undefined },
   ): Promise<Record<string, unknown>[]> {
-    const thread = await this.get(threadId);
+    const thread = await this.#authorized(ctx, "read", id);
+    const threadId = thread.thread_id;
     await this.requireCheckpoint(threadId, options.checkpoint);
     const beforeId = options.before?.checkpoint_id || undefined;
     if (beforeId !== undefined) {
@@ -238,11 +257,12 @@ export class ThreadService {
    * is running and keeps runs from being claimed meanwhile (C1).
    */
   async update(
-    threadId: string,
+    ctx: RequestContext,
+    id: string,
     input: { values: unknown; as_node?: string | undefined; checkpoint?: CheckpointRef | undefined },
   ): Promise<{ checkpoint: Record<string, unknown> }> {
-    const thread = await this.get(threadId);
-    return this.#locked(threadId, () => this.#update(thread, input));
+    const thread = await this.#authorized(ctx, "update", id);
+    return this.#locked(thread.thread_id, () => this.#update(thread, input));
   }
 
   async #locked<T>(threadId: string, work: () => Promise<T>): Promise<T> {

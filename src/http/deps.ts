@@ -18,11 +18,11 @@ export interface RequestLimits {
 }
 
 /**
- * What the routes are given. Assistants, the store and thread records are
- * reached only through their services (which take the request context and
- * ask the Authorizer); `threads` and `queue` are still ports, used by the
- * thread prune, state and history routes and the run routes until their
- * services take over (docs/architecture.md, "The access seam").
+ * What the routes are given. Assistants, the store and threads (records
+ * and state) are reached only through their services (which take the
+ * request context and ask the Authorizer); `threads` and `queue` are still
+ * ports, used by thread prune and the run routes until their services take
+ * over (docs/architecture.md, "The access seam").
  */
 export interface HttpDeps {
   assistantService: AssistantService;

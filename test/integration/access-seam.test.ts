@@ -1,5 +1,5 @@
 /**
- * The access seam (issue 16): every store, assistant and thread record action asks the
+ * The access seam (issue 16): every store, assistant and thread action asks the
  * Authorizer, with the request's context, before it acts; a filter it
  * returns hides other callers' records; a denial is 403. The authorizer is
  * injected through createServer, as a project's auth will be.
@@ -343,5 +343,31 @@ describe("thread records", () => {
     authorizer.decide = () => undefined;
     expect((await a.threads.get(thread.thread_id)).metadata).toEqual({ n: 1 });
     expect(await a.threads.count({ metadata: { n: 1 } })).toBe(1);
+  });
+  it("state and history ask threads:read, a state update threads:update; a thread outside the filter is 404 there too", async () => {
+    const a = clientAs("a");
+    const thread = await a.threads.create({ metadata: { owner: "a" }, graphId: "echo" });
+    const id = thread.thread_id;
+    await a.threads.getState(id);
+    await a.threads.getHistory(id);
+    expect(authorizer.calls.map((call) => [call.event, call.value])).toEqual([
+      ["threads:create", { thread_id: id, metadata: { owner: "a", graph_id: "echo" }, if_exists: "raise" }],
+      ["threads:read", { thread_id: id }],
+      ["threads:read", { thread_id: id }],
+    ]);
+    authorizer.decide = (ctx, event) => (event.startsWith("threads:") ? { filter: { owner: ctx.headers["x-owner"]! } } : undefined);
+    for (const [method, path, body] of [
+      ["GET", `/threads/${id}/state`, undefined],
+      ["POST", `/threads/${id}/state/checkpoint`, { checkpoint: {} }],
+      ["GET", `/threads/${id}/history`, undefined],
+      ["POST", `/threads/${id}/history`, {}],
+      ["POST", `/threads/${id}/state`, { values: { messages: [] } }],
+    ] as const) {
+      const answer = await raw("b", method, path, body);
+      expect({ method, path, status: answer.status, body: answer.body }).toEqual({ method, path, status: 404, body: { detail: `Thread '${id}' not found.` } });
+    }
+    expect(authorizer.calls.at(-1)).toMatchObject({ event: "threads:update", value: { thread_id: id } });
+    // The owner still reads it, and nothing b tried wrote a checkpoint.
+    expect(await a.threads.getHistory(id)).toEqual([]);
   });
 });

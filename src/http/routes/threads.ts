@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
+import type { RequestContext } from "../../core/context.ts";
 import { BatonError, ErrorCode } from "../../core/errors.ts";
 import { ctxOf, type BatonEnv } from "../context.ts";
 import type { HttpDeps } from "../deps.ts";
@@ -62,20 +63,20 @@ export function threadRoutes(deps: HttpDeps): Hono<BatonEnv> {
 
   app.get("/threads/:thread_id/state", async (c) => {
     const id = uuidParam(c, "thread_id");
-    return c.json(await threadService.state(id, { subgraphs: flag(c.req.query("subgraphs")) }));
+    return c.json(await threadService.state(ctxOf(c), id, { subgraphs: flag(c.req.query("subgraphs")) }));
   });
 
   app.get("/threads/:thread_id/state/:checkpoint_id", async (c) => {
     const id = uuidParam(c, "thread_id");
     return c.json(
-      await threadService.state(id, { subgraphs: flag(c.req.query("subgraphs")), checkpoint: { checkpoint_id: c.req.param("checkpoint_id") } }),
+      await threadService.state(ctxOf(c), id, { subgraphs: flag(c.req.query("subgraphs")), checkpoint: { checkpoint_id: c.req.param("checkpoint_id") } }),
     );
   });
 
   app.post("/threads/:thread_id/state/checkpoint", async (c) => {
     const id = uuidParam(c, "thread_id");
     const q = await body(c, s.StateAtCheckpoint);
-    return c.json(await threadService.state(id, { subgraphs: q.subgraphs ?? false, checkpoint: q.checkpoint }));
+    return c.json(await threadService.state(ctxOf(c), id, { subgraphs: q.subgraphs ?? false, checkpoint: q.checkpoint }));
   });
 
   app.post("/threads/:thread_id/state", async (c) => {
@@ -83,18 +84,18 @@ export function threadRoutes(deps: HttpDeps): Hono<BatonEnv> {
     const input = await body(c, s.StateUpdate);
     // Both may be given, as on the official server: the checkpoint's keys over the bare id.
     const checkpoint = input.checkpoint_id || input.checkpoint ? { ...(input.checkpoint_id ? { checkpoint_id: input.checkpoint_id } : {}), ...input.checkpoint } : undefined;
-    return c.json(await threadService.update(id, { values: input.values, as_node: input.as_node, checkpoint }));
+    return c.json(await threadService.update(ctxOf(c), id, { values: input.values, as_node: input.as_node, checkpoint }));
   });
 
-  const history = async (id: string, raw: unknown) => {
+  const history = async (ctx: RequestContext, id: string, raw: unknown) => {
     const q = parse(s.HistoryQuery, raw);
     const before = typeof q.before === "string" ? { checkpoint_id: q.before } : q.before;
-    return threadService.history(id, { limit: q.limit, before, metadata: q.metadata, checkpoint: q.checkpoint });
+    return threadService.history(ctx, id, { limit: q.limit, before, metadata: q.metadata, checkpoint: q.checkpoint });
   };
   app.get("/threads/:thread_id/history", async (c) =>
-    c.json(await history(uuidParam(c, "thread_id"), { limit: c.req.query("limit"), before: c.req.query("before") })),
+    c.json(await history(ctxOf(c), uuidParam(c, "thread_id"), { limit: c.req.query("limit"), before: c.req.query("before") })),
   );
-  app.post("/threads/:thread_id/history", async (c) => c.json(await history(uuidParam(c, "thread_id"), await body(c, s.HistoryQuery.partial()))));
+  app.post("/threads/:thread_id/history", async (c) => c.json(await history(ctxOf(c), uuidParam(c, "thread_id"), await body(c, s.HistoryQuery.partial()))));
 
   return app;
 }
