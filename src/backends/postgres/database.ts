@@ -132,20 +132,31 @@ async function transactionOnce<T>(pool: pg.Pool, work: (client: pg.PoolClient) =
 
 /**
  * Retries `task` while the database is unavailable (a lost connection, a
- * restart): `delaysMs` are the waits between tries. For statements that are
- * safe to repeat (reads, idempotent writes), on paths no client waits on
- * with a request of its own (a worker's checkpoints and outcomes).
+ * restart): `delaysMs` are the waits between tries, and no try starts
+ * later than one and a half times their sum after the first (so tries that
+ * hang on a connect do not multiply the wait). For statements that are safe to repeat (reads,
+ * idempotent writes): a worker's checkpoints and outcomes, and reads a
+ * request makes (its client waits a few seconds more, then gets the 503).
+ * A pool checkout that timed out is not retried: the pool is full (more
+ * tries would only queue again) or the server does not answer at all.
  */
 export async function retryUnavailable<T>(task: (retry: number) => Promise<T>, delaysMs: readonly number[] = RETRY_DELAYS_MS): Promise<T> {
+  const started = Date.now();
+  const budgetMs = 1.5 * delaysMs.reduce((sum, ms) => sum + ms, 0);
   for (let retry = 0; ; retry++) {
     try {
       return await task(retry);
     } catch (error) {
-      if (!isConnectionError(error instanceof BatonError ? error.cause : error) || retry >= delaysMs.length) throw error;
+      const cause = error instanceof BatonError ? error.cause : error;
+      const retryable = isConnectionError(cause) && !isCheckoutTimeout(cause);
+      if (!retryable || retry >= delaysMs.length || Date.now() - started + delaysMs[retry]! > budgetMs) throw error;
       await new Promise((resolve) => setTimeout(resolve, delaysMs[retry]));
     }
   }
 }
+
+/** pg-pool's answer when no connection could be had within `connectionTimeoutMillis`. */
+const isCheckoutTimeout = (error: unknown): boolean => error instanceof Error && /timeout exceeded when trying to connect/.test(error.message);
 
 /** About 7 s in all: covers a terminated connection or a Postgres restart, and is well under a lease (30 s). */
 export const RETRY_DELAYS_MS = [100, 250, 500, 1_000, 2_000, 3_000] as const;
