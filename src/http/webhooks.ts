@@ -140,9 +140,14 @@ export function refusedAddressKind(address: string): string | null {
   if (g.slice(0, 7).every((x) => x === 0) && g[7] === 1) return "loopback";
   // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible, deprecated).
   if (g.slice(0, 5).every((x) => x === 0) && (g[5] === 0xffff || g[5] === 0)) return embedded(g[6]!, g[7]!) ?? (g[5] === 0 ? "reserved" : null);
-  // 64:ff9b::a.b.c.d (NAT64) and 2002:aabb:ccdd:: (6to4).
+  // ::ffff:0:a.b.c.d (SIIT, RFC 6145).
+  if (g.slice(0, 4).every((x) => x === 0) && g[4] === 0xffff && g[5] === 0) return embedded(g[6]!, g[7]!) ?? "reserved";
+  // 64:ff9b::a.b.c.d (NAT64), 64:ff9b:1::/48 (local-use NAT64: any IPv4 behind it) and 2002:aabb:ccdd:: (6to4).
   if (g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0)) return embedded(g[6]!, g[7]!);
+  if (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1) return embedded(g[6]!, g[7]!) ?? "reserved";
   if (g[0] === 0x2002) return embedded(g[1]!, g[2]!);
+  // Teredo (2001::/32) tunnels to an obfuscated IPv4 this check cannot vouch for.
+  if (g[0] === 0x2001 && g[1] === 0) return "reserved";
   if ((g[0]! & 0xfe00) === 0xfc00) return "private";
   if ((g[0]! & 0xffc0) === 0xfe80) return "link-local";
   if ((g[0]! & 0xffc0) === 0xfec0) return "private"; // site-local, deprecated
