@@ -1,17 +1,13 @@
 /** Store namespaces as stored text, and the `listNamespaces` filter shared by the backends. */
+import type { NamespaceQuery } from "../core/ports.ts";
+
 
 /** Labels joined with U+001F, each followed by it, so a namespace prefix is a plain string prefix. */
 export const SEP = "\u001f";
 export const encodeNamespace = (ns: readonly string[]): string => ns.map((label) => label + SEP).join("");
 export const decodeNamespace = (text: string): string[] => text.split(SEP).slice(0, -1);
 
-export interface NamespaceQuery {
-  prefix?: string[] | undefined;
-  suffix?: string[] | undefined;
-  max_depth?: number | undefined;
-  limit: number;
-  offset: number;
-}
+export type { NamespaceQuery } from "../core/ports.ts";
 
 /** From every stored namespace (encoded, sorted), those the query asks for ("*" matches any label), cut to `max_depth`, distinct. */
 export function filterNamespaces(stored: Iterable<string>, query: NamespaceQuery): string[][] {

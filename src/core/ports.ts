@@ -245,13 +245,16 @@ export interface StoreItems {
   /** Deletes the item unless the scope excludes it. */
   delete(namespace: string[], key: string, scope?: Scoped): Promise<void>;
   search(query: StoreSearch): Promise<StoreItem[]>;
-  listNamespaces(query: {
-    prefix?: string[] | undefined;
-    suffix?: string[] | undefined;
-    max_depth?: number | undefined;
-    limit: number;
-    offset: number;
-  }): Promise<string[][]>;
+  listNamespaces(query: NamespaceQuery): Promise<string[][]>;
+}
+
+/** Which store namespaces to list ("*" in a prefix or suffix matches any label). */
+export interface NamespaceQuery {
+  prefix?: string[] | undefined;
+  suffix?: string[] | undefined;
+  max_depth?: number | undefined;
+  limit: number;
+  offset: number;
 }
 
 /** What a backend hands the composition root. */

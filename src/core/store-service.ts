@@ -12,20 +12,12 @@ import { AccessDenied, restricts, type Authorizer } from "./authorizer.ts";
 import type { RequestContext } from "./context.ts";
 import { invalid, notFound } from "./errors.ts";
 import { matches, type Filter } from "./filter.ts";
-import type { StoreItems, StoreSearch } from "./ports.ts";
+import type { NamespaceQuery, StoreItems, StoreSearch } from "./ports.ts";
 import type { JsonObject, StoreItem } from "./types.ts";
 
 export interface StoreServiceDeps {
   items: StoreItems;
   authorizer: Authorizer;
-}
-
-export interface NamespaceQuery {
-  prefix?: string[] | undefined;
-  suffix?: string[] | undefined;
-  max_depth?: number | undefined;
-  limit: number;
-  offset: number;
 }
 
 /** A filtered namespace listing reads candidates this many at a time... */
