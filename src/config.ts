@@ -26,6 +26,20 @@ export const ProjectSchema = z.object({
   env: z.union([z.string(), z.record(z.string(), z.string())]).nullish(),
   /** Validated by src/http/project-options.ts. */
   http: z.object({ app: z.string().optional() }).catchall(z.unknown()).nullish(),
+  /**
+   * Custom authentication and authorization (src/auth/project-auth.ts):
+   * `path` names an `Auth` instance. `disable_studio_auth` and `openapi`
+   * are accepted (docs/auth.md says how each applies); any other key
+   * (`cache`, say) is refused.
+   */
+  auth: z
+    .object({
+      path: z.string().min(1, "auth.path must name the Auth instance (./auth.ts:auth)"),
+      disable_studio_auth: z.boolean().optional(),
+      openapi: z.unknown().optional(),
+    })
+    .strict()
+    .nullish(),
   checkpointer: z.object({ path: z.string().optional() }).catchall(z.unknown()).nullish(),
   store: z.object({}).catchall(z.unknown()).nullish(),
   ui: z.record(z.string(), z.string()).nullish(),
@@ -103,6 +117,14 @@ export const ConfigSchema = z.object({
   role: z.enum(["all", "api", "worker"]).default("all"),
   /** Postgres connection string; set, it selects scale-out (Postgres instead of SQLite). */
   databaseUrl: z.string().url().optional(),
+  /**
+   * Built-in API-key authentication: accepted keys, comma-separated, each
+   * `identity:key` (a bare key is identity `default`); at least 16
+   * characters each. Not with `auth` in langgraph.json.
+   */
+  apiKeys: z.string().optional(),
+  /** Serve with no authentication on an address other than loopback (a proxy in front authenticates); refused otherwise. */
+  allowUnauthenticated: z.preprocess((v) => (v === "false" || v === "0" ? false : v === "true" || v === "1" ? true : v), z.boolean()).default(false),
   /** Redis connection string (events, cancels, wake-ups across processes); needs databaseUrl. */
   redisUrl: z.string().url().optional(),
   /** Postgres connections this process opens at most. */
@@ -152,6 +174,8 @@ const ENV: Record<string, keyof Config> = {
   BATON_EVENT_RETENTION_MS: "eventRetentionMs",
   BATON_BUSY_TIMEOUT_MS: "busyTimeoutMs",
   BATON_ROLE: "role",
+  BATON_API_KEYS: "apiKeys",
+  BATON_ALLOW_UNAUTHENTICATED: "allowUnauthenticated",
   DATABASE_URL: "databaseUrl",
   BATON_DATABASE_URL: "databaseUrl",
   REDIS_URL: "redisUrl",
@@ -273,8 +297,6 @@ const BUILD_ONLY = [
 
 /** Keys whose meaning Baton does not provide yet: serving without them would silently change what the project asked for. */
 const REFUSED: Record<string, string> = {
-  auth:
-    "custom auth is not supported yet (it comes with the tenancy issue); Baton will not serve this project unauthenticated. Remove 'auth' to serve it without authentication",
   encryption: "custom at-rest encryption is not supported. Remove 'encryption' to store data unencrypted",
   webhooks: "webhook URL policies and headers are not supported yet. Remove 'webhooks' (run webhooks are still sent, without them)",
   "store.index": "semantic search over the store (embeddings) is not supported yet. Remove 'store.index'",
@@ -283,7 +305,7 @@ const REFUSED: Record<string, string> = {
 };
 
 /** Every top-level key Baton knows: implemented, build-only or refused. `$schema` is the editor's schema reference. */
-const KNOWN = new Set(["$schema", "graphs", "env", "http", "checkpointer", "store", "ui", "ui_config", ...BUILD_ONLY, ...Object.keys(REFUSED)]);
+const KNOWN = new Set(["$schema", "graphs", "env", "http", "auth", "checkpointer", "store", "ui", "ui_config", ...BUILD_ONLY, ...Object.keys(REFUSED)]);
 
 const isSet = (value: unknown) => value !== undefined && value !== null;
 

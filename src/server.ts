@@ -15,7 +15,8 @@ import type { Config, LoadedProject } from "./config.ts";
 import { ConfigError, executionThreadCount } from "./config.ts";
 import { AssistantService } from "./core/assistant-service.ts";
 import { systemAssistantId } from "./core/assistants.ts";
-import { NoAuthorizer, type Authorizer } from "./core/authorizer.ts";
+import { loadAccess } from "./auth/index.ts";
+import { NoAuthorizer, type Authenticator, type Authorizer } from "./core/authorizer.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
 import { GraphSchemas } from "./core/graph-schemas.ts";
@@ -228,10 +229,12 @@ function prepareProject(loaded: LoadedProject, logger: Logger, served: () => { a
   });
 }
 
-/** What a caller of `createServer` may swap in (tests now; the project's `auth` later). */
+/** What a caller of `createServer` may swap in (tests do); each wins over what the project's `auth` or BATON_API_KEYS gives. */
 export interface ServerSeams {
-  /** Asked by the services before every action on a resource (default: `NoAuthorizer`, everything allowed). */
+  /** Asked by the services before every action on a resource (default: the project's, else `NoAuthorizer`, everything allowed). */
   authorizer?: Authorizer;
+  /** Names the caller of every request (default: the project's, else none: every caller is anonymous). */
+  authenticator?: Authenticator;
 }
 
 /** The backend, the bus, and how to close them (step 1). */
@@ -312,15 +315,18 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
       ? ((await importExport(loaded.baseDir, loaded.project.checkpointer.path)) as typeof backend.checkpointer)
       : backend.checkpointer;
   const authorizer = seams.authorizer ?? new NoAuthorizer();
+  const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: backend.store, bus, authorizer });
   const runs = new RunService({
     queue: backend.runs,
     assistants: backend.assistants,
+    threads: backend.threads,
+    threadService,
     bus,
     registry,
     clock,
     limits: { maxPendingPerUser: config.maxPendingPerUser, maxPendingRuns: config.maxPendingRuns },
+    authorizer,
   });
-  const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: backend.store, bus, authorizer });
   const assistantService = new AssistantService({ assistants: backend.assistants, graphIds, authorizer });
   const storeService = new StoreService({ items: backend.items, authorizer });
   const threadRecords = new ThreadRecordService({ threads: backend.threads, queue: backend.runs, bus, threadService, authorizer });
@@ -337,7 +343,7 @@ interface Api {
 }
 
 /** Step 3: the HTTP app over the services, with the project's http options and app. */
-async function buildApi(config: Config, loaded: LoadedProject, logger: Logger, opened: Opened, services: Services): Promise<Api> {
+async function buildApi(config: Config, loaded: LoadedProject, logger: Logger, services: Services, authenticator: Authenticator | undefined): Promise<Api> {
   const http = httpOptions(loaded.project.http);
   const userApp = http.app !== undefined ? await importExport(loaded.baseDir, http.app) : undefined;
   const schemas = new GraphSchemas(services.graphSources, loaded.baseDir, logger);
@@ -347,9 +353,6 @@ async function buildApi(config: Config, loaded: LoadedProject, logger: Logger, o
       assistantService: services.assistantService,
       storeService: services.storeService,
       threadRecords: services.threadRecords,
-      threads: opened.backend.threads,
-      queue: opened.backend.runs,
-      bus: opened.bus,
       registry: services.registry,
       schemas,
       runs: services.runs,
@@ -374,6 +377,7 @@ async function buildApi(config: Config, loaded: LoadedProject, logger: Logger, o
     },
     http,
     userApp,
+    authenticator,
   );
   return { app, http, userApp, schemas };
 }
@@ -513,13 +517,15 @@ function closer(config: Config, logger: Logger, server: ServerType, opened: Open
 export async function createServer(config: Config, loaded: LoadedProject, logger: Logger, clock: Clock = systemClock, seams: ServerSeams = {}): Promise<BatonServer> {
   let servedApp: { app: Hono; prefix: string } | undefined;
   prepareProject(loaded, logger, () => servedApp);
+  const access = await loadAccess(config, loaded.project, loaded.baseDir, logger);
+  seams = { authorizer: seams.authorizer ?? access.authorizer, authenticator: seams.authenticator ?? access.authenticator };
   const opened = await openStorage(config, loaded, logger, clock);
   try {
     if (opened.baseBus instanceof RedisEventBus) await readyWithin(opened.baseBus, config.redisUrl!, REDIS_START_TIMEOUT_MS);
     // Scale-out: this process's clock must agree with the database's (docs/operations.md, "Clocks").
     await guardClock(opened.backend, config.leaseMs, logger);
     const services = await buildServices(config, loaded, opened, clock, seams);
-    const api = await buildApi(config, loaded, logger, opened, services);
+    const api = await buildApi(config, loaded, logger, services, seams.authenticator);
     const workers = await startWorkers(config, loaded, logger, opened, services, api);
 
     const served = config.role === "worker" ? workerApp() : api.app;

@@ -17,7 +17,7 @@
  * `NoAuthorizer` allows everything with no filter: the behaviour of a
  * server without `auth` in langgraph.json.
  */
-import type { RequestContext } from "./context.ts";
+import type { Principal, RequestContext } from "./context.ts";
 import { BatonError, ErrorCode } from "./errors.ts";
 import type { Filter } from "./filter.ts";
 
@@ -66,3 +66,29 @@ export class AccessDenied extends BatonError {
 
 /** Whether an authorization restricts anything. */
 export const restricts = (filter: Filter | undefined): filter is Filter => filter !== undefined && Object.keys(filter).length > 0;
+
+/**
+ * Who is calling: run once per request at the HTTP edge (but `/ok`,
+ * `/info` and the generative UI bundles), before any route. Answers the
+ * caller, or throws an `AuthFailure` (401 and a `WWW-Authenticate` header,
+ * say) that becomes the response.
+ */
+export interface Authenticator {
+  authenticate(request: Request): Promise<Principal>;
+}
+
+/**
+ * An authentication or authorization handler's own refusal (the official
+ * `HTTPException`): answered with its status, headers and message, as the
+ * official server does.
+ */
+export class AuthFailure extends BatonError {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  constructor(status: number, message: string, headers: Record<string, string> = {}) {
+    super(status === 403 ? ErrorCode.forbidden : status === 404 ? ErrorCode.notFound : ErrorCode.unauthorized, message);
+    this.name = "AuthFailure";
+    this.status = status;
+    this.headers = headers;
+  }
+}

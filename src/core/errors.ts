@@ -4,6 +4,7 @@
  */
 export const ErrorCode = {
   notFound: "not_found",
+  unauthorized: "unauthorized",
   forbidden: "forbidden",
   conflict: "conflict",
   busy: "thread_busy",

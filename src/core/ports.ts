@@ -122,6 +122,14 @@ export interface NewRun {
   assistant_id: string;
   graph_id: string;
   metadata: Metadata;
+  /** The metadata of the thread when the run creates it (`if_not_exists: create`, or a temporary thread). */
+  thread_metadata: Metadata;
+  /** The user the run counts against (per-user caps, fair selection), decided by RunService; null: nobody. */
+  owner: string | null;
+  /** Claim order across threads, higher first (stored; used by the scheduler once priorities land). */
+  priority: number;
+  /** A key that identifies a retried request (stored; used once idempotency lands); null: none. */
+  dedupe_key: string | null;
   multitask_strategy: MultitaskStrategy;
   kwargs: RunKwargs;
   available_at_ms: number;

@@ -1,19 +1,37 @@
 /**
- * Creating, waiting for and cancelling runs. Multitask strategies are decided
- * in `admission.ts` inside the backend's insert transaction; this service
- * resolves what a request means and signals what the decision implies.
+ * Runs as the API offers them: create (one, or a batch), read, list,
+ * delete, cancel, join. Every action asks the Authorizer first with the
+ * official action and value (`threads:create_run`; reads and joins
+ * `threads:read`; listing `threads:search`; cancels `threads:update`;
+ * deletes `threads:delete`), and a run whose thread is outside the
+ * returned filter is not found (404), as on the official server.
+ *
+ * Multitask strategies are decided in `admission.ts` inside the backend's
+ * insert transaction; this service resolves what a request means (its
+ * assistant, its checkpoint, its owner, the config the run sees) and
+ * signals what the decision implies.
  */
 import { randomUUID } from "node:crypto";
-import type { QueueLimits } from "./admission.ts";
+import { runOwner, type QueueLimits } from "./admission.ts";
 import { resolveAssistant } from "./assistants.ts";
+import { restricts, type Authorizer } from "./authorizer.ts";
 import type { Clock } from "./clock.ts";
+import type { RequestContext } from "./context.ts";
 import { BatonError, ErrorCode, notFound } from "./errors.ts";
+import type { Filter } from "./filter.ts";
+import { matches } from "./filter.ts";
 import type { GraphRegistry } from "./graphs.ts";
+import { RunWaiter, type FinalAnswer } from "./run-wait.ts";
 import { stoppedFailure } from "./stopped.ts";
-import type { Assistants, EventBus, RunQueue } from "./ports.ts";
-import type { Assistant, CancelAction, Metadata, MultitaskStrategy, Run, RunKwargs } from "./types.ts";
+import type { Assistants, EventBus, NewRun, RunQueue, Threads } from "./ports.ts";
+import type { ThreadService } from "./threads.ts";
+import { isFinalRunStatus, type Assistant, type CancelAction, type Metadata, type MultitaskStrategy, type Run, type RunEvent, type RunKwargs, type RunStatus, type Thread } from "./types.ts";
 
+export type { FinalAnswer } from "./run-wait.ts";
+
+/** A run as a request describes it, before anything is decided. */
 export interface CreateRunInput {
+  /** The thread to run on; null: a new temporary thread. */
   thread_id: string | null;
   assistant_id: string;
   kwargs: Omit<RunKwargs, "temporary">;
@@ -26,62 +44,258 @@ export interface CreateRunInput {
 export interface RunServiceDeps {
   queue: RunQueue;
   assistants: Assistants;
+  threads: Threads;
+  /** Checks the checkpoint a run would start from. */
+  threadService: Pick<ThreadService, "requireCheckpoint">;
   bus: EventBus;
   registry: GraphRegistry;
   clock: Clock;
   limits: QueueLimits;
-  /** While the bus is not healthy, how often a wait reads the run's record; also how often it asks the bus. Default 1 s. */
+  authorizer: Authorizer;
+  /** While the bus is not healthy, how often a wait reads the run's record. Default 1 s. */
   finalPollMs?: number;
   /** While the bus is healthy, how often (by `clock`) a wait reads the record anyway. Default SAFETY_POLL_MS. */
   safetyPollMs?: number;
 }
 
-/** What a wait answers: the run's final status and its output. */
-export interface FinalAnswer {
-  status: string;
-  output: unknown;
-}
-
-/** The bus's side of a wait: its final event, or undefined once the bus ended (or failed) without one. */
-interface BusWatch {
-  answer: Promise<FinalAnswer | undefined>;
-  ended: boolean;
+/** Which runs a bulk cancel names: by id, or a thread's in-flight ones (optionally of one status, optionally among ids). */
+export interface CancelSelection {
+  run_ids?: string[] | undefined;
+  thread_id?: string | undefined;
+  status?: "pending" | "running" | "all" | undefined;
 }
 
 export class RunService {
-  constructor(private readonly deps: RunServiceDeps) {}
+  readonly #deps: RunServiceDeps;
+  readonly #waiter: RunWaiter;
 
-  /** The run's assistant, refused (404) when it or its graph is unknown: what `create` checks before it writes. */
-  async assistantOf(input: Pick<CreateRunInput, "assistant_id">): Promise<Assistant> {
-    const assistant = await resolveAssistant(this.deps.assistants, this.deps.registry.ids, input.assistant_id);
-    if (!this.deps.registry.has(assistant.graph_id)) {
+  constructor(deps: RunServiceDeps) {
+    this.#deps = deps;
+    this.#waiter = new RunWaiter({ queue: deps.queue, bus: deps.bus, clock: deps.clock, finalPollMs: deps.finalPollMs, safetyPollMs: deps.safetyPollMs });
+  }
+
+  /** Creates the run a request describes, after everything that can refuse it has been checked. */
+  async create(ctx: RequestContext, input: CreateRunInput): Promise<Run> {
+    return this.#insert(await this.#prepare(ctx, input));
+  }
+
+  /**
+   * Creates several runs (without threads): every entry is checked before
+   * any is created, so one refused entry creates nothing; refused at
+   * creation after all (a full queue, a store failure), the runs created so
+   * far are rolled back. Errors name the entry.
+   */
+  async createBatch(ctx: RequestContext, inputs: CreateRunInput[]): Promise<Run[]> {
+    const prepared: NewRun[] = [];
+    for (const [index, input] of inputs.entries()) {
+      try {
+        prepared.push(await this.#prepare(ctx, input));
+      } catch (error) {
+        throw atIndex(index, error);
+      }
+    }
+    const created: Run[] = [];
+    try {
+      for (const run of prepared) created.push(await this.#insert(run));
+    } catch (error) {
+      await this.#cancel(created.map((run) => run.run_id), "rollback").catch(() => undefined);
+      throw atIndex(created.length, error);
+    }
+    return created;
+  }
+
+  /**
+   * Everything decided before the insert: the authorization (whose value,
+   * metadata included, may be rewritten), the assistant and its graph, the
+   * thread (a thread outside the filter is not found), the checkpoint, the
+   * owner, and the config the run sees.
+   */
+  async #prepare(ctx: RequestContext, input: CreateRunInput): Promise<NewRun> {
+    const runId = randomUUID();
+    const { value, filter } = await this.#deps.authorizer.authorize(ctx, "threads", "create_run", {
+      thread_id: input.thread_id,
+      assistant_id: input.assistant_id,
+      run_id: runId,
+      status: "pending",
+      metadata: input.metadata,
+      prevent_insert_if_inflight: input.multitask_strategy === "reject",
+      multitask_strategy: input.multitask_strategy,
+      if_not_exists: input.if_not_exists,
+      after_seconds: input.after_seconds,
+      kwargs: input.kwargs,
+    });
+    const assistant = await this.#assistantOf(input.assistant_id);
+    const thread = input.thread_id === null ? null : await this.#deps.threads.get(input.thread_id);
+    if (thread !== null && restricts(filter) && !matches(thread.metadata, filter)) throw notFound("Thread", thread.thread_id);
+    await this.#requireStartCheckpoint(input);
+    const metadata = value.metadata;
+    const temporary = input.thread_id === null;
+    return {
+      run_id: runId,
+      thread_id: input.thread_id ?? randomUUID(),
+      assistant_id: assistant.assistant_id,
+      graph_id: assistant.graph_id,
+      metadata,
+      thread_metadata: { graph_id: assistant.graph_id, assistant_id: assistant.assistant_id, ...metadata },
+      owner: ownerOf(ctx, metadata, thread),
+      priority: 0,
+      dedupe_key: null,
+      multitask_strategy: input.multitask_strategy,
+      kwargs: { ...input.kwargs, config: withHeaders(input.kwargs.config, ctx.headers), temporary },
+      available_at_ms: this.#deps.clock.nowMs() + Math.max(0, input.after_seconds) * 1000,
+      if_not_exists: temporary ? "create" : input.if_not_exists,
+    };
+  }
+
+  async #insert(run: NewRun): Promise<Run> {
+    const { run: created, cancelled } = await this.#deps.queue.create(run, this.#deps.limits);
+    this.#signal(cancelled);
+    this.#deps.bus.signalWork();
+    return created;
+  }
+
+  /** The run's assistant, refused (404) when it or its graph is unknown. */
+  async #assistantOf(assistantId: string): Promise<Assistant> {
+    const assistant = await resolveAssistant(this.#deps.assistants, this.#deps.registry.ids, assistantId);
+    if (!this.#deps.registry.has(assistant.graph_id)) {
       throw new BatonError(ErrorCode.notFound, `Graph '${assistant.graph_id}' of assistant '${assistant.assistant_id}' is not loaded.`);
     }
     return assistant;
   }
 
-  async create(input: CreateRunInput): Promise<Run> {
-    const assistant = await this.assistantOf(input);
-    const temporary = input.thread_id === null;
-    const { run, cancelled } = await this.deps.queue.create({
-      run_id: randomUUID(),
-      thread_id: input.thread_id ?? randomUUID(),
-      assistant_id: assistant.assistant_id,
-      graph_id: assistant.graph_id,
-      metadata: input.metadata,
-      multitask_strategy: input.multitask_strategy,
-      kwargs: { ...input.kwargs, temporary },
-      available_at_ms: this.deps.clock.nowMs() + Math.max(0, input.after_seconds) * 1000,
-      if_not_exists: temporary ? "create" : input.if_not_exists,
-    }, this.deps.limits);
-    this.#signal(cancelled);
-    this.deps.bus.signalWork();
+  /**
+   * A run from a checkpoint the thread does not have is refused (404):
+   * LangGraph would start it from an empty state, replacing the
+   * conversation. A run without a thread starts on a new one, which has no
+   * checkpoint at all.
+   */
+  async #requireStartCheckpoint(input: CreateRunInput): Promise<void> {
+    const configurable = input.kwargs.config.configurable ?? {};
+    const text = (value: unknown) => (typeof value === "string" && value !== "" ? value : undefined);
+    const ref = {
+      checkpoint_id: input.kwargs.checkpoint_id || text(configurable.checkpoint_id),
+      checkpoint_ns: input.kwargs.checkpoint?.checkpoint_ns || text(configurable.checkpoint_ns),
+    };
+    if (input.thread_id !== null) return this.#deps.threadService.requireCheckpoint(input.thread_id, ref);
+    if (ref.checkpoint_id !== undefined || ref.checkpoint_ns !== undefined) {
+      throw new BatonError(
+        ErrorCode.notFound,
+        `Checkpoint '${ref.checkpoint_id ?? ref.checkpoint_ns}' not found: a run without a thread starts on a new thread, which has no checkpoints. Run it on its thread (POST /threads/{thread_id}/runs).`,
+      );
+    }
+  }
+
+  /** The run (on `threadId` when given), if the caller may read it. */
+  async get(ctx: RequestContext, runId: string, threadId?: string): Promise<Run> {
+    const { filter } = await this.#deps.authorizer.authorize(ctx, "threads", "read", { thread_id: threadId });
+    return this.#visible(runId, threadId, filter);
+  }
+
+  /** The runs of a thread the caller may see, newest first. */
+  async list(ctx: RequestContext, threadId: string, query: { limit: number; offset: number; status?: RunStatus | undefined }): Promise<Run[]> {
+    const { value, filter } = await this.#deps.authorizer.authorize(ctx, "threads", "search", { thread_id: threadId, status: query.status });
+    if ((await this.#deps.threads.get(value.thread_id, { access: filter })) === null) throw notFound("Thread", value.thread_id);
+    return this.#deps.queue.list(value.thread_id, { limit: query.limit, offset: query.offset, status: value.status });
+  }
+
+  /** Deletes a final run (pending or running ones are refused with a conflict). */
+  async delete(ctx: RequestContext, threadId: string, runId: string): Promise<void> {
+    const { filter } = await this.#deps.authorizer.authorize(ctx, "threads", "delete", { run_id: runId, thread_id: threadId });
+    await this.#visible(runId, threadId, filter);
+    if (!(await this.#deps.queue.delete(threadId, runId))) throw notFound("Run", runId);
+  }
+
+  /**
+   * Cancels one pending or running run (a final one is a conflict); with
+   * `wait`, answers once it has ended (or the signal aborted).
+   */
+  async cancelOne(ctx: RequestContext, threadId: string, runId: string, action: CancelAction, wait?: AbortSignal): Promise<void> {
+    const { filter } = await this.#deps.authorizer.authorize(ctx, "threads", "update", {
+      thread_id: threadId,
+      action,
+      metadata: { run_ids: [runId], status: "pending" },
+    });
+    const run = await this.#visible(runId, threadId, filter);
+    if (isFinalRunStatus(run.status)) {
+      throw new BatonError(ErrorCode.conflict, `Run '${runId}' is already ${run.status}; only pending or running runs can be cancelled.`);
+    }
+    // Watch before cancelling so the final event cannot be missed; its
+    // failure (the client left, the database is away) only ends the wait.
+    const final = wait !== undefined ? this.#waiter.waitFinal(runId, wait).catch(() => undefined) : undefined;
+    await this.#cancel([runId], action);
+    if (final !== undefined) await final;
+  }
+
+  /** Cancels the selected runs the caller may see; unknown and final ones are skipped. */
+  async cancelMany(ctx: RequestContext, selection: CancelSelection, action: CancelAction): Promise<void> {
+    if (selection.thread_id === undefined && selection.run_ids === undefined) {
+      throw new BatonError(ErrorCode.invalid, "Name the runs to cancel: 'run_ids', or 'thread_id' (optionally with 'status').");
+    }
+    const { filter } = await this.#deps.authorizer.authorize(ctx, "threads", "update", {
+      thread_id: selection.thread_id,
+      action,
+      metadata: { run_ids: selection.run_ids, status: selection.status ?? "all" },
+    });
+    let ids = selection.run_ids ?? [];
+    if (selection.thread_id !== undefined) {
+      if ((await this.#deps.threads.get(selection.thread_id, { access: filter })) === null) throw notFound("Thread", selection.thread_id);
+      const status = selection.status ?? "all";
+      const matching = (await this.#deps.queue.inflight(selection.thread_id)).filter((r) => status === "all" || r.status === status).map((r) => r.run_id);
+      ids = selection.run_ids !== undefined ? ids.filter((id) => matching.includes(id)) : matching;
+    } else if (restricts(filter)) {
+      const visible: string[] = [];
+      for (const id of ids) if ((await this.#visibleOrNull(id, undefined, filter)) !== null) visible.push(id);
+      ids = visible;
+    }
+    await this.#cancel(ids, action);
+  }
+
+  /**
+   * Interrupts a run whose client went away (`on_disconnect: cancel`, or a
+   * join with `cancel_on_disconnect`): that client created or joined it, so
+   * its rights were checked then.
+   */
+  abandon(run: Run): void {
+    void this.#cancel([run.run_id], "interrupt").catch(() => undefined);
+  }
+
+  /** The run's events after `afterId`, then the ones still to come (for a run the caller created or read). */
+  events(run: Run, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent> {
+    return this.#deps.bus.subscribe(run.run_id, afterId, signal);
+  }
+
+  /** Whether the run's events can still be joined (live, or retained after its end). */
+  hasEvents(run: Run): Promise<boolean> {
+    return this.#deps.bus.has(run.run_id);
+  }
+
+  /** The run's own answer (C4) once it is final or gone (src/core/run-wait.ts); rejects when the signal aborts. */
+  waitFinal(run: Run, signal: AbortSignal): Promise<FinalAnswer> {
+    return this.#waiter.waitFinal(run.run_id, signal);
+  }
+
+  async #visible(runId: string, threadId: string | undefined, filter: Filter | undefined): Promise<Run> {
+    const run = await this.#visibleOrNull(runId, threadId, filter);
+    if (run === null) throw notFound("Run", runId);
     return run;
+  }
+
+  /** The run, unless it is not on `threadId` or its thread is outside the filter. */
+  async #visibleOrNull(runId: string, threadId: string | undefined, filter: Filter | undefined): Promise<Run | null> {
+    const run = await this.#deps.queue.get(runId, threadId);
+    if (run === null || !restricts(filter)) return run;
+    return (await this.#deps.threads.get(run.thread_id, { access: filter })) === null ? null : run;
+  }
+
+  async #cancel(runIds: string[], action: CancelAction): Promise<void> {
+    const done = await this.#deps.queue.cancel(runIds, action);
+    this.#signal(done.map((d) => ({ ...d, action })));
+    this.#deps.bus.signalWork();
   }
 
   #signal(cancelled: { run_id: string; action: CancelAction; was_running: boolean }[]): void {
     for (const c of cancelled) {
-      if (c.was_running) this.deps.bus.signalCancel(c.run_id, c.action);
+      if (c.was_running) this.#deps.bus.signalCancel(c.run_id, c.action);
       else this.#endCancelledPending(c.run_id, c.action);
     }
   }
@@ -89,137 +303,38 @@ export class RunService {
   /** A pending run stopped before it started: its joiners get a clear ending. */
   #endCancelledPending(runId: string, action: CancelAction): void {
     const failure = stoppedFailure(runId, action, false);
-    this.deps.bus.publish(runId, "error", failure);
-    this.deps.bus.publish(runId, "__final__", { status: action === "rollback" ? "rolled_back" : "interrupted", output: { __error__: failure } });
-    this.deps.bus.end(runId, 0);
-  }
-
-  async cancel(runIds: string[], action: CancelAction): Promise<{ run_id: string; was_running: boolean }[]> {
-    const done = await this.deps.queue.cancel(runIds, action);
-    this.#signal(done.map((d) => ({ ...d, action })));
-    this.deps.bus.signalWork();
-    return done;
-  }
-
-  /**
-   * The run's own answer (C4), when it is final or gone; rejects when the
-   * signal aborts. It comes from the bus's final event, or from the durable
-   * record, whichever comes first. The record is read at once, and then
-   * while the bus is not healthy every `finalPollMs` (a bus that lost the
-   * end: a restart, a Redis outage), but while it is healthy only every
-   * `safetyPollMs` (an end lost without an outage: a worker that died
-   * between recording and publishing it), so that many waiting clients cost
-   * the database little. A run that is gone from the record was erased by a
-   * rollback, or finished on a temporary thread that was deleted with it;
-   * the bus, which is subscribed before the first read, tells which.
-   */
-  async waitFinal(runId: string, signal: AbortSignal): Promise<FinalAnswer> {
-    const local = new AbortController();
-    const stop = () => local.abort();
-    signal.addEventListener("abort", stop, { once: true });
-    try {
-      const bus = this.#watchBus(runId, local.signal);
-      /** When the record was last read; null: at the next chance. */
-      let readAtMs: number | null = null;
-      for (let first = true; ; first = false) {
-        if (!first) {
-          const answer = await this.#nextTick(bus, local.signal);
-          if (answer !== undefined) return answer;
-        }
-        if (signal.aborted) throw new BatonError(ErrorCode.unavailable, "The client went away before the run finished.");
-        if (readAtMs !== null && !this.#recordDue(bus, readAtMs)) continue;
-        let run: Run | null;
-        try {
-          run = await this.deps.queue.get(runId);
-        } catch {
-          // The database is briefly away: the bus may still answer; read again at the next tick.
-          readAtMs = null;
-          continue;
-        }
-        readAtMs = this.deps.clock.nowMs();
-        if (run === null) return (await this.#lastWord(bus, local.signal)) ?? rolledBack(runId);
-        if (run.status !== "pending" && run.status !== "running") return { status: run.status, output: run.output };
-      }
-    } finally {
-      signal.removeEventListener("abort", stop);
-      local.abort();
-    }
-  }
-
-  /** Subscribes to the run's events for its final one. */
-  #watchBus(runId: string, signal: AbortSignal): BusWatch {
-    const watch: BusWatch = { answer: Promise.resolve(undefined), ended: false };
-    watch.answer = (async () => {
-      try {
-        for await (const event of this.deps.bus.subscribe(runId, undefined, signal)) {
-          if (event.event === "__final__") return event.data as FinalAnswer;
-        }
-      } catch {
-        // The bus failed: the durable record answers.
-      }
-      return undefined;
-    })().then((answer) => {
-      if (answer === undefined) watch.ended = true;
-      return answer;
-    });
-    return watch;
-  }
-
-  /** The bus's answer if it comes within one tick (`finalPollMs`; a short pause once the bus has ended). */
-  async #nextTick(bus: BusWatch, signal: AbortSignal): Promise<FinalAnswer | undefined> {
-    if (bus.ended) {
-      await abortableDelay(ENDED_POLL_MS, signal);
-      return undefined;
-    }
-    return Promise.race([bus.answer, abortableDelay(this.deps.finalPollMs ?? 1_000, signal).then(() => undefined)]);
-  }
-
-  /** Whether a wait should read the record now (`readAtMs`: when it last did). */
-  #recordDue(bus: BusWatch, readAtMs: number): boolean {
-    if (bus.ended || !(this.deps.bus.healthy?.() ?? false)) return true;
-    return this.deps.clock.nowMs() - readAtMs >= (this.deps.safetyPollMs ?? SAFETY_POLL_MS);
-  }
-
-  /** For a run gone from the record: the bus's final word (a rollback, or a deleted temporary thread's output), unless it lost it too. */
-  async #lastWord(bus: BusWatch, signal: AbortSignal): Promise<FinalAnswer | undefined> {
-    if (bus.ended) return undefined;
-    return Promise.race([bus.answer, abortableDelay(GONE_GRACE_MS, signal).then(() => undefined)]);
-  }
-
-  async get(runId: string, threadId?: string): Promise<Run> {
-    const run = await this.deps.queue.get(runId, threadId);
-    if (run === null) throw notFound("Run", runId);
-    return run;
+    this.#deps.bus.publish(runId, "error", failure);
+    this.#deps.bus.publish(runId, "__final__", { status: action === "rollback" ? "rolled_back" : "interrupted", output: { __error__: failure } });
+    this.#deps.bus.end(runId, 0);
   }
 }
 
-/** How long a wait for a run that vanished from the record waits for the bus's final word. */
-const GONE_GRACE_MS = 3_000;
 /**
- * While the bus is healthy, how often a wait reads the run's record anyway:
- * the bound on how late a wait answers when a run's final event was lost
- * without the bus noticing (a worker that died between recording its
- * outcome and publishing it).
+ * Whose run it is (per-user caps and fair selection, C6): the
+ * authenticated caller when there is one, so a client cannot count its runs
+ * against someone else; otherwise `metadata.owner` of the run, else of its
+ * thread, else nobody.
  */
-export const SAFETY_POLL_MS = 30_000;
-/** How often a wait reads the record once the bus ended without a final event (the record is about to say). */
-const ENDED_POLL_MS = 200;
+function ownerOf(ctx: RequestContext, metadata: Metadata, thread: Thread | null): string | null {
+  if (ctx.principal?.is_authenticated === true && ctx.principal.identity !== "") return ctx.principal.identity;
+  return runOwner(metadata, thread?.metadata ?? {});
+}
 
-const rolledBack = (runId: string) => ({
-  status: "rolled_back",
-  output: { __error__: { error: "RunRolledBack", message: `Run ${runId} was rolled back by a newer run on its thread and no longer exists.` } },
-});
+/**
+ * The run's config: the request's, with the request headers the project
+ * lets through in `configurable` (they win over the body's values, as on
+ * the official server), so a graph can read them.
+ */
+function withHeaders(config: RunKwargs["config"], headers: Readonly<Record<string, string>>): RunKwargs["config"] {
+  if (Object.keys(headers).length === 0) return config;
+  return { ...config, configurable: { ...config.configurable, ...headers } };
+}
 
-/** Resolves after `ms`, or at once when the signal aborts. */
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
+/** An error about one entry of a batch, naming the entry (its status kept). */
+function atIndex(index: number, error: unknown): unknown {
+  if (!(error instanceof BatonError)) return error;
+  return new BatonError(error.code, `Run ${index}: ${error.message}`, {
+    cause: error,
+    ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
   });
 }

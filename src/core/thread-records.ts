@@ -1,6 +1,6 @@
 /**
  * Thread records as the API offers them (create, get, patch, delete,
- * search, count, copy): every action asks the Authorizer first
+ * search, count, copy, prune): every action asks the Authorizer first
  * (`threads:<action>`, with the value the official handlers see), acts on
  * the value it hands back, and passes its access filter to the port, where
  * it becomes part of the query: a thread outside it is not found on a read,
@@ -109,6 +109,22 @@ export class ThreadRecordService {
       offset: 0,
     });
     return this.#threads.count({ ...query, metadata: value.metadata, values: value.values, status: value.status, access: filter });
+  }
+
+  /**
+   * Prunes threads (`delete`: with their runs and checkpoints;
+   * `keep_latest`: all but each namespace's latest checkpoint). Each thread
+   * is asked for as its own action (`threads:delete`, or `threads:update`
+   * for `keep_latest`); threads outside a filter are skipped, as are threads
+   * with a running run. Answers how many were pruned.
+   */
+  async prune(ctx: RequestContext, threadIds: string[], strategy: "delete" | "keep_latest"): Promise<number> {
+    const allowed: string[] = [];
+    for (const threadId of new Set(threadIds)) {
+      const { value, filter } = await this.#authorizer.authorize(ctx, "threads", strategy === "delete" ? "delete" : "update", { thread_id: threadId });
+      if (!restricts(filter) || (await this.#threads.get(value.thread_id, { access: filter })) !== null) allowed.push(value.thread_id);
+    }
+    return this.#threads.prune(allowed, strategy);
   }
 
   /**

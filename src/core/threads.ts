@@ -157,12 +157,6 @@ export class ThreadService {
     return thread;
   }
 
-  async get(threadId: string): Promise<Thread> {
-    const thread = await this.deps.threads.get(threadId);
-    if (thread === null) throw notFound("Thread", threadId);
-    return thread;
-  }
-
   /**
    * Refuses (404) a reference to a checkpoint the thread does not have: an
    * id not saved in the named namespace, or a namespace with no checkpoint.
@@ -430,6 +424,8 @@ export class ThreadService {
       if (locked) await this.deps.threads.delete(thread.thread_id).catch(() => undefined);
       throw thrown;
     }
-    return this.get(thread.thread_id);
+    const created = await this.deps.threads.get(thread.thread_id);
+    if (created === null) throw notFound("Thread", thread.thread_id);
+    return created;
   }
 }

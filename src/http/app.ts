@@ -12,7 +12,8 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ConfigError } from "../config.ts";
-import { requestContext } from "./context.ts";
+import type { Authenticator } from "../core/authorizer.ts";
+import { authentication, requestContext } from "./context.ts";
 import { cors } from "./cors.ts";
 import type { HttpDeps } from "./deps.ts";
 import { errorResponse } from "./errors.ts";
@@ -91,7 +92,12 @@ const refuseNulInUrl: MiddlewareHandler = async (c, next) => {
   return c.json({ detail: "The URL contains the NUL character (%00), which Baton does not store (Postgres cannot); remove it from the path or query." }, 422);
 };
 
-export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefined), userApp?: unknown): Hono {
+/**
+ * `authenticator`: who the caller is, asked before every route but `/ok`,
+ * `/info` and the UI bundles; the project's own routes too unless
+ * `http.enable_custom_route_auth` is false.
+ */
+export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefined), userApp?: unknown, authenticator?: Authenticator): Hono {
   const app = new Hono();
   app.onError((error, c) => errorResponse(c, error, deps.logger));
   app.notFound((c) => c.json({ detail: `No route for ${c.req.method} ${c.req.path}.` }, 404));
@@ -112,17 +118,22 @@ export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefi
   // Health probes need not know the prefix.
   if (http.mountPrefix !== "") app.get("/ok", ok);
   const api = http.mountPrefix === "" ? app : app.basePath(http.mountPrefix);
+  const authenticate = authenticator === undefined ? undefined : authentication(authenticator, http.mountPrefix);
+  // The project's routes are authenticated (as on the published dev server) unless it turns that off.
+  if (authenticate !== undefined && http.customRouteAuth) app.use("*", authenticate);
   if (userApp !== undefined) {
     api.use("*", followBodyChanges);
     api.route("/", asHono(userApp, http.app));
   }
+  // Mounted after the project's routes, it leaves them open; the API's are always behind it.
+  if (authenticate !== undefined && !http.customRouteAuth) app.use("*", authenticate);
   const { disabled } = http;
   // Without meta routes /ok still answers, as on the official server.
   if (disabled.meta) api.get("/ok", ok);
   else api.route("/", metaRoutes(deps));
   if (!disabled.assistants) api.route("/", assistantRoutes(deps));
   if (!disabled.threads) api.route("/", threadRoutes(deps));
-  if (!disabled.runs) api.route("/", runRoutes(deps, { configurableHeaders: http.configurableHeaders }));
+  if (!disabled.runs) api.route("/", runRoutes(deps));
   if (!disabled.store) api.route("/", storeRoutes(deps));
   if (!disabled.ui) api.route("/", uiRoutes(deps.ui));
   return app;

@@ -4,6 +4,7 @@
  * pass it to the core services, which hand it to the Authorizer.
  */
 import type { Context, MiddlewareHandler } from "hono";
+import type { Authenticator } from "../core/authorizer.ts";
 import type { RequestContext } from "../core/context.ts";
 import { configurableHeaders } from "./configurable-headers.ts";
 import type { HeaderRule } from "./project-options.ts";
@@ -19,7 +20,7 @@ const optional = (value: string | undefined) => (value === undefined || value ==
 export function requestContext(rule: HeaderRule): MiddlewareHandler<BatonEnv> {
   return async (c, next) => {
     c.set("ctx", {
-      // No authenticator yet: every caller is anonymous.
+      // Anonymous until the authentication middleware (when configured) names the caller.
       principal: null,
       headers: configurableHeaders(c.req.raw.headers, rule),
       traceparent: optional(c.req.header("traceparent")),
@@ -35,4 +36,20 @@ export function ctxOf(c: Context<BatonEnv>): RequestContext {
   // Only a route mounted without createApp could miss it: a wiring mistake.
   if (ctx === undefined) throw new Error("No request context: the route is mounted without the requestContext middleware (src/http/app.ts).");
   return ctx;
+}
+
+/**
+ * Runs the project's authenticator on every request but the health and
+ * info routes (`/ok`, `/info`) and the generative UI bundles (`GET
+ * /ui/...`), which the official server leaves open too, and puts the caller
+ * in the request context. A refusal becomes the response (src/http/errors.ts).
+ */
+export function authentication(authenticator: Authenticator, mountPrefix: string): MiddlewareHandler<BatonEnv> {
+  return async (c, next) => {
+    const full = c.req.path;
+    const path = mountPrefix !== "" && full.startsWith(mountPrefix) ? full.slice(mountPrefix.length) || "/" : full;
+    const open = path === "/ok" || full === "/ok" || path === "/info" || (c.req.method === "GET" && path.startsWith("/ui/"));
+    if (!open) c.set("ctx", { ...ctxOf(c), principal: await authenticator.authenticate(c.req.raw) });
+    await next();
+  };
 }

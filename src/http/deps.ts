@@ -2,7 +2,6 @@ import type { AssistantService } from "../core/assistant-service.ts";
 import type { GraphSchemas } from "../core/graph-schemas.ts";
 import type { GraphRegistry } from "../core/graphs.ts";
 import type { Logger } from "../core/logger.ts";
-import type { EventBus, RunQueue, Threads } from "../core/ports.ts";
 import type { RunService } from "../core/runs.ts";
 import type { StoreService } from "../core/store-service.ts";
 import type { ThreadRecordService } from "../core/thread-records.ts";
@@ -18,20 +17,15 @@ export interface RequestLimits {
 }
 
 /**
- * What the routes are given. Assistants, the store and threads (records
- * and state) are reached only through their services (which take the
- * request context and ask the Authorizer); `threads` and `queue` are still
- * ports, used by thread prune and the run routes until their services take
- * over (docs/architecture.md, "The access seam").
+ * What the routes are given: core services only, each taking the request
+ * context and asking the Authorizer (docs/architecture.md, "The access
+ * seam"); no storage port, no bus.
  */
 export interface HttpDeps {
   assistantService: AssistantService;
   storeService: StoreService;
-  /** Thread records: create, get, patch, delete, search, count, copy. */
+  /** Thread records: create, get, patch, delete, search, count, copy, prune. */
   threadRecords: ThreadRecordService;
-  threads: Threads;
-  queue: RunQueue;
-  bus: EventBus;
   registry: GraphRegistry;
   /** Schemas of the graphs, extracted once and cached. */
   schemas: GraphSchemas;

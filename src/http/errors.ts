@@ -4,11 +4,13 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ZodError } from "zod";
+import { AuthFailure } from "../core/authorizer.ts";
 import { BatonError, coerceError, type ErrorCode } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 
 const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   not_found: 404,
+  unauthorized: 401,
   forbidden: 403,
   conflict: 409,
   thread_busy: 409,
@@ -28,6 +30,11 @@ export function zodMessage(error: ZodError): string {
 
 export function errorResponse(c: Context, thrown: unknown, logger: Logger): Response {
   if (thrown instanceof BatonError && thrown.code === "internal") return internalError(c, thrown, logger);
+  if (thrown instanceof AuthFailure) {
+    // The project's handler chose the answer: its status, headers (WWW-Authenticate) and message.
+    for (const [name, value] of Object.entries(thrown.headers)) c.header(name, value);
+    return c.json({ detail: thrown.message }, thrown.status as ContentfulStatusCode);
+  }
   if (thrown instanceof BatonError) {
     if (thrown.retryAfterSeconds !== undefined) c.header("Retry-After", String(thrown.retryAfterSeconds));
     return c.json({ detail: thrown.message }, STATUS[thrown.code]);

@@ -47,7 +47,7 @@ const HttpSchema = z
     configurable_headers: headerRule.nullish(),
     // Baton logs no request headers, so there is nothing to exclude.
     logging_headers: headerRule.nullish(),
-    // Both concern custom auth, which takes effect with the `auth` key.
+    // Whether the project's own routes are authenticated (docs/auth.md, "Custom routes").
     middleware_order: z.enum(["auth_first", "middleware_first"]).nullish(),
     enable_custom_route_auth: z.boolean().optional(),
     mount_prefix: z
@@ -86,6 +86,13 @@ export interface HttpOptions {
   configurableHeaders: HeaderRule;
   /** "" or a path such as "/api": every route, the project's included, is served under it. */
   mountPrefix: string;
+  /**
+   * With `auth`: whether the project's own routes (and middleware) are
+   * behind authentication. `enable_custom_route_auth`, else false when
+   * `middleware_order` is `middleware_first`, else true (the published dev
+   * server authenticates every route).
+   */
+  customRouteAuth: boolean;
 }
 
 /**
@@ -165,6 +172,11 @@ export function httpOptions(raw: unknown): HttpOptions {
   }
   const http = result.data;
   const prefix = (http.mount_prefix ?? "").replace(/\/+$/, "");
+  if (http.enable_custom_route_auth === true && http.middleware_order === "middleware_first") {
+    throw new ConfigError(
+      "langgraph.json http.enable_custom_route_auth is true but http.middleware_order is middleware_first: the project's middleware would run before authentication on the routes it protects. Use middleware_order auth_first, or drop one of them.",
+    );
+  }
   return {
     app: http.app,
     disabled: {
@@ -179,5 +191,6 @@ export function httpOptions(raw: unknown): HttpOptions {
     cors: corsOptions(http.cors),
     configurableHeaders: headerRuleOf(http.configurable_headers),
     mountPrefix: prefix,
+    customRouteAuth: http.enable_custom_route_auth ?? http.middleware_order !== "middleware_first",
   };
 }

@@ -219,7 +219,7 @@ export function describeRunQueue(init: QueueSuiteInit): void {
 
     it("caps running runs per user and prefers users with fewer running runs (C6)", async () => {
       const { backend, queue } = await setup();
-      const owned = (thread: string, run: string, owner: string) => ({ ...newRun(thread, run), metadata: { owner } });
+      const owned = (thread: string, run: string, owner: string) => ({ ...newRun(thread, run), owner });
       for (let i = 0; i < 4; i++) await queue.create(owned(`a${i}`, `ra${i}`, "alice"));
       await queue.create(owned("b0", "rb0", "bob"));
       await queue.create(newRun("n0", "rn0"));
@@ -238,7 +238,7 @@ export function describeRunQueue(init: QueueSuiteInit): void {
 
     it("concurrent claimers never run more of one user's runs than the cap (C6)", async () => {
       const { backend, queue } = await setup();
-      const owned = (thread: string, run: string, owner: string) => ({ ...newRun(thread, run), metadata: { owner } });
+      const owned = (thread: string, run: string, owner: string) => ({ ...newRun(thread, run), owner });
       const policy = { maxRunningPerUser: 2 };
       // Each round: 16 runs of one user on 16 threads, 8 claimers at once,
       // each claiming until it finds nothing. Exactly the cap may be running.
@@ -258,18 +258,22 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await backend.close();
     });
 
-    it("takes a run's owner from its thread when the run names none", async () => {
+    it("stores the owner and the thread metadata it is given, whatever the metadata says (RunService decides them)", async () => {
       const { backend, queue } = await setup();
       await backend.threads.create({ thread_id: "t1", metadata: { owner: "carol" }, if_exists: "raise" });
-      const { run } = await queue.create(newRun("t1", "r1"));
-      expect(run.owner).toBe("carol");
+      const { run } = await queue.create({ ...newRun("t1", "r1"), metadata: { owner: "mallory" }, owner: "erin" });
+      expect(run.owner).toBe("erin");
+      expect((await backend.threads.get("t1"))?.metadata).toMatchObject({ owner: "carol", graph_id: "graph" });
+      const created = await queue.create({ ...newRun("t2", "r2"), thread_metadata: { graph_id: "graph", assistant_id: "assistant", topic: "new" } });
+      expect(created.run.owner).toBeNull();
+      expect((await backend.threads.get("t2"))?.metadata).toEqual({ graph_id: "graph", assistant_id: "assistant", topic: "new" });
       await backend.close();
     });
 
     it("answers 'try again' when a user's or the whole queue is full (C6)", async () => {
       const { backend, queue } = await setup();
       const limits = { maxPendingPerUser: 2, maxPendingRuns: 4 };
-      const owned = (i: number) => ({ ...newRun(`t${i}`, `r${i}`), metadata: { owner: "dave" } });
+      const owned = (i: number) => ({ ...newRun(`t${i}`, `r${i}`), owner: "dave" });
       await queue.create(owned(1), limits);
       await queue.create(owned(2), limits);
       const refused = queue.create(owned(3), limits);

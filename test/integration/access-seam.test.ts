@@ -1,5 +1,5 @@
 /**
- * The access seam (issue 16): every store, assistant and thread action asks the
+ * The access seam (issue 16): every store, assistant, thread and run action asks the
  * Authorizer, with the request's context, before it acts; a filter it
  * returns hides other callers' records; a denial is 403. The authorizer is
  * injected through createServer, as a project's auth will be.
@@ -369,5 +369,121 @@ describe("thread records", () => {
     expect(authorizer.calls.at(-1)).toMatchObject({ event: "threads:update", value: { thread_id: id } });
     // The owner still reads it, and nothing b tried wrote a checkpoint.
     expect(await a.threads.getHistory(id)).toEqual([]);
+  });
+});
+
+describe("runs", () => {
+  /** Threads and runs belong to whoever created them (metadata.owner), and are seen only by them. */
+  const ownThreads: Decide = (ctx, event, value) => {
+    const owner = ctx.headers["x-owner"]!;
+    if (event === "threads:create" || event === "threads:create_run") return { value: { ...value, metadata: { ...(value.metadata as object), owner } }, filter: { owner } };
+    if (event.startsWith("threads:")) return { filter: { owner } };
+    return undefined;
+  };
+
+  it("each run action asks the authorizer with the official resource, action and value", async () => {
+    const a = clientAs("a");
+    const thread = await a.threads.create();
+    authorizer.calls = [];
+    const run = await a.runs.wait(thread.thread_id, "echo", { input: { messages: [] }, metadata: { n: 1 } });
+    expect(run).toBeDefined();
+    const [listed] = await a.runs.list(thread.thread_id);
+    const runId = listed!.run_id;
+    await a.runs.get(thread.thread_id, runId);
+    await a.runs.join(thread.thread_id, runId);
+    await raw("a", "POST", `/threads/${thread.thread_id}/runs/${runId}/cancel?action=rollback`);
+    await a.runs.cancelMany({ threadId: thread.thread_id, status: "pending" });
+    await a.runs.delete(thread.thread_id, runId);
+    const calls = authorizer.calls.map((call) => [call.event, call.value]);
+    expect(calls[0]).toEqual([
+      "threads:create_run",
+      expect.objectContaining({
+        thread_id: thread.thread_id,
+        assistant_id: "echo",
+        run_id: runId,
+        status: "pending",
+        metadata: { n: 1 },
+        prevent_insert_if_inflight: false,
+        multitask_strategy: "enqueue",
+        if_not_exists: "reject",
+        after_seconds: 0,
+      }),
+    ]);
+    expect(calls.slice(1)).toEqual([
+      ["threads:search", { thread_id: thread.thread_id, status: undefined }],
+      ["threads:read", { thread_id: thread.thread_id }],
+      ["threads:read", { thread_id: thread.thread_id }],
+      ["threads:update", { thread_id: thread.thread_id, action: "rollback", metadata: { run_ids: [runId], status: "pending" } }],
+      ["threads:update", { thread_id: thread.thread_id, action: "interrupt", metadata: { run_ids: undefined, status: "pending" } }],
+      ["threads:delete", { run_id: runId, thread_id: thread.thread_id }],
+    ]);
+    for (const { ctx } of authorizer.calls) expect(ctx.headers["x-owner"]).toBe("a");
+  });
+
+  it("a handler's rewrite of a run's metadata is what the run records, and a new thread takes it too", async () => {
+    authorizer.decide = ownThreads;
+    const a = clientAs("a");
+    const thread = await a.threads.create();
+    const run = await a.runs.create(thread.thread_id, "echo", { input: { messages: [] }, metadata: { n: 1 } });
+    expect(run.metadata).toEqual({ n: 1, owner: "a" });
+    const fresh = randomUUID();
+    await a.runs.wait(fresh, "echo", { input: { messages: [] }, ifNotExists: "create" });
+    expect((await a.threads.get(fresh)).metadata).toMatchObject({ owner: "a", graph_id: "echo", assistant_id: expect.any(String) });
+  });
+
+  it("another owner's thread and runs are not found: create, list, get, join, stream, cancel, delete, prune", async () => {
+    authorizer.decide = ownThreads;
+    const a = clientAs("a");
+    const thread = await a.threads.create();
+    const id = thread.thread_id;
+    await a.runs.wait(id, "echo", { input: { messages: [] } });
+    const [run] = await a.runs.list(id);
+    const runId = run!.run_id;
+    // The SDK types on_completion loosely ("complete" | "continue"); the API takes "delete" | "keep".
+    const stateless = await a.runs.create(null, "echo", { input: { messages: [] }, onCompletion: "keep" as never });
+    await a.runs.join(stateless.thread_id, stateless.run_id);
+
+    const threadGone = { detail: `Thread '${id}' not found.` };
+    const runGone = { detail: `Run '${runId}' not found.` };
+    for (const [method, path, body, detail] of [
+      ["POST", `/threads/${id}/runs`, { assistant_id: "echo", input: { messages: [] } }, threadGone],
+      ["POST", `/threads/${id}/runs/wait`, { assistant_id: "echo", input: { messages: [] } }, threadGone],
+      ["POST", `/threads/${id}/runs/stream`, { assistant_id: "echo", input: { messages: [] } }, threadGone],
+      ["GET", `/threads/${id}/runs`, undefined, threadGone],
+      ["GET", `/threads/${id}/runs/${runId}`, undefined, runGone],
+      ["GET", `/threads/${id}/runs/${runId}/join`, undefined, runGone],
+      ["GET", `/threads/${id}/runs/${runId}/stream`, undefined, runGone],
+      ["GET", `/runs/${runId}/stream`, undefined, runGone],
+      ["POST", `/threads/${id}/runs/${runId}/cancel`, undefined, runGone],
+      ["DELETE", `/threads/${id}/runs/${runId}`, undefined, runGone],
+      ["POST", "/runs/cancel", { thread_id: id }, threadGone],
+      ["GET", `/threads/${stateless.thread_id}/runs/${stateless.run_id}`, undefined, { detail: `Run '${stateless.run_id}' not found.` }],
+    ] as const) {
+      const answer = await raw("b", method, path, body);
+      expect({ method, path, status: answer.status, body: answer.body }).toEqual({ method, path, status: 404, body: detail });
+    }
+    // Naming a's runs by id cancels nothing; pruning a's thread prunes nothing.
+    expect((await raw("b", "POST", "/runs/cancel", { run_ids: [runId] })).status).toBe(204);
+    expect(await raw("b", "POST", "/threads/prune", { thread_ids: [id], strategy: "delete" })).toEqual({ status: 200, body: { pruned_count: 0 } });
+    // a still has everything, unchanged.
+    expect((await a.runs.get(id, runId)).status).toBe("success");
+    expect((await a.runs.list(id)).map((r) => r.run_id)).toEqual([runId]);
+    expect((await a.threads.get(id)).status).toBe("idle");
+  });
+
+  it("a denial of create_run is 403 and creates nothing", async () => {
+    const a = clientAs("a");
+    const thread = await a.threads.create();
+    authorizer.decide = (_ctx, event) => {
+      if (event === "threads:create_run") throw new AccessDenied("threads", "create_run");
+      return undefined;
+    };
+    for (const path of [`/threads/${thread.thread_id}/runs`, `/threads/${thread.thread_id}/runs/wait`, "/runs", "/runs/wait", "/runs/stream"]) {
+      expect((await raw("a", "POST", path, { assistant_id: "echo", input: { messages: [] } })).status, path).toBe(403);
+    }
+    expect((await raw("a", "POST", "/runs/batch", [{ assistant_id: "echo", input: { messages: [] } }])).status).toBe(403);
+    authorizer.decide = () => undefined;
+    expect(await a.runs.list(thread.thread_id)).toEqual([]);
+    expect((await a.threads.get(thread.thread_id)).status).toBe("idle");
   });
 });

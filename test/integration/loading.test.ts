@@ -136,7 +136,8 @@ describe("langgraph.json keys", () => {
 
   it("refuses keys Baton cannot honour, naming each", () => {
     const refusals: [Record<string, unknown>, RegExp][] = [
-      [{ auth: { path: "./auth.ts:auth" } }, /'auth': custom auth is not supported yet \(it comes with the tenancy issue\)/],
+      [{ auth: { path: "./auth.ts:auth", cache: { ttl_seconds: 60 } } }, /auth.*cache/s],
+      [{ auth: { disable_studio_auth: true } }, /auth\.path/],
       [{ store: { index: { dims: 3, embed: "openai:x" } } }, /'store\.index': semantic search/],
       [{ store: { ttl: { default_ttl: 5 } } }, /'store\.ttl': store item TTLs are not supported yet/],
       [{ checkpointer: { ttl: { default_ttl: 5 } } }, /'checkpointer\.ttl': thread TTLs are not supported yet/],

@@ -1,5 +1,5 @@
 /**
- * RunService.waitFinal against a real queue (SQLite in memory) and the
+ * RunWaiter.waitFinal (what RunService.waitFinal answers with) against a real queue (SQLite in memory) and the
  * in-process bus: while the bus is healthy, waiting clients trust it and
  * read the run's record once, then only every safety poll (by the clock);
  * while it is down, they read the record every tick, so a run whose final
@@ -10,9 +10,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MemoryEventBus } from "../../src/backends/memory/event-bus.ts";
 import { createSqliteBackend, type SqliteBackend } from "../../src/backends/sqlite/index.ts";
-import { GraphRegistry } from "../../src/core/graphs.ts";
 import type { RunQueue } from "../../src/core/ports.ts";
-import { RunService } from "../../src/core/runs.ts";
+import { RunWaiter } from "../../src/core/run-wait.ts";
 import { ManualClock, newRun, succeeded } from "../../src/testing/index.ts";
 
 /** Resolves promises once a condition holds, checked whenever something it depends on changes. */
@@ -72,7 +71,7 @@ let backend: SqliteBackend;
 let conditions: Conditions;
 let bus: FlakyBus;
 let reads: number;
-let service: RunService;
+let service: RunWaiter;
 
 beforeEach(() => {
   clock = new ManualClock();
@@ -84,13 +83,10 @@ beforeEach(() => {
     reads += 1;
     conditions.changed();
   });
-  service = new RunService({
+  service = new RunWaiter({
     queue,
-    assistants: backend.assistants,
     bus,
-    registry: new GraphRegistry([], process.cwd()),
     clock,
-    limits: { maxPendingPerUser: 0, maxPendingRuns: 0 },
     // Ticks as fast as the event loop allows: the test counts them, it does not time them.
     finalPollMs: 1,
     safetyPollMs: 30_000,

@@ -16,7 +16,8 @@
  *   neither sweeps nor claims (docs/operations.md, "Clocks").
  */
 import type pg from "pg";
-import { checkQueueRoom, decideAdmission, runOwner, type QueueLimits } from "../../core/admission.ts";
+import { checkQueueRoom, decideAdmission, type QueueLimits } from "../../core/admission.ts";
+import { dropsTemporaryThread, settledStatus, type ThreadFacts } from "../../core/settle.ts";
 import type { Clock, ClockSample } from "../../core/clock.ts";
 import { beyondLimit, describeSkew, isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
@@ -24,7 +25,7 @@ import type { Logger } from "../../core/logger.ts";
 import { decideSweep, stoppedFailure } from "../../core/stopped.ts";
 import { mergeThreadConfig } from "../../core/thread-config.ts";
 import type { ClaimPolicy, Fence, FinishResult, LeaseKeeper, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
-import type { CancelAction, JsonObject, Run, RunStatus, RunnableConfigRecord } from "../../core/types.ts";
+import type { CancelAction, Run, RunStatus, RunnableConfigRecord, ThreadStatus } from "../../core/types.ts";
 import { isConnectionError, pgCode, retryUnavailable, sampleClock, transaction, UNIQUE_VIOLATION, type Queryable } from "./database.ts";
 import { startThreadLeaseKeeper } from "./lease-keeper.ts";
 import { deleteThreadRows, jsonb, toRun, type RunRow } from "./rows.ts";
@@ -118,30 +119,27 @@ export class PostgresRunQueue implements RunQueue {
     return transaction(this.#pool, async (db) => {
       const now = this.#clock.nowMs();
       const iso = isoFromMs(now);
-      const locked = await db.query<{ metadata: JsonObject; config: RunnableConfigRecord }>(
-        "SELECT metadata, config FROM threads WHERE thread_id = $1 FOR UPDATE",
+      const locked = await db.query<{ config: RunnableConfigRecord }>(
+        "SELECT config FROM threads WHERE thread_id = $1 FOR UPDATE",
         [input.thread_id],
       );
-      let threadMetadata: JsonObject = {};
       let threadConfig: RunnableConfigRecord = {};
       if (locked.rows[0] === undefined) {
         if (input.if_not_exists === "reject") throw notFound("Thread", input.thread_id);
         const inserted = await db.query(
           `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config)
            VALUES ($1, $2, $2, $3::jsonb, 'busy', NULL, '{}', '{}') ON CONFLICT (thread_id) DO NOTHING`,
-          [input.thread_id, iso, jsonb({ graph_id: input.graph_id, assistant_id: input.assistant_id })],
+          [input.thread_id, iso, jsonb(input.thread_metadata)],
         );
         // Another process created it meanwhile: lock and use theirs.
         if (inserted.rowCount === 0) {
-          const again = await db.query<{ metadata: JsonObject; config: RunnableConfigRecord }>(
-            "SELECT metadata, config FROM threads WHERE thread_id = $1 FOR UPDATE",
+          const again = await db.query<{ config: RunnableConfigRecord }>(
+            "SELECT config FROM threads WHERE thread_id = $1 FOR UPDATE",
             [input.thread_id],
           );
-          threadMetadata = again.rows[0]?.metadata ?? {};
           threadConfig = again.rows[0]?.config ?? {};
         }
       } else {
-        threadMetadata = locked.rows[0].metadata;
         threadConfig = locked.rows[0].config;
         // The official server records on the thread which graph last ran on it.
         await db.query("UPDATE threads SET metadata = metadata || $2::jsonb WHERE thread_id = $1", [
@@ -151,7 +149,7 @@ export class PostgresRunQueue implements RunQueue {
       }
       const config = mergeThreadConfig(threadConfig, input.kwargs.config);
       await db.query("UPDATE threads SET config = $2::jsonb WHERE thread_id = $1", [input.thread_id, jsonb(config.thread)]);
-      const owner = runOwner(input.metadata, threadMetadata);
+      const owner = input.owner;
       if (limits !== undefined) {
         // One create per user at a time, so the per-user count is exact
         // across processes (the global one may overshoot by the creates in flight).
@@ -168,8 +166,8 @@ export class PostgresRunQueue implements RunQueue {
       for (const { run, action } of order.cancel) cancelled.push(await this.#cancelOne(db, run, action, iso));
       const { rows } = await db.query<RunRow>(
         `INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, kwargs,
-                           available_at_ms, owner, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, 'pending', $5::jsonb, $6, $7::jsonb, $8, $9, $10, $10) RETURNING *`,
+                           available_at_ms, owner, priority, dedupe_key, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'pending', $5::jsonb, $6, $7::jsonb, $8, $9, $10, $11, $12, $12) RETURNING *`,
         [
           input.run_id,
           input.thread_id,
@@ -180,6 +178,8 @@ export class PostgresRunQueue implements RunQueue {
           jsonb({ ...input.kwargs, config: config.run }),
           Math.max(now, input.available_at_ms),
           owner,
+          input.priority,
+          input.dedupe_key,
           iso,
         ],
       );
@@ -263,17 +263,16 @@ export class PostgresRunQueue implements RunQueue {
     return { run_id: run.run_id, action, was_running: false };
   }
 
-  /** Inside a transaction: thread is busy while runs are in flight, else `idle` (or the status given). */
-  async #settleThread(db: Queryable, threadId: string, iso: string, statusWhenIdle: string | null): Promise<void> {
-    await db.query(
-      `UPDATE threads SET updated_at = $2, status = CASE
-         WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running')) THEN 'busy'
-         WHEN $3::text IS NOT NULL THEN $3::text
-         WHEN interrupts <> '{}'::jsonb THEN 'interrupted'
-         ELSE 'idle' END
-       WHERE thread_id = $1`,
-      [threadId, iso, statusWhenIdle],
+  /** Inside a transaction: stores the status the thread settles to after a run ended or stopped (src/core/settle.ts). */
+  async #settleThread(db: Queryable, threadId: string, iso: string, statusWhenIdle: ThreadStatus | null): Promise<ThreadFacts> {
+    const { rows } = await db.query<ThreadFacts>(
+      `SELECT (SELECT COUNT(*)::int FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running')) AS inflight,
+              COALESCE((SELECT interrupts <> '{}'::jsonb FROM threads WHERE thread_id = $1), false) AS interrupted`,
+      [threadId],
     );
+    const facts = rows[0]!;
+    await db.query("UPDATE threads SET status = $3, updated_at = $2 WHERE thread_id = $1", [threadId, iso, settledStatus(facts, statusWhenIdle)]);
+    return facts;
   }
 
   async claim(worker: string, leaseMs: number, policy?: ClaimPolicy): Promise<Run | null> {
@@ -380,11 +379,8 @@ export class PostgresRunQueue implements RunQueue {
         outcome.status === "error" ? jsonb(outcome.error) : null,
         iso,
       ]);
-      await this.#settleThread(db, threadId, iso, outcome.thread.status);
-      if (row.kwargs.temporary && row.kwargs.on_completion === "delete") {
-        const { rows } = await db.query("SELECT 1 FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running')", [threadId]);
-        if (rows.length === 0) await deleteThreadRows(db, threadId);
-      }
+      const facts = await this.#settleThread(db, threadId, iso, outcome.thread.status);
+      if (dropsTemporaryThread(row.kwargs, facts)) await deleteThreadRows(db, threadId);
       return "recorded";
     });
   }

@@ -7,14 +7,15 @@
  * `runs_one_running_per_thread` as the backstop.
  */
 import type { Database, Statement } from "better-sqlite3";
-import { checkQueueRoom, decideAdmission, runOwner, type QueueLimits } from "../../core/admission.ts";
+import { checkQueueRoom, decideAdmission, type QueueLimits } from "../../core/admission.ts";
+import { dropsTemporaryThread, settledStatus, type ThreadFacts } from "../../core/settle.ts";
 import type { Clock } from "../../core/clock.ts";
 import { isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import { decideSweep, stoppedFailure } from "../../core/stopped.ts";
 import { mergeThreadConfig } from "../../core/thread-config.ts";
 import type { ClaimPolicy, Fence, FinishResult, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
-import type { CancelAction, Run, RunStatus, RunnableConfigRecord } from "../../core/types.ts";
+import type { CancelAction, Run, RunStatus, RunnableConfigRecord, ThreadStatus } from "../../core/types.ts";
 import { deleteThreadRows, json, toRun, type RunRow } from "./rows.ts";
 
 export class SqliteRunQueue implements RunQueue {
@@ -60,8 +61,8 @@ export class SqliteRunQueue implements RunQueue {
     this.#anyDue = db.prepare("SELECT 1 AS due FROM runs WHERE status = 'pending' AND available_at_ms <= ? LIMIT 1");
     this.#insert = db.prepare(`
       INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, kwargs,
-                        available_at_ms, owner, created_at, updated_at)
-      VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)`);
+                        available_at_ms, owner, priority, dedupe_key, created_at, updated_at)
+      VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.#threadStatus = db.prepare("UPDATE threads SET status = ?, updated_at = ? WHERE thread_id = ?");
     this.#countInflight = db.prepare(
       "SELECT COUNT(*) AS n FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')",
@@ -82,7 +83,7 @@ export class SqliteRunQueue implements RunQueue {
             `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config)
              VALUES (?, ?, ?, ?, 'busy', NULL, '{}', '{}')`,
           )
-          .run(input.thread_id, iso, iso, json({ graph_id: input.graph_id, assistant_id: input.assistant_id }));
+          .run(input.thread_id, iso, iso, json(input.thread_metadata));
       } else {
         // The official server records on the thread which graph last ran on it.
         const metadata = { ...(JSON.parse(thread.metadata) as Record<string, unknown>) };
@@ -90,8 +91,7 @@ export class SqliteRunQueue implements RunQueue {
         metadata.assistant_id = input.assistant_id;
         this.#db.prepare("UPDATE threads SET metadata = ? WHERE thread_id = ?").run(json(metadata), input.thread_id);
       }
-      const threadMetadata = thread === undefined ? {} : (JSON.parse(thread.metadata) as Record<string, unknown>);
-      const owner = runOwner(input.metadata, threadMetadata);
+      const owner = input.owner;
       if (limits !== undefined) {
         const pending = this.#db
           .prepare("SELECT COUNT(*) AS total, COALESCE(SUM(owner IS ? AND owner IS NOT NULL), 0) AS mine FROM runs WHERE status = 'pending'")
@@ -113,6 +113,8 @@ export class SqliteRunQueue implements RunQueue {
         json({ ...input.kwargs, config: config.run }),
         Math.max(now, input.available_at_ms),
         owner,
+        input.priority,
+        input.dedupe_key,
         iso,
         iso,
       );
@@ -188,21 +190,20 @@ export class SqliteRunQueue implements RunQueue {
     return { run_id: run.run_id, action, was_running: false };
   }
 
-  /** Inside a transaction: thread is busy while runs are in flight, else `idle` (or the status given). */
-  #settleThread(threadId: string, iso: string, statusWhenIdle: string | null): void {
-    const { n } = this.#countInflight.get(threadId)!;
-    if (n > 0) {
-      this.#threadStatus.run("busy", iso, threadId);
-    } else if (statusWhenIdle !== null) {
-      this.#threadStatus.run(statusWhenIdle, iso, threadId);
-    } else {
-      // Nothing ran to completion: fall back to what the thread's stored state says.
-      const row = this.#db.prepare("SELECT interrupts FROM threads WHERE thread_id = ?").get(threadId) as
-        | { interrupts: string }
-        | undefined;
-      const interrupted = row !== undefined && Object.keys(JSON.parse(row.interrupts) as object).length > 0;
-      this.#threadStatus.run(interrupted ? "interrupted" : "idle", iso, threadId);
-    }
+  /** Inside a transaction: the thread's facts now (src/core/settle.ts). */
+  #threadFacts(threadId: string): ThreadFacts {
+    const row = this.#db.prepare("SELECT interrupts FROM threads WHERE thread_id = ?").get(threadId) as { interrupts: string } | undefined;
+    return {
+      inflight: this.#countInflight.get(threadId)!.n,
+      interrupted: row !== undefined && Object.keys(JSON.parse(row.interrupts) as object).length > 0,
+    };
+  }
+
+  /** Inside a transaction: stores the status the thread settles to after a run ended or stopped (src/core/settle.ts). */
+  #settleThread(threadId: string, iso: string, statusWhenIdle: ThreadStatus | null): ThreadFacts {
+    const facts = this.#threadFacts(threadId);
+    this.#threadStatus.run(settledStatus(facts, statusWhenIdle), iso, threadId);
+    return facts;
   }
 
   async claim(worker: string, leaseMs: number, policy?: ClaimPolicy): Promise<Run | null> {
@@ -251,11 +252,8 @@ export class SqliteRunQueue implements RunQueue {
           iso,
           row.thread_id,
         );
-      this.#settleThread(row.thread_id, iso, outcome.thread.status);
-      const kwargs = JSON.parse(row.kwargs) as Run["kwargs"];
-      if (kwargs.temporary && kwargs.on_completion === "delete" && this.#countInflight.get(row.thread_id)!.n === 0) {
-        deleteThreadRows(this.#db, row.thread_id);
-      }
+      const facts = this.#settleThread(row.thread_id, iso, outcome.thread.status);
+      if (dropsTemporaryThread(JSON.parse(row.kwargs) as Run["kwargs"], facts)) deleteThreadRows(this.#db, row.thread_id);
       return "recorded";
     }).immediate();
   }

@@ -1,24 +1,16 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
-import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
+import { BatonError, ErrorCode } from "../../core/errors.ts";
 import type { CreateRunInput } from "../../core/runs.ts";
 import { isFinalRunStatus, type Run, type RunEvent, type StreamMode } from "../../core/types.ts";
-import { configurableHeaders } from "../configurable-headers.ts";
+import { ctxOf, type BatonEnv } from "../context.ts";
 import type { HttpDeps } from "../deps.ts";
-import type { HeaderRule } from "../project-options.ts";
 import { wireRun } from "../records.ts";
 import * as s from "../schemas.ts";
 import { jsonWhenReady, sseResponse } from "../sse.ts";
 import { body, flag, parse, readJson, uuidParam } from "../validate.ts";
 
-/** An error about one entry of a batch, naming the entry (its status kept). */
-function atIndex(index: number, error: unknown): unknown {
-  if (!(error instanceof BatonError)) return error;
-  return new BatonError(error.code, `Run ${index}: ${error.message}`, {
-    cause: error,
-    ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
-  });
-}
+type C = Context<BatonEnv>;
 
 /** Fields of the contract Baton does not implement: refused, never ignored. */
 function refuseUnsupported(input: s.RunCreate): void {
@@ -30,18 +22,9 @@ function refuseUnsupported(input: s.RunCreate): void {
   if (input.stream_mode_options !== undefined && input.stream_mode_options !== null) refuse("stream_mode_options", "per-mode options are not implemented.");
 }
 
-/**
- * The run's config: the body's, with the request headers the project lets
- * through in `configurable` (they win over the body's values, as on the
- * official server), so a graph can read them.
- */
-function runConfig(input: s.RunCreate, headers: Record<string, string>): Record<string, unknown> {
-  const config = input.config ?? {};
-  if (Object.keys(headers).length === 0) return config;
-  return { ...config, configurable: { ...config.configurable, ...headers } };
-}
 
-function toCreateInput(input: s.RunCreate, threadId: string | null, defaults: { on_completion: "delete" | "keep" }, headers: Record<string, string>): CreateRunInput {
+/** What a run request's body means (RunService adds the request headers to its config). */
+function toCreateInput(input: s.RunCreate, threadId: string | null, defaults: { on_completion: "delete" | "keep" }): CreateRunInput {
   refuseUnsupported(input);
   const modes = input.stream_mode === undefined ? ["values"] : Array.isArray(input.stream_mode) ? input.stream_mode : [input.stream_mode];
   const durability = input.durability ?? (input.checkpoint_during === false ? "exit" : input.checkpoint_during === true ? "async" : null);
@@ -57,7 +40,7 @@ function toCreateInput(input: s.RunCreate, threadId: string | null, defaults: { 
       // Chat UI and useStream().submit({}, {command}) send both.
       input: input.command ? null : (input.input ?? null),
       command: input.command ?? null,
-      config: runConfig(input, headers),
+      config: input.config ?? {},
       context: input.context ?? null,
       stream_mode: (modes.length > 0 ? modes : ["values"]) as StreamMode[],
       stream_subgraphs: input.stream_subgraphs ?? false,
@@ -89,20 +72,23 @@ function modeFilter(named: string[] | undefined): (event: RunEvent) => boolean {
   };
 }
 
-/** What the run routes share: the deps, and how a request becomes a run and a run a response. */
+
+/** What the run routes share: the deps, and how a request becomes a run. */
 interface RunRouteKit {
   deps: HttpDeps;
-  /** The request headers the project passes to the run's `configurable`. */
-  headersOf: (c: Context) => Record<string, string>;
   /** Creates the run a request's body describes, on the thread or (null) on a new temporary one. */
-  create: (c: Context, threadId: string | null) => Promise<Run>;
-  /** The checkpoint a run would start from must exist (404 otherwise). */
-  requireCheckpoint: (threadId: string | null, input: CreateRunInput) => Promise<void>;
+  create: (c: C, threadId: string | null) => Promise<Run>;
 }
 
-export function runRoutes(deps: HttpDeps, options: { configurableHeaders: HeaderRule }): Hono {
-  const app = new Hono();
-  const kit = runRouteKit(deps, options);
+export function runRoutes(deps: HttpDeps): Hono<BatonEnv> {
+  const app = new Hono<BatonEnv>();
+  const kit: RunRouteKit = {
+    deps,
+    create: async (c, threadId) => {
+      const input = toCreateInput(parse(s.RunCreate, await readJson(c)), threadId, { on_completion: threadId === null ? "delete" : "keep" });
+      return deps.runs.create(ctxOf(c), input);
+    },
+  };
   threadRunRoutes(app, kit);
   joinRoutes(app, kit);
   cancelRoutes(app, kit);
@@ -110,59 +96,18 @@ export function runRoutes(deps: HttpDeps, options: { configurableHeaders: Header
   return app;
 }
 
-function runRouteKit(deps: HttpDeps, options: { configurableHeaders: HeaderRule }): RunRouteKit {
-  const headersOf = (c: Context) => configurableHeaders(c.req.raw.headers, options.configurableHeaders);
-  const requireCheckpoint = (threadId: string | null, input: CreateRunInput) => requireStartCheckpoint(deps, threadId, input);
-  return {
-    deps,
-    headersOf,
-    requireCheckpoint,
-    create: async (c, threadId) => {
-      const input = toCreateInput(parse(s.RunCreate, await readJson(c)), threadId, { on_completion: threadId === null ? "delete" : "keep" }, headersOf(c));
-      await requireCheckpoint(threadId, input);
-      return deps.runs.create(input);
-    },
-  };
-}
-
 // Content-Location names the run (the SDK's onRunCreated reads it);
 // Location names its stream (the SDK reconnects there with Last-Event-ID).
 const location = (run: Run) => (run.kwargs.temporary ? `/runs/${run.run_id}` : `/threads/${run.thread_id}/runs/${run.run_id}`);
 const streamLocation = (run: Run) => `/threads/${run.thread_id}/runs/${run.run_id}/stream`;
 
-/**
- * A run from a checkpoint the thread does not have is refused (404): LangGraph
- * would start it from an empty state, replacing the conversation. A run
- * without a thread starts on a new one, which has no checkpoint at all.
- */
-async function requireStartCheckpoint(deps: HttpDeps, threadId: string | null, input: CreateRunInput): Promise<void> {
-  const configurable = input.kwargs.config.configurable ?? {};
-  const text = (value: unknown) => (typeof value === "string" && value !== "" ? value : undefined);
-  const ref = {
-    checkpoint_id: input.kwargs.checkpoint_id || text(configurable.checkpoint_id),
-    checkpoint_ns: input.kwargs.checkpoint?.checkpoint_ns || text(configurable.checkpoint_ns),
-  };
-  if (threadId !== null) return deps.threadService.requireCheckpoint(threadId, ref);
-  if (ref.checkpoint_id !== undefined || ref.checkpoint_ns !== undefined) {
-    throw new BatonError(
-      ErrorCode.notFound,
-      `Checkpoint '${ref.checkpoint_id ?? ref.checkpoint_ns}' not found: a run without a thread starts on a new thread, which has no checkpoints. Run it on its thread (POST /threads/{thread_id}/runs).`,
-    );
-  }
-}
-
-/** Cancels the run when its client goes away, if asked to. */
-const cancelOnDisconnect = (deps: HttpDeps, run: Run, enabled: boolean) =>
-  enabled
-    ? () => {
-        void deps.runs.cancel([run.run_id], "interrupt").catch(() => undefined);
-      }
-    : undefined;
+/** Interrupts the run when its client goes away, if asked to. */
+const cancelOnDisconnect = (deps: HttpDeps, run: Run, enabled: boolean) => (enabled ? () => deps.runs.abandon(run) : undefined);
 
 /** The run's events as server-sent events, from after `lastEventId`, in the modes asked for. */
 function streamRun(
   deps: HttpDeps,
-  c: Context,
+  c: C,
   run: Run,
   options: { lastEventId?: string | undefined; modes?: string[] | undefined; cancelOnDisconnect: boolean },
 ): Response {
@@ -170,7 +115,7 @@ function streamRun(
   return sseResponse(
     c.req.raw,
     async function* (signal) {
-      for await (const event of deps.bus.subscribe(run.run_id, options.lastEventId, signal)) {
+      for await (const event of deps.runs.events(run, options.lastEventId, signal)) {
         if (event.event === "__final__") return;
         if (keep(event)) yield event;
       }
@@ -189,8 +134,8 @@ function streamRun(
  * committed at once (everything that can be refused was refused before the
  * run was created) and newlines keep the connection alive meanwhile.
  */
-function waitRun(deps: HttpDeps, c: Context, run: Run, cancelOnGone: boolean): Response {
-  return jsonWhenReady(c.req.raw, async (signal) => (await deps.runs.waitFinal(run.run_id, signal)).output, {
+function waitRun(deps: HttpDeps, c: C, run: Run, cancelOnGone: boolean): Response {
+  return jsonWhenReady(c.req.raw, async (signal) => (await deps.runs.waitFinal(run, signal)).output, {
     keepAliveMs: deps.options.keepAliveMs,
     headers: { "Content-Location": location(run) },
     onDisconnect: cancelOnDisconnect(deps, run, cancelOnGone),
@@ -198,7 +143,7 @@ function waitRun(deps: HttpDeps, c: Context, run: Run, cancelOnGone: boolean): R
 }
 
 /** Runs on a thread: create (plain, streamed, waited for), list, read, delete. */
-function threadRunRoutes(app: Hono, { deps, create }: RunRouteKit): void {
+function threadRunRoutes(app: Hono<BatonEnv>, { deps, create }: RunRouteKit): void {
   app.post("/threads/:thread_id/runs", async (c) => {
     const run = await create(c, uuidParam(c, "thread_id"));
     c.header("Content-Location", location(run));
@@ -214,39 +159,34 @@ function threadRunRoutes(app: Hono, { deps, create }: RunRouteKit): void {
   });
   app.get("/threads/:thread_id/runs", async (c) => {
     const threadId = uuidParam(c, "thread_id");
-    await deps.threadService.get(threadId);
     const q = parse(s.RunList, { limit: c.req.query("limit"), offset: c.req.query("offset"), status: c.req.query("status") || undefined });
-    const found = await deps.queue.list(threadId, q);
-    return c.json(found.map(wireRun));
+    return c.json((await deps.runs.list(ctxOf(c), threadId, q)).map(wireRun));
   });
   app.get("/threads/:thread_id/runs/:run_id", async (c) => {
-    const run = await deps.runs.get(uuidParam(c, "run_id"), uuidParam(c, "thread_id"));
+    const run = await deps.runs.get(ctxOf(c), uuidParam(c, "run_id"), uuidParam(c, "thread_id"));
     return c.json(wireRun(run));
   });
   app.delete("/threads/:thread_id/runs/:run_id", async (c) => {
-    const threadId = uuidParam(c, "thread_id");
-    const runId = uuidParam(c, "run_id");
-    if (!(await deps.queue.delete(threadId, runId))) throw notFound("Run", runId);
+    await deps.runs.delete(ctxOf(c), uuidParam(c, "thread_id"), uuidParam(c, "run_id"));
     return c.json({});
   });
 }
 
 /** Joining a run that exists: its output, or the rest of its events. */
-function joinRoutes(app: Hono, { deps }: RunRouteKit): void {
+function joinRoutes(app: Hono<BatonEnv>, { deps }: RunRouteKit): void {
   app.get("/threads/:thread_id/runs/:run_id/join", async (c) => {
-    const run = await deps.runs.get(uuidParam(c, "run_id"), uuidParam(c, "thread_id"));
+    const run = await deps.runs.get(ctxOf(c), uuidParam(c, "run_id"), uuidParam(c, "thread_id"));
     return waitRun(deps, c, run, flag(c.req.query("cancel_on_disconnect")));
   });
-  const joinStream = async (c: Context, threadId: string | undefined) => {
-    const run = await deps.runs.get(uuidParam(c, "run_id"), threadId);
-    if (isFinalRunStatus(run.status) && !(await deps.bus.has(run.run_id))) {
+  const joinStream = async (c: C, threadId: string | undefined) => {
+    const run = await deps.runs.get(ctxOf(c), uuidParam(c, "run_id"), threadId);
+    if (isFinalRunStatus(run.status) && !(await deps.runs.hasEvents(run))) {
       // Finished, and its events are gone (not resumable, or past retention): nothing left to send.
       return sseResponse(c.req.raw, async function* () {}, { keepAliveMs: deps.options.keepAliveMs });
     }
-    const modes = c.req.queries("stream_mode");
     return streamRun(deps, c, run, {
       lastEventId: c.req.header("Last-Event-ID") ?? undefined,
-      modes,
+      modes: c.req.queries("stream_mode"),
       cancelOnDisconnect: flag(c.req.query("cancel_on_disconnect")),
     });
   };
@@ -255,44 +195,24 @@ function joinRoutes(app: Hono, { deps }: RunRouteKit): void {
 }
 
 /** Cancelling one run (optionally waiting for its end), or several. */
-function cancelRoutes(app: Hono, { deps }: RunRouteKit): void {
+function cancelRoutes(app: Hono<BatonEnv>, { deps }: RunRouteKit): void {
   app.post("/threads/:thread_id/runs/:run_id/cancel", async (c) => {
     const threadId = uuidParam(c, "thread_id");
     const runId = uuidParam(c, "run_id");
     const action = parse(s.CancelAction, c.req.query("action"));
-    const run = await deps.runs.get(runId, threadId);
-    if (run.status !== "pending" && run.status !== "running") {
-      throw new BatonError(ErrorCode.conflict, `Run '${runId}' is already ${run.status}; only pending or running runs can be cancelled.`);
-    }
-    const waitFinal = flag(c.req.query("wait"));
-    // Subscribe before cancelling so the final event cannot be missed.
-    // Its failure (the client left, the database is away) only ends the wait; handled at once, not after the cancel.
-    const final = waitFinal ? deps.runs.waitFinal(runId, c.req.raw.signal).catch(() => undefined) : undefined;
-    await deps.runs.cancel([runId], action);
-    if (final !== undefined) await final;
-    return waitFinal ? c.json({}) : c.body(null, 202);
+    const wait = flag(c.req.query("wait"));
+    await deps.runs.cancelOne(ctxOf(c), threadId, runId, action, wait ? c.req.raw.signal : undefined);
+    return wait ? c.json({}) : c.body(null, 202);
   });
-
   app.post("/runs/cancel", async (c) => {
-    const q = await body(c, s.RunsCancel);
-    const action = parse(s.CancelAction, c.req.query("action"));
-    let ids: string[] = q.run_ids ?? [];
-    if (q.thread_id !== undefined) {
-      const inflight = await deps.queue.inflight(q.thread_id);
-      const status = q.status ?? "all";
-      const matching = inflight.filter((r) => status === "all" || r.status === status).map((r) => r.run_id);
-      ids = q.run_ids !== undefined ? ids.filter((id) => matching.includes(id)) : matching;
-    } else if (q.run_ids === undefined) {
-      throw new BatonError(ErrorCode.invalid, "Name the runs to cancel: 'run_ids', or 'thread_id' (optionally with 'status').");
-    }
-    await deps.runs.cancel(ids, action);
+    const selection = await body(c, s.RunsCancel);
+    await deps.runs.cancelMany(ctxOf(c), selection, parse(s.CancelAction, c.req.query("action")));
     return c.body(null, 204);
   });
 }
 
 /** Stateless runs: a temporary thread, deleted after the run unless on_completion is 'keep'. */
-function statelessRunRoutes(app: Hono, kit: RunRouteKit): void {
-  const { deps, create } = kit;
+function statelessRunRoutes(app: Hono<BatonEnv>, { deps, create }: RunRouteKit): void {
   app.post("/runs", async (c) => {
     const run = await create(c, null);
     c.header("Content-Location", location(run));
@@ -307,41 +227,24 @@ function statelessRunRoutes(app: Hono, kit: RunRouteKit): void {
     return waitRun(deps, c, run, run.kwargs.on_disconnect === "cancel");
   });
   app.post("/runs/batch", async (c) => {
-    const inputs = await batchInputs(kit, c, await readJson(c));
-    return c.json((await createAll(deps, inputs)).map(wireRun));
+    const runs = await deps.runs.createBatch(ctxOf(c), batchInputs(deps, await readJson(c)));
+    return c.json(runs.map(wireRun));
   });
 }
 
-/** Every entry of a batch, checked before any is created: one refused entry creates nothing. */
-async function batchInputs(kit: RunRouteKit, c: Context, raw: unknown): Promise<CreateRunInput[]> {
+/** A batch's entries, each parsed (a refused entry is named by its index); RunService checks the rest before creating any. */
+function batchInputs(deps: HttpDeps, raw: unknown): CreateRunInput[] {
   if (!Array.isArray(raw)) throw new BatonError(ErrorCode.invalid, "Request body must be a JSON array of run payloads.");
-  const max = kit.deps.options.limits.maxIdsPerRequest;
+  const max = deps.options.limits.maxIdsPerRequest;
   if (raw.length > max) {
     throw new BatonError(ErrorCode.invalid, `${raw.length} runs in one batch, more than the limit of ${max} per request (maxIdsPerRequest / BATON_MAX_IDS_PER_REQUEST); split the batch.`);
   }
-  const headers = kit.headersOf(c);
-  const inputs: CreateRunInput[] = [];
-  for (const [index, item] of raw.entries()) {
+  return raw.map((item: unknown, index) => {
     try {
-      const input = toCreateInput(parse(s.RunCreate, item), null, { on_completion: "delete" }, headers);
-      await kit.deps.runs.assistantOf(input);
-      await kit.requireCheckpoint(null, input);
-      inputs.push(input);
+      return toCreateInput(parse(s.RunCreate, item), null, { on_completion: "delete" });
     } catch (error) {
-      throw atIndex(index, error);
+      if (!(error instanceof BatonError)) throw error;
+      throw new BatonError(error.code, `Run ${index}: ${error.message}`, { cause: error });
     }
-  }
-  return inputs;
-}
-
-/** Creates the runs in order; refused at creation after all (a full queue, a store failure), the runs created so far are taken back. */
-async function createAll(deps: HttpDeps, inputs: CreateRunInput[]): Promise<Run[]> {
-  const created: Run[] = [];
-  try {
-    for (const input of inputs) created.push(await deps.runs.create(input));
-  } catch (error) {
-    await deps.runs.cancel(created.map((run) => run.run_id), "rollback").catch(() => undefined);
-    throw atIndex(created.length, error);
-  }
-  return created;
+  });
 }

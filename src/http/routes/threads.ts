@@ -10,7 +10,7 @@ import { body, flag, parse, uuidParam } from "../validate.ts";
 
 export function threadRoutes(deps: HttpDeps): Hono<BatonEnv> {
   const app = new Hono<BatonEnv>();
-  const { threads, threadService, threadRecords } = deps;
+  const { threadService, threadRecords } = deps;
 
   app.post("/threads", async (c) => {
     const input = await body(c, s.ThreadCreate);
@@ -38,7 +38,7 @@ export function threadRoutes(deps: HttpDeps): Hono<BatonEnv> {
 
   app.post("/threads/prune", async (c) => {
     const input = await body(c, s.ThreadPrune);
-    return c.json({ pruned_count: await threads.prune(input.thread_ids, input.strategy) });
+    return c.json({ pruned_count: await threadRecords.prune(ctxOf(c), input.thread_ids, input.strategy) });
   });
 
   app.post("/threads/count", async (c) => c.json(await threadRecords.count(ctxOf(c), await body(c, s.ThreadCount))));
