@@ -72,6 +72,16 @@ export const ConfigSchema = z.object({
   maxPendingPerUser: int(1).default(1_000),
   /** Pending runs in the whole queue before new ones get 429. */
   maxPendingRuns: int(1).default(100_000),
+  /** Without authentication: the request header that names the user a run counts against (lower case); unset: the thread's metadata.owner. */
+  userHeader: z.string().toLowerCase().optional(),
+  /** A run still pending this long after it became due ends as `timeout` (ms); 0: no deadline. */
+  maxQueueWaitMs: int(0).default(0),
+  /** Factory graphs: instances kept per user at most (each leased to one run at a time). */
+  agentPoolPerUser: int(1).default(2),
+  /** Factory graphs: instances kept in all at most (least recently used evicted). */
+  agentPoolMax: int(1).default(100),
+  /** How long an Idempotency-Key is remembered (ms). */
+  idempotencyTtlMs: int(1000).default(86_400_000),
   logFormat: z.enum(["json", "pretty"]).default("json"),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
   leaseMs: int(1000).default(30_000),
@@ -150,6 +160,11 @@ const ENV: Record<string, keyof Config> = {
   BATON_MAX_RUNNING_PER_USER: "maxRunningPerUser",
   BATON_MAX_PENDING_PER_USER: "maxPendingPerUser",
   BATON_MAX_PENDING_RUNS: "maxPendingRuns",
+  BATON_USER_HEADER: "userHeader",
+  BATON_MAX_QUEUE_WAIT_MS: "maxQueueWaitMs",
+  BATON_AGENT_POOL_PER_USER: "agentPoolPerUser",
+  BATON_AGENT_POOL_MAX: "agentPoolMax",
+  BATON_IDEMPOTENCY_TTL_MS: "idempotencyTtlMs",
   BATON_LOG_FORMAT: "logFormat",
   BATON_LOG_LEVEL: "logLevel",
   BATON_LEASE_MS: "leaseMs",

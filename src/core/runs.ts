@@ -141,7 +141,7 @@ export class RunService {
       priority: 0,
       dedupe_key: null,
       multitask_strategy: input.multitask_strategy,
-      kwargs: { ...input.kwargs, config: withHeaders(input.kwargs.config, ctx.headers), temporary },
+      kwargs: { ...input.kwargs, config: withCaller(withHeaders(input.kwargs.config, ctx.headers), ctx), temporary },
       available_at_ms: this.#deps.clock.nowMs() + Math.max(0, input.after_seconds) * 1000,
       if_not_exists: temporary ? "create" : input.if_not_exists,
     };
@@ -328,6 +328,22 @@ function ownerOf(ctx: RequestContext, metadata: Metadata, thread: Thread | null)
 function withHeaders(config: RunKwargs["config"], headers: Readonly<Record<string, string>>): RunKwargs["config"] {
   if (Object.keys(headers).length === 0) return config;
   return { ...config, configurable: { ...config.configurable, ...headers } };
+}
+
+/**
+ * The authenticated caller, where a graph reads it as on the official
+ * server: `langgraph_auth_user` (the user `authenticate` answered),
+ * `langgraph_auth_user_id` (its identity) and `langgraph_auth_permissions`.
+ * They win over the request's own values, so a client cannot pose as
+ * another user to the graph.
+ */
+function withCaller(config: RunKwargs["config"], ctx: RequestContext): RunKwargs["config"] {
+  const user = ctx.principal;
+  if (user === null) return config;
+  return {
+    ...config,
+    configurable: { ...config.configurable, langgraph_auth_user: user, langgraph_auth_user_id: user.identity, langgraph_auth_permissions: user.permissions },
+  };
 }
 
 /** An error about one entry of a batch, naming the entry (its status kept). */
