@@ -6,6 +6,8 @@ import { defineConfig } from "vitest/config";
  */
 const BOTH_BACKENDS = [
   "test/integration/api.test.ts",
+  "test/integration/api-keys.test.ts",
+  "test/integration/auth.test.ts",
   "test/integration/bad-input.test.ts",
   "test/integration/double-texting.test.ts",
   "test/integration/fairness.test.ts",
