@@ -110,7 +110,9 @@ export async function send(
   request: FuzzRequest,
   ids: Ids,
   exclusions: Exclusion[],
-): Promise<Outcome> {
+  /** Headers sent with every request (credentials). */
+  extraHeaders: Record<string, string> = {},
+): Promise<Outcome & { answer?: string }> {
   const { op } = request;
   let path = op.path;
   for (const [name, value] of Object.entries(request.path)) path = path.replace(`{${name}}`, encodePathSegment(substitute(value, ids)));
@@ -135,7 +137,8 @@ export async function send(
   let contentType: string;
   let answer: string;
   try {
-    const response = await fetch(url, { method: op.method, ...encode(text, request.encoding), signal: abort.signal });
+    const encoded = encode(text, request.encoding);
+    const response = await fetch(url, { method: op.method, ...encoded, headers: { ...encoded.headers, ...extraHeaders }, signal: abort.signal });
     status = response.status;
     contentType = response.headers.get("content-type") ?? "";
     answer = contentType.includes("text/event-stream") ? await readSome(response, STREAM_BYTES) : await response.text();
@@ -187,7 +190,7 @@ export async function send(
       for (const kind of [...kinds].sort()) violations.push(violation("response schema", `${kind} in ${previewText(answer)}`, status, kind));
     }
   }
-  return { status, violations, unlisted };
+  return { status, violations, unlisted, answer };
 }
 
 function encode(text: string | undefined, encoding: Encoding | undefined): { headers: Record<string, string>; body?: string | Uint8Array<ArrayBuffer> } {

@@ -114,3 +114,28 @@ export function loadSpec(): Spec {
 export function describeErrors(errors: ErrorObject[] | null | undefined): string {
   return (errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? e.keyword}`).join("; ");
 }
+
+/**
+ * Operations of the spec Baton does not serve yet (it answers 404 "No route"
+ * for them; checked below, so serving one makes this list fail until the
+ * operation is fuzzed).
+ */
+export const NOT_SERVED: Record<string, string> = {
+  "GET /threads/{thread_id}/storage": "thread storage is future work",
+  "GET /threads/{thread_id}/stream": "the thread-wide stream is future work",
+  "POST /threads/{thread_id}/stream/events": "the event protocol stream is future work",
+  "POST /threads/{thread_id}/commands": "the command protocol is future work",
+  "POST /threads/{thread_id}/runs/crons": "crons are future work",
+  "POST /runs/crons": "crons are future work",
+  "POST /runs/crons/search": "crons are future work",
+  "POST /runs/crons/count": "crons are future work",
+  "GET /runs/crons/{cron_id}": "crons are future work",
+  "PATCH /runs/crons/{cron_id}": "crons are future work",
+  "DELETE /runs/crons/{cron_id}": "crons are future work",
+  "POST /a2a/{assistant_id}": "A2A is future work",
+  "POST /mcp/": "MCP is future work",
+  "GET /mcp/": "MCP is future work",
+  "DELETE /mcp/": "MCP is future work",
+  "GET /metrics": "metrics are future work",
+  "GET /docs": "the API docs page is future work",
+};
