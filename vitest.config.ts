@@ -26,6 +26,8 @@ const BOTH_BACKENDS = [
   "test/fuzz/openapi.test.ts",
   // The access seam (issue 16): an authorizer's filter is compiled per backend.
   "test/integration/access-seam.test.ts",
+  // Agent pools (issue 12): factory instances leased to one run at a time.
+  "test/integration/agent-pools.test.ts",
 ];
 
 export default defineConfig({

@@ -93,7 +93,7 @@ async function main(): Promise<void> {
   const bus = new ThreadBus();
   let pool: WorkerPool;
   try {
-    const registry = new GraphRegistry(data.graphs, data.baseDir);
+    const registry = new GraphRegistry(data.graphs, data.baseDir, data.agentPool);
     await registry.loadAll();
     // Never a project's own checkpointer: such projects execute on the HTTP thread (server.ts).
     pool = new WorkerPool(

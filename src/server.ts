@@ -295,7 +295,7 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
   const { backend, bus } = opened;
   const graphIds = loaded.graphs.map((g) => g.graphId);
   const graphSources = loaded.graphs.map(({ graphId, spec }) => ({ graphId, spec }));
-  const registry = new GraphRegistry(graphSources, loaded.baseDir);
+  const registry = new GraphRegistry(graphSources, loaded.baseDir, { perUser: config.agentPoolPerUser, max: config.agentPoolMax });
   await registry.loadAll();
   for (const { graphId, description } of loaded.graphs) {
     // Created once, as the official server does: a later LANGGRAPH_CONFIG or description applies to a new data directory.
@@ -441,6 +441,7 @@ async function startWorkers(config: Config, loaded: LoadedProject, logger: Logge
         writeLock: writeLock!,
         graphs: services.graphSources,
         baseDir: loaded.baseDir,
+        agentPool: { perUser: config.agentPoolPerUser, max: config.agentPoolMax },
         api: { host: loopbackHost(config.host), port: apiPort, prefix: http.mountPrefix },
         logLevel: config.logLevel,
         // The run slots are shared out between the threads.

@@ -9,7 +9,7 @@ import { Command } from "@langchain/langgraph";
 import type { BaseStore } from "@langchain/langgraph";
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
 import { BatonError, ErrorCode, coerceError } from "./errors.ts";
-import type { GraphInstance, GraphRegistry } from "./graphs.ts";
+import type { GraphInstance, GraphLease, GraphRegistry } from "./graphs.ts";
 import type { Assistants, EventBus, RunOutcome } from "./ports.ts";
 import { toWire } from "./serialize.ts";
 import { interruptsOf, stateValues, wireCheckpointPayload, wireTaskPayload, type Snapshot } from "./state.ts";
@@ -186,16 +186,27 @@ export async function executeRun(
   config.configurable = { ...config.configurable, [CONFIGURABLE_METADATA_KEY]: true, ...(fence !== undefined ? { [FENCE_KEY]: fence } : {}) };
   const wire = new WireEvents(run, publish);
   let graph: GraphInstance | undefined;
+  // A factory's instance is this run's alone until released (agent pool);
+  // it goes back only when the run succeeded, else it may hold broken state.
+  let lease: GraphLease | undefined;
+  let succeeded = false;
   try {
-    graph = await deps.registry.instance(run.graph_id, config, { checkpointer: deps.checkpointer, store: deps.store });
+    lease = await deps.registry.lease(run.graph_id, config, { checkpointer: deps.checkpointer, store: deps.store }, run.owner);
+    graph = lease.graph;
     await requireStartCheckpoint(run, config, deps.checkpointer);
     await streamGraph(graph, run, streamOptions(run, config, signal), wire);
     // The stream ends once LangGraph's checkpoint writes are durable.
     wire.release();
-    return { handBack: false, outcome: await successOutcome(graph, run, wire) };
+    const outcome = await successOutcome(graph, run, wire);
+    // A stop that came after the stream ended still stops the instance's reuse.
+    succeeded = stopReason() === undefined;
+    return { handBack: false, outcome };
   } catch (thrown) {
     wire.release();
-    return stoppedOrFailed(thrown, graph, run, stopReason(), publish);
+    // Awaited here, so the instance is released only after the state read-back.
+    return await stoppedOrFailed(thrown, graph, run, stopReason(), publish);
+  } finally {
+    lease?.release(succeeded);
   }
 }
 

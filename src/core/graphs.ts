@@ -3,13 +3,15 @@
  * graph instance of its own (C5). A compiled graph is copied per run with the
  * run's checkpointer and store attached (the shared compiled graph is never
  * mutated); a StateGraph is compiled once and copied the same way; a factory
- * is called per run with the run's config.
+ * is called per run with the run's config, or, for a run's execution, its
+ * instances are leased from an agent pool (agent-pool.ts, docs/agent-pools.md).
  */
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import type { BaseStore } from "@langchain/langgraph";
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
+import { AgentPool, poolKey, watchedConfig, type AgentPoolOptions, type ConfigHolder, type Lease } from "./agent-pool.ts";
 import { BatonError, ErrorCode, coerceError } from "./errors.ts";
 
 /** The part of a compiled LangGraph graph the server uses. */
@@ -63,14 +65,27 @@ function asCompiled(value: unknown, graphId: string): GraphInstance {
   );
 }
 
+/** A graph instance leased to one run; `release` once the run no longer uses it. */
+export interface GraphLease {
+  graph: GraphInstance;
+  /** `reuse`: the run succeeded, so a pooled instance may serve another run. */
+  release(reuse: boolean): void;
+}
+
+/** A pooled factory instance: the factory's graph and the config its factory sees. */
+type Pooled = { base: GraphInstance; holder: ConfigHolder };
+
 export class GraphRegistry {
   readonly #loaded = new Map<string, Loaded>();
   readonly #sources: GraphSource[];
   readonly #baseDir: string;
+  /** Factory instances of this registry (so of this process or execution thread). */
+  readonly pool: AgentPool<Pooled>;
 
-  constructor(sources: GraphSource[], baseDir: string) {
+  constructor(sources: GraphSource[], baseDir: string, agentPool?: Partial<AgentPoolOptions>) {
     this.#sources = sources;
     this.#baseDir = baseDir;
+    this.pool = new AgentPool<Pooled>(agentPool);
   }
 
   get ids(): string[] {
@@ -135,12 +150,48 @@ export class GraphRegistry {
     config: RunnableConfig,
     attach: { checkpointer: BaseCheckpointSaver; store: BaseStore },
   ): Promise<GraphInstance> {
-    const base = await this.describe(graphId, config);
-    const copy = base.withConfig({});
-    copy.checkpointer = attach.checkpointer;
-    copy.store = attach.store;
-    return copy;
+    return attached(await this.describe(graphId, config), attach);
   }
+
+  /**
+   * A graph instance for one run's execution, leased to it alone. A
+   * factory's instance comes from the agent pool, keyed by the graph, the
+   * run's user (`owner`, null for none) and its config but the run-specific
+   * values; a compiled graph is copied as by `instance`. Every lease must be
+   * released, with `reuse` true only when the run succeeded.
+   */
+  async lease(
+    graphId: string,
+    config: RunnableConfig,
+    attach: { checkpointer: BaseCheckpointSaver; store: BaseStore },
+    owner: string | null,
+  ): Promise<GraphLease> {
+    const loaded = this.#loaded.get(graphId);
+    if (loaded?.kind !== "factory") return { graph: await this.instance(graphId, config, attach), release: () => {} };
+    const lease: Lease<Pooled> = await this.pool.lease(poolKey(graphId, owner, config), owner, async () => {
+      const holder: ConfigHolder = { current: config, building: true, tainted: false };
+      try {
+        return { base: asCompiled(await loaded.factory(watchedConfig(holder)), graphId), holder };
+      } finally {
+        holder.building = false;
+      }
+    });
+    const { base, holder } = lease.value;
+    // The factory's view of the config follows the run that holds the instance.
+    holder.current = config;
+    return {
+      graph: attached(base, attach),
+      release: (reuse) => lease.release(reuse && !holder.tainted),
+    };
+  }
+}
+
+/** A copy of `base` with the checkpointer and store attached, `base` untouched. */
+function attached(base: GraphInstance, attach: { checkpointer: BaseCheckpointSaver; store: BaseStore }): GraphInstance {
+  const copy = base.withConfig({});
+  copy.checkpointer = attach.checkpointer;
+  copy.store = attach.store;
+  return copy;
 }
 
 /**

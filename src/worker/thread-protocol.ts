@@ -20,6 +20,8 @@ export interface ThreadData {
   writeLock: SharedArrayBuffer;
   graphs: GraphSource[];
   baseDir: string;
+  /** Caps of the thread's own agent pool (docs/agent-pools.md). */
+  agentPool: { perUser: number; max: number };
   /** This server over loopback, for a URL-less `new Client()` in a graph: its port is 0 until the HTTP thread listens; `prefix` is http.mount_prefix. */
   api: { host: string; port: SharedArrayBuffer; prefix: string };
   logLevel: LogLevel;
