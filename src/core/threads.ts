@@ -410,7 +410,17 @@ export class ThreadService {
         throw refusedUpdate(thrown, saver, `supersteps.${i}`);
       }
     }
-    const thread = await this.deps.threads.create(record);
+    // Created with "raise" whatever the request said: of concurrent creates
+    // of one new thread, only the one that created it applies its
+    // supersteps; a do_nothing loser answers the winner's thread as it is.
+    let thread: Thread;
+    try {
+      thread = await this.deps.threads.create({ ...record, if_exists: "raise" });
+    } catch (error) {
+      const other = input.if_exists === "do_nothing" && error instanceof BatonError && error.code === ErrorCode.conflict ? await this.deps.threads.get(input.thread_id) : null;
+      if (other === null) throw error;
+      return other;
+    }
     let locked = false;
     try {
       await this.#locked(thread.thread_id, async () => {

@@ -279,6 +279,21 @@ describe("refused requests have no side effects (finding 9)", () => {
     expect(r.status).toBe(200);
     expect(await readBack(threadId)).toEqual(before);
   });
+
+  it("concurrent creates of one new thread with supersteps and if_exists do_nothing apply them once", async () => {
+    const threadId = crypto.randomUUID();
+    const body = {
+      thread_id: threadId,
+      if_exists: "do_nothing",
+      graph_id: "echo",
+      supersteps: [{ updates: [{ values: { messages: [{ role: "user", content: "once" }] }, as_node: "echo" }] }],
+    };
+    const answers = await Promise.all(Array.from({ length: 10 }, () => call("POST", "/threads", body)));
+    expect(answers.map((a) => a.status)).toEqual(Array(10).fill(200));
+    const history = (await call("POST", `/threads/${threadId}/history`, {})).body as unknown as { values: { messages: { content: string }[] } }[];
+    expect(history[0]!.values.messages.map((m) => m.content)).toEqual(["once"]);
+    expect(history).toHaveLength(1);
+  });
 });
 
 describe("thread records in the contract's shape (finding 13)", () => {
