@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only baton,dev,inprocess] [-- --out FILE] [-- --execution-threads N]`
+ * `npm run bench [-- --quick] [-- --only baton,dev,inprocess,scaleout,fairness] [-- --out FILE] [-- --execution-threads N]`
  *
  * Runs every scenario against Baton, the published `langgraphjs dev` server
  * and the in-process limit, one target at a time on this machine, and prints
@@ -26,7 +26,7 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick;
-const only = new Set((values.only ?? "baton,dev,inprocess,scaleout").split(","));
+const only = new Set((values.only ?? "baton,dev,inprocess,scaleout,fairness").split(","));
 const workers = Number(values.workers);
 
 /** Sizes: the full run and the --quick one (under two minutes in all). */
@@ -160,8 +160,34 @@ async function scaleOutScenarios() {
   }
 }
 
+/**
+ * The second user's wait while the first floods (docs/benchmarks.md,
+ * "Fairness"): Baton embedded and scale-out (1 API + 1 worker process) with
+ * 4 run slots, each case on a fresh server, the flooder named (capped at
+ * maxRunningPerUser, 3) or anonymous (bounded only by the slots).
+ */
+async function fairnessScenarios() {
+  const slots = 4;
+  const floodRuns = quick ? 50 : 200;
+  for (const [name, start] of [
+    ["baton", () => startBaton(slots, values["execution-threads"])],
+    ["baton scale-out", () => startScaleOut(slots, 1)],
+  ] as const) {
+    for (const flooder of ["named", "anonymous"] as const) {
+      const target = await start();
+      try {
+        const flooderSlots = flooder === "named" ? Math.min(slots, 3) : slots;
+        record("fairness", { target: name, slots, ...(await measured(target.pid, () => sc.floodWait(target.url, floodRuns, flooderSlots, flooder))) });
+      } finally {
+        await target.stop();
+      }
+    }
+  }
+}
+
 async function main() {
   const started = Date.now();
+  if (only.has("fairness")) await fairnessScenarios();
   if (only.has("inprocess")) {
     for (const clients of plan.clients) {
       record("throughput", { target: "in-process", clients, ...(await measured(null, () => sc.throughputInProcess(clients, plan.durationMs))) });

@@ -324,3 +324,57 @@ export async function claimLatency(databaseUrl: string, pending: number, claimer
     await backend.close();
   }
 }
+
+export interface FloodWaitFigures {
+  flood_runs: number;
+  flooder: "named" | "anonymous";
+  /** `runs/wait` of the second user's one echo run on an idle server. */
+  second_user_alone_ms: number;
+  /** The same while the flood is queued: what fairness costs it. */
+  second_user_wait_ms: number;
+  /** What FIFO would have made it wait: the flood drained through the run slots first. */
+  fifo_estimate_ms: number;
+  errors: number;
+}
+
+/**
+ * The second user's wait while the first floods (issue 12, C6): one user
+ * creates `floodRuns` stateless runs of `sleep` (2 s each), named by
+ * `metadata.owner` (capped per user) or anonymous (only the run slots bound
+ * it); once they are queued, a second user's single `echo` run is timed
+ * with `runs/wait`. Fair claims start it at the next free slot, so its wait
+ * is at most one run's length (2 s) plus its own latency, where FIFO would
+ * make it wait for the whole flood (`fifo_estimate_ms`: the flood through
+ * the `flooderSlots` slots it can hold, the run slots or its user's cap).
+ */
+export async function floodWait(url: string, floodRuns: number, flooderSlots: number, flooder: "named" | "anonymous"): Promise<FloodWaitFigures> {
+  const client = new Client({ apiUrl: url, callerOptions: { maxRetries: 0 } });
+  const second = { owner: "second-user" };
+  const timed = async () => {
+    const t0 = performance.now();
+    await client.runs.wait(null, "echo", { input: human("my turn"), metadata: second });
+    return performance.now() - t0;
+  };
+  await timed();
+  const alone = await timed();
+  let errors = 0;
+  const metadata = flooder === "named" ? { owner: "flooder" } : {};
+  for (let batch = 0; batch < floodRuns; batch += 20) {
+    await Promise.all(
+      Array.from({ length: Math.min(20, floodRuns - batch) }, () =>
+        client.runs.create(null, "sleep", { input: human("zzz"), metadata }).catch(() => {
+          errors += 1;
+        }),
+      ),
+    );
+  }
+  const waited = await timed();
+  return {
+    flood_runs: floodRuns,
+    flooder,
+    second_user_alone_ms: round(alone),
+    second_user_wait_ms: round(waited),
+    fifo_estimate_ms: Math.round((floodRuns / flooderSlots) * 2000),
+    errors,
+  };
+}

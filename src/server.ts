@@ -373,6 +373,7 @@ async function buildApi(config: Config, loaded: LoadedProject, logger: Logger, s
         allowedHosts: allowedHosts(config),
         streamBufferBytes: config.streamBufferBytes,
         webhooks: { allowPrivate: config.webhookAllowPrivate },
+        userHeader: config.userHeader,
       },
     },
     http,
@@ -424,6 +425,7 @@ async function startWorkers(config: Config, loaded: LoadedProject, logger: Logge
     maxAttempts: config.maxAttempts,
     runTimeoutMs: config.runTimeoutMs,
     maxRunningPerUser: config.maxRunningPerUser,
+    maxQueueWaitMs: config.maxQueueWaitMs,
     resumableRetentionMs: config.eventRetentionMs,
   };
   const executes = config.role !== "api";

@@ -37,35 +37,75 @@ export function decideAdmission(strategy: MultitaskStrategy, inflight: readonly 
 }
 
 /**
- * The user a run belongs to: `metadata.owner` of the run, else of its thread
- * (where authentication handlers put the caller's identity), else nobody.
- * Runs of nobody are not capped per user; the global worker bound applies.
+ * The user a run belongs to, after the authenticated caller and the user
+ * header (src/core/runs.ts `ownerOf`): `metadata.owner` of the run, else of
+ * its thread, else nobody, which is the one shared anonymous user.
  */
 export function runOwner(runMetadata: Record<string, unknown>, threadMetadata: Record<string, unknown>): string | null {
   const owner = runMetadata.owner ?? threadMetadata.owner;
   return typeof owner === "string" && owner !== "" ? owner : null;
 }
 
+/** Lowest and highest run priority (a Baton extension of the run request). */
+export const MIN_PRIORITY = -100;
+export const MAX_PRIORITY = 100;
+/** Runs fired by crons run below interactive runs (priority 0) unless a cron says otherwise. */
+export const CRON_PRIORITY = -10;
+
+/**
+ * A run's priority (claim order across threads, higher first; never within
+ * a thread): the request's `priority`, else the run's `metadata.priority`,
+ * else its assistant's `metadata.priority`, else 0. A metadata value counts
+ * when it is an integer (clamped to MIN_PRIORITY..MAX_PRIORITY); anything
+ * else there is ignored, since metadata is the client's free-form data.
+ */
+export function runPriority(requested: number | undefined, runMetadata: Record<string, unknown>, assistantMetadata: Record<string, unknown>): number {
+  if (requested !== undefined) return clampPriority(requested);
+  for (const value of [runMetadata.priority, assistantMetadata.priority]) {
+    if (typeof value === "number" && Number.isInteger(value)) return clampPriority(value);
+  }
+  return 0;
+}
+
+const clampPriority = (value: number) => Math.min(MAX_PRIORITY, Math.max(MIN_PRIORITY, Math.trunc(value)));
+
 /** Queue limits checked when a run is created (C6). */
 export interface QueueLimits {
-  /** Pending runs one user may have queued. */
+  /** Pending runs one user may have queued (the anonymous user is one user). */
   maxPendingPerUser: number;
   /** Pending runs in the whole queue. */
   maxPendingRuns: number;
 }
 
-/** Refuses a new run with "try again" (429) when the queue is full for its user or for everyone. */
+/**
+ * Refuses a new run with "try again" (429) when the queue is full for its
+ * user or for everyone. `owner` null is the shared anonymous user, whose
+ * pending runs count together against `maxPendingPerUser`.
+ */
 export function checkQueueRoom(limits: QueueLimits, owner: string | null, pendingOfOwner: number, pendingTotal: number): void {
   if (pendingTotal >= limits.maxPendingRuns) {
     throw new BatonError(ErrorCode.tooMany, `The run queue is full (${limits.maxPendingRuns} pending runs); try again shortly.`, {
       retryAfterSeconds: 5,
     });
   }
-  if (owner !== null && pendingOfOwner >= limits.maxPendingPerUser) {
+  if (pendingOfOwner >= limits.maxPendingPerUser) {
+    const who = owner === null ? "The anonymous user (no authenticated caller, user header or metadata.owner)" : `User '${owner}'`;
     throw new BatonError(
       ErrorCode.tooMany,
-      `User '${owner}' already has ${pendingOfOwner} pending runs (the limit is ${limits.maxPendingPerUser}); try again when some have started.`,
+      `${who} already has ${pendingOfOwner} pending runs (the limit is ${limits.maxPendingPerUser}); try again when some have started.`,
       { retryAfterSeconds: 5 },
     );
   }
+}
+
+/**
+ * What a run that waited too long in the queue says about itself (the
+ * `error` event and the `__error__` answer of `wait`/`join`), ended by the
+ * sweep with status `timeout` (`maxQueueWaitMs`).
+ */
+export function queueTimeoutFailure(runId: string, maxQueueWaitMs: number): { error: "QueueTimeout"; message: string } {
+  return {
+    error: "QueueTimeout",
+    message: `Run ${runId} timed out in the queue: it was still pending ${maxQueueWaitMs} ms after it became due (maxQueueWaitMs), so it never started. Try again later.`,
+  };
 }

@@ -30,6 +30,12 @@ export interface RequestContext {
   readonly traceparent: string | undefined;
   /** The `Idempotency-Key` header, when the request carried one. */
   readonly idempotencyKey: string | undefined;
+  /**
+   * The user the `userHeader` request header names (option userHeader,
+   * BATON_USER_HEADER), when configured and sent; whose quota a run of an
+   * unauthenticated caller counts against (docs/scheduling.md).
+   */
+  readonly user?: string | undefined;
 }
 
 /** The context of work the server does on its own behalf (start-up, system assistants). */

@@ -126,7 +126,7 @@ export interface NewRun {
   thread_metadata: Metadata;
   /** The user the run counts against (per-user caps, fair selection), decided by RunService; null: nobody. */
   owner: string | null;
-  /** Claim order across threads, higher first (stored; used by the scheduler once priorities land). */
+  /** Claim order across threads, higher first (never within a thread), from MIN_PRIORITY to MAX_PRIORITY (src/core/admission.ts). */
   priority: number;
   /** A key that identifies a retried request (stored; used once idempotency lands); null: none. */
   dedupe_key: string | null;
@@ -161,7 +161,7 @@ export interface RunOutcome {
 }
 
 export interface ClaimPolicy {
-  /** Running runs one user may have at once (runs with no owner are not counted). */
+  /** Running runs one named user may have at once; the anonymous user (owner null) is bounded only by the workers (docs/scheduling.md). */
   maxRunningPerUser: number;
 }
 
@@ -183,9 +183,11 @@ export interface RunQueue {
    */
   cancel(runIds: string[], action: CancelAction): Promise<{ run_id: string; was_running: boolean }[]>;
   /**
-   * Takes the next due run whose thread has no running run (C1), FIFO within
-   * a thread, skipping users at `maxRunningPerUser` and preferring users with
-   * fewer running runs (C6).
+   * Takes the next due run whose thread has no running run (C1), only the
+   * oldest pending run of each thread (FIFO within a thread), skipping named
+   * users at `maxRunningPerUser`; among those, the highest priority first,
+   * then the user (the anonymous one counted as one) with fewer running
+   * runs, then the oldest (C6, docs/scheduling.md).
    */
   claim(worker: string, leaseMs: number, policy?: ClaimPolicy): Promise<Run | null>;
   /** Renews the leases of the given runs still held by `owner`; returns those held. */
@@ -197,6 +199,13 @@ export interface RunQueue {
    * arrived must not leave its checkpoints behind (C2).
    */
   finish(runId: string, fence: Fence, outcome: RunOutcome): Promise<FinishResult>;
+  /**
+   * Ends as `timeout` every run still pending `maxWaitMs` after it became
+   * due (`available_at_ms`), each in one atomic step under its thread's
+   * lock, its reason in `error` and its answer (`queueTimeoutFailure`).
+   * Returns those it ended, so the caller ends their streams.
+   */
+  expireOverdue(maxWaitMs: number): Promise<{ run_id: string; failure: { error: string; message: string } }[]>;
   /** Puts a run back to pending (graceful shutdown hand-back). */
   release(runId: string, fence: Fence): Promise<boolean>;
   /**

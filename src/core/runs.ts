@@ -12,7 +12,7 @@
  * signals what the decision implies.
  */
 import { randomUUID } from "node:crypto";
-import { runOwner, type QueueLimits } from "./admission.ts";
+import { runOwner, runPriority, type QueueLimits } from "./admission.ts";
 import { resolveAssistant } from "./assistants.ts";
 import { restricts, type Authorizer } from "./authorizer.ts";
 import type { Clock } from "./clock.ts";
@@ -39,6 +39,8 @@ export interface CreateRunInput {
   multitask_strategy: MultitaskStrategy;
   if_not_exists: "create" | "reject";
   after_seconds: number;
+  /** The request's `priority` (a Baton extension), MIN_PRIORITY..MAX_PRIORITY; absent: from metadata (src/core/admission.ts `runPriority`). */
+  priority?: number | undefined;
 }
 
 export interface RunServiceDeps {
@@ -138,7 +140,7 @@ export class RunService {
       metadata,
       thread_metadata: { graph_id: assistant.graph_id, assistant_id: assistant.assistant_id, ...metadata },
       owner: ownerOf(ctx, metadata, thread),
-      priority: 0,
+      priority: runPriority(input.priority, metadata, assistant.metadata),
       dedupe_key: null,
       multitask_strategy: input.multitask_strategy,
       kwargs: { ...input.kwargs, config: withCaller(withHeaders(input.kwargs.config, ctx.headers), ctx), temporary },
@@ -310,13 +312,15 @@ export class RunService {
 }
 
 /**
- * Whose run it is (per-user caps and fair selection, C6): the
- * authenticated caller when there is one, so a client cannot count its runs
- * against someone else; otherwise `metadata.owner` of the run, else of its
- * thread, else nobody.
+ * Whose run it is (per-user caps and fair selection, C6,
+ * docs/scheduling.md): the authenticated caller when there is one, so a
+ * client cannot count its runs against someone else; otherwise the user the
+ * `userHeader` request header names; otherwise `metadata.owner` of the run,
+ * else of its thread; else nobody (null), the one shared anonymous user.
  */
 function ownerOf(ctx: RequestContext, metadata: Metadata, thread: Thread | null): string | null {
   if (ctx.principal?.is_authenticated === true && ctx.principal.identity !== "") return ctx.principal.identity;
+  if (ctx.user !== undefined && ctx.user !== "") return ctx.user;
   return runOwner(metadata, thread?.metadata ?? {});
 }
 

@@ -113,7 +113,7 @@ export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefi
     }),
   );
   // Who is asking, once per request, for every route below (and the project's own app).
-  app.use("*", requestContext(http.configurableHeaders));
+  app.use("*", requestContext(http.configurableHeaders, deps.options.userHeader));
   const ok = () => new Response(JSON.stringify({ ok: true }), { headers: { "Content-Type": "application/json" } });
   // Health probes need not know the prefix.
   if (http.mountPrefix !== "") app.get("/ok", ok);

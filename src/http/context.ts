@@ -16,10 +16,14 @@ export interface BatonEnv {
 
 const optional = (value: string | undefined) => (value === undefined || value === "" ? undefined : value);
 
-/** Builds the request context; `headers` follows `http.configurable_headers`. */
-export function requestContext(rule: HeaderRule): MiddlewareHandler<BatonEnv> {
+/**
+ * Builds the request context; `headers` follows `http.configurable_headers`;
+ * `user` is the value of the `userHeader` header (option userHeader), when set.
+ */
+export function requestContext(rule: HeaderRule, userHeader?: string): MiddlewareHandler<BatonEnv> {
   return async (c, next) => {
     c.set("ctx", {
+      user: userHeader === undefined ? undefined : optional(c.req.header(userHeader)?.trim()),
       // Anonymous until the authentication middleware (when configured) names the caller.
       principal: null,
       headers: configurableHeaders(c.req.raw.headers, rule),

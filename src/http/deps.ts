@@ -47,6 +47,8 @@ export interface HttpDeps {
     streamBufferBytes: number;
     /** Webhook delivery policy; checked at run creation too. */
     webhooks: { allowPrivate: boolean };
+    /** Without authentication: the request header naming the user a run counts against (option userHeader). */
+    userHeader?: string | undefined;
     version: string;
   };
 }

@@ -3,6 +3,7 @@
  * Field names and defaults follow the official OpenAPI description.
  */
 import { z } from "zod";
+import { MAX_PRIORITY, MIN_PRIORITY } from "../core/admission.ts";
 import { StreamModes } from "../core/types.ts";
 import { parseExtractPath } from "./records.ts";
 
@@ -254,6 +255,8 @@ export const RunCreate = z.object({
   langsmith_tracer: z.unknown().optional(),
   strict_resume: z.boolean().nullable().optional(),
   stream_mode_options: z.unknown().optional(),
+  /** Baton extension: claim order across threads, higher first (docs/scheduling.md). */
+  priority: z.number().int().min(MIN_PRIORITY).max(MAX_PRIORITY).optional(),
 });
 export type RunCreate = z.infer<typeof RunCreate>;
 

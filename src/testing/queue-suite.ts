@@ -1,7 +1,8 @@
 /**
  * The run queue's contract, as a suite every backend must pass: one running
  * run per thread (C1), FIFO within a thread, double texting decided at insert
- * (C2), fencing by owner and attempt, lease expiry and requeue (C3), cancels.
+ * (C2), fencing by owner and attempt, lease expiry and requeue (C3), cancels,
+ * per-user caps, fairness across users, priorities and the queue deadline (C6).
  *
  * Use: `describeRunQueue({ name, create })` from a test file; `create` gets a
  * clock the suite controls and returns a fresh, empty backend.
@@ -283,6 +284,102 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await queue.create(newRun("x2", "x2"), limits);
       await expect(queue.create(newRun("x3", "x3"), limits)).rejects.toThrow(/queue is full \(4 pending runs\)/);
       expect(await queue.get("r3")).toBeNull();
+      await backend.close();
+    });
+
+    it("claims higher priority first across threads, never breaking FIFO within a thread", async () => {
+      const { backend, queue } = await setup();
+      const at = (thread: string, run: string, priority: number) => ({ ...newRun(thread, run), priority });
+      await queue.create(at("t1", "low", 0));
+      await queue.create(at("t1", "urgent-behind-low", 50));
+      await queue.create(at("t2", "mid", 10));
+      await queue.create(at("t3", "below", -10));
+      await queue.create(at("t4", "low-later", 0));
+      const order: string[] = [];
+      for (let next = await queue.claim("w", 30_000); next !== null; next = await queue.claim("w", 30_000)) order.push(next.run_id);
+      // The priority-50 run is not its thread's oldest: it waits for "low" (C1, FIFO), whatever its priority.
+      expect(order).toEqual(["mid", "low", "low-later", "below"]);
+      expect((await queue.get("urgent-behind-low"))?.status).toBe("pending");
+      await queue.finish("low", { owner: "w", attempt: 1 }, succeeded);
+      expect((await queue.claim("w", 30_000))?.run_id).toBe("urgent-behind-low");
+      await backend.close();
+    });
+
+    it("priority comes before fairness: a user's urgent run goes before another user's ordinary one", async () => {
+      const { backend, queue } = await setup();
+      const owned = (thread: string, run: string, owner: string | null, priority = 0) => ({ ...newRun(thread, run), owner, priority });
+      await queue.create(owned("a0", "alice-0", "alice"));
+      expect((await queue.claim("w", 30_000, { maxRunningPerUser: 5 }))?.run_id).toBe("alice-0");
+      await queue.create(owned("b0", "bob-0", "bob"));
+      await queue.create(owned("a1", "alice-urgent", "alice", 5));
+      expect((await queue.claim("w", 30_000, { maxRunningPerUser: 5 }))?.run_id).toBe("alice-urgent");
+      expect((await queue.claim("w", 30_000, { maxRunningPerUser: 5 }))?.run_id).toBe("bob-0");
+      await backend.close();
+    });
+
+    for (const flooder of ["alice", null] as const) {
+      it(`a flood of ${flooder ?? "anonymous"} runs, uncapped, delays another user's run by one claim at most (C6)`, async () => {
+        const { backend, queue } = await setup();
+        const owned = (thread: string, run: string, owner: string | null) => ({ ...newRun(thread, run), owner });
+        // More than one claim's worth of candidates (the claim once looked at the first 32 in FIFO order only).
+        for (let i = 0; i < 60; i++) await queue.create(owned(`flood-${i}`, `flood-${i}`, flooder));
+        await queue.create(owned("bob", "bob-0", "bob"));
+        const policy = { maxRunningPerUser: 1_000 };
+        expect((await queue.claim("w", 30_000, policy))?.run_id).toBe("flood-0");
+        // The flooder has a run running, bob none: bob's run is next, then the flood resumes in order.
+        expect((await queue.claim("w", 30_000, policy))?.run_id).toBe("bob-0");
+        expect((await queue.claim("w", 30_000, policy))?.run_id).toBe("flood-1");
+        await backend.close();
+      });
+    }
+
+    it("the anonymous user (no owner) is one user for fairness and pending caps, but not capped in running runs", async () => {
+      const { backend, queue } = await setup();
+      for (let i = 0; i < 5; i++) await queue.create(newRun(`n${i}`, `anon-${i}`));
+      const policy = { maxRunningPerUser: 2 };
+      const claimed: string[] = [];
+      for (let next = await queue.claim("w", 30_000, policy); next !== null; next = await queue.claim("w", 30_000, policy)) claimed.push(next.run_id);
+      expect(claimed).toEqual(["anon-0", "anon-1", "anon-2", "anon-3", "anon-4"]);
+      const limits = { maxPendingPerUser: 2, maxPendingRuns: 100 };
+      await queue.create(newRun("p1", "p1"), limits);
+      await queue.create(newRun("p2", "p2"), limits);
+      const refused = queue.create(newRun("p3", "p3"), limits);
+      await expect(refused).rejects.toMatchObject({ code: "too_many_requests", retryAfterSeconds: 5 });
+      await expect(refused).rejects.toThrow(/anonymous user .* already has 2 pending runs/);
+      expect(await queue.get("p3")).toBeNull();
+      // A named user still has room of its own.
+      await queue.create({ ...newRun("p4", "p4"), owner: "erin" }, limits);
+      await backend.close();
+    });
+
+    it("ends runs pending longer than the queue deadline as timeout, with the reason, and frees their thread", async () => {
+      const { backend, queue, clock } = await setup();
+      await queue.create(newRun("busy", "running"));
+      await queue.claim("w", 30_000);
+      await queue.create(newRun("busy", "stuck"));
+      await queue.create(newRun("busy", "after-stuck"));
+      await queue.create(newRun("later", "delayed", "enqueue", clock.nowMs() + 10_000));
+      clock.advance(999);
+      expect(await queue.expireOverdue(1_000)).toEqual([]);
+      clock.advance(1);
+      const ended = await queue.expireOverdue(1_000);
+      expect(ended.map((e) => e.run_id)).toEqual(["stuck", "after-stuck"]);
+      expect(ended[0]?.failure).toMatchObject({ error: "QueueTimeout", message: expect.stringMatching(/still pending 1000 ms after it became due/) });
+      const stuck = await queue.get("stuck");
+      expect(stuck?.status).toBe("timeout");
+      expect(stuck?.error).toMatch(/timed out in the queue/);
+      expect(stuck?.output).toEqual({ __error__: ended[0]?.failure });
+      // The running run and the run not yet due are left alone; it is idempotent.
+      expect((await queue.get("running"))?.status).toBe("running");
+      expect((await queue.get("delayed"))?.status).toBe("pending");
+      expect(await queue.expireOverdue(1_000)).toEqual([]);
+      expect(await queue.finish("running", { owner: "w", attempt: 1 }, succeeded)).toBe("recorded");
+      expect((await backend.threads.get("busy"))?.status).toBe("idle");
+      // The delayed run's wait counts from when it became due.
+      clock.advance(9_999);
+      expect(await queue.expireOverdue(1_000)).toEqual([]);
+      clock.advance(1);
+      expect((await queue.expireOverdue(1_000)).map((e) => e.run_id)).toEqual(["delayed"]);
       await backend.close();
     });
 

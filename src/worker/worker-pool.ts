@@ -35,6 +35,8 @@ export interface WorkerPoolOptions {
   runTimeoutMs: number;
   /** Running runs one user may have at once (C6). */
   maxRunningPerUser: number;
+  /** A run still pending this long after it became due is ended as `timeout` by the sweep; 0 or absent: no deadline. */
+  maxQueueWaitMs?: number;
   /** How long a finished run's events stay joinable when it asked for `stream_resumable`. */
   resumableRetentionMs: number;
   /**
@@ -95,6 +97,25 @@ export async function sweepExpired(deps: Pick<WorkerPoolDeps, "queue" | "bus" | 
   return requeued.length > 0 || failed.length > 0;
 }
 
+/**
+ * Ends as `timeout` the runs still pending `maxQueueWaitMs` after they
+ * became due (one atomic queue operation each), and gives their joiners and
+ * waiters a clear ending, as a cancelled pending run's: an `error` event
+ * with the reason, the final answer, the end of the stream. Resolves
+ * whether any run ended (a thread may be free for its next run).
+ */
+export async function expireOverdue(deps: Pick<WorkerPoolDeps, "queue" | "bus" | "logger">, maxQueueWaitMs: number): Promise<boolean> {
+  if (!(maxQueueWaitMs > 0)) return false;
+  const ended = await deps.queue.expireOverdue(maxQueueWaitMs);
+  for (const { run_id: runId, failure } of ended) {
+    deps.logger.warn("run:queue-timeout", { run_id: runId, max_queue_wait_ms: maxQueueWaitMs });
+    deps.bus.publish(runId, "error", failure);
+    deps.bus.publish(runId, "__final__", { status: "timeout", output: { __error__: failure } });
+    deps.bus.end(runId, 0);
+  }
+  return ended.length > 0;
+}
+
 export class WorkerPool {
   readonly owner = `worker-${randomUUID()}`;
   readonly #deps: WorkerPoolDeps;
@@ -152,6 +173,7 @@ export class WorkerPool {
   async sweep(): Promise<void> {
     await this.#renew();
     if (await sweepExpired(this.#deps, this.#options.maxAttempts, this.#options.sweepOwnOnly ? this.owner : undefined)) this.wake();
+    if (await expireOverdue(this.#deps, this.#options.maxQueueWaitMs ?? 0)) this.wake();
   }
 
   /** Claims runs until the slots are full or the queue has nothing due. */

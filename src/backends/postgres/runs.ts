@@ -16,7 +16,7 @@
  *   neither sweeps nor claims (docs/operations.md, "Clocks").
  */
 import type pg from "pg";
-import { checkQueueRoom, decideAdmission, type QueueLimits } from "../../core/admission.ts";
+import { checkQueueRoom, decideAdmission, queueTimeoutFailure, type QueueLimits } from "../../core/admission.ts";
 import { dropsTemporaryThread, settledStatus, type ThreadFacts } from "../../core/settle.ts";
 import type { Clock, ClockSample } from "../../core/clock.ts";
 import { beyondLimit, describeSkew, isoFromMs } from "../../core/clock.ts";
@@ -31,16 +31,18 @@ import { startThreadLeaseKeeper } from "./lease-keeper.ts";
 import { deleteThreadRows, jsonb, toRun, type RunRow } from "./rows.ts";
 
 /**
- * The claim is the function `baton_claim` (migration 0002), one statement
- * and one round trip. `head`: the first 32 claimable runs in FIFO order,
- * walked along the pending index (a finished run costs nothing, a run behind
- * another of its thread is skipped; a thread held by a state update, which
- * is rare and short, is skipped in the second step). Then the fairest of
- * them (its user has the fewest running runs) whose run and thread rows are
- * not locked by another claimer or a run being created on that thread is
- * locked and taken. For a run with an owner the function then recounts that
- * user's running runs under a per-user lock and raises OVER_CAP (the claim
- * rolled back) when another claimer took the last slot first (C6).
+ * The claim is the function `baton_claim` (migration 0004, replacing 0002's),
+ * one statement and one round trip. `users`: the users with pending runs
+ * (the anonymous user, owner NULL, is one user), by a loose index scan;
+ * `head`: for each user not at the cap, its first 16 claimable runs by
+ * priority then FIFO (only the oldest pending run of a thread is
+ * claimable, and none of a thread with a running run). Then the first of
+ * them by priority, then the user's running count (fewer first), then FIFO,
+ * whose run and thread rows are not locked by another claimer or a run
+ * being created on that thread, is locked and taken. For a run with an
+ * owner the function then recounts that user's running runs under a
+ * per-user lock and raises OVER_CAP (the claim rolled back) when another
+ * claimer took the last slot first (C6).
  */
 const CLAIM = "SELECT * FROM baton_claim($1, $2, $3, $4, $5)";
 const OVER_CAP = "BT001";
@@ -153,9 +155,12 @@ export class PostgresRunQueue implements RunQueue {
       if (limits !== undefined) {
         // One create per user at a time, so the per-user count is exact
         // across processes (the global one may overshoot by the creates in flight).
+        // The anonymous user (owner NULL) is one user too, but takes no lock:
+        // it would make every anonymous create wait for the others, so its
+        // count, like the global one, may overshoot by the creates in flight.
         if (owner !== null) await db.query("SELECT pg_advisory_xact_lock(hashtext('baton-owner:' || $1))", [owner]);
         const { rows } = await db.query<{ total: number; mine: number }>(
-          `SELECT COUNT(*)::int AS total, COUNT(*) FILTER (WHERE owner IS NOT NULL AND owner = $1)::int AS mine
+          `SELECT COUNT(*)::int AS total, COUNT(*) FILTER (WHERE owner IS NOT DISTINCT FROM $1)::int AS mine
              FROM runs WHERE status = 'pending'`,
           [owner],
         );
@@ -448,6 +453,36 @@ export class PostgresRunQueue implements RunQueue {
       });
     }
     return { requeued, failed };
+  }
+
+  async expireOverdue(maxWaitMs: number): Promise<{ run_id: string; failure: { error: string; message: string } }[]> {
+    if (this.#skewed !== undefined) return [];
+    const now = this.#clock.nowMs();
+    const overdue = (
+      await this.#pool.query<{ run_id: string; thread_id: string }>(
+        "SELECT run_id, thread_id FROM runs WHERE status = 'pending' AND available_at_ms <= $1 ORDER BY seq LIMIT 1000",
+        [now - maxWaitMs],
+      )
+    ).rows;
+    const ended: { run_id: string; failure: { error: string; message: string } }[] = [];
+    // One transaction per run under its thread's lock, as a cancel: a claim
+    // that took the run meanwhile wins, and the run is left alone.
+    for (const { run_id: runId, thread_id: threadId } of overdue) {
+      await transaction(this.#pool, async (db) => {
+        await db.query("SELECT 1 FROM threads WHERE thread_id = $1 FOR UPDATE", [threadId]);
+        const failure = queueTimeoutFailure(runId, maxWaitMs);
+        const iso = isoFromMs(now);
+        const updated = await db.query(
+          `UPDATE runs SET status = 'timeout', error = $2, output = $3::jsonb, updated_at = $4
+            WHERE run_id = $1 AND status = 'pending' AND available_at_ms <= $5`,
+          [runId, failure.message, jsonb({ __error__: failure }), iso, now - maxWaitMs],
+        );
+        if (updated.rowCount !== 1) return;
+        await this.#settleThread(db, threadId, iso, null);
+        ended.push({ run_id: runId, failure });
+      });
+    }
+    return ended;
   }
 
   async cancelAction(runId: string): Promise<CancelAction | null> {

@@ -7,7 +7,7 @@
  * `runs_one_running_per_thread` as the backstop.
  */
 import type { Database, Statement } from "better-sqlite3";
-import { checkQueueRoom, decideAdmission, type QueueLimits } from "../../core/admission.ts";
+import { checkQueueRoom, decideAdmission, queueTimeoutFailure, type QueueLimits } from "../../core/admission.ts";
 import { dropsTemporaryThread, settledStatus, type ThreadFacts } from "../../core/settle.ts";
 import type { Clock } from "../../core/clock.ts";
 import { isoFromMs } from "../../core/clock.ts";
@@ -32,26 +32,27 @@ export class SqliteRunQueue implements RunQueue {
   constructor(db: Database, clock: Clock) {
     this.#db = db;
     this.#clock = clock;
-    // FIFO within a thread by (available_at_ms, seq); never a run whose thread
-    // has a running run, nor one with an older pending run on its thread.
+    // Only the oldest pending run of each thread is eligible (FIFO within a
+    // thread by (available_at_ms, seq)), never one whose thread has a running
+    // run (C1) or a state-update lock. Named users at the cap are skipped;
+    // the anonymous user ('' here, owner NULL) is bounded only by the
+    // workers. Order: priority, then the user with fewer running runs, then
+    // FIFO (docs/scheduling.md). `busy` is counted once per claim.
     this.#claim = db.prepare(`
       UPDATE runs
          SET status = 'running', attempt = attempt + 1, lease_owner = @worker, lease_expires_ms = @expires, updated_at = @iso
        WHERE seq = (
-         SELECT r.seq FROM runs r
+         WITH busy AS (SELECT COALESCE(owner, '') AS u, COUNT(*) AS n FROM runs WHERE status = 'running' GROUP BY 1)
+         SELECT r.seq FROM runs r LEFT JOIN busy b ON b.u = COALESCE(r.owner, '')
           WHERE r.status = 'pending' AND r.available_at_ms <= @now
             AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
             AND NOT EXISTS (SELECT 1 FROM threads t WHERE t.thread_id = r.thread_id AND t.lock_expires_ms > @now)
-            AND (r.owner IS NULL
-                 OR (SELECT COUNT(*) FROM runs o WHERE o.owner = r.owner AND o.status = 'running') < @maxRunningPerUser)
+            AND (r.owner IS NULL OR COALESCE(b.n, 0) < @maxRunningPerUser)
             AND NOT EXISTS (
               SELECT 1 FROM runs y
                WHERE y.thread_id = r.thread_id AND y.status = 'pending'
                  AND (y.available_at_ms < r.available_at_ms OR (y.available_at_ms = r.available_at_ms AND y.seq < r.seq)))
-          -- Fair across users: those with fewer running runs first, then FIFO.
-          ORDER BY CASE WHEN r.owner IS NULL THEN 0
-                        ELSE (SELECT COUNT(*) FROM runs o WHERE o.owner = r.owner AND o.status = 'running') END,
-                   r.available_at_ms, r.seq
+          ORDER BY r.priority DESC, COALESCE(b.n, 0), r.available_at_ms, r.seq
           LIMIT 1)
       RETURNING *`);
     this.#inflight = db.prepare(
@@ -94,7 +95,7 @@ export class SqliteRunQueue implements RunQueue {
       const owner = input.owner;
       if (limits !== undefined) {
         const pending = this.#db
-          .prepare("SELECT COUNT(*) AS total, COALESCE(SUM(owner IS ? AND owner IS NOT NULL), 0) AS mine FROM runs WHERE status = 'pending'")
+          .prepare("SELECT COUNT(*) AS total, COALESCE(SUM(owner IS ?), 0) AS mine FROM runs WHERE status = 'pending'")
           .get(owner) as { total: number; mine: number };
         checkQueueRoom(limits, owner, pending.mine, pending.total);
       }
@@ -311,6 +312,28 @@ export class SqliteRunQueue implements RunQueue {
         }
       }
       return { requeued, failed };
+    }).immediate();
+  }
+
+  async expireOverdue(maxWaitMs: number): Promise<{ run_id: string; failure: { error: string; message: string } }[]> {
+    const now = this.#clock.nowMs();
+    // Lock-free look first (a pending run due by then): most sweeps find nothing overdue.
+    if (this.#anyDue.get(now - maxWaitMs) === undefined) return [];
+    return this.#db.transaction(() => {
+      const iso = isoFromMs(now);
+      const rows = this.#db
+        .prepare<[number], { run_id: string; thread_id: string }>(
+          "SELECT run_id, thread_id FROM runs WHERE status = 'pending' AND available_at_ms <= ? ORDER BY seq LIMIT 1000",
+        )
+        .all(now - maxWaitMs);
+      return rows.map(({ run_id: runId, thread_id: threadId }) => {
+        const failure = queueTimeoutFailure(runId, maxWaitMs);
+        this.#db
+          .prepare("UPDATE runs SET status = 'timeout', error = ?, output = ?, updated_at = ? WHERE run_id = ?")
+          .run(failure.message, json({ __error__: failure }), iso, runId);
+        this.#settleThread(threadId, iso, null);
+        return { run_id: runId, failure };
+      });
     }).immediate();
   }
 

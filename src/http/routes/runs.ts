@@ -35,6 +35,7 @@ function toCreateInput(input: s.RunCreate, threadId: string | null, defaults: { 
     multitask_strategy: input.multitask_strategy ?? "enqueue",
     if_not_exists: input.if_not_exists ?? "reject",
     after_seconds: input.after_seconds ?? 0,
+    priority: input.priority,
     kwargs: {
       // A command wins over the input, as on the official servers: Agent
       // Chat UI and useStream().submit({}, {command}) send both.
