@@ -6,6 +6,7 @@ import { defineConfig } from "vitest/config";
  */
 const BOTH_BACKENDS = [
   "test/integration/api.test.ts",
+  "test/integration/idempotency.test.ts",
   "test/integration/api-keys.test.ts",
   "test/integration/auth.test.ts",
   "test/integration/bad-input.test.ts",

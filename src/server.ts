@@ -21,6 +21,7 @@ import { systemClock, type Clock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
 import { GraphSchemas } from "./core/graph-schemas.ts";
 import { GraphRegistry, importExport } from "./core/graphs.ts";
+import { Idempotency } from "./core/idempotency.ts";
 import type { Logger } from "./core/logger.ts";
 import { rebase, registerLoopbackFetch, registerSdkLogger } from "./project/globals.ts";
 import { checkSharedPackages, resolveSharedPackages } from "./project/packages.ts";
@@ -315,6 +316,7 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
       ? ((await importExport(loaded.baseDir, loaded.project.checkpointer.path)) as typeof backend.checkpointer)
       : backend.checkpointer;
   const authorizer = seams.authorizer ?? new NoAuthorizer();
+  const idempotency = new Idempotency({ keys: backend.idempotency, clock, ttlMs: config.idempotencyTtlMs });
   const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: backend.store, bus, authorizer });
   const runs = new RunService({
     queue: backend.runs,
@@ -326,10 +328,11 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
     clock,
     limits: { maxPendingPerUser: config.maxPendingPerUser, maxPendingRuns: config.maxPendingRuns },
     authorizer,
+    idempotency,
   });
   const assistantService = new AssistantService({ assistants: backend.assistants, graphIds, authorizer });
   const storeService = new StoreService({ items: backend.items, authorizer });
-  const threadRecords = new ThreadRecordService({ threads: backend.threads, queue: backend.runs, bus, threadService, authorizer });
+  const threadRecords = new ThreadRecordService({ threads: backend.threads, queue: backend.runs, bus, threadService, authorizer, idempotency });
   return { graphIds, graphSources, registry, checkpointer, runs, threadService, assistantService, storeService, threadRecords };
 }
 

@@ -274,6 +274,36 @@ export interface NamespaceQuery {
   offset: number;
 }
 
+/**
+ * Idempotency keys: which request first used a key, and what it created.
+ * A key is scoped (the caller and the kind of record), so two users' keys
+ * never meet. An expired key is as good as absent.
+ */
+export interface IdempotencyRecord {
+  /** Digest of the first request's body (and target): a retry must match it. */
+  fingerprint: string;
+  /** The id of what the first request creates (chosen before it starts). */
+  resource_id: string;
+  /** The created record as answered, once the first request finished; null while it is in flight. */
+  response: JsonObject | null;
+}
+
+export interface IdempotencyKeys {
+  /**
+   * Takes the key for a request atomically: "claimed" when no live record
+   * holds it (an expired one is replaced), else the record that does.
+   */
+  claim(scope: string, key: string, record: { fingerprint: string; resource_id: string }, nowMs: number, ttlMs: number): Promise<{ claimed: true } | { claimed: false; record: IdempotencyRecord }>;
+  /** The first request finished: what it answered. */
+  complete(scope: string, key: string, response: JsonObject): Promise<void>;
+  /** The first request failed: the key is free again. */
+  release(scope: string, key: string): Promise<void>;
+  /** The live record of a key, if any. */
+  get(scope: string, key: string, nowMs: number): Promise<IdempotencyRecord | null>;
+  /** Deletes expired keys; returns how many. */
+  purge(nowMs: number): Promise<number>;
+}
+
 /** What a backend hands the composition root. */
 export interface Backend {
   readonly name: string;
@@ -282,6 +312,7 @@ export interface Backend {
   threads: Threads;
   runs: RunQueue;
   items: StoreItems;
+  idempotency: IdempotencyKeys;
   /** The checkpointer attached to every run's graph instance. */
   checkpointer: BaseCheckpointSaver;
   /** The LangGraph store attached to every run's graph instance. */

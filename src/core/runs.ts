@@ -21,6 +21,7 @@ import { BatonError, ErrorCode, notFound } from "./errors.ts";
 import type { Filter } from "./filter.ts";
 import { matches } from "./filter.ts";
 import type { GraphRegistry } from "./graphs.ts";
+import type { Idempotency } from "./idempotency.ts";
 import { RunWaiter, type FinalAnswer } from "./run-wait.ts";
 import { stoppedFailure } from "./stopped.ts";
 import type { Assistants, EventBus, NewRun, RunQueue, Threads } from "./ports.ts";
@@ -54,6 +55,8 @@ export interface RunServiceDeps {
   clock: Clock;
   limits: QueueLimits;
   authorizer: Authorizer;
+  /** Idempotency-Key handling for run creation. */
+  idempotency: Idempotency;
   /** While the bus is not healthy, how often a wait reads the run's record. Default 1 s. */
   finalPollMs?: number;
   /** While the bus is healthy, how often (by `clock`) a wait reads the record anyway. Default SAFETY_POLL_MS. */
@@ -76,9 +79,19 @@ export class RunService {
     this.#waiter = new RunWaiter({ queue: deps.queue, bus: deps.bus, clock: deps.clock, finalPollMs: deps.finalPollMs, safetyPollMs: deps.safetyPollMs });
   }
 
-  /** Creates the run a request describes, after everything that can refuse it has been checked. */
+  /**
+   * Creates the run a request describes, after everything that can refuse
+   * it has been checked; with an Idempotency-Key, once (a retry answers the
+   * run the first request created: src/core/idempotency.ts).
+   */
   async create(ctx: RequestContext, input: CreateRunInput): Promise<Run> {
-    return this.#insert(await this.#prepare(ctx, input));
+    return this.#deps.idempotency.once(
+      ctx,
+      "run",
+      input,
+      async (runId) => this.#insert(await this.#prepare(ctx, input, runId)),
+      async (record) => (await this.#deps.queue.get(record.resource_id)) ?? (record.response as unknown as Run),
+    );
   }
 
   /**
@@ -88,10 +101,13 @@ export class RunService {
    * far are rolled back. Errors name the entry.
    */
   async createBatch(ctx: RequestContext, inputs: CreateRunInput[]): Promise<Run[]> {
+    if (ctx.idempotencyKey !== undefined) {
+      throw new BatonError(ErrorCode.invalid, "Idempotency-Key is not supported on POST /runs/batch: send each run with its own key (POST /runs), or the batch without one.");
+    }
     const prepared: NewRun[] = [];
     for (const [index, input] of inputs.entries()) {
       try {
-        prepared.push(await this.#prepare(ctx, input));
+        prepared.push(await this.#prepare(ctx, input, randomUUID()));
       } catch (error) {
         throw atIndex(index, error);
       }
@@ -112,8 +128,7 @@ export class RunService {
    * thread (a thread outside the filter is not found), the checkpoint, the
    * owner, and the config the run sees.
    */
-  async #prepare(ctx: RequestContext, input: CreateRunInput): Promise<NewRun> {
-    const runId = randomUUID();
+  async #prepare(ctx: RequestContext, input: CreateRunInput, runId: string): Promise<NewRun> {
     const { value, filter } = await this.#deps.authorizer.authorize(ctx, "threads", "create_run", {
       thread_id: input.thread_id,
       assistant_id: input.assistant_id,

@@ -14,6 +14,7 @@ import { restricts, type Authorizer } from "./authorizer.ts";
 import type { RequestContext } from "./context.ts";
 import { conflict, notFound } from "./errors.ts";
 import { matches } from "./filter.ts";
+import type { Idempotency } from "./idempotency.ts";
 import type { EventBus, RunQueue, Threads, ThreadSearch } from "./ports.ts";
 import type { SuperstepUpdate, ThreadService } from "./threads.ts";
 import type { IfExists, Metadata, Thread } from "./types.ts";
@@ -25,10 +26,13 @@ export interface ThreadRecordServiceDeps {
   /** Creates a thread with its first supersteps, all or nothing. */
   threadService: ThreadService;
   authorizer: Authorizer;
+  /** Idempotency-Key handling for thread creation. */
+  idempotency: Idempotency;
 }
 
 export interface NewThread {
-  thread_id: string;
+  /** The client's id for the thread; undefined: a new one. */
+  thread_id: string | undefined;
   metadata: Metadata;
   if_exists: IfExists;
   supersteps?: { updates: SuperstepUpdate[] }[] | undefined;
@@ -42,6 +46,7 @@ export class ThreadRecordService {
   readonly #bus: EventBus;
   readonly #threadService: ThreadService;
   readonly #authorizer: Authorizer;
+  readonly #idempotency: Idempotency;
 
   constructor(deps: ThreadRecordServiceDeps) {
     this.#threads = deps.threads;
@@ -49,10 +54,25 @@ export class ThreadRecordService {
     this.#bus = deps.bus;
     this.#threadService = deps.threadService;
     this.#authorizer = deps.authorizer;
+    this.#idempotency = deps.idempotency;
   }
 
-  /** Creates a thread (with supersteps: all or nothing), or with `if_exists: do_nothing` answers the existing one. */
+  /**
+   * Creates a thread (with supersteps: all or nothing), or with `if_exists:
+   * do_nothing` answers the existing one; with an Idempotency-Key, once (a
+   * retry answers the thread the first request created).
+   */
   async create(ctx: RequestContext, input: NewThread): Promise<Thread> {
+    return this.#idempotency.once(
+      ctx,
+      "thread",
+      input,
+      (id) => this.#create(ctx, { ...input, thread_id: input.thread_id ?? id }),
+      async (record) => (await this.#threads.get(record.resource_id)) ?? (record.response as unknown as Thread),
+    );
+  }
+
+  async #create(ctx: RequestContext, input: NewThread & { thread_id: string }): Promise<Thread> {
     const { value, filter } = await this.#authorizer.authorize(ctx, "threads", "create", {
       thread_id: input.thread_id,
       metadata: input.metadata,
@@ -63,7 +83,10 @@ export class ThreadRecordService {
       const existing = await this.#threads.get(value.thread_id);
       if (existing !== null && !matches(existing.metadata, filter)) throw conflict(`Thread '${value.thread_id}' already exists.`);
     }
-    return this.#threadService.create({ thread_id: value.thread_id, metadata: value.metadata, if_exists: value.if_exists, supersteps: input.supersteps });
+    const thread = await this.#threadService.create({ thread_id: value.thread_id, metadata: value.metadata, if_exists: value.if_exists, supersteps: input.supersteps });
+    // Created by someone else between the check and the create (do_nothing answers it): still not the caller's to see.
+    if (restricts(filter) && matches(value.metadata, filter) && !matches(thread.metadata, filter)) throw conflict(`Thread '${value.thread_id}' already exists.`);
+    return thread;
   }
 
   async get(ctx: RequestContext, threadId: string): Promise<Thread> {

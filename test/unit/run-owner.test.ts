@@ -13,6 +13,7 @@ import { systemAssistantId } from "../../src/core/assistants.ts";
 import { NoAuthorizer } from "../../src/core/authorizer.ts";
 import { SYSTEM_CONTEXT, type RequestContext } from "../../src/core/context.ts";
 import { GraphRegistry } from "../../src/core/graphs.ts";
+import { Idempotency } from "../../src/core/idempotency.ts";
 import { RunService, type CreateRunInput } from "../../src/core/runs.ts";
 import { ManualClock, newRun } from "../../src/testing/index.ts";
 import { FIXTURES } from "../helpers/server.ts";
@@ -38,6 +39,7 @@ beforeEach(async () => {
     clock,
     limits: { maxPendingPerUser: 1_000, maxPendingRuns: 1_000 },
     authorizer: new NoAuthorizer(),
+    idempotency: new Idempotency({ keys: backend.idempotency, clock, ttlMs: 60_000 }),
   });
 });
 

@@ -8,6 +8,7 @@ import type { Logger } from "../../core/logger.ts";
 import { ItemsStore } from "../../core/graph-store.ts";
 import type { Backend } from "../../core/ports.ts";
 import { PostgresCheckpointer } from "./checkpointer.ts";
+import { PostgresIdempotencyKeys } from "./idempotency.ts";
 import { migrate, openPool } from "./database.ts";
 import { PostgresAssistants, PostgresStoreItems, PostgresThreads } from "./records.ts";
 import { PostgresRunQueue } from "./runs.ts";
@@ -53,6 +54,7 @@ export async function createPostgresBackend(options: PostgresBackendOptions): Pr
     threads: new PostgresThreads(pool, options.clock),
     runs: new PostgresRunQueue(pool, options.clock, options.url),
     items,
+    idempotency: new PostgresIdempotencyKeys(pool),
     checkpointer: new PostgresCheckpointer(pool),
     store: new ItemsStore(items),
     async close() {

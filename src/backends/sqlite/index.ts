@@ -5,6 +5,7 @@ import type { Clock } from "../../core/clock.ts";
 import { ItemsStore } from "../../core/graph-store.ts";
 import type { Backend } from "../../core/ports.ts";
 import { SqliteCheckpointer } from "./checkpointer.ts";
+import { SqliteIdempotencyKeys } from "./idempotency.ts";
 import { openDatabase } from "./database.ts";
 import { SqliteAssistants, SqliteStoreItems, SqliteThreads } from "./records.ts";
 import { SqliteRunQueue } from "./runs.ts";
@@ -34,6 +35,7 @@ export function createSqliteBackend(options: SqliteBackendOptions): SqliteBacken
     threads: new SqliteThreads(db, options.clock),
     runs: new SqliteRunQueue(db, options.clock),
     items,
+    idempotency: new SqliteIdempotencyKeys(db),
     checkpointer: new SqliteCheckpointer(db),
     store: new ItemsStore(items),
     async close() {

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
 import type { RequestContext } from "../../core/context.ts";
 import { BatonError, ErrorCode } from "../../core/errors.ts";
@@ -19,7 +18,7 @@ export function threadRoutes(deps: HttpDeps): Hono<BatonEnv> {
     }
     const metadata = input.graph_id !== undefined ? { ...input.metadata, graph_id: input.graph_id } : input.metadata;
     // With supersteps, all or nothing: a refused superstep leaves no thread behind.
-    const thread = await threadRecords.create(ctxOf(c), { thread_id: input.thread_id ?? randomUUID(), metadata, if_exists: input.if_exists, supersteps: input.supersteps });
+    const thread = await threadRecords.create(ctxOf(c), { thread_id: input.thread_id, metadata, if_exists: input.if_exists, supersteps: input.supersteps });
     return c.json(wireThread(thread));
   });
 

@@ -1,0 +1,14 @@
+-- Idempotency keys (Idempotency-Key on run and thread creation): one row
+-- per scope (caller and record kind) and key; `response` is NULL while the
+-- first request is in flight.
+CREATE TABLE idempotency_keys (
+  scope         TEXT NOT NULL,
+  key           TEXT NOT NULL,
+  fingerprint   TEXT NOT NULL,
+  resource_id   TEXT NOT NULL,
+  response      JSONB,
+  created_at_ms BIGINT NOT NULL,
+  expires_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (scope, key)
+);
+CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at_ms);
