@@ -66,7 +66,7 @@ export const ConfigSchema = z.object({
    * event loop).
    */
   executionThreads: z.union([z.literal("auto"), int(0).max(64)], { error: "a whole number from 0 to 64, or auto" }).default("auto"),
-  /** Running runs one user (a run's metadata.owner) may have at once. */
+  /** Running runs one named user may have at once (who the user is: docs/scheduling.md; the anonymous user is not capped). */
   maxRunningPerUser: int(1).default(3),
   /** Pending runs one user may have queued before new ones get 429. */
   maxPendingPerUser: int(1).default(1_000),
