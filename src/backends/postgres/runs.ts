@@ -249,8 +249,10 @@ export class PostgresRunQueue implements RunQueue {
   async #cancelOne(db: Queryable, run: Run, action: CancelAction, iso: string): Promise<RunCreated["cancelled"][number]> {
     if (run.status === "running") {
       // The worker executing it sees the flag (and the bus signal), stops the
-      // graph and finishes the run itself, fenced by its lease.
-      await db.query("UPDATE runs SET cancel_action = $2, updated_at = $3 WHERE run_id = $1", [run.run_id, action, iso]);
+      // graph and finishes the run itself, fenced by its lease. updated_at
+      // stays the claim's stamp: a claim whose answer was lost is found by it
+      // and handed back (#settleDoubtfulClaims), flag and all.
+      await db.query("UPDATE runs SET cancel_action = $2 WHERE run_id = $1", [run.run_id, action]);
       return { run_id: run.run_id, action, was_running: true };
     }
     if (action === "rollback") {
