@@ -52,8 +52,12 @@ const int = (min: number) => z.coerce.number().int().min(min);
 export const ConfigSchema = z.object({
   /** Path of langgraph.json. */
   configPath: z.string().default("./langgraph.json"),
-  /** TCP port; 0 picks a free one. */
-  port: int(0).max(65535).default(8123),
+  /**
+   * TCP port; 0 picks a free one. Unset: `DEFAULT_PORT` (8123), or for role
+   * worker `WORKER_PORT` (8124), so an API and a worker started with
+   * defaults on one host do not collide (resolved by loadConfig).
+   */
+  port: int(0).max(65535).optional(),
   host: z.string().default("127.0.0.1"),
   /** Where the SQLite file lives. */
   dataDir: z.string().default(".baton"),
@@ -146,7 +150,13 @@ export const ConfigSchema = z.object({
   /** Events kept per run in Redis at most (older ones are trimmed). */
   redisMaxLen: int(100).default(100_000),
 });
-export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+/** The port is always resolved (see `port` above). */
+export type Config = Readonly<Omit<z.infer<typeof ConfigSchema>, "port"> & { port: number }>;
+
+/** The API's port when none is given (the official server's). */
+export const DEFAULT_PORT = 8123;
+/** A worker process's health port when none is given: beside an API on the same host. */
+export const WORKER_PORT = 8124;
 
 const ENV: Record<string, keyof Config> = {
   BATON_CONFIG: "configPath",
@@ -233,7 +243,7 @@ export function loadConfig(
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((i) => `option ${i.path.join(".")}: ${i.message}`).join("; "));
   }
-  const config = result.data;
+  const config = { ...result.data, port: result.data.port ?? (result.data.role === "worker" ? WORKER_PORT : DEFAULT_PORT) };
   if (config.redisUrl !== undefined && config.databaseUrl === undefined) {
     throw new ConfigError("REDIS_URL is set but DATABASE_URL is not: Redis is only used with Postgres (scale-out). Set both, or neither for embedded SQLite.");
   }

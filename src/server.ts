@@ -8,9 +8,9 @@ import { join, resolve } from "node:path";
 import { serve, type Http2Bindings, type HttpBindings, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { MemoryEventBus } from "./backends/memory/event-bus.ts";
-import { createPostgresBackend, describeUrl, guardClock, holdModeLock, migrate, openPool } from "./backends/postgres/index.ts";
+import { createPostgresBackend, describeUrl, guardClock, holdModeLock, latestVersion, migrate, openPool, schemaVersion } from "./backends/postgres/index.ts";
 import { RedisEventBus } from "./backends/redis/event-bus.ts";
-import { createSqliteBackend, WriteLock } from "./backends/sqlite/index.ts";
+import { createSqliteBackend, fileSchemaVersion, latestVersion as sqliteLatestVersion, WriteLock } from "./backends/sqlite/index.ts";
 import type { Config, LoadedProject } from "./config.ts";
 import { ConfigError, executionThreadCount } from "./config.ts";
 import { AssistantService } from "./core/assistant-service.ts";
@@ -32,6 +32,7 @@ import { ThreadRecordService } from "./core/thread-records.ts";
 import { ThreadService } from "./core/threads.ts";
 import type { Run } from "./core/types.ts";
 import { createApp, httpOptions, type HttpOptions } from "./http/app.ts";
+import { healthRoutes, readinessCheck, type Readiness } from "./http/routes/health.ts";
 import { wireRun } from "./http/records.ts";
 import { StreamStats, streamPolicy } from "./http/sse.ts";
 import { projectHooks, WebhookSender } from "./http/webhooks.ts";
@@ -39,7 +40,8 @@ import { bundleUi } from "./ui.ts";
 import { busWithThreads, ExecutionThreads } from "./worker/execution-threads.ts";
 import { sweepExpired, WorkerPool } from "./worker/worker-pool.ts";
 
-export { createLogger } from "./core/logger.ts";
+import { createLogger } from "./core/logger.ts";
+export { createLogger };
 
 export const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -93,6 +95,48 @@ export async function migrateDatabase(url: string): Promise<string> {
 }
 
 const sqlitePath = (config: Config) => join(resolve(config.dataDir), "baton.sqlite");
+
+/**
+ * What `baton doctor` (src/cli/doctor.ts) asks: each of start-up's steps on
+ * its own, without serving, migrating or writing anything.
+ */
+export const probes = {
+  /** The database's schema version (null: no SQLite file yet, created at start) and the one this Baton ships. */
+  async database(config: Config): Promise<{ description: string; version: number | null; expected: number }> {
+    if (config.databaseUrl === undefined) {
+      return { description: `SQLite ${sqlitePath(config)}`, version: fileSchemaVersion(sqlitePath(config)), expected: sqliteLatestVersion() };
+    }
+    const pool = openPool({ url: config.databaseUrl, max: 1 });
+    try {
+      return { description: describeUrl(config.databaseUrl), version: await schemaVersion(pool), expected: latestVersion() };
+    } finally {
+      await pool.end();
+    }
+  },
+  /** Resolves once Redis answers as start-up needs it (the bus listening), else rejects naming Redis. */
+  async redis(url: string): Promise<void> {
+    const bus = new RedisEventBus({ url, prefix: "baton-doctor:", maxLen: 100, isFinished: async () => true });
+    try {
+      await readyWithin(bus, url, REDIS_START_TIMEOUT_MS);
+    } finally {
+      await bus.close();
+    }
+  },
+  /** Refuses LangChain packages Baton does not support (as start-up does). */
+  packages(loaded: LoadedProject): void {
+    checkSharedPackages(resolveSharedPackages(loaded.baseDir));
+  },
+  /** Loads one graph as start-up does; rejects saying why it cannot. */
+  async graph(loaded: LoadedProject, graphId: string): Promise<void> {
+    const source = loaded.graphs.find((g) => g.graphId === graphId)!;
+    await new GraphRegistry([{ graphId, spec: source.spec }], loaded.baseDir).loadAll();
+  },
+  /** How requests would be authenticated: rejects as start-up would (auth.path that does not load, bad BATON_API_KEYS, no auth off loopback). */
+  async access(config: Config, loaded: LoadedProject): Promise<string> {
+    const quiet = createLogger({ level: "error", format: "json", write: () => undefined });
+    return (await loadAccess(config, loaded.project, loaded.baseDir, quiet)).mode;
+  },
+};
 
 /** Embedded SQLite in the data directory, or Postgres when DATABASE_URL is set. */
 async function openBackend(
@@ -151,6 +195,8 @@ function openBus(config: Config, backend: Backend, logger: Logger): EventBus {
 }
 
 const REDIS_START_TIMEOUT_MS = 5_000;
+/** A readiness probe's database check fails if the database takes longer to answer (probes time out at 1 s by default in Kubernetes). */
+const READY_DATABASE_TIMEOUT_MS = 900;
 /** At shutdown, webhooks still pending get at most this long (within the shutdown grace). */
 const WEBHOOK_GRACE_MS = 5_000;
 
@@ -178,10 +224,11 @@ function redactUrl(url: string): string {
   }
 }
 
-/** What a worker-only process answers on its port: liveness, nothing else. */
-function workerApp(): Hono {
+/** What a worker-only process answers on its port: liveness and readiness, nothing else. */
+function workerApp(readiness: () => Promise<Readiness>): Hono {
   const app = new Hono();
   app.get("/ok", (c) => c.json({ ok: true, role: "worker" }));
+  app.route("/", healthRoutes(readiness));
   app.notFound((c) => c.json({ detail: "This is a Baton worker process; it serves no API. Send requests to an API process." }, 404));
   return app;
 }
@@ -346,7 +393,7 @@ interface Api {
 }
 
 /** Step 3: the HTTP app over the services, with the project's http options and app. */
-async function buildApi(config: Config, loaded: LoadedProject, logger: Logger, services: Services, authenticator: Authenticator | undefined): Promise<Api> {
+async function buildApi(config: Config, loaded: LoadedProject, logger: Logger, services: Services, authenticator: Authenticator | undefined, readiness: () => Promise<Readiness>): Promise<Api> {
   const http = httpOptions(loaded.project.http);
   const userApp = http.app !== undefined ? await importExport(loaded.baseDir, http.app) : undefined;
   const schemas = new GraphSchemas(services.graphSources, loaded.baseDir, logger);
@@ -362,6 +409,7 @@ async function buildApi(config: Config, loaded: LoadedProject, logger: Logger, s
       threadService: services.threadService,
       ui,
       logger,
+      readiness,
       options: {
         maxBodyBytes: config.maxBodyBytes,
         keepAliveMs: config.keepAliveMs,
@@ -495,16 +543,19 @@ async function listen(config: Config, logger: Logger, served: Hono, streamStats:
  * the grace period and hand back the rest, then close what step 1 opened.
  * Idempotent: every call answers the same promise.
  */
-function closer(config: Config, logger: Logger, server: ServerType, opened: Opened, api: Api, workers: Workers): (graceMs?: number) => Promise<void> {
+function closer(config: Config, logger: Logger, server: ServerType, opened: Opened, api: Api, workers: Workers, draining: () => void): (graceMs?: number) => Promise<void> {
   const { running, threadCount } = opened;
   let closing: Promise<void> | undefined;
   return (graceMs = config.shutdownGraceMs) =>
     (closing ??= (async () => {
       const { pool, threads } = running;
+      // Readiness fails first (503 "draining"), and the listener keeps answering while runs drain, so
+      // a load balancer or probe sees the process leave instead of finding its port closed.
+      draining();
       logger.info("server:stopping", { grace_ms: graceMs, ...(pool ? { active_runs: pool.activeCount } : { execution_threads: threadCount }) });
-      const httpClosed = new Promise<void>((done) => server.close(() => done()));
       await pool?.close(graceMs);
       await threads?.close(graceMs);
+      const httpClosed = new Promise<void>((done) => server.close(() => done()));
       // Runs that just ended queued their webhooks: a short grace, then they are abandoned (logged).
       await workers.webhooks.close(Math.min(graceMs, WEBHOOK_GRACE_MS));
       (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
@@ -531,10 +582,17 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     // Scale-out: this process's clock must agree with the database's (docs/operations.md, "Clocks").
     await guardClock(opened.backend, config.leaseMs, logger);
     const services = await buildServices(config, loaded, opened, clock, seams);
-    const api = await buildApi(config, loaded, logger, services, seams.authenticator);
+    let draining = false;
+    const readiness = readinessCheck({
+      schema: () => opened.backend.schemaStatus(),
+      bus: config.redisUrl === undefined ? undefined : () => opened.baseBus.healthy?.() ?? false,
+      draining: () => draining,
+      timeoutMs: READY_DATABASE_TIMEOUT_MS,
+    });
+    const api = await buildApi(config, loaded, logger, services, seams.authenticator, readiness);
     const workers = await startWorkers(config, loaded, logger, opened, services, api);
 
-    const served = config.role === "worker" ? workerApp() : api.app;
+    const served = config.role === "worker" ? workerApp(readiness) : api.app;
     const streamStats = new StreamStats();
     servedApp = { app: served, prefix: config.role === "worker" ? "" : api.http.mountPrefix };
     const server = await listen(config, logger, served, streamStats);
@@ -543,7 +601,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     Atomics.store(new Int32Array(workers.apiPort), 0, port);
     Atomics.notify(new Int32Array(workers.apiPort), 0);
     const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
-    const close = closer(config, logger, server, opened, api, workers);
+    const close = closer(config, logger, server, opened, api, workers, () => (draining = true));
     return {
       url,
       port,

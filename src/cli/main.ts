@@ -1,5 +1,5 @@
 /**
- * `baton dev | serve | --help`: parses flags, loads the configuration and
+ * `baton dev | serve | migrate | doctor | --help`: parses flags, loads the configuration and
  * langgraph.json, starts the server, and stops it gracefully on SIGINT/SIGTERM.
  */
 import { resolve } from "node:path";
@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, loadProject, type Config, type LoadedProject } from "../config.ts";
 import { createLogger, createServer, migrateDatabase, type BatonServer } from "../server.ts";
 import { reportLoadedFiles, runWithReload } from "./dev-reload.ts";
+import { configProblem, doctor, formatFindings } from "./doctor.ts";
 
 const HELP = `Usage: baton <command> [options]
 
@@ -15,10 +16,13 @@ Commands:
   dev      Serve the graphs of langgraph.json with readable logs (development).
   serve    Serve them with JSON logs (production).
   migrate  Bring the Postgres schema of DATABASE_URL up to date, then exit.
+  doctor   Check the configuration, graphs, auth, database, Redis and ports;
+           one line per problem with its fix; exit 1 if there is any.
 
 Options:
   --config <path>     langgraph.json to serve           (default ./langgraph.json)
-  --port <n>          TCP port, 0 picks a free one       (default 8123, or PORT)
+  --port <n>          TCP port, 0 picks a free one       (default 8123, worker
+                      role 8124; or BATON_PORT, PORT)
   --host <addr>       Address to listen on               (default 127.0.0.1)
   --data-dir <dir>    Where the SQLite file is kept      (default .baton)
   --workers <n>       Runs executed at once              (default 256)
@@ -60,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return command === undefined && !values.help ? 1 : 0;
   }
-  if (command !== "dev" && command !== "serve" && command !== "migrate") {
+  if (command !== "dev" && command !== "serve" && command !== "migrate" && command !== "doctor") {
     process.stderr.write(`baton: unknown command '${command}'. Run 'baton --help'.\n`);
     return 2;
   }
@@ -83,10 +87,19 @@ async function main(argv: string[]): Promise<number> {
       command === "dev" ? { logFormat: "pretty", reload: !values["no-reload"] && !values["reload-child"], shutdownGraceMs: 0 } : {},
     );
   } catch (error) {
+    if (command === "doctor") {
+      process.stdout.write(configProblem((error as Error).message));
+      return 1;
+    }
     process.stderr.write(`baton: ${(error as Error).message}\n`);
     return 2;
   }
   if (command === "migrate") return migrateCommand(config);
+  if (command === "doctor") {
+    const findings = await doctor(config);
+    process.stdout.write(formatFindings(findings));
+    return findings.every((f) => f.ok) ? 0 : 1;
+  }
   if (config.reload) {
     let project: LoadedProject;
     try {

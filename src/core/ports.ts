@@ -317,7 +317,19 @@ export interface Backend {
   checkpointer: BaseCheckpointSaver;
   /** The LangGraph store attached to every run's graph instance. */
   store: BaseStore;
+  /**
+   * The database's schema version and the one this Baton ships, read with
+   * one cheap statement (a readiness probe's database check); rejects when
+   * the database does not answer.
+   */
+  schemaStatus(): Promise<SchemaStatus>;
   close(): Promise<void>;
+}
+
+/** What `Backend.schemaStatus` reads: equal versions mean the schema is the one this code expects. */
+export interface SchemaStatus {
+  version: number;
+  expected: number;
 }
 
 /** Run events, cancels and wake-ups. */

@@ -19,6 +19,7 @@ import type { HttpDeps } from "./deps.ts";
 import { errorResponse } from "./errors.ts";
 import { httpOptions, type HttpOptions } from "./project-options.ts";
 import { assistantRoutes } from "./routes/assistants.ts";
+import { healthRoutes } from "./routes/health.ts";
 import { metaRoutes } from "./routes/meta.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { storeRoutes } from "./routes/store.ts";
@@ -61,7 +62,7 @@ export function hostAllowed(name: string, allowed: readonly string[]): boolean {
  * DNS rebinding defence: a page on evil.example whose name is made to point
  * at 127.0.0.1 reaches a local Baton as same-origin, with Host: evil.example.
  * Requests naming a host that is not allowed are refused with 403 (as Vite's
- * dev server does), before CORS, so a preflight is refused too. /ok answers
+ * dev server does), before CORS, so a preflight is refused too. /ok and /ready answer
  * any host (health probes use addresses), and so do requests made inside
  * the process (a graph's `new Client()` without apiUrl), which no page can
  * send.
@@ -69,7 +70,7 @@ export function hostAllowed(name: string, allowed: readonly string[]): boolean {
 function hostCheck(allowed: readonly string[] | null, prefix: string): MiddlewareHandler {
   return async (c, next) => {
     const env = c.env as { incoming?: unknown } | undefined;
-    if (allowed === null || env?.incoming === undefined || c.req.path === "/ok" || c.req.path === `${prefix}/ok`) return next();
+    if (allowed === null || env?.incoming === undefined || c.req.path === "/ok" || c.req.path === `${prefix}/ok` || c.req.path === "/ready" || c.req.path === `${prefix}/ready`) return next();
     const header = c.req.header("host") ?? new URL(c.req.url).host;
     const name = hostName(header);
     if (hostAllowed(name, allowed)) return next();
@@ -117,6 +118,7 @@ export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefi
   const ok = () => new Response(JSON.stringify({ ok: true }), { headers: { "Content-Type": "application/json" } });
   // Health probes need not know the prefix.
   if (http.mountPrefix !== "") app.get("/ok", ok);
+  if (http.mountPrefix !== "") app.route("/", healthRoutes(deps.readiness));
   const api = http.mountPrefix === "" ? app : app.basePath(http.mountPrefix);
   const authenticate = authenticator === undefined ? undefined : authentication(authenticator, http.mountPrefix);
   // The project's routes are authenticated (as on the published dev server) unless it turns that off.
@@ -128,6 +130,8 @@ export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefi
   // Mounted after the project's routes, it leaves them open; the API's are always behind it.
   if (authenticate !== undefined && !http.customRouteAuth) app.use("*", authenticate);
   const { disabled } = http;
+  // Readiness answers whatever is disabled (src/http/routes/health.ts).
+  api.route("/", healthRoutes(deps.readiness));
   // Without meta routes /ok still answers, as on the official server.
   if (disabled.meta) api.get("/ok", ok);
   else api.route("/", metaRoutes(deps));

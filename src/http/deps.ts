@@ -6,6 +6,7 @@ import type { RunService } from "../core/runs.ts";
 import type { StoreService } from "../core/store-service.ts";
 import type { ThreadRecordService } from "../core/thread-records.ts";
 import type { ThreadService } from "../core/threads.ts";
+import type { Readiness } from "./routes/health.ts";
 import type { UiBundles } from "./routes/ui.ts";
 
 export interface RequestLimits {
@@ -34,6 +35,8 @@ export interface HttpDeps {
   /** Generative UI bundles by agent name (langgraph.json `ui`), built at start. */
   ui: UiBundles;
   logger: Logger;
+  /** What `GET /ready` answers (src/http/routes/health.ts): the database, Redis, the schema, draining. */
+  readiness: () => Promise<Readiness>;
   options: {
     /** Requests with a larger body are refused with 413. */
     maxBodyBytes: number;

@@ -185,6 +185,27 @@ export async function sampleClock(db: Queryable, clock: Clock, samples = 1): Pro
 export const UNIQUE_VIOLATION = "23505";
 export const DEADLOCK_DETECTED = "40P01";
 
+/** The schema version this Baton ships: the number of its newest migration file. */
+export function latestVersion(): number {
+  const files = readdirSync(MIGRATIONS_DIR).filter((name) => /^\d{4}_.+\.sql$/.test(name));
+  return files.reduce((max, name) => Math.max(max, Number(name.slice(0, 4))), 0);
+}
+
+/**
+ * The database's schema version (0 before the first migration), in one
+ * statement: also the cheap query a readiness probe makes.
+ */
+export async function schemaVersion(db: Queryable): Promise<number> {
+  try {
+    const { rows } = await db.query<{ v: number }>("SELECT COALESCE(MAX(version), 0)::int AS v FROM schema_migrations");
+    return rows[0]!.v;
+  } catch (error) {
+    // 42P01 undefined_table: never migrated.
+    if (pgCode(error) === "42P01") return 0;
+    throw error;
+  }
+}
+
 /**
  * Applies every migration newer than the database's version, each in its own
  * transaction, holding an advisory lock so concurrent callers take turns.

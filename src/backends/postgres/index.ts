@@ -9,11 +9,11 @@ import { ItemsStore } from "../../core/graph-store.ts";
 import type { Backend } from "../../core/ports.ts";
 import { PostgresCheckpointer } from "./checkpointer.ts";
 import { PostgresIdempotencyKeys } from "./idempotency.ts";
-import { migrate, openPool } from "./database.ts";
+import { latestVersion, migrate, openPool, schemaVersion } from "./database.ts";
 import { PostgresAssistants, PostgresStoreItems, PostgresThreads } from "./records.ts";
 import { PostgresRunQueue } from "./runs.ts";
 
-export { holdModeLock, migrate, openPool } from "./database.ts";
+export { holdModeLock, latestVersion, migrate, openPool, schemaVersion } from "./database.ts";
 
 export interface PostgresBackendOptions {
   /** A postgres:// connection string. */
@@ -57,6 +57,9 @@ export async function createPostgresBackend(options: PostgresBackendOptions): Pr
     idempotency: new PostgresIdempotencyKeys(pool),
     checkpointer: new PostgresCheckpointer(pool),
     store: new ItemsStore(items),
+    async schemaStatus() {
+      return { version: await schemaVersion(pool), expected: latestVersion() };
+    },
     async close() {
       await pool.end();
     },

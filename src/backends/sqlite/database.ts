@@ -4,7 +4,7 @@
  * open the file), Baton's SQL functions registered, migrated to the latest
  * schema version.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import Database from "better-sqlite3";
 import { registerFunctions } from "./rows.ts";
 import { WriteLock } from "./write-lock.ts";
@@ -52,6 +52,30 @@ function cacheStatements(db: Database.Database, max: number): void {
     }
     return statement;
   }) as typeof db.prepare;
+}
+
+/** The schema version this Baton ships: the number of its newest migration file. */
+export function latestVersion(): number {
+  const files = readdirSync(MIGRATIONS_DIR).filter((name) => /^\d{4}_.+\.sql$/.test(name));
+  return files.reduce((max, name) => Math.max(max, Number(name.slice(0, 4))), 0);
+}
+
+/** The schema version of an open database (0 before the first migration): one cheap read, so also a liveness query. */
+export function schemaVersion(db: Database.Database): number {
+  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+  if (table === undefined) return 0;
+  return (db.prepare("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations").get() as { v: number }).v;
+}
+
+/** The schema version of the database file at `path`, read without changing it; null when there is no such file yet. */
+export function fileSchemaVersion(path: string): number | null {
+  if (!existsSync(path)) return null;
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return schemaVersion(db);
+  } finally {
+    db.close();
+  }
 }
 
 /** Applies every migration file newer than the database's version, each in its own transaction. */

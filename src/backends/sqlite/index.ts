@@ -6,7 +6,7 @@ import { ItemsStore } from "../../core/graph-store.ts";
 import type { Backend } from "../../core/ports.ts";
 import { SqliteCheckpointer } from "./checkpointer.ts";
 import { SqliteIdempotencyKeys } from "./idempotency.ts";
-import { openDatabase } from "./database.ts";
+import { latestVersion, openDatabase, schemaVersion } from "./database.ts";
 import { SqliteAssistants, SqliteStoreItems, SqliteThreads } from "./records.ts";
 import { SqliteRunQueue } from "./runs.ts";
 
@@ -24,6 +24,7 @@ export interface SqliteBackend extends Backend {
 }
 
 export { WriteLock } from "./write-lock.ts";
+export { fileSchemaVersion, latestVersion } from "./database.ts";
 
 export function createSqliteBackend(options: SqliteBackendOptions): SqliteBackend {
   const db = openDatabase({ path: options.path, busyTimeoutMs: options.busyTimeoutMs, writeLock: options.writeLock });
@@ -38,6 +39,9 @@ export function createSqliteBackend(options: SqliteBackendOptions): SqliteBacken
     idempotency: new SqliteIdempotencyKeys(db),
     checkpointer: new SqliteCheckpointer(db),
     store: new ItemsStore(items),
+    async schemaStatus() {
+      return { version: schemaVersion(db), expected: latestVersion() };
+    },
     async close() {
       if (db.open) db.close();
     },
