@@ -29,6 +29,8 @@ const BOTH_BACKENDS = [
   "test/integration/access-seam.test.ts",
   // Agent pools (issue 12): factory instances leased to one run at a time.
   "test/integration/agent-pools.test.ts",
+  // Operations (issue 13): /metrics figures against the runs a test made.
+  "test/integration/metrics.test.ts",
   // Health (issue 13): readiness checks the backend's database and schema, and Redis when scale-out.
   "test/integration/health.test.ts",
 ];

@@ -59,6 +59,8 @@ export const ConfigSchema = z.object({
    */
   port: int(0).max(65535).optional(),
   host: z.string().default("127.0.0.1"),
+  /** Serves /metrics on its own listener on this port (same host address), not on `port`; unset: on `port`. 0 picks a free one. */
+  metricsPort: int(0).max(65535).optional(),
   /** Where the SQLite file lives. */
   dataDir: z.string().default(".baton"),
   /** Runs executed at once. */
@@ -164,6 +166,7 @@ const ENV: Record<string, keyof Config> = {
   PORT: "port",
   BATON_PORT: "port",
   BATON_HOST: "host",
+  BATON_METRICS_PORT: "metricsPort",
   BATON_DATA_DIR: "dataDir",
   BATON_WORKERS: "workers",
   BATON_EXECUTION_THREADS: "executionThreads",

@@ -13,6 +13,7 @@ import { systemClock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
 import { GraphRegistry } from "./core/graphs.ts";
 import { LEVEL_ORDER, type Logger, type LogLevel } from "./core/logger.ts";
+import type { RunMetrics } from "./core/metrics.ts";
 import { fetchVia, registerLoopbackFetch, registerSdkLogger } from "./project/globals.ts";
 import type { RunEvent } from "./core/types.ts";
 import type { FromThread, ThreadData, ThreadReport, ToThread } from "./worker/thread-protocol.ts";
@@ -54,6 +55,24 @@ const log = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>)
   if (LEVEL_ORDER[level] >= LEVEL_ORDER[data.logLevel]) report({ kind: "log", level, msg, fields: { ...fields, thread: data.index, time: new Date().toISOString() } });
 };
 const logger: Logger = { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
+
+/**
+ * The pool's metrics go to the HTTP thread, where they are counted with the
+ * rest of the process's (so /metrics there loses none of a thread's runs),
+ * in the same batches as the runs' events.
+ */
+const forward =
+  <K extends keyof RunMetrics>(name: K) =>
+  (...args: Parameters<RunMetrics[K]>) =>
+    report({ kind: "metric", name, args } as ThreadReport);
+const metrics: RunMetrics = {
+  claimed: forward("claimed"),
+  released: forward("released"),
+  leases: forward("leases"),
+  swept: forward("swept"),
+  queueTimeouts: forward("queueTimeouts"),
+  cancelled: forward("cancelled"),
+};
 
 /**
  * The pool's side of the event bus: writes go to the HTTP thread; cancels
@@ -105,6 +124,7 @@ async function main(): Promise<void> {
         checkpointer: backend.checkpointer,
         store: backend.store,
         logger,
+        metrics,
         onFinished: async (run, outcome) => {
           if (run.kwargs.webhook) report({ kind: "finished", run, outcome });
         },

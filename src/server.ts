@@ -32,11 +32,13 @@ import { ThreadRecordService } from "./core/thread-records.ts";
 import { ThreadService } from "./core/threads.ts";
 import type { Run } from "./core/types.ts";
 import { createApp, httpOptions, type HttpOptions } from "./http/app.ts";
+import { metricsHandler } from "./http/metrics.ts";
 import { healthRoutes, readinessCheck, type Readiness } from "./http/routes/health.ts";
 import { wireRun } from "./http/records.ts";
 import { StreamStats, streamPolicy } from "./http/sse.ts";
 import { projectHooks, WebhookSender } from "./http/webhooks.ts";
 import { bundleUi } from "./ui.ts";
+import { BatonMetrics } from "./metrics/metrics.ts";
 import { busWithThreads, ExecutionThreads } from "./worker/execution-threads.ts";
 import { sweepExpired, WorkerPool } from "./worker/worker-pool.ts";
 
@@ -56,6 +58,8 @@ export interface BatonServer {
   executionThreads: number;
   /** Bytes waiting for slow stream readers now, and readers dropped (internal: tests, diagnostics). */
   streamStats: StreamStats;
+  /** Where /metrics is served: `metricsPort`'s own listener when set, else the main port. */
+  metricsUrl: string;
   /** Graceful, then forceful: stop accepting, let runs finish within the grace period, hand back the rest. */
   close(graceMs?: number): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -298,6 +302,8 @@ interface Opened {
   threadCount: number;
   /** Filled in by `startWorkers`, read by the bus and by `cleanup`. */
   running: { threads?: ExecutionThreads; pool?: WorkerPool };
+  /** This process's metrics (docs/metrics.md): counted from the start, scraped once the server listens. */
+  metrics: BatonMetrics;
   cleanup(): Promise<void>;
 }
 
@@ -322,7 +328,7 @@ async function openStorage(config: Config, loaded: LoadedProject, logger: Logger
     await backend.close();
     await release();
   };
-  return { backend, bus, baseBus, expireOwner, writeLock, threadCount, running, cleanup };
+  return { backend, bus, baseBus, expireOwner, writeLock, threadCount, running, metrics: new BatonMetrics(), cleanup };
 }
 
 /** The graphs, the checkpointer and the core services (step 2). */
@@ -336,6 +342,7 @@ interface Services {
   assistantService: AssistantService;
   storeService: StoreService;
   threadRecords: ThreadRecordService;
+  metrics: BatonMetrics;
 }
 
 /** Step 2: loads the graphs, ensures their system assistants, and builds the core services. */
@@ -376,11 +383,12 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
     limits: { maxPendingPerUser: config.maxPendingPerUser, maxPendingRuns: config.maxPendingRuns },
     authorizer,
     idempotency,
+    metrics: opened.metrics,
   });
   const assistantService = new AssistantService({ assistants: backend.assistants, graphIds, authorizer });
   const storeService = new StoreService({ items: backend.items, authorizer });
   const threadRecords = new ThreadRecordService({ threads: backend.threads, queue: backend.runs, bus, threadService, authorizer, idempotency });
-  return { graphIds, graphSources, registry, checkpointer, runs, threadService, assistantService, storeService, threadRecords };
+  return { graphIds, graphSources, registry, checkpointer, runs, threadService, assistantService, storeService, threadRecords, metrics: opened.metrics };
 }
 
 /** The HTTP side (step 3). */
@@ -425,6 +433,7 @@ async function buildApi(config: Config, loaded: LoadedProject, logger: Logger, s
         streamBufferBytes: config.streamBufferBytes,
         webhooks: { allowPrivate: config.webhookAllowPrivate },
         userHeader: config.userHeader,
+        recordRequest: (method, route, status, seconds) => services.metrics.request(method, route, status, seconds),
       },
     },
     http,
@@ -459,6 +468,7 @@ async function startWorkers(config: Config, loaded: LoadedProject, logger: Logge
     policy: { allowPrivate: config.webhookAllowPrivate, timeoutMs: config.webhookTimeoutMs, attempts: config.webhookAttempts },
     app: userApp !== undefined ? projectHooks(userApp as Hono) : undefined,
     userAgent: `Baton/${VERSION}`,
+    onOutcome: (outcome) => opened.metrics.webhook(outcome),
   });
   const onFinished = async (run: Run, outcome: RunOutcome) => {
     const url = run.kwargs.webhook;
@@ -484,7 +494,7 @@ async function startWorkers(config: Config, loaded: LoadedProject, logger: Logge
   const apiPort = new SharedArrayBuffer(4);
   if (executes && threadCount > 0) {
     // A thread's pool sweeps only its own leases: this thread sweeps at start and for a thread that died.
-    const sweepAll = () => sweepExpired({ queue: backend.runs, bus, logger }, config.maxAttempts);
+    const sweepAll = () => sweepExpired({ queue: backend.runs, bus, logger, metrics: opened.metrics }, config.maxAttempts);
     await sweepAll();
     running.threads = await ExecutionThreads.start({
       count: threadCount,
@@ -502,6 +512,7 @@ async function startWorkers(config: Config, loaded: LoadedProject, logger: Logge
       },
       bus: baseBus,
       logger,
+      metrics: opened.metrics,
       onFinished,
       // A thread that ends in the middle of a write runs no `finally`.
       onThreadEnded: (threadId) => WriteLock.releaseHeldBy(writeLock!, threadId),
@@ -513,12 +524,70 @@ async function startWorkers(config: Config, loaded: LoadedProject, logger: Logge
     });
   } else if (executes) {
     running.pool = new WorkerPool(
-      { queue: backend.runs, bus, registry: services.registry, assistants: backend.assistants, checkpointer: services.checkpointer, store: backend.store, logger, onFinished },
+      {
+        queue: backend.runs,
+        bus,
+        registry: services.registry,
+        assistants: backend.assistants,
+        checkpointer: services.checkpointer,
+        store: backend.store,
+        logger,
+        onFinished,
+        metrics: opened.metrics,
+      },
       poolOptions,
     );
     await running.pool.sweep();
   }
   return { webhooks, apiPort };
+}
+
+/**
+ * Metrics (docs/metrics.md): the figures read at scrape time are wired to
+ * what this process has, and `GET /metrics` is mounted on `served`, or with
+ * `metricsPort` served by a listener of its own (no other route, any Host,
+ * no authentication), closed with the rest. Resolves that listener's URL.
+ */
+async function serveMetrics(config: Config, opened: Opened, served: Hono, streams: StreamStats, clock: Clock): Promise<string | undefined> {
+  const { backend, baseBus, running, metrics } = opened;
+  metrics.watch({
+    queue: backend.runs,
+    clock,
+    slots:
+      config.role === "api"
+        ? undefined
+        : () => {
+            const { pool, threads } = running;
+            if (threads !== undefined) return { max: Math.ceil(config.workers / threads.count) * threads.count, busy: threads.busySlots() };
+            return { max: config.workers, busy: pool?.activeCount ?? 0 };
+          },
+    streams,
+    pool: backend.poolStats?.bind(backend),
+    redis: baseBus instanceof RedisEventBus ? () => baseBus.healthy() : undefined,
+    info: { version: VERSION, role: config.role, backend: backend.name },
+  });
+  const handler = metricsHandler(() => metrics.scrape());
+  if (config.metricsPort === undefined) {
+    served.get("/metrics", handler);
+    return undefined;
+  }
+  const app = new Hono();
+  app.get("/metrics", handler);
+  app.notFound((c) => c.json({ detail: "This port serves only GET /metrics (option metricsPort)." }, 404));
+  const server = await new Promise<ServerType>((resolveServer, reject) => {
+    const s = serve({ fetch: app.fetch, port: config.metricsPort, hostname: config.host }, () => resolveServer(s));
+    s.once("error", (error: NodeJS.ErrnoException) =>
+      reject(error.code === "EADDRINUSE" ? new ConfigError(`Metrics port ${config.metricsPort} on ${config.host} is already in use. Set another BATON_METRICS_PORT.`) : error),
+    );
+  });
+  // Closed last, with what step 1 opened (also when start-up fails after this point).
+  const cleanup = opened.cleanup.bind(opened);
+  opened.cleanup = async () => {
+    await cleanup();
+    (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+    await new Promise<void>((done) => server.close(() => done()));
+  };
+  return `http://${loopbackHost(config.host)}:${(server.address() as AddressInfo).port}/metrics`;
 }
 
 /** Step 5: serves `served` on the configured address, each request under the stream policy. */
@@ -594,6 +663,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
 
     const served = config.role === "worker" ? workerApp(readiness) : api.app;
     const streamStats = new StreamStats();
+    const metricsUrl = await serveMetrics(config, opened, served, streamStats, clock);
     servedApp = { app: served, prefix: config.role === "worker" ? "" : api.http.mountPrefix };
     const server = await listen(config, logger, served, streamStats);
     opened.running.pool?.start();
@@ -610,6 +680,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
       storage: opened.backend.description,
       executionThreads: opened.running.threads?.count ?? 0,
       streamStats,
+      metricsUrl: metricsUrl ?? `${url}/metrics`,
       close,
       [Symbol.asyncDispose]: () => close(0),
     };

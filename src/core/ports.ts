@@ -230,6 +230,20 @@ export interface RunQueue {
   keepLeases?(options: { owner: string; leaseMs: number; renewMs: number; onError: (message: string) => void }): LeaseKeeper;
   lockThread(threadId: string, owner: string, ttlMs: number): Promise<{ locked: true } | { locked: false; busyWith: string }>;
   unlockThread(threadId: string, owner: string): Promise<void>;
+  /**
+   * The whole queue at a glance, for metrics (docs/metrics.md): one grouped
+   * read of the pending and running runs, whichever process created or
+   * executes them. `nowMs` decides which pending runs are due.
+   */
+  stats(nowMs: number): Promise<QueueStats>;
+}
+
+/** What `RunQueue.stats` reads: bounded by the graphs and by the distinct per-user counts, never one row per run or user. */
+export interface QueueStats {
+  /** Per graph and status: the runs, and for pending ones the `available_at_ms` of the oldest due run (null: none due). */
+  graphs: { graph_id: string; status: "pending" | "running"; runs: number; oldest_due_ms: number | null }[];
+  /** How many users (the anonymous user counted as one) have exactly `runs` runs in `status`. */
+  users: { status: "pending" | "running"; runs: number; users: number }[];
 }
 
 /**
@@ -323,7 +337,17 @@ export interface Backend {
    * the database does not answer.
    */
   schemaStatus(): Promise<SchemaStatus>;
+  /** The connection pool now (Postgres; absent where there is none), read by metrics. */
+  poolStats?(): PoolStats;
   close(): Promise<void>;
+}
+
+/** A connection pool's state: its cap, the connections open, those idle, and the requests waiting for one. */
+export interface PoolStats {
+  max: number;
+  total: number;
+  idle: number;
+  waiting: number;
 }
 
 /** What `Backend.schemaStatus` reads: equal versions mean the schema is the one this code expects. */

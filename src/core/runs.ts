@@ -22,6 +22,7 @@ import type { Filter } from "./filter.ts";
 import { matches } from "./filter.ts";
 import type { GraphRegistry } from "./graphs.ts";
 import type { Idempotency } from "./idempotency.ts";
+import type { RunMetrics } from "./metrics.ts";
 import { RunWaiter, type FinalAnswer } from "./run-wait.ts";
 import { stoppedFailure } from "./stopped.ts";
 import type { Assistants, EventBus, NewRun, RunQueue, Threads } from "./ports.ts";
@@ -61,6 +62,8 @@ export interface RunServiceDeps {
   finalPollMs?: number;
   /** While the bus is healthy, how often (by `clock`) a wait reads the record anyway. Default SAFETY_POLL_MS. */
   safetyPollMs?: number;
+  /** Where cancels are counted (docs/metrics.md); default: nowhere. */
+  metrics?: Pick<RunMetrics, "cancelled">;
 }
 
 /** Which runs a bulk cancel names: by id, or a thread's in-flight ones (optionally of one status, optionally among ids). */
@@ -312,6 +315,7 @@ export class RunService {
 
   #signal(cancelled: { run_id: string; action: CancelAction; was_running: boolean }[]): void {
     for (const c of cancelled) {
+      this.#deps.metrics?.cancelled(c.action, c.was_running);
       if (c.was_running) this.#deps.bus.signalCancel(c.run_id, c.action);
       else this.#endCancelledPending(c.run_id, c.action);
     }

@@ -17,6 +17,7 @@ import { authentication, requestContext } from "./context.ts";
 import { cors } from "./cors.ts";
 import type { HttpDeps } from "./deps.ts";
 import { errorResponse } from "./errors.ts";
+import { requestMetrics } from "./metrics.ts";
 import { httpOptions, type HttpOptions } from "./project-options.ts";
 import { assistantRoutes } from "./routes/assistants.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -62,7 +63,7 @@ export function hostAllowed(name: string, allowed: readonly string[]): boolean {
  * DNS rebinding defence: a page on evil.example whose name is made to point
  * at 127.0.0.1 reaches a local Baton as same-origin, with Host: evil.example.
  * Requests naming a host that is not allowed are refused with 403 (as Vite's
- * dev server does), before CORS, so a preflight is refused too. /ok and /ready answer
+ * dev server does), before CORS, so a preflight is refused too. /ok, /ready and /metrics answer
  * any host (health probes use addresses), and so do requests made inside
  * the process (a graph's `new Client()` without apiUrl), which no page can
  * send.
@@ -71,6 +72,7 @@ function hostCheck(allowed: readonly string[] | null, prefix: string): Middlewar
   return async (c, next) => {
     const env = c.env as { incoming?: unknown } | undefined;
     if (allowed === null || env?.incoming === undefined || c.req.path === "/ok" || c.req.path === `${prefix}/ok` || c.req.path === "/ready" || c.req.path === `${prefix}/ready`) return next();
+    if (c.req.path === "/metrics" || c.req.path === `${prefix}/metrics`) return next();
     const header = c.req.header("host") ?? new URL(c.req.url).host;
     const name = hostName(header);
     if (hostAllowed(name, allowed)) return next();
@@ -102,6 +104,8 @@ export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefi
   const app = new Hono();
   app.onError((error, c) => errorResponse(c, error, deps.logger));
   app.notFound((c) => c.json({ detail: `No route for ${c.req.method} ${c.req.path}.` }, 404));
+  // First, so it times every request, including those refused below (docs/metrics.md).
+  if (deps.options.recordRequest !== undefined) app.use("*", requestMetrics(deps.options.recordRequest));
   app.use("*", hostCheck(deps.options.allowedHosts, http.mountPrefix));
   app.use("*", requestLimits(deps.options.limits));
   app.use("*", refuseNulInUrl);

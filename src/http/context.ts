@@ -44,7 +44,7 @@ export function ctxOf(c: Context<BatonEnv>): RequestContext {
 
 /**
  * Runs the project's authenticator on every request but the health and
- * info routes (`/ok`, `/ready`, `/info`) and the generative UI bundles (`GET
+ * info routes (`/ok`, `/ready`, `/info`, `/metrics`) and the generative UI bundles (`GET
  * /ui/...`), which the official server leaves open too, and puts the caller
  * in the request context. A refusal becomes the response (src/http/errors.ts).
  */
@@ -52,7 +52,7 @@ export function authentication(authenticator: Authenticator, mountPrefix: string
   return async (c, next) => {
     const full = c.req.path;
     const path = mountPrefix !== "" && full.startsWith(mountPrefix) ? full.slice(mountPrefix.length) || "/" : full;
-    const open = path === "/ok" || full === "/ok" || path === "/ready" || full === "/ready" || path === "/info" || (c.req.method === "GET" && path.startsWith("/ui/"));
+    const open = path === "/ok" || full === "/ok" || path === "/ready" || full === "/ready" || full === "/metrics" || path === "/metrics" || path === "/info" || (c.req.method === "GET" && path.startsWith("/ui/"));
     if (!open) c.set("ctx", { ...ctxOf(c), principal: await authenticator.authenticate(c.req.raw) });
     await next();
   };

@@ -7,6 +7,7 @@ import type { StoreService } from "../core/store-service.ts";
 import type { ThreadRecordService } from "../core/thread-records.ts";
 import type { ThreadService } from "../core/threads.ts";
 import type { Readiness } from "./routes/health.ts";
+import type { RequestRecorder } from "./metrics.ts";
 import type { UiBundles } from "./routes/ui.ts";
 
 export interface RequestLimits {
@@ -52,6 +53,8 @@ export interface HttpDeps {
     webhooks: { allowPrivate: boolean };
     /** Without authentication: the request header naming the user a run counts against (option userHeader). */
     userHeader?: string | undefined;
+    /** Told of every answered request: method, route template, status, seconds (src/http/metrics.ts); absent: not timed. */
+    recordRequest?: RequestRecorder | undefined;
     version: string;
   };
 }

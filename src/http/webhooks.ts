@@ -57,6 +57,8 @@ export interface WebhookSenderOptions {
   backoffMs?: number;
   /** Deliveries in flight at once; more wait their turn. */
   concurrency?: number;
+  /** Told when an attempt fails and is retried, and how each delivery ends (metrics). */
+  onOutcome?: (outcome: "delivered" | "retry" | "failed" | "abandoned") => void;
 }
 
 export interface WebhookDelivery {
@@ -305,6 +307,7 @@ export class WebhookSender {
   enqueue(delivery: WebhookDelivery): void {
     if (this.#closed) {
       this.#options.logger.warn("run:webhook-abandoned", { run_id: delivery.runId, target: target(delivery.url), attempt: 0, reason: "server stopping" });
+      this.#options.onOutcome?.("abandoned");
       return;
     }
     const job: Job = { delivery, attempt: 0, abort: new AbortController() };
@@ -341,6 +344,7 @@ export class WebhookSender {
     if (job.abort.signal.aborted) return; // abandoned meanwhile (logged by close)
     if (result.ok) {
       logger.info("run:webhook-sent", { ...fields, status: result.status });
+      this.#options.onOutcome?.("delivered");
       this.#settle(job);
       return;
     }
@@ -352,6 +356,7 @@ export class WebhookSender {
       error: result.error,
       ...(again ? { retry_in_ms: delayMs } : {}),
     });
+    this.#options.onOutcome?.(again ? "retry" : "failed");
     if (!again) {
       this.#settle(job);
       return;
@@ -406,6 +411,7 @@ export class WebhookSender {
       clearTimeout(job.timer);
       job.abort.abort();
       this.#options.logger.warn("run:webhook-abandoned", { run_id: job.delivery.runId, target: target(job.delivery.url), attempt: job.attempt, reason: "server stopping" });
+      this.#options.onOutcome?.("abandoned");
     }
     this.#pending.clear();
     this.#due.length = 0;

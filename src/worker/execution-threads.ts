@@ -11,6 +11,7 @@
 import { Worker } from "node:worker_threads";
 import { coerceError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import type { RunMetrics } from "../core/metrics.ts";
 import type { EventBus, RunOutcome } from "../core/ports.ts";
 import type { Run, RunEvent } from "../core/types.ts";
 import type { FromThread, ThreadData, ThreadReport, ToThread } from "./thread-protocol.ts";
@@ -28,6 +29,8 @@ export interface ExecutionThreadsOptions {
   onThreadLost: (owner: string) => Promise<void>;
   /** Any thread ended, for whatever reason (its `threadId`): free what it may still hold. */
   onThreadEnded: (threadId: number) => void;
+  /** Where the threads' pools' claims, releases, leases and sweeps are counted (they report them here). */
+  metrics?: RunMetrics;
 }
 
 interface Handle {
@@ -39,6 +42,8 @@ interface Handle {
   /** False once the thread has exited (until a new one takes its index). */
   alive: boolean;
   closed: Promise<void>;
+  /** Runs its pool holds now: claims minus releases it reported (metrics' busy slots). */
+  busy: number;
 }
 
 const ENTRY = new URL("../execution-thread.js", import.meta.url);
@@ -96,14 +101,14 @@ export class ExecutionThreads {
     const { logger } = this.#options;
     const worker = new Worker(ENTRY, { workerData: { ...this.#options.data, index } satisfies ThreadData });
     let markClosed!: () => void;
-    const handle: Handle = { index, worker, owner: undefined, syncs: new Map(), alive: true, closed: new Promise((resolve) => (markClosed = resolve)) };
+    const handle: Handle = { index, worker, owner: undefined, syncs: new Map(), alive: true, closed: new Promise((resolve) => (markClosed = resolve)), busy: 0 };
     this.#handles[index] = handle;
     return new Promise<void>((resolveStart, rejectStart) => {
       let started = false;
       worker.on("message", (message: FromThread) => {
         switch (message.type) {
           case "reports":
-            for (const report of message.reports) this.#apply(report);
+            for (const report of message.reports) this.#apply(report, handle);
             break;
           case "synced":
             handle.syncs.get(message.id)?.();
@@ -129,6 +134,7 @@ export class ExecutionThreads {
       });
       worker.on("exit", (code) => {
         handle.alive = false;
+        handle.busy = 0;
         // It may have ended inside a write (terminated, out of memory): locks it held go.
         this.#options.onThreadEnded(worker.threadId);
         markClosed();
@@ -149,7 +155,12 @@ export class ExecutionThreads {
     });
   }
 
-  #apply(report: ThreadReport): void {
+  /** Worker slots busy in all threads now (metrics). */
+  busySlots(): number {
+    return this.#handles.reduce((sum, handle) => sum + handle.busy, 0);
+  }
+
+  #apply(report: ThreadReport, handle: Handle): void {
     const { bus, logger } = this.#options;
     switch (report.kind) {
       case "event":
@@ -165,6 +176,11 @@ export class ExecutionThreads {
         this.#options.onFinished(report.run, report.outcome).catch((error: unknown) =>
           logger.warn("run:webhook-failed", { run_id: report.run.run_id, error: coerceError(error).message }),
         );
+        break;
+      case "metric":
+        if (report.name === "claimed") handle.busy += 1;
+        else if (report.name === "released") handle.busy = Math.max(0, handle.busy - 1);
+        (this.#options.metrics?.[report.name] as ((...args: unknown[]) => void) | undefined)?.(...report.args);
         break;
     }
   }

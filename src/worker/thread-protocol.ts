@@ -6,6 +6,7 @@
  */
 import type { GraphSource } from "../core/graphs.ts";
 import type { LogLevel } from "../core/logger.ts";
+import type { RunMetrics } from "../core/metrics.ts";
 import type { RunOutcome } from "../core/ports.ts";
 import type { CancelAction, Run } from "../core/types.ts";
 import type { WorkerPoolOptions } from "./worker-pool.ts";
@@ -34,7 +35,12 @@ export type ThreadReport =
   | { kind: "end"; runId: string; retainMs: number }
   | { kind: "log"; level: LogLevel; msg: string; fields: Record<string, unknown> | undefined }
   /** A run with a webhook finished: the HTTP thread sends it (relative URLs go to the project's app there). */
-  | { kind: "finished"; run: Run; outcome: RunOutcome };
+  | { kind: "finished"; run: Run; outcome: RunOutcome }
+  /** A call on the thread's pool's metrics recorder, replayed on the HTTP thread's (docs/metrics.md). */
+  | MetricReport;
+
+/** One `RunMetrics` call: its method and arguments. */
+export type MetricReport = { [K in keyof RunMetrics]: { kind: "metric"; name: K; args: Parameters<RunMetrics[K]> } }[keyof RunMetrics];
 
 export type FromThread =
   | { type: "ready"; owner: string }

@@ -15,6 +15,7 @@ import { executeRun, type ExecutorDeps, type StopReason } from "../core/executor
 import { replaceUnstorable, storableOutcome } from "../core/serialize.ts";
 import { stoppedFailure } from "../core/stopped.ts";
 import type { Logger } from "../core/logger.ts";
+import { noMetrics, type RunMetrics, type SlotOutcome } from "../core/metrics.ts";
 import type { FinishResult, LeaseKeeper, RunOutcome, RunQueue } from "../core/ports.ts";
 import type { CancelAction, Run } from "../core/types.ts";
 
@@ -63,6 +64,8 @@ export interface WorkerPoolDeps extends ExecutorDeps {
   clock?: Clock;
   /** Called after a run's outcome is recorded and its slot freed (webhooks); not awaited. Errors are logged, never thrown. */
   onFinished?: (run: Run, outcome: RunOutcome) => Promise<void>;
+  /** Where claims, slot releases, lease renewals and sweeps are counted (docs/metrics.md); default: nowhere. */
+  metrics?: RunMetrics;
 }
 
 /**
@@ -87,8 +90,9 @@ function isDataError(error: unknown): boolean {
  * logs each and ends the streams of those that end. Resolves whether any run
  * changed (then someone should claim).
  */
-export async function sweepExpired(deps: Pick<WorkerPoolDeps, "queue" | "bus" | "logger">, maxAttempts: number, owner?: string): Promise<boolean> {
+export async function sweepExpired(deps: Pick<WorkerPoolDeps, "queue" | "bus" | "logger" | "metrics">, maxAttempts: number, owner?: string): Promise<boolean> {
   const { requeued, failed } = await deps.queue.sweep(maxAttempts, owner);
+  if (requeued.length > 0 || failed.length > 0) deps.metrics?.swept(requeued.length, failed.length);
   for (const runId of requeued) deps.logger.warn("run:requeued", { run_id: runId, reason: "lease expired" });
   for (const runId of failed) {
     deps.logger.error("run:abandoned", { run_id: runId, reason: "lease expired after the last attempt or a cancel" });
@@ -104,9 +108,10 @@ export async function sweepExpired(deps: Pick<WorkerPoolDeps, "queue" | "bus" | 
  * with the reason, the final answer, the end of the stream. Resolves
  * whether any run ended (a thread may be free for its next run).
  */
-export async function expireOverdue(deps: Pick<WorkerPoolDeps, "queue" | "bus" | "logger">, maxQueueWaitMs: number): Promise<boolean> {
+export async function expireOverdue(deps: Pick<WorkerPoolDeps, "queue" | "bus" | "logger" | "metrics">, maxQueueWaitMs: number): Promise<boolean> {
   if (!(maxQueueWaitMs > 0)) return false;
   const ended = await deps.queue.expireOverdue(maxQueueWaitMs);
+  if (ended.length > 0) deps.metrics?.queueTimeouts(ended.length);
   for (const { run_id: runId, failure } of ended) {
     deps.logger.warn("run:queue-timeout", { run_id: runId, max_queue_wait_ms: maxQueueWaitMs });
     deps.bus.publish(runId, "error", failure);
@@ -234,8 +239,13 @@ export class WorkerPool {
   async #execute(active: Active): Promise<boolean> {
     const { run, controller } = active;
     const log = this.#deps.logger;
-    const queuedMs = (this.#deps.clock ?? systemClock).nowMs() - Date.parse(run.created_at);
+    const nowMs = (this.#deps.clock ?? systemClock).nowMs();
+    const queuedMs = nowMs - Date.parse(run.created_at);
     log.info("run:claimed", { run_id: run.run_id, thread_id: run.thread_id, graph_id: run.graph_id, attempt: run.attempt, queued_ms: queuedMs });
+    const metrics = this.#deps.metrics ?? noMetrics;
+    metrics.claimed(run.graph_id, run.attempt, Math.max(0, nowMs - run.available_at_ms));
+    // How the attempt leaves its slot (docs/metrics.md); what is left when it throws.
+    let slot: SlotOutcome = "crashed";
     const timeout = setTimeout(() => this.#stop(active, { kind: "timeout" }), this.#options.runTimeoutMs);
     timeout.unref();
     const started = Date.now();
@@ -248,6 +258,7 @@ export class WorkerPool {
       const result = await executeRun(run, this.#deps, controller.signal, () => active.reason, fence);
       if (result.handBack) {
         await this.#deps.queue.release(run.run_id, fence);
+        slot = "handed_back";
         log.info("run:handed-back", { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });
         return true;
       }
@@ -276,6 +287,7 @@ export class WorkerPool {
         finished = await this.#deps.queue.finish(run.run_id, fence, outcome);
       }
       settled = true;
+      slot = finished === "fenced" ? "fenced" : outcome.erase || finished === "erased" ? "rolled_back" : outcome.status;
       if (finished === "fenced") {
         log.warn("run:lease-lost", { run_id: run.run_id, attempt: run.attempt, detail: "outcome not recorded; another attempt owns the run" });
         return settled;
@@ -312,6 +324,7 @@ export class WorkerPool {
       log.error("run:crashed", { run_id: run.run_id, error: coerceError(error).message });
     } finally {
       clearTimeout(timeout);
+      metrics.released(run.graph_id, slot, Date.now() - started);
     }
     return settled;
   }
@@ -331,10 +344,12 @@ export class WorkerPool {
     const ids = [...this.#active.keys()];
     if (ids.length === 0) return;
     const held = new Set(await this.#deps.queue.extendLeases(this.owner, ids, this.#options.leaseMs));
+    let lost = 0;
     for (const id of ids) {
       const active = this.#active.get(id);
       if (active === undefined) continue;
       if (!held.has(id)) {
+        lost += 1;
         this.#deps.logger.warn("run:lease-lost", { run_id: id });
         this.#stop(active, { kind: "shutdown" });
         continue;
@@ -342,6 +357,7 @@ export class WorkerPool {
       const action = await this.#deps.queue.cancelAction(id);
       if (action !== null) this.#stop(active, { kind: "cancel", action });
     }
+    this.#deps.metrics?.leases(held.size, lost);
   }
 
   /**

@@ -57,6 +57,7 @@ export async function createPostgresBackend(options: PostgresBackendOptions): Pr
     idempotency: new PostgresIdempotencyKeys(pool),
     checkpointer: new PostgresCheckpointer(pool),
     store: new ItemsStore(items),
+    poolStats: () => ({ max: options.poolSize, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     async schemaStatus() {
       return { version: await schemaVersion(pool), expected: latestVersion() };
     },

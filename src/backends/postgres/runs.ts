@@ -24,7 +24,7 @@ import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { decideSweep, stoppedFailure } from "../../core/stopped.ts";
 import { mergeThreadConfig } from "../../core/thread-config.ts";
-import type { ClaimPolicy, Fence, FinishResult, LeaseKeeper, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
+import type { ClaimPolicy, Fence, FinishResult, LeaseKeeper, NewRun, Page, QueueStats, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
 import type { CancelAction, Run, RunStatus, RunnableConfigRecord, ThreadStatus } from "../../core/types.ts";
 import { isConnectionError, pgCode, retryUnavailable, sampleClock, transaction, UNIQUE_VIOLATION, type Queryable } from "./database.ts";
 import { startThreadLeaseKeeper } from "./lease-keeper.ts";
@@ -527,4 +527,25 @@ export class PostgresRunQueue implements RunQueue {
   async unlockThread(threadId: string, owner: string): Promise<void> {
     await this.#pool.query("UPDATE threads SET lock_owner = NULL, lock_expires_ms = NULL WHERE thread_id = $1 AND lock_owner = $2", [threadId, owner]);
   }
+
+  /** One read over the partial status indexes: per graph and status, then per-user counts folded into how many users have each count. */
+  async stats(nowMs: number): Promise<QueueStats> {
+    const { rows } = await this.#pool.query<{ kind: string; status: "pending" | "running"; key: string; n: number; oldest: string | null }>(STATS_SQL, [nowMs]);
+    const stats: QueueStats = { graphs: [], users: [] };
+    for (const row of rows) {
+      if (row.kind === "graph") stats.graphs.push({ graph_id: row.key, status: row.status, runs: row.n, oldest_due_ms: row.oldest === null ? null : Number(row.oldest) });
+      else stats.users.push({ status: row.status, runs: Number(row.key), users: row.n });
+    }
+    return stats;
+  }
 }
+
+/** `RunQueue.stats` in one statement; a user is its owner, the anonymous user ('' here) counted as one. */
+const STATS_SQL = `
+  WITH live AS (SELECT graph_id, status, COALESCE(owner, '') AS u, available_at_ms FROM runs WHERE status IN ('pending', 'running'))
+  SELECT 'graph' AS kind, status, graph_id AS key, COUNT(*)::int AS n,
+         MIN(CASE WHEN status = 'pending' AND available_at_ms <= $1 THEN available_at_ms END) AS oldest
+    FROM live GROUP BY status, graph_id
+  UNION ALL
+  SELECT 'users', status, n::text, COUNT(*)::int, NULL
+    FROM (SELECT status, u, COUNT(*) AS n FROM live GROUP BY status, u) per_user GROUP BY status, n`;

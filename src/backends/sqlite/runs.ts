@@ -14,7 +14,7 @@ import { isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import { decideSweep, stoppedFailure } from "../../core/stopped.ts";
 import { mergeThreadConfig } from "../../core/thread-config.ts";
-import type { ClaimPolicy, Fence, FinishResult, NewRun, Page, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
+import type { ClaimPolicy, Fence, FinishResult, NewRun, Page, QueueStats, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
 import type { CancelAction, Run, RunStatus, RunnableConfigRecord, ThreadStatus } from "../../core/types.ts";
 import { deleteThreadRows, json, toRun, type RunRow } from "./rows.ts";
 
@@ -381,4 +381,25 @@ export class SqliteRunQueue implements RunQueue {
   async unlockThread(threadId: string, owner: string): Promise<void> {
     this.#db.prepare("UPDATE threads SET lock_owner = NULL, lock_expires_ms = NULL WHERE thread_id = ? AND lock_owner = ?").run(threadId, owner);
   }
+
+  /** One read over the partial status indexes: per graph and status, then per-user counts folded into how many users have each count. */
+  async stats(nowMs: number): Promise<QueueStats> {
+    const rows = this.#db.prepare(STATS_SQL).all(nowMs) as { kind: string; status: "pending" | "running"; key: string; n: number; oldest: number | null }[];
+    const stats: QueueStats = { graphs: [], users: [] };
+    for (const row of rows) {
+      if (row.kind === "graph") stats.graphs.push({ graph_id: row.key, status: row.status, runs: row.n, oldest_due_ms: row.oldest });
+      else stats.users.push({ status: row.status, runs: Number(row.key), users: row.n });
+    }
+    return stats;
+  }
 }
+
+/** `RunQueue.stats` in one statement; a user is its owner, the anonymous user ('' here) counted as one. */
+const STATS_SQL = `
+  WITH live AS (SELECT graph_id, status, COALESCE(owner, '') AS u, available_at_ms FROM runs WHERE status IN ('pending', 'running'))
+  SELECT 'graph' AS kind, status, graph_id AS key, COUNT(*) AS n,
+         MIN(CASE WHEN status = 'pending' AND available_at_ms <= ? THEN available_at_ms END) AS oldest
+    FROM live GROUP BY status, graph_id
+  UNION ALL
+  SELECT 'users', status, CAST(n AS TEXT), COUNT(*), NULL
+    FROM (SELECT status, u, COUNT(*) AS n FROM live GROUP BY status, u) GROUP BY status, n`;
