@@ -657,6 +657,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
       bus: config.redisUrl === undefined ? undefined : () => opened.baseBus.healthy?.() ?? false,
       draining: () => draining,
       timeoutMs: READY_DATABASE_TIMEOUT_MS,
+      log: (message) => logger.warn("ready:database-failed", { error: message }),
     });
     const api = await buildApi(config, loaded, logger, services, seams.authenticator, readiness);
     const workers = await startWorkers(config, loaded, logger, opened, services, api);

@@ -97,6 +97,29 @@ describe("readiness on an API process", () => {
     }
   });
 
+  it.runIf(SCALE_OUT)("answers 503 naming the database while Postgres refuses connections, and 200 once it is back", async () => {
+    const t = await startServer();
+    const name = new URL(databaseUrlOf(t)).pathname.slice(1);
+    const admin = new pg.Client({ connectionString: DATABASE_URL });
+    await admin.connect();
+    try {
+      await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [name]);
+      const ready = await get(t.url, "/ready");
+      expect(ready.status).toBe(503);
+      // What the driver said goes to the log, not to whoever can reach the probe.
+      expect(ready.body.detail).toBe("the database does not answer (the process's log says why: ready:database-failed)");
+      expect(ready.body.checks).toEqual({ database: ready.body.detail, redis: "ok" });
+      expect((await get(t.url, "/ok")).status).toBe(200);
+      await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+      expect(await get(t.url, "/ready")).toEqual({ status: 200, body: { ok: true, checks: { database: "ok", redis: "ok" } } });
+    } finally {
+      await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+      await admin.end();
+      await t.close();
+    }
+  });
+
   it("is not behind authentication and answers any Host", async () => {
     const t = await startServer({ apiKeys: "probe:0123456789abcdef0123456789" });
     try {

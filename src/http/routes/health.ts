@@ -26,10 +26,18 @@ export interface ReadinessSources {
   draining: () => boolean;
   /** How long the database check may take before it counts as failed. */
   timeoutMs: number;
+  /** Told what the driver said when the database check fails (once per distinct message): the probe's answer, open to anyone, leaves it out. */
+  log?: ((message: string) => void) | undefined;
+}
+
+/** What the driver said (the cause a retryable "unavailable" error keeps), on one line: for operators, not clients. */
+function driverMessage(error: unknown): string {
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  return (cause instanceof Error ? cause.message : String(cause)).replace(/\s+/g, " ");
 }
 
 /** The database check: its answer, or the reason it failed (a timeout included). */
-async function databaseCheck(schema: ReadinessSources["schema"], timeoutMs: number): Promise<string> {
+async function databaseCheck(schema: ReadinessSources["schema"], timeoutMs: number, log: (message: string) => void): Promise<string> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<string>((resolve) => {
     timer = setTimeout(() => resolve(`the database did not answer within ${timeoutMs} ms`), timeoutMs);
@@ -41,7 +49,10 @@ async function databaseCheck(schema: ReadinessSources["schema"], timeoutMs: numb
         : version < expected
           ? `the schema is at version ${version}, this Baton needs ${expected}: run 'baton migrate'`
           : `the schema is at version ${version}, newer than this Baton (${expected}): upgrade Baton`,
-    (error: unknown) => `the database does not answer: ${error instanceof Error ? error.message : String(error)}`,
+    (error: unknown) => {
+      log(driverMessage(error));
+      return "the database does not answer (the process's log says why: ready:database-failed)";
+    },
   );
   try {
     return await Promise.race([answer, late]);
@@ -52,6 +63,11 @@ async function databaseCheck(schema: ReadinessSources["schema"], timeoutMs: numb
 
 /** Runs every check (the database's concurrently with the rest) and says which failed. */
 export function readinessCheck(sources: ReadinessSources): () => Promise<Readiness> {
+  let lastLogged: string | undefined;
+  const log = (message: string) => {
+    if (message !== lastLogged) sources.log?.(message);
+    lastLogged = message;
+  };
   return async () => {
     // A stopping process is unready whatever its dependencies say (and they are about to close).
     if (sources.draining()) {
@@ -59,7 +75,8 @@ export function readinessCheck(sources: ReadinessSources): () => Promise<Readine
       return { ok: false, checks: { draining: detail }, detail };
     }
     const checks: Record<string, string> = {};
-    checks.database = await databaseCheck(sources.schema, sources.timeoutMs);
+    checks.database = await databaseCheck(sources.schema, sources.timeoutMs, log);
+    if (checks.database === "ok") lastLogged = undefined;
     if (sources.bus !== undefined) checks.redis = sources.bus() ? "ok" : "Redis is not connected (or reconnected less than a few seconds ago)";
     const failed = Object.entries(checks).filter(([, result]) => result !== "ok");
     if (failed.length === 0) return { ok: true, checks };
