@@ -7,12 +7,14 @@
  * Runs on every project: embedded with an execution thread (its counts are
  * forwarded to the HTTP thread), embedded inline, and scale-out.
  */
+import { randomUUID } from "node:crypto";
 import { createServer as createHttpServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gate } from "../fixtures/graphs/graphs.ts";
-import { human, SCALE_OUT, startServer, type TestServer } from "../helpers/server.ts";
+import { freshDatabase } from "../helpers/postgres.ts";
+import { human, SCALE_OUT, startGatedRun, startServer, type TestServer } from "../helpers/server.ts";
 
 /** One sample of the text format: metric name, labels, value. */
 interface Sample {
@@ -314,5 +316,48 @@ describe("/metrics behind authentication", () => {
     expect((await fetch(`${t.url}/assistants/search`, { method: "POST", body: "{}", headers: { "content-type": "application/json" } })).status).toBe(401);
     const s = await scrape(`${t.url}/metrics`);
     expect(s.has("baton_queue_pending_runs")).toBe(true);
+  });
+});
+
+describe.runIf(SCALE_OUT)("/metrics of an API and a worker process on one database", () => {
+  it("both report the cluster's queue; slots and run counts are the worker's, the cancel the API's", async () => {
+    const database = await freshDatabase("metrics-split");
+    const shared = { databaseUrl: database.url, redisPrefix: `baton-test:${randomUUID()}:` };
+    const api = await startServer({ role: "api", ...shared });
+    const worker = await startServer({ role: "worker", ...shared });
+    try {
+      const apiUrl = api.server.metricsUrl;
+      const workerUrl = worker.server.metricsUrl;
+      expect(workerUrl).toBe(`${worker.url}/metrics`);
+      const [apiBefore, workerBefore] = [await scrape(apiUrl), await scrape(workerUrl)];
+      // An API process executes nothing: no worker gauges, as on the official server.
+      expect(apiBefore.has("baton_worker_slots_max")).toBe(false);
+      expect(apiBefore.has("lg_api_workers_max")).toBe(false);
+      expect(workerBefore.value("baton_worker_slots_max")).toBe(256);
+      expect(workerBefore.value("baton_info", { role: "worker" })).toBe(1);
+
+      const { thread, run, gate: held } = await startGatedRun(api.client);
+      // Read from the database: both processes see the run the worker holds.
+      for (const url of [apiUrl, workerUrl]) {
+        await expect.poll(async () => (await scrape(url)).value("lg_api_num_running_runs")).toBe(1);
+      }
+      expect((await scrape(workerUrl)).value("baton_worker_slots_busy")).toBe(1);
+
+      await api.client.runs.cancel(thread.thread_id, run.run_id, true, "interrupt");
+      held.open();
+      const [apiAfter, workerAfter] = [await scrape(apiUrl), await scrape(workerUrl)];
+      const delta = (after: Scrape, before: Scrape, name: string, labels: Record<string, string> = {}) => after.value(name, labels) - before.value(name, labels);
+      expect(delta(apiAfter, apiBefore, "baton_run_cancels_total", { state: "running" })).toBe(1);
+      expect(delta(workerAfter, workerBefore, "baton_run_cancels_total")).toBe(0);
+      expect(delta(workerAfter, workerBefore, "baton_runs_claimed_total", { graph_id: "gated" })).toBe(1);
+      expect(delta(workerAfter, workerBefore, "baton_runs_finished_total", { graph_id: "gated", outcome: "interrupted" })).toBe(1);
+      expect(delta(apiAfter, apiBefore, "baton_runs_claimed_total")).toBe(0);
+      expect(delta(apiAfter, apiBefore, "baton_http_requests_total", { method: "POST", route: "/threads/:thread_id/runs" })).toBe(1);
+      expect(delta(workerAfter, workerBefore, "baton_http_requests_total", { method: "POST", route: "/threads/:thread_id/runs" })).toBe(0);
+    } finally {
+      await worker.close();
+      await api.close();
+      await database.drop();
+    }
   });
 });
