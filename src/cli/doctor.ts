@@ -147,9 +147,12 @@ export async function doctor(config: Config): Promise<Finding[]> {
   await checkDatabase(findings, config);
   if (config.redisUrl !== undefined) await checkRedis(findings, config.redisUrl);
   await checkPort(findings, "port", "--port (BATON_PORT)", config.host, config.port);
-  // metricsPort is read when the running Baton has that option.
-  const metricsPort = (config as { metricsPort?: unknown }).metricsPort;
-  if (typeof metricsPort === "number") await checkPort(findings, "metricsPort", "BATON_METRICS_PORT", config.host, metricsPort);
+  const { metricsPort } = config;
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === config.port) {
+    findings.push({ check: "metricsPort", ok: false, message: `${metricsPort} is also the main port`, fix: "set BATON_METRICS_PORT to another port, or unset it to serve /metrics on the main port" });
+  } else if (metricsPort !== undefined) {
+    await checkPort(findings, "metricsPort", "BATON_METRICS_PORT", config.host, metricsPort);
+  }
   return findings;
 }
 

@@ -127,6 +127,15 @@ describe("baton doctor", () => {
       const { code, problems } = await doctor(["--config", good, "--port", String(port)]);
       expect(problems).toEqual([`problem: port: ${port} on 127.0.0.1 is already in use by another process. Fix: stop that process, or pass another --port (BATON_PORT) (0 picks a free one).`]);
       expect(code).toBe(1);
+
+      // The metrics listener's port too, and the same port for both.
+      const metrics = await doctor(["--config", good, "--port", "0"], { BATON_METRICS_PORT: String(port) });
+      expect(metrics.problems).toEqual([`problem: metricsPort: ${port} on 127.0.0.1 is already in use by another process. Fix: stop that process, or pass another BATON_METRICS_PORT (0 picks a free one).`]);
+      expect(metrics.code).toBe(1);
+      const free = String(await freePort());
+      const same = await doctor(["--config", good, "--port", free], { BATON_METRICS_PORT: free });
+      expect(same.problems).toEqual([`problem: metricsPort: ${free} is also the main port. Fix: set BATON_METRICS_PORT to another port, or unset it to serve /metrics on the main port.`]);
+      expect(same.code).toBe(1);
     } finally {
       await new Promise((resolve) => held.close(resolve));
     }
