@@ -39,6 +39,22 @@ const RUN_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300
 /** Runs one user has pending (or running): the upper bounds of `baton_queue_runs_per_user`. */
 const PER_USER_BUCKETS = [1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000];
 
+/**
+ * prom-client's default metrics (CPU, memory, event loop lag, GC) describe
+ * the Node process, so they are collected once per process, into a registry
+ * of their own that every server's scrape includes: a test process running
+ * many servers starts one event-loop monitor, not one per server. Made on
+ * first use, not at import.
+ */
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
 /** HTTP methods used as a label as they are; any other is "other" (the label stays bounded). */
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
@@ -132,7 +148,7 @@ export class BatonMetrics implements RunMetrics {
 
   constructor() {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
+    processMetrics();
     this.#claims = new Counter({ name: "baton_runs_claimed_total", help: "Runs a worker slot of this process took (every attempt).", labelNames: ["graph_id"], registers });
     this.#retries = new Counter({ name: "baton_run_retries_total", help: "Claims of a run's second or later attempt (its previous worker died or lost its lease).", labelNames: ["graph_id"], registers });
     this.#queueWait = new Histogram({
@@ -410,6 +426,7 @@ export class BatonMetrics implements RunMetrics {
 
   /** The text format, for GET /metrics. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const [shared, own] = await Promise.all([processMetrics().metrics(), this.registry.metrics()]);
+    return { contentType: this.registry.contentType, body: shared + own };
   }
 }
