@@ -136,6 +136,5 @@ export const NOT_SERVED: Record<string, string> = {
   "POST /mcp/": "MCP is future work",
   "GET /mcp/": "MCP is future work",
   "DELETE /mcp/": "MCP is future work",
-  "GET /metrics": "metrics are future work",
   "GET /docs": "the API docs page is future work",
 };
