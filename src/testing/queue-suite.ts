@@ -271,6 +271,28 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await backend.close();
     });
 
+    it("reports the queue per graph and status, with the oldest due pending run, and users per run count", async () => {
+      const { backend, queue, clock } = await setup();
+      const now = clock.nowMs();
+      await queue.create({ ...newRun("s1", "s1a"), owner: "alice" });
+      await queue.create({ ...newRun("s1", "s1b"), owner: "alice" });
+      await queue.create({ ...newRun("s2", "s2a", "enqueue", now + 60_000), owner: "bob" });
+      await queue.create({ ...newRun("s3", "s3a"), graph_id: "other" });
+      expect((await queue.claim("w", 30_000))?.run_id).toBe("s1a");
+      const stats = await queue.stats(now);
+      const byGraph = Object.fromEntries(stats.graphs.map((g) => [`${g.graph_id}/${g.status}`, g]));
+      expect(byGraph["graph/running"]).toMatchObject({ runs: 1 });
+      // s1b (due) and s2a (delayed, so not due): two pending, the oldest due one is s1b's.
+      expect(byGraph["graph/pending"]).toMatchObject({ runs: 2, oldest_due_ms: expect.any(Number) });
+      expect(byGraph["graph/pending"]!.oldest_due_ms).toBeLessThanOrEqual(now);
+      expect(byGraph["other/pending"]).toMatchObject({ runs: 1 });
+      const users = (status: string) => Object.fromEntries(stats.users.filter((u) => u.status === status).map((u) => [u.runs, u.users]));
+      // Pending: alice 1, bob 1, the anonymous user 1. Running: alice 1.
+      expect(users("pending")).toEqual({ 1: 3 });
+      expect(users("running")).toEqual({ 1: 1 });
+      await backend.close();
+    });
+
     it("answers 'try again' when a user's or the whole queue is full (C6)", async () => {
       const { backend, queue } = await setup();
       const limits = { maxPendingPerUser: 2, maxPendingRuns: 4 };
