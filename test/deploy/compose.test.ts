@@ -63,8 +63,11 @@ const seconds = (duration: string) => {
 };
 
 describe("deploy/compose.yaml", () => {
-  it("refuses to start without BATON_API_KEYS, as the APIs would", () => {
+  it("refuses to start without BATON_API_KEYS, as the APIs would, and has no `$` Compose would reject", () => {
     expect(() => load({})).toThrow(/BATON_API_KEYS/);
+    // This file writes variables as `${...}` only; any other `$` is a mistake (`$(...)` stops Compose with "invalid interpolation format").
+    const outside = readFileSync(FILE, "utf8").replace(/\$\{[^{}]*\}/g, "").replace(/\$\$/g, "");
+    expect(outside).not.toContain("$");
   });
 
   it("builds deploy/Dockerfile from the repository root with a project that exists", () => {
