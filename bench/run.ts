@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only baton,dev,inprocess,scaleout,fairness] [-- --out FILE] [-- --execution-threads N]`
+ * `npm run bench [-- --quick] [-- --only baton,dev,inprocess,scaleout,fairness,claimscale] [-- --out FILE] [-- --execution-threads N]`
  *
  * Runs every scenario against Baton, the published `langgraphjs dev` server
  * and the in-process limit, one target at a time on this machine, and prints
@@ -26,7 +26,7 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick;
-const only = new Set((values.only ?? "baton,dev,inprocess,scaleout,fairness").split(","));
+const only = new Set((values.only ?? "baton,dev,inprocess,scaleout,fairness,claimscale").split(","));
 const workers = Number(values.workers);
 
 /** Sizes: the full run and the --quick one (under two minutes in all). */
@@ -185,9 +185,28 @@ async function fairnessScenarios() {
   }
 }
 
+/**
+ * Claim at scale (docs/scaling.md): 100,000 pending runs (10,000 with
+ * --quick), all anonymous or spread over 1,000 named users, claimed by 1 to
+ * 64 concurrent claimers on one Postgres.
+ */
+async function claimScaleScenarios() {
+  const pending = quick ? 10_000 : 100_000;
+  for (const users of [0, 1_000]) {
+    const database = await benchDatabase();
+    try {
+      const rows = await sc.claimAtScale(database.url, { pending, users, claimers: [1, 8, 64], claims: quick ? 500 : 2_000 });
+      for (const row of rows) record("claim-at-scale", { target: "postgres queue", ...row });
+    } finally {
+      await database.drop();
+    }
+  }
+}
+
 async function main() {
   const started = Date.now();
   if (only.has("fairness")) await fairnessScenarios();
+  if (only.has("claimscale")) await claimScaleScenarios();
   if (only.has("inprocess")) {
     for (const clients of plan.clients) {
       record("throughput", { target: "in-process", clients, ...(await measured(null, () => sc.throughputInProcess(clients, plan.durationMs))) });

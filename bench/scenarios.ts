@@ -7,6 +7,7 @@ import { HumanMessage } from "@langchain/core/messages";
 import { MemorySaver } from "@langchain/langgraph";
 import { Client } from "@langchain/langgraph-sdk";
 import { randomUUID } from "node:crypto";
+import pg from "pg";
 import { createPostgresBackend } from "../src/backends/postgres/index.ts";
 import { systemClock } from "../src/core/clock.ts";
 import { newRun, succeeded } from "../src/testing/fixtures.ts";
@@ -321,6 +322,66 @@ export async function claimLatency(databaseUrl: string, pending: number, claimer
     );
     return { pending, claimers, ...figures(latencies, errors, performance.now() - started) };
   } finally {
+    await backend.close();
+  }
+}
+
+/**
+ * Claim at scale (docs/scaling.md): `pending` runs on as many threads,
+ * inserted in bulk, spread over `users` named users (0: all anonymous),
+ * then for each claimer count, `claims` claims (each followed by its
+ * finish, as a worker does) by that many concurrent claimers, each on its
+ * own pooled connection. The queue stays about `pending` deep throughout.
+ */
+export async function claimAtScale(
+  databaseUrl: string,
+  options: { pending: number; users: number; claimers: number[]; claims: number },
+): Promise<(LatencyFigures & { pending: number; users: number; claimers: number })[]> {
+  const most = Math.max(...options.claimers);
+  const backend = await createPostgresBackend({ url: databaseUrl, poolSize: most + 2, clock: systemClock, migrate: true });
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  try {
+    const iso = new Date().toISOString();
+    const kwargs = JSON.stringify(newRun("bench", "bench").kwargs);
+    await pool.query(
+      `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config)
+       SELECT 'scale-t-' || i, $2, $2, '{}', 'busy', NULL, '{}', '{}' FROM generate_series(1, $1) i`,
+      [options.pending, iso],
+    );
+    await pool.query(
+      `INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, kwargs,
+                         available_at_ms, owner, priority, created_at, updated_at)
+       SELECT 'scale-r-' || i, 'scale-t-' || i, 'bench', 'echo', 'pending', '{}', 'enqueue', $2::jsonb, 0,
+              CASE WHEN $3::int = 0 THEN NULL ELSE 'user-' || (i % $3::int) END, 0, $4, $4
+         FROM generate_series(1, $1) i`,
+      [options.pending, kwargs, options.users, iso],
+    );
+    await pool.query("ANALYZE runs; ANALYZE threads");
+    const rows: (LatencyFigures & { pending: number; users: number; claimers: number })[] = [];
+    for (const claimers of options.claimers) {
+      const latencies: number[] = [];
+      let errors = 0;
+      let left = options.claims;
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: claimers }, async (_, w) => {
+          while (left > 0) {
+            left -= 1;
+            const t0 = performance.now();
+            const run = await backend.runs.claim(`scale-${w}`, 30_000, { maxRunningPerUser: 3 }).catch(() => {
+              errors += 1;
+              return null;
+            });
+            latencies.push(performance.now() - t0);
+            if (run !== null) await backend.runs.finish(run.run_id, { owner: `scale-${w}`, attempt: run.attempt }, succeeded);
+          }
+        }),
+      );
+      rows.push({ pending: options.pending, users: options.users, claimers, ...figures(latencies, errors, performance.now() - started) });
+    }
+    return rows;
+  } finally {
+    await pool.end();
     await backend.close();
   }
 }
