@@ -66,14 +66,16 @@ export const RUNS_PER_WORKER_TARGET = 75;
  * Running runs count too: a pending-only count falls to zero as soon as the
  * workers keep up, and KEDA would then remove workers whose runs are still
  * going (they drain and hand them back, which queues them again). Each part
- * reads one partial index of the runs table (runs_running_lease,
- * runs_pending; migration 0001). Times are epoch milliseconds, as the claim
- * compares them.
+ * is an index-only scan of a partial index of the runs table (running runs;
+ * runs_pending of migration 0001, bounded by the time: `now()`, which KEDA's
+ * one-statement transactions make the statement's time, is usable as an
+ * index condition, where `clock_timestamp()` is not). Times are epoch
+ * milliseconds, as the claim compares them.
  */
 export const IN_FLIGHT_RUNS_QUERY = [
   "SELECT (SELECT count(*) FROM runs WHERE status = 'running')",
   "     + (SELECT count(*) FROM runs WHERE status = 'pending'",
-  "          AND available_at_ms <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
+  "          AND available_at_ms <= (extract(epoch FROM now()) * 1000)::bigint)",
 ].join("\n");
 
 /** Shared configuration of every Baton container (docs/configuration.md). The Secret adds the connection strings and keys. */

@@ -222,10 +222,11 @@ describe("deploy/Dockerfile, carried out in a clean folder", () => {
     runtime = b.build(b.stages.at(-1)!.name);
     ran = b.ran;
   }, 600_000);
+  // Two copies of Baton's node_modules and the project's: removing them takes a while on a busy machine.
   afterAll(() => {
     baton?.kill("SIGKILL");
     rmSync(work, { recursive: true, force: true });
-  });
+  }, 180_000);
 
   /** A path in the image, on this machine. */
   const inImage = (p: string) => (p.startsWith("/") ? join(runtime.root, p) : p);
