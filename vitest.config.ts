@@ -33,6 +33,8 @@ const BOTH_BACKENDS = [
   "test/integration/metrics.test.ts",
   // Health (issue 13): readiness checks the backend's database and schema, and Redis when scale-out.
   "test/integration/health.test.ts",
+  // Tracing (issue 13): the OTEL context crosses the queue to an execution thread, inline, and to a scale-out worker.
+  "test/integration/tracing.test.ts",
 ];
 
 export default defineConfig({

@@ -17,6 +17,7 @@ import type { RunMetrics } from "./core/metrics.ts";
 import { fetchVia, registerLoopbackFetch, registerSdkLogger } from "./project/globals.ts";
 import type { RunEvent } from "./core/types.ts";
 import type { FromThread, ThreadData, ThreadReport, ToThread } from "./worker/thread-protocol.ts";
+import { startTracing } from "./tracing/sdk.ts";
 import { WorkerPool } from "./worker/worker-pool.ts";
 
 const port = parentPort!;
@@ -108,6 +109,8 @@ async function main(): Promise<void> {
   // As on the HTTP thread, before graphs load; "in-process" here is the HTTP thread, over loopback.
   registerSdkLogger(logger);
   registerLoopbackFetch(fetchVia(apiUrl));
+  // This thread's own SDK (the API's globals are per thread), from the same OTEL_* variables (docs/tracing.md).
+  const tracing = await startTracing();
   const backend = createSqliteBackend({ path: data.databasePath, busyTimeoutMs: data.busyTimeoutMs, writeLock: data.writeLock, clock: systemClock });
   const bus = new ThreadBus();
   let pool: WorkerPool;
@@ -133,6 +136,7 @@ async function main(): Promise<void> {
     );
   } catch (error) {
     await backend.close();
+    await tracing.close();
     post({ type: "failed", message: coerceError(error).message });
     return;
   }
@@ -155,6 +159,7 @@ async function main(): Promise<void> {
           .catch((error: unknown) => logger.error("thread:close-failed", { error: coerceError(error).message }))
           .finally(async () => {
             await backend.close();
+            await tracing.close().catch((error: unknown) => logger.warn("thread:tracing-flush-failed", { error: coerceError(error).message }));
             flush();
             post({ type: "closed" });
             port.close();

@@ -40,6 +40,7 @@ import { projectHooks, WebhookSender } from "./http/webhooks.ts";
 import { bundleUi } from "./ui.ts";
 import { BatonMetrics } from "./metrics/metrics.ts";
 import { busWithThreads, ExecutionThreads } from "./worker/execution-threads.ts";
+import { startTracing } from "./tracing/sdk.ts";
 import { sweepExpired, WorkerPool } from "./worker/worker-pool.ts";
 
 import { createLogger } from "./core/logger.ts";
@@ -646,6 +647,11 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
   const access = await loadAccess(config, loaded.project, loaded.baseDir, logger);
   seams = { authorizer: seams.authorizer ?? access.authorizer, authenticator: seams.authenticator ?? access.authenticator };
   const opened = await openStorage(config, loaded, logger, clock);
+  // Before the workers and the listener, so their first spans are recorded; off unless OTEL_* asks (docs/tracing.md).
+  const tracing = await startTracing().catch(async (error: unknown) => {
+    await opened.cleanup();
+    throw error;
+  });
   try {
     if (opened.baseBus instanceof RedisEventBus) await readyWithin(opened.baseBus, config.redisUrl!, REDIS_START_TIMEOUT_MS);
     // Scale-out: this process's clock must agree with the database's (docs/operations.md, "Clocks").
@@ -672,7 +678,9 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     Atomics.store(new Int32Array(workers.apiPort), 0, port);
     Atomics.notify(new Int32Array(workers.apiPort), 0);
     const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
-    const close = closer(config, logger, server, opened, api, workers, () => (draining = true));
+    const closeServer = closer(config, logger, server, opened, api, workers, () => (draining = true));
+    // The spans still queued are flushed last, once the runs have ended.
+    const close = (graceMs?: number) => closeServer(graceMs).finally(() => tracing.close());
     return {
       url,
       port,
@@ -687,6 +695,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     };
   } catch (error) {
     await opened.cleanup().catch(() => undefined);
+    await tracing.close();
     throw error instanceof ConfigError ? error : new ConfigError(coerceError(error).message);
   }
 }

@@ -12,6 +12,7 @@ import { BatonError, ErrorCode, coerceError } from "./errors.ts";
 import type { GraphInstance, GraphLease, GraphRegistry } from "./graphs.ts";
 import type { Assistants, EventBus, RunOutcome } from "./ports.ts";
 import { toWire } from "./serialize.ts";
+import { nodeSpanHandler } from "./tracing.ts";
 import { interruptsOf, stateValues, wireCheckpointPayload, wireTaskPayload, type Snapshot } from "./state.ts";
 import { stoppedFailure } from "./stopped.ts";
 import type { CancelAction, Run, RunnableConfigRecord, StreamMode } from "./types.ts";
@@ -184,6 +185,9 @@ export async function executeRun(
   publish("metadata", { run_id: run.run_id, attempt: run.attempt });
   const config = await runConfig(run, deps.assistants);
   config.configurable = { ...config.configurable, [CONFIGURABLE_METADATA_KEY]: true, ...(fence !== undefined ? { [FENCE_KEY]: fence } : {}) };
+  // The graph's nodes as spans, only when this run is traced (src/core/tracing.ts).
+  const nodeSpans = nodeSpanHandler();
+  if (nodeSpans !== undefined && (config.callbacks === undefined || Array.isArray(config.callbacks))) config.callbacks = [...(config.callbacks ?? []), nodeSpans];
   const wire = new WireEvents(run, publish);
   let graph: GraphInstance | undefined;
   // A factory's instance is this run's alone until released (agent pool);

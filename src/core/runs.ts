@@ -25,9 +25,10 @@ import type { Idempotency } from "./idempotency.ts";
 import type { RunMetrics } from "./metrics.ts";
 import { RunWaiter, type FinalAnswer } from "./run-wait.ts";
 import { stoppedFailure } from "./stopped.ts";
+import { currentRunTrace } from "./tracing.ts";
 import type { Assistants, EventBus, NewRun, RunQueue, Threads } from "./ports.ts";
 import type { ThreadService } from "./threads.ts";
-import { isFinalRunStatus, type Assistant, type CancelAction, type Metadata, type MultitaskStrategy, type Run, type RunEvent, type RunKwargs, type RunStatus, type Thread } from "./types.ts";
+import { isFinalRunStatus, type Assistant, type CancelAction, type Metadata, type MultitaskStrategy, type Run, type RunEvent, type RunKwargs, type RunStatus, type RunTrace, type Thread } from "./types.ts";
 
 export type { FinalAnswer } from "./run-wait.ts";
 
@@ -161,7 +162,7 @@ export class RunService {
       priority: runPriority(input.priority, metadata, assistant.metadata),
       dedupe_key: null,
       multitask_strategy: input.multitask_strategy,
-      kwargs: { ...input.kwargs, config: withCaller(withHeaders(input.kwargs.config, ctx.headers), ctx), temporary },
+      kwargs: { ...input.kwargs, config: withCaller(withHeaders(input.kwargs.config, ctx.headers), ctx), temporary, ...traced() },
       available_at_ms: this.#deps.clock.nowMs() + Math.max(0, input.after_seconds) * 1000,
       if_not_exists: temporary ? "create" : input.if_not_exists,
     };
@@ -376,4 +377,10 @@ function atIndex(index: number, error: unknown): unknown {
     cause: error,
     ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
   });
+}
+
+/** The request's trace context, to travel with the run through the queue; nothing when tracing is off. */
+function traced(): { trace?: RunTrace } {
+  const trace = currentRunTrace();
+  return trace === null ? {} : { trace };
 }

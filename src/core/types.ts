@@ -103,6 +103,14 @@ export interface RunKwargs {
   temporary: boolean;
   /** Whether a subscriber vanishing should cancel the run. */
   on_disconnect: "cancel" | "continue";
+  /** The trace context the run was created in, carried through the queue to its worker (docs/tracing.md); absent when tracing is off. Never on the wire record. */
+  trace?: RunTrace | null;
+}
+
+/** A trace context as W3C Trace Context headers. */
+export interface RunTrace {
+  traceparent: string;
+  tracestate?: string;
 }
 
 export interface Run {

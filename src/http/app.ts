@@ -18,6 +18,7 @@ import { cors } from "./cors.ts";
 import type { HttpDeps } from "./deps.ts";
 import { errorResponse } from "./errors.ts";
 import { requestMetrics } from "./metrics.ts";
+import { requestSpans } from "../tracing/http.ts";
 import { httpOptions, type HttpOptions } from "./project-options.ts";
 import { assistantRoutes } from "./routes/assistants.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -106,6 +107,8 @@ export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefi
   app.notFound((c) => c.json({ detail: `No route for ${c.req.method} ${c.req.path}.` }, 404));
   // First, so it times every request, including those refused below (docs/metrics.md).
   if (deps.options.recordRequest !== undefined) app.use("*", requestMetrics(deps.options.recordRequest));
+  // A span per request when tracing is on (docs/tracing.md); the routes below run inside it.
+  app.use("*", requestSpans());
   app.use("*", hostCheck(deps.options.allowedHosts, http.mountPrefix));
   app.use("*", requestLimits(deps.options.limits));
   app.use("*", refuseNulInUrl);

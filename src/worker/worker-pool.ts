@@ -9,10 +9,12 @@
  * the grace period), STOPPED (remaining runs aborted and handed back).
  */
 import { randomUUID } from "node:crypto";
+import { context } from "@opentelemetry/api";
 import { systemClock, type Clock } from "../core/clock.ts";
 import { BatonError, coerceError, ErrorCode } from "../core/errors.ts";
 import { executeRun, type ExecutorDeps, type StopReason } from "../core/executor.ts";
 import { replaceUnstorable, storableOutcome } from "../core/serialize.ts";
+import { startRunSpans } from "../core/tracing.ts";
 import { stoppedFailure } from "../core/stopped.ts";
 import type { Logger } from "../core/logger.ts";
 import { noMetrics, type RunMetrics, type SlotOutcome } from "../core/metrics.ts";
@@ -244,6 +246,9 @@ export class WorkerPool {
     log.info("run:claimed", { run_id: run.run_id, thread_id: run.thread_id, graph_id: run.graph_id, attempt: run.attempt, queued_ms: queuedMs });
     const metrics = this.#deps.metrics ?? noMetrics;
     metrics.claimed(run.graph_id, run.attempt, Math.max(0, nowMs - run.available_at_ms));
+    // run.queued and run.execute, children of the request that created the run (docs/tracing.md).
+    const span = startRunSpans(run, Date.now());
+    let crash: string | undefined;
     // How the attempt leaves its slot (docs/metrics.md); what is left when it throws.
     let slot: SlotOutcome = "crashed";
     const timeout = setTimeout(() => this.#stop(active, { kind: "timeout" }), this.#options.runTimeoutMs);
@@ -255,7 +260,7 @@ export class WorkerPool {
       const pending = await this.#deps.queue.cancelAction(run.run_id);
       if (pending !== null) this.#stop(active, { kind: "cancel", action: pending });
       const fence = { owner: this.owner, attempt: run.attempt };
-      const result = await executeRun(run, this.#deps, controller.signal, () => active.reason, fence);
+      const result = await context.with(span.context, () => executeRun(run, this.#deps, controller.signal, () => active.reason, fence));
       if (result.handBack) {
         await this.#deps.queue.release(run.run_id, fence);
         slot = "handed_back";
@@ -321,8 +326,10 @@ export class WorkerPool {
           .catch((error: unknown) => log.warn("run:webhook-failed", { run_id: run.run_id, error: coerceError(error).message }));
       }
     } catch (error) {
-      log.error("run:crashed", { run_id: run.run_id, error: coerceError(error).message });
+      crash = coerceError(error).message;
+      log.error("run:crashed", { run_id: run.run_id, error: crash });
     } finally {
+      span.end(slot, crash);
       clearTimeout(timeout);
       metrics.released(run.graph_id, slot, Date.now() - started);
     }
