@@ -88,6 +88,17 @@ describe("postgres claim", () => {
 });
 
 describe("postgres migrations", () => {
+  it("without migrating, refuses a database that has no Baton schema, saying how to make one", async () => {
+    const fresh = await freshDatabase("unmigrated");
+    try {
+      await expect(createPostgresBackend({ url: fresh.url, poolSize: 1, clock: new ManualClock(), migrate: false })).rejects.toThrow(
+        /no Baton schema yet: run `baton migrate`/,
+      );
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   it("are safe when several processes run them at once, and refuse a newer database", async () => {
     const fresh = await freshDatabase("migrations");
     try {

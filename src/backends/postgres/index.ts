@@ -41,7 +41,10 @@ export async function createPostgresBackend(options: PostgresBackendOptions): Pr
   const pool = openPool({ url: options.url, max: options.poolSize, ...(options.onPoolError ? { onError: options.onPoolError } : {}) });
   try {
     if (options.migrate) await migrate(pool);
-    else await pool.query("SELECT 1");
+    else if ((await schemaVersion(pool)) === 0) {
+      // A database never migrated: nothing would work (an older schema starts, unready, until migrated).
+      throw new Error("The database has no Baton schema yet: run `baton migrate` against it first (or start with BATON_MIGRATE=true).");
+    }
   } catch (error) {
     await pool.end();
     throw error;
