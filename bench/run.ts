@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only baton,dev,inprocess,scaleout,fairness,claimscale] [-- --out FILE] [-- --execution-threads N]`
+ * `npm run bench [-- --quick] [-- --only baton,dev,inprocess,scaleout,fairness,claimscale,costs] [-- --out FILE] [-- --execution-threads N]`
  *
  * Runs every scenario against Baton, the published `langgraphjs dev` server
  * and the in-process limit, one target at a time on this machine, and prints
@@ -13,6 +13,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { perRunCosts } from "./costs.ts";
 import * as sc from "./scenarios.ts";
 import { ROOT, benchDatabase, machineBusySeconds, startBaton, startDevServer, startScaleOut, treeCpuSeconds, treeRssBytes, type ServerTarget } from "./targets.ts";
 
@@ -26,7 +27,7 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick;
-const only = new Set((values.only ?? "baton,dev,inprocess,scaleout,fairness,claimscale").split(","));
+const only = new Set((values.only ?? "baton,dev,inprocess,scaleout,fairness,claimscale,costs").split(","));
 const workers = Number(values.workers);
 
 /** Sizes: the full run and the --quick one (under two minutes in all). */
@@ -207,6 +208,12 @@ async function main() {
   const started = Date.now();
   if (only.has("fairness")) await fairnessScenarios();
   if (only.has("claimscale")) await claimScaleScenarios();
+  if (only.has("costs")) {
+    // Per-run costs of scale-out (docs/scaling.md): 1 API + 1 worker on their own database and Redis.
+    const costs = await perRunCosts(quick ? 50 : 300);
+    for (const row of costs.rows) record("run-costs", { target: "baton scale-out (1 api + 1 worker)", ...row });
+    record("run-costs", { target: "baton scale-out (1 api + 1 worker)", phase: "per streamed token (estimate)", ...costs.per_token });
+  }
   if (only.has("inprocess")) {
     for (const clients of plan.clients) {
       record("throughput", { target: "in-process", clients, ...(await measured(null, () => sc.throughputInProcess(clients, plan.durationMs))) });

@@ -126,16 +126,21 @@ export async function benchDatabase(): Promise<{ url: string; drop: () => Promis
  * shell so the process tree's CPU is the cluster's (Postgres's and Redis's
  * own CPU shows under cpu_other_s).
  */
-export async function startScaleOut(workers: number, workerProcesses: number): Promise<ServerTarget> {
+export async function startScaleOut(
+  workers: number,
+  workerProcesses: number,
+  /** A database (kept: the caller drops it) and a Redis to use instead of fresh ones on the defaults. */
+  use: { database?: { url: string }; redisUrl?: string } = {},
+): Promise<ServerTarget> {
   const port = await freePort();
-  const database = await benchDatabase();
+  const database = use.database === undefined ? await benchDatabase() : { url: use.database.url, drop: async () => {} };
   const baton = (role: string, listen: number) =>
     [process.execPath, join(ROOT, "bin/baton.js"), "serve", "--config", join(GRAPHS, "langgraph.json"), "--role", role, "--port", String(listen), "--workers", String(workers), "--log-level", "warn"]
       .map((arg) => `'${arg}'`)
       .join(" ");
   // Every process applies pending migrations at start; they take turns on an advisory lock.
   const script = [`${baton("api", port)} &`, ...Array.from({ length: workerProcesses }, () => `${baton("worker", 0)} &`), "wait"].join("\n");
-  const env = { DATABASE_URL: database.url, REDIS_URL, BATON_REDIS_PREFIX: `baton-bench:${process.pid}:${Date.now()}:` };
+  const env = { DATABASE_URL: database.url, REDIS_URL: use.redisUrl ?? REDIS_URL, BATON_REDIS_PREFIX: `baton-bench:${process.pid}:${Date.now()}:` };
   return launch(`baton scale-out (1 api + ${workerProcesses} workers)`, "/bin/sh", ["-c", script], `http://127.0.0.1:${port}`, () => database.drop(), env, (output) =>
     output.split("worker listening on").length - 1 >= workerProcesses);
 }
