@@ -343,8 +343,9 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       it(`a flood of ${flooder ?? "anonymous"} runs, uncapped, delays another user's run by one claim at most (C6)`, async () => {
         const { backend, queue } = await setup();
         const owned = (thread: string, run: string, owner: string | null) => ({ ...newRun(thread, run), owner });
-        // More than one claim's worth of candidates (the claim once looked at the first 32 in FIFO order only).
-        for (let i = 0; i < 60; i++) await queue.create(owned(`flood-${i}`, `flood-${i}`, flooder));
+        // More than one claim's worth of candidates (the claim once looked at the first 32 in FIFO order only), and
+        // more than the first 256 named runs the Postgres claim looks at before searching every user.
+        for (let i = 0; i < 300; i++) await queue.create(owned(`flood-${i}`, `flood-${i}`, flooder));
         await queue.create(owned("bob", "bob-0", "bob"));
         const policy = { maxRunningPerUser: 1_000 };
         expect((await queue.claim("w", 30_000, policy))?.run_id).toBe("flood-0");

@@ -8,22 +8,28 @@
 -- the anonymous user counted as one user '', then FIFO; only the oldest
 -- pending run of a thread is eligible; named users at the cap are
 -- skipped), and so is the per-user recount under an advisory lock. What
--- changed is how the candidates are found, in two small sets:
+-- changed is how the candidates are found. First, three small sets:
 --
--- * idle users' heads: users with no running run all rank first among
---   equal priorities (n = 0), so their best runs are simply the first ones
---   in (priority, FIFO) order whose user is not busy: a scan of the
---   pending index that stops after 16. It skips the runs of busy users,
---   so its cost grows only with the pending runs of busy users queued
---   ahead of the first idle user's run (a flood), not with the users.
+-- * idle named users' heads: users with no running run rank first among
+--   equal priorities (n = 0), so their best runs are the first ones in
+--   (priority, FIFO) order of a user that is not busy. They are looked for
+--   among the first 256 named pending runs in that order (an index that
+--   leaves anonymous runs out, so an anonymous flood does not hide them);
+-- * the anonymous user's first 16 eligible runs, when it is idle;
 -- * busy users' heads: users with running runs are at most as many as the
---   running runs; each offers its first 16 eligible runs (by the per-user
---   index of 0004), unless at the cap.
+--   running runs; each offers its first 16 eligible runs, unless at the
+--   cap.
 --
--- Sixteen from each set, not one, so that concurrent claimers skipping
--- each other's locked rows still find work when one user has the whole
--- queue.
-CREATE INDEX runs_pending_order ON runs (priority DESC, available_at_ms, seq) WHERE status = 'pending';
+-- These decide exactly when the window held every named pending run, or an
+-- idle named user's run: an idle user's run beyond the window comes later
+-- in (priority, FIFO) order than the one found. Otherwise (a named user's
+-- flood fills the first 256 named runs) an idle user's run may be waiting
+-- behind it, and the claim falls back to 0004's search of every user with
+-- pending runs, whose cost grows with those users; so a user's run is
+-- never left behind a flood however long it is. Sixteen from each set, not
+-- one, so that concurrent claimers skipping each other's locked rows still
+-- find work when one user has the whole queue.
+CREATE INDEX runs_pending_named_order ON runs (priority DESC, available_at_ms, seq) WHERE status = 'pending' AND owner IS NOT NULL;
 
 CREATE OR REPLACE FUNCTION baton_claim(p_now BIGINT, p_cap INTEGER, p_worker TEXT, p_expires BIGINT, p_iso TEXT)
 RETURNS SETOF runs
@@ -40,31 +46,42 @@ BEGIN
   END IF;
   WITH busy AS MATERIALIZED (
     SELECT COALESCE(owner, '') AS u, COUNT(*)::int AS n FROM runs WHERE status = 'running' GROUP BY 1
-  ), idle_heads AS MATERIALIZED (
-    SELECT r.seq, r.priority, 0 AS n, r.available_at_ms FROM runs r
-     WHERE r.status = 'pending' AND r.available_at_ms <= p_now
-       AND COALESCE(r.owner, '') NOT IN (SELECT u FROM busy)
-       AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
+  ), named_front AS MATERIALIZED (
+    SELECT r.seq, r.thread_id, r.owner, r.priority, r.available_at_ms FROM runs r
+     WHERE r.status = 'pending' AND r.owner IS NOT NULL AND r.available_at_ms <= p_now
+     ORDER BY r.priority DESC, r.available_at_ms, r.seq
+     LIMIT 256
+  ), idle_named AS MATERIALIZED (
+    SELECT f.seq, f.priority, 0 AS n, f.available_at_ms FROM named_front f
+     WHERE f.owner NOT IN (SELECT u FROM busy)
+       AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = f.thread_id AND x.status = 'running')
        AND NOT EXISTS (
          SELECT 1 FROM runs y
-          WHERE y.thread_id = r.thread_id AND y.status = 'pending' AND (y.available_at_ms, y.seq) < (r.available_at_ms, r.seq))
-     ORDER BY r.priority DESC, r.available_at_ms, r.seq
+          WHERE y.thread_id = f.thread_id AND y.status = 'pending' AND (y.available_at_ms, y.seq) < (f.available_at_ms, f.seq))
+     ORDER BY f.priority DESC, f.available_at_ms, f.seq
      LIMIT 16
-  ), busy_heads AS MATERIALIZED (
-    SELECT c.seq, c.priority, b.n, c.available_at_ms
-      FROM busy b
+  ), users AS (
+    SELECT b.u, b.n FROM busy b WHERE b.u = '' OR p_cap IS NULL OR b.n < p_cap
+    UNION ALL
+    SELECT '', 0 WHERE NOT EXISTS (SELECT 1 FROM busy WHERE u = '')
+  ), user_heads AS MATERIALIZED (
+    SELECT c.seq, c.priority, users.n, c.available_at_ms
+      FROM users
       CROSS JOIN LATERAL (
         SELECT r.seq, r.priority, r.available_at_ms FROM runs r
-         WHERE COALESCE(r.owner, '') = b.u AND r.status = 'pending' AND r.available_at_ms <= p_now
+         WHERE COALESCE(r.owner, '') = users.u AND r.status = 'pending' AND r.available_at_ms <= p_now
            AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
            AND NOT EXISTS (
              SELECT 1 FROM runs y
               WHERE y.thread_id = r.thread_id AND y.status = 'pending' AND (y.available_at_ms, y.seq) < (r.available_at_ms, r.seq))
          ORDER BY r.priority DESC, r.available_at_ms, r.seq
          LIMIT 16) c
-     WHERE b.u = '' OR p_cap IS NULL OR b.n < p_cap
   ), head AS (
-    SELECT * FROM idle_heads UNION ALL SELECT * FROM busy_heads
+    -- Exact only if every named pending run was in the window, or an idle named user was found in it: else an idle
+    -- user's run may wait beyond the window, and the fallback below decides.
+    SELECT * FROM idle_named
+    UNION ALL
+    SELECT * FROM user_heads WHERE EXISTS (SELECT 1 FROM idle_named) OR (SELECT COUNT(*) FROM named_front) < 256
   ), candidate AS (
     SELECT r.seq FROM runs r
       JOIN head h ON h.seq = r.seq
@@ -79,7 +96,47 @@ BEGIN
     FROM candidate WHERE runs.seq = candidate.seq
   RETURNING runs.* INTO claimed;
   IF NOT FOUND THEN
-    RETURN;
+    -- Nothing in the small sets: search every user with pending runs (0004's claim).
+    WITH RECURSIVE users(u) AS (
+      (SELECT COALESCE(owner, '') FROM runs WHERE status = 'pending' ORDER BY COALESCE(owner, '') LIMIT 1)
+      UNION ALL
+      SELECT (SELECT COALESCE(r.owner, '') FROM runs r
+               WHERE r.status = 'pending' AND COALESCE(r.owner, '') > users.u
+               ORDER BY COALESCE(r.owner, '') LIMIT 1)
+        FROM users WHERE users.u IS NOT NULL
+    ), busy AS (
+      SELECT COALESCE(owner, '') AS u, COUNT(*)::int AS n FROM runs WHERE status = 'running' GROUP BY 1
+    ), head AS MATERIALIZED (
+      SELECT c.seq, c.priority, COALESCE(b.n, 0) AS n, c.available_at_ms
+        FROM users
+        LEFT JOIN busy b ON b.u = users.u
+        CROSS JOIN LATERAL (
+          SELECT r.seq, r.priority, r.available_at_ms FROM runs r
+           WHERE COALESCE(r.owner, '') = users.u AND r.status = 'pending' AND r.available_at_ms <= p_now
+             AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
+             AND NOT EXISTS (
+               SELECT 1 FROM runs y
+                WHERE y.thread_id = r.thread_id AND y.status = 'pending' AND (y.available_at_ms, y.seq) < (r.available_at_ms, r.seq))
+           ORDER BY r.priority DESC, r.available_at_ms, r.seq
+           LIMIT 16) c
+       WHERE users.u IS NOT NULL
+         AND (users.u = '' OR p_cap IS NULL OR COALESCE(b.n, 0) < p_cap)
+    ), candidate AS (
+      SELECT r.seq FROM runs r
+        JOIN head h ON h.seq = r.seq
+        JOIN threads t ON t.thread_id = r.thread_id
+       WHERE r.status = 'pending'
+         AND (t.lock_expires_ms IS NULL OR t.lock_expires_ms <= p_now)
+       ORDER BY h.priority DESC, h.n, h.available_at_ms, h.seq
+       LIMIT 1
+       FOR UPDATE OF r, t SKIP LOCKED
+    )
+    UPDATE runs SET status = 'running', attempt = runs.attempt + 1, lease_owner = p_worker, lease_expires_ms = p_expires, updated_at = p_iso
+      FROM candidate WHERE runs.seq = candidate.seq
+    RETURNING runs.* INTO claimed;
+    IF NOT FOUND THEN
+      RETURN;
+    END IF;
   END IF;
   IF claimed.owner IS NOT NULL AND p_cap IS NOT NULL THEN
     PERFORM pg_advisory_xact_lock(1650553967, hashtext(claimed.owner));
