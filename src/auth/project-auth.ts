@@ -84,6 +84,7 @@ export class ProjectAuth implements Authenticator, Authorizer {
     } catch (thrown) {
       throw this.#refusal(thrown, 403, `Not authorized to ${action} ${resource}.`, "auth:handler_failed");
     }
+    checkRewrite(value, resource, action);
     if (answer === undefined || answer === null || answer === true) return { value };
     if (answer === false) throw new AccessDenied(resource, action);
     if (typeof answer !== "object" || Array.isArray(answer)) {
@@ -110,9 +111,22 @@ export class ProjectAuth implements Authenticator, Authorizer {
   }
 }
 
-/** The official `HTTPException` (and look-alikes: a numeric `status` from 400 to 599), as an AuthFailure. */
+/**
+ * Whether the error is an `HTTPException`: the SDK's (the project may have
+ * its own copy, so by class name, not identity) or Hono's, or a subclass.
+ * Other errors with a `status` (an HTTP client's, from an identity
+ * provider call) are not the handler's answer and are not shown.
+ */
+function isHttpException(thrown: object): boolean {
+  for (let proto: unknown = Object.getPrototypeOf(thrown); proto !== null && proto !== Error.prototype && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+    if ((proto as { constructor?: { name?: unknown } }).constructor?.name === "HTTPException") return true;
+  }
+  return false;
+}
+
+/** An `HTTPException` with a status from 400 to 599, as an AuthFailure. */
 function httpException(thrown: unknown): AuthFailure | undefined {
-  if (typeof thrown !== "object" || thrown === null || !("status" in thrown)) return undefined;
+  if (typeof thrown !== "object" || thrown === null || !("status" in thrown) || !isHttpException(thrown)) return undefined;
   const { status, message, headers } = thrown as { status: unknown; message?: unknown; headers?: unknown };
   if (typeof status !== "number" || !Number.isInteger(status) || status < 400 || status > 599) return undefined;
   const text = typeof message === "string" && message !== "" ? message : status === 401 ? "Unauthorized" : status === 403 ? "Forbidden" : "Request refused.";
@@ -156,4 +170,12 @@ export function principalOf(answer: unknown): Principal {
     };
   }
   throw new BatonError(ErrorCode.internal, "The authenticate handler must return a string (the identity) or an object with a string 'identity'.");
+}
+
+/** A handler may rewrite the value in place; `metadata`, where the value has it, must stay a JSON object. */
+function checkRewrite(value: object, resource: string, action: string): void {
+  if (!("metadata" in value)) return;
+  const metadata = (value).metadata;
+  if (metadata === undefined || (typeof metadata === "object" && metadata !== null && !Array.isArray(metadata))) return;
+  throw new BatonError(ErrorCode.internal, `The auth handler for ${resource}:${action} set value.metadata to ${Array.isArray(metadata) ? "an array" : String(metadata === null ? "null" : typeof metadata)}; it must stay an object.`);
 }

@@ -59,7 +59,7 @@ export class Idempotency {
       throw new BatonError(ErrorCode.invalid, `The Idempotency-Key header is ${key.length} characters long; at most ${MAX_KEY_LENGTH} are accepted.`);
     }
     await this.#purgeNowAndThen();
-    const scope = `${kind}:${ctx.principal?.is_authenticated === true ? `user:${ctx.principal.identity}` : "anonymous"}`;
+    const scope = `${kind}:${ctx.principal !== null ? `user:${ctx.principal.identity}` : "anonymous"}`;
     const fingerprint = fingerprintOf(request);
     const resourceId = randomUUID();
     const deadline = Date.now() + (this.#deps.waitMs ?? 30_000);
@@ -70,10 +70,10 @@ export class Idempotency {
         try {
           created = await create(resourceId);
         } catch (error) {
-          await this.#deps.keys.release(scope, key).catch(() => undefined);
+          await this.#deps.keys.release(scope, key, resourceId).catch(() => undefined);
           throw error;
         }
-        await this.#deps.keys.complete(scope, key, JSON.parse(JSON.stringify(created)) as JsonObject);
+        await this.#deps.keys.complete(scope, key, resourceId, JSON.parse(JSON.stringify(created)) as JsonObject);
         return created;
       }
       let record: IdempotencyRecord | null = claim.record;

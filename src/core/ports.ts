@@ -308,10 +308,10 @@ export interface IdempotencyKeys {
    * holds it (an expired one is replaced), else the record that does.
    */
   claim(scope: string, key: string, record: { fingerprint: string; resource_id: string }, nowMs: number, ttlMs: number): Promise<{ claimed: true } | { claimed: false; record: IdempotencyRecord }>;
-  /** The first request finished: what it answered. */
-  complete(scope: string, key: string, response: JsonObject): Promise<void>;
-  /** The first request failed: the key is free again. */
-  release(scope: string, key: string): Promise<void>;
+  /** The first request finished: what it answered (only while the key is still its claim, `resourceId`). */
+  complete(scope: string, key: string, resourceId: string, response: JsonObject): Promise<void>;
+  /** The first request failed: the key is free again (only while it is still its claim, `resourceId`, unanswered). */
+  release(scope: string, key: string, resourceId: string): Promise<void>;
   /** The live record of a key, if any. */
   get(scope: string, key: string, nowMs: number): Promise<IdempotencyRecord | null>;
   /** Deletes expired keys; returns how many. */

@@ -94,7 +94,8 @@ export class RunService {
       "run",
       input,
       async (runId) => this.#insert(await this.#prepare(ctx, input, runId)),
-      async (record) => (await this.#deps.queue.get(record.resource_id)) ?? (record.response as unknown as Run),
+      // The key's scope is the caller's; a run since deleted (a temporary thread's) is answered as it was created.
+      async (record) => ((await this.#deps.queue.get(record.resource_id)) === null ? (record.response as unknown as Run) : this.get(ctx, record.resource_id)),
     );
   }
 
@@ -339,7 +340,7 @@ export class RunService {
  * else of its thread; else nobody (null), the one shared anonymous user.
  */
 function ownerOf(ctx: RequestContext, metadata: Metadata, thread: Thread | null): string | null {
-  if (ctx.principal?.is_authenticated === true && ctx.principal.identity !== "") return ctx.principal.identity;
+  if (ctx.principal !== null && ctx.principal.identity !== "") return ctx.principal.identity;
   if (ctx.user !== undefined && ctx.user !== "") return ctx.user;
   return runOwner(metadata, thread?.metadata ?? {});
 }

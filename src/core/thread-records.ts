@@ -68,7 +68,8 @@ export class ThreadRecordService {
       "thread",
       input,
       (id) => this.#create(ctx, { ...input, thread_id: input.thread_id ?? id }),
-      async (record) => (await this.#threads.get(record.resource_id)) ?? (record.response as unknown as Thread),
+      // The key's scope is the caller's; a thread since deleted is answered as it was created.
+      async (record) => ((await this.#threads.get(record.resource_id)) === null ? (record.response as unknown as Thread) : this.get(ctx, record.resource_id)),
     );
   }
 

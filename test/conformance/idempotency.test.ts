@@ -46,18 +46,22 @@ for (const kind of ["sqlite", "postgres"] as const) {
       const losers = claims.filter((c) => !c.claimed);
       const first = (losers[0] as { record: { resource_id: string } }).record.resource_id;
       for (const loser of losers) expect(loser).toEqual({ claimed: false, record: { fingerprint: "f", resource_id: first, response: null } });
-      await keys().complete("run:anonymous", key, { run_id: first });
+      await keys().complete("run:anonymous", key, first, { run_id: first });
       expect(await keys().get("run:anonymous", key, clock.nowMs())).toEqual({ fingerprint: "f", resource_id: first, response: { run_id: first } });
     });
 
     it("lets an expired key and a released key be claimed again; purges expired keys", async () => {
       const key = `k-${crypto.randomUUID()}`;
       expect((await keys().claim("s", key, { fingerprint: "f", resource_id: "r1" }, clock.nowMs(), 1_000)).claimed).toBe(true);
-      await keys().release("s", key);
+      await keys().release("s", key, "r1");
       expect((await keys().claim("s", key, { fingerprint: "g", resource_id: "r2" }, clock.nowMs(), 1_000)).claimed).toBe(true);
-      await keys().complete("s", key, { id: "r2" });
+      // A claim is completed and released by its own request only (one whose key expired and was taken over does neither).
+      await keys().complete("s", key, "r1", { id: "r1" });
+      await keys().release("s", key, "r1");
+      expect(await keys().get("s", key, clock.nowMs())).toEqual({ fingerprint: "g", resource_id: "r2", response: null });
+      await keys().complete("s", key, "r2", { id: "r2" });
       // A completed key is not released by a late failure report.
-      await keys().release("s", key);
+      await keys().release("s", key, "r2");
       expect((await keys().claim("s", key, { fingerprint: "h", resource_id: "r3" }, clock.nowMs(), 1_000)).claimed).toBe(false);
       clock.advance(1_000);
       expect(await keys().get("s", key, clock.nowMs())).toBeNull();

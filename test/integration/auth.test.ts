@@ -53,9 +53,13 @@ describe("authentication", () => {
     expect(answer.headers.get("www-authenticate")).toBe('Bearer realm="fixture"');
   });
 
-  it("answers an unknown token 401, and an authenticate handler that fails 401 without its error", async () => {
+  it("answers an unknown token 401, and an authenticate handler that fails (or an HTTP client's error in it) 401 without its error", async () => {
     expect(await raw("token-nobody", "POST", "/threads/search", {})).toMatchObject({ status: 401, body: { detail: "Unknown token." } });
     expect(await raw("token-explode", "POST", "/threads/search", {})).toMatchObject({ status: 401, body: { detail: "Authentication failed." } });
+    // Only an HTTPException is the handler's answer: another error with a status is not shown, status, headers or message.
+    const upstream = await raw("token-upstream", "POST", "/threads/search", {});
+    expect(upstream).toMatchObject({ status: 401, body: { detail: "Authentication failed." } });
+    expect(upstream.headers.get("x-upstream")).toBeNull();
   });
 
   it("leaves /ok and /info open, as the official server does", async () => {

@@ -71,11 +71,12 @@ describe("the owner of a run", () => {
     expect(run.metadata).toEqual({ owner: "mallory" });
   });
 
-  it("without an authenticated caller: the run's metadata.owner, else the thread's, else nobody", async () => {
+  it("without a caller: the run's metadata.owner, else the thread's, else nobody", async () => {
     await backend.threads.create({ thread_id: "t2", metadata: { owner: "carol" }, if_exists: "raise" });
     expect((await service.create(SYSTEM_CONTEXT, request("t2", { owner: "dave" }))).owner).toBe("dave");
     expect((await service.create(SYSTEM_CONTEXT, request("t2"))).owner).toBe("carol");
-    expect((await service.create(as("anon", false), request("t2"))).owner).toBe("carol");
+    // A caller the authenticator named, even as not authenticated (a guest session), owns its runs.
+    expect((await service.create(as("guest-1", false), request("t2", { owner: "carol" }))).owner).toBe("guest-1");
     expect((await service.create(SYSTEM_CONTEXT, request("t3"))).owner).toBeNull();
     expect((await service.create(SYSTEM_CONTEXT, request(null, { owner: "erin" }))).owner).toBe("erin");
   });

@@ -35,12 +35,16 @@ export class PostgresIdempotencyKeys implements IdempotencyKeys {
     return { claimed: false as const, record: existing };
   }
 
-  async complete(scope: string, key: string, response: JsonObject): Promise<void> {
-    await retryUnavailable(() => this.pool.query("UPDATE idempotency_keys SET response = $3::jsonb WHERE scope = $1 AND key = $2", [scope, key, jsonb(response)]));
+  async complete(scope: string, key: string, resourceId: string, response: JsonObject): Promise<void> {
+    await retryUnavailable(() =>
+      this.pool.query("UPDATE idempotency_keys SET response = $4::jsonb WHERE scope = $1 AND key = $2 AND resource_id = $3", [scope, key, resourceId, jsonb(response)]),
+    );
   }
 
-  async release(scope: string, key: string): Promise<void> {
-    await retryUnavailable(() => this.pool.query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND response IS NULL", [scope, key]));
+  async release(scope: string, key: string, resourceId: string): Promise<void> {
+    await retryUnavailable(() =>
+      this.pool.query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND resource_id = $3 AND response IS NULL", [scope, key, resourceId]),
+    );
   }
 
   async get(scope: string, key: string, nowMs: number): Promise<IdempotencyRecord | null> {

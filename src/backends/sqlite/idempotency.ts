@@ -37,12 +37,12 @@ export class SqliteIdempotencyKeys implements IdempotencyKeys {
     }).immediate();
   }
 
-  async complete(scope: string, key: string, response: JsonObject): Promise<void> {
-    this.db.prepare("UPDATE idempotency_keys SET response = ? WHERE scope = ? AND key = ?").run(json(response), scope, key);
+  async complete(scope: string, key: string, resourceId: string, response: JsonObject): Promise<void> {
+    this.db.prepare("UPDATE idempotency_keys SET response = ? WHERE scope = ? AND key = ? AND resource_id = ?").run(json(response), scope, key, resourceId);
   }
 
-  async release(scope: string, key: string): Promise<void> {
-    this.db.prepare("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND response IS NULL").run(scope, key);
+  async release(scope: string, key: string, resourceId: string): Promise<void> {
+    this.db.prepare("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND resource_id = ? AND response IS NULL").run(scope, key, resourceId);
   }
 
   async get(scope: string, key: string, nowMs: number): Promise<IdempotencyRecord | null> {
