@@ -15,7 +15,7 @@ import type { Config, LoadedProject } from "./config.ts";
 import { ConfigError, executionThreadCount } from "./config.ts";
 import { AssistantService } from "./core/assistant-service.ts";
 import { systemAssistantId } from "./core/assistants.ts";
-import { loadAccess } from "./auth/index.ts";
+import { isLoopback, loadAccess } from "./auth/index.ts";
 import { NoAuthorizer, type Authenticator, type Authorizer } from "./core/authorizer.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
@@ -258,8 +258,7 @@ export function allowedHosts(config: Pick<Config, "allowedHosts" | "host">): str
     return names.includes("*") ? null : names;
   }
   const host = config.host.toLowerCase();
-  const loopback = host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
-  return loopback ? [...LOOPBACK_NAMES, ...(LOOPBACK_NAMES.includes(host) || host === "::1" ? [] : [host])] : null;
+  return isLoopback(host) ? [...LOOPBACK_NAMES, ...(LOOPBACK_NAMES.includes(host) || host === "::1" ? [] : [host])] : null;
 }
 
 /**

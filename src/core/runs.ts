@@ -372,7 +372,7 @@ function withCaller(config: RunKwargs["config"], ctx: RequestContext): RunKwargs
 }
 
 /** An error about one entry of a batch, naming the entry (its status kept). */
-function atIndex(index: number, error: unknown): unknown {
+export function atIndex(index: number, error: unknown): unknown {
   if (!(error instanceof BatonError)) return error;
   return new BatonError(error.code, `Run ${index}: ${error.message}`, {
     cause: error,

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { BatonError, ErrorCode } from "../../core/errors.ts";
-import type { CreateRunInput } from "../../core/runs.ts";
+import { atIndex, type CreateRunInput } from "../../core/runs.ts";
 import { isFinalRunStatus, type Run, type RunEvent, type StreamMode } from "../../core/types.ts";
 import { ctxOf, type BatonEnv } from "../context.ts";
 import type { HttpDeps } from "../deps.ts";
@@ -244,8 +244,7 @@ function batchInputs(deps: HttpDeps, raw: unknown): CreateRunInput[] {
     try {
       return toCreateInput(parse(s.RunCreate, item), null, { on_completion: "delete" });
     } catch (error) {
-      if (!(error instanceof BatonError)) throw error;
-      throw new BatonError(error.code, `Run ${index}: ${error.message}`, { cause: error });
+      throw atIndex(index, error);
     }
   });
 }
