@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createPostgresBackend, migrate, openPool } from "../../src/backends/postgres/index.ts";
+import { createPostgresBackend, latestVersion, migrate, openPool } from "../../src/backends/postgres/index.ts";
 import { FENCE_KEY } from "../../src/core/executor.ts";
 import { describeRunQueue, ManualClock, newRun } from "../../src/testing/index.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
@@ -105,7 +105,7 @@ describe("postgres migrations", () => {
       const pools = Array.from({ length: 4 }, () => openPool({ url: fresh.url, max: 1 }));
       const applied = await Promise.all(pools.map((pool) => migrate(pool)));
       // Exactly one caller applied each version; the others found them done.
-      expect(applied.flat().sort()).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(applied.flat().sort((a, b) => a - b)).toEqual(Array.from({ length: latestVersion() }, (_, i) => i + 1));
       await pools[0]!.query("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 'test')");
       await expect(migrate(pools[1]!)).rejects.toThrow(/schema version 999, newer than this Baton knows/);
       await Promise.all(pools.map((pool) => pool.end()));
