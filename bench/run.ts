@@ -13,7 +13,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { perRunCosts } from "./costs.ts";
+import { inProcessCosts, perRunCosts } from "./costs.ts";
 import * as sc from "./scenarios.ts";
 import { ROOT, benchDatabase, machineBusySeconds, startBaton, startDevServer, startScaleOut, treeCpuSeconds, treeRssBytes, type ServerTarget } from "./targets.ts";
 
@@ -211,8 +211,11 @@ async function main() {
   if (only.has("costs")) {
     // Per-run costs of scale-out (docs/scaling.md): 1 API + 1 worker on their own database and Redis.
     const costs = await perRunCosts(quick ? 50 : 300);
+    record("run-costs", { target: "in-process (the floor)", ...(await inProcessCosts(quick ? 50 : 300)) });
     for (const row of costs.rows) record("run-costs", { target: "baton scale-out (1 api + 1 worker)", ...row });
     record("run-costs", { target: "baton scale-out (1 api + 1 worker)", phase: "per streamed token (estimate)", ...costs.per_token });
+    for (const row of costs.reads) record("run-reads", { target: "baton scale-out (1 api + 1 worker)", ...row });
+    for (const row of costs.statements) record("run-statements", { target: "baton scale-out (1 api + 1 worker)", ...row });
   }
   if (only.has("inprocess")) {
     for (const clients of plan.clients) {
