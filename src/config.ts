@@ -126,6 +126,10 @@ export const ConfigSchema = z.object({
   keepAliveMs: int(100).default(5_000),
   /** How long a finished run's events stay joinable, for runs created with stream_resumable. */
   eventRetentionMs: int(0).default(3_600_000),
+  /** Events a thread's stream log keeps at most (thread streams and their Last-Event-ID resume); older ones are dropped. */
+  threadStreamMaxEvents: int(1).default(10_000),
+  /** How long a thread's stream log is kept after its last event (ms). */
+  threadStreamRetentionMs: int(1_000).default(300_000),
   busyTimeoutMs: int(0).default(5_000),
   /** Restart the server when a file of the project changes (baton dev). */
   reload: z.boolean().default(false),
@@ -200,6 +204,8 @@ const ENV: Record<string, keyof Config> = {
   BATON_WEBHOOK_ATTEMPTS: "webhookAttempts",
   BATON_STREAM_BUFFER_BYTES: "streamBufferBytes",
   BATON_EVENT_RETENTION_MS: "eventRetentionMs",
+  BATON_THREAD_STREAM_MAX_EVENTS: "threadStreamMaxEvents",
+  BATON_THREAD_STREAM_RETENTION_MS: "threadStreamRetentionMs",
   BATON_BUSY_TIMEOUT_MS: "busyTimeoutMs",
   BATON_ROLE: "role",
   BATON_API_KEYS: "apiKeys",

@@ -15,7 +15,7 @@ import { GraphRegistry } from "./core/graphs.ts";
 import { LEVEL_ORDER, type Logger, type LogLevel } from "./core/logger.ts";
 import type { RunMetrics } from "./core/metrics.ts";
 import { fetchVia, registerLoopbackFetch, registerSdkLogger } from "./project/globals.ts";
-import type { RunEvent } from "./core/types.ts";
+import type { RunEvent, ThreadEvent } from "./core/types.ts";
 import type { FromThread, ThreadData, ThreadReport, ToThread } from "./worker/thread-protocol.ts";
 import { startTracing } from "./tracing/sdk.ts";
 import { WorkerPool } from "./worker/worker-pool.ts";
@@ -81,14 +81,18 @@ const metrics: RunMetrics = {
  * in-process bus's own listeners.
  */
 class ThreadBus extends MemoryEventBus {
-  override publish(runId: string, event: string, data: unknown, attempt?: number): void {
-    report({ kind: "event", runId, event, data, ...(attempt === undefined ? {} : { attempt }) });
+  override publish(runId: string, event: string, data: unknown, attempt?: number, threadId?: string): void {
+    report({ kind: "event", runId, event, data, ...(attempt === undefined ? {} : { attempt }), ...(threadId === undefined ? {} : { threadId }) });
   }
   override end(runId: string, retainMs: number): void {
     report({ kind: "end", runId, retainMs });
   }
   // eslint-disable-next-line require-yield
   override async *subscribe(): AsyncIterable<RunEvent> {
+    throw new Error("Streams are read on the HTTP thread, not in an execution thread.");
+  }
+  // eslint-disable-next-line require-yield
+  override async *subscribeThread(): AsyncIterable<ThreadEvent> {
     throw new Error("Streams are read on the HTTP thread, not in an execution thread.");
   }
   override async has(): Promise<boolean> {

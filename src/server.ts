@@ -186,11 +186,14 @@ async function openBackend(
 }
 
 function openBus(config: Config, backend: Backend, logger: Logger): EventBus {
-  if (config.redisUrl === undefined) return new MemoryEventBus();
+  const threadLog = { max: config.threadStreamMaxEvents, retentionMs: config.threadStreamRetentionMs };
+  if (config.redisUrl === undefined) return new MemoryEventBus({ threadMaxEvents: threadLog.max, threadRetentionMs: threadLog.retentionMs });
   return new RedisEventBus({
     url: config.redisUrl,
     prefix: config.redisPrefix,
     maxLen: config.redisMaxLen,
+    threadMaxLen: threadLog.max,
+    threadRetentionMs: threadLog.retentionMs,
     logger,
     isFinished: async (runId) => {
       const run = await backend.runs.get(runId);

@@ -15,7 +15,7 @@ import { toWire } from "./serialize.ts";
 import { nodeSpanHandler } from "./tracing.ts";
 import { interruptsOf, stateValues, wireCheckpointPayload, wireTaskPayload, type Snapshot } from "./state.ts";
 import { stoppedFailure } from "./stopped.ts";
-import type { CancelAction, Run, RunnableConfigRecord, StreamMode } from "./types.ts";
+import { threadLogOf, type CancelAction, type Run, type RunnableConfigRecord, type StreamMode } from "./types.ts";
 
 export interface ExecutorDeps {
   registry: GraphRegistry;
@@ -181,7 +181,8 @@ export async function executeRun(
   stopReason: () => StopReason | undefined,
   fence?: { owner: string; attempt: number },
 ): Promise<ExecutionResult> {
-  const publish = (event: string, data: unknown) => deps.bus.publish(run.run_id, event, data, run.attempt);
+  const threadLog = threadLogOf(run);
+  const publish = (event: string, data: unknown) => deps.bus.publish(run.run_id, event, data, run.attempt, threadLog);
   publish("metadata", { run_id: run.run_id, attempt: run.attempt });
   const config = await runConfig(run, deps.assistants);
   config.configurable = { ...config.configurable, [CONFIGURABLE_METADATA_KEY]: true, ...(fence !== undefined ? { [FENCE_KEY]: fence } : {}) };

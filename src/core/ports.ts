@@ -20,6 +20,7 @@ import type {
   RunKwargs,
   StoreItem,
   Thread,
+  ThreadEvent,
   ThreadStatus,
 } from "./types.ts";
 import type { Filter } from "./filter.ts";
@@ -363,9 +364,11 @@ export interface EventBus {
    * `attempt` (what a worker executing the run passes), the event is
    * dropped once a later attempt of the run has published: an attempt whose
    * lease another worker took never interleaves its events with the new
-   * attempt's (C8).
+   * attempt's (C8). With `threadId` (a run on a thread that is not
+   * temporary), the event is also appended to that thread's log, in the same
+   * step and under the same rule, for thread streams.
    */
-  publish(runId: string, event: string, data: unknown, attempt?: number): void;
+  publish(runId: string, event: string, data: unknown, attempt?: number, threadId?: string): void;
   /**
    * Marks a run's stream as ended; subscribers finish after the last event.
    * Its events stay joinable for `retainMs` (resumable streams); with 0 they
@@ -378,6 +381,15 @@ export interface EventBus {
    * still to come, until the stream ends or the signal aborts.
    */
   subscribe(runId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent>;
+  /**
+   * The thread's log (the events of its runs, each once, in order) after
+   * `afterId`: undefined starts at the current end (what comes next), "-"
+   * at the oldest event kept. It never ends by itself: it stops when the
+   * signal aborts or the bus closes. The log keeps a bounded number of
+   * events for a bounded time after the last one; a reader starting before
+   * the oldest kept gets an `error` event `StreamTruncated` first.
+   */
+  subscribeThread(threadId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<ThreadEvent>;
   /** Whether events of this run are known to the bus (live or retained). */
   has(runId: string): Promise<boolean>;
   /**

@@ -28,6 +28,7 @@ import { stoppedFailure } from "./stopped.ts";
 import { currentRunTrace } from "./tracing.ts";
 import type { Assistants, EventBus, NewRun, RunQueue, Threads } from "./ports.ts";
 import type { ThreadService } from "./threads.ts";
+import { threadStreamEvent } from "./thread-stream.ts";
 import { isFinalRunStatus, type Assistant, type CancelAction, type Metadata, type MultitaskStrategy, type Run, type RunEvent, type RunKwargs, type RunStatus, type RunTrace, type Thread } from "./types.ts";
 
 export type { FinalAnswer } from "./run-wait.ts";
@@ -284,6 +285,24 @@ export class RunService {
   /** The run's events after `afterId`, then the ones still to come (for a run the caller created or read). */
   events(run: Run, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent> {
     return this.#deps.bus.subscribe(run.run_id, afterId, signal);
+  }
+
+  /**
+   * A thread's stream (src/core/thread-stream.ts), once the caller may read
+   * the thread (`threads:read`; a thread outside the filter, or none, is
+   * 404): every run's events after `afterId` (undefined: from now; "-": the
+   * oldest kept), then the ones to come, until the signal aborts.
+   */
+  async threadStream(ctx: RequestContext, threadId: string): Promise<(afterId: string | undefined, signal: AbortSignal) => AsyncIterable<RunEvent>> {
+    const { value, filter } = await this.#deps.authorizer.authorize(ctx, "threads", "read", { thread_id: threadId });
+    if ((await this.#deps.threads.get(value.thread_id ?? threadId, { access: filter })) === null) throw notFound("Thread", threadId);
+    const bus = this.#deps.bus;
+    return async function* (afterId, signal) {
+      for await (const entry of bus.subscribeThread(threadId, afterId, signal)) {
+        const event = threadStreamEvent(entry);
+        if (event !== undefined) yield event;
+      }
+    };
   }
 
   /** Whether the run's events can still be joined (live, or retained after its end). */

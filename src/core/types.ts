@@ -152,3 +152,15 @@ export interface RunEvent {
   event: string;
   data: unknown;
 }
+
+/**
+ * An event of a thread's log (every run of the thread, in the order they
+ * were published): the run's event with the run it belongs to. Its `id` is
+ * the thread log's own (monotonic per thread), not the run stream's.
+ */
+export interface ThreadEvent extends RunEvent {
+  run_id: string;
+}
+
+/** The thread whose log a run's events also go to: its own, unless it is a temporary thread (a stateless run's). */
+export const threadLogOf = (run: Pick<Run, "thread_id" | "kwargs">): string | undefined => (run.kwargs.temporary ? undefined : run.thread_id);

@@ -25,6 +25,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { metaRoutes } from "./routes/meta.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { storeRoutes } from "./routes/store.ts";
+import { threadStreamRoutes } from "./routes/thread-stream.ts";
 import { threadRoutes } from "./routes/threads.ts";
 import { uiRoutes } from "./routes/ui.ts";
 import { followBodyChanges, requestLimits } from "./validate.ts";
@@ -144,6 +145,7 @@ export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefi
   else api.route("/", metaRoutes(deps));
   if (!disabled.assistants) api.route("/", assistantRoutes(deps));
   if (!disabled.threads) api.route("/", threadRoutes(deps));
+  if (!disabled.threads && !disabled.runs) api.route("/", threadStreamRoutes(deps));
   if (!disabled.runs) api.route("/", runRoutes(deps));
   if (!disabled.store) api.route("/", storeRoutes(deps));
   if (!disabled.ui) api.route("/", uiRoutes(deps.ui));

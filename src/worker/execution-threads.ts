@@ -164,7 +164,7 @@ export class ExecutionThreads {
     const { bus, logger } = this.#options;
     switch (report.kind) {
       case "event":
-        bus.publish(report.runId, report.event, report.data, report.attempt);
+        bus.publish(report.runId, report.event, report.data, report.attempt, report.threadId);
         break;
       case "end":
         bus.end(report.runId, report.retainMs);
@@ -229,9 +229,10 @@ export class ExecutionThreads {
  */
 export function busWithThreads(bus: EventBus, threads: () => ExecutionThreads | undefined): EventBus {
   return {
-    publish: (runId, event, data, attempt) => bus.publish(runId, event, data, attempt),
+    publish: (runId, event, data, attempt, threadId) => bus.publish(runId, event, data, attempt, threadId),
     end: (runId, retainMs) => bus.end(runId, retainMs),
     subscribe: (runId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent> => bus.subscribe(runId, afterId, signal),
+    subscribeThread: (threadId, afterId, signal) => bus.subscribeThread(threadId, afterId, signal),
     async has(runId) {
       if (await bus.has(runId)) return true;
       await threads()?.sync();

@@ -31,7 +31,7 @@ export interface ThreadData {
 
 /** One thing the execution thread reports; several travel in one batch. */
 export type ThreadReport =
-  | { kind: "event"; runId: string; event: string; data: unknown; attempt?: number }
+  | { kind: "event"; runId: string; event: string; data: unknown; attempt?: number; threadId?: string }
   | { kind: "end"; runId: string; retainMs: number }
   | { kind: "log"; level: LogLevel; msg: string; fields: Record<string, unknown> | undefined }
   /** A run with a webhook finished: the HTTP thread sends it (relative URLs go to the project's app there). */

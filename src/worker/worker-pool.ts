@@ -19,7 +19,7 @@ import { stoppedFailure } from "../core/stopped.ts";
 import type { Logger } from "../core/logger.ts";
 import { noMetrics, type RunMetrics, type SlotOutcome } from "../core/metrics.ts";
 import type { FinishResult, LeaseKeeper, RunOutcome, RunQueue } from "../core/ports.ts";
-import type { CancelAction, Run } from "../core/types.ts";
+import { threadLogOf, type CancelAction, type Run } from "../core/types.ts";
 
 export interface WorkerPoolOptions {
   /** Runs executed at once by this process. */
@@ -272,7 +272,7 @@ export class WorkerPool {
       let outcome = storable.outcome;
       if (storable.failure !== undefined) {
         log.warn("run:output-refused", { run_id: run.run_id, error: storable.failure.message });
-        this.#deps.bus.publish(run.run_id, "error", storable.failure, run.attempt);
+        this.#deps.bus.publish(run.run_id, "error", storable.failure, run.attempt, threadLogOf(run));
       }
       let finished: FinishResult;
       try {
@@ -287,7 +287,7 @@ export class WorkerPool {
           message: `Baton could not store this run's outcome: ${replaceUnstorable(coerceError(error).message)}`,
         };
         log.error("run:output-refused", { run_id: run.run_id, error: failure.message });
-        this.#deps.bus.publish(run.run_id, "error", failure, run.attempt);
+        this.#deps.bus.publish(run.run_id, "error", failure, run.attempt, threadLogOf(run));
         outcome = { status: "error", error: failure.message, erase: false, output: { __error__: failure }, thread: { values: null, interrupts: {}, status: "error" } };
         finished = await this.#deps.queue.finish(run.run_id, fence, outcome);
       }
@@ -300,10 +300,10 @@ export class WorkerPool {
       if (finished === "erased" && !outcome.erase) {
         // The graph ended just as a rollback arrived; the queue erased it anyway.
         const failure = stoppedFailure(run.run_id, "rollback", true);
-        this.#deps.bus.publish(run.run_id, "error", failure, run.attempt);
+        this.#deps.bus.publish(run.run_id, "error", failure, run.attempt, threadLogOf(run));
         outcome = { ...outcome, status: "interrupted", erase: true, error: failure.message, output: { __error__: failure } };
       }
-      this.#deps.bus.publish(run.run_id, "__final__", { status: outcome.erase ? "rolled_back" : outcome.status, output: outcome.output }, run.attempt);
+      this.#deps.bus.publish(run.run_id, "__final__", { status: outcome.erase ? "rolled_back" : outcome.status, output: outcome.output }, run.attempt, threadLogOf(run));
       this.#deps.bus.end(run.run_id, run.kwargs.stream_resumable ? this.#options.resumableRetentionMs : 0);
       const summary = {
         run_id: run.run_id,

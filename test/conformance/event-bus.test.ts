@@ -10,7 +10,7 @@ import { MemoryEventBus } from "../../src/backends/memory/event-bus.ts";
 import { Redis } from "ioredis";
 import { RedisEventBus } from "../../src/backends/redis/event-bus.ts";
 import type { EventBus } from "../../src/core/ports.ts";
-import type { RunEvent } from "../../src/core/types.ts";
+import type { RunEvent, ThreadEvent } from "../../src/core/types.ts";
 import { REDIS_URL } from "../helpers/server.ts";
 
 const prefix = `baton-test:${randomUUID()}:`;
@@ -107,3 +107,94 @@ describe("Redis event bus: an ended stream", () => {
     expect(await redis.xlen(`${prefix}run:${runId}`)).toBe(2); // the event and the end marker
   });
 });
+
+/** Reads a thread's log from `after` until `count` events came (a thread's log never ends by itself). */
+async function readThread(target: EventBus, threadId: string, after: string | undefined, count: number): Promise<ThreadEvent[]> {
+  const events: ThreadEvent[] = [];
+  const stop = new AbortController();
+  const timeout = setTimeout(() => stop.abort(), 10_000);
+  try {
+    for await (const event of target.subscribeThread(threadId, after, stop.signal)) {
+      events.push(event);
+      if (events.length >= count) break;
+    }
+  } finally {
+    clearTimeout(timeout);
+  }
+  return events;
+}
+
+describe.each([
+  ["memory", () => new MemoryEventBus({ threadMaxEvents: 20 })],
+  ["Redis", () => new RedisEventBus({ url: REDIS_URL, prefix, maxLen: 100, threadMaxLen: 20 })],
+] as const)("%s event bus: thread logs", (_name, make) => {
+  const target = make();
+  afterAll(() => target.close());
+
+  it("holds the events of every run of the thread, in order, each with its run; other threads' and unbound events stay out", async () => {
+    const threadId = randomUUID();
+    const [a, b] = [randomUUID(), randomUUID()];
+    target.publish(a, "metadata", { i: 0 }, 1, threadId);
+    target.publish(a, "values", { i: 1 }, 1, threadId);
+    target.publish(randomUUID(), "values", { other: true }, 1, randomUUID());
+    target.publish(a, "values", { unbound: true }, 1);
+    target.publish(a, "__final__", { status: "success" }, 1, threadId);
+    target.end(a, 0);
+    target.publish(b, "metadata", { i: 2 }, 1, threadId);
+    const events = await readThread(target, threadId, "-", 4);
+    expect(events.map((e) => [e.run_id, e.event, e.data])).toEqual([
+      [a, "metadata", { i: 0 }],
+      [a, "values", { i: 1 }],
+      [a, "__final__", { status: "success" }],
+      [b, "metadata", { i: 2 }],
+    ]);
+    // The exact rest after any of them, and the thread log's own ids, increasing.
+    expect((await readThread(target, threadId, events[1]!.id, 2)).map((e) => e.id)).toEqual(events.slice(2).map((e) => e.id));
+    expect([...events.map((e) => e.id)].sort(compareIds)).toEqual(events.map((e) => e.id));
+  });
+
+  it("drops a stale attempt's events as the run's stream does", async () => {
+    const threadId = randomUUID();
+    const runId = randomUUID();
+    target.publish(runId, "values", { attempt: 1 }, 1, threadId);
+    target.publish(runId, "metadata", { attempt: 2 }, 2, threadId);
+    target.publish(runId, "values", { stale: true }, 1, threadId);
+    target.publish(runId, "values", { attempt: 2 }, 2, threadId);
+    expect((await readThread(target, threadId, "-", 3)).map((e) => e.data)).toEqual([{ attempt: 1 }, { attempt: 2 }, { attempt: 2 }]);
+  });
+
+  it("keeps a bounded number of events and says so to a reader starting before the oldest kept", async () => {
+    const threadId = randomUUID();
+    const runId = randomUUID();
+    for (let i = 0; i < 200; i++) target.publish(runId, "values", { i }, 1, threadId);
+    target.end(runId, 0);
+    const first = await readThread(target, threadId, "-", 2);
+    expect(first[0]).toMatchObject({ event: "error", data: { error: "StreamTruncated" } });
+    const kept = (first[1]!.data as { i: number }).i;
+    expect(kept).toBeGreaterThan(100);
+    const rest = await readThread(target, threadId, first[1]!.id, 199 - kept);
+    expect(rest.map((e) => (e.data as { i: number }).i)).toEqual(Array.from({ length: 199 - kept }, (_, k) => kept + 1 + k));
+  });
+});
+
+describe("memory event bus: thread logs from now", () => {
+  it("a reader without an id gets what is published after it started, live", async () => {
+    const target = new MemoryEventBus();
+    const threadId = randomUUID();
+    const runId = randomUUID();
+    target.publish(runId, "values", { before: true }, 1, threadId);
+    const stop = new AbortController();
+    const reader = target.subscribeThread(threadId, undefined, stop.signal)[Symbol.asyncIterator]();
+    const next = reader.next();
+    target.publish(runId, "values", { after: true }, 1, threadId);
+    expect((await next).value).toMatchObject({ run_id: runId, data: { after: true } });
+    stop.abort();
+    await target.close();
+  });
+});
+
+function compareIds(x: string, y: string): number {
+  const [xm = 0, xn = 0] = x.split("-").map(Number);
+  const [ym = 0, yn = 0] = y.split("-").map(Number);
+  return xm - ym || xn - yn;
+}

@@ -78,6 +78,8 @@ export async function freshIds(client: Client): Promise<Ids> {
 }
 
 const STREAM_BYTES = 64 * 1024;
+/** How long a stream may stay quiet before the fuzzer stops reading it (it is not an error: see readSome). */
+const STREAM_QUIET_MS = 500;
 /** A bound on one answer, so a hung request is reported instead of hanging the suite. */
 const ANSWER_TIMEOUT_MS = 45_000;
 
@@ -214,17 +216,26 @@ function encode(text: string | undefined, encoding: Encoding | undefined): { hea
   }
 }
 
+/**
+ * The start of an event stream: up to `limit` characters, or what came
+ * before it ended or went quiet for STREAM_QUIET_MS (a thread stream stays
+ * open for as long as its client wants).
+ */
 async function readSome(response: Response, limit: number): Promise<string> {
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
   let text = "";
+  let timer: NodeJS.Timeout | undefined;
   try {
     while (text.length < limit) {
-      const { done, value } = await reader.read();
+      const quiet = new Promise<{ done: true; value: undefined }>((resolve) => (timer = setTimeout(() => resolve({ done: true, value: undefined }), STREAM_QUIET_MS)));
+      const { done, value } = await Promise.race([reader.read(), quiet]);
+      clearTimeout(timer);
       if (done) break;
       text += decoder.decode(value, { stream: true });
     }
   } finally {
+    clearTimeout(timer);
     await reader.cancel().catch(() => undefined);
   }
   return text;

@@ -122,7 +122,6 @@ export function describeErrors(errors: ErrorObject[] | null | undefined): string
  */
 export const NOT_SERVED: Record<string, string> = {
   "GET /threads/{thread_id}/storage": "thread storage is future work",
-  "GET /threads/{thread_id}/stream": "the thread-wide stream is future work",
   "POST /threads/{thread_id}/stream/events": "the event protocol stream is future work",
   "POST /threads/{thread_id}/commands": "the command protocol is future work",
   "POST /threads/{thread_id}/runs/crons": "crons are future work",

@@ -17,6 +17,13 @@
  *   re-read it on every lease renewal) and workers poll the queue, so Redis
  *   being away or losing its data loses no run.
  *
+ * - A thread's log (thread streams) is a Redis Stream too
+ *   (`<prefix>thread:<id>`): the same script that appends a run's event
+ *   appends it there (fields `r` run id, `e`, `d`), so the two never
+ *   disagree on what a stale attempt may publish. It keeps at most
+ *   `threadMaxLen` entries and expires `threadRetentionMs` after its last
+ *   one; its readers are woken on `<prefix>events:thread:<id>`.
+ *
  * Streams in flight when Redis restarts lose the events written before the
  * restart; readers then finish when `isFinished` (the durable record) says
  * the run is over. A quiet reader asks it after the bus had trouble and
@@ -27,7 +34,7 @@
 import { Redis } from "ioredis";
 import type { Logger } from "../../core/logger.ts";
 import type { EventBus } from "../../core/ports.ts";
-import type { CancelAction, RunEvent } from "../../core/types.ts";
+import type { CancelAction, RunEvent, ThreadEvent } from "../../core/types.ts";
 
 export interface RedisEventBusOptions {
   url: string;
@@ -39,6 +46,10 @@ export interface RedisEventBusOptions {
   maxLen: number;
   /** How long a reader waits for a notification before reading the stream anyway. */
   idlePollMs?: number;
+  /** Entries a thread's log keeps at most (default 10,000). */
+  threadMaxLen?: number;
+  /** How long a thread's log is kept after its last entry (default 5 minutes). */
+  threadRetentionMs?: number;
   /** Whether the durable record says the run is over (ends readers whose end marker was lost). */
   isFinished?: (runId: string) => Promise<boolean>;
   logger?: Logger;
@@ -62,6 +73,8 @@ const READ_BATCH = 64;
 /** TTL of a run's stream while it runs; `end` sets the real retention. */
 const OPEN_STREAM_TTL_MS = 24 * 3_600_000;
 const VALID_ID = /^\d+(-\d+)?$/;
+/** How a thread's log is named among the watched streams (run ids are UUIDs, so no run is named so). */
+const THREAD_WATCH = "thread:";
 /** The attempt key's value once a run's stream has ended. */
 const ENDED = "ended";
 /**
@@ -78,7 +91,11 @@ const ENDED_MARK_TAIL_MS = 10 * 60_000;
  * > 0), once a later attempt has published; so a stale attempt never
  * interleaves with the new one nor reopens an ended stream. Then the
  * stream's expiry is renewed and readers are woken.
- * KEYS: stream, latest attempt. ARGV: attempt, max length, event, data, ttl ms, channel.
+ * With a third key (the run's thread's log), the event is appended there
+ * too, and that log's readers are woken.
+ * KEYS: stream, latest attempt[, thread log]. ARGV: attempt, max length,
+ * event, data, ttl ms, channel[, run id, thread max length, thread ttl ms,
+ * thread channel].
  */
 const PUBLISH_SCRIPT = `
 local latest = redis.call('GET', KEYS[2])
@@ -91,6 +108,11 @@ end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[3], 'd', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PUBLISH', ARGV[6], '1')
+if KEYS[3] then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'r', ARGV[7], 'e', ARGV[3], 'd', ARGV[4])
+  redis.call('PEXPIRE', KEYS[3], ARGV[9])
+  redis.call('PUBLISH', ARGV[10], '1')
+end
 return 1`;
 
 /** Orders two stream ids (`<ms>-<n>`, or a bare `<ms>`). */
@@ -123,7 +145,7 @@ export class RedisEventBus implements EventBus {
   #troubleAtMs = 0;
 
   constructor(options: RedisEventBusOptions) {
-    this.#options = { idlePollMs: 2_000, drainMs: 60_000, ...options };
+    this.#options = { idlePollMs: 2_000, drainMs: 60_000, threadMaxLen: 10_000, threadRetentionMs: 300_000, ...options };
     // A command cut off by a dropped connection is failed, never re-sent: a
     // re-sent XADD would show a client the same event twice.
     const common = { maxRetriesPerRequest: 3, autoResendUnfulfilledCommands: false, lazyConnect: false };
@@ -207,25 +229,31 @@ export class RedisEventBus implements EventBus {
     }
   }
 
-  publish(runId: string, event: string, data: unknown, attempt?: number): void {
+  publish(runId: string, event: string, data: unknown, attempt?: number, threadId?: string): void {
+    const keys = [this.#key(runId), this.#attemptKey(runId)];
+    const args: (string | number)[] = [
+      attempt ?? 0,
+      this.#options.maxLen,
+      event,
+      JSON.stringify(data ?? null),
+      // A stream whose end never arrives (a lost worker, a Redis blip at the end) still expires.
+      OPEN_STREAM_TTL_MS,
+      this.#channel(`events:${runId}`),
+    ];
+    if (threadId !== undefined) {
+      keys.push(this.#threadKey(threadId));
+      args.push(runId, this.#options.threadMaxLen, this.#options.threadRetentionMs, this.#channel(`events:${THREAD_WATCH}${threadId}`));
+    }
     // EVAL with the script's text, not EVALSHA: ioredis re-sends an
     // EVALSHA that Redis does not know (after a restart) as EVAL, and later
     // events sent meanwhile would overtake it. Redis caches the compiled script.
     this.#commands
-      .eval(
-        PUBLISH_SCRIPT,
-        2,
-        this.#key(runId),
-        this.#attemptKey(runId),
-        attempt ?? 0,
-        this.#options.maxLen,
-        event,
-        JSON.stringify(data ?? null),
-        // A stream whose end never arrives (a lost worker, a Redis blip at the end) still expires.
-        OPEN_STREAM_TTL_MS,
-        this.#channel(`events:${runId}`),
-      )
+      .eval(PUBLISH_SCRIPT, keys.length, ...keys, ...args)
       .catch((error: unknown) => this.#logError("bus:publish-failed", error, { run_id: runId, event }));
+  }
+
+  #threadKey(threadId: string): string {
+    return `${this.#options.prefix}thread:${threadId}`;
   }
 
   #attemptKey(runId: string): string {
@@ -319,10 +347,10 @@ export class RedisEventBus implements EventBus {
    * the error event that says so; undefined otherwise, or when Redis cannot
    * tell (before 7.0, no `entries-added`).
    */
-  async #truncation(runId: string, after: string | undefined): Promise<RunEvent | undefined> {
+  async #truncation(runId: string, after: string | undefined, log?: { key: string; what: string; bound: number }): Promise<RunEvent | undefined> {
     let info: unknown[];
     try {
-      info = (await this.#commands.xinfo("STREAM", this.#key(runId))) as unknown[];
+      info = (await this.#commands.xinfo("STREAM", log?.key ?? this.#key(runId))) as unknown[];
     } catch {
       return undefined; // no such stream yet, or Redis away
     }
@@ -337,7 +365,7 @@ export class RedisEventBus implements EventBus {
       event: "error",
       data: {
         error: "StreamTruncated",
-        message: `The oldest events of run ${runId} were dropped (a run keeps its last ${this.#options.maxLen} events); events before ${first} may be missing.`,
+        message: `The oldest events of ${log?.what ?? `run ${runId}`} were dropped (it keeps its last ${log?.bound ?? this.#options.maxLen} events); events before ${first} may be missing.`,
       },
     };
   }
@@ -379,6 +407,44 @@ export class RedisEventBus implements EventBus {
             watch.dirty = true;
           }
         }
+      }
+    } finally {
+      close();
+    }
+  }
+
+  async *subscribeThread(threadId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<ThreadEvent> {
+    const key = this.#threadKey(threadId);
+    const trimmed = afterId?.trim();
+    const after = trimmed !== undefined && VALID_ID.test(trimmed) ? trimmed : undefined;
+    const { watch, close } = await this.#watch(`${THREAD_WATCH}${threadId}`, signal);
+    try {
+      let cursor: string;
+      if (afterId === undefined) {
+        // From now: after the newest entry there is (read once the watch is on, so nothing after it is missed).
+        const newest = await this.#commands.xrevrange(key, "+", "-", "COUNT", 1).catch(() => []);
+        cursor = newest[0] !== undefined ? `(${newest[0][0]}` : "-";
+      } else {
+        cursor = after !== undefined ? `(${after}` : "-";
+        const truncated = await this.#truncation(threadId, after, { key, what: `thread ${threadId}'s stream`, bound: this.#options.threadMaxLen });
+        if (truncated !== undefined) yield { ...truncated, run_id: "" };
+      }
+      while (!signal.aborted && !this.#closed) {
+        watch.dirty = false;
+        let entries: [id: string, fields: string[]][];
+        try {
+          entries = await this.#commands.xrange(key, cursor, "+", "COUNT", READ_BATCH);
+        } catch (error) {
+          this.#logError("bus:read-failed", error, { thread_id: threadId });
+          entries = [];
+        }
+        for (const [id, fields] of entries) {
+          cursor = `(${id}`;
+          yield { id, run_id: fields[1]!, event: fields[3]!, data: JSON.parse(fields[5]!) as unknown };
+          if (signal.aborted) return;
+        }
+        if (entries.length === READ_BATCH) continue;
+        await this.#wait(watch, signal);
       }
     } finally {
       close();
