@@ -53,6 +53,8 @@ export class GraphSchemas {
   readonly #workers = new Set<Worker>();
   /** Each graph's static schemas (undefined when the extractor failed for it), cached for the server's life. */
   readonly #byGraph = new Map<string, Promise<StaticSchemas | undefined>>();
+  /** The extractions that have ended, with what they found. */
+  readonly #extracted = new Map<string, StaticSchemas | undefined>();
   /** The compile in progress: the next waits for it (one compiler's memory at a time). */
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
@@ -72,6 +74,24 @@ export class GraphSchemas {
     const runtime = await getRuntimeGraphSchema(graph as unknown as Pregel<any, any>);
     if (runtime !== undefined) return runtime;
     return (await this.#typed(graphId)) ?? channelSchemas(graph);
+  }
+
+  /**
+   * The schemas of a graph without waiting for the TypeScript compiler
+   * (for answers that list many graphs at once, such as MCP's tools): the
+   * runtime schema, else the static one if already extracted, else the
+   * graph's channels untyped, while the extraction starts for next time.
+   */
+  async rootNow(graphId: string, graph: GraphInstance): Promise<GraphSchema> {
+    const runtime = await getRuntimeGraphSchema(graph as unknown as Pregel<any, any>);
+    if (runtime !== undefined) return runtime;
+    if (!this.#extracted.has(graphId)) {
+      void this.#static(graphId);
+      return channelSchemas(graph);
+    }
+    const found = this.#extracted.get(graphId);
+    const own = found === undefined ? undefined : Object.keys(found).find((key) => !key.includes("|"));
+    return own === undefined ? channelSchemas(graph) : found![own]!;
   }
 
   /**
@@ -119,7 +139,10 @@ export class GraphSchemas {
         () => undefined,
       );
       found = extracted.then(
-        (result) => result[graphId],
+        (result) => {
+          this.#extracted.set(graphId, result[graphId]);
+          return result[graphId];
+        },
         (cause: unknown) => {
           this.#logger.warn("schemas:static-failed", {
             graph_id: graphId,
@@ -127,6 +150,7 @@ export class GraphSchemas {
             error: `the TypeScript schema extractor failed: ${coerceError(cause).message}`,
             detail: "its schemas name its state channels, untyped",
           });
+          this.#extracted.set(graphId, undefined);
           return undefined;
         },
       );

@@ -21,7 +21,9 @@ import { requestMetrics } from "./metrics.ts";
 import { requestSpans } from "../tracing/http.ts";
 import { httpOptions, type HttpOptions } from "./project-options.ts";
 import { assistantRoutes } from "./routes/assistants.ts";
+import { a2aRoutes } from "./routes/a2a.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { mcpRoutes } from "./routes/mcp.ts";
 import { metaRoutes } from "./routes/meta.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { storeRoutes } from "./routes/store.ts";
@@ -149,5 +151,7 @@ export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefi
   if (!disabled.runs) api.route("/", runRoutes(deps));
   if (!disabled.store) api.route("/", storeRoutes(deps));
   if (!disabled.ui) api.route("/", uiRoutes(deps.ui));
+  if (!disabled.mcp) api.route("/", mcpRoutes(deps));
+  if (!disabled.a2a) api.route("/", a2aRoutes(deps));
   return app;
 }

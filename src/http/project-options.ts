@@ -29,7 +29,6 @@ const HttpSchema = z
     disable_meta: z.boolean().optional(),
     disable_ui: z.boolean().optional(),
     disable_webhooks: z.boolean().optional(),
-    // Baton serves no MCP or A2A endpoints, so these are already true.
     disable_mcp: z.boolean().optional(),
     disable_a2a: z.boolean().optional(),
     cors: z
@@ -81,7 +80,7 @@ export interface HeaderRule {
 export interface HttpOptions {
   /** `./file.ts:export` of the project's Hono app. */
   app: string | undefined;
-  disabled: { assistants: boolean; threads: boolean; runs: boolean; store: boolean; meta: boolean; ui: boolean; webhooks: boolean };
+  disabled: { assistants: boolean; threads: boolean; runs: boolean; store: boolean; meta: boolean; ui: boolean; webhooks: boolean; mcp: boolean; a2a: boolean };
   cors: CorsOptions;
   configurableHeaders: HeaderRule;
   /** "" or a path such as "/api": every route, the project's included, is served under it. */
@@ -187,6 +186,8 @@ export function httpOptions(raw: unknown): HttpOptions {
       meta: http.disable_meta ?? false,
       ui: http.disable_ui ?? false,
       webhooks: http.disable_webhooks ?? false,
+      mcp: http.disable_mcp ?? false,
+      a2a: http.disable_a2a ?? false,
     },
     cors: corsOptions(http.cors),
     configurableHeaders: headerRuleOf(http.configurable_headers),

@@ -77,6 +77,30 @@ export async function freshIds(client: Client): Promise<Ids> {
     assistant: assistant.assistant_id, run: run.run_id, checkpoint: state.checkpoint.checkpoint_id!, graph: "echo" };
 }
 
+/**
+ * The JSON-RPC operations (MCP, A2A): their errors are JSON-RPC error
+ * objects, a notification is acknowledged with 202, and JSON-RPC allows a
+ * number (or null, for a notification) as `id` where the spec says string.
+ */
+export const isJsonRpc = (op: Operation): boolean => /^\/(mcp|a2a)(\/|$)/.test(op.path);
+
+/** A JSON-RPC error answer: `{"jsonrpc": "2.0", "error": {"code": <integer>, "message": <text>}}`. */
+function isRpcError(body: unknown): boolean {
+  const error = (body as { jsonrpc?: unknown; error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  return (body as { jsonrpc?: unknown } | undefined)?.jsonrpc === "2.0" && Number.isInteger(error?.code) && typeof error?.message === "string" && error.message !== "";
+}
+
+/** Request headers an operation declares required (Accept on the JSON-RPC operations), with a value it accepts. */
+function declaredHeaders(op: Operation): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const p of op.parameters) {
+    if (p.in !== "header" || !p.required) continue;
+    const values = p.schema.enum as string[] | undefined;
+    headers[p.name] = values?.[0] ?? (p.name.toLowerCase() === "accept" ? "application/json, text/event-stream" : "x");
+  }
+  return headers;
+}
+
 const STREAM_BYTES = 64 * 1024;
 /** How long a stream may stay quiet before the fuzzer stops reading it (it is not an error: see readSome). */
 const STREAM_QUIET_MS = 500;
@@ -140,7 +164,7 @@ export async function send(
   let answer: string;
   try {
     const encoded = encode(text, request.encoding);
-    const response = await fetch(url, { method: op.method, ...encoded, headers: { ...encoded.headers, ...extraHeaders }, signal: abort.signal });
+    const response = await fetch(url, { method: op.method, ...encoded, headers: { ...declaredHeaders(op), ...encoded.headers, ...extraHeaders }, signal: abort.signal });
     status = response.status;
     contentType = response.headers.get("content-type") ?? "";
     answer = contentType.includes("text/event-stream") ? await readSome(response, STREAM_BYTES) : await response.text();
@@ -158,20 +182,23 @@ export async function send(
   if (status >= 500) violations.push(violation("5xx", previewText(answer), status));
   else if (listed === undefined) {
     if (CLIENT_ERRORS.has(status)) unlisted = status;
-    else if (!(op.id === "POST /threads/{thread_id}/runs/{run_id}/cancel" && status === 202)) {
-      // 202: docs/compatibility.md row "`cancel?wait=0`".
+    else if (!(op.id === "POST /threads/{thread_id}/runs/{run_id}/cancel" && status === 202) && !(isJsonRpc(op) && status === 202)) {
+      // 202: docs/compatibility.md row "`cancel?wait=0`"; a JSON-RPC notification's acknowledgement.
       violations.push(violation("unlisted status", previewText(answer), status));
     }
   }
   if (status >= 200 && status < 300 && request.encoding !== undefined && text !== undefined) {
     violations.push(violation("accepted a body that is not UTF-8 JSON", previewText(answer), status, request.encoding));
   }
-  if (status >= 200 && status < 300 && request.mutation?.typeBroken) {
+  // JSON-RPC allows a number or null (a notification) as id.
+  const rpcId = isJsonRpc(op) && /^id = (null|-?[\d.e+-]+)$/.test(request.mutation?.label ?? "");
+  if (status >= 200 && status < 300 && request.mutation?.typeBroken && !rpcId) {
     violations.push(violation("accepted a type-breaking value", previewText(answer), status, request.mutation.label.replace(/ = .*/, "")));
   }
   if (status >= 400 && status < 500) {
     const detail = parseJson(answer) as { detail?: unknown } | undefined;
-    if (typeof detail?.detail !== "string" || detail.detail === "") violations.push(violation("error body", previewText(answer), status));
+    const described = typeof detail?.detail === "string" && detail.detail !== "";
+    if (!described && !(isJsonRpc(op) && isRpcError(detail))) violations.push(violation("error body", previewText(answer), status));
   }
   const schema = listed?.json;
   if (status >= 200 && status < 300 && schema !== undefined && contentType.includes("application/json")) {

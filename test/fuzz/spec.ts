@@ -131,9 +131,5 @@ export const NOT_SERVED: Record<string, string> = {
   "GET /runs/crons/{cron_id}": "crons are future work",
   "PATCH /runs/crons/{cron_id}": "crons are future work",
   "DELETE /runs/crons/{cron_id}": "crons are future work",
-  "POST /a2a/{assistant_id}": "A2A is future work",
-  "POST /mcp/": "MCP is future work",
-  "GET /mcp/": "MCP is future work",
-  "DELETE /mcp/": "MCP is future work",
   "GET /docs": "the API docs page is future work",
 };

@@ -1,0 +1,69 @@
+/**
+ * Runs the MCP and A2A endpoints start on the caller's behalf: plain input,
+ * no config of the caller's own, and the defaults a run request without
+ * those fields gets. They go through RunService like any other run, so the
+ * project's auth handlers decide and the caller owns them.
+ */
+import type { RequestContext } from "../core/context.ts";
+import type { CreateRunInput } from "../core/runs.ts";
+import type { Assistant, StreamMode } from "../core/types.ts";
+import type { HttpDeps } from "./deps.ts";
+
+/**
+ * A run of `assistantId` with `input`: on `threadId` (created if missing),
+ * or on a temporary thread deleted after the run when it is null.
+ */
+export function agentRunInput(assistantId: string, input: unknown, threadId: string | null, streamMode: StreamMode[] = ["values"]): CreateRunInput {
+  return {
+    thread_id: threadId,
+    assistant_id: assistantId,
+    metadata: {},
+    multitask_strategy: "enqueue",
+    if_not_exists: "create",
+    after_seconds: 0,
+    kwargs: {
+      input,
+      command: null,
+      config: {},
+      context: null,
+      stream_mode: streamMode,
+      stream_subgraphs: false,
+      stream_resumable: false,
+      interrupt_before: null,
+      interrupt_after: null,
+      checkpoint_id: null,
+      checkpoint: null,
+      webhook: null,
+      on_completion: threadId === null ? "delete" : "keep",
+      durability: null,
+      on_disconnect: "continue",
+    },
+  };
+}
+
+/**
+ * The request context a protocol request acts in: the caller's, without an
+ * Idempotency-Key. Protocol clients send the same headers with every
+ * request of a connection, so a key there would make every later tool call
+ * or message answer with the first one's run.
+ */
+export const protocolContext = (ctx: RequestContext): RequestContext => ({ ...ctx, idempotencyKey: undefined });
+
+/** The text of a run's failure (`{"__error__": {error, message}}`), or undefined when it did not fail. */
+export function failureText(output: unknown): string | undefined {
+  const failure = (output as { __error__?: { error?: unknown; message?: unknown } } | null | undefined)?.__error__;
+  if (failure === undefined || failure === null) return undefined;
+  const name = typeof failure.error === "string" ? failure.error : "Error";
+  return typeof failure.message === "string" && failure.message !== "" ? `${name}: ${failure.message}` : name;
+}
+
+/**
+ * The input schema of the assistant's graph (built with the assistant's
+ * config), without waiting for the TypeScript compiler (GraphSchemas.rootNow);
+ * undefined when there is none.
+ */
+export async function graphInputSchema(deps: HttpDeps, assistant: Assistant): Promise<Record<string, unknown> | undefined> {
+  const graph = await deps.registry.describe(assistant.graph_id, { configurable: assistant.config.configurable ?? {} });
+  const schema = (await deps.schemas.rootNow(assistant.graph_id, graph)).input as unknown;
+  return schema !== null && typeof schema === "object" && !Array.isArray(schema) ? (schema as Record<string, unknown>) : undefined;
+}

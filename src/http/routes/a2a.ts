@@ -1,0 +1,372 @@
+/**
+ * `/a2a/{assistant_id}`: the Agent2Agent protocol (JSON-RPC 2.0, the v0.3
+ * method names the official OpenAPI description lists) and each
+ * assistant's agent card, as the official Agent Server defines them
+ * (docs/mcp-a2a.md):
+ *
+ * - `message/send`: the message's text parts become `messages`, its data
+ *   parts are merged into the input; a run on the thread `contextId` names
+ *   (created when missing, a new one when absent), waited for; the answer
+ *   is the Task (`id` = run id, `contextId` = thread id) with the graph's
+ *   last AI message as its artifact;
+ * - `message/stream`: the same run, as server-sent JSON-RPC responses: the
+ *   submitted Task, `working` status updates (with the tokens a chat model
+ *   streams), and a final status update;
+ * - `tasks/get`: the run as a Task; `tasks/cancel`: interrupts the run and
+ *   answers the canceled Task;
+ * - `GET /.well-known/agent-card.json?assistant_id=...` (and
+ *   `/a2a/{assistant_id}/.well-known/agent-card.json`): the agent card.
+ */
+import { randomUUID } from "node:crypto";
+import { Hono, type Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { z } from "zod";
+import { BatonError } from "../../core/errors.ts";
+import type { RequestContext } from "../../core/context.ts";
+import { isFinalRunStatus, type Assistant, type Run, type RunEvent } from "../../core/types.ts";
+import { agentRunInput, failureText, graphInputSchema, protocolContext } from "../agent-runs.ts";
+import { ctxOf, type BatonEnv } from "../context.ts";
+import type { HttpDeps } from "../deps.ts";
+import { zodMessage } from "../errors.ts";
+import { accepts, readRpcMessage, rpcErrorBody, RpcCode, RpcError, rpcErrorOf, rpcErrorResponse, type RpcId } from "../json-rpc.ts";
+import { jsonWhenReady, sseResponse } from "../sse.ts";
+
+export const A2A_PROTOCOL_VERSION = "0.3.0";
+/** The most history messages a task answer may ask for, as on the official server. */
+export const MAX_HISTORY_LENGTH = 10;
+
+/** A2A error codes (the protocol's own range). */
+const A2aCode = { taskNotFound: -32001, taskNotCancelable: -32002, unsupportedOperation: -32004, contentTypeNotSupported: -32005 } as const;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const Part = z.looseObject({ kind: z.string() });
+const Message = z.looseObject({
+  role: z.enum(["user", "agent"]),
+  parts: z.array(Part).min(1, "a message needs at least one part"),
+  messageId: z.string(),
+  contextId: z.string().regex(UUID, "must be the UUID of a context (thread) this server returned").optional(),
+  taskId: z.string().optional(),
+});
+const MessageSendParams = z.looseObject({ message: Message });
+const TaskQueryParams = z.looseObject({
+  id: z.string(),
+  contextId: z.string().optional(),
+  historyLength: z.number().int().min(0).max(MAX_HISTORY_LENGTH, `historyLength cannot exceed ${MAX_HISTORY_LENGTH}`).optional(),
+});
+const TaskIdParams = z.looseObject({ id: z.string(), contextId: z.string().optional() });
+
+type A2aMessage = z.infer<typeof Message>;
+type Json = Record<string, unknown>;
+
+/** Invalid params: the request's shape is wrong, answered 400 as the official description says. */
+function params<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
+  const result = schema.safeParse(value ?? undefined);
+  if (!result.success) throw new RpcError(RpcCode.invalidParams, `Invalid params: ${zodMessage(result.error).replace(/^body/, "params")}`, 400);
+  return result.data;
+}
+
+export function a2aRoutes(deps: HttpDeps): Hono<BatonEnv> {
+  const app = new Hono<BatonEnv>();
+  app.post("/a2a/:assistant_id", (c) => handlePost(deps, c));
+  for (const method of ["get", "delete"] as const) {
+    app[method]("/a2a/:assistant_id", (c) => {
+      c.header("Allow", "POST");
+      return rpcErrorResponse(c, 405, RpcCode.invalidRequest, "Method not allowed: send A2A JSON-RPC requests with POST.");
+    });
+  }
+  app.get("/.well-known/agent-card.json", (c) => agentCard(deps, c, c.req.query("assistant_id"), "/.well-known/agent-card.json"));
+  app.get("/a2a/:assistant_id/.well-known/agent-card.json", (c) => agentCard(deps, c, c.req.param("assistant_id"), `/a2a/${c.req.param("assistant_id")}/.well-known/agent-card.json`));
+  return app;
+}
+
+async function handlePost(deps: HttpDeps, c: Context<BatonEnv>): Promise<Response> {
+  let message: Json;
+  try {
+    message = await readRpcMessage(c);
+  } catch (error) {
+    const answer = rpcErrorOf(error, deps.logger, "a2a");
+    return rpcErrorResponse(c, answer.status === 200 ? 400 : answer.status, answer.code, answer.message);
+  }
+  const id = (message.id ?? null) as RpcId;
+  const method = message.method as string | undefined;
+  const streaming = method === "message/stream";
+  const accept = c.req.header("accept");
+  if (!accepts(accept, streaming ? "text/event-stream" : "application/json")) {
+    return rpcErrorResponse(c, 400, RpcCode.invalidRequest, `Not acceptable: the Accept header must include ${streaming ? "text/event-stream for message/stream" : "application/json"}.`, id);
+  }
+  // A response or a notification: nothing to answer, as on the official server.
+  if (method === undefined || id === null) {
+    if (method === undefined && id === null) return rpcErrorResponse(c, 400, RpcCode.invalidRequest, "Invalid JSON-RPC message: neither a request, a response nor a notification.");
+    return c.body(null, 202);
+  }
+  const ctx = protocolContext(ctxOf(c));
+  try {
+    const assistant = await deps.assistantService.get(ctx, c.req.param("assistant_id") ?? "");
+    const kit: MethodKit = { deps, c, ctx, assistant, id };
+    switch (method) {
+      case "message/send":
+        return await messageSend(kit, params(MessageSendParams, message.params));
+      case "message/stream":
+        return await messageStream(kit, params(MessageSendParams, message.params));
+      case "tasks/get":
+        return c.json({ jsonrpc: "2.0", id, result: await tasksGet(kit, params(TaskQueryParams, message.params)) });
+      case "tasks/cancel":
+        return c.json({ jsonrpc: "2.0", id, result: await tasksCancel(kit, params(TaskIdParams, message.params)) });
+      case "tasks/resubscribe":
+      case "tasks/pushNotificationConfig/set":
+      case "tasks/pushNotificationConfig/get":
+      case "tasks/pushNotificationConfig/list":
+      case "tasks/pushNotificationConfig/delete":
+        throw new RpcError(A2aCode.unsupportedOperation, `${method} is not supported by Baton's A2A endpoint.`);
+      default:
+        throw new RpcError(RpcCode.methodNotFound, `Method not found: ${method.slice(0, 100)}`);
+    }
+  } catch (error) {
+    const answer = error instanceof BatonError && error.code === "not_found" ? { code: RpcCode.invalidParams, message: error.message, status: 404 as ContentfulStatusCode } : rpcErrorOf(error, deps.logger, "a2a");
+    return c.json(rpcErrorBody(id, { code: answer.code, message: answer.message }), answer.status);
+  }
+}
+
+interface MethodKit {
+  deps: HttpDeps;
+  c: Context<BatonEnv>;
+  ctx: RequestContext;
+  assistant: Assistant;
+  id: RpcId;
+}
+
+/** A message's parts as the graph's input: text parts as `messages`, data parts merged in. */
+async function inputOf(kit: MethodKit, message: A2aMessage): Promise<Json> {
+  const messages: { role: string; content: string }[] = [];
+  const data: Json = {};
+  for (const [index, part] of message.parts.entries()) {
+    if (part.kind === "text") {
+      if (typeof part.text !== "string") throw new RpcError(RpcCode.invalidParams, `Invalid params: message.parts.${index}.text must be a string.`, 400);
+      messages.push({ role: message.role === "user" ? "user" : "assistant", content: part.text });
+    } else if (part.kind === "data") {
+      const value = part.data;
+      if (value === null || typeof value !== "object" || Array.isArray(value)) throw new RpcError(RpcCode.invalidParams, `Invalid params: message.parts.${index}.data must be a JSON object.`, 400);
+      Object.assign(data, value);
+    } else {
+      throw new RpcError(A2aCode.contentTypeNotSupported, `Unsupported part kind '${part.kind.slice(0, 40)}': Baton's A2A endpoint takes text and data parts only.`);
+    }
+  }
+  if (messages.length > 0) {
+    const properties = ((await graphInputSchema(kit.deps, kit.assistant))?.properties ?? {}) as Json;
+    if (!("messages" in properties)) {
+      throw new RpcError(
+        RpcCode.invalidParams,
+        `Assistant '${kit.assistant.assistant_id}' (graph '${kit.assistant.graph_id}') takes no 'messages' input, so it cannot take text parts; send a data part with its input fields (${Object.keys(properties).join(", ") || "none known"}).`,
+      );
+    }
+  }
+  return messages.length > 0 ? { ...data, messages } : data;
+}
+
+/** Starts the run a message asks for, on its context (thread). */
+async function startRun(kit: MethodKit, message: A2aMessage, streaming: boolean): Promise<Run> {
+  const input = await inputOf(kit, message);
+  const threadId = message.contextId?.toLowerCase() ?? randomUUID();
+  return kit.deps.runs.create(kit.ctx, agentRunInput(kit.assistant.assistant_id, input, threadId, streaming ? ["values", "messages-tuple"] : ["values"]));
+}
+
+async function messageSend(kit: MethodKit, p: z.infer<typeof MessageSendParams>): Promise<Response> {
+  const run = await startRun(kit, p.message, false);
+  const { deps, c, id } = kit;
+  // Answered at once, written when the run ends (newlines keep the connection alive meanwhile).
+  return jsonWhenReady(
+    c.req.raw,
+    async (signal) => {
+      try {
+        const { status, output } = await deps.runs.waitFinal(run, signal);
+        return { jsonrpc: "2.0", id, result: taskOf(run, status, output, undefined, { artifacts: true }) };
+      } catch (error) {
+        return rpcErrorBody(id, rpcErrorOf(error, deps.logger, "a2a"));
+      }
+    },
+    { keepAliveMs: deps.options.keepAliveMs },
+  );
+}
+
+async function messageStream(kit: MethodKit, p: z.infer<typeof MessageSendParams>): Promise<Response> {
+  const run = await startRun(kit, p.message, true);
+  const { deps, c, id } = kit;
+  const contextId = run.thread_id;
+  let sequence = 0;
+  const envelope = (result: unknown): RunEvent => ({ id: String(++sequence), event: "message", data: { jsonrpc: "2.0", id, result } });
+  const statusUpdate = (state: string, final: boolean, text?: string) => ({
+    kind: "status-update",
+    taskId: run.run_id,
+    contextId,
+    status: { state, timestamp: new Date().toISOString(), ...(text === undefined ? {} : { message: agentMessage(run, text) }) },
+    final,
+  });
+  return sseResponse(
+    c.req.raw,
+    async function* (signal) {
+      const submitted = { ...taskOf(run, "pending", undefined), history: [{ ...p.message, kind: "message", taskId: run.run_id, contextId }] };
+      yield envelope(submitted);
+      let working = false;
+      try {
+        for await (const event of deps.runs.events(run, undefined, signal)) {
+          if (event.event === "__final__") {
+            const { status, output } = event.data as { status: string; output: unknown };
+            const state = taskState(status, output);
+            yield envelope(statusUpdate(state, true, failureText(output) ?? answerText(output)));
+            return;
+          }
+          if (!working && (event.event === "metadata" || event.event === "values" || event.event === "messages")) {
+            working = true;
+            yield envelope(statusUpdate("working", false));
+          }
+          const token = event.event === "messages" ? tokenText(event.data) : undefined;
+          if (token !== undefined && token !== "") yield envelope(statusUpdate("working", false, token));
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        yield { id: String(++sequence), event: "message", data: rpcErrorBody(id, rpcErrorOf(error, deps.logger, "a2a")) };
+      }
+    },
+    { keepAliveMs: deps.options.keepAliveMs },
+  );
+}
+
+/** The run a task id names, if it is one of this assistant's runs the caller may see. */
+async function taskRun(kit: MethodKit, p: { id: string; contextId?: string | undefined }): Promise<Run> {
+  const notFound = () => new RpcError(A2aCode.taskNotFound, `Task '${p.id.slice(0, 80)}' not found.`);
+  if (!UUID.test(p.id) || (p.contextId !== undefined && !UUID.test(p.contextId))) throw notFound();
+  try {
+    const run = await kit.deps.runs.get(kit.ctx, p.id.toLowerCase(), p.contextId?.toLowerCase());
+    if (run.assistant_id !== kit.assistant.assistant_id) throw notFound();
+    return run;
+  } catch (error) {
+    if (error instanceof BatonError && error.code === "not_found") throw notFound();
+    throw error;
+  }
+}
+
+async function tasksGet(kit: MethodKit, p: z.infer<typeof TaskQueryParams>): Promise<Json> {
+  const run = await taskRun(kit, p);
+  const final = isFinalRunStatus(run.status) ? await kit.deps.runs.waitFinal(run, kit.c.req.raw.signal) : undefined;
+  const state = (await kit.deps.threadService.state(kit.ctx, run.thread_id, {})) as { values?: unknown };
+  return taskOf(run, final?.status ?? run.status, final?.output, state.values, { artifacts: true, historyLength: p.historyLength });
+}
+
+async function tasksCancel(kit: MethodKit, p: z.infer<typeof TaskIdParams>): Promise<Json> {
+  const run = await taskRun(kit, p);
+  if (isFinalRunStatus(run.status)) throw new RpcError(A2aCode.taskNotCancelable, `Task '${run.run_id}' has ended (${run.status}); it cannot be canceled.`);
+  await kit.deps.runs.cancelOne(kit.ctx, run.thread_id, run.run_id, "interrupt", kit.c.req.raw.signal);
+  const final = await kit.deps.runs.waitFinal(run, kit.c.req.raw.signal);
+  return taskOf(run, final.status, final.output);
+}
+
+/** A2A's task state for a run's status (and output: a graph stopped at interrupt() waits for input). */
+function taskState(status: string, output: unknown): string {
+  switch (status) {
+    case "pending":
+      return "submitted";
+    case "running":
+      return "working";
+    case "success":
+      return (output as { __interrupt__?: unknown } | null)?.__interrupt__ !== undefined ? "input-required" : "completed";
+    case "interrupted":
+      return "canceled";
+    default:
+      return "failed";
+  }
+}
+
+/** The Task a run is: its state, the thread's messages as history, and (when completed) the answer as an artifact. */
+function taskOf(run: Run, status: string, output: unknown, values?: unknown, options: { artifacts?: boolean; historyLength?: number | undefined } = {}): Json {
+  const state = taskState(status, output);
+  const failure = failureText(output);
+  const messages = messagesOf(values ?? output);
+  const history = messages.map((m) => ({ ...toA2aMessage(m), taskId: run.run_id, contextId: run.thread_id }));
+  const task: Json = {
+    kind: "task",
+    id: run.run_id,
+    contextId: run.thread_id,
+    status: { state, timestamp: new Date().toISOString(), ...(failure === undefined ? {} : { message: agentMessage(run, failure) }) },
+    history: options.historyLength === undefined ? history : options.historyLength === 0 ? [] : history.slice(-options.historyLength),
+  };
+  if (options.artifacts === true && state === "completed") {
+    task.artifacts = [{ artifactId: randomUUID(), name: "Assistant Response", description: `Response from assistant ${run.assistant_id}`, parts: [{ kind: "text", text: answerText(output) }] }];
+  }
+  return task;
+}
+
+const agentMessage = (run: Run, text: string) => ({ kind: "message", role: "agent", messageId: randomUUID(), taskId: run.run_id, contextId: run.thread_id, parts: [{ kind: "text", text }] });
+
+type WireMessage = { type?: unknown; role?: unknown; content?: unknown };
+
+function messagesOf(values: unknown): WireMessage[] {
+  const messages = (values as { messages?: unknown } | null | undefined)?.messages;
+  return Array.isArray(messages) ? (messages.filter((m) => m !== null && typeof m === "object") as WireMessage[]) : [];
+}
+
+/** A message's content as text: a string as is, text blocks joined, anything else as JSON. */
+function contentText(content: unknown): string {
+  if (typeof content === "string") return content;
+  if (Array.isArray(content)) {
+    return content.map((block) => (typeof block === "string" ? block : typeof (block as { text?: unknown })?.text === "string" ? (block as { text: string }).text : "")).join("");
+  }
+  return JSON.stringify(content ?? "");
+}
+
+const isAi = (m: WireMessage) => m.type === "ai" || m.type === "AIMessageChunk" || m.role === "assistant" || m.role === "ai";
+
+function toA2aMessage(m: WireMessage): Json {
+  const user = m.type === "human" || m.role === "user" || m.role === "human";
+  return { kind: "message", role: user ? "user" : "agent", messageId: randomUUID(), parts: [{ kind: "text", text: contentText(m.content) }] };
+}
+
+/** The answer of a run: its last AI message, else its last message, else its output as JSON. */
+function answerText(output: unknown): string {
+  const messages = messagesOf(output);
+  const answer = [...messages].reverse().find(isAi) ?? messages.at(-1);
+  return answer !== undefined ? contentText(answer.content) : JSON.stringify(output ?? null);
+}
+
+/** The text of a `messages` (messages-tuple) event: [chunk, metadata]. */
+function tokenText(data: unknown): string | undefined {
+  const chunk = Array.isArray(data) ? (data[0] as WireMessage | undefined) : undefined;
+  return chunk === undefined || chunk === null ? undefined : contentText(chunk.content);
+}
+
+/** The agent card of an assistant the caller may see. */
+async function agentCard(deps: HttpDeps, c: Context<BatonEnv>, assistantId: string | undefined, cardPath: string): Promise<Response> {
+  if (assistantId === undefined || assistantId === "") {
+    return c.json({ detail: "Missing required query parameter: assistant_id (the assistant whose agent card to answer)." }, 400);
+  }
+  const assistant = await deps.assistantService.get(ctxOf(c), assistantId);
+  const properties = ((await graphInputSchema(deps, assistant))?.properties ?? {}) as Json;
+  const required = ((await graphInputSchema(deps, assistant))?.required ?? []) as unknown;
+  const url = new URL(c.req.url);
+  const prefix = c.req.path.endsWith(cardPath) ? c.req.path.slice(0, c.req.path.length - cardPath.length) : "";
+  const description = assistant.description ?? `${assistant.name} assistant`;
+  const modes = ["application/json", "text/plain"];
+  return c.json({
+    protocolVersion: A2A_PROTOCOL_VERSION,
+    name: assistant.name,
+    description,
+    url: `${url.origin}${prefix}/a2a/${assistant.assistant_id}`,
+    preferredTransport: "JSONRPC",
+    capabilities: { streaming: true, pushNotifications: false, stateTransitionHistory: false },
+    defaultInputModes: modes,
+    defaultOutputModes: modes,
+    skills: [
+      {
+        id: `${assistant.assistant_id}-main`,
+        name: `${assistant.name} Capabilities`,
+        description,
+        tags: ["assistant", "langgraph"],
+        examples: [],
+        inputModes: modes,
+        outputModes: modes,
+        metadata: { inputSchema: { required: Array.isArray(required) ? required : [], properties: Object.keys(properties).sort(), supportsA2A: "messages" in properties } },
+      },
+    ],
+    version: deps.options.version,
+  });
+}

@@ -1,0 +1,317 @@
+/**
+ * MCP and A2A (issue 14, item 5): the official MCP client (Client and
+ * StreamableHTTPClientTransport from @modelcontextprotocol/sdk) and plain
+ * A2A JSON-RPC requests against a Baton server: assistants as tools, tool
+ * calls that run fixture graphs (concurrently, without mixing answers),
+ * errors as JSON-RPC errors (never a 500), A2A tasks on threads, the agent
+ * card, http.disable_mcp / disable_a2a, and the access seam under a
+ * project's auth.
+ */
+import { join } from "node:path";
+import { Client as McpClient } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { CallToolResultSchema, ErrorCode, McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { Client } from "@langchain/langgraph-sdk";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { gate } from "../fixtures/graphs/graphs.ts";
+import { startServer, type TestServer } from "../helpers/server.ts";
+
+const DISABLED = join(import.meta.dirname, "../fixtures/mcp-a2a/langgraph.disabled.json");
+const AUTH = join(import.meta.dirname, "../fixtures/auth/langgraph.json");
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+let t: TestServer;
+beforeAll(async () => {
+  t = await startServer();
+}, 60_000);
+afterAll(async () => {
+  await t?.close();
+});
+
+async function mcpClient(url: string, headers: Record<string, string> = {}): Promise<McpClient> {
+  const client = new McpClient({ name: "baton-test", version: "1.0.0" });
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${url}/mcp`), { requestInit: { headers } }));
+  return client;
+}
+
+const textOf = (result: CallToolResult) => (result.content[0] as { type: "text"; text: string }).text;
+const lastMessage = (output: unknown) => (output as { messages: { content: string }[] }).messages.at(-1)!.content;
+
+async function rpcError(call: Promise<unknown>): Promise<McpError> {
+  const error = await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(McpError);
+  return error as McpError;
+}
+
+describe("MCP", () => {
+  it("lists the assistants as tools: name, description, the graph's input schema", async () => {
+    const created = await t.client.assistants.create({ graphId: "typed", name: "mcp-typed-tool", description: "Answers a question." });
+    const client = await mcpClient(t.url);
+    try {
+      const { tools } = await client.listTools();
+      const names = tools.map((tool) => tool.name);
+      expect(names).toEqual(expect.arrayContaining(["echo", "typed", "mcp-typed-tool"]));
+      const typed = tools.find((tool) => tool.name === "mcp-typed-tool")!;
+      expect(typed.description).toBe("Answers a question.");
+      expect(typed.inputSchema).toMatchObject({ type: "object", properties: { question: { type: "string" } } });
+      expect(tools.find((tool) => tool.name === "echo")!.inputSchema).toMatchObject({ type: "object", properties: { messages: expect.anything() } });
+      expect(client.getServerVersion()?.name).toBe("Baton");
+    } finally {
+      await client.close();
+      await t.client.assistants.delete(created.assistant_id);
+    }
+  });
+
+  it("calls a tool: a stateless run of the assistant with the arguments as input, answering its output", async () => {
+    const client = await mcpClient(t.url);
+    try {
+      const echo = (await client.callTool({ name: "echo", arguments: { messages: [{ role: "user", content: "hi" }] } })) as CallToolResult;
+      expect(echo.isError).toBeFalsy();
+      expect(lastMessage(JSON.parse(textOf(echo)))).toBe("echo: hi");
+      const typed = (await client.callTool({ name: "typed", arguments: { question: "why" } })) as CallToolResult;
+      expect(JSON.parse(textOf(typed))).toEqual({ question: "why", answer: "you asked: why" });
+      // Stateless: the run's temporary thread is gone, as after POST /runs/wait.
+      expect(await t.client.threads.search({ limit: 100 })).not.toContainEqual(expect.objectContaining({ values: expect.objectContaining({ question: "why" }) }));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("answers concurrent tool calls each with its own run's output, whatever order they end in", async () => {
+    const client = await mcpClient(t.url);
+    try {
+      const names = Array.from({ length: 6 }, (_, i) => `mcp-${i}-${crypto.randomUUID()}`);
+      const gates = names.map((name) => gate(name));
+      const calls = names.map((name) => client.callTool({ name: "gated", arguments: { messages: [{ role: "user", content: `gate:${name}` }] } }) as Promise<CallToolResult>);
+      await expect.poll(() => gates.every((g) => g.entered === 1), { timeout: 20_000 }).toBe(true);
+      for (const g of [...gates].reverse()) g.open();
+      const answers = await Promise.all(calls);
+      expect(answers.map((answer) => lastMessage(JSON.parse(textOf(answer))))).toEqual(names.map((name) => `echo: gate:${name}`));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("answers a graph's failure as a tool error, and bad calls as MCP errors, never a 500", async () => {
+    const client = await mcpClient(t.url);
+    try {
+      const failed = (await client.callTool({ name: "fail", arguments: { messages: [{ role: "user", content: "x" }] } })) as CallToolResult;
+      expect(failed.isError).toBe(true);
+      expect(textOf(failed)).toMatch(/boom: the fixture failed on purpose/);
+      const unknown = await rpcError(client.callTool({ name: "no-such-tool", arguments: {} }));
+      expect(unknown.code).toBe(ErrorCode.InvalidParams);
+      expect(unknown.message).toMatch(/Unknown tool: no-such-tool/);
+      // Arguments that are not an object: the SDK's schema refuses them.
+      const notObject = await rpcError(client.request({ method: "tools/call", params: { name: "echo", arguments: "hi" as unknown as Record<string, unknown> } }, CallToolResultSchema));
+      expect(notObject.code).toBe(ErrorCode.InvalidParams);
+      // Arguments past the request limits are refused before any run.
+      const deep = (depth: number): unknown => (depth === 0 ? 1 : { a: deep(depth - 1) });
+      // (an HTTP 422 with the JSON-RPC error: the request's id is not known before the body is read)
+      const tooDeep = await client.callTool({ name: "echo", arguments: { x: deep(150) } }).catch((e: unknown) => e as Error & { code?: number });
+      expect(tooDeep).toMatchObject({ code: 422, message: expect.stringMatching(/deep|depth|nest/i) });
+      const badCursor = await rpcError(client.listTools({ cursor: "not-a-number" }));
+      expect(badCursor.code).toBe(ErrorCode.InvalidParams);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("answers HTTP mistakes with JSON-RPC errors and the statuses of the official server", async () => {
+    const post = (body: string, headers: Record<string, string>) => fetch(`${t.url}/mcp`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+    const both = { accept: "application/json, text/event-stream" };
+    const noAccept = await post(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }), { accept: "text/html" });
+    expect(noAccept.status).toBe(400);
+    expect(await noAccept.json()).toMatchObject({ jsonrpc: "2.0", error: { code: -32600 } });
+    const broken = await post("{not json", both);
+    expect(broken.status).toBe(400);
+    expect(await broken.json()).toMatchObject({ error: { code: -32700 } });
+    expect((await post("[]", both)).status).toBe(400);
+    expect((await post(JSON.stringify({ jsonrpc: "1.0", id: 1, method: "tools/list" }), both)).status).toBe(400);
+    // A notification is accepted with 202 and no body.
+    expect((await post(JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }), both)).status).toBe(202);
+    const unknownMethod = await post(JSON.stringify({ jsonrpc: "2.0", id: 7, method: "no/such" }), both);
+    expect(unknownMethod.status).toBe(200);
+    expect(await unknownMethod.json()).toMatchObject({ id: 7, error: { code: -32601 } });
+    // Only application/json is enough, as on the official server.
+    const listed = await post(JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }), { accept: "application/json" });
+    expect(listed.status).toBe(200);
+    expect(((await listed.json()) as { result: { tools: unknown[] } }).result.tools.length).toBeGreaterThan(0);
+    expect((await fetch(`${t.url}/mcp`, { headers: { accept: "text/event-stream" } })).status).toBe(405);
+    expect((await fetch(`${t.url}/mcp/`, { method: "DELETE" })).status).toBe(404);
+  });
+});
+
+/** Sends one A2A JSON-RPC request; answers the parsed envelope and the status. */
+async function a2a(url: string, assistant: string, method: string, params: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${url}/a2a/${assistant}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json", ...headers },
+    body: JSON.stringify({ jsonrpc: "2.0", id: "r1", method, params }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+const userMessage = (text: string, contextId?: string) => ({ message: { role: "user", messageId: crypto.randomUUID(), parts: [{ kind: "text", text }], ...(contextId === undefined ? {} : { contextId }) } });
+type Task = { kind: string; id: string; contextId: string; status: { state: string; message?: { parts: { text: string }[] } }; artifacts?: { parts: { kind: string; text: string }[] }[]; history: { role: string; parts: { text: string }[] }[] };
+
+describe("A2A", () => {
+  it("serves each assistant's agent card", async () => {
+    const echo = await t.client.assistants.get("echo");
+    const response = await fetch(`${t.url}/.well-known/agent-card.json?assistant_id=${echo.assistant_id}`);
+    expect(response.status).toBe(200);
+    const card = (await response.json()) as Record<string, unknown>;
+    expect(card).toMatchObject({
+      protocolVersion: "0.3.0",
+      name: "echo",
+      url: `${t.url}/a2a/${echo.assistant_id}`,
+      preferredTransport: "JSONRPC",
+      capabilities: { streaming: true, pushNotifications: false },
+      skills: [{ id: `${echo.assistant_id}-main`, metadata: { inputSchema: { supportsA2A: true } } }],
+    });
+    expect((await fetch(`${t.url}/a2a/echo/.well-known/agent-card.json`)).status).toBe(200);
+    expect((await fetch(`${t.url}/.well-known/agent-card.json`)).status).toBe(400);
+    expect((await fetch(`${t.url}/.well-known/agent-card.json?assistant_id=${crypto.randomUUID()}`)).status).toBe(404);
+  });
+
+  it("message/send runs the assistant on the context's thread and answers the completed task", async () => {
+    const first = await a2a(t.url, "echo", "message/send", userMessage("hello"));
+    expect(first.status).toBe(200);
+    const task = first.body.result as Task;
+    expect(task).toMatchObject({ kind: "task", status: { state: "completed" } });
+    expect(task.contextId).toMatch(UUID);
+    expect(task.artifacts![0]!.parts[0]).toEqual({ kind: "text", text: "echo: hello" });
+    // The context is a thread the caller can read, and the task is its run.
+    expect((await t.client.runs.get(task.contextId, task.id)).status).toBe("success");
+    const second = (await a2a(t.url, "echo", "message/send", userMessage("again", task.contextId))).body.result as Task;
+    expect(second.contextId).toBe(task.contextId);
+    expect(second.artifacts![0]!.parts[0]!.text).toBe("echo: again");
+    expect(second.history.map((m) => [m.role, m.parts[0]!.text])).toEqual([
+      ["user", "hello"],
+      ["agent", "echo: hello"],
+      ["user", "again"],
+      ["agent", "echo: again"],
+    ]);
+    const got = await a2a(t.url, "echo", "tasks/get", { id: task.id, contextId: task.contextId, historyLength: 2 });
+    expect(got.body.result).toMatchObject({ id: task.id, status: { state: "completed" } });
+    expect((got.body.result as Task).history).toHaveLength(2);
+  });
+
+  it("takes data parts as input fields, and refuses text parts for a graph without messages", async () => {
+    const data = await a2a(t.url, "typed", "message/send", { message: { role: "user", messageId: "m1", parts: [{ kind: "data", data: { question: "why" } }] } });
+    expect(JSON.parse((data.body.result as Task).artifacts![0]!.parts[0]!.text)).toEqual({ question: "why", answer: "you asked: why" });
+    const text = await a2a(t.url, "typed", "message/send", userMessage("why"));
+    expect(text.body.error).toMatchObject({ code: -32602, message: expect.stringMatching(/no 'messages' input/) });
+    const file = await a2a(t.url, "echo", "message/send", { message: { role: "user", messageId: "m1", parts: [{ kind: "file", file: { uri: "https://x" } }] } });
+    expect(file.body.error).toMatchObject({ code: -32005 });
+  });
+
+  it("a failing graph gives a failed task with its error", async () => {
+    const failed = (await a2a(t.url, "fail", "message/send", userMessage("x"))).body.result as Task;
+    expect(failed.status.state).toBe("failed");
+    expect(failed.status.message!.parts[0]!.text).toMatch(/boom/);
+  });
+
+  it("message/stream answers server-sent JSON-RPC responses: the task, working, and the final status", async () => {
+    const response = await fetch(`${t.url}/a2a/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "message/stream", params: userMessage("streamed") }),
+    });
+    expect(response.headers.get("content-type")).toMatch(/text\/event-stream/);
+    const results = (await response.text())
+      .split("\n")
+      .filter((line) => line.startsWith("data: "))
+      .map((line) => JSON.parse(line.slice(6)) as { id: number; result: { kind: string; status: { state: string; message?: { parts: { text: string }[] } }; final?: boolean } });
+    expect(results.every((r) => r.id === 9)).toBe(true);
+    expect(results[0]!.result).toMatchObject({ kind: "task", status: { state: "submitted" } });
+    expect(results.some((r) => r.result.kind === "status-update" && r.result.status.state === "working")).toBe(true);
+    const last = results.at(-1)!.result;
+    expect(last).toMatchObject({ kind: "status-update", final: true, status: { state: "completed" } });
+    expect(last.status.message!.parts[0]!.text).toBe("echo: streamed");
+  });
+
+  it("tasks/cancel stops a running task", async () => {
+    const contextId = crypto.randomUUID();
+    const name = `a2a-${crypto.randomUUID()}`;
+    const g = gate(name);
+    const pending = a2a(t.url, "gated", "message/send", userMessage(`gate:${name}`, contextId));
+    await expect.poll(() => g.entered, { timeout: 20_000 }).toBe(1);
+    const [run] = await t.client.runs.list(contextId);
+    const canceled = await a2a(t.url, "gated", "tasks/cancel", { id: run!.run_id, contextId });
+    expect(canceled.body.result).toMatchObject({ id: run!.run_id, status: { state: "canceled" } });
+    expect(((await pending).body.result as Task).status.state).toBe("canceled");
+    expect((await a2a(t.url, "gated", "tasks/cancel", { id: run!.run_id, contextId })).body.error).toMatchObject({ code: -32002 });
+  });
+
+  it("answers bad JSON-RPC with JSON-RPC errors, never a 500", async () => {
+    const post = (body: string, accept = "application/json") => fetch(`${t.url}/a2a/echo`, { method: "POST", headers: { "content-type": "application/json", accept }, body });
+    const broken = await post("{oops");
+    expect(broken.status).toBe(400);
+    expect(await broken.json()).toMatchObject({ jsonrpc: "2.0", id: null, error: { code: -32700 } });
+    const version = await post(JSON.stringify({ jsonrpc: "1.0", id: "1", method: "message/send" }));
+    expect(version.status).toBe(400);
+    expect(await version.json()).toMatchObject({ error: { code: -32600 } });
+    const noParams = await post(JSON.stringify({ jsonrpc: "2.0", id: "1", method: "message/send" }));
+    expect(noParams.status).toBe(400);
+    expect(await noParams.json()).toMatchObject({ id: "1", error: { code: -32602 } });
+    expect(await (await post(JSON.stringify({ jsonrpc: "2.0", id: "1", method: "no/such", params: {} }))).json()).toMatchObject({ error: { code: -32601 } });
+    expect((await post(JSON.stringify({ jsonrpc: "2.0", id: "1", method: "message/stream", params: userMessage("x") }))).status).toBe(400);
+    const badContext = await a2a(t.url, "echo", "message/send", userMessage("x", "session-42"));
+    expect(badContext.body.error).toMatchObject({ code: -32602 });
+    const task = await a2a(t.url, "echo", "tasks/get", { id: crypto.randomUUID() });
+    expect(task.body.error).toMatchObject({ code: -32001 });
+    const tooLong = await a2a(t.url, "echo", "tasks/get", { id: crypto.randomUUID(), historyLength: 11 });
+    expect(tooLong.status).toBe(400);
+    const unknown = await a2a(t.url, crypto.randomUUID(), "message/send", userMessage("x"));
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error).toMatchObject({ code: -32602 });
+  });
+});
+
+describe("disabled and protected", () => {
+  it("http.disable_mcp and http.disable_a2a remove the endpoints", async () => {
+    const off = await startServer({ configPath: DISABLED });
+    try {
+      const mcp = await fetch(`${off.url}/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body: "{}" });
+      expect(mcp.status).toBe(404);
+      expect((await a2a(off.url, "echo", "message/send", userMessage("x"))).status).toBe(404);
+      expect((await fetch(`${off.url}/.well-known/agent-card.json?assistant_id=echo`)).status).toBe(404);
+    } finally {
+      await off.close();
+    }
+  });
+
+  it("authenticates, runs as the caller, and hides another user's assistants", async () => {
+    const auth = await startServer({ configPath: AUTH });
+    try {
+      const alice = new Client({ apiUrl: auth.url, defaultHeaders: { authorization: "Bearer token-alice" } });
+      const own = await alice.assistants.create({ graphId: "whoami", name: "alice-only" });
+      expect((await fetch(`${auth.url}/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json" }, body: "{}" })).status).toBe(401);
+      const asAlice = await mcpClient(auth.url, { authorization: "Bearer token-alice" });
+      const asBob = await mcpClient(auth.url, { authorization: "Bearer token-bob" });
+      try {
+        expect((await asAlice.listTools()).tools.map((tool) => tool.name)).toContain("alice-only");
+        expect((await asBob.listTools()).tools.map((tool) => tool.name)).not.toContain("alice-only");
+        const said = (await asAlice.callTool({ name: "alice-only", arguments: { messages: [{ role: "user", content: "hi" }] } })) as CallToolResult;
+        expect(JSON.parse(lastMessage(JSON.parse(textOf(said))))).toMatchObject({ identity: "alice" });
+        expect((await rpcError(asBob.callTool({ name: "alice-only", arguments: {} }))).message).toMatch(/Unknown tool/);
+      } finally {
+        await asAlice.close();
+        await asBob.close();
+      }
+      const bob = { authorization: "Bearer token-bob" };
+      expect((await a2a(auth.url, own.assistant_id, "message/send", userMessage("hi"), bob)).status).toBe(404);
+      expect((await fetch(`${auth.url}/.well-known/agent-card.json?assistant_id=${own.assistant_id}`, { headers: bob })).status).toBe(404);
+      const sent = await a2a(auth.url, own.assistant_id, "message/send", userMessage("hi"), { authorization: "Bearer token-alice" });
+      const task = sent.body.result as Task;
+      expect(JSON.parse(task.artifacts![0]!.parts[0]!.text)).toMatchObject({ identity: "alice", thread_id: task.contextId });
+      // The context is alice's thread: bob cannot read the task.
+      expect((await a2a(auth.url, own.assistant_id, "tasks/get", { id: task.id, contextId: task.contextId }, bob)).status).toBe(404);
+    } finally {
+      await auth.close();
+    }
+  });
+});
