@@ -9,6 +9,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCluster, type Cluster, type Member } from "../helpers/cluster.ts";
+import { scrape } from "../helpers/metrics.ts";
 import { killAll, runBaton } from "../helpers/process.ts";
 import { human, until } from "../helpers/server.ts";
 
@@ -163,11 +164,29 @@ describe("scale-out across processes", () => {
     const file = marker("sigkill");
     const { thread, run } = await startTwoStep(apiA, file);
     const victim = await cluster.runner(run.run_id);
+    const survivors = workers().filter((w) => w !== victim);
+    const counted = async () => {
+      const scrapes = await Promise.all(survivors.map((w) => scrape(`${w.url}/metrics`)));
+      const sum = (name: string, labels?: Record<string, string>) => scrapes.reduce((total, s) => total + s.value(name, labels), 0);
+      return {
+        expiries: sum("baton_lease_expiries_total"),
+        recovered: sum("baton_runs_recovered_total"),
+        retries: sum("baton_run_retries_total", { graph_id: "two_step" }),
+      };
+    };
+    const before = await counted();
     expect(await victim.stop("SIGKILL")).toBe("SIGKILL");
     writeFileSync(file, "go");
     const out = (await apiB.client.runs.join(thread.thread_id, run.run_id)) as { messages: Msg[] };
     expect(out.messages.map((m) => m.content)).toEqual(twoStepMessages(file));
     expect((await apiA.client.runs.get(thread.thread_id, run.run_id)).status).toBe("success");
+    // The survivor's /metrics tells what happened: one lease expired and swept, the run requeued, its second attempt claimed.
+    const after = await counted();
+    expect({ expiries: after.expiries - before.expiries, recovered: after.recovered - before.recovered, retries: after.retries - before.retries }).toEqual({
+      expiries: 1,
+      recovered: 1,
+      retries: 1,
+    });
     const state = (await apiA.client.threads.getState(thread.thread_id)).values as { messages: Msg[] };
     expect(state.messages.map((m) => m.content)).toEqual(twoStepMessages(file));
     expect(workers().filter((w) => w.claimed(run.run_id))).toHaveLength(1);

@@ -402,7 +402,19 @@ describe(`fault injection under load (seed ${SEED})`, () => {
       const load = startLoad(api.client, "cluster-redis", { lanes: 6, delayMs: [0, 300] });
       await load.completions(between(5, 10));
       await redis.kill();
+      // Readiness says so, naming Redis, while it is away; and recovers once it is back.
+      const ready = async () => {
+        const response = await fetch(`${api.url}/ready`);
+        return { status: response.status, body: (await response.json()) as { checks: Record<string, string> } };
+      };
+      const away = await until(async () => {
+        const answer = await ready();
+        return answer.status === 503 ? answer : undefined;
+      }, "/ready to answer 503 while Redis is away");
+      expect(away.body.checks.redis).toMatch(/Redis is not connected/);
+      expect(away.body.checks.database).toBe("ok");
       await redis.start();
+      await until(async () => ((await ready()).status === 200 ? true : undefined), "/ready to answer 200 once Redis is back", 30_000);
       await load.completions(12);
       await load.stop();
       await audit(api.client, load, { oncePerRun: true });
