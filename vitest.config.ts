@@ -39,6 +39,8 @@ const BOTH_BACKENDS = [
   "test/integration/mcp-a2a.test.ts",
   // Thread streams (issue 14 item 4): every run of a thread, resumed exactly from the thread's log in either bus.
   "test/integration/thread-stream.test.ts",
+  // Thread TTLs (issue 14 item 3): the sweep's claim is per backend, and two sweepers share one database in scale-out.
+  "test/integration/thread-ttl.test.ts",
 ];
 
 export default defineConfig({

@@ -40,7 +40,25 @@ export const ProjectSchema = z.object({
     })
     .strict()
     .nullish(),
-  checkpointer: z.object({ path: z.string().optional() }).catchall(z.unknown()).nullish(),
+  /**
+   * `path`: the project's own saver. `ttl`: thread TTLs (src/worker/thread-ttl-sweeper.ts,
+   * docs/threads.md), the keys of the official ThreadTTLConfig; minutes throughout.
+   */
+  checkpointer: z
+    .object({
+      path: z.string().optional(),
+      ttl: z
+        .object({
+          strategy: z.enum(["delete", "keep_latest"]).nullish(),
+          default_ttl: z.number().positive().max(52_560_000).nullish(),
+          sweep_interval_minutes: z.number().positive().nullish(),
+          sweep_limit: z.number().int().positive().nullish(),
+        })
+        .strict()
+        .nullish(),
+    })
+    .catchall(z.unknown())
+    .nullish(),
   store: z.object({}).catchall(z.unknown()).nullish(),
   ui: z.record(z.string(), z.string()).nullish(),
   ui_config: z.object({ shared: z.array(z.string()).optional() }).catchall(z.unknown()).nullish(),
@@ -335,7 +353,6 @@ const REFUSED: Record<string, string> = {
   webhooks: "webhook URL policies and headers are not supported yet. Remove 'webhooks' (run webhooks are still sent, without them)",
   "store.index": "semantic search over the store (embeddings) is not supported yet. Remove 'store.index'",
   "store.ttl": "store item TTLs are not supported yet. Remove 'store.ttl'",
-  "checkpointer.ttl": "thread TTLs are not supported yet. Remove 'checkpointer.ttl'",
 };
 
 /** Every top-level key Baton knows: implemented, build-only or refused. `$schema` is the editor's schema reference. */

@@ -42,6 +42,8 @@ import { BatonMetrics } from "./metrics/metrics.ts";
 import { busWithThreads, ExecutionThreads } from "./worker/execution-threads.ts";
 import { startTracing } from "./tracing/sdk.ts";
 import { sweepExpired, WorkerPool } from "./worker/worker-pool.ts";
+import { ThreadTtlSweeper, threadTtlPolicy } from "./worker/thread-ttl-sweeper.ts";
+import type { TtlSweep } from "./core/thread-ttl.ts";
 
 import { createLogger } from "./core/logger.ts";
 export { createLogger };
@@ -61,6 +63,8 @@ export interface BatonServer {
   streamStats: StreamStats;
   /** Where /metrics is served: `metricsPort`'s own listener when set, else the main port. */
   metricsUrl: string;
+  /** Sweeps expired threads now (or as of `atMs`), as the TTL sweeper does every interval (internal: tests, diagnostics). */
+  sweepThreads(atMs?: number): Promise<TtlSweep>;
   /** Graceful, then forceful: stop accepting, let runs finish within the grace period, hand back the rest. */
   close(graceMs?: number): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -374,6 +378,7 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
       : backend.checkpointer;
   const authorizer = seams.authorizer ?? new NoAuthorizer();
   const idempotency = new Idempotency({ keys: backend.idempotency, clock, ttlMs: config.idempotencyTtlMs });
+  const ttlPolicy = threadTtlPolicy(loaded.project.checkpointer?.ttl);
   const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: backend.store, bus, authorizer });
   const runs = new RunService({
     queue: backend.runs,
@@ -387,10 +392,11 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
     authorizer,
     idempotency,
     metrics: opened.metrics,
+    defaultThreadTtl: ttlPolicy.default,
   });
   const assistantService = new AssistantService({ assistants: backend.assistants, graphIds, authorizer });
   const storeService = new StoreService({ items: backend.items, authorizer });
-  const threadRecords = new ThreadRecordService({ threads: backend.threads, queue: backend.runs, bus, threadService, authorizer, idempotency });
+  const threadRecords = new ThreadRecordService({ threads: backend.threads, queue: backend.runs, bus, threadService, authorizer, idempotency, defaultTtl: ttlPolicy.default });
   return { graphIds, graphSources, registry, checkpointer, runs, threadService, assistantService, storeService, threadRecords, metrics: opened.metrics };
 }
 
@@ -659,6 +665,13 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     // Scale-out: this process's clock must agree with the database's (docs/operations.md, "Clocks").
     await guardClock(opened.backend, config.leaseMs, logger);
     const services = await buildServices(config, loaded, opened, clock, seams);
+    // Threads whose TTL expired (docs/threads.md): swept by processes that execute runs, stopped with the storage.
+    const threadTtl = new ThreadTtlSweeper({ threads: opened.backend.threads, clock, logger }, threadTtlPolicy(loaded.project.checkpointer?.ttl));
+    const closeStorage = opened.cleanup.bind(opened);
+    opened.cleanup = async () => {
+      await threadTtl.close();
+      await closeStorage();
+    };
     let draining = false;
     const readiness = readinessCheck({
       schema: () => opened.backend.schemaStatus(),
@@ -676,6 +689,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     servedApp = { app: served, prefix: config.role === "worker" ? "" : api.http.mountPrefix };
     const server = await listen(config, logger, served, streamStats);
     opened.running.pool?.start();
+    if (config.role !== "api") threadTtl.start();
     const port = (server.address() as AddressInfo).port;
     Atomics.store(new Int32Array(workers.apiPort), 0, port);
     Atomics.notify(new Int32Array(workers.apiPort), 0);
@@ -692,6 +706,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
       executionThreads: opened.running.threads?.count ?? 0,
       streamStats,
       metricsUrl: metricsUrl ?? `${url}/metrics`,
+      sweepThreads: (atMs) => threadTtl.sweep(atMs),
       close,
       [Symbol.asyncDispose]: () => close(0),
     };

@@ -24,6 +24,7 @@ import type {
   ThreadStatus,
 } from "./types.ts";
 import type { Filter } from "./filter.ts";
+import type { ThreadTtl, TtlSweep } from "./thread-ttl.ts";
 
 export interface Page {
   limit: number;
@@ -98,9 +99,12 @@ export interface ThreadSearch extends Page, Scoped {
 }
 
 export interface Threads {
-  create(input: { thread_id: string; metadata: Metadata; if_exists: IfExists }): Promise<Thread>;
+  /** Creates the thread, with `ttl` when given (docs/threads.md; `do_nothing` leaves an existing thread's TTL alone). */
+  create(input: { thread_id: string; metadata: Metadata; if_exists: IfExists; ttl?: ThreadTtl | null | undefined }): Promise<Thread>;
+  /** The thread; its `ttl` is set (null when it has none). */
   get(threadId: string, scope?: Scoped): Promise<Thread | null>;
-  patch(threadId: string, metadata: Metadata, scope?: Scoped): Promise<Thread>;
+  /** Merges `metadata` into the thread's; with `ttl`, replaces its TTL (counted from now, since the patch is activity). */
+  patch(threadId: string, metadata: Metadata, scope?: Scoped, ttl?: ThreadTtl): Promise<Thread>;
   /** Deletes the thread, its runs and its checkpoints. Refused while a run is running. */
   delete(threadId: string, scope?: Scoped): Promise<boolean>;
   search(query: ThreadSearch): Promise<Thread[]>;
@@ -111,6 +115,20 @@ export interface Threads {
    * Threads with a running run are skipped. Returns how many were pruned.
    */
   prune(threadIds: string[], strategy: "delete" | "keep_latest"): Promise<number>;
+  /**
+   * Gives `ttl` to the thread unless it has one (a run created on a thread
+   * while langgraph.json sets a default TTL).
+   */
+  applyDefaultTtl(threadId: string, ttl: ThreadTtl): Promise<void>;
+  /**
+   * One sweep of expired threads (docs/threads.md): takes at most `limit`
+   * threads whose TTL expired by `nowMs` and that have no pending or running
+   * run, and prunes each by its own strategy with `prune`'s statements.
+   * Safe with any number of concurrent sweepers: a thread is taken by one of
+   * them, under the lock run creation and claims take, so it is never
+   * deleted twice nor while a run starts on it.
+   */
+  sweepExpired(nowMs: number, limit: number): Promise<TtlSweep>;
   /** Copies the thread and its checkpoints under a new id. */
   copy(threadId: string, newThreadId: string): Promise<Thread>;
   /** Records the state after a state update made outside a run. */

@@ -28,6 +28,7 @@ import { stoppedFailure } from "./stopped.ts";
 import { currentRunTrace } from "./tracing.ts";
 import type { Assistants, EventBus, NewRun, RunQueue, Threads } from "./ports.ts";
 import type { ThreadService } from "./threads.ts";
+import type { ThreadTtl } from "./thread-ttl.ts";
 import { threadStreamEvent } from "./thread-stream.ts";
 import { isFinalRunStatus, type Assistant, type CancelAction, type Metadata, type MultitaskStrategy, type Run, type RunEvent, type RunKwargs, type RunStatus, type RunTrace, type Thread } from "./types.ts";
 
@@ -66,6 +67,8 @@ export interface RunServiceDeps {
   safetyPollMs?: number;
   /** Where cancels are counted (docs/metrics.md); default: nowhere. */
   metrics?: Pick<RunMetrics, "cancelled">;
+  /** langgraph.json's default thread TTL: given to a run's thread that has none (docs/threads.md); absent or null: none. */
+  defaultThreadTtl?: ThreadTtl | null | undefined;
 }
 
 /** Which runs a bulk cancel names: by id, or a thread's in-flight ones (optionally of one status, optionally among ids). */
@@ -172,6 +175,8 @@ export class RunService {
 
   async #insert(run: NewRun): Promise<Run> {
     const { run: created, cancelled } = await this.#deps.queue.create(run, this.#deps.limits);
+    // The run keeps its thread from the sweep until it ends; the TTL counts from then.
+    if (this.#deps.defaultThreadTtl) await this.#deps.threads.applyDefaultTtl(created.thread_id, this.#deps.defaultThreadTtl);
     this.#signal(cancelled);
     this.#deps.bus.signalWork();
     return created;

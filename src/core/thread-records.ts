@@ -17,6 +17,7 @@ import { matches } from "./filter.ts";
 import type { Idempotency } from "./idempotency.ts";
 import type { EventBus, RunQueue, Threads, ThreadSearch } from "./ports.ts";
 import type { SuperstepUpdate, ThreadService } from "./threads.ts";
+import type { ThreadTtl } from "./thread-ttl.ts";
 import type { IfExists, Metadata, Thread } from "./types.ts";
 
 export interface ThreadRecordServiceDeps {
@@ -28,6 +29,8 @@ export interface ThreadRecordServiceDeps {
   authorizer: Authorizer;
   /** Idempotency-Key handling for thread creation. */
   idempotency: Idempotency;
+  /** The TTL a thread created without one gets (langgraph.json `checkpointer.ttl`); absent or null: none. */
+  defaultTtl?: ThreadTtl | null | undefined;
 }
 
 export interface NewThread {
@@ -36,6 +39,8 @@ export interface NewThread {
   metadata: Metadata;
   if_exists: IfExists;
   supersteps?: { updates: SuperstepUpdate[] }[] | undefined;
+  /** The client's TTL; undefined: the default, if any. */
+  ttl?: ThreadTtl | undefined;
 }
 
 type ThreadCountQuery = Omit<ThreadSearch, "limit" | "offset" | "sort_by" | "sort_order" | "ids">;
@@ -47,6 +52,7 @@ export class ThreadRecordService {
   readonly #threadService: ThreadService;
   readonly #authorizer: Authorizer;
   readonly #idempotency: Idempotency;
+  readonly #defaultTtl: ThreadTtl | null;
 
   constructor(deps: ThreadRecordServiceDeps) {
     this.#threads = deps.threads;
@@ -55,6 +61,7 @@ export class ThreadRecordService {
     this.#threadService = deps.threadService;
     this.#authorizer = deps.authorizer;
     this.#idempotency = deps.idempotency;
+    this.#defaultTtl = deps.defaultTtl ?? null;
   }
 
   /**
@@ -84,7 +91,13 @@ export class ThreadRecordService {
       const existing = await this.#threads.get(value.thread_id);
       if (existing !== null && !matches(existing.metadata, filter)) throw conflict(`Thread '${value.thread_id}' already exists.`);
     }
-    const thread = await this.#threadService.create({ thread_id: value.thread_id, metadata: value.metadata, if_exists: value.if_exists, supersteps: input.supersteps });
+    const thread = await this.#threadService.create({
+      thread_id: value.thread_id,
+      metadata: value.metadata,
+      if_exists: value.if_exists,
+      supersteps: input.supersteps,
+      ttl: input.ttl ?? this.#defaultTtl,
+    });
     // Created by someone else between the check and the create (do_nothing answers it): still not the caller's to see.
     if (restricts(filter) && matches(value.metadata, filter) && !matches(thread.metadata, filter)) throw conflict(`Thread '${value.thread_id}' already exists.`);
     return thread;
@@ -97,10 +110,10 @@ export class ThreadRecordService {
     return thread;
   }
 
-  /** Merges `metadata` into the thread's. */
-  async patch(ctx: RequestContext, threadId: string, metadata: Metadata): Promise<Thread> {
+  /** Merges `metadata` into the thread's; with `ttl`, replaces its TTL (its expiry counted from now). */
+  async patch(ctx: RequestContext, threadId: string, metadata: Metadata, ttl?: ThreadTtl): Promise<Thread> {
     const { value, filter } = await this.#authorizer.authorize(ctx, "threads", "update", { thread_id: threadId, metadata });
-    return this.#threads.patch(value.thread_id, value.metadata, { access: filter });
+    return this.#threads.patch(value.thread_id, value.metadata, { access: filter }, ttl);
   }
 
   /** Deletes the thread; its pending runs go with it, and their streams are ended so a waiting client is answered at once. */
@@ -148,7 +161,11 @@ export class ThreadRecordService {
       const { value, filter } = await this.#authorizer.authorize(ctx, "threads", strategy === "delete" ? "delete" : "update", { thread_id: threadId });
       if (!restricts(filter) || (await this.#threads.get(value.thread_id, { access: filter })) !== null) allowed.push(value.thread_id);
     }
-    return this.#threads.prune(allowed, strategy);
+    // Deleted threads take their pending runs along: their streams are ended, as DELETE /threads/{id} does.
+    const pending = strategy === "delete" ? (await Promise.all(allowed.map((id) => this.#queue.list(id, { status: "pending", limit: 10_000, offset: 0 })))).flat() : [];
+    const pruned = await this.#threads.prune(allowed, strategy);
+    for (const run of pending) if ((await this.#queue.get(run.run_id)) === null) this.#bus.end(run.run_id, 0);
+    return pruned;
   }
 
   /**

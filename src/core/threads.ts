@@ -35,6 +35,7 @@ import type { GraphInstance, GraphRegistry } from "./graphs.ts";
 import type { Assistants, EventBus, RunQueue, Threads } from "./ports.ts";
 import { emptyThreadState, interruptsOf, referenceKeys, stateValues, toThreadState, type Snapshot } from "./state.ts";
 import type { IfExists, Metadata, Thread } from "./types.ts";
+import type { ThreadTtl } from "./thread-ttl.ts";
 
 /** Longest a state update may hold its thread (a crashed update's lock expires). */
 const STATE_UPDATE_LOCK_MS = 30_000;
@@ -372,9 +373,15 @@ export class ThreadService {
    * returned as it is: the supersteps are not applied a second time (a
    * retried create must not repeat the history it wrote).
    */
-  async create(input: { thread_id: string; metadata: Metadata; if_exists: IfExists; supersteps?: { updates: SuperstepUpdate[] }[] | undefined }): Promise<Thread> {
+  async create(input: {
+    thread_id: string;
+    metadata: Metadata;
+    if_exists: IfExists;
+    supersteps?: { updates: SuperstepUpdate[] }[] | undefined;
+    ttl?: ThreadTtl | null | undefined;
+  }): Promise<Thread> {
     const supersteps = input.supersteps ?? [];
-    if (supersteps.length === 0) return this.deps.threads.create({ thread_id: input.thread_id, metadata: input.metadata, if_exists: input.if_exists });
+    if (supersteps.length === 0) return this.deps.threads.create({ thread_id: input.thread_id, metadata: input.metadata, if_exists: input.if_exists, ttl: input.ttl });
     const graphId = input.metadata.graph_id;
     if (typeof graphId !== "string" || !this.deps.registry.has(graphId)) {
       throw invalid(
@@ -382,7 +389,7 @@ export class ThreadService {
           (typeof graphId === "string" ? ` ('${graphId}' is not loaded).` : "."),
       );
     }
-    const record = { thread_id: input.thread_id, metadata: input.metadata, if_exists: input.if_exists };
+    const record = { thread_id: input.thread_id, metadata: input.metadata, if_exists: input.if_exists, ttl: input.ttl };
     const existing = await this.deps.threads.get(input.thread_id);
     // An existing thread: returned as it is (do_nothing), or refused by the backend (raise).
     if (existing !== null) return this.deps.threads.create(record);

@@ -2,6 +2,7 @@
  * Domain records. Resource records keep the LangGraph API's snake_case field
  * names from the wire to the database, so nothing is renamed on the way.
  */
+import type { ThreadTtlInfo } from "./thread-ttl.ts";
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = Record<string, unknown>;
@@ -82,6 +83,8 @@ export interface Thread {
   interrupts: Record<string, unknown[]>;
   config: RunnableConfigRecord;
   error: unknown;
+  /** The thread's TTL (docs/threads.md); null: none. Shown on the wire only when asked (`?include=ttl`). */
+  ttl?: ThreadTtlInfo | null;
 }
 
 /** Everything a run was asked to do; stored with the run and replayed on every attempt. */

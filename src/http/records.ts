@@ -20,7 +20,8 @@ export function wireRun(run: Run): Record<string, unknown> {
  * A thread record. `values` is left out until the thread has a state, as the
  * dev server does: the contract types it as an object, never null.
  */
-export function wireThread(thread: Thread): Record<string, unknown> {
+/** A thread as the API answers it; its TTL only when asked (`GET /threads/{id}?include=ttl`), as the contract says. */
+export function wireThread(thread: Thread, include: { ttl?: boolean } = {}): Record<string, unknown> {
   return {
     thread_id: thread.thread_id,
     created_at: thread.created_at,
@@ -31,6 +32,7 @@ export function wireThread(thread: Thread): Record<string, unknown> {
     interrupts: thread.interrupts,
     config: thread.config,
     error: thread.error ?? null,
+    ...(include.ttl === true && thread.ttl ? { ttl: thread.ttl } : {}),
   };
 }
 

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { MAX_PRIORITY, MIN_PRIORITY } from "../core/admission.ts";
+import { MAX_TTL_MINUTES, type ThreadTtl } from "../core/thread-ttl.ts";
 import { StreamModes } from "../core/types.ts";
 import { parseExtractPath } from "./records.ts";
 
@@ -157,15 +158,24 @@ export const SetLatest = z.object({ version: z.preprocess(fromQuery, z.number().
 
 const threadStatus = z.enum(["idle", "busy", "interrupted", "error"]);
 /**
- * Time-to-live settings are read (their types checked as the contract gives
- * them) but refused when set: Baton does not sweep threads or store items
- * yet, and keeping them past the time asked for would ignore the setting.
+ * A thread's TTL (docs/threads.md): `{"strategy": "delete" | "keep_latest",
+ * "ttl": <minutes>}`, strategy `delete` by default. null is "not set" (on a
+ * PATCH: leave the TTL as it is).
  */
 const threadTtl = z
-  .object({ strategy: z.enum(["delete", "keep_latest"]).optional(), ttl: z.number().optional() })
+  .object(
+    {
+      strategy: z.enum(["delete", "keep_latest"]).default("delete"),
+      ttl: z
+        .number({ error: "ttl.ttl is required: the minutes of inactivity after which the thread is swept" })
+        .positive("ttl.ttl must be more than 0 minutes")
+        .max(MAX_TTL_MINUTES, `ttl.ttl may be ${MAX_TTL_MINUTES} minutes (100 years) at most`),
+    },
+    { error: 'ttl must be an object: {"strategy": "delete" or "keep_latest", "ttl": <minutes>}' },
+  )
   .nullable()
   .optional()
-  .refine((value) => value === null || value === undefined, { message: "thread TTLs are not supported by Baton yet; leave ttl out (or null)" });
+  .transform((value): ThreadTtl | undefined => (value === null || value === undefined ? undefined : { strategy: value.strategy, minutes: value.ttl }));
 export const ThreadCreate = z.object({
   thread_id: uuid.optional(),
   metadata: jsonObject.default({}),
@@ -177,6 +187,14 @@ export const ThreadCreate = z.object({
   ttl: threadTtl,
 });
 export const ThreadPatch = z.object({ metadata: jsonObject.default({}), ttl: threadTtl });
+/** `GET /threads/{id}?include=ttl`: comma-separated (the contract) or repeated (what the SDK sends for a list). */
+export const ThreadGetQuery = z.object({
+  include: z
+    .array(z.string())
+    .default([])
+    .transform((values) => values.flatMap((value) => value.split(",")).map((value) => value.trim()).filter((value) => value !== ""))
+    .pipe(z.array(z.enum(["ttl"], { error: "include: the supported value is ttl" }))),
+});
 export const ThreadSearch = z.object({
   ids: idList(anyUuid).optional(),
   metadata: filter.optional(),

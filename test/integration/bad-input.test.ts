@@ -89,14 +89,14 @@ describe("bad input", () => {
 });
 
 describe("settings Baton does not implement yet are refused, never ignored", () => {
-  it("refuses a thread TTL on create and patch (422 naming it), and creates or changes nothing", async () => {
+  it("refuses a bad thread TTL on create and patch (422 naming it), and creates or changes nothing", async () => {
     const before = await t.client.threads.count();
-    const created = await call("POST", "/threads", JSON.stringify({ ttl: { strategy: "delete", ttl: 5 } }));
+    const created = await call("POST", "/threads", JSON.stringify({ ttl: { strategy: "delete", ttl: 0 } }));
     expect(created.status).toBe(422);
-    expect(created.detail).toMatch(/ttl: thread TTLs are not supported by Baton yet/);
+    expect(created.detail).toMatch(/ttl\.ttl: ttl\.ttl must be more than 0 minutes/);
     expect(await t.client.threads.count()).toBe(before);
     const thread = await t.client.threads.create({ metadata: { kept: true } });
-    const patched = await call("PATCH", `/threads/${thread.thread_id}`, JSON.stringify({ metadata: { kept: false }, ttl: { ttl: 1 } }));
+    const patched = await call("PATCH", `/threads/${thread.thread_id}`, JSON.stringify({ metadata: { kept: false }, ttl: { strategy: "archive", ttl: 1 } }));
     expect(patched.status).toBe(422);
     expect((await t.client.threads.get(thread.thread_id)).metadata).toEqual({ kept: true });
     // Wrong types are named as such, and null means "not set".

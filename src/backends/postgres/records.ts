@@ -17,6 +17,8 @@ import type {
 } from "../../core/ports.ts";
 import type { Filter } from "../../core/filter.ts";
 import { compileFilter } from "../filter-sql.ts";
+import type { ThreadTtl, TtlSweep } from "../../core/thread-ttl.ts";
+import { pruneThreadRows, setTtl, sweepExpiredThreads } from "./thread-prune.ts";
 import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
 import { retryUnavailable, transaction, type Queryable } from "./database.ts";
@@ -226,12 +228,12 @@ export class PostgresThreads implements Threads {
     return (await db.query<ThreadRow>(`SELECT * FROM threads${where(clauses)}${lock ? " FOR UPDATE" : ""}`, args)).rows[0];
   }
 
-  async create(input: { thread_id: string; metadata: Metadata; if_exists: IfExists }): Promise<Thread> {
+  async create(input: { thread_id: string; metadata: Metadata; if_exists: IfExists; ttl?: ThreadTtl | null | undefined }): Promise<Thread> {
     const iso = isoFromMs(this.clock.nowMs());
     const inserted = await this.pool.query<ThreadRow>(
-      `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config)
-       VALUES ($1, $2, $2, $3::jsonb, 'idle', NULL, '{}', '{}') ON CONFLICT (thread_id) DO NOTHING RETURNING *`,
-      [input.thread_id, iso, jsonb(input.metadata)],
+      `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config, ttl_strategy, ttl_minutes)
+       VALUES ($1, $2, $2, $3::jsonb, 'idle', NULL, '{}', '{}', $4, $5) ON CONFLICT (thread_id) DO NOTHING RETURNING *`,
+      [input.thread_id, iso, jsonb(input.metadata), input.ttl?.strategy ?? null, input.ttl?.minutes ?? null],
     );
     if (inserted.rows[0] !== undefined) return toThread(inserted.rows[0]);
     if (input.if_exists !== "do_nothing") {
@@ -247,11 +249,14 @@ export class PostgresThreads implements Threads {
     return row === undefined ? null : toThread(row);
   }
 
-  async patch(threadId: string, metadata: Metadata, scope?: Scoped): Promise<Thread> {
-    const args: unknown[] = [threadId, jsonb(metadata), isoFromMs(this.clock.nowMs())];
+  async patch(threadId: string, metadata: Metadata, scope?: Scoped, ttl?: ThreadTtl): Promise<Thread> {
+    const args: unknown[] = [threadId, jsonb(metadata), isoFromMs(this.clock.nowMs()), ttl !== undefined, ttl?.strategy ?? null, ttl?.minutes ?? null];
     const clauses = ["thread_id = $1", ...access("metadata", scope?.access, args)];
+    // With a TTL, it is replaced in the same statement; the trigger counts its expiry from the new updated_at.
     const { rows } = await this.pool.query<ThreadRow>(
-      `UPDATE threads SET metadata = metadata || $2::jsonb, updated_at = $3${where(clauses)} RETURNING *`,
+      `UPDATE threads SET metadata = metadata || $2::jsonb, updated_at = $3,
+              ttl_strategy = CASE WHEN $4::boolean THEN $5::text ELSE ttl_strategy END,
+              ttl_minutes = CASE WHEN $4::boolean THEN $6::double precision ELSE ttl_minutes END${where(clauses)} RETURNING *`,
       args,
     );
     if (rows[0] === undefined) throw notFound("Thread", threadId);
@@ -313,19 +318,17 @@ export class PostgresThreads implements Threads {
         [[...new Set(threadIds)]],
       );
       const ids = rows.map((row) => row.thread_id);
-      if (ids.length === 0) return 0;
-      if (strategy === "delete") {
-        await db.query("DELETE FROM checkpoint_writes WHERE thread_id = ANY($1::text[])", [ids]);
-        await db.query("DELETE FROM checkpoints WHERE thread_id = ANY($1::text[])", [ids]);
-        await db.query("DELETE FROM threads WHERE thread_id = ANY($1::text[])", [ids]);
-      } else {
-        const older = `SELECT c.thread_id, c.checkpoint_id FROM checkpoints c WHERE c.thread_id = ANY($1::text[]) AND c.checkpoint_id <
-                         (SELECT MAX(l.checkpoint_id) FROM checkpoints l WHERE l.thread_id = c.thread_id AND l.checkpoint_ns = c.checkpoint_ns)`;
-        await db.query(`DELETE FROM checkpoint_writes WHERE (thread_id, checkpoint_id) IN (${older})`, [ids]);
-        await db.query(`DELETE FROM checkpoints WHERE (thread_id, checkpoint_id) IN (${older})`, [ids]);
-      }
+      await pruneThreadRows(db, ids, strategy);
       return ids.length;
     });
+  }
+
+  async applyDefaultTtl(threadId: string, ttl: ThreadTtl): Promise<void> {
+    await setTtl(this.pool, threadId, ttl, true);
+  }
+
+  async sweepExpired(nowMs: number, limit: number): Promise<TtlSweep> {
+    return sweepExpiredThreads(this.pool, nowMs, limit);
   }
 
   async copy(threadId: string, newThreadId: string): Promise<Thread> {
@@ -335,8 +338,8 @@ export class PostgresThreads implements Threads {
       const iso = isoFromMs(this.clock.nowMs());
       const status: ThreadStatus = row.status === "busy" ? "idle" : row.status;
       await db.query(
-        `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config, error)
-         SELECT $2, $3, $3, metadata, $4, "values", interrupts, config, error FROM threads WHERE thread_id = $1`,
+        `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config, error, ttl_strategy, ttl_minutes)
+         SELECT $2, $3, $3, metadata, $4, "values", interrupts, config, error, ttl_strategy, ttl_minutes FROM threads WHERE thread_id = $1`,
         [threadId, newThreadId, iso, status],
       );
       await db.query(

@@ -1,6 +1,7 @@
 /** Row <-> record mapping for the scale-out schema (JSONB arrives parsed). */
 import { compileFilter } from "../filter-sql.ts";
 import type { Assistant, JsonObject, Run, StoreItem, Thread } from "../../core/types.ts";
+import { ttlInfo, type TtlColumns } from "./thread-prune.ts";
 import { replaceEscapedNul } from "../../core/serialize.ts";
 import type { Queryable } from "./database.ts";
 
@@ -49,6 +50,9 @@ export interface ThreadRow {
   interrupts: Record<string, unknown[]>;
   config: JsonObject;
   error: unknown;
+  ttl_strategy: TtlColumns["ttl_strategy"];
+  ttl_minutes: number | null;
+  ttl_expires_ms: TtlColumns["ttl_expires_ms"];
 }
 export const toThread = (row: ThreadRow): Thread => ({
   thread_id: row.thread_id,
@@ -60,6 +64,7 @@ export const toThread = (row: ThreadRow): Thread => ({
   interrupts: row.interrupts,
   config: row.config,
   error: row.error ?? null,
+  ttl: ttlInfo(row),
 });
 
 export interface RunRow {

@@ -17,6 +17,8 @@ import type {
 } from "../../core/ports.ts";
 import type { Filter } from "../../core/filter.ts";
 import { compileFilter } from "../filter-sql.ts";
+import type { ThreadTtl, TtlSweep } from "../../core/thread-ttl.ts";
+import { pruneThreadRows, setTtl, sweepExpiredThreads } from "./thread-prune.ts";
 import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
 import {
@@ -229,7 +231,7 @@ export class SqliteThreads implements Threads {
     return this.db.prepare<unknown[], ThreadRow>(`SELECT * FROM threads WHERE ${clauses.join(" AND ")}`).get(...args);
   }
 
-  async create(input: { thread_id: string; metadata: Metadata; if_exists: IfExists }): Promise<Thread> {
+  async create(input: { thread_id: string; metadata: Metadata; if_exists: IfExists; ttl?: ThreadTtl | null | undefined }): Promise<Thread> {
     return this.db.transaction(() => {
       const existing = this.#row(input.thread_id);
       if (existing !== undefined) {
@@ -239,10 +241,10 @@ export class SqliteThreads implements Threads {
       const iso = isoFromMs(this.clock.nowMs());
       this.db
         .prepare(
-          `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config)
-           VALUES (?, ?, ?, ?, 'idle', NULL, '{}', '{}')`,
+          `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config, ttl_strategy, ttl_minutes)
+           VALUES (?, ?, ?, ?, 'idle', NULL, '{}', '{}', ?, ?)`,
         )
-        .run(input.thread_id, iso, iso, json(input.metadata));
+        .run(input.thread_id, iso, iso, json(input.metadata), input.ttl?.strategy ?? null, input.ttl?.minutes ?? null);
       return toThread(this.#row(input.thread_id)!);
     }).immediate();
   }
@@ -252,11 +254,13 @@ export class SqliteThreads implements Threads {
     return row === undefined ? null : toThread(row);
   }
 
-  async patch(threadId: string, metadata: Metadata, scope?: Scoped): Promise<Thread> {
+  async patch(threadId: string, metadata: Metadata, scope?: Scoped, ttl?: ThreadTtl): Promise<Thread> {
     return this.db.transaction(() => {
       const row = this.#row(threadId, scope?.access);
       if (row === undefined) throw notFound("Thread", threadId);
       const merged = { ...(JSON.parse(row.metadata) as Metadata), ...metadata };
+      if (ttl !== undefined) setTtl(this.db, threadId, ttl);
+      // After the TTL: the new updated_at counts its expiry from now.
       this.db
         .prepare("UPDATE threads SET metadata = ?, updated_at = ? WHERE thread_id = ?")
         .run(json(merged), isoFromMs(this.clock.nowMs()), threadId);
@@ -311,23 +315,27 @@ export class SqliteThreads implements Threads {
   }
 
   async prune(threadIds: string[], strategy: "delete" | "keep_latest"): Promise<number> {
+    if (threadIds.length === 0) return 0;
     return this.db.transaction(() => {
-      let pruned = 0;
-      for (const threadId of new Set(threadIds)) {
-        if (this.#row(threadId) === undefined) continue;
-        if (this.db.prepare("SELECT 1 FROM runs WHERE thread_id = ? AND status = 'running'").get(threadId) !== undefined) continue;
-        if (strategy === "delete") {
-          deleteThreadRows(this.db, threadId);
-        } else {
-          const older = `SELECT checkpoint_id FROM checkpoints c WHERE c.thread_id = @t AND c.checkpoint_id <
-                           (SELECT MAX(checkpoint_id) FROM checkpoints l WHERE l.thread_id = @t AND l.checkpoint_ns = c.checkpoint_ns)`;
-          this.db.prepare(`DELETE FROM checkpoint_writes WHERE thread_id = @t AND checkpoint_id IN (${older})`).run({ t: threadId });
-          this.db.prepare(`DELETE FROM checkpoints WHERE thread_id = @t AND checkpoint_id IN (${older})`).run({ t: threadId });
-        }
-        pruned += 1;
-      }
-      return pruned;
+      const args: unknown[] = [];
+      const ids = this.db
+        .prepare<unknown[], { thread_id: string }>(
+          `SELECT t.thread_id FROM threads t WHERE t.${inList("thread_id", [...new Set(threadIds)], args)}
+              AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id AND r.status = 'running')`,
+        )
+        .all(...args)
+        .map((row) => row.thread_id);
+      pruneThreadRows(this.db, ids, strategy);
+      return ids.length;
     }).immediate();
+  }
+
+  async applyDefaultTtl(threadId: string, ttl: ThreadTtl): Promise<void> {
+    this.db.transaction(() => setTtl(this.db, threadId, ttl, true)).immediate();
+  }
+
+  async sweepExpired(nowMs: number, limit: number): Promise<TtlSweep> {
+    return this.db.transaction(() => sweepExpiredThreads(this.db, nowMs, limit)).immediate();
   }
 
   async copy(threadId: string, newThreadId: string): Promise<Thread> {
@@ -338,10 +346,10 @@ export class SqliteThreads implements Threads {
       const status: ThreadStatus = row.status === "busy" ? "idle" : row.status;
       this.db
         .prepare(
-          `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config, error)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config, error, ttl_strategy, ttl_minutes)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(newThreadId, iso, iso, row.metadata, status, row.values, row.interrupts, row.config, row.error);
+        .run(newThreadId, iso, iso, row.metadata, status, row.values, row.interrupts, row.config, row.error, row.ttl_strategy, row.ttl_minutes);
       this.db
         .prepare(
           `INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint, metadata)

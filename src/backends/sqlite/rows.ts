@@ -3,6 +3,7 @@ import type { Database } from "better-sqlite3";
 import { contains, fieldsOf, satisfies, type FieldReader, type FilterCondition } from "../../core/filter.ts";
 import { compileFilter } from "../filter-sql.ts";
 import type { Assistant, Run, StoreItem, Thread } from "../../core/types.ts";
+import { ttlInfo, type TtlColumns } from "./thread-prune.ts";
 
 export { decodeNamespace, encodeNamespace } from "../namespaces.ts";
 import { decodeNamespace } from "../namespaces.ts";
@@ -45,6 +46,9 @@ export interface ThreadRow {
   interrupts: string;
   config: string;
   error: string | null;
+  ttl_strategy: TtlColumns["ttl_strategy"];
+  ttl_minutes: number | null;
+  ttl_expires_ms: number | null;
 }
 export const toThread = (row: ThreadRow): Thread => ({
   thread_id: row.thread_id,
@@ -56,6 +60,7 @@ export const toThread = (row: ThreadRow): Thread => ({
   interrupts: parse(row.interrupts),
   config: parse(row.config),
   error: parse(row.error),
+  ttl: ttlInfo(row),
 });
 
 export interface RunRow {

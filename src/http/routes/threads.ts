@@ -18,7 +18,7 @@ export function threadRoutes(deps: HttpDeps): Hono<BatonEnv> {
     }
     const metadata = input.graph_id !== undefined ? { ...input.metadata, graph_id: input.graph_id } : input.metadata;
     // With supersteps, all or nothing: a refused superstep leaves no thread behind.
-    const thread = await threadRecords.create(ctxOf(c), { thread_id: input.thread_id, metadata, if_exists: input.if_exists, supersteps: input.supersteps });
+    const thread = await threadRecords.create(ctxOf(c), { thread_id: input.thread_id, metadata, if_exists: input.if_exists, supersteps: input.supersteps, ttl: input.ttl });
     return c.json(wireThread(thread));
   });
 
@@ -42,12 +42,16 @@ export function threadRoutes(deps: HttpDeps): Hono<BatonEnv> {
 
   app.post("/threads/count", async (c) => c.json(await threadRecords.count(ctxOf(c), await body(c, s.ThreadCount))));
 
-  app.get("/threads/:thread_id", async (c) => c.json(wireThread(await threadRecords.get(ctxOf(c), uuidParam(c, "thread_id")))));
+  app.get("/threads/:thread_id", async (c) => {
+    const id = uuidParam(c, "thread_id");
+    const { include } = parse(s.ThreadGetQuery, { include: c.req.queries("include") });
+    return c.json(wireThread(await threadRecords.get(ctxOf(c), id), { ttl: include.includes("ttl") }));
+  });
 
   app.patch("/threads/:thread_id", async (c) => {
     const id = uuidParam(c, "thread_id");
-    const { metadata } = await body(c, s.ThreadPatch);
-    return c.json(wireThread(await threadRecords.patch(ctxOf(c), id, metadata)));
+    const { metadata, ttl } = await body(c, s.ThreadPatch);
+    return c.json(wireThread(await threadRecords.patch(ctxOf(c), id, metadata, ttl)));
   });
 
   app.delete("/threads/:thread_id", async (c) => {

@@ -1,0 +1,96 @@
+/**
+ * Pruning threads on Postgres: the statements `POST /threads/prune` and the
+ * TTL sweep share (docs/threads.md), and the sweep itself, safe with any
+ * number of processes sweeping at once.
+ */
+import type pg from "pg";
+import { isoFromMs } from "../../core/clock.ts";
+import type { ThreadTtl, ThreadTtlInfo, TtlStrategy, TtlSweep } from "../../core/thread-ttl.ts";
+import { transaction, type Queryable } from "./database.ts";
+
+/** The TTL columns of a thread row (BIGINT arrives as text). */
+export interface TtlColumns {
+  ttl_strategy: TtlStrategy | null;
+  ttl_minutes: number | null;
+  ttl_expires_ms: string | number | null;
+}
+
+export const ttlInfo = (row: TtlColumns): ThreadTtlInfo | null =>
+  row.ttl_strategy === null || row.ttl_minutes === null || row.ttl_strategy === undefined
+    ? null
+    : { strategy: row.ttl_strategy, ttl_minutes: row.ttl_minutes, expires_at: row.ttl_expires_ms === null ? null : isoFromMs(Number(row.ttl_expires_ms)) };
+
+/** Sets a thread's TTL; the trigger counts its expiry from the thread's last activity (`updated_at`). */
+export async function setTtl(db: Queryable, threadId: string, ttl: ThreadTtl, onlyIfUnset = false): Promise<void> {
+  await db.query(`UPDATE threads SET ttl_strategy = $2, ttl_minutes = $3 WHERE thread_id = $1${onlyIfUnset ? " AND ttl_minutes IS NULL" : ""}`, [
+    threadId,
+    ttl.strategy,
+    ttl.minutes,
+  ]);
+}
+
+/**
+ * `delete`: removes the threads with their checkpoints and runs (by ON
+ * DELETE CASCADE). `keep_latest`: keeps each thread and the latest checkpoint
+ * of each of its namespaces, with that checkpoint's pending writes. Call
+ * inside a transaction holding the threads' row locks.
+ */
+export async function pruneThreadRows(db: Queryable, threadIds: readonly string[], strategy: TtlStrategy): Promise<void> {
+  if (threadIds.length === 0) return;
+  const ids = [...threadIds];
+  if (strategy === "delete") {
+    await db.query("DELETE FROM checkpoint_writes WHERE thread_id = ANY($1::text[])", [ids]);
+    await db.query("DELETE FROM checkpoints WHERE thread_id = ANY($1::text[])", [ids]);
+    await db.query("DELETE FROM threads WHERE thread_id = ANY($1::text[])", [ids]);
+    return;
+  }
+  const older = `SELECT c.thread_id, c.checkpoint_id FROM checkpoints c WHERE c.thread_id = ANY($1::text[]) AND c.checkpoint_id <
+                   (SELECT MAX(l.checkpoint_id) FROM checkpoints l WHERE l.thread_id = c.thread_id AND l.checkpoint_ns = c.checkpoint_ns)`;
+  await db.query(`DELETE FROM checkpoint_writes WHERE (thread_id, checkpoint_id) IN (${older})`, [ids]);
+  await db.query(`DELETE FROM checkpoints WHERE (thread_id, checkpoint_id) IN (${older})`, [ids]);
+}
+
+/**
+ * One TTL sweep, in one transaction:
+ *
+ * 1. Claims the due threads (expired, no pending or running run, no
+ *    state-update lock), oldest expiry first, with `FOR UPDATE SKIP LOCKED`:
+ *    a thread another sweeper holds is skipped, never waited for or taken
+ *    twice, and while this transaction holds a thread's row, no run is
+ *    created (creation locks the row) or claimed (the claim skips locked
+ *    threads) on it.
+ * 2. Reads again, now that the locks are held, which of them still have no
+ *    pending or running run: a run created or claimed after step 1's
+ *    snapshot and before its lock is seen here (a new statement, a new
+ *    snapshot), and its thread is left alone.
+ * 3. Prunes them by their own strategy; `keep_latest` ones are disarmed
+ *    until their next activity.
+ */
+export async function sweepExpiredThreads(pool: pg.Pool, nowMs: number, limit: number): Promise<TtlSweep> {
+  return transaction(pool, async (db) => {
+    const { rows: due } = await db.query<{ thread_id: string; ttl_strategy: TtlStrategy }>(
+      `SELECT t.thread_id, t.ttl_strategy FROM threads t
+        WHERE t.ttl_expires_ms IS NOT NULL AND t.ttl_expires_ms <= $1
+          AND (t.lock_expires_ms IS NULL OR t.lock_expires_ms <= $1)
+          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
+        ORDER BY t.ttl_expires_ms, t.thread_id COLLATE "C"
+        LIMIT $2
+        FOR UPDATE OF t SKIP LOCKED`,
+      [nowMs, limit],
+    );
+    if (due.length === 0) return { deleted: [], pruned: [] };
+    const { rows: idle } = await db.query<{ thread_id: string }>(
+      `SELECT x.thread_id FROM unnest($1::text[]) AS x(thread_id)
+        WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = x.thread_id AND r.status IN ('pending', 'running'))`,
+      [due.map((row) => row.thread_id)],
+    );
+    const still = new Set(idle.map((row) => row.thread_id));
+    const taken = due.filter((row) => still.has(row.thread_id));
+    const deleted = taken.filter((row) => row.ttl_strategy !== "keep_latest").map((row) => row.thread_id);
+    const pruned = taken.filter((row) => row.ttl_strategy === "keep_latest").map((row) => row.thread_id);
+    await pruneThreadRows(db, deleted, "delete");
+    await pruneThreadRows(db, pruned, "keep_latest");
+    if (pruned.length > 0) await db.query("UPDATE threads SET ttl_expires_ms = NULL WHERE thread_id = ANY($1::text[])", [pruned]);
+    return { deleted, pruned };
+  });
+}

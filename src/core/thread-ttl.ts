@@ -1,0 +1,48 @@
+/**
+ * Thread TTLs (docs/threads.md): a thread given a time-to-live is swept once
+ * it has seen no activity for that long. "Activity" is any change of the
+ * thread's record, the moments its `updated_at` moves: its creation, a
+ * PATCH, a run created on it, a run of it ending, a state update. So a
+ * thread in use never expires, and a thread with a pending or running run
+ * is never swept (the sweep skips it and takes it once its runs have
+ * ended, counting from that end).
+ *
+ * `delete` removes the thread with its runs and checkpoints (as
+ * `DELETE /threads/{id}` does); `keep_latest` keeps the thread and the
+ * latest checkpoint of each namespace, drops the older ones (as
+ * `POST /threads/prune` with that strategy does), and disarms the TTL until
+ * the thread's next activity.
+ */
+export type TtlStrategy = "delete" | "keep_latest";
+
+/** A thread's TTL as stored: what to do, and after how many idle minutes. */
+export interface ThreadTtl {
+  strategy: TtlStrategy;
+  minutes: number;
+}
+
+/** What `GET /threads/{id}?include=ttl` shows. `expires_at` is null while disarmed (after a `keep_latest` sweep, until the next activity). */
+export interface ThreadTtlInfo {
+  strategy: TtlStrategy;
+  ttl_minutes: number;
+  expires_at: string | null;
+}
+
+/** What one sweep did: the threads it deleted, and those it pruned to their latest checkpoints. */
+export interface TtlSweep {
+  deleted: string[];
+  pruned: string[];
+}
+
+/** The longest TTL accepted, in minutes (100 years): beyond, the expiry would not be a date. */
+export const MAX_TTL_MINUTES = 52_560_000;
+
+/** `checkpointer.ttl` of langgraph.json, as the sweeper and thread creation read it. */
+export interface ThreadTtlPolicy {
+  /** Given to threads created without a TTL, and to threads without one when a run is created on them; null: none. */
+  default: ThreadTtl | null;
+  /** Time between two sweeps of a process (ms). */
+  sweepIntervalMs: number;
+  /** Threads one sweep handles at most. */
+  sweepLimit: number;
+}

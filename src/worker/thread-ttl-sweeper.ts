@@ -1,0 +1,110 @@
+/**
+ * The thread TTL sweeper (docs/threads.md): every `sweep_interval_minutes`
+ * (langgraph.json `checkpointer.ttl`, 5 by default, as on the official
+ * server), each process that executes runs (embedded, `--role all` and
+ * `--role worker`) deletes or prunes the threads whose TTL expired. Any
+ * number of processes may sweep at once: the backend's sweep takes each
+ * thread in one of them only (`Threads.sweepExpired`).
+ */
+import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../core/logger.ts";
+import type { Threads } from "../core/ports.ts";
+import type { ThreadTtlPolicy, TtlStrategy, TtlSweep } from "../core/thread-ttl.ts";
+
+/** `checkpointer.ttl` as langgraph.json gives it (already validated by src/config.ts). */
+export interface CheckpointerTtlConfig {
+  strategy?: TtlStrategy | null | undefined;
+  default_ttl?: number | null | undefined;
+  sweep_interval_minutes?: number | null | undefined;
+  sweep_limit?: number | null | undefined;
+}
+
+/** The official server's defaults: a sweep every 5 minutes, at most 1,000 threads each. */
+export const DEFAULT_SWEEP_INTERVAL_MINUTES = 5;
+export const DEFAULT_SWEEP_LIMIT = 1_000;
+/** Threads pruned per transaction, so a large sweep holds its locks briefly. */
+const BATCH = 100;
+/** The longest delay a Node timer takes (a longer one would fire at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export function threadTtlPolicy(config: CheckpointerTtlConfig | null | undefined): ThreadTtlPolicy {
+  const minutes = config?.default_ttl ?? null;
+  return {
+    default: minutes === null ? null : { strategy: config?.strategy ?? "delete", minutes },
+    sweepIntervalMs: Math.min(MAX_TIMER_MS, Math.max(1, Math.round((config?.sweep_interval_minutes ?? DEFAULT_SWEEP_INTERVAL_MINUTES) * 60_000))),
+    sweepLimit: config?.sweep_limit ?? DEFAULT_SWEEP_LIMIT,
+  };
+}
+
+export interface ThreadTtlSweeperDeps {
+  threads: Threads;
+  clock: Clock;
+  logger: Logger;
+}
+
+export class ThreadTtlSweeper {
+  readonly #deps: ThreadTtlSweeperDeps;
+  readonly #policy: ThreadTtlPolicy;
+  #timer: NodeJS.Timeout | undefined;
+  /** The sweep in progress: a process runs one at a time. */
+  #current: Promise<TtlSweep> | undefined;
+  #closed = false;
+
+  constructor(deps: ThreadTtlSweeperDeps, policy: ThreadTtlPolicy) {
+    this.#deps = deps;
+    this.#policy = policy;
+  }
+
+  /** Sweeps now, then every interval, until `close`. */
+  start(): void {
+    if (this.#timer !== undefined || this.#closed) return;
+    this.#deps.logger.debug("threads:ttl-sweeper-started", { interval_ms: this.#policy.sweepIntervalMs, limit: this.#policy.sweepLimit });
+    const tick = () => {
+      void this.sweep().catch(() => undefined);
+    };
+    this.#timer = setInterval(tick, this.#policy.sweepIntervalMs);
+    this.#timer.unref();
+    tick();
+  }
+
+  /**
+   * One sweep: up to the limit, in batches, until no expired thread is left
+   * to take. Resolves what it deleted and pruned; a sweep already running
+   * in this process is joined rather than doubled. `atMs` sweeps as of that
+   * time instead of the clock's (tests: expiry without waiting or moving
+   * the clock leases are judged by).
+   */
+  sweep(atMs?: number): Promise<TtlSweep> {
+    if (atMs !== undefined) return this.#sweep(() => atMs);
+    this.#current ??= this.#sweep(() => this.#deps.clock.nowMs()).finally(() => (this.#current = undefined));
+    return this.#current;
+  }
+
+  async #sweep(now: () => number): Promise<TtlSweep> {
+    const done: TtlSweep = { deleted: [], pruned: [] };
+    try {
+      while (!this.#closed) {
+        const left = this.#policy.sweepLimit - done.deleted.length - done.pruned.length;
+        if (left <= 0) break;
+        const batch = await this.#deps.threads.sweepExpired(now(), Math.min(BATCH, left));
+        done.deleted.push(...batch.deleted);
+        done.pruned.push(...batch.pruned);
+        if (batch.deleted.length + batch.pruned.length < Math.min(BATCH, left)) break;
+      }
+    } catch (error) {
+      this.#deps.logger.warn("threads:ttl-sweep-failed", { error: (error as Error).message, deleted: done.deleted.length, pruned: done.pruned.length });
+      throw error;
+    }
+    if (done.deleted.length + done.pruned.length > 0) {
+      this.#deps.logger.info("threads:ttl-swept", { deleted: done.deleted.length, pruned: done.pruned.length });
+    }
+    return done;
+  }
+
+  /** Stops the timer and waits for a sweep in progress. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await this.#current?.catch(() => undefined);
+  }
+}
