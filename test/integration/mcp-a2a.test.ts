@@ -208,10 +208,13 @@ describe("A2A", () => {
     expect(file.body.error).toMatchObject({ code: -32005 });
   });
 
-  it("a failing graph gives a failed task with its error", async () => {
+  it("a failing graph gives a failed task with its error, one stopped at interrupt() an input-required task", async () => {
     const failed = (await a2a(t.url, "fail", "message/send", userMessage("x"))).body.result as Task;
     expect(failed.status.state).toBe("failed");
     expect(failed.status.message!.parts[0]!.text).toMatch(/boom/);
+    const asking = (await a2a(t.url, "ask", "message/send", userMessage("x"))).body.result as Task;
+    expect(asking.status.state).toBe("input-required");
+    expect(asking.status.message!.parts[0]!.text).toMatch(/Proceed\?/);
   });
 
   it("message/stream answers server-sent JSON-RPC responses: the task, working, and the final status", async () => {

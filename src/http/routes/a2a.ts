@@ -280,14 +280,16 @@ function taskState(status: string, output: unknown): string {
 /** The Task a run is: its state, the thread's messages as history, and (when completed) the answer as an artifact. */
 function taskOf(run: Run, status: string, output: unknown, values?: unknown, options: { artifacts?: boolean; historyLength?: number | undefined } = {}): Json {
   const state = taskState(status, output);
-  const failure = failureText(output);
+  // What the agent says with the status: its failure, or what it asks at an interrupt.
+  const asked = (output as { __interrupt__?: unknown } | null | undefined)?.__interrupt__;
+  const statusText = failureText(output) ?? (state === "input-required" ? JSON.stringify(asked) : undefined);
   const messages = messagesOf(values ?? output);
   const history = messages.map((m) => ({ ...toA2aMessage(m), taskId: run.run_id, contextId: run.thread_id }));
   const task: Json = {
     kind: "task",
     id: run.run_id,
     contextId: run.thread_id,
-    status: { state, timestamp: new Date().toISOString(), ...(failure === undefined ? {} : { message: agentMessage(run, failure) }) },
+    status: { state, timestamp: new Date().toISOString(), ...(statusText === undefined ? {} : { message: agentMessage(run, statusText) }) },
     history: options.historyLength === undefined ? history : options.historyLength === 0 ? [] : history.slice(-options.historyLength),
   };
   if (options.artifacts === true && state === "completed") {
