@@ -59,7 +59,28 @@ export const ProjectSchema = z.object({
     })
     .catchall(z.unknown())
     .nullish(),
-  store: z.object({}).catchall(z.unknown()).nullish(),
+  /** The store's semantic index and item TTLs (src/core/store-index.ts, docs/store.md). */
+  store: z
+    .object({
+      index: z
+        .object({
+          embed: z.string().min(1, "store.index.embed must name an embedding function (./embeddings.ts:embed) or provider:model"),
+          dims: z.number().int().positive(),
+          fields: z.array(z.string().min(1)).min(1).nullish(),
+        })
+        .strict()
+        .nullish(),
+      ttl: z
+        .object({
+          refresh_on_read: z.boolean().nullish(),
+          default_ttl: z.number().positive().nullish(),
+          sweep_interval_minutes: z.number().positive().nullish(),
+        })
+        .strict()
+        .nullish(),
+    })
+    .catchall(z.unknown())
+    .nullish(),
   ui: z.record(z.string(), z.string()).nullish(),
   ui_config: z.object({ shared: z.array(z.string()).optional() }).catchall(z.unknown()).nullish(),
 }).catchall(z.unknown());
@@ -351,8 +372,6 @@ const BUILD_ONLY = [
 const REFUSED: Record<string, string> = {
   encryption: "custom at-rest encryption is not supported. Remove 'encryption' to store data unencrypted",
   webhooks: "webhook URL policies and headers are not supported yet. Remove 'webhooks' (run webhooks are still sent, without them)",
-  "store.index": "semantic search over the store (embeddings) is not supported yet. Remove 'store.index'",
-  "store.ttl": "store item TTLs are not supported yet. Remove 'store.ttl'",
 };
 
 /** Every top-level key Baton knows: implemented, build-only or refused. `$schema` is the editor's schema reference. */

@@ -12,6 +12,8 @@ import { createSqliteBackend } from "./backends/sqlite/index.ts";
 import { systemClock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
 import { GraphRegistry } from "./core/graphs.ts";
+import { ItemsStore } from "./core/graph-store.ts";
+import { storeIndexFrom, storeTtlSettings } from "./core/store-index.ts";
 import { LEVEL_ORDER, type Logger, type LogLevel } from "./core/logger.ts";
 import type { RunMetrics } from "./core/metrics.ts";
 import { fetchVia, registerLoopbackFetch, registerSdkLogger } from "./project/globals.ts";
@@ -129,7 +131,7 @@ async function main(): Promise<void> {
         registry,
         assistants: backend.assistants,
         checkpointer: backend.checkpointer,
-        store: backend.store,
+        store: new ItemsStore(backend.items, { index: await storeIndexFrom(data.baseDir, data.store), ttl: storeTtlSettings(data.store) }),
         logger,
         metrics,
         onFinished: async (run, outcome) => {

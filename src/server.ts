@@ -28,6 +28,9 @@ import { checkSharedPackages, resolveSharedPackages } from "./project/packages.t
 import type { Backend, EventBus, RunOutcome } from "./core/ports.ts";
 import { RunService } from "./core/runs.ts";
 import { StoreService } from "./core/store-service.ts";
+import { StoreEngine, StoreSweeper, type StoreEngineOptions } from "./core/store-engine.ts";
+import { checkStoreIndex, storeIndexFrom, storeTtlSettings } from "./core/store-index.ts";
+import { ItemsStore } from "./core/graph-store.ts";
 import { ThreadRecordService } from "./core/thread-records.ts";
 import { ThreadService } from "./core/threads.ts";
 import type { Run } from "./core/types.ts";
@@ -348,12 +351,14 @@ interface Services {
   threadService: ThreadService;
   assistantService: AssistantService;
   storeService: StoreService;
+  /** The store graphs see (store.index and store.ttl applied). */
+  graphStore: ItemsStore;
   threadRecords: ThreadRecordService;
   metrics: BatonMetrics;
 }
 
 /** Step 2: loads the graphs, ensures their system assistants, and builds the core services. */
-async function buildServices(config: Config, loaded: LoadedProject, opened: Opened, clock: Clock, seams: ServerSeams): Promise<Services> {
+async function buildServices(config: Config, loaded: LoadedProject, opened: Opened, clock: Clock, seams: ServerSeams, logger: Logger): Promise<Services> {
   const { backend, bus } = opened;
   const graphIds = loaded.graphs.map((g) => g.graphId);
   const graphSources = loaded.graphs.map(({ graphId, spec }) => ({ graphId, spec }));
@@ -379,7 +384,8 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
   const authorizer = seams.authorizer ?? new NoAuthorizer();
   const idempotency = new Idempotency({ keys: backend.idempotency, clock, ttlMs: config.idempotencyTtlMs });
   const ttlPolicy = threadTtlPolicy(loaded.project.checkpointer?.ttl);
-  const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: backend.store, bus, authorizer });
+  const store = await openStore(loaded, opened, logger);
+  const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: store.graphStore, bus, authorizer });
   const runs = new RunService({
     queue: backend.runs,
     assistants: backend.assistants,
@@ -395,9 +401,35 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
     defaultThreadTtl: ttlPolicy.default,
   });
   const assistantService = new AssistantService({ assistants: backend.assistants, graphIds, authorizer });
-  const storeService = new StoreService({ items: backend.items, authorizer });
+  const storeService = new StoreService({ store: new StoreEngine(backend.items, store.options), authorizer });
   const threadRecords = new ThreadRecordService({ threads: backend.threads, queue: backend.runs, bus, threadService, authorizer, idempotency, defaultTtl: ttlPolicy.default });
-  return { graphIds, graphSources, registry, checkpointer, runs, threadService, assistantService, storeService, threadRecords, metrics: opened.metrics };
+  return { graphIds, graphSources, registry, checkpointer, runs, threadService, assistantService, storeService, graphStore: store.graphStore, threadRecords, metrics: opened.metrics };
+}
+
+/**
+ * The store's index (loaded and checked: a dims mismatch refuses the start)
+ * and TTL settings from langgraph.json, the store graphs see, and the
+ * sweeper of expired items (stopped with what step 1 opened).
+ */
+async function openStore(loaded: LoadedProject, opened: Opened, logger: Logger): Promise<{ options: StoreEngineOptions; graphStore: ItemsStore }> {
+  const { backend } = opened;
+  const index = await storeIndexFrom(loaded.baseDir, loaded.project.store);
+  if (index !== undefined) await checkStoreIndex(index, await backend.items.vectorDims());
+  const ttl = storeTtlSettings(loaded.project.store);
+  const sweeper = new StoreSweeper(backend.items, ttl.sweepIntervalMinutes, logger);
+  const cleanup = opened.cleanup.bind(opened);
+  opened.cleanup = async () => {
+    await sweeper.close();
+    await cleanup();
+  };
+  logger.info("store:ready", {
+    index: index === undefined ? null : { embed: index.embed, dims: index.dims, fields: index.fields },
+    // Both backends rank by an exact scan (docs/store.md): pgvector is not used yet.
+    search: index === undefined ? "text match (no store.index)" : "exact scan (cosine similarity over every candidate's embeddings)",
+    ttl: { refresh_on_read: ttl.refreshOnRead, default_ttl_minutes: ttl.defaultTtlMinutes, sweep_interval_minutes: ttl.sweepIntervalMinutes },
+  });
+  const options = { index, ttl };
+  return { options, graphStore: new ItemsStore(backend.items, options) };
 }
 
 /** The HTTP side (step 3). */
@@ -513,6 +545,7 @@ async function startWorkers(config: Config, loaded: LoadedProject, logger: Logge
         writeLock: writeLock!,
         graphs: services.graphSources,
         baseDir: loaded.baseDir,
+        store: loaded.project.store ?? null,
         agentPool: { perUser: config.agentPoolPerUser, max: config.agentPoolMax },
         api: { host: loopbackHost(config.host), port: apiPort, prefix: http.mountPrefix },
         logLevel: config.logLevel,
@@ -539,7 +572,7 @@ async function startWorkers(config: Config, loaded: LoadedProject, logger: Logge
         registry: services.registry,
         assistants: backend.assistants,
         checkpointer: services.checkpointer,
-        store: backend.store,
+        store: services.graphStore,
         logger,
         onFinished,
         metrics: opened.metrics,
@@ -664,7 +697,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     if (opened.baseBus instanceof RedisEventBus) await readyWithin(opened.baseBus, config.redisUrl!, REDIS_START_TIMEOUT_MS);
     // Scale-out: this process's clock must agree with the database's (docs/operations.md, "Clocks").
     await guardClock(opened.backend, config.leaseMs, logger);
-    const services = await buildServices(config, loaded, opened, clock, seams);
+    const services = await buildServices(config, loaded, opened, clock, seams, logger);
     // Threads whose TTL expired (docs/threads.md): swept by processes that execute runs, stopped with the storage.
     const threadTtl = new ThreadTtlSweeper({ threads: opened.backend.threads, clock, logger }, threadTtlPolicy(loaded.project.checkpointer?.ttl));
     const closeStorage = opened.cleanup.bind(opened);

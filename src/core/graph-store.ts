@@ -3,8 +3,9 @@
  * write the same items the `/store` API serves.
  */
 import { BaseStore, type Item, type Operation, type OperationResults } from "@langchain/langgraph";
-import type { StoreItems } from "./ports.ts";
+import type { ScoredStoreItem, StoreItems } from "./ports.ts";
 import { findUnstorable, UnstorableOutputError } from "./serialize.ts";
+import { StoreEngine, type StoreEngineOptions } from "./store-engine.ts";
 import type { StoreItem } from "./types.ts";
 
 const toLangGraphItem = (item: StoreItem): Item => ({
@@ -15,11 +16,18 @@ const toLangGraphItem = (item: StoreItem): Item => ({
   updatedAt: new Date(item.updated_at),
 });
 
+/** A search result; `score` only when the search ranked by similarity (LangGraph's SearchItem). */
+const toSearchItem = (item: ScoredStoreItem) => ({ ...toLangGraphItem(item), ...(item.score === undefined ? {} : { score: item.score ?? undefined }) });
+
+/**
+ * Graphs' store: the same rules as the API's (store.index embeds what a put
+ * asks, store.ttl gives it its default TTL and refreshes on read).
+ */
 export class ItemsStore extends BaseStore {
-  readonly #items: StoreItems;
-  constructor(items: StoreItems) {
+  readonly #items: StoreEngine;
+  constructor(items: StoreItems, options: StoreEngineOptions = {}) {
     super();
-    this.#items = items;
+    this.#items = new StoreEngine(items, options);
   }
 
   async batch<Op extends Operation[]>(operations: Op): Promise<OperationResults<Op>> {
@@ -33,14 +41,15 @@ export class ItemsStore extends BaseStore {
           offset: op.offset ?? 0,
           query: op.query,
         });
-        results.push(found.map(toLangGraphItem));
+        results.push(found.map(toSearchItem));
       } else if ("value" in op) {
         if (op.value === null) await this.#items.delete(op.namespace, op.key);
         else {
           // Refused alike on every backend (Postgres cannot hold these), as the API refuses them in a request.
           const found = findUnstorable(op.value, "value");
           if (found !== undefined) throw new UnstorableOutputError(found, `The item the graph put in the store at ${JSON.stringify([...op.namespace, op.key])}`);
-          await this.#items.put(op.namespace, op.key, op.value);
+          // A list of fields without a configured index embeds nothing, as LangGraph's stores do.
+          await this.#items.put(op.namespace, op.key, op.value, { index: this.#items.index === undefined ? false : op.index });
         }
         results.push(undefined);
       } else if ("key" in op) {

@@ -286,16 +286,51 @@ export interface StoreSearch extends Scoped {
   filter?: Record<string, unknown> | undefined;
   limit: number;
   offset: number;
+  /** Without `vector`: a case-insensitive text match on the value (no index configured). */
   query?: string | undefined;
+  /**
+   * The query's embedding: items are ranked by cosine similarity to it (an
+   * item's best-matching text), those without embeddings after them,
+   * unscored; `query` is then not matched as text.
+   */
+  vector?: number[] | undefined;
+  /** Push the TTL of the items found forward (those that have one). */
+  refreshTtl?: boolean | undefined;
 }
 
+/** One embedding of an item: `field` names the indexed path and the text's position in it. */
+export interface StoreVector {
+  field: string;
+  vector: number[];
+}
+
+export interface StorePutOptions {
+  /** Minutes the item lives after this write (and after each refreshing read); null or absent: forever. */
+  ttlMinutes?: number | null | undefined;
+  /** The item's embeddings, replacing those it had; absent or empty: not indexed. */
+  vectors?: StoreVector[] | undefined;
+}
+
+export interface StoreRead extends Scoped {
+  /** Push the item's TTL forward (when it has one). */
+  refreshTtl?: boolean | undefined;
+}
+
+/** A store item found by a search; `score` is set by a search with a query vector (null: the item has no embedding). */
+export type ScoredStoreItem = StoreItem & { score?: number | null };
+
+/** Store items. An expired item (its TTL passed) is invisible to every read, and gone once swept. */
 export interface StoreItems {
-  put(namespace: string[], key: string, value: JsonObject): Promise<void>;
-  get(namespace: string[], key: string, scope?: Scoped): Promise<StoreItem | null>;
+  put(namespace: string[], key: string, value: JsonObject, options?: StorePutOptions): Promise<void>;
+  get(namespace: string[], key: string, scope?: StoreRead): Promise<StoreItem | null>;
   /** Deletes the item unless the scope excludes it. */
   delete(namespace: string[], key: string, scope?: Scoped): Promise<void>;
-  search(query: StoreSearch): Promise<StoreItem[]>;
+  search(query: StoreSearch): Promise<ScoredStoreItem[]>;
   listNamespaces(query: NamespaceQuery): Promise<string[][]>;
+  /** Deletes up to `limit` expired items; returns how many (safe to run in several processes at once). */
+  sweepExpired(limit: number): Promise<number>;
+  /** The length of the stored embeddings (null when none is stored), to check against `store.index.dims` at start. */
+  vectorDims(): Promise<number | null>;
 }
 
 /** Which store namespaces to list ("*" in a prefix or suffix matches any label). */

@@ -12,11 +12,13 @@ import { AccessDenied, restricts, type Authorizer } from "./authorizer.ts";
 import type { RequestContext } from "./context.ts";
 import { invalid, notFound } from "./errors.ts";
 import { matches, type Filter } from "./filter.ts";
-import type { NamespaceQuery, StoreItems, StoreSearch } from "./ports.ts";
+import type { NamespaceQuery, ScoredStoreItem, StoreSearch } from "./ports.ts";
+import type { PutChoices, StoreEngine } from "./store-engine.ts";
 import type { JsonObject, StoreItem } from "./types.ts";
 
 export interface StoreServiceDeps {
-  items: StoreItems;
+  /** The store's rules (index, TTLs) over the backend's items. */
+  store: StoreEngine;
   authorizer: Authorizer;
 }
 
@@ -55,28 +57,30 @@ async function scan<T>(read: (limit: number, offset: number) => Promise<T[]>, ke
 }
 
 export class StoreService {
-  readonly #items: StoreItems;
+  readonly #items: StoreEngine;
   readonly #authorizer: Authorizer;
 
   constructor(deps: StoreServiceDeps) {
-    this.#items = deps.items;
+    this.#items = deps.store;
     this.#authorizer = deps.authorizer;
   }
 
   /** Refuses (404) when the item exists outside the filter. */
   async #existingWithin(namespace: string[], key: string, filter: Filter): Promise<StoreItem | null> {
-    const existing = await this.#items.get(namespace, key);
+    const existing = await this.#items.get(namespace, key, { refreshTtl: false });
     if (existing !== null && !matches(document(existing.namespace, existing.key, existing.value), filter)) throw notFound("Store item", itemName(namespace, key));
     return existing;
   }
 
-  async put(ctx: RequestContext, input: { namespace: string[]; key: string; value: JsonObject }): Promise<void> {
-    const { value, filter } = await this.#authorizer.authorize(ctx, "store", "put", { ...input });
+  /** `index` and `ttl` are the put's own choices (PutChoices); the Authorizer sees namespace, key and value as on the official server. */
+  async put(ctx: RequestContext, input: { namespace: string[]; key: string; value: JsonObject } & PutChoices): Promise<void> {
+    const { index, ttl, ...asked } = input;
+    const { value, filter } = await this.#authorizer.authorize(ctx, "store", "put", { ...asked });
     if (restricts(filter)) {
       await this.#existingWithin(value.namespace, value.key, filter);
       if (!matches(document(value.namespace, value.key, value.value), filter)) throw new AccessDenied("store", "put");
     }
-    await this.#items.put(value.namespace, value.key, value.value);
+    await this.#items.put(value.namespace, value.key, value.value, { index, ttl });
   }
 
   async delete(ctx: RequestContext, input: { namespace: string[]; key: string }): Promise<void> {
@@ -90,15 +94,21 @@ export class StoreService {
   }
 
   /** The item, or null when there is none (an item outside the filter is not found: 404). */
-  async get(ctx: RequestContext, input: { namespace: string[]; key: string }): Promise<StoreItem | null> {
-    const { value, filter } = await this.#authorizer.authorize(ctx, "store", "get", { ...input });
+  /** `refreshTtl` (null or absent: the configured `refresh_on_read`) pushes the item's TTL forward. */
+  async get(ctx: RequestContext, input: { namespace: string[]; key: string; refreshTtl?: boolean | null | undefined }): Promise<StoreItem | null> {
+    const { refreshTtl, ...asked } = input;
+    const { value, filter } = await this.#authorizer.authorize(ctx, "store", "get", { ...asked });
+    if (!restricts(filter)) return this.#items.get(value.namespace, value.key, { refreshTtl });
     // Read unscoped: an item outside the filter is a 404 (as on the official server), a missing one null.
-    const item = await this.#items.get(value.namespace, value.key);
+    const item = await this.#items.get(value.namespace, value.key, { refreshTtl: false });
     if (item !== null && !matches(document(item.namespace, item.key, item.value), filter)) throw notFound("Store item", itemName(value.namespace, value.key));
-    return item;
+    if (item === null) return null;
+    // Read again to refresh, scoped: an item that left the filter meanwhile is not refreshed.
+    return (await this.#items.get(value.namespace, value.key, { access: filter, refreshTtl })) ?? item;
   }
 
-  async search(ctx: RequestContext, query: StoreSearch): Promise<StoreItem[]> {
+  /** With a query and a configured index: ranked by similarity, each item with its score. */
+  async search(ctx: RequestContext, query: Omit<StoreSearch, "vector" | "refreshTtl"> & { refreshTtl?: boolean | null | undefined }): Promise<ScoredStoreItem[]> {
     const { value, filter } = await this.#authorizer.authorize(ctx, "store", "search", {
       namespace: query.namespace_prefix,
       filter: query.filter,
@@ -106,7 +116,15 @@ export class StoreService {
       offset: query.offset,
       query: query.query,
     });
-    return this.#items.search({ namespace_prefix: value.namespace, filter: value.filter, limit: value.limit, offset: value.offset, query: value.query, access: filter });
+    return this.#items.search({
+      namespace_prefix: value.namespace,
+      filter: value.filter,
+      limit: value.limit,
+      offset: value.offset,
+      query: value.query,
+      access: filter,
+      refreshTtl: query.refreshTtl,
+    });
   }
 
   async listNamespaces(ctx: RequestContext, query: NamespaceQuery): Promise<string[][]> {

@@ -292,6 +292,8 @@ export const RunsCancel = z.object({
   status: z.enum(["pending", "running", "all"]).optional(),
 });
 
+/** The longest store item TTL accepted: 100 years, so an expiry time stays a safe integer of milliseconds. */
+const STORE_TTL_MAX_MINUTES = 52_560_000;
 const namespace = z.array(z.string().min(1).max(256).refine((label) => !label.includes(".") && !label.includes("\u001f"), {
   message: "namespace labels must not contain '.' or control separators",
 }));
@@ -299,17 +301,25 @@ export const StorePut = z.object({
   namespace: namespace.min(1),
   key: z.string().min(1).max(1024),
   value: jsonObject,
-  // Nothing is indexed for semantic search yet (store.index is refused at start): "do not index" is what happens anyway.
+  /** false: not embedded; a list of JSON paths: embed these instead of store.index.fields; null or absent: store.index.fields. */
   index: z
-    .union([z.literal(false), z.array(z.string())])
+    .union([z.literal(false), z.array(z.string().min(1).max(1024)).max(100)], { error: "index must be false, null, or a list of field paths to embed" })
     .nullable()
-    .optional()
-    .refine((value) => !Array.isArray(value), { message: "semantic indexing is not supported by Baton yet; leave index out, or false" }),
+    .optional(),
+  /** Minutes the item lives after its last write (or refreshing read); null: never expires; absent: store.ttl.default_ttl. */
   ttl: z
-    .number()
+    .number({ error: "ttl must be a number of minutes, or null for no expiry" })
+    .positive("ttl must be more than 0 minutes (or null for no expiry)")
+    .max(STORE_TTL_MAX_MINUTES, `ttl may be ${STORE_TTL_MAX_MINUTES} minutes (100 years) at most`)
     .nullable()
+    .optional(),
+});
+/** `GET /store/items`: `refresh_ttl` as a query string carries it (absent: store.ttl.refresh_on_read). */
+export const StoreGetQuery = z.object({
+  refresh_ttl: z
+    .enum(["true", "false"], { error: "refresh_ttl must be true or false" })
     .optional()
-    .refine((value) => value === null || value === undefined, { message: "store item TTLs are not supported by Baton yet; leave ttl out (or null)" }),
+    .transform((value) => (value === undefined ? undefined : value === "true")),
 });
 export const StoreDelete = z.object({ namespace: namespace.min(1), key: z.string().min(1) });
 export const StoreSearch = z.object({
@@ -317,8 +327,8 @@ export const StoreSearch = z.object({
   filter: filter.nullable().optional(),
   limit: limit(1000, 10),
   offset,
-  query: z.string().nullable().optional(),
-  refresh_ttl: z.boolean().nullable().optional(),
+  query: z.string({ error: "query must be a string (the text to search for)" }).max(10_000).nullable().optional(),
+  refresh_ttl: z.boolean({ error: "refresh_ttl must be true, false or null" }).nullable().optional(),
 });
 export const StoreNamespaces = z.object({
   prefix: z.array(z.string()).nullable().optional(),

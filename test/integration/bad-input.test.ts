@@ -103,15 +103,28 @@ describe("settings Baton does not implement yet are refused, never ignored", () 
     expect((await call("PATCH", `/threads/${thread.thread_id}`, JSON.stringify({ ttl: 0 }))).status).toBe(422);
     expect((await call("PATCH", `/threads/${thread.thread_id}`, JSON.stringify({ ttl: null }))).status).toBe(200);
   });
-  it("refuses a store item TTL or index fields, and stores nothing; index false is what happens anyway", async () => {
-    const ttl = await call("PUT", "/store/items", JSON.stringify({ namespace: ["ttl"], key: "k", value: { a: 1 }, ttl: 5 }));
-    expect(ttl.status).toBe(422);
-    expect(ttl.detail).toMatch(/store item TTLs are not supported by Baton yet/);
-    const index = await call("PUT", "/store/items", JSON.stringify({ namespace: ["ttl"], key: "k", value: { a: 1 }, index: ["a"] }));
-    expect(index.status).toBe(422);
-    expect(index.detail).toMatch(/semantic indexing is not supported by Baton yet/);
-    expect((await call("PUT", "/store/items", JSON.stringify({ namespace: ["ttl"], key: "k", value: { a: 1 }, ttl: "soon" }))).status).toBe(422);
+  it("refuses a bad store TTL, index, query or refresh_ttl with 422, and stores nothing; index false and ttl null are accepted", async () => {
+    const put = (body: Record<string, unknown>) => call("PUT", "/store/items", JSON.stringify({ namespace: ["ttl"], key: "k", value: { a: 1 }, ...body }));
+    for (const [body, message] of [
+      [{ ttl: -1 }, /ttl must be more than 0 minutes/],
+      [{ ttl: 0 }, /ttl must be more than 0 minutes/],
+      [{ ttl: "soon" }, /ttl must be a number of minutes/],
+      [{ index: true }, /index must be false, null, or a list of field paths/],
+      // This server has no store.index: a list of fields to embed cannot be honoured.
+      [{ index: ["a"] }, /no semantic index: configure store.index/],
+    ] as const) {
+      const refused = await put(body);
+      expect(refused.status, JSON.stringify(body)).toBe(422);
+      expect(refused.detail).toMatch(message);
+    }
     expect(await t.client.store.getItem(["ttl"], "k")).toBeNull();
+    const search = await call("POST", "/store/items/search", JSON.stringify({ namespace_prefix: ["ttl"], query: 5 }));
+    expect(search.status).toBe(422);
+    expect(search.detail).toMatch(/query must be a string/);
+    expect((await call("POST", "/store/items/search", JSON.stringify({ namespace_prefix: ["ttl"], refresh_ttl: "yes" }))).status).toBe(422);
+    const get = await fetch(`${t.url}/store/items?namespace=ttl&key=k&refresh_ttl=maybe`);
+    expect(get.status).toBe(422);
+    expect(((await get.json()) as { detail: string }).detail).toMatch(/refresh_ttl must be true or false/);
     const plain = await fetch(`${t.url}/store/items`, {
       method: "PUT",
       headers: { "Content-Type": "application/json" },

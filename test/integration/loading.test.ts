@@ -138,8 +138,8 @@ describe("langgraph.json keys", () => {
     const refusals: [Record<string, unknown>, RegExp][] = [
       [{ auth: { path: "./auth.ts:auth", cache: { ttl_seconds: 60 } } }, /auth.*cache/s],
       [{ auth: { disable_studio_auth: true } }, /auth\.path/],
-      [{ store: { index: { dims: 3, embed: "openai:x" } } }, /'store\.index': semantic search/],
-      [{ store: { ttl: { default_ttl: 5 } } }, /'store\.ttl': store item TTLs are not supported yet/],
+      [{ store: { index: { embed: "./embed.ts:embed" } } }, /store\.index\.dims/],
+      [{ store: { ttl: { default_ttl: -5 } } }, /store\.ttl\.default_ttl/],
       [{ checkpointer: { ttl: { default_ttl: 5, sweep_limit: 0 } } }, /checkpointer\.ttl\.sweep_limit/],
       [{ checkpointer: { ttl: { default_ttl: 5, batch: 10 } } }, /checkpointer\.ttl.*batch/],
       [{ encryption: { path: "./e.ts:e" } }, /'encryption'/],

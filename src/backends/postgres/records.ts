@@ -10,7 +10,10 @@ import type {
   NewAssistant,
   Page,
   Scoped,
+  ScoredStoreItem,
   StoreItems,
+  StorePutOptions,
+  StoreRead,
   StoreSearch,
   ThreadSearch,
   Threads,
@@ -20,6 +23,7 @@ import { compileFilter } from "../filter-sql.ts";
 import type { ThreadTtl, TtlSweep } from "../../core/thread-ttl.ts";
 import { pruneThreadRows, setTtl, sweepExpiredThreads } from "./thread-prune.ts";
 import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
+import { decodeVector, encodeVector, itemId, rankBySimilarity } from "../vectors.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
 import { retryUnavailable, transaction, type Queryable } from "./database.ts";
 import {
@@ -51,6 +55,9 @@ const access = (column: string, filter: Filter | undefined, args: unknown[]): st
 
 /** A store item's access document: its value, namespace and key. */
 const ITEM = { value: "value", namespace: "namespace", key: "key" } as const;
+
+/** A live store item: no TTL, or one not passed yet (the time, epoch ms, is argument `n`). */
+const LIVE = (n: number) => `(expires_at_ms IS NULL OR expires_at_ms > $${n})`;
 
 const where = (clauses: string[]) => (clauses.length > 0 ? ` WHERE ${clauses.join(" AND ")}` : "");
 
@@ -379,22 +386,42 @@ export class PostgresStoreItems implements StoreItems {
     private readonly clock: Clock,
   ) {}
 
-  async put(namespace: string[], key: string, value: JsonObject): Promise<void> {
-    const iso = isoFromMs(this.clock.nowMs());
+  async put(namespace: string[], key: string, value: JsonObject, options: StorePutOptions = {}): Promise<void> {
+    const nowMs = this.clock.nowMs();
+    const ttl = options.ttlMinutes ?? null;
+    const encoded = encodeNamespace(namespace);
+    const vectors = options.vectors ?? [];
     // Every store call is retried across a lost connection: put is an upsert and delete idempotent,
     // so a graph's store write survives a Postgres restart as its checkpoints do.
-    await retryUnavailable(() => this.pool.query(
-      `INSERT INTO store_items (namespace, key, value, created_at, updated_at) VALUES ($1, $2, $3::jsonb, $4, $4)
-       ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-      [encodeNamespace(namespace), key, jsonb(value), iso],
-    ));
+    await retryUnavailable(() =>
+      transaction(this.pool, async (client) => {
+        // An item that had expired (not swept yet) is replaced as a new one.
+        await client.query(
+          `INSERT INTO store_items (namespace, key, value, created_at, updated_at, ttl_minutes, expires_at_ms) VALUES ($1, $2, $3::jsonb, $4, $4, $5, $6)
+           ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at,
+             created_at = CASE WHEN store_items.expires_at_ms IS NOT NULL AND store_items.expires_at_ms <= $7 THEN excluded.created_at ELSE store_items.created_at END,
+             ttl_minutes = excluded.ttl_minutes, expires_at_ms = excluded.expires_at_ms`,
+          [encoded, key, jsonb(value), isoFromMs(nowMs), ttl, ttl === null ? null : nowMs + Math.round(ttl * 60_000), nowMs],
+        );
+        await client.query("DELETE FROM store_vectors WHERE namespace = $1 AND key = $2", [encoded, key]);
+        if (vectors.length > 0) {
+          await client.query(
+            "INSERT INTO store_vectors (namespace, key, field, embedding) SELECT $1, $2, field, embedding FROM unnest($3::text[], $4::bytea[]) AS v (field, embedding)",
+            [encoded, key, vectors.map((v) => v.field), vectors.map((v) => encodeVector(v.vector))],
+          );
+        }
+      }),
+    );
   }
 
-  async get(namespace: string[], key: string, scope?: Scoped): Promise<StoreItem | null> {
-    const args: unknown[] = [encodeNamespace(namespace), key];
-    const clauses = ["namespace = $1 AND key = $2", ...compileFilter("postgres", ITEM, { access: scope?.access }, args)];
+  async get(namespace: string[], key: string, scope?: StoreRead): Promise<StoreItem | null> {
+    const nowMs = this.clock.nowMs();
+    const args: unknown[] = [encodeNamespace(namespace), key, nowMs];
+    const clauses = ["namespace = $1 AND key = $2", LIVE(3), ...compileFilter("postgres", ITEM, { access: scope?.access }, args)];
     const { rows } = await retryUnavailable(() => this.pool.query<ItemRow>(`SELECT * FROM store_items${where(clauses)}`, args));
-    return rows[0] === undefined ? null : toItem(rows[0]);
+    if (rows[0] === undefined) return null;
+    if (scope?.refreshTtl === true) await this.#refresh(rows, nowMs);
+    return toItem(rows[0]);
   }
 
   async delete(namespace: string[], key: string, scope?: Scoped): Promise<void> {
@@ -403,23 +430,77 @@ export class PostgresStoreItems implements StoreItems {
     await retryUnavailable(() => this.pool.query(`DELETE FROM store_items${where(clauses)}`, args));
   }
 
-  async search(query: StoreSearch): Promise<StoreItem[]> {
-    const args: unknown[] = [encodeNamespace(query.namespace_prefix)];
-    const clauses = ["left(namespace, length($1)) = $1", ...compileFilter("postgres", ITEM, { contains: query.filter, access: query.access }, args)];
-    if (query.query !== undefined && query.query !== "") {
-      // No vector index yet: a plain case-insensitive text match on the value.
-      args.push(query.query);
-      // Case folds ASCII letters only (the C collation), as SQLite's lower() does.
-      clauses.push(`strpos(lower(value::text COLLATE "C"), lower($${args.length}::text COLLATE "C")) > 0`);
+  async search(query: StoreSearch): Promise<ScoredStoreItem[]> {
+    const nowMs = this.clock.nowMs();
+    const prefix = encodeNamespace(query.namespace_prefix);
+    const args: unknown[] = [prefix, nowMs];
+    const clauses = ["left(namespace, length($1)) = $1", LIVE(2), ...compileFilter("postgres", ITEM, { contains: query.filter, access: query.access }, args)];
+    const order = `ORDER BY updated_at DESC, namespace COLLATE "C", key COLLATE "C"`;
+    let found: { rows: ItemRow[]; items: ScoredStoreItem[] };
+    if (query.vector !== undefined) {
+      // Exact scan: every candidate's embeddings, ranked here (docs/store.md).
+      const vector = query.vector;
+      const rows = (await retryUnavailable(() => this.pool.query<ItemRow>(`SELECT * FROM store_items${where(clauses)} ${order}`, args))).rows;
+      const vectors = await this.#vectors(prefix);
+      const items = rankBySimilarity(rows.map((row) => ({ item: toItem(row), vectors: vectors.get(itemId(row.namespace, row.key)) ?? [] })), vector, query.offset, query.limit);
+      const kept = new Set(items.map((item) => itemId(encodeNamespace(item.namespace), item.key)));
+      found = { rows: rows.filter((row) => kept.has(itemId(row.namespace, row.key))), items };
+    } else {
+      if (query.query !== undefined && query.query !== "") {
+        // No index configured: a plain case-insensitive text match on the value.
+        args.push(query.query);
+        // Case folds ASCII letters only (the C collation), as SQLite's lower() does.
+        clauses.push(`strpos(lower(value::text COLLATE "C"), lower($${args.length}::text COLLATE "C")) > 0`);
+      }
+      args.push(query.limit, query.offset);
+      const sql = `SELECT * FROM store_items${where(clauses)} ${order} LIMIT $${args.length - 1} OFFSET $${args.length}`;
+      const rows = (await retryUnavailable(() => this.pool.query<ItemRow>(sql, args))).rows;
+      found = { rows, items: rows.map(toItem) };
     }
-    args.push(query.limit, query.offset);
-    const sql = `SELECT * FROM store_items${where(clauses)} ORDER BY updated_at DESC, namespace COLLATE "C", key COLLATE "C" LIMIT $${args.length - 1} OFFSET $${args.length}`;
-    return (await retryUnavailable(() => this.pool.query<ItemRow>(sql, args))).rows.map(toItem);
+    if (query.refreshTtl === true) await this.#refresh(found.rows, nowMs);
+    return found.items;
   }
 
   async listNamespaces(query: NamespaceQuery): Promise<string[][]> {
-    const rows = (await retryUnavailable(() => this.pool.query<{ namespace: string }>('SELECT DISTINCT namespace COLLATE "C" AS namespace FROM store_items ORDER BY 1'))).rows;
+    const sql = `SELECT DISTINCT namespace COLLATE "C" AS namespace FROM store_items WHERE ${LIVE(1)} ORDER BY 1`;
+    const rows = (await retryUnavailable(() => this.pool.query<{ namespace: string }>(sql, [this.clock.nowMs()]))).rows;
     return filterNamespaces(rows.map((row) => row.namespace), query);
   }
 
+  async sweepExpired(limit: number): Promise<number> {
+    // SKIP LOCKED: sweepers in several processes take different rows instead of waiting on each other.
+    const sql = `DELETE FROM store_items WHERE ctid IN (SELECT ctid FROM store_items WHERE expires_at_ms <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`;
+    const result = await retryUnavailable(() => this.pool.query(sql, [this.clock.nowMs(), limit]));
+    return result.rowCount ?? 0;
+  }
+
+  async vectorDims(): Promise<number | null> {
+    const { rows } = await retryUnavailable(() => this.pool.query<{ bytes: number }>("SELECT octet_length(embedding) AS bytes FROM store_vectors LIMIT 1"));
+    return rows[0] === undefined ? null : rows[0].bytes / 4;
+  }
+
+  /** The embeddings of the items under an encoded namespace prefix, by item. */
+  async #vectors(prefix: string): Promise<Map<string, Float32Array[]>> {
+    const sql = "SELECT namespace, key, embedding FROM store_vectors WHERE left(namespace, length($1)) = $1";
+    const { rows } = await retryUnavailable(() => this.pool.query<{ namespace: string; key: string; embedding: Buffer }>(sql, [prefix]));
+    const byItem = new Map<string, Float32Array[]>();
+    for (const row of rows) {
+      const id = itemId(row.namespace, row.key);
+      byItem.set(id, [...(byItem.get(id) ?? []), decodeVector(row.embedding)]);
+    }
+    return byItem;
+  }
+
+  /** Pushes the expiry of the rows that have a TTL forward from now. */
+  async #refresh(rows: (ItemRow & { ttl_minutes?: number | null })[], nowMs: number): Promise<void> {
+    const withTtl = rows.filter((row) => row.ttl_minutes !== null && row.ttl_minutes !== undefined);
+    if (withTtl.length === 0) return;
+    await retryUnavailable(() =>
+      this.pool.query(
+        `UPDATE store_items SET expires_at_ms = $1 + round(ttl_minutes * 60000)::bigint
+         WHERE (namespace, key) IN (SELECT * FROM unnest($2::text[], $3::text[])) AND ttl_minutes IS NOT NULL AND ${LIVE(1)}`,
+        [nowMs, withTtl.map((row) => row.namespace), withTtl.map((row) => row.key)],
+      ),
+    );
+  }
 }

@@ -10,7 +10,10 @@ import type {
   NewAssistant,
   Page,
   Scoped,
+  ScoredStoreItem,
   StoreItems,
+  StorePutOptions,
+  StoreRead,
   StoreSearch,
   ThreadSearch,
   Threads,
@@ -20,6 +23,7 @@ import { compileFilter } from "../filter-sql.ts";
 import type { ThreadTtl, TtlSweep } from "../../core/thread-ttl.ts";
 import { pruneThreadRows, setTtl, sweepExpiredThreads } from "./thread-prune.ts";
 import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
+import { decodeVector, encodeVector, itemId, rankBySimilarity } from "../vectors.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
 import {
   deleteThreadRows,
@@ -40,6 +44,13 @@ const access = (column: string, filter: Filter | undefined, args: unknown[]): st
 
 /** A store item's access document: its value, namespace and key. */
 const ITEM = { value: "value", namespace: "namespace", key: "key" } as const;
+
+/** A live store item: no TTL, or one not passed yet (takes the time, epoch ms, as the next argument). */
+const LIVE = "(expires_at_ms IS NULL OR expires_at_ms > ?)";
+/** The row of `table` has expired (takes the time as the next argument). */
+const EXPIRED = (table: string) => `${table}.expires_at_ms IS NOT NULL AND ${table}.expires_at_ms <= ?`;
+/** When an item written now with this TTL (minutes) expires. */
+const expiresAt = (nowMs: number, ttlMinutes: number | null): number | null => (ttlMinutes === null ? null : nowMs + Math.round(ttlMinutes * 60_000));
 
 const orderBy = (column: string | undefined, allowed: readonly string[], order: "asc" | "desc" | undefined, fallback: string) =>
   `${column !== undefined && allowed.includes(column) ? column : fallback} ${order === "asc" ? "ASC" : "DESC"}`;
@@ -390,21 +401,35 @@ export class SqliteStoreItems implements StoreItems {
     private readonly clock: Clock,
   ) {}
 
-  async put(namespace: string[], key: string, value: JsonObject): Promise<void> {
-    const iso = isoFromMs(this.clock.nowMs());
-    this.db
-      .prepare(
-        `INSERT INTO store_items (namespace, key, value, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-      )
-      .run(encodeNamespace(namespace), key, json(value), iso, iso);
+  async put(namespace: string[], key: string, value: JsonObject, options: StorePutOptions = {}): Promise<void> {
+    const nowMs = this.clock.nowMs();
+    const iso = isoFromMs(nowMs);
+    const ttl = options.ttlMinutes ?? null;
+    const encoded = encodeNamespace(namespace);
+    this.db.transaction(() => {
+      // An item that had expired (not swept yet) is replaced as a new one.
+      this.db
+        .prepare(
+          `INSERT INTO store_items (namespace, key, value, created_at, updated_at, ttl_minutes, expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at,
+             created_at = CASE WHEN ${EXPIRED("store_items")} THEN excluded.created_at ELSE store_items.created_at END,
+             ttl_minutes = excluded.ttl_minutes, expires_at_ms = excluded.expires_at_ms`,
+        )
+        .run(encoded, key, json(value), iso, iso, ttl, expiresAt(nowMs, ttl), nowMs);
+      this.db.prepare("DELETE FROM store_vectors WHERE namespace = ? AND key = ?").run(encoded, key);
+      const insert = this.db.prepare("INSERT INTO store_vectors (namespace, key, field, embedding) VALUES (?, ?, ?, ?)");
+      for (const { field, vector } of options.vectors ?? []) insert.run(encoded, key, field, encodeVector(vector));
+    }).immediate();
   }
 
-  async get(namespace: string[], key: string, scope?: Scoped): Promise<StoreItem | null> {
-    const args: unknown[] = [encodeNamespace(namespace), key];
-    const clauses = ["namespace = ? AND key = ?", ...compileFilter("sqlite", ITEM, { access: scope?.access }, args)];
+  async get(namespace: string[], key: string, scope?: StoreRead): Promise<StoreItem | null> {
+    const nowMs = this.clock.nowMs();
+    const args: unknown[] = [encodeNamespace(namespace), key, nowMs];
+    const clauses = ["namespace = ? AND key = ?", LIVE, ...compileFilter("sqlite", ITEM, { access: scope?.access }, args)];
     const row = this.db.prepare<unknown[], ItemRow>(`SELECT * FROM store_items WHERE ${clauses.join(" AND ")}`).get(...args);
-    return row === undefined ? null : toItem(row);
+    if (row === undefined) return null;
+    if (scope?.refreshTtl === true) this.#refresh([row], nowMs);
+    return toItem(row);
   }
 
   async delete(namespace: string[], key: string, scope?: Scoped): Promise<void> {
@@ -413,29 +438,72 @@ export class SqliteStoreItems implements StoreItems {
     this.db.prepare(`DELETE FROM store_items WHERE ${clauses.join(" AND ")}`).run(...args);
   }
 
-  async search(query: StoreSearch): Promise<StoreItem[]> {
+  async search(query: StoreSearch): Promise<ScoredStoreItem[]> {
+    const nowMs = this.clock.nowMs();
     const args: unknown[] = [];
     const prefix = encodeNamespace(query.namespace_prefix);
-    const clauses = ["substr(namespace, 1, ?) = ?"];
-    args.push(prefix.length, prefix);
+    const clauses = ["substr(namespace, 1, ?) = ?", LIVE];
+    args.push(prefix.length, prefix, nowMs);
     clauses.push(...compileFilter("sqlite", ITEM, { contains: query.filter, access: query.access }, args));
-    if (query.query !== undefined && query.query !== "") {
-      // No vector index yet: a plain case-insensitive text match on the value.
-      clauses.push("instr(lower(value), lower(?)) > 0");
-      args.push(query.query);
+    const order = "ORDER BY updated_at DESC, namespace, key";
+    let found: { rows: ItemRow[]; items: ScoredStoreItem[] };
+    if (query.vector !== undefined) {
+      // Exact scan: every candidate's embeddings, ranked here (docs/store.md).
+      const rows = this.db.prepare<unknown[], ItemRow>(`SELECT * FROM store_items WHERE ${clauses.join(" AND ")} ${order}`).all(...args);
+      const vectors = this.#vectors(prefix);
+      const items = rankBySimilarity(rows.map((row) => ({ item: toItem(row), vectors: vectors.get(itemId(row.namespace, row.key)) ?? [] })), query.vector, query.offset, query.limit);
+      const kept = new Set(items.map((item) => itemId(encodeNamespace(item.namespace), item.key)));
+      found = { rows: rows.filter((row) => kept.has(itemId(row.namespace, row.key))), items };
+    } else {
+      if (query.query !== undefined && query.query !== "") {
+        // No index configured: a plain case-insensitive text match on the value.
+        clauses.push("instr(lower(value), lower(?)) > 0");
+        args.push(query.query);
+      }
+      args.push(query.limit, query.offset);
+      const rows = this.db.prepare<unknown[], ItemRow>(`SELECT * FROM store_items WHERE ${clauses.join(" AND ")} ${order} LIMIT ? OFFSET ?`).all(...args);
+      found = { rows, items: rows.map(toItem) };
     }
-    args.push(query.limit, query.offset);
-    return this.db
-      .prepare<unknown[], ItemRow>(
-        `SELECT * FROM store_items WHERE ${clauses.join(" AND ")} ORDER BY updated_at DESC, namespace, key LIMIT ? OFFSET ?`,
-      )
-      .all(...args)
-      .map(toItem);
+    if (query.refreshTtl === true) this.#refresh(found.rows, nowMs);
+    return found.items;
   }
 
   async listNamespaces(query: NamespaceQuery): Promise<string[][]> {
-    const rows = this.db.prepare<[], { namespace: string }>("SELECT DISTINCT namespace FROM store_items ORDER BY namespace").all();
+    const rows = this.db.prepare<[number], { namespace: string }>(`SELECT DISTINCT namespace FROM store_items WHERE ${LIVE} ORDER BY namespace`).all(this.clock.nowMs());
     return filterNamespaces(rows.map((row) => row.namespace), query);
   }
 
+  async sweepExpired(limit: number): Promise<number> {
+    return this.db
+      .prepare("DELETE FROM store_items WHERE rowid IN (SELECT rowid FROM store_items WHERE expires_at_ms <= ? LIMIT ?)")
+      .run(this.clock.nowMs(), limit).changes;
+  }
+
+  async vectorDims(): Promise<number | null> {
+    const row = this.db.prepare<[], { bytes: number }>("SELECT length(embedding) AS bytes FROM store_vectors LIMIT 1").get();
+    return row === undefined ? null : row.bytes / 4;
+  }
+
+  /** The embeddings of the items under an encoded namespace prefix, by item. */
+  #vectors(prefix: string): Map<string, Float32Array[]> {
+    const rows = this.db
+      .prepare<[number, string], { namespace: string; key: string; embedding: Buffer }>("SELECT namespace, key, embedding FROM store_vectors WHERE substr(namespace, 1, ?) = ?")
+      .all(prefix.length, prefix);
+    const byItem = new Map<string, Float32Array[]>();
+    for (const row of rows) {
+      const id = itemId(row.namespace, row.key);
+      byItem.set(id, [...(byItem.get(id) ?? []), decodeVector(row.embedding)]);
+    }
+    return byItem;
+  }
+
+  /** Pushes the expiry of the rows that have a TTL forward from now. */
+  #refresh(rows: (ItemRow & { ttl_minutes?: number | null })[], nowMs: number): void {
+    const withTtl = rows.filter((row) => row.ttl_minutes !== null && row.ttl_minutes !== undefined);
+    if (withTtl.length === 0) return;
+    const update = this.db.prepare(`UPDATE store_items SET expires_at_ms = ? + CAST(ROUND(ttl_minutes * 60000) AS INTEGER) WHERE namespace = ? AND key = ? AND ttl_minutes IS NOT NULL AND ${LIVE}`);
+    this.db.transaction(() => {
+      for (const row of withTtl) update.run(nowMs, row.namespace, row.key, nowMs);
+    }).immediate();
+  }
 }

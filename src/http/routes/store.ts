@@ -10,7 +10,7 @@ export function storeRoutes(deps: HttpDeps): Hono<BatonEnv> {
 
   app.put("/store/items", async (c) => {
     const input = await body(c, s.StorePut);
-    await store.put(ctxOf(c), { namespace: input.namespace, key: input.key, value: input.value });
+    await store.put(ctxOf(c), { namespace: input.namespace, key: input.key, value: input.value, index: input.index, ttl: input.ttl });
     return c.body(null, 204);
   });
 
@@ -24,8 +24,9 @@ export function storeRoutes(deps: HttpDeps): Hono<BatonEnv> {
     const raw = c.req.query("namespace");
     const namespace = raw === undefined || raw === "" ? [] : raw.split(".");
     const { key } = parse(s.StoreDelete, { namespace, key: c.req.query("key") });
+    const { refresh_ttl: refreshTtl } = parse(s.StoreGetQuery, { refresh_ttl: c.req.query("refresh_ttl") });
     // A missing item is 200 with null, as the official server and SDK have it.
-    return c.json(await store.get(ctxOf(c), { namespace, key }));
+    return c.json(await store.get(ctxOf(c), { namespace, key, refreshTtl }));
   });
 
   app.post("/store/items/search", async (c) => {
@@ -36,6 +37,7 @@ export function storeRoutes(deps: HttpDeps): Hono<BatonEnv> {
       limit: q.limit,
       offset: q.offset,
       query: q.query ?? undefined,
+      refreshTtl: q.refresh_ttl,
     });
     return c.json({ items: found });
   });

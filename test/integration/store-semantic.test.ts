@@ -1,0 +1,257 @@
+/**
+ * The store's semantic search (store.index) and item TTLs (store.ttl),
+ * through the official SDK, on the backend of the vitest project (SQLite, or
+ * Postgres in "scale-out"). Embeddings come from a deterministic fixture
+ * (test/fixtures/projects/store-index/embed.ts: counts of four words), so
+ * scores are known; time is a ManualClock the test moves, so TTLs expire
+ * when the test says, and the sweeper is awaited by reading the database.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "@langchain/langgraph-sdk";
+import Database from "better-sqlite3";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig, loadProject } from "../../src/config.ts";
+import { systemClock, type Clock } from "../../src/core/clock.ts";
+import { createLogger, createServer, type BatonServer } from "../../src/server.ts";
+import { ManualClock } from "../../src/testing/index.ts";
+import { encodeNamespace } from "../../src/backends/namespaces.ts";
+import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { EXECUTION_THREADS, REDIS_URL, SCALE_OUT, until } from "../helpers/server.ts";
+
+const PROJECT = join(import.meta.dirname, "../fixtures/projects/store-index");
+const MINUTE = 60_000;
+
+interface StoreServer {
+  server: BatonServer;
+  client: Client;
+  /** Rows of a table under a namespace prefix, read from the database itself (what the sweeper deleted). */
+  rows(table: "store_items" | "store_vectors", prefix: string[]): Promise<number>;
+  close(): Promise<void>;
+}
+
+async function startStore(project: string, clock: Clock): Promise<StoreServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), "baton-store-"));
+  const database: TestDatabase | undefined = SCALE_OUT ? await freshDatabase("store") : undefined;
+  const backend =
+    database === undefined
+      ? { executionThreads: EXECUTION_THREADS }
+      : { databaseUrl: database.url, redisUrl: REDIS_URL, redisPrefix: `baton-test:${randomUUID()}:` };
+  const config = loadConfig({ port: 0, dataDir, configPath: join(PROJECT, project), shutdownGraceMs: 0, ...backend }, {});
+  const logger = createLogger({ level: "warn", format: "json", write: (line) => process.stderr.write(line) });
+  let server: BatonServer;
+  try {
+    server = await createServer(config, loadProject(config.configPath, {}), logger, clock);
+  } catch (error) {
+    await database?.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    server,
+    client: new Client({ apiUrl: server.url }),
+    async rows(table, prefix) {
+      const encoded = encodeNamespace(prefix);
+      if (database === undefined) {
+        const db = new Database(join(dataDir, "baton.sqlite"), { readonly: true });
+        try {
+          return (db.prepare(`SELECT count(*) AS n FROM ${table} WHERE substr(namespace, 1, ?) = ?`).get(encoded.length, encoded) as { n: number }).n;
+        } finally {
+          db.close();
+        }
+      }
+      const client = new pg.Client({ connectionString: database.url });
+      await client.connect();
+      try {
+        return Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table} WHERE left(namespace, length($1)) = $1`, [encoded])).rows[0]!.n);
+      } finally {
+        await client.end();
+      }
+    },
+    async close() {
+      await server.close(0);
+      await database?.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What a search answered, as [key, score] pairs (score absent: undefined). */
+const ranked = (items: { key: string; score?: number | null }[]) => items.map((item) => [item.key, item.score]);
+const close = (value: number) => expect.closeTo(value, 5);
+
+describe("store semantic search and TTLs", () => {
+  const clock = new ManualClock(Date.now());
+  let s: StoreServer;
+  beforeAll(async () => {
+    s = await startStore("langgraph.json", clock);
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it("ranks items by similarity to the query, with scores; items not indexed come last, unscored", async () => {
+    const ns = ["rank", randomUUID()];
+    // A millisecond apart, so the listing's order (last updated first) is known.
+    for (const [key, value, options] of [
+      ["two-cats", { text: "cat cat dog", kind: "pet" }, {}],
+      ["one-cat", { text: "cat dog dog", kind: "pet" }, {}],
+      ["fish", { text: "fish", kind: "food" }, {}],
+      ["hidden-cat", { text: "cat", kind: "pet" }, { index: false }],
+    ] as const) {
+      clock.advance(1);
+      await s.client.store.putItem(ns, key, value, options);
+    }
+
+    const { items } = await s.client.store.searchItems(ns, { query: "cat" });
+    expect(ranked(items)).toEqual([
+      ["two-cats", close(2 / Math.sqrt(5))],
+      ["one-cat", close(1 / Math.sqrt(5))],
+      ["fish", 0],
+      ["hidden-cat", null],
+    ]);
+    expect(items[0]).toMatchObject({ namespace: ns, value: { text: "cat cat dog", kind: "pet" } });
+
+    // Pages of the ranking, and a filter combined with the query.
+    expect(ranked((await s.client.store.searchItems(ns, { query: "cat", limit: 2, offset: 1 })).items).map(([key]) => key)).toEqual(["one-cat", "fish"]);
+    expect(ranked((await s.client.store.searchItems(ns, { query: "fish dog", filter: { kind: "pet" } })).items)).toEqual([
+      ["one-cat", close(2 / Math.sqrt(10))],
+      ["two-cats", close(1 / Math.sqrt(10))],
+      ["hidden-cat", null],
+    ]);
+
+    // Without a query: the listing of today (last updated first), no scores.
+    const listed = (await s.client.store.searchItems(ns)).items;
+    expect(listed.map((item) => item.key)).toEqual(["hidden-cat", "fish", "one-cat", "two-cats"]);
+    expect(listed.every((item) => !("score" in item))).toBe(true);
+  });
+
+  it("embeds the configured fields (every element of tags[*]), or the put's own list; a new put replaces the embeddings", async () => {
+    const ns = ["fields", randomUUID()];
+    // "text" says fish, but one of the tags says cat: the best text counts.
+    await s.client.store.putItem(ns, "tagged", { text: "fish", tags: ["bird", "cat"] });
+    // Only "title" is embedded for this put; "text" (cat) is not.
+    await s.client.store.putItem(ns, "titled", { text: "cat", title: "dog" }, { index: ["title"] });
+    // A field that is not in the value: nothing to embed.
+    await s.client.store.putItem(ns, "untitled", { body: "cat" });
+    expect(ranked((await s.client.store.searchItems(ns, { query: "cat" })).items)).toEqual([
+      ["tagged", close(1)],
+      ["titled", 0],
+      ["untitled", null],
+    ]);
+    await s.client.store.putItem(ns, "tagged", { text: "fish" });
+    expect(ranked((await s.client.store.searchItems(ns, { query: "fish" })).items)[0]).toEqual(["tagged", close(1)]);
+    expect(ranked((await s.client.store.searchItems(ns, { query: "cat" })).items).find(([key]) => key === "tagged")).toEqual(["tagged", 0]);
+  });
+
+  it("hides an item once its TTL passes, and the sweeper deletes it and its embeddings", async () => {
+    const ns = ["ttl", randomUUID()];
+    await s.client.store.putItem(ns, "short", { text: "cat" }, { ttl: 1 });
+    await s.client.store.putItem(ns, "forever", { text: "cat" });
+    const created = (await s.client.store.getItem(ns, "short"))!.createdAt;
+    clock.advance(MINUTE - 1);
+    expect(await s.client.store.getItem(ns, "short", { refreshTtl: false })).not.toBeNull();
+    clock.advance(1);
+    expect(await s.client.store.getItem(ns, "short")).toBeNull();
+    expect((await s.client.store.searchItems(ns, { query: "cat" })).items.map((item) => item.key)).toEqual(["forever"]);
+    expect((await s.client.store.searchItems(ns)).items.map((item) => item.key)).toEqual(["forever"]);
+    await s.client.store.putItem([...ns, "gone"], "k", { text: "x" }, { ttl: 1 });
+    clock.advance(MINUTE);
+    expect((await s.client.store.listNamespaces({ prefix: ns })).namespaces).toEqual([ns]);
+
+    // The sweeper (every 0.3 s in this project) deletes the rows and their embeddings; the live item stays.
+    await until(async () => ((await s.rows("store_items", ns)) === 1 ? true : undefined), "the sweeper to delete the expired items");
+    expect(await s.rows("store_vectors", ns)).toBe(1);
+    expect((await s.client.store.getItem(ns, "forever"))?.value).toEqual({ text: "cat" });
+
+    // Put again after expiry: a new item (its own created_at), not the old one revived.
+    clock.advance(1000);
+    await s.client.store.putItem(ns, "short", { text: "dog" }, { ttl: 1 });
+    const again = await s.client.store.getItem(ns, "short");
+    expect(again?.value).toEqual({ text: "dog" });
+    expect(again!.createdAt > created).toBe(true);
+  });
+
+  it("refreshes a TTL on get and search (refresh_on_read), unless the read says refresh_ttl false", async () => {
+    const ns = ["refresh", randomUUID()];
+    await s.client.store.putItem(ns, "read", { text: "cat" }, { ttl: 1 });
+    await s.client.store.putItem(ns, "searched", { text: "dog" }, { ttl: 1 });
+    await s.client.store.putItem(ns, "unread", { text: "fish" }, { ttl: 1 });
+    clock.advance(40_000);
+    expect(await s.client.store.getItem(ns, "read")).not.toBeNull();
+    expect((await s.client.store.searchItems(ns, { query: "dog", limit: 1 })).items.map((item) => item.key)).toEqual(["searched"]);
+    // Not refreshed: read with refresh_ttl false, or not returned by the search.
+    expect(await s.client.store.getItem(ns, "unread", { refreshTtl: false })).not.toBeNull();
+    expect((await s.client.store.searchItems(ns, { query: "fish", limit: 1, refreshTtl: false })).items.map((item) => item.key)).toEqual(["unread"]);
+    clock.advance(40_000);
+    expect(await s.client.store.getItem(ns, "unread")).toBeNull();
+    expect(await s.client.store.getItem(ns, "read", { refreshTtl: false })).not.toBeNull();
+    expect(await s.client.store.getItem(ns, "searched", { refreshTtl: false })).not.toBeNull();
+    clock.advance(21_000);
+    expect(await s.client.store.getItem(ns, "read")).toBeNull();
+    expect(await s.client.store.getItem(ns, "searched")).toBeNull();
+  });
+});
+
+describe("store.ttl defaults and an Embeddings object", () => {
+  const clock = new ManualClock(Date.now());
+  let s: StoreServer;
+  beforeAll(async () => {
+    s = await startStore("langgraph.embeddings.json", clock);
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it("gives a put without ttl the default_ttl, never refreshes it when refresh_on_read is false, and ttl null never expires", async () => {
+    const ns = ["defaults", randomUUID()];
+    await s.client.store.putItem(ns, "default", { text: "cat" });
+    await s.client.store.putItem(ns, "never", { text: "cat" }, { ttl: null as unknown as number });
+    clock.advance(40_000);
+    expect(await s.client.store.getItem(ns, "default")).not.toBeNull();
+    expect((await s.client.store.searchItems(ns, { query: "cat" })).items).toHaveLength(2);
+    clock.advance(20_000);
+    expect(await s.client.store.getItem(ns, "default")).toBeNull();
+    // An explicit refresh_ttl true still refreshes.
+    await s.client.store.putItem(ns, "asked", { text: "dog" });
+    clock.advance(40_000);
+    expect(await s.client.store.getItem(ns, "asked", { refreshTtl: true })).not.toBeNull();
+    clock.advance(40_000);
+    expect(await s.client.store.getItem(ns, "asked")).not.toBeNull();
+    clock.advance(525_600 * MINUTE);
+    expect((await s.client.store.getItem(ns, "never"))?.value).toEqual({ text: "cat" });
+  });
+
+  it("embeds the whole value when store.index.fields is left out ($)", async () => {
+    const ns = ["whole", randomUUID()];
+    await s.client.store.putItem(ns, "k", { a: "cat", b: { c: "cat" } }, { ttl: null as unknown as number });
+    // The JSON text of the value: its keys are no vocabulary words, its two "cat"s are.
+    expect(ranked((await s.client.store.searchItems(ns, { query: "cat" })).items)).toEqual([["k", close(1)]]);
+  });
+});
+
+describe("store.index at start", () => {
+  it("refuses an embedding function whose vectors do not have store.index.dims numbers", async () => {
+    await expect(startStore("langgraph.short.json", systemClock)).rejects.toThrow(/returned vectors of 3 dimensions; langgraph\.json store\.index\.dims is 4/);
+  });
+
+  it("refuses a provider whose LangChain integration is not installed, naming the package to install", async () => {
+    await expect(startStore("langgraph.provider.json", systemClock)).rejects.toThrow(/needs the LangChain integration @langchain\/cohere.*npm install @langchain\/cohere/);
+  });
+
+  it("serves graphs the same store: a graph's put is embedded and its search scored", async () => {
+    const s = await startStore("langgraph.json", systemClock);
+    try {
+      const thread = await s.client.threads.create();
+      const state = (await s.client.runs.wait(thread.thread_id, "remember", { input: { text: "cat cat" } })) as { found: { key: string; score: number }[] };
+      expect(state.found).toEqual([{ key: "cat-cat", score: close(1) }]);
+      const { items } = await s.client.store.searchItems(["graph"], { query: "cat" });
+      expect(ranked(items)).toEqual([["cat-cat", close(1)]]);
+    } finally {
+      await s.close();
+    }
+  });
+});
