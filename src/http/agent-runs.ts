@@ -10,10 +10,17 @@ import type { Assistant, StreamMode } from "../core/types.ts";
 import type { HttpDeps } from "./deps.ts";
 
 /**
- * A run of `assistantId` with `input`: on `threadId` (created if missing),
- * or on a temporary thread deleted after the run when it is null.
+ * A run of `assistantId` with `input` (or, to resume a graph stopped at
+ * `interrupt()`, a `command`): on `threadId` (created if missing), or on a
+ * temporary thread deleted after the run when it is null.
  */
-export function agentRunInput(assistantId: string, input: unknown, threadId: string | null, streamMode: StreamMode[] = ["values"]): CreateRunInput {
+export function agentRunInput(
+  assistantId: string,
+  input: unknown,
+  threadId: string | null,
+  streamMode: StreamMode[] = ["values"],
+  command: { resume: unknown } | null = null,
+): CreateRunInput {
   return {
     thread_id: threadId,
     assistant_id: assistantId,
@@ -22,8 +29,8 @@ export function agentRunInput(assistantId: string, input: unknown, threadId: str
     if_not_exists: "create",
     after_seconds: 0,
     kwargs: {
-      input,
-      command: null,
+      input: command === null ? input : null,
+      command,
       config: {},
       context: null,
       stream_mode: streamMode,

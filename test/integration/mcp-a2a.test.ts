@@ -215,6 +215,10 @@ describe("A2A", () => {
     const asking = (await a2a(t.url, "ask", "message/send", userMessage("x"))).body.result as Task;
     expect(asking.status.state).toBe("input-required");
     expect(asking.status.message!.parts[0]!.text).toMatch(/Proceed\?/);
+    // The next message in the context answers the interrupt.
+    const resumed = (await a2a(t.url, "ask", "message/send", userMessage("yes", asking.contextId))).body.result as Task;
+    expect(resumed.status.state).toBe("completed");
+    expect(resumed.artifacts![0]!.parts[0]!.text).toBe("answer: yes");
   });
 
   it("message/stream answers server-sent JSON-RPC responses: the task, working, and the final status", async () => {

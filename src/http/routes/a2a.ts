@@ -23,7 +23,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { BatonError } from "../../core/errors.ts";
 import type { RequestContext } from "../../core/context.ts";
-import { isFinalRunStatus, type Assistant, type Run, type RunEvent } from "../../core/types.ts";
+import { isFinalRunStatus, type Assistant, type Run, type RunEvent, type StreamMode } from "../../core/types.ts";
 import { agentRunInput, failureText, graphInputSchema, protocolContext } from "../agent-runs.ts";
 import { ctxOf, type BatonEnv } from "../context.ts";
 import type { HttpDeps } from "../deps.ts";
@@ -164,11 +164,40 @@ async function inputOf(kit: MethodKit, message: A2aMessage): Promise<Json> {
   return messages.length > 0 ? { ...data, messages } : data;
 }
 
-/** Starts the run a message asks for, on its context (thread). */
+/**
+ * Starts the run a message asks for, on its context (thread). A context
+ * whose graph stopped at `interrupt()` (an input-required task) is resumed
+ * with the message: a data part's `resume` value, else its text.
+ */
 async function startRun(kit: MethodKit, message: A2aMessage, streaming: boolean): Promise<Run> {
-  const input = await inputOf(kit, message);
   const threadId = message.contextId?.toLowerCase() ?? randomUUID();
-  return kit.deps.runs.create(kit.ctx, agentRunInput(kit.assistant.assistant_id, input, threadId, streaming ? ["values", "messages-tuple"] : ["values"]));
+  const modes: StreamMode[] = streaming ? ["values", "messages-tuple"] : ["values"];
+  if (message.contextId !== undefined && (await waitsForInput(kit, threadId))) {
+    return kit.deps.runs.create(kit.ctx, agentRunInput(kit.assistant.assistant_id, null, threadId, modes, { resume: resumeValue(message) }));
+  }
+  const input = await inputOf(kit, message);
+  return kit.deps.runs.create(kit.ctx, agentRunInput(kit.assistant.assistant_id, input, threadId, modes));
+}
+
+/** Whether the caller's thread is stopped at an interrupt (false when it does not exist yet). */
+async function waitsForInput(kit: MethodKit, threadId: string): Promise<boolean> {
+  try {
+    return (await kit.deps.threadRecords.get(kit.ctx, threadId)).status === "interrupted";
+  } catch (error) {
+    if (error instanceof BatonError && error.code === "not_found") return false;
+    throw error;
+  }
+}
+
+/** What a message answers an interrupt with: a data part's `resume`, else its text parts joined. */
+function resumeValue(message: A2aMessage): unknown {
+  for (const part of message.parts) {
+    const data = part.data as { resume?: unknown } | undefined;
+    if (part.kind === "data" && data !== null && typeof data === "object" && "resume" in data) return data.resume;
+  }
+  const texts = message.parts.filter((part) => part.kind === "text" && typeof part.text === "string").map((part) => part.text as string);
+  if (texts.length === 0) throw new RpcError(RpcCode.invalidParams, "The task waits for input: answer it with a text part, or a data part holding 'resume'.", 400);
+  return texts.join("\n");
 }
 
 async function messageSend(kit: MethodKit, p: z.infer<typeof MessageSendParams>): Promise<Response> {
