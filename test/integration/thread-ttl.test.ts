@@ -192,6 +192,18 @@ describe("thread TTLs", () => {
     expect((await t.server.sweepThreads(expiry)).deleted).toContain(thread.thread_id);
   });
 
+  it("prune with delete takes a thread's pending runs along and answers a client waiting on one at once", async () => {
+    const thread = await t.client.threads.create();
+    const delayed = await t.client.runs.create(thread.thread_id, "echo", { input: human("later"), afterSeconds: 3600 });
+    const waiting = t.client.runs.join(thread.thread_id, delayed.run_id).then(
+      () => "answered",
+      () => "answered",
+    );
+    expect(await t.client.threads.prune([thread.thread_id])).toEqual({ pruned_count: 1 });
+    expect(await waiting).toBe("answered");
+    await expect(t.client.runs.get(thread.thread_id, delayed.run_id)).rejects.toThrow(/404/);
+  });
+
   it("two sweepers at once take each expired thread once, and leave a busy one alone", async () => {
     // Scale-out: a second server on the same database. Embedded mode owns its data directory, so its
     // second sweep is a second call on the same server (a process sweeps once at a time).
