@@ -26,12 +26,14 @@ export const DEFAULT_SWEEP_LIMIT = 1_000;
 const BATCH = 100;
 /** The longest delay a Node timer takes (a longer one would fire at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The shortest interval: a tiny `sweep_interval_minutes` (tests use them) must not become a hot loop. */
+const MIN_INTERVAL_MS = 100;
 
 export function threadTtlPolicy(config: CheckpointerTtlConfig | null | undefined): ThreadTtlPolicy {
   const minutes = config?.default_ttl ?? null;
   return {
     default: minutes === null ? null : { strategy: config?.strategy ?? "delete", minutes },
-    sweepIntervalMs: Math.min(MAX_TIMER_MS, Math.max(1, Math.round((config?.sweep_interval_minutes ?? DEFAULT_SWEEP_INTERVAL_MINUTES) * 60_000))),
+    sweepIntervalMs: Math.min(MAX_TIMER_MS, Math.max(MIN_INTERVAL_MS, Math.round((config?.sweep_interval_minutes ?? DEFAULT_SWEEP_INTERVAL_MINUTES) * 60_000))),
     sweepLimit: config?.sweep_limit ?? DEFAULT_SWEEP_LIMIT,
   };
 }
