@@ -35,6 +35,8 @@ const BOTH_BACKENDS = [
   "test/integration/health.test.ts",
   // Tracing (issue 13): the OTEL context crosses the queue to an execution thread, inline, and to a scale-out worker.
   "test/integration/tracing.test.ts",
+  // Crons (issue 14): records, validation and firing through the SDK.
+  "test/integration/crons.test.ts",
   // Store semantic search and item TTLs (issue 14 item 2): vectors and expiry per backend, a sweeper per process.
   "test/integration/store-semantic.test.ts",
   // MCP and A2A (issue 14): tools and tasks are runs through RunService on either backend.

@@ -133,6 +133,8 @@ export const ConfigSchema = z.object({
   leaseRenewMs: int(100).default(10_000),
   sweepIntervalMs: int(100).default(15_000),
   pollIntervalMs: int(10).default(1_000),
+  /** The cron scheduler's longest sleep between two looks at the crons, in ms (docs/crons.md). */
+  cronPollMs: int(10).default(10_000),
   maxAttempts: int(1).default(3),
   runTimeoutMs: int(1000).default(3_600_000),
   shutdownGraceMs: int(0).default(30_000),
@@ -227,6 +229,7 @@ const ENV: Record<string, keyof Config> = {
   BATON_LEASE_RENEW_MS: "leaseRenewMs",
   BATON_SWEEP_INTERVAL_MS: "sweepIntervalMs",
   BATON_POLL_INTERVAL_MS: "pollIntervalMs",
+  BATON_CRON_POLL_MS: "cronPollMs",
   BATON_MAX_ATTEMPTS: "maxAttempts",
   BATON_RUN_TIMEOUT_MS: "runTimeoutMs",
   BATON_SHUTDOWN_GRACE_MS: "shutdownGraceMs",

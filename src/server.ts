@@ -14,6 +14,8 @@ import { createSqliteBackend, fileSchemaVersion, latestVersion as sqliteLatestVe
 import type { Config, LoadedProject } from "./config.ts";
 import { ConfigError, executionThreadCount } from "./config.ts";
 import { AssistantService } from "./core/assistant-service.ts";
+import { CronService } from "./core/cron-service.ts";
+import { CronScheduler } from "./cron/scheduler.ts";
 import { systemAssistantId } from "./core/assistants.ts";
 import { isLoopback, loadAccess } from "./auth/index.ts";
 import { NoAuthorizer, type Authenticator, type Authorizer } from "./core/authorizer.ts";
@@ -311,7 +313,7 @@ interface Opened {
   /** Execution threads to start (0: graphs execute on this thread). */
   threadCount: number;
   /** Filled in by `startWorkers`, read by the bus and by `cleanup`. */
-  running: { threads?: ExecutionThreads; pool?: WorkerPool };
+  running: { threads?: ExecutionThreads; pool?: WorkerPool; crons?: CronScheduler };
   /** This process's metrics (docs/metrics.md): counted from the start, scraped once the server listens. */
   metrics: BatonMetrics;
   cleanup(): Promise<void>;
@@ -348,6 +350,7 @@ interface Services {
   registry: GraphRegistry;
   checkpointer: Backend["checkpointer"];
   runs: RunService;
+  crons: CronService;
   threadService: ThreadService;
   assistantService: AssistantService;
   storeService: StoreService;
@@ -403,7 +406,9 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
   const assistantService = new AssistantService({ assistants: backend.assistants, graphIds, authorizer });
   const storeService = new StoreService({ store: new StoreEngine(backend.items, store.options), authorizer });
   const threadRecords = new ThreadRecordService({ threads: backend.threads, queue: backend.runs, bus, threadService, authorizer, idempotency, defaultTtl: ttlPolicy.default });
-  return { graphIds, graphSources, registry, checkpointer, runs, threadService, assistantService, storeService, graphStore: store.graphStore, threadRecords, metrics: opened.metrics };
+  // A cron change wakes the schedulers of every process (the work signal crosses processes on Redis).
+  const crons = new CronService({ crons: backend.crons, assistants: backend.assistants, threads: backend.threads, registry, runs, authorizer, clock, changed: () => bus.signalWork() });
+  return { graphIds, graphSources, registry, checkpointer, runs, crons, threadService, assistantService, storeService, graphStore: store.graphStore, threadRecords, metrics: opened.metrics };
 }
 
 /**
@@ -455,6 +460,7 @@ async function buildApi(config: Config, loaded: LoadedProject, logger: Logger, s
       registry: services.registry,
       schemas,
       runs: services.runs,
+      crons: services.crons,
       threadService: services.threadService,
       ui,
       logger,
@@ -632,6 +638,19 @@ async function serveMetrics(config: Config, opened: Opened, served: Hono, stream
   return `http://${loopbackHost(config.host)}:${(server.address() as AddressInfo).port}/metrics`;
 }
 
+/**
+ * The cron scheduler (docs/crons.md), in processes that execute runs: it
+ * looks at the crons when the next one is due, when a cron changes
+ * (the bus's work signal, from any process), and at least every
+ * `cronPollMs`. Closed first at shutdown.
+ */
+function startCronScheduler(config: Config, opened: Opened, services: Services, logger: Logger, clock: Clock): void {
+  const scheduler = new CronScheduler(services.crons, clock, logger, { pollMs: config.cronPollMs });
+  opened.running.crons = scheduler;
+  opened.bus.onWork(() => scheduler.wake());
+  scheduler.start();
+}
+
 /** Step 5: serves `served` on the configured address, each request under the stream policy. */
 async function listen(config: Config, logger: Logger, served: Hono, streamStats: StreamStats): Promise<ServerType> {
   return new Promise((resolveServer, reject) => {
@@ -664,6 +683,7 @@ function closer(config: Config, logger: Logger, server: ServerType, opened: Open
       // a load balancer or probe sees the process leave instead of finding its port closed.
       draining();
       logger.info("server:stopping", { grace_ms: graceMs, ...(pool ? { active_runs: pool.activeCount } : { execution_threads: threadCount }) });
+      await running.crons?.close();
       await pool?.close(graceMs);
       await threads?.close(graceMs);
       const httpClosed = new Promise<void>((done) => server.close(() => done()));
@@ -700,9 +720,6 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     const services = await buildServices(config, loaded, opened, clock, seams, logger);
     // Threads whose TTL expired (docs/threads.md): swept by processes that execute runs, stopped with the storage.
     const threadTtl = new ThreadTtlSweeper({ threads: opened.backend.threads, clock, logger }, threadTtlPolicy(loaded.project.checkpointer?.ttl));
-    if (loaded.project.checkpointer?.ttl && loaded.project.checkpointer.path !== undefined) {
-      logger.warn("threads:ttl-own-checkpointer", { detail: "expired threads are deleted from Baton's records, but the checkpoints in the project's own saver (checkpointer.path) are neither deleted nor pruned" });
-    }
     const closeStorage = opened.cleanup.bind(opened);
     opened.cleanup = async () => {
       await threadTtl.close();
@@ -725,6 +742,7 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     servedApp = { app: served, prefix: config.role === "worker" ? "" : api.http.mountPrefix };
     const server = await listen(config, logger, served, streamStats);
     opened.running.pool?.start();
+    if (config.role !== "api") startCronScheduler(config, opened, services, logger, clock);
     if (config.role !== "api") threadTtl.start();
     const port = (server.address() as AddressInfo).port;
     Atomics.store(new Int32Array(workers.apiPort), 0, port);

@@ -24,6 +24,7 @@ import type {
   ThreadStatus,
 } from "./types.ts";
 import type { Filter } from "./filter.ts";
+import type { CronFire, Crons } from "./crons.ts";
 import type { ThreadTtl, TtlSweep } from "./thread-ttl.ts";
 
 export interface Page {
@@ -154,6 +155,12 @@ export interface NewRun {
   available_at_ms: number;
   /** Create the thread when it does not exist ("create"), or fail ("reject"). */
   if_not_exists: "create" | "reject";
+  /**
+   * A cron's scheduled time this run fires (docs/crons.md): its fire key is
+   * claimed and the cron moved to its next time in the same transaction as
+   * the insert, or `CronFireTaken` is thrown and nothing is created.
+   */
+  cron_fire?: CronFire | undefined;
 }
 
 export interface RunCreated {
@@ -381,6 +388,7 @@ export interface Backend {
   runs: RunQueue;
   items: StoreItems;
   idempotency: IdempotencyKeys;
+  crons: Crons;
   /** The checkpointer attached to every run's graph instance. */
   checkpointer: BaseCheckpointSaver;
   /** The LangGraph store attached to every run's graph instance. */

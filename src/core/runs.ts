@@ -12,7 +12,8 @@
  * signals what the decision implies.
  */
 import { randomUUID } from "node:crypto";
-import { runOwner, runPriority, type QueueLimits } from "./admission.ts";
+import { CRON_PRIORITY, runOwner, runPriority, type QueueLimits } from "./admission.ts";
+import { cronRunKwargs, type Cron, type CronFire, type CronRunFields } from "./crons.ts";
 import { resolveAssistant } from "./assistants.ts";
 import { restricts, type Authorizer } from "./authorizer.ts";
 import type { Clock } from "./clock.ts";
@@ -171,6 +172,39 @@ export class RunService {
       available_at_ms: this.#deps.clock.nowMs() + Math.max(0, input.after_seconds) * 1000,
       if_not_exists: temporary ? "create" : input.if_not_exists,
     };
+  }
+
+  /**
+   * Creates the run a cron fires for one scheduled time (docs/crons.md),
+   * with its fire key, so the time fires once whichever process gets
+   * there first (`CronFireTaken` otherwise). No request is behind it: the
+   * cron's creation was authorized, and its runs are the cron's user's. A
+   * stateless cron's run goes to a new thread, temporary unless the cron
+   * keeps them. Claimed at CRON_PRIORITY unless the cron asks otherwise
+   * (its `priority`, or `metadata.priority`).
+   */
+  async createForCron(cron: Cron, fire: CronFire): Promise<Run> {
+    const assistant = await this.#assistantOf(cron.assistant_id);
+    const payload = cron.payload as CronRunFields & { priority?: number };
+    const temporary = cron.thread_id === null && cron.on_run_completed !== "keep";
+    const metadata: Metadata = { ...cron.metadata, cron_id: cron.cron_id, cron_scheduled_at: new Date(fire.scheduled_ms).toISOString() };
+    const requested = typeof payload.priority === "number" ? payload.priority : typeof metadata.priority === "number" ? undefined : CRON_PRIORITY;
+    return this.#insert({
+      run_id: randomUUID(),
+      thread_id: cron.thread_id ?? randomUUID(),
+      assistant_id: assistant.assistant_id,
+      graph_id: assistant.graph_id,
+      metadata,
+      thread_metadata: { graph_id: assistant.graph_id, assistant_id: assistant.assistant_id, ...metadata },
+      owner: cron.user_id,
+      priority: runPriority(requested, metadata, {}),
+      dedupe_key: null,
+      multitask_strategy: cron.thread_id === null ? "enqueue" : (payload.multitask_strategy ?? "enqueue"),
+      kwargs: { ...cronRunKwargs(payload, temporary ? "delete" : "keep"), temporary },
+      available_at_ms: this.#deps.clock.nowMs(),
+      if_not_exists: cron.thread_id === null ? "create" : "reject",
+      cron_fire: fire,
+    });
   }
 
   async #insert(run: NewRun): Promise<Run> {
@@ -363,7 +397,7 @@ export class RunService {
  * `userHeader` request header names; otherwise `metadata.owner` of the run,
  * else of its thread; else nobody (null), the one shared anonymous user.
  */
-function ownerOf(ctx: RequestContext, metadata: Metadata, thread: Thread | null): string | null {
+export function ownerOf(ctx: RequestContext, metadata: Metadata, thread: Thread | null): string | null {
   if (ctx.principal !== null && ctx.principal.identity !== "") return ctx.principal.identity;
   if (ctx.user !== undefined && ctx.user !== "") return ctx.user;
   return runOwner(metadata, thread?.metadata ?? {});

@@ -21,6 +21,7 @@ import { requestMetrics } from "./metrics.ts";
 import { requestSpans } from "../tracing/http.ts";
 import { httpOptions, type HttpOptions } from "./project-options.ts";
 import { assistantRoutes } from "./routes/assistants.ts";
+import { cronRoutes } from "./routes/crons.ts";
 import { a2aRoutes } from "./routes/a2a.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { mcpRoutes } from "./routes/mcp.ts";
@@ -149,6 +150,8 @@ export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefi
   if (!disabled.threads) api.route("/", threadRoutes(deps));
   if (!disabled.threads && !disabled.runs) api.route("/", threadStreamRoutes(deps));
   if (!disabled.runs) api.route("/", runRoutes(deps));
+  // Crons create runs: disabling runs disables them too.
+  if (!disabled.runs) api.route("/", cronRoutes(deps));
   if (!disabled.store) api.route("/", storeRoutes(deps));
   if (!disabled.ui) api.route("/", uiRoutes(deps.ui));
   if (!disabled.mcp) api.route("/", mcpRoutes(deps));

@@ -1,4 +1,5 @@
 import type { AssistantService } from "../core/assistant-service.ts";
+import type { CronService } from "../core/cron-service.ts";
 import type { GraphSchemas } from "../core/graph-schemas.ts";
 import type { GraphRegistry } from "../core/graphs.ts";
 import type { Logger } from "../core/logger.ts";
@@ -32,6 +33,8 @@ export interface HttpDeps {
   /** Schemas of the graphs, extracted once and cached. */
   schemas: GraphSchemas;
   runs: RunService;
+  /** Crons: create, get, patch, delete, search, count (docs/crons.md). */
+  crons: CronService;
   threadService: ThreadService;
   /** Generative UI bundles by agent name (langgraph.json `ui`), built at start. */
   ui: UiBundles;

@@ -337,3 +337,81 @@ export const StoreNamespaces = z.object({
   limit: limit(1000, 100),
   offset,
 });
+
+/**
+ * Crons (docs/crons.md). The run fields a cron's runs are created with,
+ * checked as a run request's are; `schedule`, `timezone` and `end_time`
+ * are checked by the cron service (a bad schedule is a 422 saying why).
+ */
+const cronRunFields = {
+  input: z.union([jsonObject, z.array(jsonObject)]).nullable().optional(),
+  config: configSchema.optional(),
+  context: jsonObject.nullable().optional(),
+  interrupt_before: interruptNodes.nullable().optional(),
+  interrupt_after: interruptNodes.nullable().optional(),
+  webhook: webhook.nullable().optional(),
+  stream_mode: z.union([streamMode, z.array(streamMode)]).optional(),
+  stream_subgraphs: z.boolean().optional(),
+  stream_resumable: z.boolean().optional(),
+  durability: z.enum(["sync", "async", "exit"]).nullable().optional(),
+  checkpoint_during: z.boolean().nullable().optional(),
+  /** Baton extension: claim order of the cron's runs (default CRON_PRIORITY, docs/scheduling.md). */
+  priority: z.number().int().min(MIN_PRIORITY).max(MAX_PRIORITY).optional(),
+};
+const cronSchedule = z.string().min(1).max(256);
+const timezone = z.string().min(1).max(100);
+const endTime = z.string().datetime({ offset: true, message: "must be an ISO 8601 date-time with a timezone, e.g. 2030-01-01T00:00:00Z" });
+const onRunCompleted = z.enum(["delete", "keep"]);
+
+export const CronCreate = z.object({
+  assistant_id: z.string().min(1),
+  schedule: cronSchedule,
+  timezone: timezone.nullable().optional(),
+  end_time: endTime.nullable().optional(),
+  enabled: z.boolean().nullable().optional(),
+  on_run_completed: onRunCompleted.nullable().optional(),
+  metadata: jsonObject.nullable().optional(),
+  multitask_strategy: z.enum(["reject", "enqueue", "interrupt", "rollback"]).nullable().optional(),
+  ...cronRunFields,
+});
+export type CronCreate = z.infer<typeof CronCreate>;
+
+export const CronPatch = z.object({
+  schedule: cronSchedule.optional(),
+  timezone: timezone.nullable().optional(),
+  end_time: endTime.nullable().optional(),
+  enabled: z.boolean().optional(),
+  on_run_completed: onRunCompleted.optional(),
+  metadata: jsonObject.optional(),
+  ...cronRunFields,
+});
+export type CronPatch = z.infer<typeof CronPatch>;
+
+export const CRON_FIELDS = [
+  "cron_id",
+  "assistant_id",
+  "thread_id",
+  "on_run_completed",
+  "end_time",
+  "schedule",
+  "timezone",
+  "created_at",
+  "updated_at",
+  "user_id",
+  "payload",
+  "next_run_date",
+  "metadata",
+  "enabled",
+] as const;
+export const CronSearch = z.object({
+  assistant_id: z.string().min(1).optional(),
+  thread_id: anyUuid.optional(),
+  enabled: z.boolean().optional(),
+  metadata: filter.optional(),
+  limit: limit(1000, 10),
+  offset,
+  sort_by: z.enum(["cron_id", "assistant_id", "thread_id", "next_run_date", "end_time", "created_at", "updated_at"]).optional(),
+  sort_order: order,
+  select: z.array(z.enum(CRON_FIELDS)).optional(),
+});
+export const CronCount = z.object({ assistant_id: z.string().min(1).optional(), thread_id: anyUuid.optional(), metadata: filter.optional() });

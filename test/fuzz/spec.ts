@@ -124,12 +124,5 @@ export const NOT_SERVED: Record<string, string> = {
   "GET /threads/{thread_id}/storage": "thread storage is future work",
   "POST /threads/{thread_id}/stream/events": "the event protocol stream is future work",
   "POST /threads/{thread_id}/commands": "the command protocol is future work",
-  "POST /threads/{thread_id}/runs/crons": "crons are future work",
-  "POST /runs/crons": "crons are future work",
-  "POST /runs/crons/search": "crons are future work",
-  "POST /runs/crons/count": "crons are future work",
-  "GET /runs/crons/{cron_id}": "crons are future work",
-  "PATCH /runs/crons/{cron_id}": "crons are future work",
-  "DELETE /runs/crons/{cron_id}": "crons are future work",
   "GET /docs": "the API docs page is future work",
 };

@@ -170,7 +170,7 @@ describe("/info (finding 13)", () => {
       langgraph_js_version: langgraph,
       langgraph_py_version: langgraph,
       context: "js",
-      flags: { assistants: true, crons: false, langsmith: false, langsmith_tracing_replicas: false },
+      flags: { assistants: true, crons: true, langsmith: false, langsmith_tracing_replicas: false },
       metadata: { server: "baton" },
     });
   });

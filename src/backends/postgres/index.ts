@@ -8,6 +8,7 @@ import type { Logger } from "../../core/logger.ts";
 import { ItemsStore } from "../../core/graph-store.ts";
 import type { Backend } from "../../core/ports.ts";
 import { PostgresCheckpointer } from "./checkpointer.ts";
+import { PostgresCrons } from "./crons.ts";
 import { PostgresIdempotencyKeys } from "./idempotency.ts";
 import { latestVersion, migrate, openPool, schemaVersion } from "./database.ts";
 import { PostgresAssistants, PostgresStoreItems, PostgresThreads } from "./records.ts";
@@ -58,6 +59,7 @@ export async function createPostgresBackend(options: PostgresBackendOptions): Pr
     runs: new PostgresRunQueue(pool, options.clock, options.url),
     items,
     idempotency: new PostgresIdempotencyKeys(pool),
+    crons: new PostgresCrons(pool, options.clock),
     checkpointer: new PostgresCheckpointer(pool),
     store: new ItemsStore(items),
     poolStats: () => ({ max: options.poolSize, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),

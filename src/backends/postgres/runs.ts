@@ -29,6 +29,7 @@ import type { CancelAction, Run, RunStatus, RunnableConfigRecord, ThreadStatus }
 import { isConnectionError, pgCode, retryUnavailable, sampleClock, transaction, UNIQUE_VIOLATION, type Queryable } from "./database.ts";
 import { startThreadLeaseKeeper } from "./lease-keeper.ts";
 import { deleteThreadRows, jsonb, toRun, type RunRow } from "./rows.ts";
+import { claimCronFire } from "./crons.ts";
 
 /**
  * The claim is the function `baton_claim` (migration 0004, replacing 0002's),
@@ -151,6 +152,7 @@ export class PostgresRunQueue implements RunQueue {
       }
       const config = mergeThreadConfig(threadConfig, input.kwargs.config);
       await db.query("UPDATE threads SET config = $2::jsonb WHERE thread_id = $1", [input.thread_id, jsonb(config.thread)]);
+      if (input.cron_fire !== undefined) await claimCronFire(db, input.cron_fire, input.run_id, now);
       const owner = input.owner;
       if (limits !== undefined) {
         // One create per user at a time, so the per-user count is exact

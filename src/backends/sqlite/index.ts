@@ -5,6 +5,7 @@ import type { Clock } from "../../core/clock.ts";
 import { ItemsStore } from "../../core/graph-store.ts";
 import type { Backend } from "../../core/ports.ts";
 import { SqliteCheckpointer } from "./checkpointer.ts";
+import { SqliteCrons } from "./crons.ts";
 import { SqliteIdempotencyKeys } from "./idempotency.ts";
 import { latestVersion, openDatabase, schemaVersion } from "./database.ts";
 import { SqliteAssistants, SqliteStoreItems, SqliteThreads } from "./records.ts";
@@ -37,6 +38,7 @@ export function createSqliteBackend(options: SqliteBackendOptions): SqliteBacken
     runs: new SqliteRunQueue(db, options.clock),
     items,
     idempotency: new SqliteIdempotencyKeys(db),
+    crons: new SqliteCrons(db, options.clock),
     checkpointer: new SqliteCheckpointer(db),
     store: new ItemsStore(items),
     async schemaStatus() {

@@ -17,6 +17,7 @@ import { mergeThreadConfig } from "../../core/thread-config.ts";
 import type { ClaimPolicy, Fence, FinishResult, NewRun, Page, QueueStats, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
 import type { CancelAction, Run, RunStatus, RunnableConfigRecord, ThreadStatus } from "../../core/types.ts";
 import { deleteThreadRows, json, toRun, type RunRow } from "./rows.ts";
+import { claimCronFire } from "./crons.ts";
 
 export class SqliteRunQueue implements RunQueue {
   readonly #db: Database;
@@ -92,6 +93,7 @@ export class SqliteRunQueue implements RunQueue {
         metadata.assistant_id = input.assistant_id;
         this.#db.prepare("UPDATE threads SET metadata = ? WHERE thread_id = ?").run(json(metadata), input.thread_id);
       }
+      if (input.cron_fire !== undefined) claimCronFire(this.#db, input.cron_fire, input.run_id, now);
       const owner = input.owner;
       if (limits !== undefined) {
         const pending = this.#db

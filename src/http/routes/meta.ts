@@ -27,9 +27,9 @@ export function metaRoutes(deps: HttpDeps): Hono {
       langgraph_js_version: langgraph,
       langgraph_py_version: langgraph,
       context: "js",
-      // What Baton serves: assistants yes; crons no (their routes answer 404); LangSmith when the
-      // environment has LangChain trace the runs; tracing replicas are not wired by Baton.
-      flags: { assistants: true, crons: false, langsmith: langsmithTracing(), langsmith_tracing_replicas: false },
+      // What Baton serves: assistants and crons yes; LangSmith when the environment has LangChain
+      // trace the runs; tracing replicas are not wired by Baton.
+      flags: { assistants: true, crons: true, langsmith: langsmithTracing(), langsmith_tracing_replicas: false },
       host: { kind: "baton", project_id: null, revision_id: null, tenant_id: null },
       metadata: { server: "baton" },
     });

@@ -1,0 +1,149 @@
+/**
+ * The cron fire key on both backends (docs/crons.md, "Exactly once"): a
+ * scheduled time is claimed in the transaction that creates its run, so
+ * schedulers racing for it (each with its own connections, as processes
+ * have), or a scheduler retrying it after a restart, create one run; a run
+ * that cannot be created claims nothing; a disabled, moved or deleted cron
+ * does not fire; a thread's crons go with it.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPostgresBackend } from "../../src/backends/postgres/index.ts";
+import { createSqliteBackend } from "../../src/backends/sqlite/index.ts";
+import { CronFireTaken, type Cron, type CronFire } from "../../src/core/crons.ts";
+import type { Backend } from "../../src/core/ports.ts";
+import { ManualClock, newRun } from "../../src/testing/index.ts";
+import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+
+interface Kind {
+  name: string;
+  /** A backend on the shared database; each call its own connections (as a separate process has). */
+  open(clock: ManualClock): Promise<Backend>;
+  setup(): Promise<void>;
+  teardown(): Promise<void>;
+}
+
+let dir: string;
+let database: TestDatabase;
+const KINDS: Kind[] = [
+  {
+    name: "sqlite",
+    setup: async () => {
+      dir = mkdtempSync(join(tmpdir(), "baton-crons-"));
+    },
+    open: async (clock) => createSqliteBackend({ path: join(dir, "baton.sqlite"), busyTimeoutMs: 5_000, clock }),
+    teardown: async () => rmSync(dir, { recursive: true, force: true }),
+  },
+  {
+    name: "postgres",
+    setup: async () => {
+      database = await freshDatabase("crons");
+    },
+    open: (clock) => createPostgresBackend({ url: database.url, poolSize: 4, clock, migrate: true }),
+    teardown: async () => database.drop(),
+  },
+];
+
+const HOUR = 3_600_000;
+
+for (const kind of KINDS) {
+  describe(`cron fire key (${kind.name})`, () => {
+    const clock = new ManualClock(Date.UTC(2030, 0, 1, 0, 30));
+    let a: Backend;
+    let b: Backend;
+    beforeAll(async () => {
+      await kind.setup();
+      a = await kind.open(clock);
+      b = await kind.open(clock);
+    });
+    afterAll(async () => {
+      await a?.close();
+      await b?.close();
+      await kind.teardown();
+    });
+
+    /** An hourly stateless cron due at 00:00 (its next time after that: 01:00). */
+    async function dueCron(extra: Partial<Cron> = {}): Promise<{ cron: Cron; fire: CronFire }> {
+      const cron = await a.crons.create({
+        cron_id: randomUUID(),
+        assistant_id: "assistant",
+        thread_id: null,
+        on_run_completed: "keep",
+        end_time: null,
+        schedule: "0 * * * *",
+        timezone: null,
+        user_id: null,
+        payload: {},
+        next_run_ms: Date.UTC(2030, 0, 1, 0, 0),
+        metadata: {},
+        enabled: true,
+        ...extra,
+      });
+      return { cron, fire: { cron_id: cron.cron_id, scheduled_ms: cron.next_run_ms!, next_ms: cron.next_run_ms! + HOUR } };
+    }
+    const fireRun = (fire: CronFire, threadId = randomUUID()) => ({ ...newRun(threadId, randomUUID()), cron_fire: fire });
+    const outcome = async (p: Promise<unknown>) => {
+      try {
+        await p;
+        return "created" as const;
+      } catch (error) {
+        if (error instanceof CronFireTaken) return "taken" as const;
+        throw error;
+      }
+    };
+
+    it("schedulers racing for one time create one run, and the cron moves to its next time", async () => {
+      const { cron, fire } = await dueCron();
+      const results = await Promise.all([a, b, a, b, a, b].map((backend) => outcome(backend.runs.create(fireRun(fire)))));
+      expect(results.filter((r) => r === "created")).toHaveLength(1);
+      expect(results.filter((r) => r === "taken")).toHaveLength(5);
+      expect((await b.crons.get(cron.cron_id))!.next_run_ms).toBe(fire.next_ms);
+      expect(await a.crons.due(fire.scheduled_ms + HOUR - 1, 10)).not.toContainEqual(expect.objectContaining({ cron_id: cron.cron_id }));
+    });
+
+    it("a scheduler that retries a time already fired (a restart, a stale read) creates nothing", async () => {
+      const { fire } = await dueCron();
+      await a.runs.create(fireRun(fire));
+      await expect(b.runs.create(fireRun(fire))).rejects.toBeInstanceOf(CronFireTaken);
+      // Even with the cron moved back by hand, the fire key itself refuses the time.
+      await a.crons.advance(fire.cron_id, fire.next_ms!, fire.scheduled_ms);
+      await expect(b.runs.create(fireRun(fire))).rejects.toThrow(/already fired/);
+    });
+
+    it("a run that cannot be created claims nothing: the time can still fire", async () => {
+      const { cron, fire } = await dueCron();
+      const missing = { ...fireRun(fire), if_not_exists: "reject" as const };
+      await expect(a.runs.create(missing)).rejects.toThrow(/not found/);
+      expect((await a.crons.get(cron.cron_id))!.next_run_ms).toBe(fire.scheduled_ms);
+      await expect(outcome(b.runs.create(fireRun(fire)))).resolves.toBe("created");
+    });
+
+    it("a disabled, rescheduled or deleted cron does not fire", async () => {
+      const disabled = await dueCron({ enabled: false });
+      await expect(a.runs.create(fireRun(disabled.fire))).rejects.toThrow(/disabled/);
+      const moved = await dueCron();
+      await a.crons.patch(moved.cron.cron_id, { next_run_ms: moved.fire.scheduled_ms + 2 * HOUR });
+      await expect(a.runs.create(fireRun(moved.fire))).rejects.toBeInstanceOf(CronFireTaken);
+      const deleted = await dueCron();
+      expect(await a.crons.delete(deleted.cron.cron_id)).toBe(true);
+      await expect(b.runs.create(fireRun(deleted.fire))).rejects.toThrow(/deleted/);
+    });
+
+    it("advance moves a cron on only from the time it was read at", async () => {
+      const { cron, fire } = await dueCron();
+      expect(await a.crons.advance(cron.cron_id, fire.scheduled_ms, fire.next_ms)).toBe(true);
+      expect(await b.crons.advance(cron.cron_id, fire.scheduled_ms, fire.next_ms! + HOUR)).toBe(false);
+      expect((await a.crons.get(cron.cron_id))!.next_run_ms).toBe(fire.next_ms);
+    });
+
+    it("a thread's crons are deleted with the thread", async () => {
+      const thread = await a.threads.create({ thread_id: randomUUID(), metadata: {}, if_exists: "raise" });
+      const { cron } = await dueCron({ thread_id: thread.thread_id, on_run_completed: null });
+      expect(await a.threads.delete(thread.thread_id)).toBe(true);
+      expect(await b.crons.get(cron.cron_id)).toBeNull();
+    });
+  });
+}

@@ -1,0 +1,62 @@
+/**
+ * Crons across processes (issue 14 items 1 and 6, docs/crons.md): an API
+ * process and two worker processes on one Postgres and Redis, each worker
+ * running a scheduler. A cron that fires every two seconds fires each
+ * scheduled time exactly once while both schedulers race for it, and while
+ * one of them is SIGKILLed at a scheduled second (the killed one either
+ * committed that time with its run, or the survivor fires it).
+ *
+ * Its runs keep their threads (on_run_completed keep), so every fire is a
+ * thread whose metadata names the cron and the scheduled time.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startCluster, type Cluster, type Member } from "../helpers/cluster.ts";
+import { human, until } from "../helpers/server.ts";
+
+const PERIOD_MS = 2_000;
+
+let cluster: Cluster;
+let api: Member;
+let workers: Member[];
+beforeAll(async () => {
+  cluster = await startCluster("crons", { BATON_LEASE_MS: "4000", BATON_LEASE_RENEW_MS: "500", BATON_SWEEP_INTERVAL_MS: "500" });
+  api = await cluster.start("api");
+  workers = await Promise.all([cluster.start("worker"), cluster.start("worker")]);
+}, 60_000);
+afterAll(async () => {
+  await cluster?.close();
+});
+
+/** The scheduled times fired for the cron so far, one entry per run (a duplicate would appear twice). */
+async function firedTimes(cronId: string): Promise<number[]> {
+  const threads = await api.client.threads.search({ metadata: { cron_id: cronId }, limit: 1000 });
+  return threads.map((t) => Date.parse(t.metadata!.cron_scheduled_at as string)).sort((a, b) => a - b);
+}
+
+describe("a cron on two worker processes", () => {
+  it("fires each scheduled time once, also when a worker is SIGKILLed at a scheduled second", { timeout: 90_000 }, async () => {
+    const cron = await api.client.crons.create("echo", { schedule: "*/2 * * * * *", input: human("tick"), onRunCompleted: "keep" });
+    // A few fires with both schedulers racing.
+    await until(async () => ((await firedTimes(cron.cron_id)).length >= 3 ? true : undefined), "three fires", 30_000);
+    // SIGKILL one worker at the next scheduled second.
+    const current = (await api.client.crons.search({ metadata: {}, limit: 1000 })).find((c) => c.cron_id === cron.cron_id)!;
+    const killAt = Date.parse(current.next_run_date!) + PERIOD_MS;
+    await new Promise((resolve) => setTimeout(resolve, killAt - Date.now()));
+    await workers[0]!.stop("SIGKILL");
+    // The survivor goes on: the killed second and three more are fired.
+    await until(async () => ((await firedTimes(cron.cron_id)).filter((t) => t >= killAt).length >= 4 ? true : undefined), "fires after the kill", 30_000);
+    await api.client.crons.delete(cron.cron_id);
+
+    const times = await firedTimes(cron.cron_id);
+    // Exactly once: no scheduled time has two runs, and none between the first and the last is missing.
+    expect(new Set(times).size).toBe(times.length);
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!, `gap after ${new Date(times[i - 1]!).toISOString()}`).toBe(PERIOD_MS);
+    expect(times).toContain(killAt);
+    // Both workers fired some while both ran (they race for every time), and the survivor after the kill.
+    const firedBy = (m: Member) => m.baton.output().stderr.split("\n").filter((l) => l.includes('"cron:fired"') && l.includes(cron.cron_id)).length;
+    // (A worker killed between committing a fire and logging it leaves one line out.)
+    expect(firedBy(workers[0]!) + firedBy(workers[1]!)).toBeGreaterThanOrEqual(times.length - 1);
+    expect(firedBy(workers[0]!) + firedBy(workers[1]!)).toBeLessThanOrEqual(times.length);
+    expect(firedBy(workers[1]!)).toBeGreaterThan(0);
+  });
+});
