@@ -211,6 +211,8 @@ async function messageSend(kit: MethodKit, p: z.infer<typeof MessageSendParams>)
         const { status, output } = await deps.runs.waitFinal(run, signal);
         return { jsonrpc: "2.0", id, result: taskOf(run, status, output, undefined, { artifacts: true }) };
       } catch (error) {
+        // The client is gone: nothing will read the answer.
+        if (signal.aborted) return null;
         return rpcErrorBody(id, rpcErrorOf(error, deps.logger, "a2a"));
       }
     },
@@ -278,8 +280,15 @@ async function taskRun(kit: MethodKit, p: { id: string; contextId?: string | und
 async function tasksGet(kit: MethodKit, p: z.infer<typeof TaskQueryParams>): Promise<Json> {
   const run = await taskRun(kit, p);
   const final = isFinalRunStatus(run.status) ? await kit.deps.runs.waitFinal(run, kit.c.req.raw.signal) : undefined;
-  const state = (await kit.deps.threadService.state(kit.ctx, run.thread_id, {})) as { values?: unknown };
-  return taskOf(run, final?.status ?? run.status, final?.output, state.values, { artifacts: true, historyLength: p.historyLength });
+  const values = await kit.deps.threadService.state(kit.ctx, run.thread_id, {}).then(
+    (state) => (state as { values?: unknown }).values,
+    // A thread deleted since (its runs with it, but a read may cross the delete): no history.
+    (error: unknown) => {
+      if (error instanceof BatonError && error.code === "not_found") return undefined;
+      throw error;
+    },
+  );
+  return taskOf(run, final?.status ?? run.status, final?.output, values, { artifacts: true, historyLength: p.historyLength });
 }
 
 async function tasksCancel(kit: MethodKit, p: z.infer<typeof TaskIdParams>): Promise<Json> {

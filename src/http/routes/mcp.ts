@@ -102,17 +102,20 @@ function toolServer(deps: HttpDeps, ctx: RequestContext, requestSignal: AbortSig
     }
   });
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    const signal = AbortSignal.any([requestSignal, extra.signal]);
     try {
-      return await callTool(deps, ctx, request.params.name, request.params.arguments ?? {}, AbortSignal.any([requestSignal, extra.signal]));
+      return await callTool(deps, ctx, request.params.name, request.params.arguments ?? {}, signal);
     } catch (error) {
-      throw asMcpError(deps, error);
+      throw asMcpError(deps, error, signal);
     }
   });
   return server;
 }
 
-function asMcpError(deps: HttpDeps, error: unknown): McpError {
+function asMcpError(deps: HttpDeps, error: unknown, signal?: AbortSignal): McpError {
   if (error instanceof McpError) return error;
+  // The client went away or cancelled the request: nothing failed (the run goes on, as a stateless run does).
+  if (signal?.aborted === true) return new McpError(RpcCode.serverBusy, "The request was cancelled before the run ended; the run goes on.");
   const { code, message } = rpcErrorOf(error, deps.logger, "mcp");
   return new McpError(code, message);
 }
