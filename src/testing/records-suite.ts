@@ -18,7 +18,8 @@ import { accessConditions, contains, matches, type Filter } from "../core/filter
 import { BatonError } from "../core/errors.ts";
 import type { Backend } from "../core/ports.ts";
 import type { ThreadStatus } from "../core/types.ts";
-import { ManualClock } from "./fixtures.ts";
+import { ManualClock, newRun, succeeded } from "./fixtures.ts";
+import { isoFromMs } from "../core/clock.ts";
 
 export interface RecordsSuiteInit {
   name: string;
@@ -712,6 +713,54 @@ export function describeRecords(init: RecordsSuiteInit): void {
         expect(await backend.assistants.count({ name: query }), query).toBe(found ? 1 : 0);
         expect((await backend.items.search({ namespace_prefix: ["ns"], query, ...ALL })).length, query).toBe(found ? 1 : 0);
       }
+      await backend.close();
+    });
+
+    it("thread TTLs: a thread expires its TTL after its last write; the sweep takes what expired by its time, never a thread with a pending or running run, and disarms keep_latest ones", async () => {
+      const { clock, backend } = await setup();
+      const created = clock.nowMs();
+      await backend.threads.create({ thread_id: "gone", metadata: {}, if_exists: "raise", ttl: { strategy: "delete", minutes: 1 } });
+      await backend.threads.create({ thread_id: "kept", metadata: {}, if_exists: "raise", ttl: { strategy: "keep_latest", minutes: 1 } });
+      await backend.threads.create({ thread_id: "busy", metadata: {}, if_exists: "raise", ttl: { strategy: "delete", minutes: 1 } });
+      await backend.threads.create({ thread_id: "none", metadata: {}, if_exists: "raise" });
+      expect((await backend.threads.get("gone"))?.ttl).toEqual({ strategy: "delete", ttl_minutes: 1, expires_at: isoFromMs(created + 60_000) });
+      expect((await backend.threads.get("none"))?.ttl).toBeNull();
+      await backend.runs.create(newRun("busy", "run-busy"));
+      clock.advance(30_000);
+      // A write is activity: the expiry moves to 60 s after it.
+      await backend.threads.patch("kept", {});
+      expect(await backend.threads.sweepExpired(created + 60_000 - 1, 100)).toEqual({ deleted: [], pruned: [] });
+      expect(await backend.threads.sweepExpired(created + 60_000, 100)).toEqual({ deleted: ["gone"], pruned: [] });
+      expect(await backend.threads.get("gone")).toBeNull();
+      expect(await backend.threads.sweepExpired(created + 90_000, 100)).toEqual({ deleted: [], pruned: ["kept"] });
+      expect((await backend.threads.get("kept"))?.ttl).toEqual({ strategy: "keep_latest", ttl_minutes: 1, expires_at: null });
+      expect(await backend.threads.sweepExpired(created + 600_000, 100)).toEqual({ deleted: [], pruned: [] });
+      // The busy thread's run ends (a write at +30 s): it expires a minute later.
+      const run = (await backend.runs.claim("w", 60_000))!;
+      expect(await backend.runs.finish(run.run_id, { owner: "w", attempt: run.attempt }, succeeded)).toBe("recorded");
+      expect(await backend.threads.sweepExpired(created + 90_000 - 1, 100)).toEqual({ deleted: [], pruned: [] });
+      expect(await backend.threads.sweepExpired(created + 90_000, 100)).toEqual({ deleted: ["busy"], pruned: [] });
+      expect(await backend.runs.get("run-busy")).toBeNull();
+      // A default TTL goes only to a thread without one; a TTL by patch replaces it.
+      await backend.threads.applyDefaultTtl("none", { strategy: "keep_latest", minutes: 5 });
+      await backend.threads.applyDefaultTtl("none", { strategy: "delete", minutes: 9 });
+      expect((await backend.threads.get("none"))?.ttl).toMatchObject({ strategy: "keep_latest", ttl_minutes: 5 });
+      expect((await backend.threads.patch("none", {}, undefined, { strategy: "delete", minutes: 2 })).ttl).toMatchObject({ strategy: "delete", ttl_minutes: 2 });
+      await backend.close();
+    });
+
+    it("thread TTLs: concurrent sweeps take each expired thread once, up to their limits", async () => {
+      const { clock, backend } = await setup();
+      const ids = Array.from({ length: 60 }, (_, i) => `t${String(i).padStart(2, "0")}`);
+      for (const threadId of ids) await backend.threads.create({ thread_id: threadId, metadata: {}, if_exists: "raise", ttl: { strategy: "delete", minutes: 1 } });
+      const at = clock.nowMs() + 60_000;
+      const sweeps = await Promise.all([backend.threads.sweepExpired(at, 25), backend.threads.sweepExpired(at, 25), backend.threads.sweepExpired(at, 25)]);
+      const deleted = sweeps.flatMap((sweep) => sweep.deleted);
+      expect(sweeps.every((sweep) => sweep.deleted.length <= 25)).toBe(true);
+      expect(new Set(deleted).size).toBe(deleted.length);
+      const left = (await backend.threads.sweepExpired(at, 100)).deleted;
+      expect(sorted([...deleted, ...left])).toEqual(ids);
+      expect(await backend.threads.count({})).toBe(0);
       await backend.close();
     });
 
