@@ -45,6 +45,8 @@ const BOTH_BACKENDS = [
   "test/integration/thread-stream.test.ts",
   // Thread TTLs (issue 14 item 3): the sweep's claim is per backend, and two sweepers share one database in scale-out.
   "test/integration/thread-ttl.test.ts",
+  // Protocol v2 (issue 14 item 4): commands, SSE and WebSocket event streams with the since cursor.
+  "test/integration/protocol.test.ts",
 ];
 
 export default defineConfig({

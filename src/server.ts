@@ -6,6 +6,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { serve, type Http2Bindings, type HttpBindings, type ServerType } from "@hono/node-server";
+import type { Server } from "node:http";
+import { attachProtocolSockets } from "./http/protocol-socket.ts";
 import { Hono } from "hono";
 import { MemoryEventBus } from "./backends/memory/event-bus.ts";
 import { createPostgresBackend, describeUrl, guardClock, holdModeLock, latestVersion, migrate, openPool, schemaVersion } from "./backends/postgres/index.ts";
@@ -658,6 +660,8 @@ async function listen(config: Config, logger: Logger, served: Hono, streamStats:
     const fetch = (request: Request, env: HttpBindings | Http2Bindings) =>
       streamPolicy.run({ bufferBytes: config.streamBufferBytes, logger, stats: streamStats, connection: env.outgoing }, () => served.fetch(request, env));
     const s = serve({ fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
+    // Protocol v2 WebSockets: their upgrade requests go through the same app (docs/streaming.md).
+    attachProtocolSockets(s as Server, (request, env) => served.fetch(request, env), logger);
     s.once("error", (error: NodeJS.ErrnoException) =>
       reject(
         error.code === "EADDRINUSE"

@@ -31,7 +31,7 @@ import type { Assistants, EventBus, NewRun, RunQueue, Threads } from "./ports.ts
 import type { ThreadService } from "./threads.ts";
 import type { ThreadTtl } from "./thread-ttl.ts";
 import { threadStreamEvent } from "./thread-stream.ts";
-import { isFinalRunStatus, type Assistant, type CancelAction, type Metadata, type MultitaskStrategy, type Run, type RunEvent, type RunKwargs, type RunStatus, type RunTrace, type Thread } from "./types.ts";
+import { isFinalRunStatus, type Assistant, type CancelAction, type Metadata, type MultitaskStrategy, type Run, type RunEvent, type RunKwargs, type RunStatus, type RunTrace, type Thread, type ThreadEvent } from "./types.ts";
 
 export type { FinalAnswer } from "./run-wait.ts";
 
@@ -333,15 +333,41 @@ export class RunService {
    * oldest kept), then the ones to come, until the signal aborts.
    */
   async threadStream(ctx: RequestContext, threadId: string): Promise<(afterId: string | undefined, signal: AbortSignal) => AsyncIterable<RunEvent>> {
-    const { value, filter } = await this.#deps.authorizer.authorize(ctx, "threads", "read", { thread_id: threadId });
-    if ((await this.#deps.threads.get(value.thread_id ?? threadId, { access: filter })) === null) throw notFound("Thread", threadId);
-    const bus = this.#deps.bus;
+    const log = await this.threadLog(ctx, threadId, { allowMissing: false });
     return async function* (afterId, signal) {
-      for await (const entry of bus.subscribeThread(threadId, afterId, signal)) {
+      for await (const entry of log(afterId, signal)) {
         const event = threadStreamEvent(entry);
         if (event !== undefined) yield event;
       }
     };
+  }
+
+  /**
+   * The thread's log (src/core/ports.ts `subscribeThread`), once the caller
+   * may read the thread (`threads:read`): a thread outside the filter is
+   * 404; so is a thread that does not exist, unless `allowMissing` (a
+   * protocol v2 client opens its stream before its first run creates the
+   * thread): then the log is read once the thread exists and is the
+   * caller's, and ends at once if it turns out to be someone else's.
+   */
+  async threadLog(ctx: RequestContext, threadId: string, options: { allowMissing: boolean }): Promise<(afterId: string | undefined, signal: AbortSignal) => AsyncIterable<ThreadEvent>> {
+    const { filter } = await this.#deps.authorizer.authorize(ctx, "threads", "read", { thread_id: threadId });
+    const threads = this.#deps.threads;
+    const visible = async () => (await threads.get(threadId, { access: filter })) !== null;
+    let checked = await visible();
+    if (!checked && (!options.allowMissing || (await threads.get(threadId)) !== null)) throw notFound("Thread", threadId);
+    const bus = this.#deps.bus;
+    return async function* (afterId, signal) {
+      for await (const entry of bus.subscribeThread(threadId, afterId, signal)) {
+        if (!checked && !(checked = await visible())) return;
+        yield entry;
+      }
+    };
+  }
+
+  /** The newest runs of a thread (at most `limit`), newest first, for a caller that was allowed to read the thread. */
+  recentRuns(threadId: string, limit: number): Promise<Run[]> {
+    return this.#deps.queue.list(threadId, { limit, offset: 0 });
   }
 
   /** Whether the run's events can still be joined (live, or retained after its end). */

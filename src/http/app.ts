@@ -28,6 +28,7 @@ import { mcpRoutes } from "./routes/mcp.ts";
 import { metaRoutes } from "./routes/meta.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { storeRoutes } from "./routes/store.ts";
+import { protocolRoutes } from "./routes/protocol.ts";
 import { threadStreamRoutes } from "./routes/thread-stream.ts";
 import { threadRoutes } from "./routes/threads.ts";
 import { uiRoutes } from "./routes/ui.ts";
@@ -149,6 +150,7 @@ export function createApp(deps: HttpDeps, http: HttpOptions = httpOptions(undefi
   if (!disabled.assistants) api.route("/", assistantRoutes(deps));
   if (!disabled.threads) api.route("/", threadRoutes(deps));
   if (!disabled.threads && !disabled.runs) api.route("/", threadStreamRoutes(deps));
+  if (!disabled.threads && !disabled.runs) api.route("/", protocolRoutes(deps));
   if (!disabled.runs) api.route("/", runRoutes(deps));
   // Crons create runs: disabling runs disables them too.
   if (!disabled.runs) api.route("/", cronRoutes(deps));

@@ -122,7 +122,5 @@ export function describeErrors(errors: ErrorObject[] | null | undefined): string
  */
 export const NOT_SERVED: Record<string, string> = {
   "GET /threads/{thread_id}/storage": "thread storage is future work",
-  "POST /threads/{thread_id}/stream/events": "the event protocol stream is future work",
-  "POST /threads/{thread_id}/commands": "the command protocol is future work",
   "GET /docs": "the API docs page is future work",
 };

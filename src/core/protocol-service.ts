@@ -1,0 +1,158 @@
+/**
+ * Agent Protocol v2 on a thread (docs/streaming.md): commands (`run.start`,
+ * `input.respond`) become runs through RunService (the same admission,
+ * access and queue as any run), and event streams are read from the
+ * thread's log (src/core/protocol.ts), filtered by channel and namespace,
+ * from a `since` cursor that any API process understands.
+ */
+import { BatonError, ErrorCode } from "./errors.ts";
+import type { RequestContext } from "./context.ts";
+import { matchesFilter, positionOf, protocolEvents, type ProtocolEvent, type ProtocolFilter } from "./protocol.ts";
+import type { CreateRunInput, RunService } from "./runs.ts";
+import { isFinalRunStatus, type MultitaskStrategy, type StreamMode } from "./types.ts";
+
+/** A client → server command (the contract's ProtocolCommand). */
+export interface ProtocolCommand {
+  id: number;
+  method: string;
+  params?: Record<string, unknown> | undefined;
+}
+
+export type ProtocolErrorCode = "invalid_argument" | "unknown_command" | "unknown_error" | "no_such_run" | "no_such_subscription" | "permission_denied" | "not_supported";
+
+export type ProtocolResponse =
+  | { type: "success"; id: number; result: Record<string, unknown>; meta?: Record<string, unknown> }
+  | { type: "error"; id: number | null; error: ProtocolErrorCode; message: string };
+
+/** The modes a protocol run streams: what the protocol's channels are made from. */
+const PROTOCOL_RUN_MODES: StreamMode[] = ["values", "updates", "custom", "tasks"];
+const STRATEGIES: readonly MultitaskStrategy[] = ["reject", "enqueue", "interrupt", "rollback"];
+/** Without a cursor, a stream starts at the thread's latest run: the runs older than it, among this many, are skipped. */
+const RECENT_RUNS = 50;
+
+export const protocolError = (id: number | null, error: ProtocolErrorCode, message: string): ProtocolResponse => ({ type: "error", id, error, message });
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+
+export class ProtocolService {
+  readonly #runs: RunService;
+
+  constructor(runs: RunService) {
+    this.#runs = runs;
+  }
+
+  /**
+   * The protocol events of the thread for a caller allowed to read it (a
+   * thread that does not exist yet is allowed: it may be created by the
+   * client's first `run.start`). With `since`, exactly the events after it;
+   * without, the thread's latest run from its start (while its events are
+   * kept), then what comes.
+   */
+  async events(ctx: RequestContext, threadId: string): Promise<(filter: ProtocolFilter, since: number | undefined, signal: AbortSignal) => AsyncIterable<ProtocolEvent>> {
+    const log = await this.#runs.threadLog(ctx, threadId, { allowMissing: true });
+    const runs = this.#runs;
+    return async function* (filter, since, signal) {
+      const position = since === undefined ? undefined : positionOf(since);
+      if (since !== undefined && position === undefined) throw new BatonError(ErrorCode.invalid, `'since' must be a non-negative integer seq, got ${since}.`);
+      // Runs that ended before this stream began, except the latest: their events are history, not this stream's.
+      const skipped = new Set<string>();
+      if (position === undefined) {
+        const older = (await runs.recentRuns(threadId, RECENT_RUNS)).slice(1);
+        for (const run of older) if (isFinalRunStatus(run.status)) skipped.add(run.run_id);
+      }
+      for await (const entry of log(position?.afterId ?? "-", signal)) {
+        if (skipped.has(entry.run_id)) continue;
+        // The entry the cursor points into gives events the client has had: only seqs after `since`.
+        for (const event of protocolEvents(entry, Date.now())) if ((since === undefined || event.seq > since) && matchesFilter(filter, event)) yield event;
+      }
+    };
+  }
+
+  /**
+   * One command: `run.start` creates a run on the thread (the thread is
+   * created if it does not exist), `input.respond` resumes the thread's
+   * interrupt(s) with a new run. Subscriptions are WebSocket commands
+   * (src/http/protocol-socket.ts). A refusal of the command's own
+   * arguments is a protocol error; access, a busy thread or a full queue
+   * throw as for any run.
+   */
+  async command(ctx: RequestContext, threadId: string, command: ProtocolCommand): Promise<ProtocolResponse> {
+    const params = command.params ?? {};
+    switch (command.method) {
+      case "run.start":
+        return this.#runStart(ctx, threadId, command.id, params);
+      case "input.respond":
+        return this.#inputRespond(ctx, threadId, command.id, params);
+      case "subscription.subscribe":
+      case "subscription.unsubscribe":
+        return protocolError(command.id, "not_supported", `${command.method} is a WebSocket command; over HTTP, open POST /threads/${threadId}/stream/events with the channels instead.`);
+      case "agent.getTree":
+      case "state.get":
+        return protocolError(command.id, "not_supported", `${command.method} is not supported by Baton; read the state with GET /threads/${threadId}/state.`);
+      default:
+        return protocolError(command.id, "unknown_command", `Unknown command '${command.method.slice(0, 100)}': Baton accepts run.start and input.respond (and subscription.subscribe/unsubscribe over WebSocket).`);
+    }
+  }
+
+  async #runStart(ctx: RequestContext, threadId: string, id: number, params: Record<string, unknown>): Promise<ProtocolResponse> {
+    if (typeof params.assistant_id !== "string" || params.assistant_id === "") return protocolError(id, "invalid_argument", "run.start requires 'assistant_id' (a string).");
+    const strategy = params.multitaskStrategy ?? params.multitask_strategy;
+    if (strategy !== undefined && !STRATEGIES.includes(strategy as MultitaskStrategy)) {
+      return protocolError(id, "invalid_argument", `'multitaskStrategy' must be one of ${STRATEGIES.join(", ")}.`);
+    }
+    for (const field of ["config", "metadata"] as const) {
+      if (params[field] !== undefined && !isRecord(params[field])) return protocolError(id, "invalid_argument", `'${field}' must be an object.`);
+    }
+    const run = await this.#runs.create(ctx, runInput(threadId, params.assistant_id, { input: params.input ?? null, command: null }, params, strategy as MultitaskStrategy | undefined));
+    return { type: "success", id, result: { run_id: run.run_id }, meta: { thread_id: threadId } };
+  }
+
+  async #inputRespond(ctx: RequestContext, threadId: string, id: number, params: Record<string, unknown>): Promise<ProtocolResponse> {
+    const resume: Record<string, unknown> = {};
+    if (Array.isArray(params.responses)) {
+      for (const entry of params.responses) {
+        if (!isRecord(entry) || typeof entry.interrupt_id !== "string") return protocolError(id, "invalid_argument", "Each of 'responses' needs an 'interrupt_id' (a string).");
+        resume[entry.interrupt_id] = entry.response;
+      }
+    } else if (typeof params.interrupt_id === "string") {
+      resume[params.interrupt_id] = params.response;
+    }
+    if (Object.keys(resume).length === 0) return protocolError(id, "invalid_argument", "input.respond requires 'interrupt_id' and 'response', or 'responses'.");
+    // The thread's assistant is its latest run's (the caller may read the thread: threadLog asked).
+    await this.#runs.threadLog(ctx, threadId, { allowMissing: false });
+    const [latest] = await this.#runs.recentRuns(threadId, 1);
+    if (latest === undefined) return protocolError(id, "no_such_run", `Thread ${threadId} has no run to resume; start one with run.start.`);
+    const command = { resume, ...(params.update !== undefined ? { update: params.update } : {}), ...(params.goto !== undefined ? { goto: params.goto } : {}) };
+    const run = await this.#runs.create(ctx, runInput(threadId, latest.assistant_id, { input: null, command }, params, "enqueue"));
+    return { type: "success", id, result: { run_id: run.run_id }, meta: { thread_id: threadId } };
+  }
+}
+
+/** The run a protocol command asks for, as RunService takes it. */
+function runInput(threadId: string, assistantId: string, start: { input: unknown; command: Record<string, unknown> | null }, params: Record<string, unknown>, strategy: MultitaskStrategy | undefined): CreateRunInput {
+  return {
+    thread_id: threadId,
+    assistant_id: assistantId,
+    metadata: isRecord(params.metadata) ? params.metadata : {},
+    multitask_strategy: strategy ?? "enqueue",
+    if_not_exists: "create",
+    after_seconds: 0,
+    kwargs: {
+      input: start.input,
+      command: start.command,
+      config: isRecord(params.config) ? params.config : {},
+      context: isRecord(params.context) ? params.context : null,
+      stream_mode: PROTOCOL_RUN_MODES,
+      stream_subgraphs: true,
+      stream_resumable: false,
+      interrupt_before: null,
+      interrupt_after: null,
+      checkpoint_id: null,
+      checkpoint: null,
+      webhook: null,
+      on_completion: "keep",
+      durability: null,
+      on_disconnect: "continue",
+    },
+  };
+}

@@ -1,0 +1,253 @@
+/**
+ * Agent Protocol v2 (`/threads/{id}/commands`, `/threads/{id}/stream/events`
+ * over SSE and WebSocket): runs started by commands, their events on the
+ * protocol's channels with increasing `seq`, and a `since` cursor that
+ * resumes exactly (C8), over SSE and for a WebSocket client that reconnects
+ * mid-run. The runs block on gates this test opens; nothing sleeps.
+ * Access: `threads:read`; another user's thread is 404 on every route.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "@langchain/langgraph-sdk";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { loadConfig, loadProject } from "../../src/config.ts";
+import type { Authorization, Authorizer, Resource, ResourceActions } from "../../src/core/authorizer.ts";
+import type { RequestContext } from "../../src/core/context.ts";
+import { createLogger, createServer, type BatonServer } from "../../src/server.ts";
+import { gate } from "../fixtures/graphs/graphs.ts";
+import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { EXECUTION_THREADS, FIXTURES, human, REDIS_URL, SCALE_OUT } from "../helpers/server.ts";
+
+/** Threads belong to the `x-owner` of whoever created them (a run creating its thread: threads:create_run sets metadata.owner). */
+class OwnerAuthorizer implements Authorizer {
+  async authorize<R extends Resource, V extends object>(ctx: RequestContext, resource: R, action: ResourceActions[R], value: V): Promise<Authorization<V>> {
+    const owner = ctx.headers["x-owner"];
+    if (resource !== "threads" || owner === undefined) return { value };
+    if (action === "create" || action === "create_run") return { value: { ...value, metadata: { ...(value as { metadata?: object }).metadata, owner } }, filter: { owner } };
+    return { value, filter: { owner } };
+  }
+}
+
+let server: BatonServer;
+let database: TestDatabase | undefined;
+let dataDir: string;
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), "baton-protocol-"));
+  database = SCALE_OUT ? await freshDatabase("protocol") : undefined;
+  const backend = database === undefined ? { executionThreads: EXECUTION_THREADS } : { databaseUrl: database.url, redisUrl: REDIS_URL, redisPrefix: `baton-test:${randomUUID()}:` };
+  const config = loadConfig({ port: 0, dataDir, configPath: FIXTURES, shutdownGraceMs: 0, keepAliveMs: 500, ...backend }, {});
+  const logger = createLogger({ level: "warn", format: "json", write: (line) => process.stderr.write(line) });
+  server = await createServer(config, loadProject(config.configPath, {}), logger, undefined, { authorizer: new OwnerAuthorizer() });
+});
+
+afterAll(async () => {
+  await server?.close(0);
+  await database?.drop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+interface Event {
+  type: "event";
+  event_id: string;
+  seq: number;
+  method: string;
+  params: { namespace: string[]; data: Record<string, unknown>; node?: string };
+}
+
+const headers = (owner = "alice") => ({ "content-type": "application/json", "x-owner": owner });
+
+async function command(threadId: string, method: string, params: Record<string, unknown>, owner = "alice") {
+  const response = await fetch(`${server.url}/threads/${threadId}/commands`, { method: "POST", headers: headers(owner), body: JSON.stringify({ id: 1, method, params }) });
+  return { status: response.status, body: (await response.json()) as { type: string; result?: { run_id: string }; error?: string; message?: string } };
+}
+
+/** Reads a protocol SSE stream until `stop` says so; every frame's id and event must agree with its data. */
+async function readSse(threadId: string, body: Record<string, unknown>, stop: (events: Event[]) => boolean): Promise<Event[]> {
+  const abort = new AbortController();
+  const response = await fetch(`${server.url}/threads/${threadId}/stream/events`, { method: "POST", headers: headers(), body: JSON.stringify(body), signal: abort.signal });
+  expect(response.status).toBe(200);
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  const events: Event[] = [];
+  let text = "";
+  try {
+    while (!stop(events)) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      let end: number;
+      while ((end = text.indexOf("\n\n")) >= 0) {
+        const frame = text.slice(0, end);
+        text = text.slice(end + 2);
+        const fields = Object.fromEntries(frame.split("\n").filter((l) => !l.startsWith(":")).map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)]));
+        if (fields.data === undefined) continue;
+        const event = JSON.parse(fields.data) as Event;
+        expect([fields.id, fields.event]).toEqual([event.event_id, event.method]);
+        events.push(event);
+        if (stop(events)) break;
+      }
+    }
+  } finally {
+    abort.abort();
+  }
+  return events;
+}
+
+const lifecycle = (events: Event[]) => events.filter((e) => e.method === "lifecycle").map((e) => e.params.data.event);
+const ended = (events: Event[]) => events.some((e) => e.method === "lifecycle" && e.params.data.event !== "started");
+const CHANNELS = ["lifecycle", "values", "updates", "input"];
+
+function expectIncreasing(events: Event[]) {
+  const seqs = events.map((e) => e.seq);
+  expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+  expect(new Set(seqs).size).toBe(seqs.length);
+}
+
+describe("protocol v2 over HTTP", () => {
+  it("run.start runs the graph; the SSE stream carries its lifecycle, values and updates; since resumes exactly", async () => {
+    const threadId = randomUUID(); // the thread does not exist yet: run.start creates it
+    const name = `p-${randomUUID()}`;
+    const g = gate(name);
+    const streaming = readSse(threadId, { channels: CHANNELS }, ended);
+    const started = await command(threadId, "run.start", { assistant_id: "gated", input: human(`gate:${name}`) });
+    expect(started).toMatchObject({ status: 200, body: { type: "success", result: { run_id: expect.any(String) } } });
+    await expect.poll(() => g.entered).toBe(1);
+    g.open();
+    const events = await streaming;
+    expect(lifecycle(events)).toEqual(["started", "completed"]);
+    expect(events.filter((e) => e.method === "updates").map((e) => e.params.node)).toEqual(["wait", "reply"]);
+    const last = events.filter((e) => e.method === "values").at(-1)!;
+    expect((last.params.data.messages as unknown[]).length).toBe(2);
+    expectIncreasing(events);
+
+    // Exactly the rest after any cursor, and only the channels asked for.
+    const all = await readSse(threadId, { channels: CHANNELS, since: 0 }, ended);
+    expect(all.map((e) => e.seq)).toEqual(events.map((e) => e.seq));
+    const rest = await readSse(threadId, { channels: CHANNELS, since: events[2]!.seq }, ended);
+    expect(rest.map((e) => e.seq)).toEqual(events.slice(3).map((e) => e.seq));
+    const onlyUpdates = await readSse(threadId, { channels: ["updates"], since: 0 }, (got) => got.length === 2);
+    expect(onlyUpdates.map((e) => e.seq)).toEqual(events.filter((e) => e.method === "updates").map((e) => e.seq));
+  });
+
+  it("an interrupt is an input.requested event; input.respond resumes it", async () => {
+    const threadId = randomUUID();
+    const streaming = readSse(threadId, { channels: CHANNELS }, (got) => got.some((e) => e.method === "input.requested") && ended(got));
+    expect((await command(threadId, "run.start", { assistant_id: "ask", input: human("question") })).body.type).toBe("success");
+    const first = await streaming;
+    const request = first.find((e) => e.method === "input.requested")!;
+    expect(request.params.data).toMatchObject({ interrupt_id: expect.any(String) });
+    expect(lifecycle(first).at(-1)).toBe("interrupted");
+    const resumed = readSse(threadId, { channels: CHANNELS, since: first.at(-1)!.seq }, ended);
+    expect((await command(threadId, "input.respond", { interrupt_id: request.params.data.interrupt_id, response: "forty-two" })).body.type).toBe("success");
+    const second = await resumed;
+    expect(lifecycle(second)).toEqual(["started", "completed"]);
+    expect(second.filter((e) => e.method === "values").at(-1)!.params.data.answer).toBe("forty-two");
+  });
+
+  it("refuses what is malformed with what to fix, and unknown commands as protocol errors", async () => {
+    const threadId = randomUUID();
+    const envelope = await fetch(`${server.url}/threads/${threadId}/commands`, { method: "POST", headers: headers(), body: JSON.stringify({ method: "run.start" }) });
+    expect(envelope.status).toBe(400);
+    expect(await envelope.json()).toMatchObject({ type: "error", id: null, error: "invalid_argument", detail: expect.stringMatching(/id/) });
+    expect((await command(threadId, "run.start", {})).body).toMatchObject({ type: "error", error: "invalid_argument", message: expect.stringMatching(/assistant_id/) });
+    expect((await command(threadId, "teleport", {})).body).toMatchObject({ type: "error", error: "unknown_command" });
+    const badChannel = await fetch(`${server.url}/threads/${threadId}/stream/events`, { method: "POST", headers: headers(), body: JSON.stringify({ channels: ["sideways"] }) });
+    expect(badChannel.status).toBe(422);
+  });
+});
+
+/** A protocol WebSocket: its messages in order, and a way to wait for some. */
+async function openSocket(threadId: string, owner = "alice") {
+  const ws = new WebSocket(`${server.url.replace(/^http/, "ws")}/threads/${threadId}/stream/events`, { headers: { "x-owner": owner } });
+  const messages: Record<string, unknown>[] = [];
+  const waiters = new Set<() => void>();
+  ws.on("message", (data: Buffer) => {
+    messages.push(JSON.parse(data.toString("utf8")) as Record<string, unknown>);
+    for (const wake of waiters) wake();
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
+  const until = async (check: () => boolean) => {
+    while (!check()) await new Promise<void>((resolve) => waiters.add(resolve)).finally(() => waiters.clear());
+  };
+  let nextId = 1;
+  const send = async (method: string, params: Record<string, unknown>) => {
+    const id = nextId++;
+    ws.send(JSON.stringify({ id, method, params }));
+    await until(() => messages.some((m) => m.id === id));
+    return messages.find((m) => m.id === id) as { type: string; result: Record<string, unknown> };
+  };
+  const events = () => messages.filter((m) => m.type === "event") as unknown as Event[];
+  return { ws, send, until, events };
+}
+
+describe("protocol v2 over WebSocket", () => {
+  it("a client that reconnects mid-run with since gets exactly the events it missed", async () => {
+    const threadId = randomUUID();
+    const name = `w-${randomUUID()}`;
+    const g = gate(name);
+    const first = await openSocket(threadId);
+    expect((await first.send("subscription.subscribe", { channels: CHANNELS })).type).toBe("success");
+    expect((await first.send("run.start", { assistant_id: "gated", input: human(`gate:${name}`) })).result.run_id).toEqual(expect.any(String));
+    await expect.poll(() => g.entered).toBe(1);
+    // The run waits on its gate: its start and first values have come. Drop the socket mid-run.
+    await first.until(() => first.events().some((e) => e.method === "values"));
+    const before = first.events();
+    first.ws.terminate();
+    g.open();
+
+    const second = await openSocket(threadId);
+    expect((await second.send("subscription.subscribe", { channels: CHANNELS, since: before.at(-1)!.seq })).type).toBe("success");
+    await second.until(() => ended(second.events()));
+    const after = second.events();
+
+    const replay = await openSocket(threadId);
+    await replay.send("subscription.subscribe", { channels: CHANNELS, since: 0 });
+    await replay.until(() => ended(replay.events()));
+    expect([...before, ...after].map((e) => e.seq)).toEqual(replay.events().map((e) => e.seq));
+    expect(lifecycle([...before, ...after])).toEqual(["started", "completed"]);
+    expectIncreasing([...before, ...after]);
+    for (const socket of [second, replay]) socket.ws.close();
+  });
+
+  it("unsubscribe stops a subscription; an unknown one is a protocol error", async () => {
+    const socket = await openSocket(randomUUID());
+    const subscribed = await socket.send("subscription.subscribe", { channels: ["lifecycle"] });
+    expect((await socket.send("subscription.unsubscribe", { subscription_id: subscribed.result.subscription_id })).type).toBe("success");
+    expect(await socket.send("subscription.unsubscribe", { subscription_id: "nope" })).toMatchObject({ type: "error", error: "no_such_subscription" });
+    expect(await socket.send("subscription.subscribe", { channels: [] })).toMatchObject({ type: "error", error: "invalid_argument" });
+    socket.ws.close();
+  });
+});
+
+describe("protocol v2 through the official SDK (client.threads.stream)", () => {
+  it.each(["sse", "websocket"] as const)("over %s: run.start, then the run's final values", async (transport) => {
+    const client = new Client({ apiUrl: server.url });
+    // Node 20 has no global WebSocket: the SDK takes a factory (the `ws` client).
+    const thread = client.threads.stream(randomUUID(), { assistantId: "echo", transport, webSocketFactory: (url: string) => new WebSocket(url) as unknown as globalThis.WebSocket });
+    try {
+      await thread.run.start({ input: human(`hello over ${transport}`) });
+      const output = (await thread.output) as { messages: { content: string }[] };
+      expect(output.messages.map((m) => m.content)).toEqual([`hello over ${transport}`, `echo: hello over ${transport}`]);
+    } finally {
+      await thread.close();
+    }
+  });
+});
+
+describe("protocol v2 access", () => {
+  it("answers 404 for another user's thread on commands, SSE and the WebSocket upgrade", async () => {
+    const threadId = randomUUID();
+    expect((await command(threadId, "run.start", { assistant_id: "echo", input: human("mine") })).body.type).toBe("success");
+    expect((await command(threadId, "run.start", { assistant_id: "echo", input: human("theirs") }, "mallory")).status).toBe(404);
+    const sse = await fetch(`${server.url}/threads/${threadId}/stream/events`, { method: "POST", headers: headers("mallory"), body: JSON.stringify({ channels: ["values"] }) });
+    expect(sse.status).toBe(404);
+    await expect(openSocket(threadId, "mallory")).rejects.toThrow(/404/);
+  });
+});
