@@ -8,6 +8,8 @@
  * project's auth.
  */
 import { join } from "node:path";
+import { Role, TaskState, type Message as A2aClientMessage } from "@a2a-js/sdk";
+import { isLegacyAgentCard, LegacyJsonRpcTransport, parseLegacyAgentCard } from "@a2a-js/sdk/compat/v0_3/client";
 import { Client as McpClient } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { CallToolResultSchema, ErrorCode, McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
@@ -275,6 +277,57 @@ describe("A2A", () => {
     const unknown = await a2a(t.url, crypto.randomUUID(), "message/send", userMessage("x"));
     expect(unknown.status).toBe(404);
     expect(unknown.body.error).toMatchObject({ code: -32602 });
+  });
+});
+
+/** A message as the A2A project's client builds one (v1.0 shapes; its v0.3 transport translates them). */
+const clientMessage = (text: string, contextId = ""): A2aClientMessage => ({
+  messageId: crypto.randomUUID(),
+  contextId,
+  taskId: "",
+  role: Role.ROLE_USER,
+  parts: [{ content: { $case: "text", value: text }, filename: "", mediaType: "", metadata: undefined }],
+  metadata: undefined,
+  extensions: [],
+  referenceTaskIds: [],
+});
+const partText = (part: { content?: { $case: string; value?: unknown } } | undefined) => (part?.content?.$case === "text" ? part.content.value : undefined);
+
+describe("A2A with the A2A project's client (@a2a-js/sdk, v0.3 JSON-RPC)", () => {
+  it("reads the card, sends, continues the context, streams, gets the task", async () => {
+    const card: unknown = await (await fetch(`${t.url}/.well-known/agent-card.json?assistant_id=echo`)).json();
+    expect(isLegacyAgentCard(card)).toBe(true);
+    const parsed = parseLegacyAgentCard(card);
+    expect(parsed.supportedInterfaces[0]).toMatchObject({ protocolBinding: "JSONRPC", url: (card as { url: string }).url });
+    const transport = new LegacyJsonRpcTransport({ endpoint: parsed.supportedInterfaces[0]!.url });
+    const send = (text: string, contextId?: string) => transport.sendMessage({ tenant: "", message: clientMessage(text, contextId), configuration: undefined, metadata: undefined });
+
+    const first = await send("hello");
+    expect("status" in first && first.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    const task = first as Extract<typeof first, { status?: unknown }>;
+    expect(partText(task.artifacts[0]?.parts[0])).toBe("echo: hello");
+    const second = (await send("again", task.contextId)) as typeof task;
+    expect(second.contextId).toBe(task.contextId);
+    expect(partText(second.artifacts[0]?.parts[0])).toBe("echo: again");
+    expect(second.history.map((m) => [m.role, partText(m.parts[0])])).toEqual([
+      [Role.ROLE_USER, "hello"],
+      [Role.ROLE_AGENT, "echo: hello"],
+      [Role.ROLE_USER, "again"],
+      [Role.ROLE_AGENT, "echo: again"],
+    ]);
+
+    const events = [];
+    for await (const event of transport.sendMessageStream({ tenant: "", message: clientMessage("streamed", task.contextId), configuration: undefined, metadata: undefined })) events.push(event);
+    expect(events[0]?.payload?.$case).toBe("task");
+    const last = events.at(-1)?.payload;
+    expect(last?.$case).toBe("statusUpdate");
+    const update = last?.$case === "statusUpdate" ? last.value : undefined;
+    expect(update?.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(partText(update?.status?.message?.parts[0])).toBe("echo: streamed");
+
+    const got = await transport.getTask({ tenant: "", id: task.id, historyLength: undefined });
+    expect(got.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    await expect(transport.getTask({ tenant: "", id: crypto.randomUUID(), historyLength: undefined })).rejects.toThrow(/not found/i);
   });
 });
 
