@@ -147,6 +147,20 @@ export const probes = {
     const source = loaded.graphs.find((g) => g.graphId === graphId)!;
     await new GraphRegistry([{ graphId, spec: source.spec }], loaded.baseDir).loadAll();
   },
+  /**
+   * The store as start-up would serve it: the index's embedding function
+   * loaded (and, when it is the project's own, its dimensions checked), the
+   * search it gives and the TTL settings; rejects as start-up would. Stored
+   * embeddings are checked at start only (doctor reads no data).
+   */
+  async store(loaded: LoadedProject): Promise<string> {
+    const ttl = storeTtlSettings(loaded.project.store);
+    const ttls = `item TTLs: default ${ttl.defaultTtlMinutes === null ? "none" : `${ttl.defaultTtlMinutes} min`}, ${ttl.refreshOnRead ? "refreshed" : "not refreshed"} on read, swept every ${ttl.sweepIntervalMinutes} min`;
+    const index = await storeIndexFrom(loaded.baseDir, loaded.project.store);
+    if (index === undefined) return `no store.index (a search's query is a text match); ${ttls}`;
+    await checkStoreIndex(index, null);
+    return `semantic search by exact scan (cosine) with ${index.embed}, ${index.dims} dims, fields ${index.fields.join(", ")}; ${ttls}`;
+  },
   /** How requests would be authenticated: rejects as start-up would (auth.path that does not load, bad BATON_API_KEYS, no auth off loopback). */
   async access(config: Config, loaded: LoadedProject): Promise<string> {
     const quiet = createLogger({ level: "error", format: "json", write: () => undefined });

@@ -1,6 +1,6 @@
 /**
  * `baton doctor`: runs each of start-up's checks on its own (langgraph.json,
- * the LangChain packages, every graph, authentication, the database and its
+ * the LangChain packages, every graph, authentication, the store's index, the database and its
  * migrations, Redis, the ports) without serving or changing anything, and
  * prints one line per check: `ok:` or `problem:` with the fix. Every check
  * runs even when an earlier one failed, so one pass lists every problem.
@@ -130,6 +130,11 @@ async function checkProject(findings: Finding[], config: Config, loaded: LoadedP
     findings.push({ check: "auth", ok: true, message: `authentication: ${how}` });
   } catch (error) {
     findings.push({ check: "auth", ok: false, message: messageOf(error), fix: "see docs/auth.md: correct auth.path or BATON_API_KEYS, or listen on 127.0.0.1" });
+  }
+  try {
+    findings.push({ check: "store", ok: true, message: await probes.store(loaded) });
+  } catch (error) {
+    findings.push({ check: "store", ok: false, message: messageOf(error), fix: "correct store.index in langgraph.json, or install what it names (docs/store.md)" });
   }
 }
 

@@ -67,6 +67,7 @@ describe("baton doctor", () => {
     const { code, lines, problems } = await doctor(["--config", good, "--port", String(await freePort())]);
     expect(problems).toEqual([]);
     expect(lines).toContain("ok: graph agent: ./graph.ts:graph loads");
+    expect(lines).toContain("ok: store: no store.index (a search's query is a text match); item TTLs: default none, refreshed on read, swept every 60 min");
     expect(lines.some((line) => /^ok: database: SQLite .* (does not exist yet|answers)/.test(line))).toBe(true);
     expect(lines.some((line) => /^ok: port: \d+ on 127\.0\.0\.1 is free$/.test(line))).toBe(true);
     expect(lines.at(-1)).toBe("baton doctor: all checks passed.");
@@ -77,6 +78,7 @@ describe("baton doctor", () => {
     const config = project("missing-export", { graphs: { agent: "./graph.ts:graph", other: "./graph.ts:nope" } });
     const { code, lines, problems } = await doctor(["--config", config, "--port", "0"]);
     expect(lines).toContain("ok: graph agent: ./graph.ts:graph loads");
+    expect(lines).toContain("ok: store: no store.index (a search's query is a text match); item TTLs: default none, refreshed on read, swept every 60 min");
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(/^problem: graph other: .*nope.* Fix: make \.\/graph\.ts:nope .* export the graph, or correct graphs\.other in langgraph\.json\.$/);
     expect(lines.at(-1)).toBe("baton doctor: 1 problem(s).");
@@ -118,6 +120,20 @@ describe("baton doctor", () => {
     } finally {
       await database.drop();
     }
+  });
+
+  it("says which store search a store.index gives, and names an embedding provider that is not installed", async () => {
+    const indexed = project("store-index", {
+      graphs: { agent: "./graph.ts:graph" },
+      store: { index: { embed: "./embed.ts:embed", dims: 2, fields: ["text"] }, ttl: { default_ttl: 30, refresh_on_read: false } },
+    }, { "graph.ts": GRAPH, "embed.ts": "export const embed = async (texts: string[]) => texts.map((t) => [t.length, 1]);\n" });
+    const ok = await doctor(["--config", indexed, "--port", "0"]);
+    expect(ok.problems).toEqual([]);
+    expect(ok.lines).toContain("ok: store: semantic search by exact scan (cosine) with ./embed.ts:embed, 2 dims, fields text; item TTLs: default 30 min, not refreshed on read, swept every 60 min");
+    const provider = project("store-provider", { graphs: { agent: "./graph.ts:graph" }, store: { index: { embed: "cohere:embed-english-v3.0", dims: 1024 } } });
+    const missing = await doctor(["--config", provider, "--port", "0"]);
+    expect(missing.code).toBe(1);
+    expect(missing.problems).toEqual([expect.stringMatching(/^problem: store: .*needs the LangChain integration @langchain\/cohere.*npm install @langchain\/cohere.*Fix: correct store\.index/)]);
   });
 
   it("names a port in use", async () => {

@@ -30,24 +30,37 @@ interface StoreServer {
   client: Client;
   /** Rows of a table under a namespace prefix, read from the database itself (what the sweeper deleted). */
   rows(table: "store_items" | "store_vectors", prefix: string[]): Promise<number>;
-  close(): Promise<void>;
+  /** Its data, for another server to open. */
+  data: { dataDir: string; database: TestDatabase | undefined };
+  /** `keep`: leave the data for another server (which then owns nothing either: drop it with `dropData`). */
+  close(keep?: boolean): Promise<void>;
 }
 
-async function startStore(project: string, clock: Clock): Promise<StoreServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), "baton-store-"));
-  const database: TestDatabase | undefined = SCALE_OUT ? await freshDatabase("store") : undefined;
+interface StoreOptions {
+  /** Another server's data (its data directory or database), kept when this one closes. */
+  shared?: { dataDir: string; database: TestDatabase | undefined };
+  /** Receives every log line at warn and above. */
+  logs?: string[];
+}
+
+async function startStore(project: string, clock: Clock, options: StoreOptions = {}): Promise<StoreServer> {
+  const owned = options.shared === undefined;
+  const dataDir = options.shared?.dataDir ?? mkdtempSync(join(tmpdir(), "baton-store-"));
+  const database: TestDatabase | undefined = options.shared !== undefined ? options.shared.database : SCALE_OUT ? await freshDatabase("store") : undefined;
   const backend =
     database === undefined
       ? { executionThreads: EXECUTION_THREADS }
       : { databaseUrl: database.url, redisUrl: REDIS_URL, redisPrefix: `baton-test:${randomUUID()}:` };
   const config = loadConfig({ port: 0, dataDir, configPath: join(PROJECT, project), shutdownGraceMs: 0, ...backend }, {});
-  const logger = createLogger({ level: "warn", format: "json", write: (line) => process.stderr.write(line) });
+  const logger = createLogger({ level: "warn", format: "json", write: (line) => (options.logs ? options.logs.push(line) : process.stderr.write(line)) });
   let server: BatonServer;
   try {
     server = await createServer(config, loadProject(config.configPath, {}), logger, clock);
   } catch (error) {
-    await database?.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    if (owned) {
+      await database?.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
     throw error;
   }
   return {
@@ -71,12 +84,19 @@ async function startStore(project: string, clock: Clock): Promise<StoreServer> {
         await client.end();
       }
     },
-    async close() {
+    data: { dataDir, database },
+    async close(keep = false) {
       await server.close(0);
+      if (!owned || keep) return;
       await database?.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+async function dropData(data: StoreServer["data"]): Promise<void> {
+  await data.database?.drop();
+  rmSync(data.dataDir, { recursive: true, force: true });
 }
 
 /** What a search answered, as [key, score] pairs (score absent: undefined). */
@@ -238,6 +258,17 @@ describe("store.index at start", () => {
     await expect(startStore("langgraph.short.json", systemClock)).rejects.toThrow(/returned vectors of 3 dimensions; langgraph\.json store\.index\.dims is 4/);
   });
 
+  it("refuses a start whose store.index.dims differs from the embeddings already stored", async () => {
+    const first = await startStore("langgraph.json", systemClock);
+    await first.client.store.putItem(["dims"], "k", { text: "cat" });
+    await first.close(true);
+    try {
+      await expect(startStore("langgraph.dims3.json", systemClock, { shared: first.data })).rejects.toThrow(/the store holds embeddings of 4 dimensions, but store\.index\.dims is 3/);
+    } finally {
+      await dropData(first.data);
+    }
+  });
+
   it("refuses a provider whose LangChain integration is not installed, naming the package to install", async () => {
     await expect(startStore("langgraph.provider.json", systemClock)).rejects.toThrow(/needs the LangChain integration @langchain\/cohere.*npm install @langchain\/cohere/);
   });
@@ -252,6 +283,30 @@ describe("store.index at start", () => {
       expect(ranked(items)).toEqual([["cat-cat", close(1)]]);
     } finally {
       await s.close();
+    }
+  });
+});
+
+describe.runIf(SCALE_OUT)("store sweepers in several processes", () => {
+  it("two servers on one database (as two processes are) sweep the same expired items without failing", async () => {
+    const clock = new ManualClock(Date.now());
+    const logs: string[] = [];
+    const one = await startStore("langgraph.json", clock, { logs });
+    const two = await startStore("langgraph.json", clock, { shared: one.data, logs });
+    try {
+      const ns = ["swept", randomUUID()];
+      await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? one : two).client.store.putItem(ns, `k${i}`, { text: "cat", tags: ["dog"] }, { ttl: 1 })));
+      await one.client.store.putItem(ns, "kept", { text: "cat" });
+      expect(await one.rows("store_items", ns)).toBe(61);
+      clock.advance(MINUTE);
+      // Invisible at once in both processes, before any sweep.
+      expect((await two.client.store.searchItems(ns, { query: "cat", limit: 100 })).items.map((item) => item.key)).toEqual(["kept"]);
+      await until(async () => ((await one.rows("store_items", ns)) === 1 ? true : undefined), "both sweepers to delete the expired items");
+      expect(await one.rows("store_vectors", ns)).toBe(1);
+      expect(logs.filter((line) => line.includes("store:sweep-failed"))).toEqual([]);
+    } finally {
+      await two.close();
+      await one.close();
     }
   });
 });
