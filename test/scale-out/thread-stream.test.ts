@@ -3,13 +3,15 @@
  * one API process that is SIGKILLed resumes on another API process with
  * `Last-Event-ID` and gets exactly the events it missed (C8), the rest of the
  * run and the next run of the thread included. The thread's log lives in
- * Redis, not in the process that served the stream. The runs wait on files
- * the test creates (the cross-process gate of the `two_step` fixture).
+ * Redis, not in the process that served the stream. The same for a protocol
+ * v2 WebSocket client resuming with `since`. The runs wait on files the test
+ * creates (the cross-process gate of the `two_step` fixture).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
 import { startCluster, type Cluster, type Member } from "../helpers/cluster.ts";
 import { killAll, runBaton } from "../helpers/process.ts";
 import { human } from "../helpers/server.ts";
@@ -84,4 +86,74 @@ describe("thread streams in scale-out", () => {
       { run_id: second.run_id, status: "run_done", run_status: "success" },
     ]);
   });
+
+  it("a protocol v2 WebSocket client whose API process is SIGKILLed mid-run resumes on another with since, with exactly the missed events", async () => {
+    const apiC = await cluster.start("api");
+    const threadId = crypto.randomUUID();
+    const file = marker("protocol");
+    const channels = ["lifecycle", "values", "updates"];
+    const first = await openSocket(apiC.url, threadId);
+    await first.send("subscription.subscribe", { channels });
+    const started = await first.send("run.start", { assistant_id: "two_step", input: human(`go file:${file}`) });
+    expect(started.type).toBe("success");
+    // The first step is out; the second waits for the file. The process dies mid-run.
+    await first.until(() => first.events().some((e) => e.method === "updates" && e.params.node === "first"));
+    const before = first.events();
+    await apiC.stop("SIGKILL");
+    writeFileSync(file, "");
+    await apiB.client.runs.join(threadId, started.result.run_id as string);
+
+    const second = await openSocket(apiB.url, threadId);
+    await second.send("subscription.subscribe", { channels, since: before.at(-1)!.seq });
+    await second.until(() => second.events().some((e) => e.method === "lifecycle" && e.params.data.event === "completed"));
+    const replay = await openSocket(apiB.url, threadId);
+    await replay.send("subscription.subscribe", { channels, since: 0 });
+    await replay.until(() => replay.events().some((e) => e.method === "lifecycle" && e.params.data.event === "completed"));
+    expect([...before, ...second.events()].map((e) => e.seq)).toEqual(replay.events().map((e) => e.seq));
+    expect(replay.events().filter((e) => e.method === "updates").map((e) => e.params.node)).toEqual(["first", "second"]);
+    second.ws.close();
+    replay.ws.close();
+  });
 });
+
+interface ProtocolEvent {
+  type: "event";
+  seq: number;
+  method: string;
+  params: { namespace: string[]; data: Record<string, unknown>; node?: string };
+}
+
+/** A protocol WebSocket on one API process: commands answered in order, its events, and a way to wait for some. */
+async function openSocket(url: string, threadId: string) {
+  const ws = new WebSocket(`${url.replace(/^http/, "ws")}/threads/${threadId}/stream/events`);
+  const messages: Record<string, unknown>[] = [];
+  const waiters = new Set<() => void>();
+  ws.on("message", (data: Buffer) => {
+    messages.push(JSON.parse(data.toString("utf8")) as Record<string, unknown>);
+    for (const wake of waiters) wake();
+  });
+  // A killed process cuts the socket: later waits fail instead of hanging.
+  ws.on("close", () => {
+    for (const wake of waiters) wake();
+  });
+  ws.on("error", () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
+  const until = async (check: () => boolean) => {
+    while (!check()) {
+      if (ws.readyState !== ws.OPEN) throw new Error("the socket closed");
+      await new Promise<void>((resolve) => waiters.add(resolve)).finally(() => waiters.clear());
+    }
+  };
+  let nextId = 1;
+  const send = async (method: string, params: Record<string, unknown>) => {
+    const id = nextId++;
+    ws.send(JSON.stringify({ id, method, params }));
+    await until(() => messages.some((m) => m.id === id));
+    return messages.find((m) => m.id === id) as { type: string; result: Record<string, unknown> };
+  };
+  const events = () => messages.filter((m) => m.type === "event") as unknown as ProtocolEvent[];
+  return { ws, send, until, events };
+}
