@@ -85,6 +85,10 @@ describe("thread TTLs", () => {
     expect((await call(t.server.url, "GET", `/threads/${thread.thread_id}?include=ttl`)).body.ttl).toEqual(shown.ttl);
     const short = await t.client.threads.create({ ttl: 0.5 });
     expect((await t.client.threads.get(short.thread_id, { include: ["ttl"] })) as unknown).toMatchObject({ ttl: { strategy: "delete", ttl_minutes: 0.5 } });
+    // A copy takes its source's TTL, counted from the copy's creation.
+    const copy = await t.client.threads.copy(thread.thread_id);
+    const copied = (await t.client.threads.get(copy.thread_id, { include: ["ttl"] })) as unknown as { ttl: Record<string, unknown>; created_at: string };
+    expect(copied.ttl).toEqual({ strategy: "delete", ttl_minutes: 10, expires_at: new Date(Date.parse(copied.created_at) + 10 * MINUTE).toISOString() });
     // No TTL: nothing to show, even when asked.
     const plain = await t.client.threads.create();
     expect(await t.client.threads.get(plain.thread_id, { include: ["ttl"] })).not.toHaveProperty("ttl");
