@@ -201,6 +201,15 @@ describe("A2A", () => {
     expect((got.body.result as Task).history).toHaveLength(2);
   });
 
+  it("answers concurrent messages to one context each with its own run's answer (queued on the thread)", async () => {
+    const contextId = crypto.randomUUID();
+    const texts = Array.from({ length: 6 }, (_, i) => `turn ${i} ${crypto.randomUUID()}`);
+    const answers = await Promise.all(texts.map((text) => a2a(t.url, "echo", "message/send", userMessage(text, contextId))));
+    expect(answers.map((answer) => (answer.body.result as Task).artifacts![0]!.parts[0]!.text)).toEqual(texts.map((text) => `echo: ${text}`));
+    expect(new Set(answers.map((answer) => (answer.body.result as Task).id)).size).toBe(texts.length);
+    expect(await t.client.runs.list(contextId)).toHaveLength(texts.length);
+  });
+
   it("takes data parts as input fields, and refuses text parts for a graph without messages", async () => {
     const data = await a2a(t.url, "typed", "message/send", { message: { role: "user", messageId: "m1", parts: [{ kind: "data", data: { question: "why" } }] } });
     expect(JSON.parse((data.body.result as Task).artifacts![0]!.parts[0]!.text)).toEqual({ question: "why", answer: "you asked: why" });
