@@ -121,6 +121,29 @@ describe("MCP", () => {
     }
   });
 
+  it("pages tools 100 at a time with nextCursor", async () => {
+    const tag = crypto.randomUUID().slice(0, 8);
+    const created = await Promise.all(Array.from({ length: 105 }, (_, i) => t.client.assistants.create({ graphId: "echo", name: `page-${tag}-${i}` })));
+    const client = await mcpClient(t.url);
+    try {
+      const names: string[] = [];
+      const pages: number[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await client.listTools(cursor === undefined ? undefined : { cursor });
+        pages.push(page.tools.length);
+        names.push(...page.tools.map((tool) => tool.name));
+        cursor = page.nextCursor;
+      } while (cursor !== undefined);
+      expect(pages[0]).toBe(100);
+      expect(names.filter((name) => name.startsWith(`page-${tag}-`)).sort()).toEqual(created.map((a) => a.name).sort());
+      expect(new Set(names).size).toBe(names.length);
+    } finally {
+      await client.close();
+      await Promise.all(created.map((a) => t.client.assistants.delete(a.assistant_id)));
+    }
+  });
+
   it("answers HTTP mistakes with JSON-RPC errors and the statuses of the official server", async () => {
     const post = (body: string, headers: Record<string, string>) => fetch(`${t.url}/mcp`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
     const both = { accept: "application/json, text/event-stream" };
