@@ -16,7 +16,7 @@ import type { Logger } from "../core/logger.ts";
 export interface CronSchedulerOptions {
   /** Longest sleep between two looks at the crons, in ms. */
   pollMs: number;
-  /** Wake-ups closer together than this are merged into one look, in ms. */
+  /** Wake-ups closer together than this are merged into one look, in ms (default 100). */
   debounceMs?: number;
 }
 
@@ -38,7 +38,7 @@ export class CronScheduler {
     this.#crons = crons;
     this.#clock = clock;
     this.#logger = logger;
-    this.#options = { debounceMs: 20, ...options };
+    this.#options = { debounceMs: 100, ...options };
   }
 
   /** Starts looking (fires what is due now, then sleeps until the next time). */
@@ -94,9 +94,13 @@ export class CronScheduler {
   async #lookOnce(): Promise<void> {
     let delay: number;
     try {
+      // One cheap read when nothing is due (most wake-ups are other processes' run creations).
+      let next = await this.#crons.nextDueMs();
       const now = this.#clock.nowMs();
-      for (const outcome of await this.#crons.fireDue(now)) this.#report(outcome, now);
-      const next = await this.#crons.nextDueMs();
+      if (next !== null && next <= now) {
+        for (const outcome of await this.#crons.fireDue(now)) this.#report(outcome, now);
+        next = await this.#crons.nextDueMs();
+      }
       delay = next === null ? this.#options.pollMs : Math.min(this.#options.pollMs, Math.max(0, next - this.#clock.nowMs()));
     } catch (error) {
       this.#logger.warn("cron:look-failed", { error: error instanceof Error ? error.message : String(error), retry_ms: RETRY_MS });

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, loadProject } from "../../src/config.ts";
 import { createLogger, createServer } from "../../src/server.ts";
 import { freshDatabase } from "../helpers/postgres.ts";
-import { FIXTURES, human, REDIS_URL, SCALE_OUT, startServer, until, type TestServer } from "../helpers/server.ts";
+import { FIXTURES, human, REDIS_URL, SCALE_OUT, startGatedRun, startServer, until, type TestServer } from "../helpers/server.ts";
 
 /** Webhook bodies the fixture project's app received (test/fixtures/graphs/app.ts), shared through globalThis. */
 const hooks = ((globalThis as Record<string, unknown>).__batonWebhooks ??= []) as { run_id: string; thread_id: string; metadata: Record<string, unknown>; status: string }[];
@@ -206,6 +206,26 @@ describe("firing", () => {
     expect(new Set(times).size).toBe(times.length);
     const state = await client.threads.getState<{ messages: { content: string }[] }>(thread.thread_id);
     expect(state.values.messages.filter((m) => m.content === "again").length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe("a fire the run path refuses", () => {
+  it("under reject, the times its thread is busy are skipped; it fires again once the thread is free", async () => {
+    const { thread, gate } = await startGatedRun(client);
+    const cron = await client.crons.createForThread(thread.thread_id, "echo", { schedule: "* * * * * *", input: human("when free"), multitaskStrategy: "reject" });
+    const first = Date.parse(cron.next_run_date);
+    const nextRun = async () => Date.parse(((await fetch(`${t.url}/runs/crons/${cron.cron_id}`).then((r) => r.json())) as { next_run_date: string }).next_run_date);
+    // Two scheduled times pass while the gated run holds the thread: each is refused (409 for a
+    // request) and skipped, the cron moves on, and no run is added.
+    await until(async () => ((await nextRun()) >= first + 2_000 ? true : undefined), "two refused fires", 20_000);
+    expect((await client.runs.list(thread.thread_id)).map((r) => r.metadata?.cron_id)).toEqual([undefined]);
+    gate.open();
+    const fired = await until(async () => {
+      const runs = await client.runs.list(thread.thread_id);
+      return runs.some((r) => r.metadata?.cron_id === cron.cron_id) ? runs : undefined;
+    }, "a fire once the thread is free", 20_000);
+    await client.crons.delete(cron.cron_id);
+    expect(fired.some((r) => r.metadata?.cron_id === cron.cron_id)).toBe(true);
   });
 });
 
