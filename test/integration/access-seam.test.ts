@@ -487,3 +487,95 @@ describe("runs", () => {
     expect((await a.threads.get(thread.thread_id)).status).toBe("idle");
   });
 });
+
+describe("crons", () => {
+  it("each cron action asks the authorizer with the official resource, action and value", async () => {
+    const a = clientAs("a");
+    const thread = await a.threads.create();
+    authorizer.calls = [];
+    const cron = await a.crons.create("echo", { schedule: "0 9 * * *", input: { messages: [] }, metadata: { team: "x" }, endTime: "2099-01-01T00:00:00Z" });
+    const bound = await a.crons.createForThread(thread.thread_id, "echo", { schedule: "0 10 * * *" });
+    await a.crons.search({ assistantId: "echo", threadId: thread.thread_id, limit: 5 });
+    await a.crons.count({ metadata: { team: "x" } });
+    await raw("a", "GET", `/runs/crons/${cron.cron_id}`);
+    await a.crons.update(cron.cron_id, { schedule: "0 8 * * *" });
+    await a.crons.delete(bound.cron_id);
+
+    expect(authorizer.calls.map((call) => [call.event, call.value])).toEqual([
+      [
+        "crons:create",
+        {
+          cron_id: cron.cron_id,
+          thread_id: null,
+          schedule: "0 9 * * *",
+          end_time: "2099-01-01T00:00:00Z",
+          payload: { input: { messages: [] } },
+          metadata: { team: "x" },
+          user_id: null,
+        },
+      ],
+      ["crons:create", { cron_id: bound.cron_id, thread_id: thread.thread_id, schedule: "0 10 * * *", end_time: null, payload: {}, metadata: {}, user_id: null }],
+      ["crons:search", { assistant_id: "echo", thread_id: thread.thread_id, limit: 5, offset: 0 }],
+      ["crons:search", { assistant_id: undefined, thread_id: undefined }],
+      ["crons:read", { cron_id: cron.cron_id }],
+      ["crons:update", { cron_id: cron.cron_id, payload: undefined, schedule: "0 8 * * *" }],
+      ["crons:delete", { cron_id: bound.cron_id }],
+    ]);
+    for (const { ctx } of authorizer.calls) expect(ctx.headers["x-owner"]).toBe("a");
+    await a.crons.delete(cron.cron_id);
+  });
+
+  it("a filter hides another owner's crons: search and count leave them out, get, patch and delete answer 404, and their threads take no cron", async () => {
+    authorizer.decide = (ctx, event, value) => {
+      const owner = ctx.headers["x-owner"]!;
+      if (event === "crons:create" || event === "threads:create") return { value: { ...value, metadata: { ...(value.metadata as object), owner } }, filter: { owner } };
+      if (event.startsWith("crons:") || event.startsWith("threads:")) return { filter: { owner } };
+      return undefined;
+    };
+    const a = clientAs("a");
+    const b = clientAs("b");
+    const mine = await a.crons.create("echo", { schedule: "0 9 * * *", metadata: { tag: "seam-crons" } });
+    expect(mine.metadata).toEqual({ tag: "seam-crons", owner: "a" });
+    const theirs = await b.crons.create("echo", { schedule: "0 9 * * *", metadata: { tag: "seam-crons" } });
+    expect((await a.crons.search({ metadata: { tag: "seam-crons" } })).map((c) => c.cron_id)).toEqual([mine.cron_id]);
+    expect((await b.crons.search({ metadata: { tag: "seam-crons" } })).map((c) => c.cron_id)).toEqual([theirs.cron_id]);
+    expect(await b.crons.count({ metadata: { owner: "a" } })).toBe(0);
+    for (const [method, path, body] of [
+      ["GET", `/runs/crons/${mine.cron_id}`, undefined],
+      ["PATCH", `/runs/crons/${mine.cron_id}`, { enabled: false }],
+      ["DELETE", `/runs/crons/${mine.cron_id}`, undefined],
+    ] as const) {
+      const answer = await raw("b", method, path, body);
+      expect({ method, path, status: answer.status, body: answer.body }).toEqual({ method, path, status: 404, body: { detail: `Cron '${mine.cron_id}' not found.` } });
+    }
+    const thread = await a.threads.create();
+    expect((await raw("b", "POST", `/threads/${thread.thread_id}/runs/crons`, { assistant_id: "echo", schedule: "0 9 * * *" })).status).toBe(404);
+    // Nothing b tried changed a's cron.
+    const after = (await raw("a", "GET", `/runs/crons/${mine.cron_id}`)).body as { enabled: boolean; updated_at: string };
+    expect(after).toMatchObject({ enabled: true, updated_at: mine.updated_at });
+    expect(await a.crons.count({ threadId: thread.thread_id })).toBe(0);
+    await a.crons.delete(mine.cron_id);
+    await b.crons.delete(theirs.cron_id);
+  });
+
+  it("a denial is 403 and nothing happens", async () => {
+    const a = clientAs("a");
+    const cron = await a.crons.create("echo", { schedule: "0 9 * * *", metadata: { tag: "seam-denied" } });
+    authorizer.decide = (_ctx, event) => {
+      if (event.startsWith("crons:")) throw new AccessDenied("crons", event.split(":")[1]!);
+      return undefined;
+    };
+    for (const [method, path, body] of [
+      ["POST", "/runs/crons", { assistant_id: "echo", schedule: "0 9 * * *", metadata: { tag: "seam-denied" } }],
+      ["PATCH", `/runs/crons/${cron.cron_id}`, { schedule: "0 1 * * *" }],
+      ["DELETE", `/runs/crons/${cron.cron_id}`, undefined],
+      ["GET", `/runs/crons/${cron.cron_id}`, undefined],
+      ["POST", "/runs/crons/search", {}],
+    ] as const) {
+      expect((await raw("a", method, path, body)).status, `${method} ${path}`).toBe(403);
+    }
+    authorizer.decide = () => undefined;
+    expect((await a.crons.search({ metadata: { tag: "seam-denied" } })).map((c) => [c.cron_id, c.schedule])).toEqual([[cron.cron_id, "0 9 * * *"]]);
+    await a.crons.delete(cron.cron_id);
+  });
+});
