@@ -15,7 +15,9 @@ import Database from "better-sqlite3";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, loadProject } from "../../src/config.ts";
+import type { Authorization, Authorizer } from "../../src/core/authorizer.ts";
 import { systemClock, type Clock } from "../../src/core/clock.ts";
+import type { RequestContext } from "../../src/core/context.ts";
 import { createLogger, createServer, type BatonServer } from "../../src/server.ts";
 import { ManualClock } from "../../src/testing/index.ts";
 import { encodeNamespace } from "../../src/backends/namespaces.ts";
@@ -41,6 +43,8 @@ interface StoreOptions {
   shared?: { dataDir: string; database: TestDatabase | undefined };
   /** Receives every log line at warn and above. */
   logs?: string[];
+  /** The access seam's authorizer (the project's Auth handlers, in a real deployment). */
+  authorizer?: Authorizer;
 }
 
 async function startStore(project: string, clock: Clock, options: StoreOptions = {}): Promise<StoreServer> {
@@ -55,7 +59,7 @@ async function startStore(project: string, clock: Clock, options: StoreOptions =
   const logger = createLogger({ level: "warn", format: "json", write: (line) => (options.logs ? options.logs.push(line) : process.stderr.write(line)) });
   let server: BatonServer;
   try {
-    server = await createServer(config, loadProject(config.configPath, {}), logger, clock);
+    server = await createServer(config, loadProject(config.configPath, {}), logger, clock, options.authorizer === undefined ? {} : { authorizer: options.authorizer });
   } catch (error) {
     if (owned) {
       await database?.drop();
@@ -307,6 +311,38 @@ describe.runIf(SCALE_OUT)("store sweepers in several processes", () => {
     } finally {
       await two.close();
       await one.close();
+    }
+  });
+});
+
+/** Each caller (x-user) sees only the store items whose value names it as owner, as an Auth handler's filter does. */
+const ownersOnly: Authorizer = {
+  authorize<V extends object>(ctx: RequestContext, resource: string, _action: string, value: V): Promise<Authorization<V>> {
+    const user = ctx.headers["x-user"] ?? "nobody";
+    return Promise.resolve(resource === "store" ? { value, filter: { owner: user } } : { value });
+  },
+};
+
+describe("store semantic search through the access seam", () => {
+  it("ranks only the items the caller's filter lets it see, with the client's filter and pages applied after", async () => {
+    const s = await startStore("langgraph.json", systemClock, { authorizer: ownersOnly });
+    try {
+      const as = (user: string) => new Client({ apiUrl: s.server.url, defaultHeaders: { "x-user": user } });
+      const alice = as("alice");
+      const bob = as("bob");
+      const ns = ["shared", randomUUID()];
+      await bob.store.putItem(ns, "bob-cat", { text: "cat", owner: "bob" });
+      await alice.store.putItem(ns, "alice-cat-dog", { text: "cat dog", owner: "alice", kind: "pet" });
+      await alice.store.putItem(ns, "alice-fish", { text: "fish", owner: "alice", kind: "food" });
+      expect(ranked((await alice.store.searchItems(ns, { query: "cat" })).items)).toEqual([
+        ["alice-cat-dog", close(1 / Math.sqrt(2))],
+        ["alice-fish", 0],
+      ]);
+      expect(ranked((await bob.store.searchItems(ns, { query: "fish" })).items)).toEqual([["bob-cat", 0]]);
+      expect(ranked((await alice.store.searchItems(ns, { query: "cat", filter: { kind: "food" } })).items)).toEqual([["alice-fish", 0]]);
+      expect(ranked((await alice.store.searchItems(ns, { query: "cat", offset: 1 })).items)).toEqual([["alice-fish", 0]]);
+    } finally {
+      await s.close();
     }
   });
 });
