@@ -54,6 +54,8 @@ export function commandOf(raw: unknown): { command: ProtocolCommand } | { refusa
 export function attachProtocolSockets(server: Server, fetch: Fetch, logger: Logger): void {
   const sockets = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   server.on("upgrade", (incoming: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // A client that resets its connection mid-upgrade must not take the process down.
+    socket.on("error", () => socket.destroy());
     void upgrade(sockets, fetch, incoming, socket, head).catch((error: unknown) => {
       logger.warn("protocol:upgrade-failed", { error: error instanceof Error ? error.message : String(error) });
       socket.destroy();
@@ -100,6 +102,8 @@ export function runProtocolSocket(ws: WebSocket, session: SocketSession): void {
     turn = turn.then(() => handle(text)).catch(() => undefined);
   });
   const ping = setInterval(() => ws.ping(), session.keepAliveMs);
+  // A frame too large (over MAX_MESSAGE_BYTES) or malformed: ws closes the socket and reports it here; it is the client's.
+  ws.on("error", () => ws.terminate());
   ws.on("close", () => {
     clearInterval(ping);
     for (const stop of subscriptions.values()) stop.abort();

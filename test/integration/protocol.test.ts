@@ -184,7 +184,7 @@ async function openSocket(threadId: string, owner = "alice") {
     return messages.find((m) => m.id === id) as { type: string; result: Record<string, unknown> };
   };
   const events = () => messages.filter((m) => m.type === "event") as unknown as Event[];
-  return { ws, send, until, events };
+  return { ws, send, until, events, messages };
 }
 
 describe("protocol v2 over WebSocket", () => {
@@ -222,7 +222,20 @@ describe("protocol v2 over WebSocket", () => {
     expect((await socket.send("subscription.unsubscribe", { subscription_id: subscribed.result.subscription_id })).type).toBe("success");
     expect(await socket.send("subscription.unsubscribe", { subscription_id: "nope" })).toMatchObject({ type: "error", error: "no_such_subscription" });
     expect(await socket.send("subscription.subscribe", { channels: [] })).toMatchObject({ type: "error", error: "invalid_argument" });
+    socket.ws.send("not json");
+    await socket.until(() => socket.messages.some((m) => m.id === null));
+    expect(socket.messages.find((m) => m.id === null)).toMatchObject({ type: "error", error: "invalid_argument" });
     socket.ws.close();
+  });
+
+  it("closes a socket that sends a message over 1 MB, and goes on serving", async () => {
+    const socket = await openSocket(randomUUID());
+    const closed = new Promise<number>((resolve) => socket.ws.once("close", (code: number) => resolve(code)));
+    socket.ws.send(JSON.stringify({ id: 1, method: "run.start", params: { input: "x".repeat(1024 * 1024 + 1) } }));
+    expect(await closed).toBe(1009);
+    const again = await openSocket(randomUUID());
+    expect((await again.send("subscription.subscribe", { channels: ["values"] })).type).toBe("success");
+    again.ws.close();
   });
 });
 
