@@ -112,7 +112,8 @@ function translate(entry: ThreadEvent): [string, string[], unknown, string?][] {
     case "updates":
       if (!isRecord(entry.data)) return [];
       return Object.entries(entry.data).flatMap(([node, update]): [string, string[], unknown, string?][] =>
-        node === "__interrupt__" ? [] : [["updates", namespace, update, node]],
+        // A node's update is an object on the protocol; anything else is wrapped as {value}.
+        node === "__interrupt__" ? [] : [["updates", namespace, isRecord(update) ? update : { value: update }, node]],
       );
     case "custom":
       return [["custom", namespace, { payload: entry.data }]];
