@@ -441,7 +441,7 @@ export class PostgresStoreItems implements StoreItems {
       // Exact scan: every candidate's embeddings, ranked here (docs/store.md).
       const vector = query.vector;
       const rows = (await retryUnavailable(() => this.pool.query<ItemRow>(`SELECT * FROM store_items${where(clauses)} ${order}`, args))).rows;
-      const vectors = await this.#vectors(prefix);
+      const vectors = await this.#vectors(clauses, args);
       const items = rankBySimilarity(rows.map((row) => ({ item: toItem(row), vectors: vectors.get(itemId(row.namespace, row.key)) ?? [] })), vector, query.offset, query.limit);
       const kept = new Set(items.map((item) => itemId(encodeNamespace(item.namespace), item.key)));
       found = { rows: rows.filter((row) => kept.has(itemId(row.namespace, row.key))), items };
@@ -479,10 +479,10 @@ export class PostgresStoreItems implements StoreItems {
     return rows[0] === undefined ? null : rows[0].bytes / 4;
   }
 
-  /** The embeddings of the items under an encoded namespace prefix, by item. */
-  async #vectors(prefix: string): Promise<Map<string, Float32Array[]>> {
-    const sql = "SELECT namespace, key, embedding FROM store_vectors WHERE left(namespace, length($1)) = $1";
-    const { rows } = await retryUnavailable(() => this.pool.query<{ namespace: string; key: string; embedding: Buffer }>(sql, [prefix]));
+  /** The embeddings of the items the search's conditions (on store_items, with their arguments) select, by item. */
+  async #vectors(clauses: string[], args: unknown[]): Promise<Map<string, Float32Array[]>> {
+    const sql = `SELECT namespace, key, embedding FROM store_vectors WHERE (namespace, key) IN (SELECT namespace, key FROM store_items${where(clauses)})`;
+    const { rows } = await retryUnavailable(() => this.pool.query<{ namespace: string; key: string; embedding: Buffer }>(sql, args));
     const byItem = new Map<string, Float32Array[]>();
     for (const row of rows) {
       const id = itemId(row.namespace, row.key);

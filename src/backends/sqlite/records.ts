@@ -450,7 +450,7 @@ export class SqliteStoreItems implements StoreItems {
     if (query.vector !== undefined) {
       // Exact scan: every candidate's embeddings, ranked here (docs/store.md).
       const rows = this.db.prepare<unknown[], ItemRow>(`SELECT * FROM store_items WHERE ${clauses.join(" AND ")} ${order}`).all(...args);
-      const vectors = this.#vectors(prefix);
+      const vectors = this.#vectors(clauses, args);
       const items = rankBySimilarity(rows.map((row) => ({ item: toItem(row), vectors: vectors.get(itemId(row.namespace, row.key)) ?? [] })), query.vector, query.offset, query.limit);
       const kept = new Set(items.map((item) => itemId(encodeNamespace(item.namespace), item.key)));
       found = { rows: rows.filter((row) => kept.has(itemId(row.namespace, row.key))), items };
@@ -484,11 +484,13 @@ export class SqliteStoreItems implements StoreItems {
     return row === undefined ? null : row.bytes / 4;
   }
 
-  /** The embeddings of the items under an encoded namespace prefix, by item. */
-  #vectors(prefix: string): Map<string, Float32Array[]> {
+  /** The embeddings of the items the search's conditions (on store_items, with their arguments) select, by item. */
+  #vectors(clauses: string[], args: unknown[]): Map<string, Float32Array[]> {
     const rows = this.db
-      .prepare<[number, string], { namespace: string; key: string; embedding: Buffer }>("SELECT namespace, key, embedding FROM store_vectors WHERE substr(namespace, 1, ?) = ?")
-      .all(prefix.length, prefix);
+      .prepare<unknown[], { namespace: string; key: string; embedding: Buffer }>(
+        `SELECT namespace, key, embedding FROM store_vectors WHERE (namespace, key) IN (SELECT namespace, key FROM store_items WHERE ${clauses.join(" AND ")})`,
+      )
+      .all(...args);
     const byItem = new Map<string, Float32Array[]>();
     for (const row of rows) {
       const id = itemId(row.namespace, row.key);
