@@ -5,7 +5,8 @@
  * scheduled time exactly once while both schedulers race for it, and while
  * one of them is SIGKILLed at a scheduled second (the killed one either
  * committed that time with its run, or the survivor fires it), and while a
- * new worker starts and joins the race.
+ * new worker starts and joins the race. And with no worker running, a
+ * cron's missed times are skipped but the latest, fired once a worker starts.
  *
  * Its runs keep their threads (on_run_completed keep), so every fire is a
  * thread whose metadata names the cron and the scheduled time.
@@ -29,8 +30,8 @@ afterAll(async () => {
 });
 
 /** The scheduled times fired for the cron so far, one entry per run (a duplicate would appear twice). */
-async function firedTimes(cronId: string): Promise<number[]> {
-  const threads = await api.client.threads.search({ metadata: { cron_id: cronId }, limit: 1000 });
+async function firedTimes(cronId: string, client = api.client): Promise<number[]> {
+  const threads = await client.threads.search({ metadata: { cron_id: cronId }, limit: 1000 });
   return threads.map((t) => Date.parse(t.metadata!.cron_scheduled_at as string)).sort((a, b) => a - b);
 }
 
@@ -64,5 +65,29 @@ describe("a cron on two worker processes", () => {
     expect(logged).toBeGreaterThanOrEqual(times.length - 1);
     expect(logged).toBeLessThanOrEqual(times.length);
     expect(firedBy(workers[1]!)).toBeGreaterThan(0);
+  });
+});
+
+describe("a cron while no worker runs", () => {
+  it("fires once, for the latest missed time, when a worker starts; the older missed times are skipped", { timeout: 90_000 }, async () => {
+    const quiet = await startCluster("crons_missed");
+    try {
+      const front = await quiet.start("api");
+      const cron = await front.client.crons.create("echo", { schedule: "*/2 * * * * *", input: human("late"), onRunCompleted: "keep" });
+      const due = Date.parse(cron.next_run_date);
+      // Three scheduled times pass with no scheduler (an API process fires nothing). Time passing is
+      // what is tested here, so this waits for it.
+      await new Promise((resolve) => setTimeout(resolve, due + 3 * PERIOD_MS + 100 - Date.now()));
+      expect(await firedTimes(cron.cron_id, front.client)).toEqual([]);
+      await quiet.start("worker");
+      await until(async () => ((await firedTimes(cron.cron_id, front.client)).length >= 2 ? true : undefined), "fires once a worker runs", 30_000);
+      await front.client.crons.delete(cron.cron_id);
+      const times = await firedTimes(cron.cron_id, front.client);
+      // No catch-up burst: the first fire is a time after the three missed ones, then the schedule's cadence.
+      expect(times[0]).toBeGreaterThanOrEqual(due + 3 * PERIOD_MS);
+      for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBe(PERIOD_MS);
+    } finally {
+      await quiet.close();
+    }
   });
 });
