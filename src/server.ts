@@ -738,6 +738,9 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     const services = await buildServices(config, loaded, opened, clock, seams, logger);
     // Threads whose TTL expired (docs/threads.md): swept by processes that execute runs, stopped with the storage.
     const threadTtl = new ThreadTtlSweeper({ threads: opened.backend.threads, clock, logger }, threadTtlPolicy(loaded.project.checkpointer?.ttl));
+    if (loaded.project.checkpointer?.ttl && loaded.project.checkpointer.path !== undefined) {
+      logger.warn("threads:ttl-own-checkpointer", { detail: "expired threads are deleted from Baton's records, but the checkpoints in the project's own saver (checkpointer.path) are neither deleted nor pruned" });
+    }
     const closeStorage = opened.cleanup.bind(opened);
     opened.cleanup = async () => {
       await threadTtl.close();
