@@ -135,6 +135,16 @@ describe("cron records", () => {
     expect((await fetch(`${t.url}/runs/crons/${cron.cron_id}`)).status).toBe(404);
   });
 
+  it("an assistant's crons go with the assistant", async () => {
+    const assistant = await client.assistants.create({ graphId: "echo" });
+    const cron = await client.crons.create(assistant.assistant_id, { schedule: "0 0 * * *" });
+    const other = await client.crons.create("echo", { schedule: "0 0 * * *" });
+    await client.assistants.delete(assistant.assistant_id);
+    expect((await fetch(`${t.url}/runs/crons/${cron.cron_id}`)).status).toBe(404);
+    expect((await fetch(`${t.url}/runs/crons/${other.cron_id}`)).status).toBe(200);
+    await client.crons.delete(other.cron_id);
+  });
+
   it("refuses what it cannot schedule, saying what to fix", async () => {
     const thread = await client.threads.create();
     const cases: [() => Promise<unknown>, number, RegExp][] = [

@@ -159,6 +159,8 @@ export class PostgresAssistants implements Assistants {
           await deleteThreadRows(db, thread_id);
         }
       }
+      // Its crons go with it, as on the official server (they could never fire again).
+      await db.query("DELETE FROM crons WHERE assistant_id = $1", [assistantId]);
       await db.query("DELETE FROM assistants WHERE assistant_id = $1", [assistantId]);
       return true;
     });

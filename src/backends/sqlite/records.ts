@@ -160,6 +160,8 @@ export class SqliteAssistants implements Assistants {
           deleteThreadRows(this.db, thread_id);
         }
       }
+      // Its crons go with it, as on the official server (they could never fire again).
+      this.db.prepare("DELETE FROM crons WHERE assistant_id = ?").run(assistantId);
       this.db.prepare("DELETE FROM assistants WHERE assistant_id = ?").run(assistantId);
       return true;
     }).immediate();
