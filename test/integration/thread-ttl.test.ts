@@ -186,6 +186,17 @@ describe("thread TTLs", () => {
     expect((await t.server.sweepThreads(after)).deleted).toContain(thread.thread_id);
   });
 
+  it("never sweeps a thread with an enabled cron: the cron would go with it; once disabled, the thread expires", async () => {
+    const thread = await t.client.threads.create({ ttl: { strategy: "delete", ttl: 1 } });
+    const cron = await t.client.crons.createForThread(thread.thread_id, "echo", { schedule: "0 0 1 1 *", input: human("yearly") });
+    const expiry = await expiresAt(t.client, thread.thread_id);
+    expect((await t.server.sweepThreads(expiry + 60 * MINUTE)).deleted).not.toContain(thread.thread_id);
+    expect((await t.client.crons.search({ threadId: thread.thread_id })).map((found) => found.cron_id)).toEqual([cron.cron_id]);
+    await t.client.crons.update(cron.cron_id, { enabled: false });
+    expect((await t.server.sweepThreads(expiry + 60 * MINUTE)).deleted).toContain(thread.thread_id);
+    await expect(t.client.threads.get(thread.thread_id)).rejects.toThrow(/404/);
+  });
+
   it("prune (the API) and the sweep share one path: prune with keep_latest leaves the TTL armed", async () => {
     const thread = await t.client.threads.create({ ttl: { strategy: "delete", ttl: 10 } });
     await t.client.runs.wait(thread.thread_id, "echo", { input: human("one") });

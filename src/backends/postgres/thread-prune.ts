@@ -54,15 +54,16 @@ export async function pruneThreadRows(db: Queryable, threadIds: readonly string[
  * One TTL sweep, in one transaction:
  *
  * 1. Claims the due threads (expired, no pending or running run, no
- *    state-update lock), oldest expiry first, with `FOR UPDATE SKIP LOCKED`:
+ *    enabled cron, no state-update lock), oldest expiry first, with `FOR UPDATE SKIP LOCKED`:
  *    a thread another sweeper holds is skipped, never waited for or taken
  *    twice, and while this transaction holds a thread's row, no run is
  *    created (creation locks the row) or claimed (the claim skips locked
  *    threads) on it.
  * 2. Reads again, now that the locks are held, which of them still have no
- *    pending or running run: a run created or claimed after step 1's
- *    snapshot and before its lock is seen here (a new statement, a new
- *    snapshot), and its thread is left alone.
+ *    pending or running run and no enabled cron: a run created or claimed,
+ *    or a cron created or enabled, after step 1's snapshot and before its
+ *    lock is seen here (a new statement, a new snapshot), and its thread is
+ *    left alone.
  * 3. Prunes them by their own strategy; `keep_latest` ones are disarmed
  *    until their next activity.
  */
@@ -73,6 +74,7 @@ export async function sweepExpiredThreads(pool: pg.Pool, nowMs: number, limit: n
         WHERE t.ttl_expires_ms IS NOT NULL AND t.ttl_expires_ms <= $1
           AND (t.lock_expires_ms IS NULL OR t.lock_expires_ms <= $1)
           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
+          AND NOT EXISTS (SELECT 1 FROM crons c WHERE c.thread_id = t.thread_id AND c.enabled)
         ORDER BY t.ttl_expires_ms, t.thread_id COLLATE "C"
         LIMIT $2
         FOR UPDATE OF t SKIP LOCKED`,
@@ -81,7 +83,8 @@ export async function sweepExpiredThreads(pool: pg.Pool, nowMs: number, limit: n
     if (due.length === 0) return { deleted: [], pruned: [] };
     const { rows: idle } = await db.query<{ thread_id: string }>(
       `SELECT x.thread_id FROM unnest($1::text[]) AS x(thread_id)
-        WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = x.thread_id AND r.status IN ('pending', 'running'))`,
+        WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = x.thread_id AND r.status IN ('pending', 'running'))
+          AND NOT EXISTS (SELECT 1 FROM crons c WHERE c.thread_id = x.thread_id AND c.enabled)`,
       [due.map((row) => row.thread_id)],
     );
     const still = new Set(idle.map((row) => row.thread_id));

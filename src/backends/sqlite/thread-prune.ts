@@ -54,8 +54,8 @@ export function pruneThreadRows(db: Database, threadIds: readonly string[], stra
 /**
  * One TTL sweep in one IMMEDIATE transaction (the write lock is held from
  * the first read, so no run is created or claimed on a thread between the
- * check and the prune): expired threads with no pending or running run and
- * no state-update lock, oldest expiry first; `keep_latest` ones are
+ * check and the prune): expired threads with no pending or running run, no
+ * enabled cron and no state-update lock, oldest expiry first; `keep_latest` ones are
  * disarmed until their next activity.
  */
 export function sweepExpiredThreads(db: Database, nowMs: number, limit: number): TtlSweep {
@@ -65,6 +65,7 @@ export function sweepExpiredThreads(db: Database, nowMs: number, limit: number):
         WHERE t.ttl_expires_ms IS NOT NULL AND t.ttl_expires_ms <= ?
           AND (t.lock_expires_ms IS NULL OR t.lock_expires_ms <= ?)
           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
+          AND NOT EXISTS (SELECT 1 FROM crons c WHERE c.thread_id = t.thread_id AND c.enabled = 1)
         ORDER BY t.ttl_expires_ms, t.thread_id LIMIT ?`,
     )
     .all(nowMs, nowMs, limit);
