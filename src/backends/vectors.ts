@@ -3,8 +3,6 @@
  * BLOB or BYTEA) and the exact scan that ranks store items by cosine
  * similarity to a query's embedding (docs/store.md).
  */
-import type { ScoredStoreItem } from "../core/ports.ts";
-import type { StoreItem } from "../core/types.ts";
 
 export function encodeVector(vector: number[]): Buffer {
   const floats = Float32Array.from(vector);
@@ -12,10 +10,9 @@ export function encodeVector(vector: number[]): Buffer {
 }
 
 export function decodeVector(bytes: Uint8Array): Float32Array {
-  // Copied: a Buffer from a driver may sit at an offset Float32Array cannot view.
-  const copy = new Uint8Array(bytes.byteLength);
-  copy.set(bytes);
-  return new Float32Array(copy.buffer);
+  if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  // A Buffer from a driver's pool may sit at an offset a Float32Array cannot view: copied.
+  return new Float32Array(Uint8Array.prototype.slice.call(bytes).buffer);
 }
 
 /** Cosine similarity; 0 when either vector is all zeros. */
@@ -40,14 +37,13 @@ export const itemId = (namespace: string, key: string): string => `${namespace}\
  * against `query` (highest first, ties in the candidates' order), followed
  * by the candidates with no embedding (score null), in their order.
  */
-export function rankBySimilarity(candidates: { item: StoreItem; vectors: Float32Array[] }[], query: number[], offset: number, limit: number): ScoredStoreItem[] {
-  const scored: { item: StoreItem; score: number; at: number }[] = [];
-  const unscored: StoreItem[] = [];
+export function rankBySimilarity<T>(candidates: { item: T; vectors: Float32Array[] }[], query: number[], offset: number, limit: number): { item: T; score: number | null }[] {
+  const scored: { item: T; score: number; at: number }[] = [];
+  const unscored: { item: T; score: null }[] = [];
   candidates.forEach(({ item, vectors }, at) => {
-    if (vectors.length === 0) unscored.push(item);
-    else scored.push({ item, score: Math.max(...vectors.map((vector) => cosine(query, vector))), at });
+    if (vectors.length === 0) unscored.push({ item, score: null });
+    else scored.push({ item, score: vectors.reduce((best, vector) => Math.max(best, cosine(query, vector)), -Infinity), at });
   });
   scored.sort((a, b) => b.score - a.score || a.at - b.at);
-  const ranked: ScoredStoreItem[] = [...scored.map(({ item, score }) => ({ ...item, score })), ...unscored.map((item) => ({ ...item, score: null }))];
-  return ranked.slice(offset, offset + limit);
+  return [...scored.map(({ item, score }) => ({ item, score })), ...unscored].slice(offset, offset + limit);
 }

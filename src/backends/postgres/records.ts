@@ -444,9 +444,9 @@ export class PostgresStoreItems implements StoreItems {
       const vector = query.vector;
       const rows = (await retryUnavailable(() => this.pool.query<ItemRow>(`SELECT * FROM store_items${where(clauses)} ${order}`, args))).rows;
       const vectors = await this.#vectors(clauses, args);
-      const items = rankBySimilarity(rows.map((row) => ({ item: toItem(row), vectors: vectors.get(itemId(row.namespace, row.key)) ?? [] })), vector, query.offset, query.limit);
-      const kept = new Set(items.map((item) => itemId(encodeNamespace(item.namespace), item.key)));
-      found = { rows: rows.filter((row) => kept.has(itemId(row.namespace, row.key))), items };
+      // Values are parsed for the page only.
+      const page = rankBySimilarity(rows.map((row) => ({ item: row, vectors: vectors.get(itemId(row.namespace, row.key)) ?? [] })), vector, query.offset, query.limit);
+      found = { rows: page.map(({ item }) => item), items: page.map(({ item, score }) => ({ ...toItem(item), score })) };
     } else {
       if (query.query !== undefined && query.query !== "") {
         // No index configured: a plain case-insensitive text match on the value.
