@@ -32,8 +32,10 @@ import { deleteThreadRows, jsonb, toRun, type RunRow } from "./rows.ts";
 import { claimCronFire } from "./crons.ts";
 
 /**
- * The claim is the function `baton_claim` (migration 0004, replacing 0002's),
- * one statement and one round trip. `users`: the users with pending runs
+ * The claim is the function `baton_claim`, one statement and one round trip.
+ * It returns at once when no pending run is due (migration 0010); otherwise
+ * `baton_claim_search` (migration 0006, after 0004) finds the candidates.
+ * `users`: the users with pending runs
  * (the anonymous user, owner NULL, is one user), by a loose index scan;
  * `head`: for each user not at the cap, its first 16 claimable runs by
  * priority then FIFO (only the oldest pending run of a thread is
@@ -512,7 +514,7 @@ export class PostgresRunQueue implements RunQueue {
       // A pending run would start from the state as it was when it was asked for (C2), so it holds the thread too.
       const busy = (
         await db.query<{ run_id: string }>(
-          "SELECT run_id FROM runs WHERE thread_id = $1 AND status IN ('running', 'pending') ORDER BY status = 'running' DESC, created_at LIMIT 1",
+          "SELECT run_id FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running') ORDER BY status = 'running' DESC, created_at LIMIT 1",
           [threadId],
         )
       ).rows[0];

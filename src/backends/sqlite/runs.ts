@@ -361,7 +361,7 @@ export class SqliteRunQueue implements RunQueue {
     return this.#db.transaction(() => {
       // A pending run would start from the state as it was when it was asked for (C2), so it holds the thread too.
       const busy = this.#db
-        .prepare("SELECT run_id FROM runs WHERE thread_id = ? AND status IN ('running', 'pending') ORDER BY status = 'running' DESC, created_at LIMIT 1")
+        .prepare("SELECT run_id FROM runs WHERE thread_id = ? AND status IN ('pending', 'running') ORDER BY status = 'running' DESC, created_at LIMIT 1")
         .get(threadId) as { run_id: string } | undefined;
       if (busy !== undefined) return { locked: false as const, busyWith: `run ${busy.run_id}` };
       const now = this.#clock.nowMs();
