@@ -94,7 +94,8 @@ export class CronService {
       end_time: input.end_time,
       payload: input.payload,
       metadata: input.metadata,
-      user_id: null as string | null,
+      // Whose runs they will be, as far as the request says before the thread is read (src/core/runs.ts ownerOf).
+      user_id: ctx.principal?.identity || ctx.user || null,
     });
     if (input.thread_id !== null && input.on_run_completed !== undefined) {
       throw new BatonError(ErrorCode.invalid, "on_run_completed applies to stateless crons (POST /runs/crons) only: a thread's cron runs on its thread, which stays. Leave it out.");
