@@ -117,11 +117,6 @@ export interface Threads {
    */
   prune(threadIds: string[], strategy: "delete" | "keep_latest"): Promise<number>;
   /**
-   * Gives `ttl` to the thread unless it has one (a run created on a thread
-   * while langgraph.json sets a default TTL).
-   */
-  applyDefaultTtl(threadId: string, ttl: ThreadTtl): Promise<void>;
-  /**
    * One sweep of expired threads (docs/threads.md): takes at most `limit`
    * threads whose TTL expired by `nowMs` and that have no pending or running
    * run, and prunes each by its own strategy with `prune`'s statements.
@@ -155,6 +150,8 @@ export interface NewRun {
   available_at_ms: number;
   /** Create the thread when it does not exist ("create"), or fail ("reject"). */
   if_not_exists: "create" | "reject";
+  /** The TTL of the thread when the run creates it (langgraph.json's default, docs/threads.md); absent or null: none. An existing thread's TTL is left alone. */
+  thread_ttl?: ThreadTtl | null | undefined;
   /**
    * A cron's scheduled time this run fires (docs/crons.md): its fire key is
    * claimed and the cron moved to its next time in the same transaction as

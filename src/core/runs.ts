@@ -68,7 +68,7 @@ export interface RunServiceDeps {
   safetyPollMs?: number;
   /** Where cancels are counted (docs/metrics.md); default: nowhere. */
   metrics?: Pick<RunMetrics, "cancelled">;
-  /** langgraph.json's default thread TTL: given to a run's thread that has none (docs/threads.md); absent or null: none. */
+  /** langgraph.json's default thread TTL: given to a thread a run creates (docs/threads.md); absent or null: none. */
   defaultThreadTtl?: ThreadTtl | null | undefined;
 }
 
@@ -208,9 +208,8 @@ export class RunService {
   }
 
   async #insert(run: NewRun): Promise<Run> {
-    const { run: created, cancelled } = await this.#deps.queue.create(run, this.#deps.limits);
-    // The run keeps its thread from the sweep until it ends; the TTL counts from then.
-    if (this.#deps.defaultThreadTtl) await this.#deps.threads.applyDefaultTtl(created.thread_id, this.#deps.defaultThreadTtl);
+    // A thread the run creates gets the default TTL in the same insert; an existing thread keeps what it has.
+    const { run: created, cancelled } = await this.#deps.queue.create({ ...run, thread_ttl: this.#deps.defaultThreadTtl ?? null }, this.#deps.limits);
     this.#signal(cancelled);
     this.#deps.bus.signalWork();
     return created;

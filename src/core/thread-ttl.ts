@@ -39,7 +39,7 @@ export const MAX_TTL_MINUTES = 52_560_000;
 
 /** `checkpointer.ttl` of langgraph.json, as the sweeper and thread creation read it. */
 export interface ThreadTtlPolicy {
-  /** Given to threads created without a TTL, and to threads without one when a run is created on them; null: none. */
+  /** Given to threads created without a TTL (by POST /threads or by a run that creates its thread); null: none. Existing threads are not changed. */
   default: ThreadTtl | null;
   /** Time between two sweeps of a process (ms). */
   sweepIntervalMs: number;

@@ -741,10 +741,11 @@ export function describeRecords(init: RecordsSuiteInit): void {
       expect(await backend.threads.sweepExpired(created + 90_000 - 1, 100)).toEqual({ deleted: [], pruned: [] });
       expect(await backend.threads.sweepExpired(created + 90_000, 100)).toEqual({ deleted: ["busy"], pruned: [] });
       expect(await backend.runs.get("run-busy")).toBeNull();
-      // A default TTL goes only to a thread without one; a TTL by patch replaces it.
-      await backend.threads.applyDefaultTtl("none", { strategy: "keep_latest", minutes: 5 });
-      await backend.threads.applyDefaultTtl("none", { strategy: "delete", minutes: 9 });
-      expect((await backend.threads.get("none"))?.ttl).toMatchObject({ strategy: "keep_latest", ttl_minutes: 5 });
+      // A run's thread TTL goes only to the thread the run creates; an existing thread keeps what it has; a TTL by patch replaces it.
+      await backend.runs.create({ ...newRun("made", "run-made"), thread_ttl: { strategy: "keep_latest", minutes: 5 } });
+      expect((await backend.threads.get("made"))?.ttl).toMatchObject({ strategy: "keep_latest", ttl_minutes: 5 });
+      await backend.runs.create({ ...newRun("none", "run-none"), thread_ttl: { strategy: "keep_latest", minutes: 5 } });
+      expect((await backend.threads.get("none"))?.ttl).toBeNull();
       expect((await backend.threads.patch("none", {}, undefined, { strategy: "delete", minutes: 2 })).ttl).toMatchObject({ strategy: "delete", ttl_minutes: 2 });
       await backend.close();
     });

@@ -179,8 +179,22 @@ async function a2a(url: string, assistant: string, method: string, params: unkno
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
+/** Sends one A2A message/stream request; answers the JSON-RPC responses of its events. */
+async function a2aStream(url: string, assistant: string, params: unknown): Promise<{ id: unknown; result: Record<string, unknown> & { kind: string } }[]> {
+  const response = await fetch(`${url}/a2a/${assistant}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "text/event-stream" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: "s1", method: "message/stream", params }),
+  });
+  expect(response.headers.get("content-type")).toMatch(/text\/event-stream/);
+  return (await response.text())
+    .split("\n")
+    .filter((line) => line.startsWith("data: "))
+    .map((line) => JSON.parse(line.slice(6)) as { id: unknown; result: Record<string, unknown> & { kind: string } });
+}
+
 const userMessage = (text: string, contextId?: string) => ({ message: { role: "user", messageId: crypto.randomUUID(), parts: [{ kind: "text", text }], ...(contextId === undefined ? {} : { contextId }) } });
-type Task = { kind: string; id: string; contextId: string; status: { state: string; message?: { parts: { text: string }[] } }; artifacts?: { parts: { kind: string; text: string }[] }[]; history: { role: string; parts: { text: string }[] }[] };
+type Task = { kind: string; id: string; taskId?: string; contextId: string; status: { state: string; message?: { parts: { text: string }[] } }; artifacts?: { parts: { kind: string; text: string }[] }[]; history: { role: string; parts: { text: string }[] }[] };
 
 describe("A2A", () => {
   it("serves each assistant's agent card", async () => {
@@ -272,6 +286,17 @@ describe("A2A", () => {
     const last = results.at(-1)!.result;
     expect(last).toMatchObject({ kind: "status-update", final: true, status: { state: "completed" } });
     expect(last.status.message!.parts[0]!.text).toBe("echo: streamed");
+  });
+
+  it("message/stream ends a task that waits for input with the graph's question, not the user's text", async () => {
+    const results = await a2aStream(t.url, "ask", userMessage("please decide"));
+    const last = results.at(-1)!.result as Task & { kind: string; final?: boolean };
+    expect(last).toMatchObject({ kind: "status-update", final: true, status: { state: "input-required" } });
+    expect(last.status.message!.parts[0]!.text).toMatch(/Proceed\?/);
+    expect(last.status.message!.parts[0]!.text).not.toContain("please decide");
+    // The same status text as tasks/get gives.
+    const got = (await a2a(t.url, "ask", "tasks/get", { id: last.taskId, contextId: last.contextId })).body.result as Task;
+    expect(got.status.message!.parts[0]!.text).toBe(last.status.message!.parts[0]!.text);
   });
 
   it("tasks/cancel stops a running task", async () => {

@@ -21,7 +21,7 @@ import type {
 import type { Filter } from "../../core/filter.ts";
 import { compileFilter } from "../filter-sql.ts";
 import type { ThreadTtl, TtlSweep } from "../../core/thread-ttl.ts";
-import { pruneThreadRows, setTtl, sweepExpiredThreads } from "./thread-prune.ts";
+import { pruneThreadRows, sweepExpiredThreads } from "./thread-prune.ts";
 import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
 import { decodeVector, encodeVector, itemId, rankBySimilarity } from "../vectors.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
@@ -330,10 +330,6 @@ export class PostgresThreads implements Threads {
       await pruneThreadRows(db, ids, strategy);
       return ids.length;
     });
-  }
-
-  async applyDefaultTtl(threadId: string, ttl: ThreadTtl): Promise<void> {
-    await setTtl(this.pool, threadId, ttl, true);
   }
 
   async sweepExpired(nowMs: number, limit: number): Promise<TtlSweep> {

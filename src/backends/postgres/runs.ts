@@ -132,9 +132,9 @@ export class PostgresRunQueue implements RunQueue {
       if (locked.rows[0] === undefined) {
         if (input.if_not_exists === "reject") throw notFound("Thread", input.thread_id);
         const inserted = await db.query(
-          `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config)
-           VALUES ($1, $2, $2, $3::jsonb, 'busy', NULL, '{}', '{}') ON CONFLICT (thread_id) DO NOTHING`,
-          [input.thread_id, iso, jsonb(input.thread_metadata)],
+          `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config, ttl_strategy, ttl_minutes)
+           VALUES ($1, $2, $2, $3::jsonb, 'busy', NULL, '{}', '{}', $4, $5) ON CONFLICT (thread_id) DO NOTHING`,
+          [input.thread_id, iso, jsonb(input.thread_metadata), input.thread_ttl?.strategy ?? null, input.thread_ttl?.minutes ?? null],
         );
         // Another process created it meanwhile: lock and use theirs.
         if (inserted.rowCount === 0) {

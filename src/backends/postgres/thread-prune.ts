@@ -5,7 +5,7 @@
  */
 import type pg from "pg";
 import { isoFromMs } from "../../core/clock.ts";
-import type { ThreadTtl, ThreadTtlInfo, TtlStrategy, TtlSweep } from "../../core/thread-ttl.ts";
+import type { ThreadTtlInfo, TtlStrategy, TtlSweep } from "../../core/thread-ttl.ts";
 import { transaction, type Queryable } from "./database.ts";
 
 /** The TTL columns of a thread row (BIGINT arrives as text). */
@@ -19,15 +19,6 @@ export const ttlInfo = (row: TtlColumns): ThreadTtlInfo | null =>
   row.ttl_strategy === null || row.ttl_minutes === null || row.ttl_strategy === undefined
     ? null
     : { strategy: row.ttl_strategy, ttl_minutes: row.ttl_minutes, expires_at: row.ttl_expires_ms === null ? null : isoFromMs(Number(row.ttl_expires_ms)) };
-
-/** Sets a thread's TTL; the trigger counts its expiry from the thread's last activity (`updated_at`). */
-export async function setTtl(db: Queryable, threadId: string, ttl: ThreadTtl, onlyIfUnset = false): Promise<void> {
-  await db.query(`UPDATE threads SET ttl_strategy = $2, ttl_minutes = $3 WHERE thread_id = $1${onlyIfUnset ? " AND ttl_minutes IS NULL" : ""}`, [
-    threadId,
-    ttl.strategy,
-    ttl.minutes,
-  ]);
-}
 
 /**
  * `delete`: removes the threads with their checkpoints and runs (by ON

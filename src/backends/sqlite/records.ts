@@ -343,10 +343,6 @@ export class SqliteThreads implements Threads {
     }).immediate();
   }
 
-  async applyDefaultTtl(threadId: string, ttl: ThreadTtl): Promise<void> {
-    this.db.transaction(() => setTtl(this.db, threadId, ttl, true)).immediate();
-  }
-
   async sweepExpired(nowMs: number, limit: number): Promise<TtlSweep> {
     return this.db.transaction(() => sweepExpiredThreads(this.db, nowMs, limit)).immediate();
   }

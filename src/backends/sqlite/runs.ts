@@ -82,10 +82,10 @@ export class SqliteRunQueue implements RunQueue {
         if (input.if_not_exists === "reject") throw notFound("Thread", input.thread_id);
         this.#db
           .prepare(
-            `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config)
-             VALUES (?, ?, ?, ?, 'busy', NULL, '{}', '{}')`,
+            `INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config, ttl_strategy, ttl_minutes)
+             VALUES (?, ?, ?, ?, 'busy', NULL, '{}', '{}', ?, ?)`,
           )
-          .run(input.thread_id, iso, iso, json(input.thread_metadata));
+          .run(input.thread_id, iso, iso, json(input.thread_metadata), input.thread_ttl?.strategy ?? null, input.thread_ttl?.minutes ?? null);
       } else {
         // The official server records on the thread which graph last ran on it.
         const metadata = { ...(JSON.parse(thread.metadata) as Record<string, unknown>) };

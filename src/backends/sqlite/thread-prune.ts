@@ -21,8 +21,8 @@ export const ttlInfo = (row: TtlColumns): ThreadTtlInfo | null =>
     : { strategy: row.ttl_strategy, ttl_minutes: row.ttl_minutes, expires_at: row.ttl_expires_ms === null ? null : isoFromMs(row.ttl_expires_ms) };
 
 /** Sets a thread's TTL; the trigger counts its expiry from the thread's last activity (`updated_at`). */
-export function setTtl(db: Database, threadId: string, ttl: ThreadTtl, onlyIfUnset = false): void {
-  db.prepare(`UPDATE threads SET ttl_strategy = ?, ttl_minutes = ? WHERE thread_id = ?${onlyIfUnset ? " AND ttl_minutes IS NULL" : ""}`).run(
+export function setTtl(db: Database, threadId: string, ttl: ThreadTtl): void {
+  db.prepare("UPDATE threads SET ttl_strategy = ?, ttl_minutes = ? WHERE thread_id = ?").run(
     ttl.strategy,
     ttl.minutes,
     threadId,

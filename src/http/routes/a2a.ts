@@ -226,33 +226,32 @@ async function messageStream(kit: MethodKit, p: z.infer<typeof MessageSendParams
   const contextId = run.thread_id;
   let sequence = 0;
   const envelope = (result: unknown): RunEvent => ({ id: String(++sequence), event: "message", data: { jsonrpc: "2.0", id, result } });
-  const statusUpdate = (state: string, final: boolean, text?: string) => ({
+  const working = (text?: string) => ({
     kind: "status-update",
     taskId: run.run_id,
     contextId,
-    status: { state, timestamp: new Date().toISOString(), ...(text === undefined ? {} : { message: agentMessage(run, text) }) },
-    final,
+    status: { state: "working", timestamp: new Date().toISOString(), ...(text === undefined ? {} : { message: agentMessage(run, text) }) },
+    final: false,
   });
   return sseResponse(
     c.req.raw,
     async function* (signal) {
       const submitted = { ...taskOf(run, "pending", undefined), history: [{ ...p.message, kind: "message", taskId: run.run_id, contextId }] };
       yield envelope(submitted);
-      let working = false;
+      let started = false;
       try {
         for await (const event of deps.runs.events(run, undefined, signal)) {
           if (event.event === "__final__") {
             const { status, output } = event.data as { status: string; output: unknown };
-            const state = taskState(status, output);
-            yield envelope(statusUpdate(state, true, failureText(output) ?? answerText(output)));
+            yield envelope({ kind: "status-update", taskId: run.run_id, contextId, status: taskOf(run, status, output).status, final: true });
             return;
           }
-          if (!working && (event.event === "metadata" || event.event === "values" || event.event === "messages")) {
-            working = true;
-            yield envelope(statusUpdate("working", false));
+          if (!started && (event.event === "metadata" || event.event === "values" || event.event === "messages")) {
+            started = true;
+            yield envelope(working());
           }
           const token = event.event === "messages" ? tokenText(event.data) : undefined;
-          if (token !== undefined && token !== "") yield envelope(statusUpdate("working", false, token));
+          if (token !== undefined && token !== "") yield envelope(working(token));
         }
       } catch (error) {
         if (signal.aborted) return;
@@ -318,9 +317,7 @@ function taskState(status: string, output: unknown): string {
 /** The Task a run is: its state, the thread's messages as history, and (when completed) the answer as an artifact. */
 function taskOf(run: Run, status: string, output: unknown, values?: unknown, options: { artifacts?: boolean; historyLength?: number | undefined } = {}): Json {
   const state = taskState(status, output);
-  // What the agent says with the status: its failure, or what it asks at an interrupt.
-  const asked = (output as { __interrupt__?: unknown } | null | undefined)?.__interrupt__;
-  const statusText = failureText(output) ?? (state === "input-required" ? JSON.stringify(asked) : undefined);
+  const statusText = statusTextOf(state, output);
   const messages = messagesOf(values ?? output);
   const history = messages.map((m) => ({ ...toA2aMessage(m), taskId: run.run_id, contextId: run.thread_id }));
   const task: Json = {
@@ -334,6 +331,26 @@ function taskOf(run: Run, status: string, output: unknown, values?: unknown, opt
     task.artifacts = [{ artifactId: randomUUID(), name: "Assistant Response", description: `Response from assistant ${run.assistant_id}`, parts: [{ kind: "text", text: answerText(output) }] }];
   }
   return task;
+}
+
+/** What the agent says with a task's status: its failure, what it asks at an interrupt, or its answer. */
+function statusTextOf(state: string, output: unknown): string | undefined {
+  switch (state) {
+    case "failed":
+      return failureText(output);
+    case "input-required":
+      return questionText((output as { __interrupt__?: unknown }).__interrupt__);
+    case "completed":
+      return answerText(output);
+    default:
+      return undefined;
+  }
+}
+
+/** The question of a graph stopped at interrupt(): the interrupts' values, a string as is, anything else as JSON. */
+function questionText(interrupts: unknown): string {
+  const values = Array.isArray(interrupts) ? interrupts.map((i) => (i !== null && typeof i === "object" && "value" in i ? (i as { value: unknown }).value : i)) : [interrupts];
+  return values.map((value) => (typeof value === "string" ? value : JSON.stringify(value ?? null))).join("\n");
 }
 
 const agentMessage = (run: Run, text: string) => ({ kind: "message", role: "agent", messageId: randomUUID(), taskId: run.run_id, contextId: run.thread_id, parts: [{ kind: "text", text }] });
