@@ -105,14 +105,29 @@ function wirePayload(mode: string, payload: unknown): unknown {
   return chunk;
 }
 
-/** Maps the requested wire stream modes to LangGraph stream modes. */
-function langGraphModes(modes: readonly StreamMode[]): string[] {
-  const out = new Set<string>(["values"]);
+/** Maps the requested wire stream modes to LangGraph stream modes (a protocol run also streams LangGraph's `messages` and `tools`). */
+function langGraphModes(modes: readonly StreamMode[], protocol: boolean): string[] {
+  const out = new Set<string>(["values", ...(protocol ? ["messages", "tools"] : [])]);
   for (const mode of modes) {
     if (mode === "events") continue;
     out.add(mode === "messages-tuple" ? "messages" : mode);
   }
   return [...out];
+}
+
+/**
+ * A protocol run's LangGraph `messages` or `tools` chunk as its event
+ * (`protocol.messages`: `[event, {langgraph_node, run_id}]` with the model
+ * call's run id, which tells messages apart; `protocol.tools`: the tool
+ * event, its error as a message).
+ */
+function protocolPayload(mode: "messages" | "tools", payload: unknown): unknown {
+  if (mode === "messages") {
+    const [event, metadata] = payload as [unknown, Record<string, unknown> | undefined];
+    return [toWire(event), { langgraph_node: metadata?.langgraph_node, run_id: metadata?.run_id }];
+  }
+  const event = payload as Record<string, unknown>;
+  return toWire(event.error instanceof Error ? { ...event, error: event.error.message } : event);
 }
 
 /**
@@ -270,6 +285,11 @@ class WireEvents {
       else this.lastState = payload;
     }
     if (namespace.length > 0 && !this.#run.kwargs.stream_subgraphs) return;
+    if (this.#run.kwargs.protocol === true && (mode === "messages" || mode === "tools" || mode === "checkpoints")) {
+      // A protocol run's `checkpoints` chunks are LangGraph's envelopes (`{id, parent_id, step, source}`), sent before each step's values.
+      this.live(`protocol.${mode}${suffix}`, mode === "checkpoints" ? toWire(payload) : protocolPayload(mode, payload));
+      return;
+    }
     if (mode === "messages") {
       const [message, metadata] = payload as [unknown, unknown];
       if (this.#wants.has("messages-tuple")) this.live(`messages${suffix}`, [toWire(message), toWire(metadata)]);
@@ -286,7 +306,9 @@ function streamOptions(run: Run, config: RunnableConfig, signal: AbortSignal): R
   return {
     ...config,
     signal,
-    streamMode: langGraphModes(run.kwargs.stream_mode),
+    streamMode: langGraphModes(run.kwargs.stream_mode, run.kwargs.protocol === true),
+    // A protocol run takes LangGraph's protocol form of messages (content blocks from the chat model's stream events), as the official server's protocol runs do.
+    ...(run.kwargs.protocol === true ? { version: "v3" } : {}),
     // Subgraph namespaces cost about a millisecond per run: only when asked.
     subgraphs: run.kwargs.stream_subgraphs,
     // The graph's root run is the run itself, in events and traces, as on the official server.

@@ -153,6 +153,7 @@ function runInput(threadId: string, assistantId: string, start: { input: unknown
       on_completion: "keep",
       durability: null,
       on_disconnect: "continue",
+      protocol: true,
     },
   };
 }

@@ -16,12 +16,16 @@
  *   `tasks` become their channels, with the namespace from the event name
  *   (`values|a:1` is namespace `["a:1"]`); interrupts in `values` become
  *   `input.requested` events (`{interrupt_id, payload}`) and leave the
- *   values. Legacy `messages` chunks, `events`, `debug` and `checkpoints`
- *   have no protocol form here and are not sent (docs/streaming.md).
+ *   values. A protocol run's `protocol.messages`, `protocol.tools` and
+ *   `protocol.checkpoints` (LangGraph's own protocol form, see
+ *   src/core/executor.ts) become the `messages` (with `node`), `tools` and
+ *   `checkpoints` channels. Legacy `messages`
+ *   chunks, `events`, `debug` and `checkpoints` have no protocol form here
+ *   and are not sent (docs/streaming.md).
  */
 import type { RunStatus, ThreadEvent } from "./types.ts";
 
-export const PROTOCOL_CHANNELS = ["values", "updates", "messages", "tools", "lifecycle", "input", "tasks", "custom"] as const;
+export const PROTOCOL_CHANNELS = ["values", "updates", "messages", "tools", "lifecycle", "input", "checkpoints", "tasks", "custom"] as const;
 
 /** A server to client event of the protocol. */
 export interface ProtocolEvent {
@@ -91,6 +95,29 @@ function inputRequests(values: Record<string, unknown>): { interrupt_id: string;
   return interrupts.flatMap((entry: unknown) => (isRecord(entry) && typeof entry.id === "string" ? [{ interrupt_id: entry.id, payload: entry.value }] : []));
 }
 
+/** A protocol run's message event (`[event, {langgraph_node, run_id}]`): the event with the model call's run id, from its node. */
+function messagesEvent(data: unknown, namespace: string[]): [string, string[], unknown, string?][] {
+  if (!Array.isArray(data) || !isRecord(data[0]) || typeof data[0].event !== "string") return [];
+  const meta = isRecord(data[1]) ? data[1] : {};
+  const event = typeof meta.run_id === "string" ? { ...data[0], run_id: meta.run_id } : data[0];
+  return [["messages", namespace, event, typeof meta.langgraph_node === "string" ? meta.langgraph_node : undefined]];
+}
+
+/** LangGraph's tool event (`on_tool_start`, `on_tool_event`, `on_tool_end`, `on_tool_error`) as the protocol's tools event. */
+function toolsEvent(data: Record<string, unknown>): Record<string, unknown> {
+  const tool_call_id = typeof data.toolCallId === "string" ? data.toolCallId : typeof data.tool_call_id === "string" ? data.tool_call_id : "";
+  switch (data.event) {
+    case "on_tool_start":
+      return { event: "tool-started", tool_call_id, tool_name: typeof data.name === "string" ? data.name : "tool", input: data.input };
+    case "on_tool_end":
+      return { event: "tool-finished", tool_call_id, output: data.output };
+    case "on_tool_error":
+      return { event: "tool-error", tool_call_id, message: typeof data.error === "string" ? data.error : JSON.stringify(data.error) };
+    default:
+      return { event: "tool-output-delta", tool_call_id, delta: typeof data.data === "string" ? data.data : JSON.stringify(data.data ?? null) };
+  }
+}
+
 /** What one log entry means on the protocol's channels: [method, namespace, data, node?] for each event, in order. */
 function translate(entry: ThreadEvent): [string, string[], unknown, string?][] {
   const { method, namespace } = parseEventName(entry.event);
@@ -119,6 +146,12 @@ function translate(entry: ThreadEvent): [string, string[], unknown, string?][] {
       return [["custom", namespace, { payload: entry.data }]];
     case "tasks":
       return [["tasks", namespace, entry.data]];
+    case "protocol.messages":
+      return messagesEvent(entry.data, namespace);
+    case "protocol.checkpoints":
+      return [["checkpoints", namespace, entry.data]];
+    case "protocol.tools":
+      return isRecord(entry.data) ? [["tools", namespace, toolsEvent(entry.data)]] : [];
     default:
       return [];
   }
@@ -146,7 +179,7 @@ export function matchesFilter(filter: ProtocolFilter, event: ProtocolEvent): boo
   );
 }
 
-/** Whether a channel name is one the protocol knows (the eight, or `custom:<name>`). */
+/** Whether a channel name is one the protocol knows (the nine, or `custom:<name>`). */
 export function isProtocolChannel(channel: string): boolean {
   return (PROTOCOL_CHANNELS as readonly string[]).includes(channel) || /^custom:.+$/.test(channel);
 }

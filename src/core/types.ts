@@ -106,6 +106,14 @@ export interface RunKwargs {
   temporary: boolean;
   /** Whether a subscriber vanishing should cancel the run. */
   on_disconnect: "cancel" | "continue";
+  /**
+   * A run started through Agent Protocol v2 (docs/streaming.md): its graph
+   * streams LangGraph's protocol events too (model messages as content
+   * blocks, tool calls, checkpoint envelopes), published as
+   * `protocol.messages`, `protocol.tools` and `protocol.checkpoints`.
+   * Never on the wire record.
+   */
+  protocol?: boolean;
   /** The trace context the run was created in, carried through the queue to its worker (docs/tracing.md); absent when tracing is off. Never on the wire record. */
   trace?: RunTrace | null;
 }

@@ -163,7 +163,7 @@ function subscriptionFilter(command: ProtocolCommand): (ProtocolFilter & { since
   const bad = (message: string) => protocolError(command.id, "invalid_argument", message) as ProtocolResponse & { type: "error" };
   const { channels, namespaces, depth, since } = params;
   if (!Array.isArray(channels) || channels.length === 0 || !channels.every((c) => typeof c === "string" && isProtocolChannel(c))) {
-    return bad("subscription.subscribe needs 'channels': a non-empty list of values, updates, messages, tools, lifecycle, input, tasks, custom or custom:<name>.");
+    return bad("subscription.subscribe needs 'channels': a non-empty list of values, updates, messages, tools, lifecycle, input, checkpoints, tasks, custom or custom:<name>.");
   }
   if (namespaces !== undefined && !(Array.isArray(namespaces) && namespaces.every((n) => Array.isArray(n) && n.every((s) => typeof s === "string")))) {
     return bad("'namespaces' must be a list of namespaces (lists of strings).");

@@ -2,7 +2,7 @@
 import type { Run, Thread } from "../core/types.ts";
 
 export function wireRun(run: Run): Record<string, unknown> {
-  const { temporary: _temporary, trace: _trace, ...kwargs } = run.kwargs;
+  const { temporary: _temporary, trace: _trace, protocol: _protocol, ...kwargs } = run.kwargs;
   return {
     run_id: run.run_id,
     thread_id: run.thread_id,

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
+import { StreamController } from "@langchain/langgraph-sdk/stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { loadConfig, loadProject } from "../../src/config.ts";
@@ -251,6 +252,101 @@ describe("protocol v2 through the official SDK (client.threads.stream)", () => {
     } finally {
       await thread.close();
     }
+  });
+});
+
+describe("protocol v2 messages and tools through the official SDK", () => {
+  const webSocketFactory = (url: string) => new WebSocket(url) as unknown as globalThis.WebSocket;
+
+  it.each(["sse", "websocket"] as const)("over %s: a model's tokens arrive as message deltas, in order, that make the final message", async (transport) => {
+    const client = new Client({ apiUrl: server.url });
+    const thread = client.threads.stream(randomUUID(), { assistantId: "tokens", transport, webSocketFactory });
+    try {
+      const deltas: string[] = [];
+      const streamed = (async () => {
+        for await (const message of thread.messages) {
+          for await (const delta of message.text) deltas.push(delta);
+          return message;
+        }
+        return undefined;
+      })();
+      await thread.run.start({ input: human("hi") });
+      const message = await streamed;
+      const output = (await thread.output) as { messages: { id: string; content: unknown }[] };
+      const final = output.messages.at(-1)!;
+      // One delta per token of "hello world" (the fixture model streams it character by character).
+      expect(deltas).toEqual([..."hello world"]);
+      expect(message?.id).toBe(final.id);
+      expect(await message?.text).toBe("hello world");
+      expect(JSON.stringify(final.content)).toContain("hello world");
+    } finally {
+      await thread.close();
+    }
+  });
+
+  it.each(["sse", "websocket"] as const)("over %s: the StreamController behind useStream() shows the model's message while it streams", async (transport) => {
+    const name = `tokens-${randomUUID()}`;
+    const g = gate(name);
+    const controller = new StreamController({ assistantId: "gated_tokens", client: new Client({ apiUrl: server.url }), transport, webSocketFactory });
+    const texts: string[] = [];
+    const changed = new Set<() => void>();
+    const unsubscribe = controller.rootStore.subscribe(() => {
+      const last = controller.rootStore.getSnapshot().messages.at(-1);
+      if (last?.type === "ai" && last.text !== texts.at(-1)) texts.push(last.text);
+      for (const wake of changed) wake();
+    });
+    const until = async (check: () => boolean) => {
+      while (!check()) await new Promise<void>((resolve) => changed.add(resolve)).finally(() => changed.clear());
+    };
+    try {
+      const submitted = controller.submit({ messages: [{ type: "human", content: `gate:${name}` }] });
+      // The model has streamed its first token and waits on the gate: the UI shows the partial message.
+      await until(() => texts.includes("hello "));
+      expect(g.entered).toBe(1);
+      g.open();
+      await submitted;
+      await until(() => texts.at(-1) === "hello world");
+      expect(texts).toEqual(["hello ", "hello world"]);
+      expect(controller.rootStore.getSnapshot().messages.map((m) => m.type)).toEqual(["human", "ai"]);
+    } finally {
+      unsubscribe();
+      await controller.dispose();
+    }
+  });
+
+  it.each(["sse", "websocket"] as const)("over %s: a tool call is assembled from the tools channel with its input and output", async (transport) => {
+    const client = new Client({ apiUrl: server.url });
+    const thread = client.threads.stream(randomUUID(), { assistantId: "tool_use", transport, webSocketFactory });
+    try {
+      const calls = (async () => {
+        for await (const call of thread.toolCalls) return { name: call.name, callId: call.callId, input: call.input, output: await call.output };
+        return undefined;
+      })();
+      await thread.run.start({ input: human("add") });
+      expect(await calls).toMatchObject({ name: "add", callId: "call-add", input: { a: 2, b: 3 } });
+      expect(JSON.stringify((await calls)?.output)).toContain("5");
+      await thread.output;
+    } finally {
+      await thread.close();
+    }
+  });
+
+  it("the messages channel resumes exactly after a since cursor, with the node that streamed; checkpoints come before values", async () => {
+    const threadId = randomUUID();
+    expect((await command(threadId, "run.start", { assistant_id: "tokens", input: human("hi") })).body.type).toBe("success");
+    const events = await readSse(threadId, { channels: ["messages", "lifecycle"], since: 0 }, ended);
+    const messages = events.filter((e) => e.method === "messages");
+    expect(messages.map((e) => e.params.data.event)).toEqual(["message-start", "content-block-start", ...Array(11).fill("content-block-delta"), "content-block-finish", "message-finish"]);
+    expect(new Set(messages.map((e) => e.params.node))).toEqual(new Set(["model"]));
+    expect(new Set(messages.map((e) => e.params.data.run_id)).size).toBe(1);
+    expect(messages[0]!.params.namespace).toEqual([expect.stringMatching(/^model:/)]);
+    const rest = await readSse(threadId, { channels: ["messages", "lifecycle"], since: messages[4]!.seq }, ended);
+    expect(rest.map((e) => e.seq)).toEqual(events.filter((e) => e.seq > messages[4]!.seq).map((e) => e.seq));
+    // The checkpoints channel (which useStream's root subscription asks for): each step's envelope, just before its values.
+    const steps = await readSse(threadId, { channels: ["checkpoints", "values", "lifecycle"], namespaces: [[]], depth: 0, since: 0 }, ended);
+    const root = steps.filter((e) => e.method !== "lifecycle").map((e) => (e.method === "checkpoints" ? `checkpoint ${String(e.params.data.step)}` : "values"));
+    expect(root).toEqual(["checkpoint 0", "values", "checkpoint 1", "values"]);
+    expect(steps.find((e) => e.method === "checkpoints")!.params.data).toMatchObject({ id: expect.any(String), parent_id: expect.any(String), source: "loop" });
   });
 });
 

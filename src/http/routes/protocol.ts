@@ -16,7 +16,7 @@ import { commandOf, PROTOCOL_SOCKET, runProtocolSocket, type SocketAcceptor } fr
 import { sseResponse } from "../sse.ts";
 import { parse, readJson, uuidParam } from "../validate.ts";
 
-const Channel = z.string().refine(isProtocolChannel, { message: "a channel is one of values, updates, messages, tools, lifecycle, input, tasks, custom, or custom:<name>" });
+const Channel = z.string().refine(isProtocolChannel, { message: "a channel is one of values, updates, messages, tools, lifecycle, input, checkpoints, tasks, custom, or custom:<name>" });
 
 /** The body of `POST /threads/{id}/stream/events` (the contract's ProtocolEventStreamRequest; other keys are allowed and ignored, as it says). */
 export const EventStreamRequest = z.looseObject({
