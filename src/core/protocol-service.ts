@@ -1,6 +1,7 @@
 /**
  * Agent Protocol v2 on a thread (docs/streaming.md): commands (`run.start`,
- * `input.respond`) become runs through RunService (the same admission,
+ * which resumes a thread waiting at an interrupt, and `input.respond`)
+ * become runs through RunService (the same admission,
  * access and queue as any run), and event streams are read from the
  * thread's log (src/core/protocol.ts), filtered by channel and namespace,
  * from a `since` cursor that any API process understands.
@@ -9,6 +10,7 @@ import { BatonError, ErrorCode } from "./errors.ts";
 import type { RequestContext } from "./context.ts";
 import { matchesFilter, positionOf, protocolEvents, type ProtocolEvent, type ProtocolFilter } from "./protocol.ts";
 import type { CreateRunInput, RunService } from "./runs.ts";
+import type { ThreadService } from "./threads.ts";
 import { isFinalRunStatus, type MultitaskStrategy, type StreamMode } from "./types.ts";
 
 /** A client → server command (the contract's ProtocolCommand). */
@@ -36,9 +38,11 @@ const isRecord = (value: unknown): value is Record<string, unknown> => typeof va
 
 export class ProtocolService {
   readonly #runs: RunService;
+  readonly #threads: Pick<ThreadService, "state">;
 
-  constructor(runs: RunService) {
+  constructor(runs: RunService, threads: Pick<ThreadService, "state">) {
     this.#runs = runs;
+    this.#threads = threads;
   }
 
   /**
@@ -103,8 +107,28 @@ export class ProtocolService {
     for (const field of ["config", "metadata"] as const) {
       if (params[field] !== undefined && !isRecord(params[field])) return protocolError(id, "invalid_argument", `'${field}' must be an object.`);
     }
-    const run = await this.#runs.create(ctx, runInput(threadId, params.assistant_id, { input: params.input ?? null, command: null }, params, strategy as MultitaskStrategy | undefined));
+    const input = params.input ?? null;
+    // As the official server: input given to a thread waiting at an interrupt resumes it (Command({resume: input})).
+    const start = input !== null && (await this.#waitsAtInterrupt(ctx, threadId)) ? { input: null, command: { resume: input } } : { input, command: null };
+    const run = await this.#runs.create(ctx, runInput(threadId, params.assistant_id, start, params, strategy as MultitaskStrategy | undefined));
     return { type: "success", id, result: { run_id: run.run_id }, meta: { thread_id: threadId } };
+  }
+
+  /**
+   * Whether a task of the thread's state (subgraphs included) has a pending
+   * interrupt: a thread a cancelled run left is not waiting, and plain
+   * input goes to it as input. A thread that does not exist (yet) or that
+   * the caller may not read is not waiting (the run's creation decides).
+   */
+  async #waitsAtInterrupt(ctx: RequestContext, threadId: string): Promise<boolean> {
+    try {
+      const state = await this.#threads.state(ctx, threadId, { subgraphs: true });
+      const tasks = Array.isArray(state.tasks) ? (state.tasks as unknown[]) : [];
+      return tasks.some((task) => isRecord(task) && Array.isArray(task.interrupts) && task.interrupts.length > 0);
+    } catch (error) {
+      if (error instanceof BatonError && error.code === ErrorCode.notFound) return false;
+      throw error;
+    }
   }
 
   async #inputRespond(ctx: RequestContext, threadId: string, id: number, params: Record<string, unknown>): Promise<ProtocolResponse> {

@@ -149,6 +149,22 @@ describe("protocol v2 over HTTP", () => {
     expect(second.filter((e) => e.method === "values").at(-1)!.params.data.answer).toBe("forty-two");
   });
 
+  it("run.start with input on a thread waiting at an interrupt resumes it with that input, as the official server does", async () => {
+    const threadId = randomUUID();
+    const first = readSse(threadId, { channels: CHANNELS }, (got) => got.some((e) => e.method === "input.requested") && ended(got));
+    expect((await command(threadId, "run.start", { assistant_id: "ask", input: human("question") })).body.type).toBe("success");
+    const interrupted = await first;
+    expect(lifecycle(interrupted).at(-1)).toBe("interrupted");
+    const resumed = readSse(threadId, { channels: CHANNELS, since: interrupted.at(-1)!.seq }, ended);
+    expect((await command(threadId, "run.start", { assistant_id: "ask", input: "yes" })).body.type).toBe("success");
+    const second = await resumed;
+    expect(lifecycle(second)).toEqual(["started", "completed"]);
+    const values = second.filter((e) => e.method === "values").at(-1)!.params.data;
+    expect(values.answer).toBe("yes");
+    // The resume went to the interrupt: the thread's messages are the question and the answer, no input appended.
+    expect((values.messages as { content: string }[]).map((m) => m.content)).toEqual(["question", "answer: yes"]);
+  });
+
   it("refuses what is malformed with what to fix, and unknown commands as protocol errors", async () => {
     const threadId = randomUUID();
     const envelope = await fetch(`${server.url}/threads/${threadId}/commands`, { method: "POST", headers: headers(), body: JSON.stringify({ method: "run.start" }) });

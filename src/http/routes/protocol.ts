@@ -28,7 +28,7 @@ export const EventStreamRequest = z.looseObject({
 
 export function protocolRoutes(deps: HttpDeps): Hono<BatonEnv> {
   const app = new Hono<BatonEnv>();
-  const protocol = new ProtocolService(deps.runs);
+  const protocol = new ProtocolService(deps.runs, deps.threadService);
 
   app.post("/threads/:thread_id/commands", async (c) => {
     const threadId = uuidParam(c, "thread_id");
