@@ -10,7 +10,7 @@ import fc from "fast-check";
 import type { Operation, Schema, Spec } from "./spec.ts";
 
 /** Tokens replaced by real ids at send time (see runner.ts). */
-export const TOKENS = ["@thread", "@interrupted", "@icheckpoint", "@assistant", "@run", "@checkpoint", "@graph"] as const;
+export const TOKENS = ["@thread", "@interrupted", "@icheckpoint", "@assistant", "@run", "@checkpoint", "@graph", "@cron"] as const;
 
 /** Raw JSON spliced into a body where a string `RAW(n)` sentinel stands (what JSON.stringify cannot write). */
 export const RAW_TEXTS = [
@@ -140,6 +140,10 @@ const idHints: Record<string, fc.Arbitrary<string>> = {
   checkpoint_id: fc.constantFrom("@checkpoint", "@checkpoint", "@icheckpoint", crypto.randomUUID(), "not-a-checkpoint"),
   assistant_id: fc.constantFrom("@assistant", "@graph", "echo", "fail", "ask", crypto.randomUUID(), "no-such-graph"),
   graph_id: fc.constantFrom("echo", "ask", "fail", "no-such-graph"),
+  cron_id: fc.constantFrom("@cron", "@cron", crypto.randomUUID(), ...garbageIds.slice(0, 4)),
+  // Valid schedules that never fire during a test (on January 1st only), and invalid ones.
+  schedule: fc.constantFrom("0 0 1 1 *", "15 3 1 1 *", "0 0 1 1 * ", "not a schedule", "61 * * * *", "0 0 30 2 *", ""),
+  timezone: fc.constantFrom("UTC", "America/New_York", "Mars/Olympus", ""),
   webhook: fc.constantFrom("/hooks/run-done", "http://127.0.0.1:1/hook", "file:///etc/passwd", "ftp://example.com/x", "not a url", "/threads/@thread/state"),
 };
 
@@ -264,7 +268,17 @@ export function queryArbitrary(spec: Spec, op: Operation): fc.Arbitrary<[string,
 /** A path parameter: a real id (token), a random UUID, or garbage. */
 export function pathParamArbitrary(name: string): fc.Arbitrary<string> {
   const real =
-    name === "thread_id" ? "@thread" : name === "run_id" ? "@run" : name === "checkpoint_id" ? "@checkpoint" : name === "assistant_id" ? "@assistant" : undefined;
+    name === "thread_id"
+      ? "@thread"
+      : name === "run_id"
+        ? "@run"
+        : name === "checkpoint_id"
+          ? "@checkpoint"
+          : name === "assistant_id"
+            ? "@assistant"
+            : name === "cron_id"
+              ? "@cron"
+              : undefined;
   const options: fc.WeightedArbitrary<string>[] = [
     { weight: 1, arbitrary: fc.uuid() },
     { weight: 1, arbitrary: fc.constantFrom(...garbageIds) },

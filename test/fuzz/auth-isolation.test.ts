@@ -4,7 +4,7 @@
  * bob with alice's ids wherever a request names a record (path, query and
  * body tokens). Whatever bob sends: no 5xx, no answer carries anything of
  * alice's that bob could not have sent himself (secrets planted in her
- * thread metadata, run input, store item and assistant), and afterwards
+ * thread metadata, run input, store item, assistant and cron), and afterwards
  * alice's records are exactly as they were.
  *
  * Fixed seed and bounded runs in CI; FUZZ_RUNS / FUZZ_SEED for more.
@@ -27,7 +27,7 @@ const spec = loadSpec();
 const served = spec.operations.filter((op) => NOT_SERVED[op.id] === undefined);
 
 const secret = (what: string) => `alice-secret-${what}-${crypto.randomUUID()}`;
-const SECRETS = { thread: secret("thread"), run: secret("run"), item: secret("item"), assistant: secret("assistant") };
+const SECRETS = { thread: secret("thread"), run: secret("run"), item: secret("item"), assistant: secret("assistant"), cron: secret("cron") };
 
 let t: TestServer;
 let alice: Client;
@@ -36,13 +36,14 @@ let ids: Ids;
 let before: unknown;
 
 async function aliceView(): Promise<unknown> {
-  const [thread, runs, state, assistant, item, interrupted] = await Promise.all([
+  const [thread, runs, state, assistant, item, interrupted, cron] = await Promise.all([
     alice.threads.get(ids.thread),
     alice.runs.list(ids.thread),
     alice.threads.getState(ids.thread),
     alice.assistants.get(ids.assistant),
     alice.store.getItem(["alice", "notes"], "k"),
     alice.threads.getState(ids.interrupted),
+    alice.crons.search({ threadId: ids.thread }),
   ]);
   return {
     thread: { metadata: thread.metadata, status: thread.status, values: thread.values },
@@ -51,6 +52,7 @@ async function aliceView(): Promise<unknown> {
     assistant: { metadata: assistant.metadata, version: assistant.version, name: assistant.name },
     item: item?.value,
     interrupted: { values: interrupted.values, next: interrupted.next, checkpoint: interrupted.checkpoint.checkpoint_id },
+    crons: cron.map((c) => ({ cron_id: c.cron_id, schedule: c.schedule, enabled: c.enabled, metadata: c.metadata, payload: c.payload, updated_at: c.updated_at })),
   };
 }
 
@@ -62,6 +64,7 @@ beforeAll(async () => {
   await alice.runs.wait(ids.thread, "echo", { input: { messages: [{ role: "user", content: SECRETS.run }] } });
   await alice.store.putItem(["alice", "notes"], "k", { secret: SECRETS.item });
   await alice.assistants.update(ids.assistant, { metadata: { secret: SECRETS.assistant } });
+  await alice.crons.update(ids.cron, { metadata: { secret: SECRETS.cron } });
   before = await aliceView();
 }, 60_000);
 afterAll(async () => {

@@ -58,6 +58,8 @@ export interface Ids {
   run: string;
   checkpoint: string;
   graph: string;
+  /** A cron on `thread` whose schedule never comes round during a test (yearly). */
+  cron: string;
 }
 
 /** Fresh records for one operation's requests (an earlier operation may have deleted the last ones). */
@@ -70,11 +72,12 @@ export async function freshIds(client: Client): Promise<Ids> {
   const interrupted = await client.threads.create();
   await client.runs.wait(interrupted.thread_id, "ask", { input: { messages: [{ role: "user", content: "hi" }] } });
   const interruptedState = await client.threads.getState(interrupted.thread_id);
+  const cron = await client.crons.createForThread(thread.thread_id, "echo", { schedule: "0 0 1 1 *", metadata: { fuzz: "fixture" } });
   return {
     thread: thread.thread_id,
     interrupted: interrupted.thread_id,
     interruptedCheckpoint: interruptedState.checkpoint.checkpoint_id!,
-    assistant: assistant.assistant_id, run: run.run_id, checkpoint: state.checkpoint.checkpoint_id!, graph: "echo" };
+    assistant: assistant.assistant_id, run: run.run_id, checkpoint: state.checkpoint.checkpoint_id!, graph: "echo", cron: cron.cron_id };
 }
 
 /**
@@ -115,7 +118,8 @@ function substitute(text: string, ids: Ids): string {
     .replaceAll("@assistant", ids.assistant)
     .replaceAll("@run", ids.run)
     .replaceAll("@checkpoint", ids.checkpoint)
-    .replaceAll("@graph", ids.graph);
+    .replaceAll("@graph", ids.graph)
+    .replaceAll("@cron", ids.cron);
 }
 
 export function bodyText(body: unknown, ids: Ids): string {
