@@ -180,7 +180,17 @@ async function a2a(url: string, assistant: string, method: string, params: unkno
 }
 
 /** Sends one A2A message/stream request; answers the JSON-RPC responses of its events. */
-async function a2aStream(url: string, assistant: string, params: unknown): Promise<{ id: unknown; result: Record<string, unknown> & { kind: string } }[]> {
+type StreamResult = {
+  kind: string;
+  taskId: string;
+  contextId: string;
+  status: { state: string; message?: { parts: { text: string }[] } };
+  final?: boolean;
+  artifact: { artifactId: string; parts: { kind: string; text: string }[] };
+  append?: boolean;
+  lastChunk?: boolean;
+};
+async function a2aStream(url: string, assistant: string, params: unknown): Promise<{ id: unknown; result: StreamResult }[]> {
   const response = await fetch(`${url}/a2a/${assistant}`, {
     method: "POST",
     headers: { "content-type": "application/json", accept: "text/event-stream" },
@@ -190,7 +200,7 @@ async function a2aStream(url: string, assistant: string, params: unknown): Promi
   return (await response.text())
     .split("\n")
     .filter((line) => line.startsWith("data: "))
-    .map((line) => JSON.parse(line.slice(6)) as { id: unknown; result: Record<string, unknown> & { kind: string } });
+    .map((line) => JSON.parse(line.slice(6)) as { id: unknown; result: StreamResult });
 }
 
 const userMessage = (text: string, contextId?: string) => ({ message: { role: "user", messageId: crypto.randomUUID(), parts: [{ kind: "text", text }], ...(contextId === undefined ? {} : { contextId }) } });
@@ -286,11 +296,35 @@ describe("A2A", () => {
     const last = results.at(-1)!.result;
     expect(last).toMatchObject({ kind: "status-update", final: true, status: { state: "completed" } });
     expect(last.status.message!.parts[0]!.text).toBe("echo: streamed");
+    const artifact = results.filter((r) => r.result.kind === "artifact-update").map((r) => (r.result as unknown as { artifact: { parts: { text: string }[] } }).artifact.parts[0]!.text);
+    expect(artifact.join("")).toBe("echo: streamed");
+  });
+
+  it("message/stream sends the AI's tokens as one artifact (tool results left out), then the final status", async () => {
+    const results = await a2aStream(t.url, "tool_agent", userMessage("add 2 and 3"));
+    const kinds = results.map((r) => r.result.kind);
+    expect(kinds[0]).toBe("task");
+    expect(kinds.at(-1)).toBe("status-update");
+    // Only status updates without text while working: the tokens go to the artifact.
+    const updates = results.filter((r) => r.result.kind === "status-update").map((r) => r.result);
+    expect(updates.slice(0, -1).every((u) => u.status.state === "working" && u.status.message === undefined && !u.final)).toBe(true);
+    const chunks = results.filter((r) => r.result.kind === "artifact-update").map((r) => r.result);
+    // A streaming model: several tokens, all appended to one artifact, the last one marked.
+    expect(chunks.length).toBeGreaterThan(2);
+    expect(new Set(chunks.map((chunk) => chunk.artifact.artifactId)).size).toBe(1);
+    expect(chunks.every((chunk) => chunk.append)).toBe(true);
+    expect(chunks.map((chunk) => chunk.lastChunk)).toEqual([...chunks.slice(1).map(() => false), true]);
+    // The tool's result ("5" on its own) is not agent text.
+    expect(chunks.map((chunk) => chunk.artifact.parts.map((part) => part.text).join("")).join("")).toBe("the sum is 5");
+    expect(kinds.indexOf("artifact-update")).toBeLessThan(kinds.length - 1);
+    const last = results.at(-1)!.result;
+    expect(last).toMatchObject({ final: true, status: { state: "completed" } });
+    expect(last.status.message!.parts[0]!.text).toBe("the sum is 5");
   });
 
   it("message/stream ends a task that waits for input with the graph's question, not the user's text", async () => {
     const results = await a2aStream(t.url, "ask", userMessage("please decide"));
-    const last = results.at(-1)!.result as Task & { kind: string; final?: boolean };
+    const last = results.at(-1)!.result;
     expect(last).toMatchObject({ kind: "status-update", final: true, status: { state: "input-required" } });
     expect(last.status.message!.parts[0]!.text).toMatch(/Proceed\?/);
     expect(last.status.message!.parts[0]!.text).not.toContain("please decide");

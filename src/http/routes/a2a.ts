@@ -226,12 +226,16 @@ async function messageStream(kit: MethodKit, p: z.infer<typeof MessageSendParams
   const contextId = run.thread_id;
   let sequence = 0;
   const envelope = (result: unknown): RunEvent => ({ id: String(++sequence), event: "message", data: { jsonrpc: "2.0", id, result } });
-  const working = (text?: string) => ({
-    kind: "status-update",
+  const working = () => ({ kind: "status-update", taskId: run.run_id, contextId, status: { state: "working", timestamp: new Date().toISOString() }, final: false });
+  // The answer, streamed as one artifact: each AI token appended to it.
+  const artifactId = randomUUID();
+  const artifactChunk = (text: string, append: boolean, lastChunk: boolean) => ({
+    kind: "artifact-update",
     taskId: run.run_id,
     contextId,
-    status: { state: "working", timestamp: new Date().toISOString(), ...(text === undefined ? {} : { message: agentMessage(run, text) }) },
-    final: false,
+    artifact: { artifactId, name: "Assistant Response", parts: [{ kind: "text", text }] },
+    append,
+    lastChunk,
   });
   return sseResponse(
     c.req.raw,
@@ -239,19 +243,27 @@ async function messageStream(kit: MethodKit, p: z.infer<typeof MessageSendParams
       const submitted = { ...taskOf(run, "pending", undefined), history: [{ ...p.message, kind: "message", taskId: run.run_id, contextId }] };
       yield envelope(submitted);
       let started = false;
+      let chunks = 0;
       try {
         for await (const event of deps.runs.events(run, undefined, signal)) {
           if (event.event === "__final__") {
             const { status, output } = event.data as { status: string; output: unknown };
-            yield envelope({ kind: "status-update", taskId: run.run_id, contextId, status: taskOf(run, status, output).status, final: true });
+            const task = taskOf(run, status, output);
+            if (chunks > 0) yield envelope(artifactChunk("", true, true));
+            // Nothing streamed (a graph without a chat model): the answer as one chunk.
+            else if ((task.status as { state: string }).state === "completed") yield envelope(artifactChunk(answerText(output), false, true));
+            yield envelope({ kind: "status-update", taskId: run.run_id, contextId, status: task.status, final: true });
             return;
           }
           if (!started && (event.event === "metadata" || event.event === "values" || event.event === "messages")) {
             started = true;
             yield envelope(working());
           }
-          const token = event.event === "messages" ? tokenText(event.data) : undefined;
-          if (token !== undefined && token !== "") yield envelope(working(token));
+          const token = event.event === "messages" ? aiTokenText(event.data) : undefined;
+          if (token !== undefined && token !== "") {
+            chunks += 1;
+            yield envelope(artifactChunk(token, true, false));
+          }
         }
       } catch (error) {
         if (signal.aborted) return;
@@ -385,10 +397,10 @@ function answerText(output: unknown): string {
   return answer !== undefined ? contentText(answer.content) : JSON.stringify(output ?? null);
 }
 
-/** The text of a `messages` (messages-tuple) event: [chunk, metadata]. */
-function tokenText(data: unknown): string | undefined {
+/** The text of a `messages` (messages-tuple) event, [chunk, metadata], when the chunk is the AI's (not a tool's result, nor input). */
+function aiTokenText(data: unknown): string | undefined {
   const chunk = Array.isArray(data) ? (data[0] as WireMessage | undefined) : undefined;
-  return chunk === undefined || chunk === null ? undefined : contentText(chunk.content);
+  return chunk === undefined || chunk === null || typeof chunk !== "object" || !isAi(chunk) ? undefined : contentText(chunk.content);
 }
 
 /** The agent card of an assistant the caller may see. */
