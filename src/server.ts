@@ -49,7 +49,7 @@ import { BatonMetrics } from "./metrics/metrics.ts";
 import { busWithThreads, ExecutionThreads } from "./worker/execution-threads.ts";
 import { startTracing } from "./tracing/sdk.ts";
 import { sweepExpired, WorkerPool } from "./worker/worker-pool.ts";
-import { ThreadTtlSweeper, threadTtlPolicy } from "./worker/thread-ttl-sweeper.ts";
+import { SWEEP_BATCH, ThreadTtlSweeper, threadTtlPolicy } from "./worker/thread-ttl-sweeper.ts";
 import type { TtlSweep } from "./core/thread-ttl.ts";
 
 import { createLogger } from "./core/logger.ts";
@@ -737,7 +737,10 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     await guardClock(opened.backend, config.leaseMs, logger);
     const services = await buildServices(config, loaded, opened, clock, seams, logger);
     // Threads whose TTL expired (docs/threads.md): swept by processes that execute runs, stopped with the storage.
-    const threadTtl = new ThreadTtlSweeper({ threads: opened.backend.threads, clock, logger }, threadTtlPolicy(loaded.project.checkpointer?.ttl));
+    const threadTtl = new ThreadTtlSweeper(
+      { threads: opened.backend.threads, logger, batch: config.databaseUrl === undefined ? SWEEP_BATCH.sqlite : SWEEP_BATCH.postgres },
+      threadTtlPolicy(loaded.project.checkpointer?.ttl),
+    );
     if (loaded.project.checkpointer?.ttl && loaded.project.checkpointer.path !== undefined) {
       logger.warn("threads:ttl-own-checkpointer", { detail: "expired threads are deleted from Baton's records, but the checkpoints in the project's own saver (checkpointer.path) are neither deleted nor pruned" });
     }

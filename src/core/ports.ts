@@ -119,12 +119,15 @@ export interface Threads {
   /**
    * One sweep of expired threads (docs/threads.md): takes at most `limit`
    * threads whose TTL expired by `nowMs` and that have no pending or running
-   * run, and prunes each by its own strategy with `prune`'s statements.
-   * Safe with any number of concurrent sweepers: a thread is taken by one of
-   * them, under the lock run creation and claims take, so it is never
-   * deleted twice nor while a run starts on it.
+   * run nor enabled cron, and prunes each by its own strategy with `prune`'s
+   * statements. Safe with any number of concurrent sweepers: a thread is
+   * taken by one of them, under the lock run creation and claims take, so
+   * it is never deleted twice nor while a run starts on it. `nowMs`
+   * undefined: the database server's time where several processes share
+   * the database (so a process whose clock runs ahead deletes nothing
+   * early), this process's clock where it owns the database.
    */
-  sweepExpired(nowMs: number, limit: number): Promise<TtlSweep>;
+  sweepExpired(nowMs: number | undefined, limit: number): Promise<TtlSweep>;
   /** Copies the thread and its checkpoints under a new id. */
   copy(threadId: string, newThreadId: string): Promise<Thread>;
   /** Records the state after a state update made outside a run. */

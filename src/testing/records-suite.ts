@@ -750,6 +750,18 @@ export function describeRecords(init: RecordsSuiteInit): void {
       await backend.close();
     });
 
+    it("thread TTLs: a sweep without a time judges expiry by the database's time where processes share it, else by the clock", async () => {
+      const { clock, backend } = await setup();
+      clock.advance(Date.now() - clock.nowMs());
+      await backend.threads.create({ thread_id: "skewed", metadata: {}, if_exists: "raise", ttl: { strategy: "delete", minutes: 10 } });
+      // This process's clock jumps an hour ahead: on a shared database its sweep must not delete early.
+      clock.advance(3_600_000);
+      const shared = init.name.startsWith("postgres");
+      expect((await backend.threads.sweepExpired(undefined, 100)).deleted).toEqual(shared ? [] : ["skewed"]);
+      expect((await backend.threads.sweepExpired(clock.nowMs(), 100)).deleted).toEqual(shared ? ["skewed"] : []);
+      await backend.close();
+    });
+
     it("thread TTLs: concurrent sweeps take each expired thread once, up to their limits", async () => {
       const { clock, backend } = await setup();
       const ids = Array.from({ length: 60 }, (_, i) => `t${String(i).padStart(2, "0")}`);

@@ -6,7 +6,6 @@
  * number of processes may sweep at once: the backend's sweep takes each
  * thread in one of them only (`Threads.sweepExpired`).
  */
-import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Threads } from "../core/ports.ts";
 import type { ThreadTtlPolicy, TtlStrategy, TtlSweep } from "../core/thread-ttl.ts";
@@ -22,8 +21,12 @@ export interface CheckpointerTtlConfig {
 /** The official server's defaults: a sweep every 5 minutes, at most 1,000 threads each. */
 export const DEFAULT_SWEEP_INTERVAL_MINUTES = 5;
 export const DEFAULT_SWEEP_LIMIT = 1_000;
-/** Threads pruned per transaction, so a large sweep holds its locks briefly. */
-const BATCH = 100;
+/**
+ * Threads pruned per transaction, so a large sweep holds its locks briefly:
+ * 100 on Postgres; 20 on SQLite, where a transaction holds the one write
+ * lock and runs on the event loop, so other requests wait for all of it.
+ */
+export const SWEEP_BATCH = { postgres: 100, sqlite: 20 } as const;
 /** The longest delay a Node timer takes (a longer one would fire at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** The shortest interval: a tiny `sweep_interval_minutes` (tests use them) must not become a hot loop. */
@@ -40,8 +43,9 @@ export function threadTtlPolicy(config: CheckpointerTtlConfig | null | undefined
 
 export interface ThreadTtlSweeperDeps {
   threads: Threads;
-  clock: Clock;
   logger: Logger;
+  /** Threads per transaction (`SWEEP_BATCH`); default Postgres's. */
+  batch?: number | undefined;
 }
 
 export class ThreadTtlSweeper {
@@ -72,26 +76,30 @@ export class ThreadTtlSweeper {
   /**
    * One sweep: up to the limit, in batches, until no expired thread is left
    * to take. Resolves what it deleted and pruned; a sweep already running
-   * in this process is joined rather than doubled. `atMs` sweeps as of that
-   * time instead of the clock's (tests: expiry without waiting or moving
-   * the clock leases are judged by).
+   * in this process is joined rather than doubled. Expiry is judged by the
+   * database's time where processes share it (`Threads.sweepExpired`), or
+   * as of `atMs` when given (tests: expiry without waiting or moving the
+   * clock leases are judged by).
    */
   sweep(atMs?: number): Promise<TtlSweep> {
-    if (atMs !== undefined) return this.#sweep(() => atMs);
-    this.#current ??= this.#sweep(() => this.#deps.clock.nowMs()).finally(() => (this.#current = undefined));
+    if (atMs !== undefined) return this.#sweep(atMs);
+    this.#current ??= this.#sweep(undefined).finally(() => (this.#current = undefined));
     return this.#current;
   }
 
-  async #sweep(now: () => number): Promise<TtlSweep> {
+  async #sweep(atMs: number | undefined): Promise<TtlSweep> {
     const done: TtlSweep = { deleted: [], pruned: [] };
+    const size = this.#deps.batch ?? SWEEP_BATCH.postgres;
     try {
       while (!this.#closed) {
         const left = this.#policy.sweepLimit - done.deleted.length - done.pruned.length;
         if (left <= 0) break;
-        const batch = await this.#deps.threads.sweepExpired(now(), Math.min(BATCH, left));
+        const batch = await this.#deps.threads.sweepExpired(atMs, Math.min(size, left));
         done.deleted.push(...batch.deleted);
         done.pruned.push(...batch.pruned);
-        if (batch.deleted.length + batch.pruned.length < Math.min(BATCH, left)) break;
+        if (batch.deleted.length + batch.pruned.length < Math.min(size, left)) break;
+        // Let requests waiting on the event loop in between (on SQLite a batch is synchronous).
+        await new Promise(setImmediate);
       }
     } catch (error) {
       this.#deps.logger.warn("threads:ttl-sweep-failed", { error: (error as Error).message, deleted: done.deleted.length, pruned: done.pruned.length });

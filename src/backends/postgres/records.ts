@@ -332,7 +332,7 @@ export class PostgresThreads implements Threads {
     });
   }
 
-  async sweepExpired(nowMs: number, limit: number): Promise<TtlSweep> {
+  async sweepExpired(nowMs: number | undefined, limit: number): Promise<TtlSweep> {
     return sweepExpiredThreads(this.pool, nowMs, limit);
   }
 

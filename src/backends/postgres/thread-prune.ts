@@ -42,7 +42,19 @@ export async function pruneThreadRows(db: Queryable, threadIds: readonly string[
 }
 
 /**
- * One TTL sweep, in one transaction:
+ * The database server's time (epoch ms): what a scheduled sweep judges
+ * expiry by, so a process whose clock is skewed (ahead: it would delete
+ * early) sweeps as the others do. Expiries are written with the writers'
+ * clocks, which the lease clock guard keeps near the database's.
+ */
+async function databaseNowMs(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ now_ms: string }>("SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms");
+  return Number(rows[0]!.now_ms);
+}
+
+/**
+ * One TTL sweep, in one transaction, as of `atMs` (the database's time when
+ * undefined):
  *
  * 1. Claims the due threads (expired, no pending or running run, no
  *    enabled cron, no state-update lock), oldest expiry first, with `FOR UPDATE SKIP LOCKED`:
@@ -58,15 +70,16 @@ export async function pruneThreadRows(db: Queryable, threadIds: readonly string[
  * 3. Prunes them by their own strategy; `keep_latest` ones are disarmed
  *    until their next activity.
  */
-export async function sweepExpiredThreads(pool: pg.Pool, nowMs: number, limit: number): Promise<TtlSweep> {
+export async function sweepExpiredThreads(pool: pg.Pool, atMs: number | undefined, limit: number): Promise<TtlSweep> {
   return transaction(pool, async (db) => {
+    const nowMs = atMs ?? (await databaseNowMs(db));
     const { rows: due } = await db.query<{ thread_id: string; ttl_strategy: TtlStrategy }>(
       `SELECT t.thread_id, t.ttl_strategy FROM threads t
         WHERE t.ttl_expires_ms IS NOT NULL AND t.ttl_expires_ms <= $1
           AND (t.lock_expires_ms IS NULL OR t.lock_expires_ms <= $1)
           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
           AND NOT EXISTS (SELECT 1 FROM crons c WHERE c.thread_id = t.thread_id AND c.enabled)
-        ORDER BY t.ttl_expires_ms, t.thread_id COLLATE "C"
+        ORDER BY t.ttl_expires_ms
         LIMIT $2
         FOR UPDATE OF t SKIP LOCKED`,
       [nowMs, limit],

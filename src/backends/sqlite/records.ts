@@ -343,8 +343,9 @@ export class SqliteThreads implements Threads {
     }).immediate();
   }
 
-  async sweepExpired(nowMs: number, limit: number): Promise<TtlSweep> {
-    return this.db.transaction(() => sweepExpiredThreads(this.db, nowMs, limit)).immediate();
+  async sweepExpired(nowMs: number | undefined, limit: number): Promise<TtlSweep> {
+    // One process owns the file: its clock is the only one.
+    return this.db.transaction(() => sweepExpiredThreads(this.db, nowMs ?? this.clock.nowMs(), limit)).immediate();
   }
 
   async copy(threadId: string, newThreadId: string): Promise<Thread> {

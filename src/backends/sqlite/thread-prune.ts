@@ -66,7 +66,7 @@ export function sweepExpiredThreads(db: Database, nowMs: number, limit: number):
           AND (t.lock_expires_ms IS NULL OR t.lock_expires_ms <= ?)
           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
           AND NOT EXISTS (SELECT 1 FROM crons c WHERE c.thread_id = t.thread_id AND c.enabled = 1)
-        ORDER BY t.ttl_expires_ms, t.thread_id LIMIT ?`,
+        ORDER BY t.ttl_expires_ms LIMIT ?`,
     )
     .all(nowMs, nowMs, limit);
   const deleted = due.filter((row) => row.ttl_strategy !== "keep_latest").map((row) => row.thread_id);
