@@ -149,6 +149,8 @@ export const ConfigSchema = z.object({
   maxIdsPerRequest: int(1).default(1_000),
   /** Keys one metadata/values/store filter may have, counted at every level (422 beyond). */
   maxFilterKeys: int(1).default(100),
+  /** How long one call of the store's embedding provider may take before the request fails with 503 (ms; docs/store.md). */
+  storeEmbedTimeoutMs: int(1).default(30_000),
   /**
    * Host names (the Host header, without port) the API answers, comma-separated;
    * a leading dot allows subdomains. Unset: bound to a loopback address, only
@@ -240,6 +242,7 @@ const ENV: Record<string, keyof Config> = {
   BATON_MAX_OBJECT_KEYS: "maxObjectKeys",
   BATON_MAX_IDS_PER_REQUEST: "maxIdsPerRequest",
   BATON_MAX_FILTER_KEYS: "maxFilterKeys",
+  BATON_STORE_EMBED_TIMEOUT_MS: "storeEmbedTimeoutMs",
   BATON_ALLOWED_HOSTS: "allowedHosts",
   BATON_WEBHOOK_ALLOW_PRIVATE: "webhookAllowPrivate",
   BATON_WEBHOOK_TIMEOUT_MS: "webhookTimeoutMs",

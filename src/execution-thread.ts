@@ -131,7 +131,7 @@ async function main(): Promise<void> {
         registry,
         assistants: backend.assistants,
         checkpointer: backend.checkpointer,
-        store: new ItemsStore(backend.items, { index: await storeIndexFrom(data.baseDir, data.store), ttl: storeTtlSettings(data.store) }),
+        store: new ItemsStore(backend.items, { index: await storeIndexFrom(data.baseDir, data.store), ttl: storeTtlSettings(data.store), ...data.storeLimits }),
         logger,
         metrics,
         onFinished: async (run, outcome) => {

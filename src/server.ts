@@ -32,7 +32,7 @@ import { checkSharedPackages, resolveSharedPackages } from "./project/packages.t
 import type { Backend, EventBus, RunOutcome } from "./core/ports.ts";
 import { RunService } from "./core/runs.ts";
 import { StoreService } from "./core/store-service.ts";
-import { StoreEngine, StoreSweeper, type StoreEngineOptions } from "./core/store-engine.ts";
+import { StoreEngine, StoreSweeper, type StoreEngineOptions, type StoreLimits } from "./core/store-engine.ts";
 import { checkStoreIndex, storeIndexFrom, storeTtlSettings } from "./core/store-index.ts";
 import { ItemsStore } from "./core/graph-store.ts";
 import { ThreadRecordService } from "./core/thread-records.ts";
@@ -403,7 +403,7 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
   const authorizer = seams.authorizer ?? new NoAuthorizer();
   const idempotency = new Idempotency({ keys: backend.idempotency, clock, ttlMs: config.idempotencyTtlMs });
   const ttlPolicy = threadTtlPolicy(loaded.project.checkpointer?.ttl);
-  const store = await openStore(loaded, opened, logger);
+  const store = await openStore(loaded, opened, logger, { embedTimeoutMs: config.storeEmbedTimeoutMs });
   const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: store.graphStore, bus, authorizer });
   const runs = new RunService({
     queue: backend.runs,
@@ -432,7 +432,7 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
  * and TTL settings from langgraph.json, the store graphs see, and the
  * sweeper of expired items (stopped with what step 1 opened).
  */
-async function openStore(loaded: LoadedProject, opened: Opened, logger: Logger): Promise<{ options: StoreEngineOptions; graphStore: ItemsStore }> {
+async function openStore(loaded: LoadedProject, opened: Opened, logger: Logger, limits: StoreLimits): Promise<{ options: StoreEngineOptions; graphStore: ItemsStore }> {
   const { backend } = opened;
   const index = await storeIndexFrom(loaded.baseDir, loaded.project.store);
   if (index !== undefined) await checkStoreIndex(index, await backend.items.vectorDims());
@@ -449,7 +449,7 @@ async function openStore(loaded: LoadedProject, opened: Opened, logger: Logger):
     search: index === undefined ? "text match (no store.index)" : "exact scan (cosine similarity over every candidate's embeddings)",
     ttl: { refresh_on_read: ttl.refreshOnRead, default_ttl_minutes: ttl.defaultTtlMinutes, sweep_interval_minutes: ttl.sweepIntervalMinutes },
   });
-  const options = { index, ttl };
+  const options = { index, ttl, ...limits };
   return { options, graphStore: new ItemsStore(backend.items, options) };
 }
 
@@ -568,6 +568,7 @@ async function startWorkers(config: Config, loaded: LoadedProject, logger: Logge
         graphs: services.graphSources,
         baseDir: loaded.baseDir,
         store: loaded.project.store ?? null,
+        storeLimits: { embedTimeoutMs: config.storeEmbedTimeoutMs },
         agentPool: { perUser: config.agentPoolPerUser, max: config.agentPoolMax },
         api: { host: loopbackHost(config.host), port: apiPort, prefix: http.mountPrefix },
         logLevel: config.logLevel,

@@ -13,6 +13,10 @@ export const ErrorCode = {
   leaseLost: "lease_lost",
   unavailable: "unavailable",
   tooMany: "too_many_requests",
+  /** A service the server calls (the store's embedding provider) failed or did not answer: worth retrying later. */
+  upstreamUnavailable: "upstream_unavailable",
+  /** A service the server calls answered something unusable (vectors of the wrong shape): the server's fault, named. */
+  badGateway: "bad_gateway",
   internal: "internal",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -6,16 +6,80 @@
  * `refresh_on_read`), and the query's embedding for a search. The sweeper
  * deletes expired items in the background. See docs/store.md.
  */
-import { invalid } from "./errors.ts";
+import { BatonError, ErrorCode, coerceError, invalid } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { NamespaceQuery, ScoredStoreItem, Scoped, StoreItems, StoreSearch } from "./ports.ts";
 import { DEFAULT_STORE_TTL, embedItem, type StoreIndex, type StoreTtlSettings } from "./store-index.ts";
 import type { JsonObject, StoreItem } from "./types.ts";
 
-export interface StoreEngineOptions {
+/** The store's bounds, from the server's options (src/config.ts). */
+export interface StoreLimits {
+  /** How long one call of the embedding provider may take (ms); default `DEFAULT_EMBED_TIMEOUT_MS`. */
+  embedTimeoutMs?: number | undefined;
+}
+
+export interface StoreEngineOptions extends StoreLimits {
   /** The semantic index; absent: nothing is embedded and a query is a text match. */
   index?: StoreIndex | undefined;
   ttl?: StoreTtlSettings | undefined;
+}
+
+/** An embedding call that has not answered in this long fails the request (503): 30 s. */
+export const DEFAULT_EMBED_TIMEOUT_MS = 30_000;
+/** Retry-After for a provider that answered 429 without saying when. */
+const DEFAULT_RETRY_AFTER_SECONDS = 10;
+
+type ErrorLike = { status?: unknown; statusCode?: unknown; response?: { status?: unknown; headers?: unknown }; headers?: unknown; lc_error_code?: unknown };
+
+/** The HTTP status a provider's error carries (the LangChain integrations' errors keep their client's `status`). */
+function statusOf(thrown: unknown): number | undefined {
+  if (typeof thrown !== "object" || thrown === null) return undefined;
+  const error = thrown as ErrorLike;
+  if (error.lc_error_code === "MODEL_RATE_LIMIT") return 429;
+  const status = error.status ?? error.statusCode ?? error.response?.status;
+  return typeof status === "number" ? status : undefined;
+}
+
+/** The provider's own Retry-After (seconds), when its error carries the response headers. */
+function retryAfterOf(thrown: unknown): number {
+  const error = thrown as ErrorLike;
+  const headers = error.headers ?? error.response?.headers;
+  const raw =
+    headers instanceof Headers ? headers.get("retry-after") : typeof headers === "object" && headers !== null ? (headers as Record<string, unknown>)["retry-after"] : undefined;
+  const seconds = Number(raw);
+  return Number.isFinite(seconds) && seconds >= 0 ? Math.ceil(seconds) : DEFAULT_RETRY_AFTER_SECONDS;
+}
+
+/** The first line of an error's message, at most 200 characters: enough to act on, no stack or request dump. */
+function shortReason(error: Error): string {
+  const line = (error.message.split("\n")[0] ?? "").trim() || error.name;
+  return line.length > 200 ? `${line.slice(0, 199)}…` : line;
+}
+
+/**
+ * One call of the embedding provider, bounded by `timeoutMs`. What it throws
+ * becomes a 503 naming the provider and the reason (with Retry-After when
+ * the provider answered 429); no answer in time, a 503 too. A wrong answer
+ * (vectors of another shape) is already a named 502 (store-index.ts).
+ */
+async function embedding<T>(embed: string, timeoutMs: number, call: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new BatonError(ErrorCode.upstreamUnavailable, `store embedding provider ${embed} failed: no answer within ${timeoutMs / 1000} s.`)), timeoutMs);
+  });
+  try {
+    // The provider's call cannot be cancelled (Embeddings takes no signal): a late answer is dropped.
+    return await Promise.race([call(), timedOut]);
+  } catch (thrown) {
+    if (thrown instanceof BatonError) throw thrown;
+    const rateLimited = statusOf(thrown) === 429;
+    throw new BatonError(ErrorCode.upstreamUnavailable, `store embedding provider ${embed} failed: ${shortReason(coerceError(thrown))}`, {
+      cause: thrown,
+      ...(rateLimited ? { retryAfterSeconds: retryAfterOf(thrown) } : {}),
+    });
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface PutChoices {
@@ -29,11 +93,13 @@ export class StoreEngine {
   readonly items: StoreItems;
   readonly index: StoreIndex | undefined;
   readonly ttl: StoreTtlSettings;
+  readonly #embedTimeoutMs: number;
 
   constructor(items: StoreItems, options: StoreEngineOptions = {}) {
     this.items = items;
     this.index = options.index;
     this.ttl = options.ttl ?? DEFAULT_STORE_TTL;
+    this.#embedTimeoutMs = options.embedTimeoutMs ?? DEFAULT_EMBED_TIMEOUT_MS;
   }
 
   async put(namespace: string[], key: string, value: JsonObject, choices: PutChoices = {}): Promise<void> {
@@ -41,7 +107,8 @@ export class StoreEngine {
       throw invalid("index lists fields to embed, but this server has no semantic index: configure store.index in langgraph.json, or leave index out.");
     }
     const fields = choices.index === false ? [] : (choices.index ?? this.index?.fields ?? []);
-    const vectors = this.index !== undefined && fields.length > 0 ? await embedItem(this.index, value, fields) : undefined;
+    const index = this.index;
+    const vectors = index !== undefined && fields.length > 0 ? await embedding(index.embed, this.#embedTimeoutMs, () => embedItem(index, value, fields)) : undefined;
     const ttlMinutes = choices.ttl === undefined ? this.ttl.defaultTtlMinutes : choices.ttl;
     await this.items.put(namespace, key, value, { vectors, ttlMinutes });
   }
@@ -57,7 +124,8 @@ export class StoreEngine {
   /** With a query and an index: ranked by similarity, with scores; otherwise as the backend lists them. */
   async search(query: Omit<StoreSearch, "vector" | "refreshTtl"> & { refreshTtl?: boolean | null | undefined }): Promise<ScoredStoreItem[]> {
     const text = query.query;
-    const vector = this.index !== undefined && text !== undefined && text !== "" ? await this.index.embedQuery(text) : undefined;
+    const index = this.index;
+    const vector = index !== undefined && text !== undefined && text !== "" ? await embedding(index.embed, this.#embedTimeoutMs, () => index.embedQuery(text)) : undefined;
     return this.items.search({ ...query, vector, refreshTtl: query.refreshTtl ?? this.ttl.refreshOnRead });
   }
 

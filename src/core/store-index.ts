@@ -104,19 +104,20 @@ async function providerEmbeddings(baseDir: string, embed: string): Promise<Embed
   return asEmbeddings(new Class({ [known.modelOption]: model }), embed);
 }
 
+/** A wrong answer of the embedding function: the server's fault (502), named for the client. */
+const wrongShape = (embed: string, what: string) => new BatonError(ErrorCode.badGateway, `store embedding provider ${embed} returned ${what}.`);
+
 /**
  * Checks that every vector has `dims` numbers, naming what returned them
  * otherwise (a store of mixed lengths could not rank its items).
  */
 function checked(vectors: number[][], dims: number, embed: string, count: number): number[][] {
   if (!Array.isArray(vectors) || vectors.length !== count) {
-    throw new BatonError(ErrorCode.internal, `The store's embedding function (${embed}) returned ${Array.isArray(vectors) ? vectors.length : typeof vectors} vectors for ${count} texts.`);
+    throw wrongShape(embed, `${Array.isArray(vectors) ? vectors.length : typeof vectors} vectors for ${count} texts`);
   }
   for (const vector of vectors) {
-    if (!Array.isArray(vector) && !ArrayBuffer.isView(vector)) throw new BatonError(ErrorCode.internal, `The store's embedding function (${embed}) returned a vector that is not a list of numbers.`);
-    if (vector.length !== dims) {
-      throw new BatonError(ErrorCode.internal, `The store's embedding function (${embed}) returned vectors of ${vector.length} dimensions; langgraph.json store.index.dims is ${dims}. Make them agree.`);
-    }
+    if (!Array.isArray(vector) && !ArrayBuffer.isView(vector)) throw wrongShape(embed, "a vector that is not a list of numbers");
+    if (vector.length !== dims) throw wrongShape(embed, `vectors of ${vector.length} dimensions; langgraph.json store.index.dims is ${dims}. Make them agree`);
   }
   return vectors.map((vector) => Array.from(vector));
 }

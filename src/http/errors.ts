@@ -19,6 +19,8 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   lease_lost: 409,
   unavailable: 503,
   too_many_requests: 429,
+  upstream_unavailable: 503,
+  bad_gateway: 502,
   internal: 500,
 };
 

@@ -45,7 +45,8 @@ export class RpcError extends Error {
   }
 }
 
-export const rpcErrorBody = (id: RpcId, error: RpcErrorObject) => ({ jsonrpc: "2.0" as const, id, error });
+/** A JSON-RPC error response: the error's code and message only (never the HTTP status some errors carry). */
+export const rpcErrorBody = (id: RpcId, error: RpcErrorObject) => ({ jsonrpc: "2.0" as const, id, error: { code: error.code, message: error.message } });
 
 /** An HTTP answer carrying a JSON-RPC error (for a message that could not be handled at all). */
 export function rpcErrorResponse(c: Context, status: ContentfulStatusCode, code: number, message: string, id: RpcId = null): Response {
@@ -102,6 +103,7 @@ export function rpcErrorOf(thrown: unknown, logger: Logger, where: string): RpcE
     switch (thrown.code) {
       case "too_many_requests":
       case "unavailable":
+      case "upstream_unavailable":
       case "thread_busy":
       case "conflict":
       case "lease_lost":
@@ -113,6 +115,9 @@ export function rpcErrorOf(thrown: unknown, logger: Logger, where: string): RpcE
       case "invalid_input":
       case "unsupported_field":
         return { code: RpcCode.invalidParams, message: thrown.message, status: 200 };
+      case "bad_gateway":
+        // The server's fault, but named for the client (the store's embedding provider answered wrongly).
+        return { code: RpcCode.internalError, message: thrown.message, status: 200 };
     }
   }
   const error = coerceError(thrown);

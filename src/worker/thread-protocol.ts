@@ -9,6 +9,7 @@ import type { LogLevel } from "../core/logger.ts";
 import type { RunMetrics } from "../core/metrics.ts";
 import type { RunOutcome } from "../core/ports.ts";
 import type { ProjectStoreSection } from "../core/store-index.ts";
+import type { StoreLimits } from "../core/store-engine.ts";
 import type { CancelAction, Run } from "../core/types.ts";
 import type { WorkerPoolOptions } from "./worker-pool.ts";
 
@@ -24,6 +25,8 @@ export interface ThreadData {
   baseDir: string;
   /** langgraph.json's `store` section: the thread loads the same index and TTL settings for its graphs' store. */
   store: ProjectStoreSection | null;
+  /** The store's limits from the server's options (the embedding timeout). */
+  storeLimits: StoreLimits;
   /** Caps of the thread's own agent pool (docs/agent-pools.md). */
   agentPool: { perUser: number; max: number };
   /** This server over loopback, for a URL-less `new Client()` in a graph: its port is 0 until the HTTP thread listens; `prefix` is http.mount_prefix. */

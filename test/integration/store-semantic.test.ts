@@ -45,6 +45,8 @@ interface StoreOptions {
   logs?: string[];
   /** The access seam's authorizer (the project's Auth handlers, in a real deployment). */
   authorizer?: Authorizer;
+  /** Server options (src/config.ts) on top of the test's own. */
+  config?: Record<string, unknown>;
 }
 
 async function startStore(project: string, clock: Clock, options: StoreOptions = {}): Promise<StoreServer> {
@@ -55,7 +57,7 @@ async function startStore(project: string, clock: Clock, options: StoreOptions =
     database === undefined
       ? { executionThreads: EXECUTION_THREADS }
       : { databaseUrl: database.url, redisUrl: REDIS_URL, redisPrefix: `baton-test:${randomUUID()}:` };
-  const config = loadConfig({ port: 0, dataDir, configPath: join(PROJECT, project), shutdownGraceMs: 0, ...backend }, {});
+  const config = loadConfig({ port: 0, dataDir, configPath: join(PROJECT, project), shutdownGraceMs: 0, ...backend, ...options.config }, {});
   const logger = createLogger({ level: "warn", format: "json", write: (line) => (options.logs ? options.logs.push(line) : process.stderr.write(line)) });
   let server: BatonServer;
   try {
@@ -312,6 +314,47 @@ describe.runIf(SCALE_OUT)("store sweepers in several processes", () => {
       await two.close();
       await one.close();
     }
+  });
+});
+
+describe("store embedding provider failures", () => {
+  let s: StoreServer;
+  beforeAll(async () => {
+    s = await startStore("langgraph.json", systemClock, { config: { storeEmbedTimeoutMs: 300 } });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  const put = (value: Record<string, unknown>) =>
+    fetch(`${s.server.url}/store/items`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ namespace: ["failing"], key: "k", value }) });
+  const search = (query: string) =>
+    fetch(`${s.server.url}/store/items/search`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ namespace_prefix: ["failing"], query }) });
+  const answer = async (response: Response) => ({ status: response.status, retryAfter: response.headers.get("retry-after"), detail: ((await response.json()) as { detail: string }).detail });
+
+  it("answers 503 naming the provider and the first line of its error, for a put and a search; nothing is stored", async () => {
+    const expected = { status: 503, retryAfter: null, detail: "store embedding provider ./embed.ts:embed failed: connect ECONNREFUSED 10.0.0.1:443" };
+    expect(await answer(await put({ text: "provider-down" }))).toEqual(expected);
+    expect(await answer(await search("provider-down"))).toEqual(expected);
+    expect(await s.client.store.getItem(["failing"], "k")).toBeNull();
+  });
+
+  it("passes the provider's Retry-After on when it answered 429", async () => {
+    expect(await answer(await put({ text: "rate-limited" }))).toEqual({ status: 503, retryAfter: "7", detail: "store embedding provider ./embed.ts:embed failed: 429 Rate limit reached for requests" });
+  });
+
+  it("gives up on a provider that does not answer within storeEmbedTimeoutMs (503)", async () => {
+    expect(await answer(await search("provider-hangs"))).toEqual({ status: 503, retryAfter: null, detail: "store embedding provider ./embed.ts:embed failed: no answer within 0.3 s." });
+  });
+
+  it("names vectors of the wrong shape (502: the server's fault, not the request's)", async () => {
+    expect(await answer(await put({ text: "wrong-shape" }))).toEqual({
+      status: 502,
+      retryAfter: null,
+      detail: "store embedding provider ./embed.ts:embed returned vectors of 3 dimensions; langgraph.json store.index.dims is 4. Make them agree.",
+    });
+    // The server still serves: a good put afterwards works.
+    expect((await put({ text: "cat" })).status).toBe(204);
   });
 });
 
