@@ -459,8 +459,19 @@ describe("disabled and protected", () => {
       const sent = await a2a(auth.url, own.assistant_id, "message/send", userMessage("hi"), { authorization: "Bearer token-alice" });
       const task = sent.body.result as Task;
       expect(JSON.parse(task.artifacts![0]!.parts[0]!.text)).toMatchObject({ identity: "alice", thread_id: task.contextId });
-      // The context is alice's thread: bob cannot read the task.
-      expect((await a2a(auth.url, own.assistant_id, "tasks/get", { id: task.id, contextId: task.contextId }, bob)).status).toBe(404);
+      // Bob, at an assistant of his own on the same graph (so the assistant lookup passes): alice's task and context are not his.
+      const bobs = await new Client({ apiUrl: auth.url, defaultHeaders: bob }).assistants.create({ graphId: "whoami", name: "bob-own" });
+      for (const method of ["tasks/get", "tasks/cancel"]) {
+        const refused = await a2a(auth.url, bobs.assistant_id, method, { id: task.id, contextId: task.contextId }, bob);
+        expect(refused.status).toBe(200);
+        expect(refused.body.error).toMatchObject({ code: -32001 });
+      }
+      const intoAlices = await a2a(auth.url, bobs.assistant_id, "message/send", userMessage("let me in", task.contextId), bob);
+      // (200: the endpoint exists; what the params name is not found)
+      expect(intoAlices.status).toBe(200);
+      expect(intoAlices.body.error).toEqual({ code: -32602, message: expect.stringMatching(/not found/) as string });
+      expect(await alice.runs.list(task.contextId)).toHaveLength(1);
+      expect((await alice.runs.get(task.contextId, task.id)).status).toBe("success");
     } finally {
       await auth.close();
     }

@@ -101,8 +101,15 @@ async function handlePost(deps: HttpDeps, c: Context<BatonEnv>): Promise<Respons
     return c.body(null, 202);
   }
   const ctx = protocolContext(ctxOf(c));
+  let assistant: Assistant;
   try {
-    const assistant = await deps.assistantService.get(ctx, c.req.param("assistant_id") ?? "");
+    assistant = await deps.assistantService.get(ctx, c.req.param("assistant_id") ?? "");
+  } catch (error) {
+    // The endpoint itself (the assistant in the path) is what is not found: 404, as the official description lists.
+    const answer = error instanceof BatonError && error.code === "not_found" ? { code: RpcCode.invalidParams, message: error.message, status: 404 as ContentfulStatusCode } : rpcErrorOf(error, deps.logger, "a2a");
+    return c.json(rpcErrorBody(id, answer), answer.status);
+  }
+  try {
     const kit: MethodKit = { deps, c, ctx, assistant, id };
     switch (method) {
       case "message/send":
@@ -123,8 +130,8 @@ async function handlePost(deps: HttpDeps, c: Context<BatonEnv>): Promise<Respons
         throw new RpcError(RpcCode.methodNotFound, `Method not found: ${method.slice(0, 100)}`);
     }
   } catch (error) {
-    const answer = error instanceof BatonError && error.code === "not_found" ? { code: RpcCode.invalidParams, message: error.message, status: 404 as ContentfulStatusCode } : rpcErrorOf(error, deps.logger, "a2a");
-    return c.json(rpcErrorBody(id, { code: answer.code, message: answer.message }), answer.status);
+    const answer = rpcErrorOf(error, deps.logger, "a2a");
+    return c.json(rpcErrorBody(id, answer), answer.status);
   }
 }
 
@@ -290,7 +297,6 @@ async function taskRun(kit: MethodKit, p: { id: string; contextId?: string | und
 
 async function tasksGet(kit: MethodKit, p: z.infer<typeof TaskQueryParams>): Promise<Json> {
   const run = await taskRun(kit, p);
-  const final = isFinalRunStatus(run.status) ? await kit.deps.runs.waitFinal(run, kit.c.req.raw.signal) : undefined;
   const values = await kit.deps.threadService.state(kit.ctx, run.thread_id, {}).then(
     (state) => (state as { values?: unknown }).values,
     // A thread deleted since (its runs with it, but a read may cross the delete): no history.
@@ -299,13 +305,20 @@ async function tasksGet(kit: MethodKit, p: z.infer<typeof TaskQueryParams>): Pro
       throw error;
     },
   );
-  return taskOf(run, final?.status ?? run.status, final?.output, values, { artifacts: true, historyLength: p.historyLength });
+  // A final run's record holds its answer (C4): no need to wait for anything.
+  return taskOf(run, run.status, isFinalRunStatus(run.status) ? run.output : undefined, values, { artifacts: true, historyLength: p.historyLength });
 }
 
 async function tasksCancel(kit: MethodKit, p: z.infer<typeof TaskIdParams>): Promise<Json> {
   const run = await taskRun(kit, p);
   if (isFinalRunStatus(run.status)) throw new RpcError(A2aCode.taskNotCancelable, `Task '${run.run_id}' has ended (${run.status}); it cannot be canceled.`);
-  await kit.deps.runs.cancelOne(kit.ctx, run.thread_id, run.run_id, "interrupt", kit.c.req.raw.signal);
+  try {
+    await kit.deps.runs.cancelOne(kit.ctx, run.thread_id, run.run_id, "interrupt", kit.c.req.raw.signal);
+  } catch (error) {
+    // The run ended between the read above and the cancel.
+    if (error instanceof BatonError && error.code === "conflict") throw new RpcError(A2aCode.taskNotCancelable, `Task '${run.run_id}' has ended; it cannot be canceled.`);
+    throw error;
+  }
   const final = await kit.deps.runs.waitFinal(run, kit.c.req.raw.signal);
   return taskOf(run, final.status, final.output);
 }
@@ -409,8 +422,9 @@ async function agentCard(deps: HttpDeps, c: Context<BatonEnv>, assistantId: stri
     return c.json({ detail: "Missing required query parameter: assistant_id (the assistant whose agent card to answer)." }, 400);
   }
   const assistant = await deps.assistantService.get(ctxOf(c), assistantId);
-  const properties = ((await graphInputSchema(deps, assistant))?.properties ?? {}) as Json;
-  const required = ((await graphInputSchema(deps, assistant))?.required ?? []) as unknown;
+  const schema = await graphInputSchema(deps, assistant);
+  const properties = (schema?.properties ?? {}) as Json;
+  const required = (schema?.required ?? []) as unknown;
   const url = new URL(c.req.url);
   const prefix = c.req.path.endsWith(cardPath) ? c.req.path.slice(0, c.req.path.length - cardPath.length) : "";
   const description = assistant.description ?? `${assistant.name} assistant`;
