@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cosine, decodeVector, encodeVector, rankBySimilarity } from "./vectors.ts";
+import { bestScore, cosine, decodeVector, encodeVector, rankBySimilarity } from "./vectors.ts";
 
 describe("store vectors", () => {
   it("decode gives back the float32 values, from an aligned buffer (viewed) and an unaligned one (copied)", () => {
@@ -35,5 +35,17 @@ describe("store vectors", () => {
       ["none-2", null],
     ]);
     expect(rankBySimilarity(candidates, [1, 0], 2, 2).map(({ item }) => item)).toEqual(["c", "none-1"]);
+  });
+
+  it("a vector that scores NaN (a non-finite element) counts as no score, and does not hide the item's other vectors", () => {
+    const v = (...xs: number[]) => Float32Array.from(xs);
+    expect(bestScore([1, 0], [v(Number.NaN, 1)])).toBeNull();
+    expect(bestScore([1, 0], [v(Number.POSITIVE_INFINITY, 0)])).toBeNull();
+    expect(bestScore([1, 0], [v(Number.NaN, 1), v(1, 0)])).toBeCloseTo(1);
+    const ranked = rankBySimilarity([{ item: "nan", vectors: [v(Number.NaN, 0)] }, { item: "ok", vectors: [v(0, 1)] }], [1, 0], 0, 10);
+    expect(ranked).toEqual([
+      { item: "ok", score: 0 },
+      { item: "nan", score: null },
+    ]);
   });
 });

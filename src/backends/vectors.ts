@@ -29,6 +29,20 @@ export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return normA === 0 || normB === 0 ? 0 : dot / Math.sqrt(normA * normB);
 }
 
+/**
+ * The best cosine of `query` against `vectors`; null when there is none
+ * (no embedding, or only ones that score NaN: a non-finite element stored
+ * before they were refused at put).
+ */
+export function bestScore(query: ArrayLike<number>, vectors: Float32Array[]): number | null {
+  let best: number | null = null;
+  for (const vector of vectors) {
+    const score = cosine(query, vector);
+    if (!Number.isNaN(score) && (best === null || score > best)) best = score;
+  }
+  return best;
+}
+
 /** `namespace` (encoded) and key, as one map key. */
 export const itemId = (namespace: string, key: string): string => `${namespace}\u0000${key}`;
 
@@ -41,8 +55,9 @@ export function rankBySimilarity<T>(candidates: { item: T; vectors: Float32Array
   const scored: { item: T; score: number; at: number }[] = [];
   const unscored: { item: T; score: null }[] = [];
   candidates.forEach(({ item, vectors }, at) => {
-    if (vectors.length === 0) unscored.push({ item, score: null });
-    else scored.push({ item, score: vectors.reduce((best, vector) => Math.max(best, cosine(query, vector)), -Infinity), at });
+    const score = bestScore(query, vectors);
+    if (score === null) unscored.push({ item, score: null });
+    else scored.push({ item, score, at });
   });
   scored.sort((a, b) => b.score - a.score || a.at - b.at);
   return [...scored.map(({ item, score }) => ({ item, score })), ...unscored].slice(offset, offset + limit);

@@ -118,6 +118,9 @@ function checked(vectors: number[][], dims: number, embed: string, count: number
   for (const vector of vectors) {
     if (!Array.isArray(vector) && !ArrayBuffer.isView(vector)) throw wrongShape(embed, "a vector that is not a list of numbers");
     if (vector.length !== dims) throw wrongShape(embed, `vectors of ${vector.length} dimensions; langgraph.json store.index.dims is ${dims}. Make them agree`);
+    // NaN or Infinity would make every similarity with it NaN: such a vector cannot be ranked.
+    const at = Array.prototype.findIndex.call(vector, (x: unknown) => typeof x !== "number" || !Number.isFinite(x));
+    if (at !== -1) throw wrongShape(embed, `a vector whose element ${at} is ${String((vector as ArrayLike<unknown>)[at])}, not a finite number`);
   }
   return vectors.map((vector) => Array.from(vector));
 }

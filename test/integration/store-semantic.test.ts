@@ -347,12 +347,19 @@ describe("store embedding provider failures", () => {
     expect(await answer(await search("provider-hangs"))).toEqual({ status: 503, retryAfter: null, detail: "store embedding provider ./embed.ts:embed failed: no answer within 0.3 s." });
   });
 
-  it("names vectors of the wrong shape (502: the server's fault, not the request's)", async () => {
+  it("names vectors of the wrong shape or with a non-finite element (502: the server's fault, not the request's)", async () => {
     expect(await answer(await put({ text: "wrong-shape" }))).toEqual({
       status: 502,
       retryAfter: null,
       detail: "store embedding provider ./embed.ts:embed returned vectors of 3 dimensions; langgraph.json store.index.dims is 4. Make them agree.",
     });
+    expect(await answer(await search("not-finite"))).toEqual({
+      status: 502,
+      retryAfter: null,
+      detail: "store embedding provider ./embed.ts:embed returned a vector whose element 1 is NaN, not a finite number.",
+    });
+    expect((await put({ text: "not-finite" })).status).toBe(502);
+    expect(await s.client.store.getItem(["failing"], "k")).toBeNull();
     // The server still serves: a good put afterwards works.
     expect((await put({ text: "cat" })).status).toBe(204);
   });
