@@ -113,9 +113,11 @@ export interface Threads {
   /**
    * `delete`: removes threads (with runs and checkpoints); `keep_latest`: keeps
    * each thread and its latest checkpoint per namespace, dropping older ones.
-   * Threads with a running run are skipped. Returns how many were pruned.
+   * Threads with a running run are skipped. Returns how many were pruned,
+   * and (`delete`) the pending runs deleted with them, read in the same
+   * transaction, so the caller ends exactly their streams.
    */
-  prune(threadIds: string[], strategy: "delete" | "keep_latest"): Promise<number>;
+  prune(threadIds: string[], strategy: "delete" | "keep_latest"): Promise<{ pruned: number; pending_runs: string[] }>;
   /**
    * One sweep of expired threads (docs/threads.md): takes at most `limit`
    * threads whose TTL expired by `nowMs` and that have no pending or running

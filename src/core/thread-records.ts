@@ -85,6 +85,8 @@ export class ThreadRecordService {
       thread_id: input.thread_id,
       metadata: input.metadata,
       if_exists: input.if_exists,
+      // The official ThreadsCreate value's shape: {strategy, ttl} in minutes; absent when the client gave none.
+      ...(input.ttl === undefined ? {} : { ttl: { strategy: input.ttl.strategy, ttl: input.ttl.minutes } }),
     });
     if (restricts(filter)) {
       // An existing thread outside the caller's filter is neither shown nor replaced (as on the official server).
@@ -161,10 +163,9 @@ export class ThreadRecordService {
       const { value, filter } = await this.#authorizer.authorize(ctx, "threads", strategy === "delete" ? "delete" : "update", { thread_id: threadId });
       if (!restricts(filter) || (await this.#threads.get(value.thread_id, { access: filter })) !== null) allowed.push(value.thread_id);
     }
-    // Deleted threads take their pending runs along: their streams are ended, as DELETE /threads/{id} does.
-    const pending = strategy === "delete" ? (await Promise.all(allowed.map((id) => this.#queue.list(id, { status: "pending", limit: 10_000, offset: 0 })))).flat() : [];
-    const pruned = await this.#threads.prune(allowed, strategy);
-    for (const run of pending) if ((await this.#queue.get(run.run_id)) === null) this.#bus.end(run.run_id, 0);
+    // Deleted threads take their pending runs along (read in the prune's own transaction): their streams are ended, as DELETE /threads/{id} does.
+    const { pruned, pending_runs } = await this.#threads.prune(allowed, strategy);
+    for (const runId of pending_runs) this.#bus.end(runId, 0);
     return pruned;
   }
 

@@ -608,7 +608,7 @@ export function describeRecords(init: RecordsSuiteInit): void {
       const found = await backend.threads.search({ ...ALL, ids, sort_by: "thread_id", sort_order: "asc" });
       expect(found.map((t) => t.thread_id)).toEqual(real);
       // Pruning 40,000 ids (duplicates counted once) removes exactly the ones that exist.
-      expect(await backend.threads.prune(ids, "delete")).toBe(real.length);
+      expect(await backend.threads.prune(ids, "delete")).toEqual({ pruned: real.length, pending_runs: [] });
       expect(sorted((await backend.threads.search(ALL)).map((t) => t.thread_id))).toEqual(["narrow", "wide"]);
       await backend.close();
     });
@@ -759,6 +759,21 @@ export function describeRecords(init: RecordsSuiteInit): void {
       const shared = init.name.startsWith("postgres");
       expect((await backend.threads.sweepExpired(undefined, 100)).deleted).toEqual(shared ? [] : ["skewed"]);
       expect((await backend.threads.sweepExpired(clock.nowMs(), 100)).deleted).toEqual(shared ? ["skewed"] : []);
+      await backend.close();
+    });
+
+    it("prune answers the pending runs it deleted with their threads, and skips a thread with a running run", async () => {
+      const { backend } = await setup();
+      await backend.runs.create(newRun("queued", "run-queued"));
+      await backend.runs.create(newRun("queued", "run-queued-2"));
+      await backend.runs.create(newRun("busy", "run-busy"));
+      expect((await backend.runs.claim("w", 60_000))?.run_id).toBe("run-queued");
+      await backend.runs.create(newRun("quiet", "run-quiet"));
+      expect(await backend.threads.prune(["quiet"], "keep_latest")).toEqual({ pruned: 1, pending_runs: [] });
+      const pruned = await backend.threads.prune(["queued", "busy", "quiet", "missing"], "delete");
+      // "queued" has a running run: skipped with its pending one.
+      expect({ ...pruned, pending_runs: sorted(pruned.pending_runs) }).toEqual({ pruned: 2, pending_runs: ["run-busy", "run-quiet"] });
+      expect(await backend.runs.get("run-queued-2")).not.toBeNull();
       await backend.close();
     });
 

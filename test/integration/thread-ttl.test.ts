@@ -210,13 +210,46 @@ describe("thread TTLs", () => {
   it("prune with delete takes a thread's pending runs along and answers a client waiting on one at once", async () => {
     const thread = await t.client.threads.create();
     const delayed = await t.client.runs.create(thread.thread_id, "echo", { input: human("later"), afterSeconds: 3600 });
-    const waiting = t.client.runs.join(thread.thread_id, delayed.run_id).then(
+    // Answered by the stream's end, not by the join's 30 s safety poll: well before 5 s, or the join is abandoned.
+    const signal = AbortSignal.timeout(5_000);
+    const waiting = t.client.runs.join(thread.thread_id, delayed.run_id, { signal }).then(
       () => "answered",
-      () => "answered",
+      () => (signal.aborted ? "still waiting after 5 s" : "answered"),
     );
     expect(await t.client.threads.prune([thread.thread_id])).toEqual({ pruned_count: 1 });
     expect(await waiting).toBe("answered");
     await expect(t.client.runs.get(thread.thread_id, delayed.run_id)).rejects.toThrow(/404/);
+  });
+
+  it("runs created on expired threads while sweeps run: each is refused (404) or its thread survives and the run succeeds, never a 500", async () => {
+    const ids = await Promise.all(Array.from({ length: 40 }, () => t.client.threads.create({ ttl: { strategy: "delete", ttl: 1 } }).then((thread) => thread.thread_id)));
+    // Every thread has expired by `at`; a run created now is activity that moves its thread's expiry past `at`.
+    const at = Math.max(...(await Promise.all(ids.map((id) => expiresAt(t.client, id))))) + 1;
+    // The sweeps start once a few creations have been answered, so both orders happen while the rest are in flight.
+    let answered = 0;
+    let started!: () => void;
+    const fewAnswered = new Promise<void>((resolve) => (started = resolve));
+    const creations = Promise.all(
+      ids.map(async (id) => {
+        const response = await call(t.server.url, "POST", `/threads/${id}/runs`, { assistant_id: "echo", input: human("race") });
+        if (++answered === 3) started();
+        return { id, ...response };
+      }),
+    );
+    const sweeps = fewAnswered.then(() => Promise.all([t.server.sweepThreads(at), t.server.sweepThreads(at), t.server.sweepThreads(at)]));
+    const [created, swept] = await Promise.all([creations, sweeps]);
+    const deleted = new Set(swept.flatMap((sweep) => sweep.deleted));
+    for (const { id, status, body } of created) {
+      expect([200, 404], `${id}: ${JSON.stringify(body)}`).toContain(status);
+      if (status === 404) {
+        expect(deleted.has(id)).toBe(true);
+        continue;
+      }
+      expect(deleted.has(id)).toBe(false);
+      await t.client.runs.join(id, body.run_id as string);
+      expect((await t.client.runs.get(id, body.run_id as string)).status).toBe("success");
+      expect((await t.client.threads.get(id)).thread_id).toBe(id);
+    }
   });
 
   it("two sweepers at once take each expired thread once, and leave a busy one alone", async () => {

@@ -314,8 +314,8 @@ export class PostgresThreads implements Threads {
     return (await this.pool.query<{ n: number }>(`SELECT COUNT(*)::int AS n FROM threads${filter}`, args)).rows[0]!.n;
   }
 
-  async prune(threadIds: string[], strategy: "delete" | "keep_latest"): Promise<number> {
-    if (threadIds.length === 0) return 0;
+  async prune(threadIds: string[], strategy: "delete" | "keep_latest"): Promise<{ pruned: number; pending_runs: string[] }> {
+    if (threadIds.length === 0) return { pruned: 0, pending_runs: [] };
     // One transaction whatever the number of ids (each list is one array
     // parameter); threads are locked in id order, as every prune locks them.
     return transaction(this.pool, async (db) => {
@@ -327,8 +327,13 @@ export class PostgresThreads implements Threads {
         [[...new Set(threadIds)]],
       );
       const ids = rows.map((row) => row.thread_id);
+      // Under the threads' locks: no run is created or claimed on them until this commits.
+      const pending =
+        strategy === "delete" && ids.length > 0
+          ? (await db.query<{ run_id: string }>("SELECT run_id FROM runs WHERE thread_id = ANY($1::text[]) AND status = 'pending'", [ids])).rows.map((row) => row.run_id)
+          : [];
       await pruneThreadRows(db, ids, strategy);
-      return ids.length;
+      return { pruned: ids.length, pending_runs: pending };
     });
   }
 

@@ -131,9 +131,15 @@ export function jsonContains(column: string, filter: Record<string, unknown> | n
   return compileFilter("postgres", column, { contains: filter }, args);
 }
 
-/** Deletes a thread with its checkpoints and pending writes (its runs go by ON DELETE CASCADE). Call inside a transaction. */
+/** Deletes a thread with its checkpoints and pending writes (its runs and crons go by ON DELETE CASCADE). Call inside a transaction. */
 export async function deleteThreadRows(db: Queryable, threadId: string): Promise<void> {
-  await db.query("DELETE FROM checkpoint_writes WHERE thread_id = $1", [threadId]);
-  await db.query("DELETE FROM checkpoints WHERE thread_id = $1", [threadId]);
-  await db.query("DELETE FROM threads WHERE thread_id = $1", [threadId]);
+  await deleteThreadsRows(db, [threadId]);
+}
+
+/** `deleteThreadRows` for several threads, three statements whatever their number. */
+export async function deleteThreadsRows(db: Queryable, threadIds: readonly string[]): Promise<void> {
+  const ids = [...threadIds];
+  await db.query("DELETE FROM checkpoint_writes WHERE thread_id = ANY($1::text[])", [ids]);
+  await db.query("DELETE FROM checkpoints WHERE thread_id = ANY($1::text[])", [ids]);
+  await db.query("DELETE FROM threads WHERE thread_id = ANY($1::text[])", [ids]);
 }

@@ -7,6 +7,7 @@ import type pg from "pg";
 import { isoFromMs } from "../../core/clock.ts";
 import type { ThreadTtlInfo, TtlStrategy, TtlSweep } from "../../core/thread-ttl.ts";
 import { transaction, type Queryable } from "./database.ts";
+import { deleteThreadsRows } from "./rows.ts";
 
 /** The TTL columns of a thread row (BIGINT arrives as text). */
 export interface TtlColumns {
@@ -28,13 +29,8 @@ export const ttlInfo = (row: TtlColumns): ThreadTtlInfo | null =>
  */
 export async function pruneThreadRows(db: Queryable, threadIds: readonly string[], strategy: TtlStrategy): Promise<void> {
   if (threadIds.length === 0) return;
+  if (strategy === "delete") return deleteThreadsRows(db, threadIds);
   const ids = [...threadIds];
-  if (strategy === "delete") {
-    await db.query("DELETE FROM checkpoint_writes WHERE thread_id = ANY($1::text[])", [ids]);
-    await db.query("DELETE FROM checkpoints WHERE thread_id = ANY($1::text[])", [ids]);
-    await db.query("DELETE FROM threads WHERE thread_id = ANY($1::text[])", [ids]);
-    return;
-  }
   const older = `SELECT c.thread_id, c.checkpoint_id FROM checkpoints c WHERE c.thread_id = ANY($1::text[]) AND c.checkpoint_id <
                    (SELECT MAX(l.checkpoint_id) FROM checkpoints l WHERE l.thread_id = c.thread_id AND l.checkpoint_ns = c.checkpoint_ns)`;
   await db.query(`DELETE FROM checkpoint_writes WHERE (thread_id, checkpoint_id) IN (${older})`, [ids]);

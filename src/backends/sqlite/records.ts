@@ -327,8 +327,8 @@ export class SqliteThreads implements Threads {
     return (this.db.prepare(`SELECT COUNT(*) AS n FROM threads${where}`).get(...args) as { n: number }).n;
   }
 
-  async prune(threadIds: string[], strategy: "delete" | "keep_latest"): Promise<number> {
-    if (threadIds.length === 0) return 0;
+  async prune(threadIds: string[], strategy: "delete" | "keep_latest"): Promise<{ pruned: number; pending_runs: string[] }> {
+    if (threadIds.length === 0) return { pruned: 0, pending_runs: [] };
     return this.db.transaction(() => {
       const args: unknown[] = [];
       const ids = this.db
@@ -338,8 +338,14 @@ export class SqliteThreads implements Threads {
         )
         .all(...args)
         .map((row) => row.thread_id);
+      const pending: string[] = [];
+      if (strategy === "delete" && ids.length > 0) {
+        const runArgs: unknown[] = [];
+        const rows = this.db.prepare<unknown[], { run_id: string }>(`SELECT run_id FROM runs WHERE ${inList("thread_id", ids, runArgs)} AND status = 'pending'`).all(...runArgs);
+        pending.push(...rows.map((row) => row.run_id));
+      }
       pruneThreadRows(this.db, ids, strategy);
-      return ids.length;
+      return { pruned: ids.length, pending_runs: pending };
     }).immediate();
   }
 

@@ -195,9 +195,15 @@ export function registerFunctions(db: Database): void {
   });
 }
 
-/** Deletes a thread with its checkpoints and pending writes (its runs go by ON DELETE CASCADE). Call inside a transaction. */
+/** Deletes a thread with its checkpoints and pending writes (its runs and crons go by ON DELETE CASCADE). Call inside a transaction. */
 export function deleteThreadRows(db: Database, threadId: string): void {
-  db.prepare("DELETE FROM checkpoint_writes WHERE thread_id = ?").run(threadId);
-  db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
-  db.prepare("DELETE FROM threads WHERE thread_id = ?").run(threadId);
+  deleteThreadsRows(db, [threadId]);
+}
+
+/** `deleteThreadRows` for several threads. */
+export function deleteThreadsRows(db: Database, threadIds: readonly string[]): void {
+  for (const table of ["checkpoint_writes", "checkpoints", "threads"]) {
+    const args: unknown[] = [];
+    db.prepare(`DELETE FROM ${table} WHERE ${inList("thread_id", threadIds, args)}`).run(...args);
+  }
 }

@@ -6,7 +6,7 @@
 import type { Database } from "better-sqlite3";
 import type { ThreadTtl, ThreadTtlInfo, TtlStrategy, TtlSweep } from "../../core/thread-ttl.ts";
 import { isoFromMs } from "../../core/clock.ts";
-import { inList } from "./rows.ts";
+import { deleteThreadsRows, inList } from "./rows.ts";
 
 /** The TTL columns of a thread row. */
 export interface TtlColumns {
@@ -36,14 +36,8 @@ export function setTtl(db: Database, threadId: string, ttl: ThreadTtl): void {
  */
 export function pruneThreadRows(db: Database, threadIds: readonly string[], strategy: TtlStrategy): void {
   if (threadIds.length === 0) return;
+  if (strategy === "delete") return deleteThreadsRows(db, threadIds);
   const ids = (args: unknown[]) => inList("thread_id", threadIds, args);
-  if (strategy === "delete") {
-    for (const table of ["checkpoint_writes", "checkpoints", "threads"]) {
-      const args: unknown[] = [];
-      db.prepare(`DELETE FROM ${table} WHERE ${ids(args)}`).run(...args);
-    }
-    return;
-  }
   const args: unknown[] = [];
   const older = `SELECT c.thread_id, c.checkpoint_id FROM checkpoints c WHERE c.${ids(args)} AND c.checkpoint_id <
                    (SELECT MAX(l.checkpoint_id) FROM checkpoints l WHERE l.thread_id = c.thread_id AND l.checkpoint_ns = c.checkpoint_ns)`;
