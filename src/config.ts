@@ -73,7 +73,8 @@ export const ProjectSchema = z.object({
       ttl: z
         .object({
           refresh_on_read: z.boolean().nullish(),
-          default_ttl: z.number().positive().nullish(),
+          // At most 100 years, as a put's own ttl and the thread TTL: a larger one overflows the expiry's bigint column.
+          default_ttl: z.number().positive().max(52_560_000).nullish(),
           sweep_interval_minutes: z.number().positive().nullish(),
         })
         .strict()

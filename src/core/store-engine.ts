@@ -136,6 +136,15 @@ export class StoreEngine {
 
 /** Expired items deleted per statement, so a sweep never holds a long transaction. */
 const SWEEP_BATCH = 500;
+/** The longest delay a Node timer takes (a longer one fires at once, so the sweeper would never stop). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The shortest interval: a tiny `sweep_interval_minutes` (tests use them) must not become a hot loop. */
+const MIN_SWEEP_INTERVAL_MS = 100;
+
+/** `sweep_interval_minutes` as a timer's delay: at least 100 ms, at most 2^31-1 ms (about 24.8 days). */
+export function storeSweepIntervalMs(minutes: number): number {
+  return Math.min(MAX_TIMER_MS, Math.max(MIN_SWEEP_INTERVAL_MS, Math.round(minutes * 60_000)));
+}
 
 /**
  * Deletes expired store items every `sweepIntervalMinutes`. Safe in every
@@ -152,7 +161,7 @@ export class StoreSweeper {
   constructor(items: StoreItems, intervalMinutes: number, logger: Logger) {
     this.#items = items;
     this.#logger = logger;
-    this.#timer = setInterval(() => void this.sweep(), Math.max(1, Math.round(intervalMinutes * 60_000)));
+    this.#timer = setInterval(() => void this.sweep(), storeSweepIntervalMs(intervalMinutes));
     this.#timer.unref();
   }
 
