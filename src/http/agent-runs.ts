@@ -20,6 +20,7 @@ export function agentRunInput(
   threadId: string | null,
   streamMode: StreamMode[] = ["values"],
   command: { resume: unknown } | null = null,
+  onDisconnect: "cancel" | "continue" = "continue",
 ): CreateRunInput {
   return {
     thread_id: threadId,
@@ -43,7 +44,7 @@ export function agentRunInput(
       webhook: null,
       on_completion: threadId === null ? "delete" : "keep",
       durability: null,
-      on_disconnect: "continue",
+      on_disconnect: onDisconnect,
     },
   };
 }

@@ -97,6 +97,41 @@ describe("MCP", () => {
     }
   });
 
+  it("answers a long tool call as an event stream with progress, so a client that resets its timeout on progress waits past it", async () => {
+    const quick = await startServer({ keepAliveMs: 200 });
+    const client = await mcpClient(quick.url);
+    try {
+      const name = `mcp-progress-${crypto.randomUUID()}`;
+      const g = gate(name);
+      const progress: number[] = [];
+      // Held until eight progress notifications (about 1.6 s) have come: past the 1 s timeout, which each one resets.
+      const answer = (await client.callTool({ name: "gated", arguments: { messages: [{ role: "user", content: `gate:${name}` }] } }, CallToolResultSchema, {
+        timeout: 1_000,
+        resetTimeoutOnProgress: true,
+        onprogress: (p) => {
+          progress.push(p.progress);
+          if (progress.length === 8) g.open();
+        },
+      })) as CallToolResult;
+      expect(lastMessage(JSON.parse(textOf(answer)))).toBe(`echo: gate:${name}`);
+      expect(progress.slice(0, 8)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(g.entered).toBe(1);
+      // The event stream's content type, as the SDK's transport reads it.
+      const raw = await fetch(`${quick.url}/mcp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "echo", arguments: { messages: [{ role: "user", content: "sse" }] } } }),
+      });
+      expect(raw.headers.get("content-type")).toMatch(/text\/event-stream/);
+      const data = (await raw.text()).split("\n").filter((line) => line.startsWith("data: "));
+      expect(data).toHaveLength(1);
+      expect(JSON.parse(data[0]!.slice(6))).toMatchObject({ jsonrpc: "2.0", id: 3, result: { content: [{ type: "text" }] } });
+    } finally {
+      await client.close();
+      await quick.close();
+    }
+  });
+
   it("answers a graph's failure as a tool error, and bad calls as MCP errors, never a 500", async () => {
     const client = await mcpClient(t.url);
     try {

@@ -58,15 +58,57 @@ async function handlePost(deps: HttpDeps, c: Context<BatonEnv>): Promise<Respons
   }
   const refused = refuseToolCall(message);
   if (refused !== undefined) return c.json(rpcErrorBody((message.id ?? null) as RpcId, { code: RpcCode.invalidParams, message: refused }));
-  const server = toolServer(deps, protocolContext(ctxOf(c)), c.req.raw.signal);
-  const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+  // A tool call may outlast a client's request timeout: answered as an event stream (keep-alive, progress) when the client takes one.
+  const streaming = message.method === "tools/call" && message.id !== undefined && message.id !== null && accepts(accept, "text/event-stream");
+  const server = toolServer(deps, protocolContext(ctxOf(c)), c.req.raw.signal, streaming);
+  const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !streaming, keepAliveMs: deps.options.keepAliveMs });
+  let response: Response;
   try {
     await server.connect(transport);
-    return await transport.handleRequest(sdkRequest(c.req.raw), { parsedBody: message });
-  } finally {
+    response = await transport.handleRequest(sdkRequest(c.req.raw), { parsedBody: message });
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+  if (response.body === null || !(response.headers.get("content-type") ?? "").includes("text/event-stream")) {
     // JSON answers are complete here; nothing of this request outlives it.
     await server.close();
+    return response;
   }
+  return closingWithBody(response, server, c.req.raw.signal);
+}
+
+/**
+ * The SDK's event-stream answer, closing the request's server once the
+ * stream has ended (the answer sent) or the client went away (which aborts
+ * the call, and so interrupts its run).
+ */
+function closingWithBody(response: Response, server: Server, signal: AbortSignal): Response {
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    signal.removeEventListener("abort", close);
+    void server.close().catch(() => undefined);
+  };
+  signal.addEventListener("abort", close, { once: true });
+  const reader = response.body!.getReader();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) {
+        controller.close();
+        close();
+      } else {
+        controller.enqueue(value);
+      }
+    },
+    cancel(reason) {
+      close();
+      return reader.cancel(reason);
+    },
+  });
+  return new Response(body, { status: response.status, headers: response.headers });
 }
 
 /**
@@ -91,8 +133,8 @@ function sdkRequest(raw: Request): Request {
   return new Request(raw.url, { method: "POST", headers });
 }
 
-/** An MCP server for one request, acting as its caller. */
-function toolServer(deps: HttpDeps, ctx: RequestContext, requestSignal: AbortSignal): Server {
+/** An MCP server for one request, acting as its caller; `streaming`: its answer is an event stream, which can carry progress. */
+function toolServer(deps: HttpDeps, ctx: RequestContext, requestSignal: AbortSignal, streaming: boolean): Server {
   const server = new Server({ name: "Baton", version: deps.options.version }, { capabilities: { tools: { listChanged: false } } });
   server.setRequestHandler(ListToolsRequestSchema, async (request) => {
     try {
@@ -103,8 +145,14 @@ function toolServer(deps: HttpDeps, ctx: RequestContext, requestSignal: AbortSig
   });
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const signal = AbortSignal.any([requestSignal, extra.signal]);
+    const progressToken = request.params._meta?.progressToken;
+    // Progress while the run goes on, so clients that reset their timeout on progress keep waiting.
+    const progress: Progress | undefined =
+      streaming && progressToken !== undefined
+        ? (count, message) => extra.sendNotification({ method: "notifications/progress", params: { progressToken, progress: count, message } })
+        : undefined;
     try {
-      return await callTool(deps, ctx, request.params.name, request.params.arguments ?? {}, signal);
+      return await callTool(deps, ctx, request.params.name, request.params.arguments ?? {}, signal, progress);
     } catch (error) {
       throw asMcpError(deps, error, signal);
     }
@@ -112,10 +160,12 @@ function toolServer(deps: HttpDeps, ctx: RequestContext, requestSignal: AbortSig
   return server;
 }
 
+type Progress = (count: number, message: string) => Promise<void>;
+
 function asMcpError(deps: HttpDeps, error: unknown, signal?: AbortSignal): McpError {
   if (error instanceof McpError) return error;
-  // The client went away or cancelled the request: nothing failed (the run goes on, as a stateless run does).
-  if (signal?.aborted === true) return new McpError(RpcCode.serverBusy, "The request was cancelled before the run ended; the run goes on.");
+  // The client went away or cancelled the request: its run is interrupted (on_disconnect "cancel").
+  if (signal?.aborted === true) return new McpError(RpcCode.serverBusy, "The request was cancelled before the run ended; the run was interrupted.");
   const { code, message } = rpcErrorOf(error, deps.logger, "mcp");
   return new McpError(code, message);
 }
@@ -135,14 +185,40 @@ async function listTools(deps: HttpDeps, ctx: RequestContext, cursor: string | u
   return assistants.length === TOOLS_PAGE_SIZE ? { tools, nextCursor: String(offset + TOOLS_PAGE_SIZE) } : { tools };
 }
 
-/** Runs the assistant the tool names with the arguments as input, statelessly, and answers its output. */
-async function callTool(deps: HttpDeps, ctx: RequestContext, name: string, args: Record<string, unknown>, signal: AbortSignal): Promise<CallToolResult> {
+/**
+ * Runs the assistant the tool names with the arguments as input, statelessly,
+ * and answers its output. The run is interrupted when the call is abandoned
+ * (the client went away or cancelled it); `progress` is told every keep-alive
+ * interval while it goes on.
+ */
+async function callTool(deps: HttpDeps, ctx: RequestContext, name: string, args: Record<string, unknown>, signal: AbortSignal, progress: Progress | undefined): Promise<CallToolResult> {
   const named = (await deps.assistantService.search(ctx, { name, limit: MAX_NAMED, offset: 0 })).filter((a) => a.name === name);
   if (named.length === 0) throw new RpcError(RpcCode.invalidParams, `Unknown tool: ${name}`);
   if (named.length > 1) throw new RpcError(RpcCode.invalidParams, `Several assistants are named '${name}'; rename all but one to call it as a tool.`);
-  const run = await deps.runs.create(ctx, agentRunInput(named[0]!.assistant_id, args, null));
-  const { output } = await deps.runs.waitFinal(run, signal);
-  const failure = failureText(output);
-  if (failure !== undefined) return { isError: true, content: [{ type: "text", text: failure }] };
-  return { content: [{ type: "text", text: JSON.stringify(output ?? null) }] };
+  const run = await deps.runs.create(ctx, agentRunInput(named[0]!.assistant_id, args, null, ["values"], null, "cancel"));
+  let ended = false;
+  const abandon = () => {
+    if (!ended) deps.runs.abandon(run);
+  };
+  signal.addEventListener("abort", abandon, { once: true });
+  let count = 0;
+  const ticker =
+    progress === undefined
+      ? undefined
+      : setInterval(() => {
+          count += 1;
+          progress(count, `Run ${run.run_id} is still going.`).catch(() => undefined);
+        }, deps.options.keepAliveMs);
+  try {
+    if (signal.aborted) abandon();
+    const { output } = await deps.runs.waitFinal(run, signal);
+    ended = true;
+    const failure = failureText(output);
+    if (failure !== undefined) return { isError: true, content: [{ type: "text", text: failure }] };
+    return { content: [{ type: "text", text: JSON.stringify(output ?? null) }] };
+  } finally {
+    ended = true;
+    clearInterval(ticker);
+    signal.removeEventListener("abort", abandon);
+  }
 }
