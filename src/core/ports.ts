@@ -168,7 +168,26 @@ export interface NewRun {
 export interface RunCreated {
   run: Run;
   /** Runs the admission decided to stop, so the caller can signal them. */
-  cancelled: { run_id: string; action: CancelAction; was_running: boolean }[];
+  cancelled: (CancelledRun & { action: CancelAction })[];
+}
+
+/**
+ * A run a cancel reached. `thread_log`: the thread whose log the run's
+ * events go to (`threadLogOf`: its thread, unless temporary), so a pending
+ * run that ends here gets its end on the thread stream too.
+ */
+export interface CancelledRun {
+  run_id: string;
+  was_running: boolean;
+  thread_log?: string | undefined;
+}
+
+/** A run a sweep ended after its last attempt or a cancel its worker never finished: how it ended, for its end event. */
+export interface AbandonedRun {
+  run_id: string;
+  thread_log?: string | undefined;
+  status: "error" | "interrupted" | "rolled_back";
+  output: unknown;
 }
 
 /** Proof that a worker still owns a run. */
@@ -209,7 +228,7 @@ export interface RunQueue {
    * Stops runs: pending ones end at once (interrupt: status `interrupted`;
    * rollback: deleted), running ones are flagged for their worker.
    */
-  cancel(runIds: string[], action: CancelAction): Promise<{ run_id: string; was_running: boolean }[]>;
+  cancel(runIds: string[], action: CancelAction): Promise<CancelledRun[]>;
   /**
    * Takes the next due run whose thread has no running run (C1), only the
    * oldest pending run of each thread (FIFO within a thread), skipping named
@@ -233,14 +252,14 @@ export interface RunQueue {
    * lock, its reason in `error` and its answer (`queueTimeoutFailure`).
    * Returns those it ended, so the caller ends their streams.
    */
-  expireOverdue(maxWaitMs: number): Promise<{ run_id: string; failure: { error: string; message: string } }[]>;
+  expireOverdue(maxWaitMs: number): Promise<{ run_id: string; thread_log?: string | undefined; failure: { error: string; message: string } }[]>;
   /** Puts a run back to pending (graceful shutdown hand-back). */
   release(runId: string, fence: Fence): Promise<boolean>;
   /**
    * Requeues running runs whose lease expired, or ends them as errors after
    * `maxAttempts`; only those leased to `owner` when given.
    */
-  sweep(maxAttempts: number, owner?: string): Promise<{ requeued: string[]; failed: string[] }>;
+  sweep(maxAttempts: number, owner?: string): Promise<{ requeued: string[]; failed: AbandonedRun[] }>;
   /** The cancel action recorded for a run, if any (the durable side of cancels). */
   cancelAction(runId: string): Promise<CancelAction | null>;
   /** Ids of pending or running runs of a thread, oldest first. */

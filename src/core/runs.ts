@@ -27,7 +27,7 @@ import type { RunMetrics } from "./metrics.ts";
 import { RunWaiter, type FinalAnswer } from "./run-wait.ts";
 import { stoppedFailure } from "./stopped.ts";
 import { currentRunTrace } from "./tracing.ts";
-import type { Assistants, EventBus, NewRun, RunQueue, Threads } from "./ports.ts";
+import type { Assistants, EventBus, NewRun, RunCreated, RunQueue, Threads } from "./ports.ts";
 import type { ThreadService } from "./threads.ts";
 import type { ThreadTtl } from "./thread-ttl.ts";
 import { threadStreamEvent } from "./thread-stream.ts";
@@ -398,19 +398,19 @@ export class RunService {
     this.#deps.bus.signalWork();
   }
 
-  #signal(cancelled: { run_id: string; action: CancelAction; was_running: boolean }[]): void {
+  #signal(cancelled: RunCreated["cancelled"]): void {
     for (const c of cancelled) {
       this.#deps.metrics?.cancelled(c.action, c.was_running);
       if (c.was_running) this.#deps.bus.signalCancel(c.run_id, c.action);
-      else this.#endCancelledPending(c.run_id, c.action);
+      else this.#endCancelledPending(c.run_id, c.action, c.thread_log);
     }
   }
 
-  /** A pending run stopped before it started: its joiners get a clear ending. */
-  #endCancelledPending(runId: string, action: CancelAction): void {
+  /** A pending run stopped before it started: its joiners get a clear ending, and its thread's stream its end. */
+  #endCancelledPending(runId: string, action: CancelAction, threadLog: string | undefined): void {
     const failure = stoppedFailure(runId, action, false);
-    this.#deps.bus.publish(runId, "error", failure);
-    this.#deps.bus.publish(runId, "__final__", { status: action === "rollback" ? "rolled_back" : "interrupted", output: { __error__: failure } });
+    this.#deps.bus.publish(runId, "error", failure, undefined, threadLog);
+    this.#deps.bus.publish(runId, "__final__", { status: action === "rollback" ? "rolled_back" : "interrupted", output: { __error__: failure } }, undefined, threadLog);
     this.#deps.bus.end(runId, 0);
   }
 }

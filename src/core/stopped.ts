@@ -58,3 +58,9 @@ export function decideSweep(cancelAction: CancelAction | null, attempt: number, 
     threadStatusWhenIdle: cancelAction !== null ? null : "error",
   };
 }
+
+/** How a run the sweeper gave up on ended (`erase` or `end`), as its end event says it: a final status and the run's answer. */
+export function sweptEnd(runId: string, decision: Exclude<SweepDecision, { kind: "requeue" }>): { status: "error" | "interrupted" | "rolled_back"; output: unknown } {
+  if (decision.kind === "erase") return { status: "rolled_back", output: { __error__: stoppedFailure(runId, "rollback", true) } };
+  return { status: decision.status, output: decision.output };
+}

@@ -7,7 +7,9 @@
  * a run's start is its own first event, `metadata` with `run_id` and
  * `attempt` (again for each attempt after a crash); its end is a `metadata`
  * event `{run_id, status: "run_done", run_status}` with the run's final
- * status (`success`, `error`, `interrupted`, `timeout`, `rolled_back`).
+ * status (`success`, `error`, `interrupted`, `timeout`, `rolled_back`),
+ * also for a run that ended without a worker finishing it (cancelled while
+ * pending, timed out in the queue, abandoned by the sweeper).
  */
 import type { RunEvent, ThreadEvent } from "./types.ts";
 

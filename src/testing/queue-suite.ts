@@ -98,8 +98,8 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await queue.create(newRun("t1", "r2"));
       const { cancelled } = await queue.create(newRun("t1", "r3", "interrupt"));
       expect(cancelled).toEqual([
-        { run_id: "r1", action: "interrupt", was_running: true },
-        { run_id: "r2", action: "interrupt", was_running: false },
+        { run_id: "r1", action: "interrupt", was_running: true, thread_log: "t1" },
+        { run_id: "r2", action: "interrupt", was_running: false, thread_log: "t1" },
       ]);
       expect((await queue.get("r2"))?.status).toBe("interrupted");
       expect(await queue.cancelAction("r1")).toBe("interrupt");
@@ -161,7 +161,11 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       expect(await queue.extendLeases("w1", ["r1"], 1_000)).toEqual([]);
       expect(await queue.extendLeases("w2", ["r1"], 1_000)).toEqual(["r1"]);
       clock.advance(2_000);
-      expect(await queue.sweep(2)).toEqual({ requeued: [], failed: ["r1"] });
+      // What its end event says, and the thread whose log it goes to.
+      expect(await queue.sweep(2)).toEqual({
+        requeued: [],
+        failed: [{ run_id: "r1", thread_log: "t1", status: "error", output: { __error__: { error: "RunAbandoned", message: expect.stringMatching(/max attempts 2/) } } }],
+      });
       const failed = await queue.get("r1");
       expect(failed?.status).toBe("error");
       expect(failed?.error).toMatch(/max attempts 2/);
@@ -386,7 +390,10 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       expect(await queue.expireOverdue(1_000)).toEqual([]);
       clock.advance(1);
       const ended = await queue.expireOverdue(1_000);
-      expect(ended.map((e) => e.run_id)).toEqual(["stuck", "after-stuck"]);
+      expect(ended.map((e) => [e.run_id, e.thread_log])).toEqual([
+        ["stuck", "busy"],
+        ["after-stuck", "busy"],
+      ]);
       expect(ended[0]?.failure).toMatchObject({ error: "QueueTimeout", message: expect.stringMatching(/still pending 1000 ms after it became due/) });
       const stuck = await queue.get("stuck");
       expect(stuck?.status).toBe("timeout");
@@ -410,7 +417,11 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       const { backend, queue } = await setup();
       await queue.create(newRun("t1", "r1"));
       await expect(queue.delete("t1", "r1")).rejects.toThrow(/cancel it first/);
-      expect(await queue.cancel(["r1", "unknown"], "interrupt")).toEqual([{ run_id: "r1", was_running: false }]);
+      expect(await queue.cancel(["r1", "unknown"], "interrupt")).toEqual([{ run_id: "r1", was_running: false, thread_log: "t1" }]);
+      // A run of a temporary thread (a stateless run's) has no thread log to end on.
+      const stateless = newRun("t-temp", "r-temp");
+      await queue.create({ ...stateless, kwargs: { ...stateless.kwargs, temporary: true } });
+      expect(await queue.cancel(["r-temp"], "interrupt")).toEqual([{ run_id: "r-temp", was_running: false, thread_log: undefined }]);
       expect((await queue.get("r1"))?.status).toBe("interrupted");
       expect(await queue.delete("t1", "r1")).toBe(true);
       await backend.close();

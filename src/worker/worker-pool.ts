@@ -89,15 +89,17 @@ function isDataError(error: unknown): boolean {
 
 /**
  * Requeues runs whose lease expired, or ends them after their last attempt;
- * logs each and ends the streams of those that end. Resolves whether any run
- * changed (then someone should claim).
+ * logs each and ends the streams of those that end, their end on their
+ * thread's stream too (a thread stream client does not wait on them).
+ * Resolves whether any run changed (then someone should claim).
  */
 export async function sweepExpired(deps: Pick<WorkerPoolDeps, "queue" | "bus" | "logger" | "metrics">, maxAttempts: number, owner?: string): Promise<boolean> {
   const { requeued, failed } = await deps.queue.sweep(maxAttempts, owner);
   if (requeued.length > 0 || failed.length > 0) deps.metrics?.swept(requeued.length, failed.length);
   for (const runId of requeued) deps.logger.warn("run:requeued", { run_id: runId, reason: "lease expired" });
-  for (const runId of failed) {
+  for (const { run_id: runId, thread_log: threadLog, status, output } of failed) {
     deps.logger.error("run:abandoned", { run_id: runId, reason: "lease expired after the last attempt or a cancel" });
+    deps.bus.publish(runId, "__final__", { status, output }, undefined, threadLog);
     deps.bus.end(runId, 0);
   }
   return requeued.length > 0 || failed.length > 0;
@@ -114,10 +116,10 @@ export async function expireOverdue(deps: Pick<WorkerPoolDeps, "queue" | "bus" |
   if (!(maxQueueWaitMs > 0)) return false;
   const ended = await deps.queue.expireOverdue(maxQueueWaitMs);
   if (ended.length > 0) deps.metrics?.queueTimeouts(ended.length);
-  for (const { run_id: runId, failure } of ended) {
+  for (const { run_id: runId, thread_log: threadLog, failure } of ended) {
     deps.logger.warn("run:queue-timeout", { run_id: runId, max_queue_wait_ms: maxQueueWaitMs });
-    deps.bus.publish(runId, "error", failure);
-    deps.bus.publish(runId, "__final__", { status: "timeout", output: { __error__: failure } });
+    deps.bus.publish(runId, "error", failure, undefined, threadLog);
+    deps.bus.publish(runId, "__final__", { status: "timeout", output: { __error__: failure } }, undefined, threadLog);
     deps.bus.end(runId, 0);
   }
   return ended.length > 0;

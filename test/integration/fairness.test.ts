@@ -253,6 +253,11 @@ describe("queue deadline (maxQueueWaitMs)", () => {
     expect(run.status).toBe("timeout");
     const events = await stream;
     expect(events.find((e) => e.event === "error")?.data).toMatchObject({ error: "QueueTimeout" });
+    // Its thread's stream has its end too: a thread stream reader does not wait on it.
+    for await (const part of t.client.threads.joinStream(thread.thread_id, { lastEventId: "-", streamMode: "lifecycle" })) {
+      expect(part).toMatchObject({ event: "metadata", data: { run_id: waiting.run_id, status: "run_done", run_status: "timeout" } });
+      break;
+    }
     // The thread is free again, and the run that held the slot ends as usual.
     expect((await t.client.threads.get(thread.thread_id)).status).toBe("idle");
     blocker.gate.open();

@@ -160,6 +160,23 @@ describe("thread streams", () => {
     expect(((await named.json()) as { detail: string }).detail).toMatch(/lifecycle, run_modes|run_modes, lifecycle/);
   });
 
+  it("gives a run cancelled while pending its end, so a reader never waits on a run that will not run", async () => {
+    const thread = await client.threads.create();
+    const first = await gatedRun(thread.thread_id);
+    const interrupted = await gatedRun(thread.thread_id, { enqueued: true });
+    const rolledBack = await gatedRun(thread.thread_id, { enqueued: true });
+    const reading = readUntil(client.threads.joinStream(thread.thread_id, { lastEventId: "-", streamMode: "lifecycle" }), doneCount(3));
+    await client.runs.cancel(thread.thread_id, interrupted.run.run_id, false, "interrupt");
+    await client.runs.cancel(thread.thread_id, rolledBack.run.run_id, false, "rollback");
+    first.g.open();
+    const ends = (await reading).filter(isDone).map((p) => p.data as { run_id: string; run_status: string });
+    expect(ends).toEqual([
+      { run_id: interrupted.run.run_id, status: "run_done", run_status: "interrupted" },
+      { run_id: rolledBack.run.run_id, status: "run_done", run_status: "rolled_back" },
+      { run_id: first.run.run_id, status: "run_done", run_status: "success" },
+    ]);
+  });
+
   it("answers 404 for another user's thread and for a thread that does not exist", async () => {
     const thread = await client.threads.create();
     for (const [who, id] of [

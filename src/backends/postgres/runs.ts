@@ -22,10 +22,10 @@ import type { Clock, ClockSample } from "../../core/clock.ts";
 import { beyondLimit, describeSkew, isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
-import { decideSweep, stoppedFailure } from "../../core/stopped.ts";
+import { decideSweep, stoppedFailure, sweptEnd } from "../../core/stopped.ts";
 import { mergeThreadConfig } from "../../core/thread-config.ts";
-import type { ClaimPolicy, Fence, FinishResult, LeaseKeeper, NewRun, Page, QueueStats, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
-import type { CancelAction, Run, RunStatus, RunnableConfigRecord, ThreadStatus } from "../../core/types.ts";
+import type { AbandonedRun, CancelledRun, ClaimPolicy, Fence, FinishResult, LeaseKeeper, NewRun, Page, QueueStats, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
+import { threadLogOf, type CancelAction, type Run, type RunStatus, type RunnableConfigRecord, type ThreadStatus } from "../../core/types.ts";
 import { isConnectionError, pgCode, retryUnavailable, sampleClock, transaction, UNIQUE_VIOLATION, type Queryable } from "./database.ts";
 import { startThreadLeaseKeeper } from "./lease-keeper.ts";
 import { deleteThreadRows, jsonb, toRun, type RunRow } from "./rows.ts";
@@ -231,8 +231,8 @@ export class PostgresRunQueue implements RunQueue {
     });
   }
 
-  async cancel(runIds: string[], action: CancelAction): Promise<{ run_id: string; was_running: boolean }[]> {
-    const done: { run_id: string; was_running: boolean }[] = [];
+  async cancel(runIds: string[], action: CancelAction): Promise<CancelledRun[]> {
+    const done: CancelledRun[] = [];
     // One transaction per run, each under its thread's lock: a bulk cancel
     // never holds many thread locks at once.
     for (const runId of runIds) {
@@ -244,7 +244,10 @@ export class PostgresRunQueue implements RunQueue {
         if (row === undefined || (row.status !== "pending" && row.status !== "running")) return null;
         return this.#cancelOne(db, toRun(row), action, isoFromMs(this.#clock.nowMs()));
       });
-      if (result !== null) done.push({ run_id: result.run_id, was_running: result.was_running });
+      if (result !== null) {
+        const { action: _action, ...cancelled } = result;
+        done.push(cancelled);
+      }
     }
     return done;
   }
@@ -257,7 +260,7 @@ export class PostgresRunQueue implements RunQueue {
       // stays the claim's stamp: a claim whose answer was lost is found by it
       // and handed back (#settleDoubtfulClaims), flag and all.
       await db.query("UPDATE runs SET cancel_action = $2 WHERE run_id = $1", [run.run_id, action]);
-      return { run_id: run.run_id, action, was_running: true };
+      return { run_id: run.run_id, action, was_running: true, thread_log: threadLogOf(run) };
     }
     if (action === "rollback") {
       await db.query("DELETE FROM runs WHERE run_id = $1", [run.run_id]);
@@ -271,7 +274,7 @@ export class PostgresRunQueue implements RunQueue {
       ]);
     }
     await this.#settleThread(db, run.thread_id, iso, null);
-    return { run_id: run.run_id, action, was_running: false };
+    return { run_id: run.run_id, action, was_running: false, thread_log: threadLogOf(run) };
   }
 
   /** Inside a transaction: stores the status the thread settles to after a run ended or stopped (src/core/settle.ts). */
@@ -418,7 +421,7 @@ export class PostgresRunQueue implements RunQueue {
     return result.rowCount === 1;
   }
 
-  async sweep(maxAttempts: number, owner?: string): Promise<{ requeued: string[]; failed: string[] }> {
+  async sweep(maxAttempts: number, owner?: string): Promise<{ requeued: string[]; failed: AbandonedRun[] }> {
     if (await this.#clockSkewed()) return { requeued: [], failed: [] };
     const now = this.#clock.nowMs();
     const expired = (
@@ -428,7 +431,7 @@ export class PostgresRunQueue implements RunQueue {
       )
     ).rows;
     const requeued: string[] = [];
-    const failed: string[] = [];
+    const failed: AbandonedRun[] = [];
     for (const { run_id: runId, thread_id: threadId } of expired) {
       await transaction(this.#pool, async (db) => {
         await db.query("SELECT 1 FROM threads WHERE thread_id = $1 FOR UPDATE", [threadId]);
@@ -441,14 +444,14 @@ export class PostgresRunQueue implements RunQueue {
         if (decision.kind === "erase") {
           await this.#erase(db, threadId, runId);
           await this.#settleThread(db, threadId, iso, null);
-          failed.push(runId);
+          failed.push({ run_id: runId, thread_log: threadLogOf(toRun(row)), ...sweptEnd(runId, decision) });
         } else if (decision.kind === "end") {
           await db.query(
             "UPDATE runs SET status = $2, error = $3, output = $5::jsonb, lease_owner = NULL, lease_expires_ms = NULL, updated_at = $4 WHERE run_id = $1",
             [runId, decision.status, decision.error, iso, jsonb(decision.output)],
           );
           await this.#settleThread(db, threadId, iso, decision.threadStatusWhenIdle);
-          failed.push(runId);
+          failed.push({ run_id: runId, thread_log: threadLogOf(toRun(row)), ...sweptEnd(runId, decision) });
         } else {
           await db.query("UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL, updated_at = $2 WHERE run_id = $1", [
             runId,
@@ -461,19 +464,19 @@ export class PostgresRunQueue implements RunQueue {
     return { requeued, failed };
   }
 
-  async expireOverdue(maxWaitMs: number): Promise<{ run_id: string; failure: { error: string; message: string } }[]> {
+  async expireOverdue(maxWaitMs: number): Promise<{ run_id: string; thread_log?: string | undefined; failure: { error: string; message: string } }[]> {
     if (this.#skewed !== undefined) return [];
     const now = this.#clock.nowMs();
     const overdue = (
-      await this.#pool.query<{ run_id: string; thread_id: string }>(
-        "SELECT run_id, thread_id FROM runs WHERE status = 'pending' AND available_at_ms <= $1 ORDER BY seq LIMIT 1000",
+      await this.#pool.query<{ run_id: string; thread_id: string; temporary: boolean | null }>(
+        "SELECT run_id, thread_id, (kwargs->>'temporary')::boolean AS temporary FROM runs WHERE status = 'pending' AND available_at_ms <= $1 ORDER BY seq LIMIT 1000",
         [now - maxWaitMs],
       )
     ).rows;
-    const ended: { run_id: string; failure: { error: string; message: string } }[] = [];
+    const ended: { run_id: string; thread_log?: string | undefined; failure: { error: string; message: string } }[] = [];
     // One transaction per run under its thread's lock, as a cancel: a claim
     // that took the run meanwhile wins, and the run is left alone.
-    for (const { run_id: runId, thread_id: threadId } of overdue) {
+    for (const { run_id: runId, thread_id: threadId, temporary } of overdue) {
       await transaction(this.#pool, async (db) => {
         await db.query("SELECT 1 FROM threads WHERE thread_id = $1 FOR UPDATE", [threadId]);
         const failure = queueTimeoutFailure(runId, maxWaitMs);
@@ -485,7 +488,7 @@ export class PostgresRunQueue implements RunQueue {
         );
         if (updated.rowCount !== 1) return;
         await this.#settleThread(db, threadId, iso, null);
-        ended.push({ run_id: runId, failure });
+        ended.push({ run_id: runId, thread_log: temporary === true ? undefined : threadId, failure });
       });
     }
     return ended;

@@ -12,10 +12,10 @@ import { dropsTemporaryThread, settledStatus, type ThreadFacts } from "../../cor
 import type { Clock } from "../../core/clock.ts";
 import { isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
-import { decideSweep, stoppedFailure } from "../../core/stopped.ts";
+import { decideSweep, stoppedFailure, sweptEnd } from "../../core/stopped.ts";
 import { mergeThreadConfig } from "../../core/thread-config.ts";
-import type { ClaimPolicy, Fence, FinishResult, NewRun, Page, QueueStats, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
-import type { CancelAction, Run, RunStatus, RunnableConfigRecord, ThreadStatus } from "../../core/types.ts";
+import type { AbandonedRun, CancelledRun, ClaimPolicy, Fence, FinishResult, NewRun, Page, QueueStats, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
+import { threadLogOf, type CancelAction, type Run, type RunStatus, type RunnableConfigRecord, type ThreadStatus } from "../../core/types.ts";
 import { deleteThreadRows, json, toRun, type RunRow } from "./rows.ts";
 import { claimCronFire } from "./crons.ts";
 
@@ -159,15 +159,15 @@ export class SqliteRunQueue implements RunQueue {
     }).immediate();
   }
 
-  async cancel(runIds: string[], action: CancelAction): Promise<{ run_id: string; was_running: boolean }[]> {
+  async cancel(runIds: string[], action: CancelAction): Promise<CancelledRun[]> {
     return this.#db.transaction(() => {
       const iso = isoFromMs(this.#clock.nowMs());
-      const done: { run_id: string; was_running: boolean }[] = [];
+      const done: CancelledRun[] = [];
       for (const runId of runIds) {
         const row = this.#byId.get(runId);
         if (row === undefined || (row.status !== "pending" && row.status !== "running")) continue;
-        const result = this.#cancelOne(toRun(row), action, iso);
-        done.push({ run_id: result.run_id, was_running: result.was_running });
+        const { action: _action, ...result } = this.#cancelOne(toRun(row), action, iso);
+        done.push(result);
       }
       return done;
     }).immediate();
@@ -179,7 +179,7 @@ export class SqliteRunQueue implements RunQueue {
       // The worker executing it sees the flag (and the bus signal), stops the
       // graph and finishes the run itself, fenced by its lease.
       this.#db.prepare("UPDATE runs SET cancel_action = ?, updated_at = ? WHERE run_id = ?").run(action, iso, run.run_id);
-      return { run_id: run.run_id, action, was_running: true };
+      return { run_id: run.run_id, action, was_running: true, thread_log: threadLogOf(run) };
     }
     if (action === "rollback") {
       this.#db.prepare("DELETE FROM runs WHERE run_id = ?").run(run.run_id);
@@ -190,7 +190,7 @@ export class SqliteRunQueue implements RunQueue {
         .run(action, json({ __error__: stoppedFailure(run.run_id, action, false) }), iso, run.run_id);
     }
     this.#settleThread(run.thread_id, iso, null);
-    return { run_id: run.run_id, action, was_running: false };
+    return { run_id: run.run_id, action, was_running: false, thread_log: threadLogOf(run) };
   }
 
   /** Inside a transaction: the thread's facts now (src/core/settle.ts). */
@@ -283,7 +283,7 @@ export class SqliteRunQueue implements RunQueue {
     return result.changes === 1;
   }
 
-  async sweep(maxAttempts: number, owner?: string): Promise<{ requeued: string[]; failed: string[] }> {
+  async sweep(maxAttempts: number, owner?: string): Promise<{ requeued: string[]; failed: AbandonedRun[] }> {
     return this.#db.transaction(() => {
       const now = this.#clock.nowMs();
       const iso = isoFromMs(now);
@@ -293,48 +293,49 @@ export class SqliteRunQueue implements RunQueue {
         )
         .all({ now, owner: owner ?? null });
       const requeued: string[] = [];
-      const failed: string[] = [];
+      const failed: AbandonedRun[] = [];
       for (const row of expired) {
         const decision = decideSweep(row.cancel_action, row.attempt, maxAttempts);
-        if (decision.kind === "erase") {
-          this.#erase(row.thread_id, row.run_id);
-          this.#settleThread(row.thread_id, iso, null);
-          failed.push(row.run_id);
-        } else if (decision.kind === "end") {
-          this.#db
-            .prepare("UPDATE runs SET status = ?, error = ?, output = ?, lease_owner = NULL, lease_expires_ms = NULL, updated_at = ? WHERE run_id = ?")
-            .run(decision.status, decision.error, json(decision.output), iso, row.run_id);
-          this.#settleThread(row.thread_id, iso, decision.threadStatusWhenIdle);
-          failed.push(row.run_id);
-        } else {
+        if (decision.kind === "requeue") {
           this.#db
             .prepare("UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL, updated_at = ? WHERE run_id = ?")
             .run(iso, row.run_id);
           requeued.push(row.run_id);
+          continue;
         }
+        if (decision.kind === "erase") {
+          this.#erase(row.thread_id, row.run_id);
+          this.#settleThread(row.thread_id, iso, null);
+        } else {
+          this.#db
+            .prepare("UPDATE runs SET status = ?, error = ?, output = ?, lease_owner = NULL, lease_expires_ms = NULL, updated_at = ? WHERE run_id = ?")
+            .run(decision.status, decision.error, json(decision.output), iso, row.run_id);
+          this.#settleThread(row.thread_id, iso, decision.threadStatusWhenIdle);
+        }
+        failed.push({ run_id: row.run_id, thread_log: threadLogOf(toRun(row)), ...sweptEnd(row.run_id, decision) });
       }
       return { requeued, failed };
     }).immediate();
   }
 
-  async expireOverdue(maxWaitMs: number): Promise<{ run_id: string; failure: { error: string; message: string } }[]> {
+  async expireOverdue(maxWaitMs: number): Promise<{ run_id: string; thread_log?: string | undefined; failure: { error: string; message: string } }[]> {
     const now = this.#clock.nowMs();
     // Lock-free look first (a pending run due by then): most sweeps find nothing overdue.
     if (this.#anyDue.get(now - maxWaitMs) === undefined) return [];
     return this.#db.transaction(() => {
       const iso = isoFromMs(now);
       const rows = this.#db
-        .prepare<[number], { run_id: string; thread_id: string }>(
-          "SELECT run_id, thread_id FROM runs WHERE status = 'pending' AND available_at_ms <= ? ORDER BY seq LIMIT 1000",
+        .prepare<[number], { run_id: string; thread_id: string; kwargs: string }>(
+          "SELECT run_id, thread_id, kwargs FROM runs WHERE status = 'pending' AND available_at_ms <= ? ORDER BY seq LIMIT 1000",
         )
         .all(now - maxWaitMs);
-      return rows.map(({ run_id: runId, thread_id: threadId }) => {
+      return rows.map(({ run_id: runId, thread_id: threadId, kwargs }) => {
         const failure = queueTimeoutFailure(runId, maxWaitMs);
         this.#db
           .prepare("UPDATE runs SET status = 'timeout', error = ?, output = ?, updated_at = ? WHERE run_id = ?")
           .run(failure.message, json({ __error__: failure }), iso, runId);
         this.#settleThread(threadId, iso, null);
-        return { run_id: runId, failure };
+        return { run_id: runId, thread_log: threadLogOf({ thread_id: threadId, kwargs: JSON.parse(kwargs) as Run["kwargs"] }), failure };
       });
     }).immediate();
   }
