@@ -50,7 +50,8 @@ export const ProjectSchema = z.object({
       ttl: z
         .object({
           strategy: z.enum(["delete", "keep_latest"]).nullish(),
-          default_ttl: z.number().positive().max(52_560_000).nullish(),
+          // As a thread's own ttl: at least 0.01 minutes (MIN_TTL_MINUTES, src/core/thread-ttl.ts), at most 100 years.
+          default_ttl: z.number().min(0.01).max(52_560_000).nullish(),
           sweep_interval_minutes: z.number().positive().nullish(),
           sweep_limit: z.number().int().positive().nullish(),
         })

@@ -745,6 +745,10 @@ export async function createServer(config: Config, loaded: LoadedProject, logger
     if (loaded.project.checkpointer?.ttl && loaded.project.checkpointer.path !== undefined) {
       logger.warn("threads:ttl-own-checkpointer", { detail: "expired threads are deleted from Baton's records, but the checkpoints in the project's own saver (checkpointer.path) are neither deleted nor pruned" });
     }
+    const ttlConfig = loaded.project.checkpointer?.ttl;
+    if (ttlConfig?.strategy != null && ttlConfig.default_ttl == null) {
+      logger.warn("threads:ttl-strategy-unused", { strategy: ttlConfig.strategy, detail: "checkpointer.ttl.strategy is the strategy of default_ttl, which is not set: threads get no TTL unless they ask, with their own strategy" });
+    }
     const closeStorage = opened.cleanup.bind(opened);
     opened.cleanup = async () => {
       await threadTtl.close();

@@ -228,7 +228,9 @@ export class RunService {
    * A run from a checkpoint the thread does not have is refused (404):
    * LangGraph would start it from an empty state, replacing the
    * conversation. A run without a thread starts on a new one, which has no
-   * checkpoint at all.
+   * checkpoint at all. Checked before the run's transaction: a keep_latest
+   * prune in between can still remove the checkpoint (docs/threads.md says
+   * why it is not re-checked under the thread's lock).
    */
   async #requireStartCheckpoint(input: CreateRunInput): Promise<void> {
     const configurable = input.kwargs.config.configurable ?? {};

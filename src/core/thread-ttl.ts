@@ -21,11 +21,11 @@ export interface ThreadTtl {
   minutes: number;
 }
 
-/** What `GET /threads/{id}?include=ttl` shows. `expires_at` is null while disarmed (after a `keep_latest` sweep, until the next activity). */
+/** What `GET /threads/{id}?include=ttl` shows. No `expires_at` while disarmed (after a `keep_latest` sweep, until the next activity): the contract's field is a date. */
 export interface ThreadTtlInfo {
   strategy: TtlStrategy;
   ttl_minutes: number;
-  expires_at: string | null;
+  expires_at?: string;
 }
 
 /** What one sweep did: the threads it deleted, and those it pruned to their latest checkpoints. */
@@ -36,6 +36,13 @@ export interface TtlSweep {
 
 /** The longest TTL accepted, in minutes (100 years): beyond, the expiry would not be a date. */
 export const MAX_TTL_MINUTES = 52_560_000;
+/**
+ * The shortest TTL accepted, in minutes (0.6 s). Expiries are whole
+ * milliseconds and sweeps run at most every 100 ms, so a shorter TTL could
+ * not be honoured as given (5e-324 would round to an expiry equal to the
+ * thread's last write); 0.01 still lets tests expire threads in a second.
+ */
+export const MIN_TTL_MINUTES = 0.01;
 
 /** `checkpointer.ttl` of langgraph.json, as the sweeper and thread creation read it. */
 export interface ThreadTtlPolicy {

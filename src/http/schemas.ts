@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { MAX_PRIORITY, MIN_PRIORITY } from "../core/admission.ts";
-import { MAX_TTL_MINUTES, type ThreadTtl } from "../core/thread-ttl.ts";
+import { MAX_TTL_MINUTES, MIN_TTL_MINUTES, type ThreadTtl } from "../core/thread-ttl.ts";
 import { StreamModes } from "../core/types.ts";
 import { parseExtractPath } from "./records.ts";
 
@@ -168,7 +168,7 @@ const threadTtl = z
       strategy: z.enum(["delete", "keep_latest"]).default("delete"),
       ttl: z
         .number({ error: "ttl.ttl is required: the minutes of inactivity after which the thread is swept" })
-        .positive("ttl.ttl must be more than 0 minutes")
+        .min(MIN_TTL_MINUTES, `ttl.ttl must be at least ${MIN_TTL_MINUTES} minutes`)
         .max(MAX_TTL_MINUTES, `ttl.ttl may be ${MAX_TTL_MINUTES} minutes (100 years) at most`),
     },
     { error: 'ttl must be an object: {"strategy": "delete" or "keep_latest", "ttl": <minutes>}' },

@@ -733,7 +733,7 @@ export function describeRecords(init: RecordsSuiteInit): void {
       expect(await backend.threads.sweepExpired(created + 60_000, 100)).toEqual({ deleted: ["gone"], pruned: [] });
       expect(await backend.threads.get("gone")).toBeNull();
       expect(await backend.threads.sweepExpired(created + 90_000, 100)).toEqual({ deleted: [], pruned: ["kept"] });
-      expect((await backend.threads.get("kept"))?.ttl).toEqual({ strategy: "keep_latest", ttl_minutes: 1, expires_at: null });
+      expect((await backend.threads.get("kept"))?.ttl).toEqual({ strategy: "keep_latest", ttl_minutes: 1 });
       expect(await backend.threads.sweepExpired(created + 600_000, 100)).toEqual({ deleted: [], pruned: [] });
       // The busy thread's run ends (a write at +30 s): it expires a minute later.
       const run = (await backend.runs.claim("w", 60_000))!;

@@ -93,7 +93,7 @@ describe("settings Baton does not implement yet are refused, never ignored", () 
     const before = await t.client.threads.count();
     const created = await call("POST", "/threads", JSON.stringify({ ttl: { strategy: "delete", ttl: 0 } }));
     expect(created.status).toBe(422);
-    expect(created.detail).toMatch(/ttl\.ttl: ttl\.ttl must be more than 0 minutes/);
+    expect(created.detail).toMatch(/ttl\.ttl: ttl\.ttl must be at least 0\.01 minutes/);
     expect(await t.client.threads.count()).toBe(before);
     const thread = await t.client.threads.create({ metadata: { kept: true } });
     const patched = await call("PATCH", `/threads/${thread.thread_id}`, JSON.stringify({ metadata: { kept: false }, ttl: { strategy: "archive", ttl: 1 } }));

@@ -19,7 +19,7 @@ export interface TtlColumns {
 export const ttlInfo = (row: TtlColumns): ThreadTtlInfo | null =>
   row.ttl_strategy === null || row.ttl_minutes === null || row.ttl_strategy === undefined
     ? null
-    : { strategy: row.ttl_strategy, ttl_minutes: row.ttl_minutes, expires_at: row.ttl_expires_ms === null ? null : isoFromMs(Number(row.ttl_expires_ms)) };
+    : { strategy: row.ttl_strategy, ttl_minutes: row.ttl_minutes, ...(row.ttl_expires_ms === null ? {} : { expires_at: isoFromMs(Number(row.ttl_expires_ms)) }) };
 
 /**
  * `delete`: removes the threads with their checkpoints and runs (by ON

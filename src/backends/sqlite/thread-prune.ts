@@ -18,7 +18,7 @@ export interface TtlColumns {
 export const ttlInfo = (row: TtlColumns): ThreadTtlInfo | null =>
   row.ttl_strategy === null || row.ttl_minutes === null
     ? null
-    : { strategy: row.ttl_strategy, ttl_minutes: row.ttl_minutes, expires_at: row.ttl_expires_ms === null ? null : isoFromMs(row.ttl_expires_ms) };
+    : { strategy: row.ttl_strategy, ttl_minutes: row.ttl_minutes, ...(row.ttl_expires_ms === null ? {} : { expires_at: isoFromMs(row.ttl_expires_ms) }) };
 
 /** Sets a thread's TTL; the trigger counts its expiry from the thread's last activity (`updated_at`). */
 export function setTtl(db: Database, threadId: string, ttl: ThreadTtl): void {
