@@ -41,9 +41,12 @@ interface Snapshot {
   pgCpuS: number;
   redisCpuS: number;
   pgTransactions: number;
+  pgBytes: number;
   pgRowsWritten: number;
   pgRowsRead: number;
   redisCommands: number;
+  /** Per Redis command: calls and microseconds spent (INFO commandstats; commands a script runs count on their own). */
+  redisByCommand: Map<string, { calls: number; usec: number }>;
   redisBytesIn: number;
   redisBytesOut: number;
   relations: Map<string, { scans: number; rows: number }>;
@@ -82,6 +85,24 @@ function readsPerRun(
     .sort((x, y) => y.rows_read_per_run - x.rows_read_per_run);
 }
 
+/** One Redis command's share of a phase, per run. */
+export interface RedisCommandRow {
+  phase: RunCostRow["phase"];
+  command: string;
+  calls_per_run: number;
+  usec_per_run: number;
+}
+
+function redisCommandsPerRun(phase: RunCostRow["phase"], runs: number, a: Snapshot, b: Snapshot): RedisCommandRow[] {
+  return [...b.redisByCommand]
+    .map(([command, after]) => {
+      const before = a.redisByCommand.get(command) ?? { calls: 0, usec: 0 };
+      return { phase, command, calls_per_run: round2((after.calls - before.calls) / runs), usec_per_run: round2((after.usec - before.usec) / runs) };
+    })
+    .filter((row) => row.calls_per_run > 0)
+    .sort((x, y) => y.usec_per_run - x.usec_per_run);
+}
+
 /** One statement's share of a phase, per run (from pg_stat_statements). */
 export interface StatementCostRow {
   phase: RunCostRow["phase"];
@@ -100,6 +121,8 @@ export interface RunCostRow {
   pg_cpu_ms_per_run: number;
   redis_cpu_ms_per_run: number;
   pg_transactions_per_run: number;
+  /** Growth of the database's size (tables, indexes, TOAST; pages, so rounded up to 8 KB steps overall). */
+  pg_bytes_per_run: number;
   pg_rows_written_per_run: number;
   pg_rows_read_per_run: number;
   redis_commands_per_run: number;
@@ -189,16 +212,18 @@ async function snapshot(rootPid: number, admin: pg.Client, database: string, red
   // Backends report their statistics at most once a second (Postgres 15).
   await new Promise((resolve) => setTimeout(resolve, 1_500));
   await admin.query("SELECT pg_stat_clear_snapshot()");
-  const { rows } = await admin.query<{ x: string; w: string; r: string }>(
-    `SELECT xact_commit + xact_rollback AS x, tup_inserted + tup_updated + tup_deleted AS w, tup_returned + tup_fetched AS r
+  const { rows } = await admin.query<{ x: string; w: string; r: string; bytes: string }>(
+    `SELECT xact_commit + xact_rollback AS x, tup_inserted + tup_updated + tup_deleted AS w, tup_returned + tup_fetched AS r,
+            pg_database_size(datname) AS bytes
        FROM pg_stat_database WHERE datname = $1`,
     [database],
   );
-  const commands = (await redisInfo(redisPort, "commandstats"))
-    .split("\n")
-    .map((line) => /calls=(\d+)/.exec(line)?.[1])
-    .filter((calls): calls is string => calls !== undefined)
-    .reduce((sum, calls) => sum + Number(calls), 0);
+  const redisByCommand = new Map<string, { calls: number; usec: number }>();
+  for (const line of (await redisInfo(redisPort, "commandstats")).split("\n")) {
+    const match = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
+    if (match !== null) redisByCommand.set(match[1]!, { calls: Number(match[2]), usec: Number(match[3]) });
+  }
+  const commands = [...redisByCommand.values()].reduce((sum, c) => sum + c.calls, 0);
   const stats = await redisInfo(redisPort, "stats");
   const cpu = await redisInfo(redisPort, "cpu");
   const cpuStat = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(cpu)?.[1] ?? 0);
@@ -209,9 +234,11 @@ async function snapshot(rootPid: number, admin: pg.Client, database: string, red
     pgCpuS: namedCpuSeconds("postgres"),
     redisCpuS: cpuStat("used_cpu_sys") + cpuStat("used_cpu_user"),
     pgTransactions: Number(rows[0]!.x),
+    pgBytes: Number(rows[0]!.bytes),
     pgRowsWritten: Number(rows[0]!.w),
     pgRowsRead: Number(rows[0]!.r),
     redisCommands: commands,
+    redisByCommand,
     redisBytesIn: stat("total_net_input_bytes"),
     redisBytesOut: stat("total_net_output_bytes"),
     relations: await relationReads(admin),
@@ -228,6 +255,7 @@ function perRun(phase: RunCostRow["phase"], runs: number, a: Snapshot, b: Snapsh
     pg_cpu_ms_per_run: per((b.pgCpuS - a.pgCpuS) * 1000),
     redis_cpu_ms_per_run: per((b.redisCpuS - a.redisCpuS) * 1000),
     pg_transactions_per_run: per(b.pgTransactions - a.pgTransactions),
+    pg_bytes_per_run: per(b.pgBytes - a.pgBytes),
     pg_rows_written_per_run: per(b.pgRowsWritten - a.pgRowsWritten),
     pg_rows_read_per_run: per(b.pgRowsRead - a.pgRowsRead),
     redis_commands_per_run: per(b.redisCommands - a.redisCommands),
@@ -267,7 +295,7 @@ export async function inProcessCosts(runs: number): Promise<{ wait_cpu_ms_per_ru
 /** Costs per run (and the estimate per streamed token) of `runs` runs in each phase, on one thread per 10 runs. */
 export async function perRunCosts(
   runs: number,
-): Promise<{ rows: RunCostRow[]; per_token: Record<string, number>; statements: StatementCostRow[]; reads: RelationReadRow[] }> {
+): Promise<{ rows: RunCostRow[]; per_token: Record<string, number>; statements: StatementCostRow[]; reads: RelationReadRow[]; redis: RedisCommandRow[] }> {
   const redisPort = await freePort();
   const redis = spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
   const database = await benchDatabase();
@@ -283,11 +311,13 @@ export async function perRunCosts(
     const rows: RunCostRow[] = [];
     const statements: StatementCostRow[] = [];
     const reads: RelationReadRow[] = [];
+    const redisCommands: RedisCommandRow[] = [];
     const perStatement = await statementStatsOn(admin);
     /** Closes a phase: its per-run row, and its statements when counted (then reset for the next phase). */
     const closePhase = async (phase: RunCostRow["phase"], before: Snapshot, after: Snapshot) => {
       const row = perRun(phase, runs, before, after);
       reads.push(...readsPerRun(phase, runs, before.relations, after.relations));
+      redisCommands.push(...redisCommandsPerRun(phase, runs, before, after));
       if (perStatement) {
         const phaseStatements = await statementCosts(admin, phase, runs);
         row.pg_statements_per_run = round2(phaseStatements.reduce((sum, s) => sum + s.calls_per_run, 0));
@@ -319,7 +349,7 @@ export async function perRunCosts(
       redis_commands: token("redis_commands_per_run"),
       redis_bytes: token("redis_bytes_per_run"),
     };
-    return { rows, per_token, statements, reads };
+    return { rows, per_token, statements, reads, redis: redisCommands };
   } finally {
     await target.stop();
     await admin.end();

@@ -215,6 +215,7 @@ async function main() {
     for (const row of costs.rows) record("run-costs", { target: "baton scale-out (1 api + 1 worker)", ...row });
     record("run-costs", { target: "baton scale-out (1 api + 1 worker)", phase: "per streamed token (estimate)", ...costs.per_token });
     for (const row of costs.reads) record("run-reads", { target: "baton scale-out (1 api + 1 worker)", ...row });
+    for (const row of costs.redis) record("run-redis", { target: "baton scale-out (1 api + 1 worker)", ...row });
     for (const row of costs.statements) record("run-statements", { target: "baton scale-out (1 api + 1 worker)", ...row });
   }
   if (only.has("inprocess")) {
