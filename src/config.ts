@@ -153,6 +153,8 @@ export const ConfigSchema = z.object({
   maxFilterKeys: int(1).default(100),
   /** How long one call of the store's embedding provider may take before the request fails with 503 (ms; docs/store.md). */
   storeEmbedTimeoutMs: int(1).default(30_000),
+  /** Items one semantic store search ranks at most (its exact scan's bound); more is a 422 asking to narrow the search (docs/store.md). */
+  storeSearchMaxCandidates: int(1).default(10_000),
   /**
    * Host names (the Host header, without port) the API answers, comma-separated;
    * a leading dot allows subdomains. Unset: bound to a loopback address, only
@@ -245,6 +247,7 @@ const ENV: Record<string, keyof Config> = {
   BATON_MAX_IDS_PER_REQUEST: "maxIdsPerRequest",
   BATON_MAX_FILTER_KEYS: "maxFilterKeys",
   BATON_STORE_EMBED_TIMEOUT_MS: "storeEmbedTimeoutMs",
+  BATON_STORE_SEARCH_MAX_CANDIDATES: "storeSearchMaxCandidates",
   BATON_ALLOWED_HOSTS: "allowedHosts",
   BATON_WEBHOOK_ALLOW_PRIVATE: "webhookAllowPrivate",
   BATON_WEBHOOK_TIMEOUT_MS: "webhookTimeoutMs",

@@ -403,7 +403,7 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
   const authorizer = seams.authorizer ?? new NoAuthorizer();
   const idempotency = new Idempotency({ keys: backend.idempotency, clock, ttlMs: config.idempotencyTtlMs });
   const ttlPolicy = threadTtlPolicy(loaded.project.checkpointer?.ttl);
-  const store = await openStore(loaded, opened, logger, { embedTimeoutMs: config.storeEmbedTimeoutMs });
+  const store = await openStore(loaded, opened, logger, storeLimits(config));
   const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: store.graphStore, bus, authorizer });
   const runs = new RunService({
     queue: backend.runs,
@@ -426,6 +426,9 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
   const crons = new CronService({ crons: backend.crons, assistants: backend.assistants, threads: backend.threads, registry, runs, authorizer, clock, changed: () => bus.signalWork() });
   return { graphIds, graphSources, registry, checkpointer, runs, crons, threadService, assistantService, storeService, graphStore: store.graphStore, threadRecords, metrics: opened.metrics };
 }
+
+/** The store's bounds from the server's options. */
+const storeLimits = (config: Config): StoreLimits => ({ embedTimeoutMs: config.storeEmbedTimeoutMs, searchMaxCandidates: config.storeSearchMaxCandidates });
 
 /**
  * The store's index (loaded and checked: a dims mismatch refuses the start)
@@ -568,7 +571,7 @@ async function startWorkers(config: Config, loaded: LoadedProject, logger: Logge
         graphs: services.graphSources,
         baseDir: loaded.baseDir,
         store: loaded.project.store ?? null,
-        storeLimits: { embedTimeoutMs: config.storeEmbedTimeoutMs },
+        storeLimits: storeLimits(config),
         agentPool: { perUser: config.agentPoolPerUser, max: config.agentPoolMax },
         api: { host: loopbackHost(config.host), port: apiPort, prefix: http.mountPrefix },
         logLevel: config.logLevel,

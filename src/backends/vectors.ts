@@ -3,6 +3,7 @@
  * BLOB or BYTEA) and the exact scan that ranks store items by cosine
  * similarity to a query's embedding (docs/store.md).
  */
+import { invalid, type BatonError } from "../core/errors.ts";
 
 export function encodeVector(vector: number[]): Buffer {
   const floats = Float32Array.from(vector);
@@ -43,22 +44,85 @@ export function bestScore(query: ArrayLike<number>, vectors: Float32Array[]): nu
   return best;
 }
 
-/** `namespace` (encoded) and key, as one map key. */
-export const itemId = (namespace: string, key: string): string => `${namespace}\u0000${key}`;
+/** One stored embedding as the scan reads it: its item (namespace encoded, key) and its bytes. */
+export interface EmbeddingRow {
+  namespace: string;
+  key: string;
+  embedding: Uint8Array;
+}
+
+/** An item the ranking kept, with its score. */
+export interface RankedKey {
+  namespace: string;
+  key: string;
+  score: number;
+}
+
+/** Embedding rows the exact scan reads per batch (then yields to the event loop where it can). */
+export const SCAN_BATCH = 500;
+
+/** The 422 of a semantic search that would rank more than `max` items. */
+export const tooManyCandidates = (max: number): BatonError =>
+  invalid(`This semantic search would rank more than ${max} items; narrow namespace_prefix or add a filter.`);
 
 /**
- * The page `offset..offset+limit` of `candidates` ranked by their best score
- * against `query` (highest first, ties in the candidates' order), followed
- * by the candidates with no embedding (score null), in their order.
+ * The exact scan's ranking, fed embedding rows in the listing order (most
+ * recently updated first, then namespace and key; an item's rows
+ * together). It keeps only the best `keep` items (offset + limit), by their
+ * best score, highest first, equal scores in the listing order: memory is
+ * bounded by the page, not by the store. More than `maxCandidates` items
+ * is refused (422) rather than scanned.
  */
-export function rankBySimilarity<T>(candidates: { item: T; vectors: Float32Array[] }[], query: number[], offset: number, limit: number): { item: T; score: number | null }[] {
-  const scored: { item: T; score: number; at: number }[] = [];
-  const unscored: { item: T; score: null }[] = [];
-  candidates.forEach(({ item, vectors }, at) => {
-    const score = bestScore(query, vectors);
-    if (score === null) unscored.push({ item, score: null });
-    else scored.push({ item, score, at });
-  });
-  scored.sort((a, b) => b.score - a.score || a.at - b.at);
-  return [...scored.map(({ item, score }) => ({ item, score })), ...unscored].slice(offset, offset + limit);
+export class SimilarityRanking {
+  readonly #query: number[];
+  readonly #keep: number;
+  readonly #maxCandidates: number;
+  readonly #top: RankedKey[] = [];
+  #current: { namespace: string; key: string; best: number | null } | undefined;
+  #candidates = 0;
+
+  constructor(query: number[], keep: number, maxCandidates: number) {
+    this.#query = query;
+    this.#keep = keep;
+    this.#maxCandidates = maxCandidates;
+  }
+
+  add(row: EmbeddingRow): void {
+    const current = this.#current;
+    if (current === undefined || current.namespace !== row.namespace || current.key !== row.key) {
+      this.#finish();
+      if (++this.#candidates > this.#maxCandidates) throw tooManyCandidates(this.#maxCandidates);
+      this.#current = { namespace: row.namespace, key: row.key, best: null };
+    }
+    const score = bestScore(this.#query, [decodeVector(row.embedding)]);
+    if (score !== null && (this.#current!.best === null || score > this.#current!.best)) this.#current!.best = score;
+  }
+
+  /** The page `offset..offset+limit` of the ranking (offset + limit at most `keep`). */
+  page(offset: number, limit: number): RankedKey[] {
+    this.#finish();
+    return this.#top.slice(offset, offset + limit);
+  }
+
+  #finish(): void {
+    const item = this.#current;
+    this.#current = undefined;
+    if (item === undefined || item.best === null) return;
+    this.#insert({ namespace: item.namespace, key: item.key, score: item.best });
+  }
+
+  /** Inserted after every item of an equal or higher score (earlier in the listing wins a tie). */
+  #insert(entry: RankedKey): void {
+    const top = this.#top;
+    if (top.length >= this.#keep && (top.length === 0 || entry.score <= top[top.length - 1]!.score)) return;
+    let low = 0;
+    let high = top.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (top[mid]!.score >= entry.score) low = mid + 1;
+      else high = mid;
+    }
+    top.splice(low, 0, entry);
+    if (top.length > this.#keep) top.pop();
+  }
 }

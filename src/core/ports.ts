@@ -318,10 +318,12 @@ export interface StoreSearch extends Scoped {
   query?: string | undefined;
   /**
    * The query's embedding: items are ranked by cosine similarity to it (an
-   * item's best-matching text), those without embeddings after them,
-   * unscored; `query` is then not matched as text.
+   * item's best-matching text); items without embeddings are left out;
+   * `query` is then not matched as text.
    */
   vector?: number[] | undefined;
+  /** With `vector`: rank at most this many items (those with embeddings the conditions select); more is a 422. Default DEFAULT_SEARCH_MAX_CANDIDATES. */
+  maxCandidates?: number | undefined;
   /** Push the TTL of the items found forward (those that have one). */
   refreshTtl?: boolean | undefined;
 }

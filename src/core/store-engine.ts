@@ -9,13 +9,15 @@
 import { BatonError, ErrorCode, coerceError, invalid } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { NamespaceQuery, ScoredStoreItem, Scoped, StoreItems, StoreSearch } from "./ports.ts";
-import { DEFAULT_STORE_TTL, embedItem, type StoreIndex, type StoreTtlSettings } from "./store-index.ts";
+import { DEFAULT_SEARCH_MAX_CANDIDATES, DEFAULT_STORE_TTL, embedItem, type StoreIndex, type StoreTtlSettings } from "./store-index.ts";
 import type { JsonObject, StoreItem } from "./types.ts";
 
 /** The store's bounds, from the server's options (src/config.ts). */
 export interface StoreLimits {
   /** How long one call of the embedding provider may take (ms); default `DEFAULT_EMBED_TIMEOUT_MS`. */
   embedTimeoutMs?: number | undefined;
+  /** Items one semantic search ranks at most (more: 422); default `DEFAULT_SEARCH_MAX_CANDIDATES`. */
+  searchMaxCandidates?: number | undefined;
 }
 
 export interface StoreEngineOptions extends StoreLimits {
@@ -94,12 +96,14 @@ export class StoreEngine {
   readonly index: StoreIndex | undefined;
   readonly ttl: StoreTtlSettings;
   readonly #embedTimeoutMs: number;
+  readonly #maxCandidates: number;
 
   constructor(items: StoreItems, options: StoreEngineOptions = {}) {
     this.items = items;
     this.index = options.index;
     this.ttl = options.ttl ?? DEFAULT_STORE_TTL;
     this.#embedTimeoutMs = options.embedTimeoutMs ?? DEFAULT_EMBED_TIMEOUT_MS;
+    this.#maxCandidates = options.searchMaxCandidates ?? DEFAULT_SEARCH_MAX_CANDIDATES;
   }
 
   async put(namespace: string[], key: string, value: JsonObject, choices: PutChoices = {}): Promise<void> {
@@ -126,7 +130,7 @@ export class StoreEngine {
     const text = query.query;
     const index = this.index;
     const vector = index !== undefined && text !== undefined && text !== "" ? await embedding(index.embed, this.#embedTimeoutMs, () => index.embedQuery(text)) : undefined;
-    return this.items.search({ ...query, vector, refreshTtl: query.refreshTtl ?? this.ttl.refreshOnRead });
+    return this.items.search({ ...query, vector, maxCandidates: this.#maxCandidates, refreshTtl: query.refreshTtl ?? this.ttl.refreshOnRead });
   }
 
   async listNamespaces(query: NamespaceQuery): Promise<string[][]> {

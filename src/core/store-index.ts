@@ -30,6 +30,9 @@ export interface StoreTtlSettings {
   sweepIntervalMinutes: number;
 }
 
+/** Items one semantic search ranks at most (storeSearchMaxCandidates): more is a 422 asking for a narrower search. */
+export const DEFAULT_SEARCH_MAX_CANDIDATES = 10_000;
+
 export const DEFAULT_STORE_TTL: StoreTtlSettings = { refreshOnRead: true, defaultTtlMinutes: null, sweepIntervalMinutes: 60 };
 
 /** A loaded index: what to embed and how. */

@@ -119,7 +119,7 @@ describe("store semantic search and TTLs", () => {
     await s?.close();
   });
 
-  it("ranks items by similarity to the query, with scores; items not indexed come last, unscored", async () => {
+  it("ranks items by similarity to the query, with scores; items not indexed are left out (as the official PostgresStore does)", async () => {
     const ns = ["rank", randomUUID()];
     // A millisecond apart, so the listing's order (last updated first) is known.
     for (const [key, value, options] of [
@@ -137,7 +137,6 @@ describe("store semantic search and TTLs", () => {
       ["two-cats", close(2 / Math.sqrt(5))],
       ["one-cat", close(1 / Math.sqrt(5))],
       ["fish", 0],
-      ["hidden-cat", null],
     ]);
     expect(items[0]).toMatchObject({ namespace: ns, value: { text: "cat cat dog", kind: "pet" } });
 
@@ -146,7 +145,6 @@ describe("store semantic search and TTLs", () => {
     expect(ranked((await s.client.store.searchItems(ns, { query: "fish dog", filter: { kind: "pet" } })).items)).toEqual([
       ["one-cat", close(2 / Math.sqrt(10))],
       ["two-cats", close(1 / Math.sqrt(10))],
-      ["hidden-cat", null],
     ]);
 
     // Without a query: the listing of today (last updated first), no scores.
@@ -161,12 +159,11 @@ describe("store semantic search and TTLs", () => {
     await s.client.store.putItem(ns, "tagged", { text: "fish", tags: ["bird", "cat"] });
     // Only "title" is embedded for this put; "text" (cat) is not.
     await s.client.store.putItem(ns, "titled", { text: "cat", title: "dog" }, { index: ["title"] });
-    // A field that is not in the value: nothing to embed.
+    // A field that is not in the value: nothing to embed, so never found by a query.
     await s.client.store.putItem(ns, "untitled", { body: "cat" });
     expect(ranked((await s.client.store.searchItems(ns, { query: "cat" })).items)).toEqual([
       ["tagged", close(1)],
       ["titled", 0],
-      ["untitled", null],
     ]);
     await s.client.store.putItem(ns, "tagged", { text: "fish" });
     expect(ranked((await s.client.store.searchItems(ns, { query: "fish" })).items)[0]).toEqual(["tagged", close(1)]);
@@ -362,6 +359,30 @@ describe("store embedding provider failures", () => {
     expect(await s.client.store.getItem(["failing"], "k")).toBeNull();
     // The server still serves: a good put afterwards works.
     expect((await put({ text: "cat" })).status).toBe(204);
+  });
+});
+
+describe("the exact scan's bound (storeSearchMaxCandidates)", () => {
+  it("refuses (422) a search that would rank more items than the bound, and serves it once the filter narrows it", async () => {
+    const s = await startStore("langgraph.json", systemClock, { config: { storeSearchMaxCandidates: 3 } });
+    try {
+      const ns = ["bounded", randomUUID()];
+      for (const [key, kind] of [["a", "pet"], ["b", "pet"], ["c", "food"], ["d", "pet"]]) await s.client.store.putItem(ns, key!, { text: "cat", kind });
+      // Not embedded: not a candidate.
+      await s.client.store.putItem(ns, "e", { text: "cat" }, { index: false });
+      const search = (body: Record<string, unknown>) =>
+        fetch(`${s.server.url}/store/items/search`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ namespace_prefix: ns, query: "cat", ...body }) });
+      const refused = await search({ limit: 1 });
+      expect(refused.status).toBe(422);
+      expect(((await refused.json()) as { detail: string }).detail).toBe("This semantic search would rank more than 3 items; narrow namespace_prefix or add a filter.");
+      const narrowed = await search({ filter: { kind: "pet" } });
+      expect(narrowed.status).toBe(200);
+      expect(((await narrowed.json()) as { items: { key: string }[] }).items.map((item) => item.key)).toEqual(["d", "b", "a"]);
+      // A listing without a query is not bounded by it.
+      expect((await s.client.store.searchItems(ns)).items).toHaveLength(5);
+    } finally {
+      await s.close();
+    }
   });
 });
 

@@ -23,7 +23,8 @@ import { compileFilter } from "../filter-sql.ts";
 import type { ThreadTtl, TtlSweep } from "../../core/thread-ttl.ts";
 import { pruneThreadRows, sweepExpiredThreads } from "./thread-prune.ts";
 import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
-import { decodeVector, encodeVector, itemId, rankBySimilarity } from "../vectors.ts";
+import { encodeVector, SCAN_BATCH, SimilarityRanking, type EmbeddingRow } from "../vectors.ts";
+import { DEFAULT_SEARCH_MAX_CANDIDATES } from "../../core/store-index.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
 import { retryUnavailable, transaction, type Queryable } from "./database.ts";
 import {
@@ -441,13 +442,9 @@ export class PostgresStoreItems implements StoreItems {
     const order = `ORDER BY updated_at DESC, namespace COLLATE "C", key COLLATE "C"`;
     let found: { rows: ItemRow[]; items: ScoredStoreItem[] };
     if (query.vector !== undefined) {
-      // Exact scan: every candidate's embeddings, ranked here (docs/store.md).
       const vector = query.vector;
-      const rows = (await retryUnavailable(() => this.pool.query<ItemRow>(`SELECT * FROM store_items${where(clauses)} ${order}`, args))).rows;
-      const vectors = await this.#vectors(clauses, args);
-      // Values are parsed for the page only.
-      const page = rankBySimilarity(rows.map((row) => ({ item: row, vectors: vectors.get(itemId(row.namespace, row.key)) ?? [] })), vector, query.offset, query.limit);
-      found = { rows: page.map(({ item }) => item), items: page.map(({ item, score }) => ({ ...toItem(item), score })) };
+      const maxCandidates = query.maxCandidates ?? DEFAULT_SEARCH_MAX_CANDIDATES;
+      found = await retryUnavailable(() => transaction(this.pool, (client) => this.#rank(client, vector, clauses, args, query.offset, query.limit, maxCandidates)));
     } else {
       if (query.query !== undefined && query.query !== "") {
         // No index configured: a plain case-insensitive text match on the value.
@@ -482,16 +479,40 @@ export class PostgresStoreItems implements StoreItems {
     return rows[0] === undefined ? null : rows[0].bytes / 4;
   }
 
-  /** The embeddings of the items the search's conditions (on store_items, with their arguments) select, by item. */
-  async #vectors(clauses: string[], args: unknown[]): Promise<Map<string, Float32Array[]>> {
-    const sql = `SELECT namespace, key, embedding FROM store_vectors WHERE (namespace, key) IN (SELECT namespace, key FROM store_items${where(clauses)})`;
-    const { rows } = await retryUnavailable(() => this.pool.query<{ namespace: string; key: string; embedding: Buffer }>(sql, args));
-    const byItem = new Map<string, Float32Array[]>();
-    for (const row of rows) {
-      const id = itemId(row.namespace, row.key);
-      byItem.set(id, [...(byItem.get(id) ?? []), decodeVector(row.embedding)]);
+  /**
+   * The exact scan (docs/store.md): one statement (a cursor, fetched in
+   * batches) reads the embeddings of the items the conditions (on
+   * store_items, with their arguments) select, in the listing order, and
+   * ranks them as they come, keeping the best offset + limit; values are
+   * read for the page only. One repeatable-read transaction: the page's
+   * values are those of the snapshot that was ranked.
+   */
+  async #rank(client: pg.PoolClient, vector: number[], clauses: string[], args: unknown[], offset: number, limit: number, maxCandidates: number): Promise<{ rows: ItemRow[]; items: ScoredStoreItem[] }> {
+    await client.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    await client.query(
+      `DECLARE store_scan NO SCROLL CURSOR FOR
+       SELECT i.namespace, i.key, i.updated_at, v.embedding FROM (SELECT namespace, key, updated_at FROM store_items${where(clauses)}) AS i
+       JOIN store_vectors v ON v.namespace = i.namespace AND v.key = i.key ORDER BY i.updated_at DESC, i.namespace COLLATE "C", i.key COLLATE "C"`,
+      args,
+    );
+    const ranking = new SimilarityRanking(vector, offset + limit, maxCandidates);
+    for (;;) {
+      const { rows } = await client.query<EmbeddingRow>(`FETCH ${SCAN_BATCH} FROM store_scan`);
+      for (const row of rows) ranking.add(row);
+      if (rows.length < SCAN_BATCH) break;
     }
-    return byItem;
+    const page = ranking.page(offset, limit);
+    if (page.length === 0) return { rows: [], items: [] };
+    const { rows } = await client.query<ItemRow>(`SELECT * FROM store_items WHERE (namespace, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, [
+      page.map((entry) => entry.namespace),
+      page.map((entry) => entry.key),
+    ]);
+    const byId = new Map(rows.map((row) => [JSON.stringify([row.namespace, row.key]), row]));
+    const ranked = page.flatMap(({ namespace, key, score }) => {
+      const row = byId.get(JSON.stringify([namespace, key]));
+      return row === undefined ? [] : [{ row, score }];
+    });
+    return { rows: ranked.map(({ row }) => row), items: ranked.map(({ row, score }) => ({ ...toItem(row), score })) };
   }
 
   /** Pushes the expiry of the rows that have a TTL forward from now. */

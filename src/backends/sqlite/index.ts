@@ -45,6 +45,7 @@ export function createSqliteBackend(options: SqliteBackendOptions): SqliteBacken
       return { version: schemaVersion(db), expected: latestVersion() };
     },
     async close() {
+      items.close();
       if (db.open) db.close();
     },
   };

@@ -1,5 +1,6 @@
 /** Assistants, threads and store items on SQLite. */
-import type { Database } from "better-sqlite3";
+import { setImmediate } from "node:timers/promises";
+import BetterSqlite, { type Database } from "better-sqlite3";
 import type { Clock } from "../../core/clock.ts";
 import { isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, conflict, notFound } from "../../core/errors.ts";
@@ -18,12 +19,13 @@ import type {
   ThreadSearch,
   Threads,
 } from "../../core/ports.ts";
+import { DEFAULT_SEARCH_MAX_CANDIDATES } from "../../core/store-index.ts";
 import type { Filter } from "../../core/filter.ts";
 import { compileFilter } from "../filter-sql.ts";
 import type { ThreadTtl, TtlSweep } from "../../core/thread-ttl.ts";
 import { pruneThreadRows, setTtl, sweepExpiredThreads } from "./thread-prune.ts";
 import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
-import { decodeVector, encodeVector, itemId, rankBySimilarity } from "../vectors.ts";
+import { encodeVector, SCAN_BATCH, SimilarityRanking, type EmbeddingRow } from "../vectors.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
 import {
   deleteThreadRows,
@@ -31,6 +33,7 @@ import {
   inList,
   json,
   jsonContains,
+  registerFunctions,
   toAssistant,
   toItem,
   toThread,
@@ -401,6 +404,8 @@ export class SqliteThreads implements Threads {
 }
 
 export class SqliteStoreItems implements StoreItems {
+  #reader: Database | undefined;
+
   constructor(
     private readonly db: Database,
     private readonly clock: Clock,
@@ -453,12 +458,7 @@ export class SqliteStoreItems implements StoreItems {
     const order = "ORDER BY updated_at DESC, namespace, key";
     let found: { rows: ItemRow[]; items: ScoredStoreItem[] };
     if (query.vector !== undefined) {
-      // Exact scan: every candidate's embeddings, ranked here (docs/store.md).
-      const rows = this.db.prepare<unknown[], ItemRow>(`SELECT * FROM store_items WHERE ${clauses.join(" AND ")} ${order}`).all(...args);
-      const vectors = this.#vectors(clauses, args);
-      // Values are parsed for the page only.
-      const page = rankBySimilarity(rows.map((row) => ({ item: row, vectors: vectors.get(itemId(row.namespace, row.key)) ?? [] })), query.vector, query.offset, query.limit);
-      found = { rows: page.map(({ item }) => item), items: page.map(({ item, score }) => ({ ...toItem(item), score })) };
+      found = await this.#rank(query.vector, clauses, args, query.offset, query.limit, query.maxCandidates ?? DEFAULT_SEARCH_MAX_CANDIDATES);
     } else {
       if (query.query !== undefined && query.query !== "") {
         // No index configured: a plain case-insensitive text match on the value.
@@ -489,19 +489,61 @@ export class SqliteStoreItems implements StoreItems {
     return row === undefined ? null : row.bytes / 4;
   }
 
-  /** The embeddings of the items the search's conditions (on store_items, with their arguments) select, by item. */
-  #vectors(clauses: string[], args: unknown[]): Map<string, Float32Array[]> {
-    const rows = this.db
-      .prepare<unknown[], { namespace: string; key: string; embedding: Buffer }>(
-        `SELECT namespace, key, embedding FROM store_vectors WHERE (namespace, key) IN (SELECT namespace, key FROM store_items WHERE ${clauses.join(" AND ")})`,
-      )
-      .all(...args);
-    const byItem = new Map<string, Float32Array[]>();
-    for (const row of rows) {
-      const id = itemId(row.namespace, row.key);
-      byItem.set(id, [...(byItem.get(id) ?? []), decodeVector(row.embedding)]);
+  /**
+   * The exact scan (docs/store.md): one statement reads the embeddings of
+   * the items the conditions (on store_items, with their arguments) select,
+   * in the listing order, and ranks them as they come, keeping the best
+   * offset + limit; values are read for the page only, in the same
+   * snapshot. A file database is read through a read-only connection of
+   * its own in one read transaction, so the scan yields to the event loop
+   * between batches while the main connection serves others (WAL keeps the
+   * reader's snapshot); an in-memory one is read at once.
+   */
+  async #rank(vector: number[], clauses: string[], args: unknown[], offset: number, limit: number, maxCandidates: number): Promise<{ rows: ItemRow[]; items: ScoredStoreItem[] }> {
+    const reader = this.#openReader();
+    const db = reader ?? this.db;
+    const ranking = new SimilarityRanking(vector, offset + limit, maxCandidates);
+    const scan = db.prepare<unknown[], EmbeddingRow>(
+      `SELECT i.namespace, i.key, i.updated_at, v.embedding FROM (SELECT namespace, key, updated_at FROM store_items WHERE ${clauses.join(" AND ")}) AS i
+       JOIN store_vectors v ON v.namespace = i.namespace AND v.key = i.key ORDER BY i.updated_at DESC, i.namespace, i.key`,
+    );
+    if (reader !== undefined) reader.exec("BEGIN");
+    try {
+      let read = 0;
+      for (const row of scan.iterate(...args)) {
+        ranking.add(row);
+        if (reader !== undefined && ++read % SCAN_BATCH === 0) await setImmediate();
+      }
+      const page = ranking.page(offset, limit);
+      if (page.length === 0) return { rows: [], items: [] };
+      const rows = db
+        .prepare<unknown[], ItemRow>(`SELECT * FROM store_items WHERE ${page.map(() => "(namespace = ? AND key = ?)").join(" OR ")}`)
+        .all(...page.flatMap(({ namespace, key }) => [namespace, key]));
+      const byId = new Map(rows.map((row) => [JSON.stringify([row.namespace, row.key]), row]));
+      const ranked = page.flatMap(({ namespace, key, score }) => {
+        const row = byId.get(JSON.stringify([namespace, key]));
+        return row === undefined ? [] : [{ row, score }];
+      });
+      return { rows: ranked.map(({ row }) => row), items: ranked.map(({ row, score }) => ({ ...toItem(row), score })) };
+    } finally {
+      if (reader !== undefined) reader.exec("COMMIT");
     }
-    return byItem;
+  }
+
+  /** The scan's own read-only connection to the database file (none for an in-memory database). */
+  #openReader(): Database | undefined {
+    if (this.db.memory) return undefined;
+    if (this.#reader === undefined || !this.#reader.open) {
+      this.#reader = new BetterSqlite(this.db.name, { readonly: true, fileMustExist: true, timeout: 5_000 });
+      // The filters' functions, as on the main connection.
+      registerFunctions(this.#reader);
+    }
+    return this.#reader;
+  }
+
+  /** Closes the scan's connection (the backend closes its own). */
+  close(): void {
+    if (this.#reader?.open === true) this.#reader.close();
   }
 
   /** Pushes the expiry of the rows that have a TTL forward from now. */
