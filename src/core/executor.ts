@@ -12,6 +12,7 @@ import { BatonError, ErrorCode, coerceError } from "./errors.ts";
 import type { GraphInstance, GraphLease, GraphRegistry } from "./graphs.ts";
 import type { Assistants, EventBus, RunOutcome } from "./ports.ts";
 import { toWire } from "./serialize.ts";
+import { LegacyProtocolMessages } from "./protocol-messages.ts";
 import { nodeSpanHandler } from "./tracing.ts";
 import { interruptsOf, stateValues, wireCheckpointPayload, wireTaskPayload, type Snapshot } from "./state.ts";
 import { stoppedFailure } from "./stopped.ts";
@@ -104,6 +105,9 @@ function wirePayload(mode: string, payload: unknown): unknown {
   if (chunk.type === "task_result") return { ...chunk, payload: wireTaskPayload(chunk.payload) };
   return chunk;
 }
+
+/** The event name suffix of a namespace (`|a:1|b:2`, or nothing for the root). */
+const nsSuffix = (namespace: string[]): string => (namespace.length > 0 ? `|${namespace.join("|")}` : "");
 
 /** Maps the requested wire stream modes to LangGraph stream modes (a protocol run also streams LangGraph's `messages` and `tools`). */
 function langGraphModes(modes: readonly StreamMode[], protocol: boolean): string[] {
@@ -240,6 +244,8 @@ class WireEvents {
   readonly #publish: (event: string, data: unknown) => void;
   readonly #wants: Set<StreamMode>;
   readonly #messages = new LegacyMessages();
+  /** A protocol run's messages when the project's LangGraph has no v3 stream (src/core/protocol-messages.ts). */
+  readonly #legacyProtocol = new LegacyProtocolMessages();
   /** The last root values chunk. */
   lastValues: unknown = null;
   /** The last root values chunk that was the state (not an `__interrupt__` notice). */
@@ -285,6 +291,13 @@ class WireEvents {
       else this.lastState = payload;
     }
     if (namespace.length > 0 && !this.#run.kwargs.stream_subgraphs) return;
+    if (this.#run.kwargs.protocol === true && mode === "messages" && LegacyProtocolMessages.isLegacy(payload)) {
+      for (const entry of this.#legacyProtocol.chunk(namespace, payload as [unknown, Record<string, unknown> | undefined])) this.live(`protocol.messages${nsSuffix(entry.namespace)}`, entry.payload);
+      return;
+    }
+    if (this.#run.kwargs.protocol === true && mode === "values" && namespace.length === 0) {
+      for (const entry of this.#legacyProtocol.finishAll()) this.live(`protocol.messages${nsSuffix(entry.namespace)}`, entry.payload);
+    }
     if (this.#run.kwargs.protocol === true && (mode === "messages" || mode === "tools" || mode === "checkpoints")) {
       // A protocol run's `checkpoints` chunks are LangGraph's envelopes (`{id, parent_id, step, source}`), sent before each step's values.
       this.live(`protocol.${mode}${suffix}`, mode === "checkpoints" ? toWire(payload) : protocolPayload(mode, payload));
