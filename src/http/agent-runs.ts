@@ -5,6 +5,7 @@
  * project's auth handlers decide and the caller owns them.
  */
 import type { RequestContext } from "../core/context.ts";
+import { coerceError } from "../core/errors.ts";
 import type { CreateRunInput } from "../core/runs.ts";
 import type { Assistant, StreamMode } from "../core/types.ts";
 import type { HttpDeps } from "./deps.ts";
@@ -65,13 +66,42 @@ export function failureText(output: unknown): string | undefined {
   return typeof failure.message === "string" && failure.message !== "" ? `${name}: ${failure.message}` : name;
 }
 
+/** Input schemas built within one request: one build per (graph, configurable). */
+export type SchemaCache = Map<string, Promise<Record<string, unknown> | undefined>>;
+
 /**
  * The input schema of the assistant's graph (built with the assistant's
  * config), without waiting for the TypeScript compiler (GraphSchemas.rootNow);
- * undefined when there is none.
+ * undefined when there is none. With a cache, assistants of one graph and
+ * configurable share one build.
  */
-export async function graphInputSchema(deps: HttpDeps, assistant: Assistant): Promise<Record<string, unknown> | undefined> {
-  const graph = await deps.registry.describe(assistant.graph_id, { configurable: assistant.config.configurable ?? {} });
-  const schema = (await deps.schemas.rootNow(assistant.graph_id, graph)).input as unknown;
+export function graphInputSchema(deps: HttpDeps, assistant: Assistant, cache?: SchemaCache): Promise<Record<string, unknown> | undefined> {
+  const configurable = assistant.config.configurable ?? {};
+  const key = `${assistant.graph_id}\u0000${JSON.stringify(configurable)}`;
+  let schema = cache?.get(key);
+  if (schema === undefined) {
+    schema = buildInputSchema(deps, assistant.graph_id, configurable);
+    cache?.set(key, schema);
+  }
+  return schema;
+}
+
+async function buildInputSchema(deps: HttpDeps, graphId: string, configurable: Record<string, unknown>): Promise<Record<string, unknown> | undefined> {
+  const graph = await deps.registry.describe(graphId, { configurable });
+  const schema = (await deps.schemas.rootNow(graphId, graph)).input as unknown;
   return schema !== null && typeof schema === "object" && !Array.isArray(schema) ? (schema as Record<string, unknown>) : undefined;
+}
+
+/**
+ * The input schema, or undefined when it cannot be had (the graph's factory
+ * or schema throws with this assistant's config): logged as a warning
+ * naming the assistant, so one such assistant does not break a whole list.
+ */
+export async function inputSchemaOrUnknown(deps: HttpDeps, assistant: Assistant, where: string, cache?: SchemaCache): Promise<Record<string, unknown> | undefined> {
+  try {
+    return await graphInputSchema(deps, assistant, cache);
+  } catch (error) {
+    deps.logger.warn(`${where}:schema-failed`, { assistant_id: assistant.assistant_id, graph_id: assistant.graph_id, error: coerceError(error).message, detail: "its input schema is taken as unknown" });
+    return undefined;
+  }
 }

@@ -156,6 +156,22 @@ describe("MCP", () => {
     }
   });
 
+  it("lists an assistant whose graph cannot be built with an open schema, and every other tool as usual", async () => {
+    const broken = await t.client.assistants.create({ graphId: "picky", name: `mcp-broken-${crypto.randomUUID()}`, config: { configurable: { broken: true } } });
+    const client = await mcpClient(t.url);
+    try {
+      const { tools } = await client.listTools();
+      expect(tools.find((tool) => tool.name === broken.name)?.inputSchema).toEqual({ type: "object" });
+      expect(tools.find((tool) => tool.name === "picky")!.inputSchema).toMatchObject({ type: "object", properties: { messages: expect.anything() as unknown } });
+      expect(tools.find((tool) => tool.name === "echo")!.inputSchema).toMatchObject({ type: "object", properties: { messages: expect.anything() as unknown } });
+      // Its agent card and messages are served as well (the schema is only unknown).
+      expect((await fetch(`${t.url}/.well-known/agent-card.json?assistant_id=${broken.assistant_id}`)).status).toBe(200);
+    } finally {
+      await client.close();
+      await t.client.assistants.delete(broken.assistant_id);
+    }
+  });
+
   it("pages tools 100 at a time with nextCursor", async () => {
     const tag = crypto.randomUUID().slice(0, 8);
     const created = await Promise.all(Array.from({ length: 105 }, (_, i) => t.client.assistants.create({ graphId: "echo", name: `page-${tag}-${i}` })));
@@ -333,6 +349,31 @@ describe("A2A", () => {
     expect(last.status.message!.parts[0]!.text).toBe("echo: streamed");
     const artifact = results.filter((r) => r.result.kind === "artifact-update").map((r) => (r.result as unknown as { artifact: { parts: { text: string }[] } }).artifact.parts[0]!.text);
     expect(artifact.join("")).toBe("echo: streamed");
+  });
+
+  it("honours params.configuration: blocking false answers at once, historyLength trims the history, push notifications are refused", async () => {
+    const contextId = crypto.randomUUID();
+    await a2a(t.url, "echo", "message/send", userMessage("first", contextId));
+    const trimmed = (await a2a(t.url, "echo", "message/send", { ...userMessage("second", contextId), configuration: { historyLength: 1 } })).body.result as Task;
+    expect(trimmed.history.map((m) => m.parts[0]!.text)).toEqual(["echo: second"]);
+    const none = (await a2a(t.url, "echo", "message/send", { ...userMessage("third", contextId), configuration: { historyLength: 0 } })).body.result as Task;
+    expect(none.history).toEqual([]);
+
+    const name = `a2a-nonblocking-${crypto.randomUUID()}`;
+    const g = gate(name);
+    const started = await a2a(t.url, "gated", "message/send", { ...userMessage(`gate:${name}`), configuration: { blocking: false } });
+    // Answered while the run is held at its gate.
+    const task = started.body.result as Task;
+    expect(["submitted", "working"]).toContain(task.status.state);
+    expect(g.entered).toBeLessThanOrEqual(1);
+    g.open();
+    await expect.poll(async () => ((await a2a(t.url, "gated", "tasks/get", { id: task.id, contextId: task.contextId })).body.result as Task).status.state, { timeout: 20_000 }).toBe("completed");
+
+    const push = await a2a(t.url, "echo", "message/send", { ...userMessage("x"), configuration: { pushNotificationConfig: { url: "https://example.com/hook" } } });
+    expect(push.body.error).toMatchObject({ code: -32003 });
+    expect(push.body.result).toBeUndefined();
+    const tooLong = await a2a(t.url, "echo", "message/send", { ...userMessage("x"), configuration: { historyLength: 11 } });
+    expect(tooLong.status).toBe(400);
   });
 
   it("message/stream sends the AI's tokens as one artifact (tool results left out), then the final status", async () => {

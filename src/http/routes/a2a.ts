@@ -24,7 +24,7 @@ import { z } from "zod";
 import { BatonError } from "../../core/errors.ts";
 import type { RequestContext } from "../../core/context.ts";
 import { isFinalRunStatus, type Assistant, type Run, type RunEvent, type StreamMode } from "../../core/types.ts";
-import { agentRunInput, failureText, graphInputSchema, protocolContext } from "../agent-runs.ts";
+import { agentRunInput, failureText, inputSchemaOrUnknown, protocolContext } from "../agent-runs.ts";
 import { ctxOf, type BatonEnv } from "../context.ts";
 import type { HttpDeps } from "../deps.ts";
 import { zodMessage } from "../errors.ts";
@@ -36,7 +36,7 @@ export const A2A_PROTOCOL_VERSION = "0.3.0";
 export const MAX_HISTORY_LENGTH = 10;
 
 /** A2A error codes (the protocol's own range). */
-const A2aCode = { taskNotFound: -32001, taskNotCancelable: -32002, unsupportedOperation: -32004, contentTypeNotSupported: -32005 } as const;
+const A2aCode = { taskNotFound: -32001, taskNotCancelable: -32002, pushNotificationNotSupported: -32003, unsupportedOperation: -32004, contentTypeNotSupported: -32005 } as const;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -48,7 +48,13 @@ const Message = z.looseObject({
   contextId: z.string().regex(UUID, "must be the UUID of a context (thread) this server returned").optional(),
   taskId: z.string().optional(),
 });
-const MessageSendParams = z.looseObject({ message: Message });
+const SendConfiguration = z.looseObject({
+  blocking: z.boolean().optional(),
+  historyLength: z.number().int().min(0).max(MAX_HISTORY_LENGTH, `historyLength cannot exceed ${MAX_HISTORY_LENGTH}`).optional(),
+  pushNotificationConfig: z.unknown().optional(),
+  acceptedOutputModes: z.array(z.string()).optional(),
+});
+const MessageSendParams = z.looseObject({ message: Message, configuration: SendConfiguration.optional() });
 const TaskQueryParams = z.looseObject({
   id: z.string(),
   contextId: z.string().optional(),
@@ -113,9 +119,9 @@ async function handlePost(deps: HttpDeps, c: Context<BatonEnv>): Promise<Respons
     const kit: MethodKit = { deps, c, ctx, assistant, id };
     switch (method) {
       case "message/send":
-        return await messageSend(kit, params(MessageSendParams, message.params));
+        return await messageSend(kit, sendParams(message.params));
       case "message/stream":
-        return await messageStream(kit, params(MessageSendParams, message.params));
+        return await messageStream(kit, sendParams(message.params));
       case "tasks/get":
         return c.json({ jsonrpc: "2.0", id, result: await tasksGet(kit, params(TaskQueryParams, message.params)) });
       case "tasks/cancel":
@@ -133,6 +139,15 @@ async function handlePost(deps: HttpDeps, c: Context<BatonEnv>): Promise<Respons
     const answer = rpcErrorOf(error, deps.logger, "a2a");
     return c.json(rpcErrorBody(id, answer), answer.status);
   }
+}
+
+/** A message's params; push notifications (the one configuration Baton cannot honour) are refused. */
+function sendParams(value: unknown): z.infer<typeof MessageSendParams> {
+  const p = params(MessageSendParams, value);
+  if (p.configuration?.pushNotificationConfig !== undefined && p.configuration.pushNotificationConfig !== null) {
+    throw new RpcError(A2aCode.pushNotificationNotSupported, "Push notifications are not supported by Baton's A2A endpoint: leave out configuration.pushNotificationConfig (poll tasks/get, or use message/stream).");
+  }
+  return p;
 }
 
 interface MethodKit {
@@ -159,8 +174,10 @@ async function inputOf(kit: MethodKit, message: A2aMessage): Promise<Json> {
       throw new RpcError(A2aCode.contentTypeNotSupported, `Unsupported part kind '${part.kind.slice(0, 40)}': Baton's A2A endpoint takes text and data parts only.`);
     }
   }
-  if (messages.length > 0) {
-    const properties = ((await graphInputSchema(kit.deps, kit.assistant))?.properties ?? {}) as Json;
+  const schema = messages.length > 0 ? await inputSchemaOrUnknown(kit.deps, kit.assistant, "a2a") : undefined;
+  // (a schema that cannot be had is not checked: the run will tell)
+  if (schema !== undefined) {
+    const properties = (schema.properties ?? {}) as Json;
     if (!("messages" in properties)) {
       throw new RpcError(
         RpcCode.invalidParams,
@@ -210,13 +227,20 @@ function resumeValue(message: A2aMessage): unknown {
 async function messageSend(kit: MethodKit, p: z.infer<typeof MessageSendParams>): Promise<Response> {
   const run = await startRun(kit, p.message, false);
   const { deps, c, id } = kit;
+  const historyLength = p.configuration?.historyLength;
+  // Not blocking: the task as it is now (submitted); the client polls tasks/get.
+  if (p.configuration?.blocking === false) {
+    const task = taskOf(run, run.status, undefined, undefined, { historyLength });
+    const sent = { ...p.message, kind: "message", taskId: run.run_id, contextId: run.thread_id };
+    return c.json({ jsonrpc: "2.0", id, result: { ...task, history: historyLength === 0 ? [] : [sent] } });
+  }
   // Answered at once, written when the run ends (newlines keep the connection alive meanwhile).
   return jsonWhenReady(
     c.req.raw,
     async (signal) => {
       try {
         const { status, output } = await deps.runs.waitFinal(run, signal);
-        return { jsonrpc: "2.0", id, result: taskOf(run, status, output, undefined, { artifacts: true }) };
+        return { jsonrpc: "2.0", id, result: taskOf(run, status, output, undefined, { artifacts: true, historyLength }) };
       } catch (error) {
         // The client is gone: nothing will read the answer.
         if (signal.aborted) return null;
@@ -247,7 +271,8 @@ async function messageStream(kit: MethodKit, p: z.infer<typeof MessageSendParams
   return sseResponse(
     c.req.raw,
     async function* (signal) {
-      const submitted = { ...taskOf(run, "pending", undefined), history: [{ ...p.message, kind: "message", taskId: run.run_id, contextId }] };
+      const sent = { ...p.message, kind: "message", taskId: run.run_id, contextId };
+      const submitted = { ...taskOf(run, "pending", undefined), history: p.configuration?.historyLength === 0 ? [] : [sent] };
       yield envelope(submitted);
       let started = false;
       let chunks = 0;
@@ -422,7 +447,7 @@ async function agentCard(deps: HttpDeps, c: Context<BatonEnv>, assistantId: stri
     return c.json({ detail: "Missing required query parameter: assistant_id (the assistant whose agent card to answer)." }, 400);
   }
   const assistant = await deps.assistantService.get(ctxOf(c), assistantId);
-  const schema = await graphInputSchema(deps, assistant);
+  const schema = await inputSchemaOrUnknown(deps, assistant, "a2a");
   const properties = (schema?.properties ?? {}) as Json;
   const required = (schema?.required ?? []) as unknown;
   const url = new URL(c.req.url);

@@ -18,7 +18,7 @@ import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/
 import { CallToolRequestSchema, ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import { Hono, type Context } from "hono";
 import type { RequestContext } from "../../core/context.ts";
-import { agentRunInput, failureText, graphInputSchema, protocolContext } from "../agent-runs.ts";
+import { agentRunInput, failureText, inputSchemaOrUnknown, protocolContext, type SchemaCache } from "../agent-runs.ts";
 import { ctxOf, type BatonEnv } from "../context.ts";
 import type { HttpDeps } from "../deps.ts";
 import { accepts, readRpcMessage, rpcErrorBody, RpcCode, RpcError, rpcErrorOf, rpcErrorResponse, type RpcId } from "../json-rpc.ts";
@@ -176,11 +176,12 @@ async function listTools(deps: HttpDeps, ctx: RequestContext, cursor: string | u
   if (!Number.isSafeInteger(offset) || offset < 0) throw new RpcError(RpcCode.invalidParams, `Invalid cursor '${String(cursor).slice(0, 40)}': pass the nextCursor of the previous page.`);
   const assistants = await deps.assistantService.search(ctx, { limit: TOOLS_PAGE_SIZE, offset, sort_by: "created_at", sort_order: "asc" });
   const seen = new Set<string>();
+  const schemas: SchemaCache = new Map();
   const tools: Tool[] = [];
   for (const assistant of assistants) {
     if (seen.has(assistant.name)) deps.logger.warn("mcp:duplicate-tool-name", { name: assistant.name, assistant_id: assistant.assistant_id });
     seen.add(assistant.name);
-    tools.push({ name: assistant.name, description: assistant.description ?? "", inputSchema: { ...((await graphInputSchema(deps, assistant)) ?? {}), type: "object" } });
+    tools.push({ name: assistant.name, description: assistant.description ?? "", inputSchema: { ...((await inputSchemaOrUnknown(deps, assistant, "mcp", schemas)) ?? {}), type: "object" } });
   }
   return assistants.length === TOOLS_PAGE_SIZE ? { tools, nextCursor: String(offset + TOOLS_PAGE_SIZE) } : { tools };
 }
