@@ -146,6 +146,10 @@ export class ProtocolService {
     await this.#runs.threadLog(ctx, threadId, { allowMissing: false });
     const [latest] = await this.#runs.recentRuns(threadId, 1);
     if (latest === undefined) return protocolError(id, "no_such_run", `Thread ${threadId} has no run to resume; start one with run.start.`);
+    // As the official server: only a thread waiting at an interrupt takes a response.
+    if (!(await this.#waitsAtInterrupt(ctx, threadId))) {
+      return protocolError(id, "invalid_argument", `Thread ${threadId} has no pending interrupt to respond to; input.respond answers one (see its input.requested events), run.start sends new input.`);
+    }
     const command = { resume, ...(params.update !== undefined ? { update: params.update } : {}), ...(params.goto !== undefined ? { goto: params.goto } : {}) };
     const run = await this.#runs.create(ctx, runInput(threadId, latest.assistant_id, { input: null, command }, params, "enqueue"));
     return { type: "success", id, result: { run_id: run.run_id }, meta: { thread_id: threadId } };

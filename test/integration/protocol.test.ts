@@ -147,6 +147,12 @@ describe("protocol v2 over HTTP", () => {
     const second = await resumed;
     expect(lifecycle(second)).toEqual(["started", "completed"]);
     expect(second.filter((e) => e.method === "values").at(-1)!.params.data.answer).toBe("forty-two");
+    // Nothing waits any more: a second response is refused, as the official server does.
+    expect((await command(threadId, "input.respond", { interrupt_id: request.params.data.interrupt_id, response: "again" })).body).toMatchObject({
+      type: "error",
+      error: "invalid_argument",
+      message: expect.stringMatching(/no pending interrupt/),
+    });
   });
 
   it("run.start with input on a thread waiting at an interrupt resumes it with that input, as the official server does", async () => {
