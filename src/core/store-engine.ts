@@ -6,6 +6,7 @@
  * `refresh_on_read`), and the query's embedding for a search. The sweeper
  * deletes expired items in the background. See docs/store.md.
  */
+import { setImmediate } from "node:timers/promises";
 import { BatonError, ErrorCode, coerceError, invalid } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { NamespaceQuery, ScoredStoreItem, Scoped, StoreItems, StoreSearch } from "./ports.ts";
@@ -154,18 +155,30 @@ export function storeSweepIntervalMs(minutes: number): number {
  * Deletes expired store items every `sweepIntervalMinutes`. Safe in every
  * process at once: each batch deletes rows no other sweeper holds, and an
  * expired item is already invisible, so a late or repeated sweep changes
- * nothing anyone sees.
+ * nothing anyone sees. The first sweep comes after a random part of the
+ * interval, so processes started together do not sweep in step; the
+ * sweep yields to the event loop between batches (on SQLite a batch runs
+ * on the loop of the process that serves requests).
  */
 export class StoreSweeper {
   readonly #items: StoreItems;
   readonly #logger: Logger;
-  readonly #timer: NodeJS.Timeout;
+  readonly #intervalMs: number;
+  #timer: NodeJS.Timeout | undefined;
   #running: Promise<number> | undefined;
+  #closed = false;
 
-  constructor(items: StoreItems, intervalMinutes: number, logger: Logger) {
+  /** `random`: a number in [0, 1) that places the first sweep in the interval (tests fix it). */
+  constructor(items: StoreItems, intervalMinutes: number, logger: Logger, random: () => number = Math.random) {
     this.#items = items;
     this.#logger = logger;
-    this.#timer = setInterval(() => void this.sweep(), storeSweepIntervalMs(intervalMinutes));
+    this.#intervalMs = storeSweepIntervalMs(intervalMinutes);
+    this.#timer = setTimeout(() => {
+      if (this.#closed) return;
+      this.#timer = setInterval(() => void this.sweep(), this.#intervalMs);
+      this.#timer.unref();
+      void this.sweep();
+    }, Math.floor(random() * this.#intervalMs));
     this.#timer.unref();
   }
 
@@ -181,7 +194,9 @@ export class StoreSweeper {
       for (;;) {
         const batch = await this.#items.sweepExpired(SWEEP_BATCH);
         deleted += batch;
-        if (batch < SWEEP_BATCH) break;
+        if (batch < SWEEP_BATCH || this.#closed) break;
+        // Requests waiting on the loop go first.
+        await setImmediate();
       }
       if (deleted > 0) this.#logger.info("store:swept", { deleted });
     } catch (error) {
@@ -191,6 +206,8 @@ export class StoreSweeper {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
     clearInterval(this.#timer);
     await this.#running;
   }
