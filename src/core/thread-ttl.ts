@@ -44,6 +44,34 @@ export const MAX_TTL_MINUTES = 52_560_000;
  */
 export const MIN_TTL_MINUTES = 0.01;
 
+/** A thread's TTL as a sweep or a read judges it: its last activity, its TTL, and the activity a `keep_latest` sweep pruned it at (null: never). */
+export interface TtlState {
+  updated_at: string;
+  ttl_minutes: number;
+  pruned_at: string | null;
+}
+
+/** Disarmed: pruned by a `keep_latest` sweep, with no activity since. */
+export const disarmed = (state: TtlState): boolean => state.pruned_at !== null && state.pruned_at === state.updated_at;
+
+/** When the thread expires (epoch ms): its last activity plus its TTL; null while disarmed. */
+export function expiryMs(state: TtlState): number | null {
+  return disarmed(state) ? null : Date.parse(state.updated_at) + Math.round(state.ttl_minutes * 60_000);
+}
+
+/**
+ * What a sweep at `nowMs` does with a thread whose stored lower bound
+ * passed: prune it when it expired; otherwise move the bound to when it
+ * could expire next (its expiry, or one TTL from now while disarmed), so
+ * activity never writes the bound and the sweep finds the thread again
+ * only when it may be due.
+ */
+export function sweepDecision(state: TtlState, nowMs: number): { due: true } | { due: false; checkAtMs: number } {
+  const expiry = expiryMs(state);
+  if (expiry === null) return { due: false, checkAtMs: nowMs + Math.max(1, Math.round(state.ttl_minutes * 60_000)) };
+  return expiry <= nowMs ? { due: true } : { due: false, checkAtMs: expiry };
+}
+
 /** `checkpointer.ttl` of langgraph.json, as the sweeper and thread creation read it. */
 export interface ThreadTtlPolicy {
   /** Given to threads created without a TTL (by POST /threads or by a run that creates its thread); null: none. Existing threads are not changed. */

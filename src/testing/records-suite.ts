@@ -762,6 +762,26 @@ export function describeRecords(init: RecordsSuiteInit): void {
       await backend.close();
     });
 
+    it("thread TTLs: activity writes no expiry; a sweep moves the stored bound of a thread used since, and such threads do not count against its limit", async () => {
+      const { clock, backend } = await setup();
+      const created = clock.nowMs();
+      const used = ["u1", "u2", "u3", "u4", "u5"];
+      for (const threadId of [...used, "x1", "x2", "x3"]) await backend.threads.create({ thread_id: threadId, metadata: {}, if_exists: "raise", ttl: { strategy: "delete", minutes: 1 } });
+      clock.advance(30_000);
+      // A run on each used thread: created and ended is activity (updated_at), not a TTL write.
+      for (const threadId of used) {
+        await backend.runs.create(newRun(threadId, `run-${threadId}`));
+        const run = (await backend.runs.claim("w", 60_000))!;
+        expect(await backend.runs.finish(run.run_id, { owner: "w", attempt: run.attempt }, succeeded)).toBe("recorded");
+      }
+      expect((await backend.threads.get("u1"))?.ttl?.expires_at).toBe(isoFromMs(created + 90_000));
+      // Their stored bounds (created + 60 s) come first, yet the sweep still takes three expired threads.
+      expect(sorted((await backend.threads.sweepExpired(created + 60_000, 3)).deleted)).toEqual(["x1", "x2", "x3"]);
+      expect(await backend.threads.sweepExpired(created + 60_000, 100)).toEqual({ deleted: [], pruned: [] });
+      expect(sorted((await backend.threads.sweepExpired(created + 90_000, 100)).deleted)).toEqual(used);
+      await backend.close();
+    });
+
     it("prune answers the pending runs it deleted with their threads, and skips a thread with a running run", async () => {
       const { backend } = await setup();
       await backend.runs.create(newRun("queued", "run-queued"));

@@ -5,21 +5,28 @@
  */
 import type pg from "pg";
 import { isoFromMs } from "../../core/clock.ts";
-import type { ThreadTtlInfo, TtlStrategy, TtlSweep } from "../../core/thread-ttl.ts";
+import { expiryMs, sweepDecision, type ThreadTtlInfo, type TtlStrategy, type TtlSweep } from "../../core/thread-ttl.ts";
 import { transaction, type Queryable } from "./database.ts";
 import { deleteThreadsRows } from "./rows.ts";
 
-/** The TTL columns of a thread row (BIGINT arrives as text). */
+/**
+ * The TTL columns of a thread row (BIGINT arrives as text). `ttl_expires_ms`
+ * is a lower bound of the expiry (migration 0011), only the sweep reads it;
+ * the expiry shown is computed from `updated_at`.
+ */
 export interface TtlColumns {
+  updated_at: string;
   ttl_strategy: TtlStrategy | null;
   ttl_minutes: number | null;
   ttl_expires_ms: string | number | null;
+  ttl_pruned_at?: string | null | undefined;
 }
 
-export const ttlInfo = (row: TtlColumns): ThreadTtlInfo | null =>
-  row.ttl_strategy === null || row.ttl_minutes === null || row.ttl_strategy === undefined
-    ? null
-    : { strategy: row.ttl_strategy, ttl_minutes: row.ttl_minutes, ...(row.ttl_expires_ms === null ? {} : { expires_at: isoFromMs(Number(row.ttl_expires_ms)) }) };
+export function ttlInfo(row: TtlColumns): ThreadTtlInfo | null {
+  if (row.ttl_strategy === null || row.ttl_minutes === null || row.ttl_strategy === undefined) return null;
+  const expiry = expiryMs({ updated_at: row.updated_at, ttl_minutes: row.ttl_minutes, pruned_at: row.ttl_pruned_at ?? null });
+  return { strategy: row.ttl_strategy, ttl_minutes: row.ttl_minutes, ...(expiry === null ? {} : { expires_at: isoFromMs(expiry) }) };
+}
 
 /**
  * `delete`: removes the threads with their checkpoints and runs (by ON
@@ -52,48 +59,94 @@ async function databaseNowMs(db: Queryable): Promise<number> {
  * One TTL sweep, in one transaction, as of `atMs` (the database's time when
  * undefined):
  *
- * 1. Claims the due threads (expired, no pending or running run, no
- *    enabled cron, no state-update lock), oldest expiry first, with `FOR UPDATE SKIP LOCKED`:
- *    a thread another sweeper holds is skipped, never waited for or taken
- *    twice, and while this transaction holds a thread's row, no run is
- *    created (creation locks the row) or claimed (the claim skips locked
- *    threads) on it.
+ * 1. Claims the threads whose expiry's lower bound passed (no pending or
+ *    running run, no enabled cron, no state-update lock), oldest bound
+ *    first, with `FOR UPDATE SKIP LOCKED`: a thread another sweeper holds is
+ *    skipped, never waited for or taken twice, and while this transaction
+ *    holds a thread's row, no run is created (creation locks the row) or
+ *    claimed (the claim skips locked threads) on it.
  * 2. Reads again, now that the locks are held, which of them still have no
  *    pending or running run and no enabled cron: a run created or claimed,
  *    or a cron created or enabled, after step 1's snapshot and before its
  *    lock is seen here (a new statement, a new snapshot), and its thread is
  *    left alone.
- * 3. Prunes them by their own strategy; `keep_latest` ones are disarmed
- *    until their next activity.
+ * 3. Judges each by its last activity (`sweepDecision`): an expired one is
+ *    pruned by its own strategy (`keep_latest` ones are disarmed until their
+ *    next activity); one used since has its bound moved to its expiry.
+ *    Moved threads do not count against `limit`: the claim repeats until
+ *    `limit` threads were pruned or none is left.
  */
 export async function sweepExpiredThreads(pool: pg.Pool, atMs: number | undefined, limit: number): Promise<TtlSweep> {
   return transaction(pool, async (db) => {
     const nowMs = atMs ?? (await databaseNowMs(db));
-    const { rows: due } = await db.query<{ thread_id: string; ttl_strategy: TtlStrategy }>(
-      `SELECT t.thread_id, t.ttl_strategy FROM threads t
-        WHERE t.ttl_expires_ms IS NOT NULL AND t.ttl_expires_ms <= $1
-          AND (t.lock_expires_ms IS NULL OR t.lock_expires_ms <= $1)
-          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
-          AND NOT EXISTS (SELECT 1 FROM crons c WHERE c.thread_id = t.thread_id AND c.enabled)
-        ORDER BY t.ttl_expires_ms
-        LIMIT $2
-        FOR UPDATE OF t SKIP LOCKED`,
-      [nowMs, limit],
-    );
-    if (due.length === 0) return { deleted: [], pruned: [] };
-    const { rows: idle } = await db.query<{ thread_id: string }>(
-      `SELECT x.thread_id FROM unnest($1::text[]) AS x(thread_id)
-        WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = x.thread_id AND r.status IN ('pending', 'running'))
-          AND NOT EXISTS (SELECT 1 FROM crons c WHERE c.thread_id = x.thread_id AND c.enabled)`,
-      [due.map((row) => row.thread_id)],
-    );
-    const still = new Set(idle.map((row) => row.thread_id));
-    const taken = due.filter((row) => still.has(row.thread_id));
-    const deleted = taken.filter((row) => row.ttl_strategy !== "keep_latest").map((row) => row.thread_id);
-    const pruned = taken.filter((row) => row.ttl_strategy === "keep_latest").map((row) => row.thread_id);
-    await pruneThreadRows(db, deleted, "delete");
-    await pruneThreadRows(db, pruned, "keep_latest");
-    if (pruned.length > 0) await db.query("UPDATE threads SET ttl_expires_ms = NULL WHERE thread_id = ANY($1::text[])", [pruned]);
-    return { deleted, pruned };
+    const done: TtlSweep = { deleted: [], pruned: [] };
+    const skipped: string[] = [];
+    for (;;) {
+      const left = limit - done.deleted.length - done.pruned.length;
+      if (left <= 0) break;
+      const { rows: found } = await db.query<TtlRow>(
+        `SELECT t.thread_id, t.ttl_strategy, t.ttl_minutes, t.updated_at, t.ttl_pruned_at FROM threads t
+          WHERE t.ttl_expires_ms IS NOT NULL AND t.ttl_expires_ms <= $1
+            AND (t.lock_expires_ms IS NULL OR t.lock_expires_ms <= $1)
+            AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
+            AND NOT EXISTS (SELECT 1 FROM crons c WHERE c.thread_id = t.thread_id AND c.enabled)
+            AND t.thread_id <> ALL($3::text[])
+          ORDER BY t.ttl_expires_ms
+          LIMIT $2
+          FOR UPDATE OF t SKIP LOCKED`,
+        [nowMs, left, skipped],
+      );
+      if (found.length === 0) break;
+      const { rows: idle } = await db.query<{ thread_id: string }>(
+        `SELECT x.thread_id FROM unnest($1::text[]) AS x(thread_id)
+          WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = x.thread_id AND r.status IN ('pending', 'running'))
+            AND NOT EXISTS (SELECT 1 FROM crons c WHERE c.thread_id = x.thread_id AND c.enabled)`,
+        [found.map((row) => row.thread_id)],
+      );
+      const still = new Set(idle.map((row) => row.thread_id));
+      skipped.push(...found.filter((row) => !still.has(row.thread_id)).map((row) => row.thread_id));
+      await sweepBatch(db, found.filter((row) => still.has(row.thread_id)), nowMs, done);
+    }
+    return done;
   });
+}
+
+interface TtlRow {
+  thread_id: string;
+  ttl_strategy: TtlStrategy;
+  ttl_minutes: number;
+  updated_at: string;
+  ttl_pruned_at: string | null;
+}
+
+/** Prunes the expired threads of `rows` into `done`, and moves the others' bounds. */
+async function sweepBatch(db: Queryable, rows: TtlRow[], nowMs: number, done: TtlSweep): Promise<void> {
+  const deleted: string[] = [];
+  const pruned: TtlRow[] = [];
+  const moved: { id: string; at: number }[] = [];
+  for (const row of rows) {
+    const decision = sweepDecision({ updated_at: row.updated_at, ttl_minutes: row.ttl_minutes, pruned_at: row.ttl_pruned_at }, nowMs);
+    if (!decision.due) moved.push({ id: row.thread_id, at: decision.checkAtMs });
+    else if (row.ttl_strategy === "keep_latest") pruned.push(row);
+    else deleted.push(row.thread_id);
+  }
+  await pruneThreadRows(db, deleted, "delete");
+  await pruneThreadRows(
+    db,
+    pruned.map((row) => row.thread_id),
+    "keep_latest",
+  );
+  // Disarmed at this activity; looked at again one TTL later (it stays disarmed until the thread is used).
+  for (const row of pruned) moved.push({ id: row.thread_id, at: nowMs + Math.max(1, Math.round(row.ttl_minutes * 60_000)) });
+  if (pruned.length > 0) {
+    await db.query("UPDATE threads SET ttl_pruned_at = updated_at WHERE thread_id = ANY($1::text[])", [pruned.map((row) => row.thread_id)]);
+  }
+  if (moved.length > 0) {
+    await db.query(
+      `UPDATE threads t SET ttl_expires_ms = m.at FROM unnest($1::text[], $2::bigint[]) AS m(thread_id, at) WHERE t.thread_id = m.thread_id`,
+      [moved.map((m) => m.id), moved.map((m) => m.at)],
+    );
+  }
+  done.deleted.push(...deleted);
+  done.pruned.push(...pruned.map((row) => row.thread_id));
 }

@@ -4,21 +4,28 @@
  * transaction.
  */
 import type { Database } from "better-sqlite3";
-import type { ThreadTtl, ThreadTtlInfo, TtlStrategy, TtlSweep } from "../../core/thread-ttl.ts";
+import { expiryMs, sweepDecision, type ThreadTtl, type ThreadTtlInfo, type TtlStrategy, type TtlSweep } from "../../core/thread-ttl.ts";
 import { isoFromMs } from "../../core/clock.ts";
 import { deleteThreadsRows, inList } from "./rows.ts";
 
-/** The TTL columns of a thread row. */
+/**
+ * The TTL columns of a thread row. `ttl_expires_ms` is a lower bound of the
+ * expiry (migration 0011), only the sweep reads it; the expiry shown is
+ * computed from `updated_at`.
+ */
 export interface TtlColumns {
+  updated_at: string;
   ttl_strategy: TtlStrategy | null;
   ttl_minutes: number | null;
   ttl_expires_ms: number | null;
+  ttl_pruned_at?: string | null | undefined;
 }
 
-export const ttlInfo = (row: TtlColumns): ThreadTtlInfo | null =>
-  row.ttl_strategy === null || row.ttl_minutes === null
-    ? null
-    : { strategy: row.ttl_strategy, ttl_minutes: row.ttl_minutes, ...(row.ttl_expires_ms === null ? {} : { expires_at: isoFromMs(row.ttl_expires_ms) }) };
+export function ttlInfo(row: TtlColumns): ThreadTtlInfo | null {
+  if (row.ttl_strategy === null || row.ttl_minutes === null) return null;
+  const expiry = expiryMs({ updated_at: row.updated_at, ttl_minutes: row.ttl_minutes, pruned_at: row.ttl_pruned_at ?? null });
+  return { strategy: row.ttl_strategy, ttl_minutes: row.ttl_minutes, ...(expiry === null ? {} : { expires_at: isoFromMs(expiry) }) };
+}
 
 /** Sets a thread's TTL; the trigger counts its expiry from the thread's last activity (`updated_at`). */
 export function setTtl(db: Database, threadId: string, ttl: ThreadTtl): void {
@@ -48,28 +55,56 @@ export function pruneThreadRows(db: Database, threadIds: readonly string[], stra
 /**
  * One TTL sweep in one IMMEDIATE transaction (the write lock is held from
  * the first read, so no run is created or claimed on a thread between the
- * check and the prune): expired threads with no pending or running run, no
- * enabled cron and no state-update lock, oldest expiry first; `keep_latest` ones are
- * disarmed until their next activity.
+ * check and the prune): threads whose expiry's lower bound passed, with no
+ * pending or running run, no enabled cron and no state-update lock, oldest
+ * bound first, judged by their last activity (`sweepDecision`): expired
+ * ones are pruned (`keep_latest` ones disarmed until their next activity),
+ * the others have their bound moved to their expiry, and do not count
+ * against `limit`.
  */
 export function sweepExpiredThreads(db: Database, nowMs: number, limit: number): TtlSweep {
-  const due = db
-    .prepare<[number, number, number], { thread_id: string; ttl_strategy: TtlStrategy }>(
-      `SELECT t.thread_id, t.ttl_strategy FROM threads t
-        WHERE t.ttl_expires_ms IS NOT NULL AND t.ttl_expires_ms <= ?
-          AND (t.lock_expires_ms IS NULL OR t.lock_expires_ms <= ?)
-          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
-          AND NOT EXISTS (SELECT 1 FROM crons c WHERE c.thread_id = t.thread_id AND c.enabled = 1)
-        ORDER BY t.ttl_expires_ms LIMIT ?`,
-    )
-    .all(nowMs, nowMs, limit);
-  const deleted = due.filter((row) => row.ttl_strategy !== "keep_latest").map((row) => row.thread_id);
-  const pruned = due.filter((row) => row.ttl_strategy === "keep_latest").map((row) => row.thread_id);
-  pruneThreadRows(db, deleted, "delete");
-  pruneThreadRows(db, pruned, "keep_latest");
-  if (pruned.length > 0) {
-    const args: unknown[] = [];
-    db.prepare(`UPDATE threads SET ttl_expires_ms = NULL WHERE ${inList("thread_id", pruned, args)}`).run(...args);
+  const done: TtlSweep = { deleted: [], pruned: [] };
+  const find = db.prepare<[number, number, number], TtlRow>(
+    `SELECT t.thread_id, t.ttl_strategy, t.ttl_minutes, t.updated_at, t.ttl_pruned_at FROM threads t
+      WHERE t.ttl_expires_ms IS NOT NULL AND t.ttl_expires_ms <= ?
+        AND (t.lock_expires_ms IS NULL OR t.lock_expires_ms <= ?)
+        AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
+        AND NOT EXISTS (SELECT 1 FROM crons c WHERE c.thread_id = t.thread_id AND c.enabled = 1)
+      ORDER BY t.ttl_expires_ms LIMIT ?`,
+  );
+  const move = db.prepare("UPDATE threads SET ttl_expires_ms = ? WHERE thread_id = ?");
+  const disarm = db.prepare("UPDATE threads SET ttl_pruned_at = updated_at, ttl_expires_ms = ? WHERE thread_id = ?");
+  for (;;) {
+    const left = limit - done.deleted.length - done.pruned.length;
+    if (left <= 0) break;
+    const found = find.all(nowMs, nowMs, left);
+    if (found.length === 0) break;
+    const deleted: string[] = [];
+    const pruned: TtlRow[] = [];
+    for (const row of found) {
+      const decision = sweepDecision({ updated_at: row.updated_at, ttl_minutes: row.ttl_minutes, pruned_at: row.ttl_pruned_at }, nowMs);
+      if (!decision.due) move.run(decision.checkAtMs, row.thread_id);
+      else if (row.ttl_strategy === "keep_latest") pruned.push(row);
+      else deleted.push(row.thread_id);
+    }
+    pruneThreadRows(db, deleted, "delete");
+    pruneThreadRows(
+      db,
+      pruned.map((row) => row.thread_id),
+      "keep_latest",
+    );
+    // Disarmed at this activity; looked at again one TTL later (it stays disarmed until the thread is used).
+    for (const row of pruned) disarm.run(nowMs + Math.max(1, Math.round(row.ttl_minutes * 60_000)), row.thread_id);
+    done.deleted.push(...deleted);
+    done.pruned.push(...pruned.map((row) => row.thread_id));
   }
-  return { deleted, pruned };
+  return done;
+}
+
+interface TtlRow {
+  thread_id: string;
+  ttl_strategy: TtlStrategy;
+  ttl_minutes: number;
+  updated_at: string;
+  ttl_pruned_at: string | null;
 }
