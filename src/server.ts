@@ -158,8 +158,8 @@ export const probes = {
     const ttls = `item TTLs: default ${ttl.defaultTtlMinutes === null ? "none" : `${ttl.defaultTtlMinutes} min`}, ${ttl.refreshOnRead ? "refreshed" : "not refreshed"} on read, swept every ${ttl.sweepIntervalMinutes} min`;
     const index = await storeIndexFrom(loaded.baseDir, loaded.project.store);
     if (index === undefined) return `no store.index (a search's query is a text match); ${ttls}`;
-    await checkStoreIndex(index, null);
-    return `semantic search by exact scan (cosine) with ${index.embed}, ${index.dims} dims, fields ${index.fields.join(", ")}; ${ttls}`;
+    const probe = await checkStoreIndex(index, null);
+    return `semantic search by exact scan (cosine) with ${index.embed}, ${index.dims} dims, fields ${index.fields.join(", ")}${probe === undefined ? "" : ` (warning: ${probe.warning})`}; ${ttls}`;
   },
   /** How requests would be authenticated: rejects as start-up would (auth.path that does not load, bad BATON_API_KEYS, no auth off loopback). */
   async access(config: Config, loaded: LoadedProject): Promise<string> {
@@ -438,7 +438,8 @@ const storeLimits = (config: Config): StoreLimits => ({ embedTimeoutMs: config.s
 async function openStore(loaded: LoadedProject, opened: Opened, logger: Logger, limits: StoreLimits): Promise<{ options: StoreEngineOptions; graphStore: ItemsStore }> {
   const { backend } = opened;
   const index = await storeIndexFrom(loaded.baseDir, loaded.project.store);
-  if (index !== undefined) await checkStoreIndex(index, await backend.items.vectorDims());
+  const probe = index === undefined ? undefined : await checkStoreIndex(index, await backend.items.vectorDims());
+  if (probe !== undefined) logger.warn("store:embed-probe-failed", { embed: index?.embed, reason: probe.warning });
   const ttl = storeTtlSettings(loaded.project.store);
   const sweeper = new StoreSweeper(backend.items, ttl.sweepIntervalMinutes, logger);
   const cleanup = opened.cleanup.bind(opened);

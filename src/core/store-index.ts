@@ -6,7 +6,7 @@
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { BatonError, ErrorCode } from "./errors.ts";
+import { BatonError, ErrorCode, invalid } from "./errors.ts";
 import { importExport } from "./graphs.ts";
 import type { StoreVector } from "./ports.ts";
 import type { JsonObject } from "./types.ts";
@@ -144,9 +144,9 @@ export async function loadStoreIndex(baseDir: string, settings: StoreIndexSettin
 /** Whether `embed` names the project's own function (checked at start by embedding a probe) rather than a remote provider. */
 export const isLocalEmbed = isPath;
 
-/** A path's steps: `a.b[0].c[*]` is a, b, [0], c, [*]. */
+/** A path's steps: `a.b[0].c[*]` is a, b, [0], c, [*]; `a.{b,c[0]}` is a, {b,c[0]}. */
 function pathSteps(path: string): string[] {
-  return path.match(/\[[^\]]*\]|[^.[\]]+/g) ?? [];
+  return path.match(/\{[^}]*\}|\[[^\]]*\]|[^.[\]{}]+/g) ?? [];
 }
 
 /** A value as text: strings, numbers and booleans as themselves, objects and lists as JSON. */
@@ -169,6 +169,15 @@ function textsAt(node: unknown, steps: string[]): string[] {
     const element: unknown = node[at < 0 ? node.length + at : at];
     return element === undefined ? [] : textsAt(element, rest);
   }
+  if (step.startsWith("{")) {
+    // Several paths from here, each followed by the rest (LangGraph's `{a,b}`).
+    return step
+      .slice(1, -1)
+      .split(",")
+      .map((alternative) => alternative.trim())
+      .filter((alternative) => alternative !== "")
+      .flatMap((alternative) => textsAt(node, [...pathSteps(alternative), ...rest]));
+  }
   if (typeof node !== "object" || node === null) return [];
   if (step === "*") return Object.values(node).flatMap((member) => textsAt(member, rest));
   return Object.hasOwn(node, step) ? textsAt((node as Record<string, unknown>)[step], rest) : [];
@@ -186,9 +195,27 @@ export function textsToEmbed(value: JsonObject, fields: string[]): { field: stri
   });
 }
 
+/** Texts one put may embed at most (one provider call each batch; more is a 422). */
+export const MAX_TEXTS_PER_PUT = 1_000;
+
+/** Refuses a put whose fields find more than MAX_TEXTS_PER_PUT texts, naming the field that finds the most. */
+function checkTextCount(texts: { field: string; text: string }[]): void {
+  if (texts.length <= MAX_TEXTS_PER_PUT) return;
+  const perField = new Map<string, number>();
+  for (const { field } of texts) {
+    const path = field.replace(/#\d+$/, "");
+    perField.set(path, (perField.get(path) ?? 0) + 1);
+  }
+  const [field, count] = [...perField].sort((a, b) => b[1] - a[1])[0]!;
+  throw invalid(
+    `This put would embed ${texts.length} texts, more than the ${MAX_TEXTS_PER_PUT} one put may embed; the field '${field}' alone finds ${count}. Index fewer fields (index: [...]) or put fewer values under '${field}'.`,
+  );
+}
+
 /** The embeddings of an item's texts at `fields`. */
 export async function embedItem(index: StoreIndex, value: JsonObject, fields: string[]): Promise<StoreVector[]> {
   const texts = textsToEmbed(value, fields);
+  checkTextCount(texts);
   const vectors = await index.embedDocuments(texts.map((t) => t.text));
   return texts.map(({ field }, i) => ({ field, vector: vectors[i]! }));
 }
@@ -218,16 +245,21 @@ export async function storeIndexFrom(baseDir: string, section: ProjectStoreSecti
 
 /**
  * Refuses a start whose index cannot work: the project's own embedding
- * function is called once and must return `dims` numbers (a remote provider
- * is checked on its first use instead, so a start needs no network), and
- * embeddings already stored must have that length too.
+ * function is called once and must return `dims` finite numbers (a remote
+ * provider is checked on its first use instead, so a start needs no
+ * network), and embeddings already stored must have that length too. A
+ * probe that throws (the function may call a service that is down for a
+ * moment) does not refuse the start: the answer is a warning to log.
  */
-export async function checkStoreIndex(index: StoreIndex, storedDims: number | null): Promise<void> {
+export async function checkStoreIndex(index: StoreIndex, storedDims: number | null): Promise<{ warning: string } | undefined> {
+  let warning: { warning: string } | undefined;
   if (isLocalEmbed(index.embed)) {
     try {
       await index.embedQuery("Baton checks the embedding's dimensions");
     } catch (error) {
-      throw configError((error as Error).message);
+      // A wrong answer (dims, shape, non-finite numbers) is the configuration's fault: refused.
+      if (error instanceof BatonError && error.code === ErrorCode.badGateway) throw configError(error.message);
+      warning = { warning: `the probe of ${index.embed} failed (${(error as Error).message.split("\n")[0]}); its dimensions are checked on first use` };
     }
   }
   if (storedDims !== null && storedDims !== index.dims) {
@@ -235,4 +267,5 @@ export async function checkStoreIndex(index: StoreIndex, storedDims: number | nu
       `the store holds embeddings of ${storedDims} dimensions, but store.index.dims is ${index.dims}. Use the embedding function they were made with, or delete and put the items again under the new one.`,
     );
   }
+  return warning;
 }

@@ -170,6 +170,29 @@ describe("store semantic search and TTLs", () => {
     expect(ranked((await s.client.store.searchItems(ns, { query: "cat" })).items).find(([key]) => key === "tagged")).toEqual(["tagged", 0]);
   });
 
+  it("embeds each path of a {a,b} field, as LangGraph's paths do", async () => {
+    const ns = ["braces", randomUUID()];
+    await s.client.store.putItem(ns, "k", { meta: { title: "fish", author: "dog", body: "cat" } }, { index: ["meta.{title, author}"] });
+    expect(ranked((await s.client.store.searchItems(ns, { query: "dog" })).items)).toEqual([["k", close(1)]]);
+    expect(ranked((await s.client.store.searchItems(ns, { query: "fish" })).items)).toEqual([["k", close(1)]]);
+    // body is not one of them: its best text ("fish" or "dog") does not look like "cat" at all.
+    expect(ranked((await s.client.store.searchItems(ns, { query: "cat" })).items)).toEqual([["k", 0]]);
+  });
+
+  it("refuses (422) a put that would embed more than 1,000 texts, naming the field that finds them", async () => {
+    const ns = ["many", randomUUID()];
+    const response = await fetch(`${s.server.url}/store/items`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ namespace: ns, key: "k", value: { text: "cat", tags: Array.from({ length: 1_000 }, () => "dog") } }),
+    });
+    expect(response.status).toBe(422);
+    expect(((await response.json()) as { detail: string }).detail).toBe(
+      "This put would embed 1001 texts, more than the 1000 one put may embed; the field 'tags[*]' alone finds 1000. Index fewer fields (index: [...]) or put fewer values under 'tags[*]'.",
+    );
+    expect(await s.client.store.getItem(ns, "k")).toBeNull();
+  });
+
   it("hides an item once its TTL passes, and the sweeper deletes it and its embeddings", async () => {
     const ns = ["ttl", randomUUID()];
     await s.client.store.putItem(ns, "short", { text: "cat" }, { ttl: 1 });
@@ -269,6 +292,20 @@ describe("store.index at start", () => {
       await expect(startStore("langgraph.dims3.json", systemClock, { shared: first.data })).rejects.toThrow(/the store holds embeddings of 4 dimensions, but store\.index\.dims is 3/);
     } finally {
       await dropData(first.data);
+    }
+  });
+
+  it("starts, with a warning, when the probe of the project's own function throws (a service down for a moment); dims are then checked on use", async () => {
+    const logs: string[] = [];
+    const s = await startStore("langgraph.flaky.json", systemClock, { logs });
+    try {
+      expect(logs.map((line) => JSON.parse(line) as { msg: string; reason?: string })).toContainEqual(
+        expect.objectContaining({ msg: "store:embed-probe-failed", reason: expect.stringContaining("getaddrinfo EAI_AGAIN embeddings.internal") }),
+      );
+      await s.client.store.putItem(["flaky"], "k", { text: "cat" });
+      expect(ranked((await s.client.store.searchItems(["flaky"], { query: "cat" })).items)).toEqual([["k", close(1)]]);
+    } finally {
+      await s.close();
     }
   });
 
