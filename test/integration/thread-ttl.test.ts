@@ -24,6 +24,7 @@ import { loadConfig, loadProject } from "../../src/config.ts";
 import { createLogger, createServer, type BatonServer } from "../../src/server.ts";
 
 const TTL_PROJECT = join(import.meta.dirname, "../fixtures/projects/thread-ttl/langgraph.json");
+const OWN_SAVER_PROJECT = join(import.meta.dirname, "../fixtures/projects/thread-ttl/langgraph.own-saver.json");
 const MINUTE = 60_000;
 /** The SDK's type admits strategy "delete" only, though it sends what it is given and the contract has both. */
 const KEEP_LATEST = (ttl: number) => ({ strategy: "keep_latest", ttl }) as unknown as { strategy: "delete"; ttl: number };
@@ -308,5 +309,27 @@ describe("checkpointer.ttl in langgraph.json", () => {
     const swept = await t.server.sweepThreads(expiry);
     expect(swept.pruned).toContain(threadId);
     expect((await t.client.threads.get(threadId)).thread_id).toBe(threadId);
+  });
+});
+
+describe("checkpointer.ttl settings Baton cannot fully honour", () => {
+  it("are logged at start: a strategy without default_ttl, and TTLs with the project's own saver", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "baton-ttl-"));
+    const lines: string[] = [];
+    const config = loadConfig({ port: 0, dataDir, configPath: OWN_SAVER_PROJECT, shutdownGraceMs: 0, executionThreads: EXECUTION_THREADS }, {});
+    const logger = createLogger({ level: "warn", format: "json", write: (line) => lines.push(line) });
+    const server = await createServer(config, loadProject(config.configPath, {}), logger);
+    try {
+      const warned = lines.map((line) => JSON.parse(line) as { level: string; msg: string; strategy?: string }).filter((entry) => entry.level === "warn");
+      expect(warned.map((entry) => entry.msg)).toEqual(expect.arrayContaining(["threads:ttl-own-checkpointer", "threads:ttl-strategy-unused"]));
+      expect(warned.find((entry) => entry.msg === "threads:ttl-strategy-unused")?.strategy).toBe("keep_latest");
+      // The strategy alone gives threads no TTL.
+      const client = new Client({ apiUrl: server.url });
+      const thread = await client.threads.create();
+      expect(await client.threads.get(thread.thread_id, { include: ["ttl"] })).not.toHaveProperty("ttl");
+    } finally {
+      await server.close(0);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
