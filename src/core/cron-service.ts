@@ -21,7 +21,8 @@ import type { RequestContext } from "./context.ts";
 import { BatonError, ErrorCode, notFound } from "./errors.ts";
 import { matches } from "./filter.ts";
 import type { Assistants, Threads } from "./ports.ts";
-import { CronFireTaken, fireTime, nextFire, Schedule, type Cron, type CronRunFields, type Crons, type CronSearch, type OnRunCompleted } from "./crons.ts";
+import { CronFireTaken, fireTime, nextFire, Schedule, withoutAuthKeys, type Cron, type CronFire, type CronPatch, type CronRunFields, type Crons, type CronSearch, type OnRunCompleted } from "./crons.ts";
+import { isoFromMs } from "./clock.ts";
 import { ownerOf, type RunService } from "./runs.ts";
 import type { JsonObject, Metadata } from "./types.ts";
 
@@ -69,10 +70,14 @@ export interface CronPatchInput {
 
 type CronQuery = Omit<CronSearch, "access">;
 
-/** What firing a due cron came to: its run was created, another scheduler had fired that time, or the run was refused (that time skipped). */
+/**
+ * What firing a due cron came to: its run was created, another scheduler
+ * had fired that time (or holds the cron), the run was refused (that time
+ * skipped), or it failed in a way worth retrying (the cron stays due).
+ */
 export type CronFireOutcome = { cron_id: string; scheduled_ms: number; next_ms: number | null } & (
   | { result: "fired"; run_id: string; thread_id: string }
-  | { result: "taken" | "refused"; reason: string }
+  | { result: "taken" | "refused" | "retry"; reason: string }
 );
 
 /** Crons the scheduler fires per look (it looks again at once when there were more). */
@@ -101,7 +106,7 @@ export class CronService {
       throw new BatonError(ErrorCode.invalid, "on_run_completed applies to stateless crons (POST /runs/crons) only: a thread's cron runs on its thread, which stays. Leave it out.");
     }
     const timezone = input.timezone;
-    Schedule.parse(value.schedule, timezone);
+    Schedule.parse(value.schedule, timezone, this.#deps.clock.nowMs());
     const assistant = await resolveAssistant(this.#deps.assistants, this.#deps.registry.ids, input.assistant_id);
     if (!this.#deps.registry.has(assistant.graph_id)) {
       throw new BatonError(ErrorCode.notFound, `Graph '${assistant.graph_id}' of assistant '${assistant.assistant_id}' is not loaded.`);
@@ -109,7 +114,7 @@ export class CronService {
     const thread = input.thread_id === null ? null : await this.#deps.threads.get(input.thread_id);
     if (input.thread_id !== null && (thread === null || (restricts(filter) && !matches(thread.metadata, filter)))) throw notFound("Thread", input.thread_id);
     const metadata = value.metadata ?? {};
-    const schedule = { schedule: value.schedule, timezone, end_time: value.end_time, enabled: input.enabled };
+    const schedule = { schedule: value.schedule, timezone, end_time: normalisedEndTime(value.end_time), enabled: input.enabled };
     const cron = await this.#deps.crons.create({
       cron_id: cronId,
       assistant_id: assistant.assistant_id,
@@ -117,7 +122,7 @@ export class CronService {
       on_run_completed: input.thread_id === null ? (input.on_run_completed ?? "delete") : null,
       ...schedule,
       user_id: value.user_id ?? ownerOf(ctx, metadata, thread),
-      payload: value.payload ?? {},
+      payload: withoutAuthKeys(value.payload ?? {}),
       next_run_ms: nextFire(schedule, this.#deps.clock.nowMs()),
       metadata,
     });
@@ -132,28 +137,43 @@ export class CronService {
     return cron;
   }
 
+  /**
+   * Patches a cron under its row lock (docs/crons.md). Its next fire time
+   * is recomputed only when the schedule, timezone, end time or enabled
+   * flag change, from the later of now and its latest fired time, so a
+   * patch never puts it back onto a time that already fired, and a patch
+   * of metadata or run fields alone keeps a fire that is due.
+   */
   async update(ctx: RequestContext, cronId: string, patch: CronPatchInput): Promise<Cron> {
-    const { value, filter } = await this.#deps.authorizer.authorize(ctx, "crons", "update", { cron_id: cronId, payload: patch.payload, schedule: patch.schedule });
-    const current = await this.#deps.crons.get(cronId, { access: filter });
-    if (current === null) throw notFound("Cron", cronId);
-    if (patch.on_run_completed !== undefined && current.thread_id !== null) {
-      throw new BatonError(ErrorCode.invalid, "on_run_completed applies to stateless crons only: this cron runs on thread '" + current.thread_id + "'. Leave it out.");
-    }
-    const next = {
-      schedule: value.schedule ?? current.schedule,
-      timezone: patch.timezone === undefined ? current.timezone : patch.timezone,
-      end_time: patch.end_time === undefined ? current.end_time : patch.end_time,
-      enabled: patch.enabled ?? current.enabled,
-    };
-    Schedule.parse(next.schedule, next.timezone);
+    const { value, filter } = await this.#deps.authorizer.authorize(ctx, "crons", "update", {
+      cron_id: cronId,
+      payload: patch.payload,
+      schedule: patch.schedule,
+      metadata: patch.metadata,
+    });
+    const nowMs = this.#deps.clock.nowMs();
+    const endTime = patch.end_time === undefined ? undefined : normalisedEndTime(patch.end_time);
     const updated = await this.#deps.crons.patch(
       cronId,
-      {
-        ...next,
-        on_run_completed: patch.on_run_completed,
-        payload: value.payload === undefined ? undefined : { ...current.payload, ...value.payload },
-        metadata: patch.metadata === undefined ? undefined : { ...current.metadata, ...patch.metadata },
-        next_run_ms: nextFire(next, this.#deps.clock.nowMs()),
+      (current, lastFireMs): CronPatch => {
+        if (patch.on_run_completed !== undefined && current.thread_id !== null) {
+          throw new BatonError(ErrorCode.invalid, "on_run_completed applies to stateless crons only: this cron runs on thread '" + current.thread_id + "'. Leave it out.");
+        }
+        const next = {
+          schedule: value.schedule ?? current.schedule,
+          timezone: patch.timezone === undefined ? current.timezone : patch.timezone,
+          end_time: endTime === undefined ? current.end_time : endTime,
+          enabled: patch.enabled ?? current.enabled,
+        };
+        const rescheduled =
+          next.schedule !== current.schedule || next.timezone !== current.timezone || next.end_time !== current.end_time || next.enabled !== current.enabled;
+        if (rescheduled) Schedule.parse(next.schedule, next.timezone, nowMs);
+        return {
+          ...(rescheduled ? { ...next, next_run_ms: nextFire(next, Math.max(nowMs, lastFireMs ?? nowMs)) } : {}),
+          on_run_completed: patch.on_run_completed,
+          payload: value.payload === undefined ? undefined : withoutAuthKeys({ ...current.payload, ...value.payload }),
+          metadata: value.metadata === undefined ? undefined : { ...current.metadata, ...value.metadata },
+        };
       },
       { access: filter },
     );
@@ -193,40 +213,89 @@ export class CronService {
     return this.#deps.crons.nextDueMs();
   }
 
-  /** Fires every cron due at `nowMs` (each scheduled time once: docs/crons.md); says what became of each. */
+  /**
+   * Fires every cron due at `nowMs` (each scheduled time once: docs/crons.md),
+   * each at most once per call, and says what became of each. A cron that
+   * fails is dealt with alone (logged by the scheduler from its outcome);
+   * the others still fire.
+   */
   async fireDue(nowMs: number): Promise<CronFireOutcome[]> {
     const outcomes: CronFireOutcome[] = [];
+    let after: { next_run_ms: number; cron_id: string } | undefined;
     for (;;) {
-      const due = await this.#deps.crons.due(nowMs, FIRE_BATCH);
+      const due = await this.#deps.crons.due(nowMs, FIRE_BATCH, after);
       for (const cron of due) {
         const outcome = await this.#fire(cron, nowMs);
         if (outcome !== null) outcomes.push(outcome);
       }
       if (due.length < FIRE_BATCH) return outcomes;
+      const last = due[due.length - 1]!;
+      after = { next_run_ms: last.next_run_ms!, cron_id: last.cron_id };
     }
   }
 
   /**
    * Fires one due cron for its scheduled time (the latest one not after
-   * now: older missed times are skipped). A time another scheduler fired
-   * first is skipped ("taken"). A run that cannot be created (its thread
-   * is busy under `reject`, the queue is full, the assistant is gone)
-   * skips that time ("refused"); a database that does not answer leaves
-   * the cron due, to be tried again (thrown).
+   * now: older missed times are skipped). First a cheap check under the
+   * cron's lock (taken by another scheduler: skipped at once), and the run
+   * is built from the cron as that check read it. A time another scheduler
+   * fired first is skipped ("taken"). A run the domain refuses (its thread
+   * busy under `reject`, the assistant or thread gone, an invalid run:
+   * conflict, not found, invalid) skips that time ("refused"). A schedule
+   * that no longer parses stops the cron (next_run_date null, "refused").
+   * Anything else (a full queue, a database error, a bug) leaves the cron
+   * due, to be tried again after the scheduler's backoff ("retry").
    */
-  async #fire(cron: Cron, nowMs: number): Promise<CronFireOutcome | null> {
-    const scheduled = fireTime(cron, nowMs);
-    if (scheduled === null) return null;
-    const fire = { cron_id: cron.cron_id, scheduled_ms: scheduled, next_ms: nextFire(cron, Math.max(scheduled, nowMs)) };
-    const base = { cron_id: cron.cron_id, scheduled_ms: scheduled, next_ms: fire.next_ms };
+  async #fire(due: Cron, nowMs: number): Promise<CronFireOutcome | null> {
+    const base = { cron_id: due.cron_id, scheduled_ms: due.next_run_ms!, next_ms: due.next_run_ms };
+    let cron = due;
+    let fire: CronFire;
+    try {
+      const checked = await this.#deps.crons.check(due.cron_id, nowMs);
+      if (checked.state === "taken") return { ...base, result: "taken", reason: checked.reason };
+      cron = checked.cron;
+      const schedule = Schedule.parse(cron.schedule, cron.timezone, nowMs, false);
+      const scheduled = fireTime(cron, nowMs, schedule);
+      if (scheduled === null) return null;
+      fire = { cron_id: cron.cron_id, scheduled_ms: scheduled, next_ms: nextFire(cron, Math.max(scheduled, nowMs), schedule) };
+    } catch (error) {
+      if (!(error instanceof BatonError && error.code === ErrorCode.invalid)) return { ...base, result: "retry", reason: messageOf(error) };
+      // Its schedule or timezone no longer parses (a runtime without that zone, a stored value from an older version): it cannot fire.
+      await this.#advanceQuietly(cron.cron_id, cron.next_run_ms!, null);
+      return { ...base, next_ms: null, result: "refused", reason: `${messageOf(error)} The cron fires no more until its schedule is patched.` };
+    }
+    const outcome = { cron_id: cron.cron_id, scheduled_ms: fire.scheduled_ms, next_ms: fire.next_ms };
     try {
       const run = await this.#deps.runs.createForCron(cron, fire);
-      return { ...base, result: "fired", run_id: run.run_id, thread_id: run.thread_id };
+      return { ...outcome, result: "fired", run_id: run.run_id, thread_id: run.thread_id };
     } catch (error) {
-      if (error instanceof CronFireTaken) return { ...base, result: "taken", reason: error.message };
-      if (error instanceof BatonError && error.code === ErrorCode.unavailable) throw error;
-      await this.#deps.crons.advance(cron.cron_id, cron.next_run_ms!, fire.next_ms);
-      return { ...base, result: "refused", reason: error instanceof Error ? error.message : String(error) };
+      if (error instanceof CronFireTaken) return { ...outcome, result: "taken", reason: error.message };
+      if (!isDomainRefusal(error)) return { ...outcome, next_ms: cron.next_run_ms, result: "retry", reason: messageOf(error) };
+      await this.#advanceQuietly(cron.cron_id, cron.next_run_ms!, fire.next_ms);
+      return { ...outcome, result: "refused", reason: messageOf(error) };
     }
   }
+
+  /** Moves a cron on from `fromMs` (only if still there); a failure leaves it due, to be tried again. */
+  async #advanceQuietly(cronId: string, fromMs: number, nextMs: number | null): Promise<void> {
+    try {
+      await this.#deps.crons.advance(cronId, fromMs, nextMs);
+    } catch {
+      // The database did not answer: the cron stays due and the next look deals with it.
+    }
+  }
+}
+
+/** Refusals that would refuse this scheduled time again however often it is tried: the time is skipped. */
+function isDomainRefusal(error: unknown): boolean {
+  return error instanceof BatonError && (error.code === ErrorCode.conflict || error.code === ErrorCode.busy || error.code === ErrorCode.notFound || error.code === ErrorCode.invalid);
+}
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** An end time as the record stores it: ISO in UTC, milliseconds included (validated at the edge). */
+function normalisedEndTime(endTime: string | null): string | null {
+  if (endTime === null) return null;
+  const ms = Date.parse(endTime);
+  return Number.isNaN(ms) ? endTime : isoFromMs(ms);
 }

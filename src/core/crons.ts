@@ -68,17 +68,44 @@ export interface CronFire {
   next_ms: number | null;
 }
 
+/**
+ * Builds a patch from the cron as its row lock holds it, and its latest
+ * fired time (null: none kept); may throw to refuse the patch. Synchronous:
+ * SQLite runs it inside its write transaction.
+ */
+export type CronPatchBuilder = (current: Cron, lastFireMs: number | null) => CronPatch;
+
+/** What the check before a fire found: the cron as it now is (fire it), or why not. */
+export type CronCheck = { state: "due"; cron: Cron } | { state: "taken"; reason: string };
+
 /** Cron records. An access filter reads the cron's metadata. */
 export interface Crons {
   create(input: NewCron): Promise<Cron>;
   get(cronId: string, scope?: Scoped): Promise<Cron | null>;
-  /** Null when the cron does not exist (or is outside the scope). */
-  patch(cronId: string, patch: CronPatch, scope?: Scoped): Promise<Cron | null>;
+  /**
+   * Patches a cron in one transaction under its row lock (read, `build`,
+   * write), so concurrent patches and fires do not overwrite each other.
+   * Null when the cron does not exist (or is outside the scope).
+   */
+  patch(cronId: string, build: CronPatchBuilder, scope?: Scoped): Promise<Cron | null>;
   delete(cronId: string, scope?: Scoped): Promise<boolean>;
   search(query: CronSearch): Promise<Cron[]>;
   count(query: Omit<CronSearch, "limit" | "offset" | "sort_by" | "sort_order">): Promise<number>;
-  /** Enabled crons due at `nowMs` (next_run_ms at or before it), the most overdue first. */
-  due(nowMs: number, limit: number): Promise<Cron[]>;
+  /**
+   * Enabled crons due at `nowMs` (next_run_ms at or before it), the most
+   * overdue first (then by id), after the cursor `after` when given (the
+   * last cron of the previous page).
+   */
+  due(nowMs: number, limit: number, after?: { next_run_ms: number; cron_id: string }): Promise<Cron[]>;
+  /**
+   * The cheap check before a fire, in its own short transaction: the cron
+   * as it is now, locked (on Postgres a cron another transaction holds is
+   * skipped: "taken"), if it is enabled and due by the database's clock. A
+   * cron whose next time is at or before its latest fired time (put back
+   * onto a time that already fired) is moved past that time here, in the
+   * same transaction, and reported taken.
+   */
+  check(cronId: string, nowMs: number): Promise<CronCheck>;
   /** The earliest next fire time of any enabled cron, or null. */
   nextDueMs(): Promise<number | null>;
   /**
@@ -100,12 +127,34 @@ export class CronFireTaken extends BatonError {
   }
 }
 
-/** Whether a fire of `cron` at `scheduledMs` may go ahead: the row the transaction locked says so. */
-export function fireAllowed(row: { enabled: boolean; next_run_ms: number | null } | undefined, fire: CronFire): string | null {
-  if (row === undefined) return "the cron was deleted";
+/**
+ * Whether a fire of `cron` at `scheduledMs` may go ahead: the row the
+ * transaction locked says so (undefined: deleted, or on Postgres locked by
+ * another transaction, which is firing or patching it). `dbNowMs` is the
+ * database's clock where it has one: a scheduler whose clock runs ahead
+ * does not fire early.
+ */
+export function fireAllowed(row: { enabled: boolean; next_run_ms: number | null } | undefined, fire: CronFire, dbNowMs?: number): string | null {
+  if (row === undefined) return "the cron was deleted, or another scheduler or a patch holds it";
   if (!row.enabled) return "the cron is disabled";
   if (row.next_run_ms === null || row.next_run_ms > fire.scheduled_ms) return "that time was already fired (or the cron was rescheduled)";
+  if (dbNowMs !== undefined && fire.scheduled_ms > dbNowMs) return "that time has not come yet by the database's clock";
   return null;
+}
+
+/**
+ * Where a cron whose next time is at or before its latest fired time
+ * (`lastFireMs`) moves to: its first time after both that fire and now.
+ * Undefined when it is not in that state. A schedule that no longer
+ * parses gives null (the cron fires no more).
+ */
+export function pastFired(cron: Cron, lastFireMs: number | null, nowMs: number): number | null | undefined {
+  if (lastFireMs === null || cron.next_run_ms === null || cron.next_run_ms > lastFireMs) return undefined;
+  try {
+    return nextFire(cron, Math.max(lastFireMs, nowMs));
+  } catch {
+    return null;
+  }
 }
 
 /** A parsed schedule: validated once, then asked for fire times. */
@@ -116,8 +165,11 @@ export class Schedule {
     this.#pattern = pattern;
   }
 
-  /** Parses and checks a schedule; throws a 422 saying what to fix. */
-  static parse(schedule: string, timezone: string | null): Schedule {
+  /**
+   * Parses and checks a schedule; throws a 422 saying what to fix. With
+   * `requireFuture` (the default), one with no time after `nowMs` is refused.
+   */
+  static parse(schedule: string, timezone: string | null, nowMs: number = Date.now(), requireFuture = true): Schedule {
     if (timezone !== null) checkTimezone(timezone);
     let pattern: CronPattern;
     try {
@@ -129,7 +181,7 @@ export class Schedule {
       );
     }
     const schedule_ = new Schedule(pattern);
-    if (schedule_.nextAfter(Date.now()) === null) {
+    if (requireFuture && schedule_.nextAfter(nowMs) === null) {
       throw new BatonError(ErrorCode.invalid, `Schedule '${schedule.slice(0, 100)}' never fires (no date matches it); check the day-of-month and month fields.`);
     }
     return schedule_;
@@ -162,9 +214,9 @@ const reason = (error: unknown) => (error instanceof Error ? error.message.repla
  * When a cron fires next, from `afterMs` on: the next scheduled time,
  * unless it is disabled or the time is past its end (null: it will not).
  */
-export function nextFire(cron: Pick<Cron, "schedule" | "timezone" | "end_time" | "enabled">, afterMs: number): number | null {
+export function nextFire(cron: Pick<Cron, "schedule" | "timezone" | "end_time" | "enabled">, afterMs: number, schedule?: Schedule): number | null {
   if (!cron.enabled) return null;
-  const next = Schedule.parse(cron.schedule, cron.timezone).nextAfter(afterMs);
+  const next = (schedule ?? Schedule.parse(cron.schedule, cron.timezone, afterMs, false)).nextAfter(afterMs);
   if (next === null) return null;
   return cron.end_time !== null && next > Date.parse(cron.end_time) ? null : next;
 }
@@ -174,10 +226,10 @@ export function nextFire(cron: Pick<Cron, "schedule" | "timezone" | "end_time" |
  * policy): the latest scheduled time not after now nor after its end time,
  * never before the stored next fire time (null: nothing to fire).
  */
-export function fireTime(cron: Cron, nowMs: number): number | null {
+export function fireTime(cron: Cron, nowMs: number, schedule?: Schedule): number | null {
   if (cron.next_run_ms === null || cron.next_run_ms > nowMs) return null;
   const bound = cron.end_time === null ? nowMs : Math.min(nowMs, Date.parse(cron.end_time));
-  const latest = Schedule.parse(cron.schedule, cron.timezone).latestAtOrBefore(bound);
+  const latest = (schedule ?? Schedule.parse(cron.schedule, cron.timezone, nowMs, false)).latestAtOrBefore(bound);
   return latest === null || latest < cron.next_run_ms ? cron.next_run_ms : latest;
 }
 
@@ -198,14 +250,46 @@ export interface CronRunFields {
   checkpoint_during?: boolean | null | undefined;
 }
 
-/** The kwargs of a run a cron fires, from its payload. */
-export function cronRunKwargs(payload: CronRunFields, onCompletion: OnRunCompleted): Omit<RunKwargs, "temporary"> {
+/** `configurable` keys that carry the caller's identity to the graph: set by the server, never taken from a client. */
+const isAuthKey = (key: string) => key.startsWith("langgraph_auth_");
+
+/** The payload without client-supplied `config.configurable.langgraph_auth_*` keys (a cron's runs get its owner's identity instead). */
+export function withoutAuthKeys<P extends JsonObject>(payload: P): P {
+  const config = payload.config;
+  if (typeof config !== "object" || config === null || Array.isArray(config)) return payload;
+  const configurable = (config as JsonObject).configurable;
+  if (typeof configurable !== "object" || configurable === null || Array.isArray(configurable)) return payload;
+  if (!Object.keys(configurable).some(isAuthKey)) return payload;
+  const kept = Object.fromEntries(Object.entries(configurable).filter(([key]) => !isAuthKey(key)));
+  return { ...payload, config: { ...config, configurable: kept } };
+}
+
+/**
+ * The identity a cron's runs carry in `configurable`, as a request's run
+ * carries its caller's: the cron's owner (decided when it was created).
+ * Nothing for a cron without an owner.
+ */
+function ownerIdentity(userId: string | null): Record<string, unknown> {
+  if (userId === null) return {};
+  const user = { identity: userId, display_name: userId, is_authenticated: true, permissions: [] as string[] };
+  return { langgraph_auth_user: user, langgraph_auth_user_id: userId, langgraph_auth_permissions: user.permissions };
+}
+
+/**
+ * The kwargs of a run a cron fires, from its payload: `langgraph_auth_*`
+ * keys stored by a client are dropped and the owner's identity put in
+ * their place.
+ */
+export function cronRunKwargs(payload: CronRunFields, onCompletion: OnRunCompleted, ownerId: string | null = null): Omit<RunKwargs, "temporary"> {
+  const config = (withoutAuthKeys(payload as JsonObject) as CronRunFields).config ?? {};
+  const identity = ownerIdentity(ownerId);
+  const runConfig = Object.keys(identity).length === 0 ? config : { ...config, configurable: { ...config.configurable, ...identity } };
   const modes = payload.stream_mode === undefined ? ["values"] : Array.isArray(payload.stream_mode) ? payload.stream_mode : [payload.stream_mode];
   const durability = payload.durability ?? (payload.checkpoint_during === false ? "exit" : payload.checkpoint_during === true ? "async" : null);
   return {
     input: payload.input ?? null,
     command: null,
-    config: payload.config ?? {},
+    config: runConfig,
     context: payload.context ?? null,
     stream_mode: (modes.length > 0 ? modes : ["values"]) as StreamMode[],
     stream_subgraphs: payload.stream_subgraphs ?? false,

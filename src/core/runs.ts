@@ -200,7 +200,7 @@ export class RunService {
       priority: runPriority(requested, metadata, {}),
       dedupe_key: null,
       multitask_strategy: cron.thread_id === null ? "enqueue" : (payload.multitask_strategy ?? "enqueue"),
-      kwargs: { ...cronRunKwargs(payload, temporary ? "delete" : "keep"), temporary },
+      kwargs: { ...cronRunKwargs(payload, temporary ? "delete" : "keep", cron.user_id), temporary },
       available_at_ms: this.#deps.clock.nowMs(),
       if_not_exists: cron.thread_id === null ? "create" : "reject",
       cron_fire: fire,

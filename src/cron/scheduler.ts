@@ -20,8 +20,13 @@ export interface CronSchedulerOptions {
   debounceMs?: number;
 }
 
-/** After a look failed (the database did not answer), the next one comes this much later. */
-const RETRY_MS = 1_000;
+/**
+ * After a look failed (the database did not answer), or when crons are
+ * still due after a look (their fires failed and are to be retried, or
+ * another scheduler holds them), the next look comes this much later
+ * instead of at once.
+ */
+export const RETRY_MS = 1_000;
 
 export class CronScheduler {
   readonly #crons: Pick<CronService, "fireDue" | "nextDueMs">;
@@ -88,6 +93,7 @@ export class CronScheduler {
     };
     if (outcome.result === "fired") this.#logger.info("cron:fired", { ...fields, run_id: outcome.run_id, thread_id: outcome.thread_id, late_ms: nowMs - outcome.scheduled_ms });
     else if (outcome.result === "taken") this.#logger.debug("cron:fire-taken", { ...fields, reason: outcome.reason });
+    else if (outcome.result === "retry") this.#logger.warn("cron:fire-failed", { ...fields, error: outcome.reason, retry_ms: RETRY_MS, detail: "the cron stays due and is tried again" });
     else this.#logger.warn("cron:fire-refused", { ...fields, error: outcome.reason, detail: "this scheduled time is skipped" });
   }
 
@@ -97,11 +103,16 @@ export class CronScheduler {
       // One cheap read when nothing is due (most wake-ups are other processes' run creations).
       let next = await this.#crons.nextDueMs();
       const now = this.#clock.nowMs();
+      let fired = false;
       if (next !== null && next <= now) {
         for (const outcome of await this.#crons.fireDue(now)) this.#report(outcome, now);
+        fired = true;
         next = await this.#crons.nextDueMs();
       }
-      delay = next === null ? this.#options.pollMs : Math.min(this.#options.pollMs, Math.max(0, next - this.#clock.nowMs()));
+      // A cron this look found due and left due (its fire is to be retried, or another scheduler holds
+      // it) is looked at again after RETRY_MS, not at once, which would spin on the same crons.
+      const sameDueSet = fired && next !== null && next <= now;
+      delay = next === null ? this.#options.pollMs : Math.min(this.#options.pollMs, sameDueSet ? RETRY_MS : Math.max(0, next - this.#clock.nowMs()));
     } catch (error) {
       this.#logger.warn("cron:look-failed", { error: error instanceof Error ? error.message : String(error), retry_ms: RETRY_MS });
       delay = RETRY_MS;

@@ -13,7 +13,11 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPostgresBackend } from "../../src/backends/postgres/index.ts";
 import { createSqliteBackend } from "../../src/backends/sqlite/index.ts";
+import { NoAuthorizer } from "../../src/core/authorizer.ts";
+import { SYSTEM_CONTEXT } from "../../src/core/context.ts";
+import { CronService, type CronServiceDeps } from "../../src/core/cron-service.ts";
 import { CronFireTaken, type Cron, type CronFire } from "../../src/core/crons.ts";
+import { BatonError, ErrorCode } from "../../src/core/errors.ts";
 import type { Backend } from "../../src/core/ports.ts";
 import { ManualClock, newRun } from "../../src/testing/index.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
@@ -51,7 +55,7 @@ const HOUR = 3_600_000;
 
 for (const kind of KINDS) {
   describe(`cron fire key (${kind.name})`, () => {
-    const clock = new ManualClock(Date.UTC(2030, 0, 1, 0, 30));
+    const clock = new ManualClock(Date.UTC(2025, 0, 1, 0, 30));
     let a: Backend;
     let b: Backend;
     beforeAll(async () => {
@@ -77,7 +81,7 @@ for (const kind of KINDS) {
         timezone: null,
         user_id: null,
         payload: {},
-        next_run_ms: Date.UTC(2030, 0, 1, 0, 0),
+        next_run_ms: Date.UTC(2025, 0, 1, 0, 0),
         metadata: {},
         enabled: true,
         ...extra,
@@ -125,7 +129,7 @@ for (const kind of KINDS) {
       const disabled = await dueCron({ enabled: false });
       await expect(a.runs.create(fireRun(disabled.fire))).rejects.toThrow(/disabled/);
       const moved = await dueCron();
-      await a.crons.patch(moved.cron.cron_id, { next_run_ms: moved.fire.scheduled_ms + 2 * HOUR });
+      await a.crons.patch(moved.cron.cron_id, () => ({ next_run_ms: moved.fire.scheduled_ms + 2 * HOUR }));
       await expect(a.runs.create(fireRun(moved.fire))).rejects.toBeInstanceOf(CronFireTaken);
       const deleted = await dueCron();
       expect(await a.crons.delete(deleted.cron.cron_id)).toBe(true);
@@ -138,6 +142,104 @@ for (const kind of KINDS) {
       expect(await b.crons.advance(cron.cron_id, fire.scheduled_ms, fire.next_ms! + HOUR)).toBe(false);
       expect((await a.crons.get(cron.cron_id))!.next_run_ms).toBe(fire.next_ms);
     });
+
+    /**
+     * The cron service over this backend, firing through `create` (a run on a new thread with the
+     * fire key, as RunService.createForCron does; a test may make it fail instead).
+     */
+    function service(backend: Backend, create: (cron: Cron, fire: CronFire) => Promise<unknown> = (_cron, fire) => backend.runs.create(fireRun(fire))) {
+      const deps = {
+        crons: backend.crons,
+        authorizer: new NoAuthorizer(),
+        clock,
+        runs: { createForCron: async (cron: Cron, fire: CronFire) => ({ ...((await create(cron, fire)) as { run: object })?.run, run_id: randomUUID(), thread_id: randomUUID() }) },
+      } as unknown as CronServiceDeps;
+      return new CronService(deps);
+    }
+
+    it("a patch written from a read before the fire cannot put the cron back on the fired time (no spin)", async () => {
+      const { cron, fire } = await dueCron();
+      // The patch read the cron while 00:00 was due; the scheduler fires 00:00; the patch then writes 00:00 back.
+      await a.runs.create(fireRun(fire));
+      let seenLastFire: number | null | undefined;
+      await b.crons.patch(cron.cron_id, (_current, lastFireMs) => {
+        seenLastFire = lastFireMs;
+        return { next_run_ms: fire.scheduled_ms };
+      });
+      expect(seenLastFire).toBe(fire.scheduled_ms);
+      // The next look's check moves it past the fired time in its own transaction, and reports it taken.
+      await expect(b.crons.check(cron.cron_id, clock.nowMs())).resolves.toMatchObject({ state: "taken" });
+      expect((await a.crons.get(cron.cron_id))!.next_run_ms).toBe(fire.next_ms);
+      expect(await a.crons.due(clock.nowMs(), 1000)).not.toContainEqual(expect.objectContaining({ cron_id: cron.cron_id }));
+    });
+
+    it("a patch through the service after a fire keeps the cron past it, and one of metadata alone keeps a due fire", async () => {
+      const crons = service(a);
+      const { cron, fire } = await dueCron();
+      // Metadata and run fields alone: the due time stays due.
+      await crons.update(SYSTEM_CONTEXT, cron.cron_id, { metadata: { note: "x" }, payload: { input: { n: 1 } } });
+      expect((await a.crons.get(cron.cron_id))!.next_run_ms).toBe(fire.scheduled_ms);
+      expect(await crons.fireDue(clock.nowMs())).toContainEqual(expect.objectContaining({ cron_id: cron.cron_id, result: "fired", scheduled_ms: fire.scheduled_ms }));
+      // A schedule change after the fire computes from the fired time on (here 00:00 is also a match, and is not given again).
+      const updated = await crons.update(SYSTEM_CONTEXT, cron.cron_id, { schedule: "0 */2 * * *" });
+      expect(updated.next_run_ms).toBe(fire.scheduled_ms + 2 * HOUR);
+      expect(updated.metadata).toEqual({ note: "x" });
+    });
+
+    it("a cron whose schedule no longer parses is stopped alone; the others in the batch fire", async () => {
+      const crons = service(a);
+      const bad = await dueCron({ schedule: "not a schedule" });
+      const badZone = await dueCron({ timezone: "Mars/Olympus_Mons" });
+      const good = await dueCron();
+      const outcomes = await crons.fireDue(clock.nowMs());
+      expect(outcomes).toContainEqual(expect.objectContaining({ cron_id: bad.cron.cron_id, result: "refused", next_ms: null }));
+      expect(outcomes).toContainEqual(expect.objectContaining({ cron_id: badZone.cron.cron_id, result: "refused", next_ms: null }));
+      expect(outcomes).toContainEqual(expect.objectContaining({ cron_id: good.cron.cron_id, result: "fired" }));
+      expect((await a.crons.get(bad.cron.cron_id))!.next_run_ms).toBeNull();
+      expect(await crons.fireDue(clock.nowMs())).not.toContainEqual(expect.objectContaining({ cron_id: bad.cron.cron_id }));
+    });
+
+    it("a fire that fails transiently or on the queue cap stays due; a domain refusal skips the time", async () => {
+      const failures: [unknown, "retry" | "refused"][] = [
+        [new Error("deadlock detected"), "retry"],
+        [new BatonError(ErrorCode.unavailable, "database down"), "retry"],
+        [new BatonError(ErrorCode.tooMany, "too many pending runs"), "retry"],
+        [new BatonError(ErrorCode.busy, "thread busy under reject"), "refused"],
+        [new BatonError(ErrorCode.notFound, "assistant gone"), "refused"],
+      ];
+      for (const [error, result] of failures) {
+        const { cron, fire } = await dueCron();
+        const crons = service(a, async () => {
+          throw error;
+        });
+        const outcomes = await crons.fireDue(clock.nowMs());
+        expect(outcomes.find((o) => o.cron_id === cron.cron_id)).toMatchObject({ result });
+        expect((await a.crons.get(cron.cron_id))!.next_run_ms).toBe(result === "retry" ? fire.scheduled_ms : fire.next_ms);
+        await a.crons.delete(cron.cron_id);
+      }
+    });
+
+    it("fireDue tries each due cron once per call, past a full page of crons that stay due", async () => {
+      const stuck = await Promise.all(Array.from({ length: 105 }, () => dueCron()));
+      let calls = 0;
+      const crons = service(a, async () => {
+        calls++;
+        throw new Error("transient");
+      });
+      const outcomes = await crons.fireDue(clock.nowMs());
+      const ids = new Set(stuck.map((s) => s.cron.cron_id));
+      expect(outcomes.filter((o) => ids.has(o.cron_id))).toHaveLength(105);
+      expect(calls).toBe(outcomes.filter((o) => o.result === "retry").length);
+      for (const s of stuck) await a.crons.delete(s.cron.cron_id);
+    });
+
+    if (kind.name === "postgres") {
+      it("a scheduler whose clock runs ahead of the database's fires nothing early", async () => {
+        const ahead = Date.now() + HOUR;
+        const { fire } = await dueCron({ next_run_ms: ahead });
+        await expect(a.runs.create(fireRun({ ...fire, scheduled_ms: ahead }))).rejects.toThrow(/database's clock/);
+      });
+    }
 
     it("a thread's crons are deleted with the thread", async () => {
       const thread = await a.threads.create({ thread_id: randomUUID(), metadata: {}, if_exists: "raise" });

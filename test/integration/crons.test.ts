@@ -103,9 +103,11 @@ describe("cron records", () => {
 
   it("patches schedule, timezone, end time, enabled, metadata (merged) and run fields; the next run date follows", async () => {
     const cron = await client.crons.create("echo", { schedule: "0 9 * * *", metadata: { keep: 1 }, input: human("a"), endTime: "2099-01-01T00:00:00Z" });
-    expect(cron.end_time).toBe("2099-01-01T00:00:00Z");
-    const moved = await client.crons.update(cron.cron_id, { schedule: "30 18 * * *", timezone: "Asia/Tokyo", metadata: { added: 2 }, input: human("b") });
-    expect(moved).toMatchObject({ schedule: "30 18 * * *", timezone: "Asia/Tokyo", metadata: { keep: 1, added: 2 }, payload: { input: human("b") }, end_time: "2099-01-01T00:00:00Z" });
+    // The end time is stored normalised (UTC, milliseconds).
+    expect(cron.end_time).toBe("2099-01-01T00:00:00.000Z");
+    // Yearly (1 July 18:30 in Tokyo, 09:30 UTC): its next time does not pass while the test runs, so re-enabling gives it again.
+    const moved = await client.crons.update(cron.cron_id, { schedule: "30 18 1 7 *", timezone: "Asia/Tokyo", metadata: { added: 2 }, input: human("b") });
+    expect(moved).toMatchObject({ schedule: "30 18 1 7 *", timezone: "Asia/Tokyo", metadata: { keep: 1, added: 2 }, payload: { input: human("b") }, end_time: "2099-01-01T00:00:00.000Z" });
     expect(new Date(moved.next_run_date!).toISOString()).toMatch(/T09:30:00\.000Z$/);
     expect(Date.parse(moved.updated_at)).toBeGreaterThanOrEqual(Date.parse(cron.updated_at));
     const cleared = await client.crons.update(cron.cron_id, { endTime: null });
@@ -276,10 +278,40 @@ describe("another user's crons", () => {
   });
 });
 
+describe("a cron's runs carry its owner's identity", () => {
+  let auth: TestServer;
+  beforeAll(async () => {
+    auth = await startServer({ configPath: join(import.meta.dirname, "../fixtures/auth/langgraph.json") });
+  }, 60_000);
+  afterAll(async () => {
+    await auth?.close();
+  });
+
+  it("not langgraph_auth_* keys a client stored in its config (dropped at create and patch)", async () => {
+    const alice = new Client({ apiUrl: auth.url, defaultHeaders: { authorization: "Bearer token-alice" } });
+    const forged = { langgraph_auth_user_id: "bob", langgraph_auth_user: { identity: "bob" }, langgraph_auth_permissions: ["all"], kept: 1 };
+    const thread = await alice.threads.create();
+    const cron = await alice.crons.createForThread(thread.thread_id, "whoami", { schedule: "0 0 1 1 *", input: human("who"), config: { configurable: forged } });
+    expect((cron.payload as { config: unknown }).config).toEqual({ configurable: { kept: 1 } });
+    const patched = await alice.crons.update(cron.cron_id, { schedule: "* * * * * *", config: { configurable: forged } });
+    expect((patched.payload as { config: unknown }).config).toEqual({ configurable: { kept: 1 } });
+    const [run] = await until(async () => {
+      const list = await alice.runs.list(thread.thread_id);
+      return list.length > 0 ? list : undefined;
+    }, "the cron's run", 20_000);
+    await alice.crons.delete(cron.cron_id);
+    const output = (await alice.runs.join(thread.thread_id, run!.run_id)) as { messages: { content: string }[] };
+    const said = JSON.parse(output.messages.at(-1)!.content) as Record<string, unknown>;
+    expect(said).toMatchObject({ user_id: "alice", identity: "alice" });
+  });
+});
+
 describe("missed fires", () => {
   it("after downtime a cron fires once, for the latest missed time, and skips the older ones", async () => {
-    // The server's clock is the test's: it jumps past five of an hourly cron's times at once,
-    // as if no scheduler had run for five hours. The scheduler looks every 50 ms.
+    // The server's clock is the test's: the cron is created with it six hours behind, then it
+    // jumps back to real time, past five or six of the hourly cron's times at once, as if no
+    // scheduler had run for that long (behind, not ahead: on Postgres a scheduler whose clock
+    // runs ahead of the database's fires nothing early). The scheduler looks every 50 ms.
     let offsetMs = 0;
     const clock = { nowMs: () => Date.now() + offsetMs };
     const dataDir = mkdtempSync(join(tmpdir(), "baton-crons-missed-"));
@@ -290,9 +322,9 @@ describe("missed fires", () => {
     const server = await createServer(config, loadProject(config.configPath, {}), logger, clock);
     try {
       const sdk = new Client({ apiUrl: server.url });
+      offsetMs = -6 * 3_600_000;
       const cron = await sdk.crons.create("echo", { schedule: "0 * * * *", input: human("hourly"), onRunCompleted: "keep" });
-      const due = Date.parse(cron.next_run_date);
-      offsetMs = due - Date.now() + 5 * 3_600_000 + 60_000;
+      offsetMs = 0;
       const fired = await until(async () => {
         const threads = await sdk.threads.search({ metadata: { cron_id: cron.cron_id } });
         return threads.length > 0 ? threads : undefined;
@@ -303,9 +335,14 @@ describe("missed fires", () => {
       expect(fired[0]!.metadata?.cron_scheduled_at).toBe(new Date(latest).toISOString());
       const after = await sdk.crons.search({ metadata: {} }).then((all) => all.find((c) => c.cron_id === cron.cron_id)!);
       expect(after.next_run_date).toBe(new Date(latest + 3_600_000).toISOString());
-      // Nothing more fires for the skipped hours: the scheduler looks six more times (every 50 ms)
-      // and finds nothing due; an absence cannot be awaited, so this one waits.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Nothing more fires for the skipped hours: a probe cron due every second fires twice,
+      // so the scheduler has looked again since, and found nothing more of the hourly cron.
+      const probe = await sdk.crons.create("echo", { schedule: "* * * * * *", input: human("probe"), onRunCompleted: "keep" });
+      await until(async () => {
+        const threads = await sdk.threads.search({ metadata: { cron_id: probe.cron_id } });
+        return threads.length >= 2 ? threads : undefined;
+      }, "two fires of the probe cron");
+      await sdk.crons.delete(probe.cron_id);
       expect(await sdk.threads.search({ metadata: { cron_id: cron.cron_id } })).toHaveLength(1);
       await sdk.crons.delete(cron.cron_id);
     } finally {

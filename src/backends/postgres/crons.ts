@@ -7,10 +7,10 @@
 import type pg from "pg";
 import type { Clock } from "../../core/clock.ts";
 import { isoFromMs } from "../../core/clock.ts";
-import { CronFireTaken, fireAllowed, type Cron, type CronFire, type CronPatch, type Crons, type CronSearch, type NewCron } from "../../core/crons.ts";
+import { CronFireTaken, fireAllowed, pastFired, type Cron, type CronCheck, type CronFire, type CronPatchBuilder, type Crons, type CronSearch, type NewCron } from "../../core/crons.ts";
 import type { Scoped } from "../../core/ports.ts";
 import { compileFilter } from "../filter-sql.ts";
-import type { Queryable } from "./database.ts";
+import { transaction, type Queryable } from "./database.ts";
 import { jsonb } from "./rows.ts";
 
 interface CronRow extends Omit<Cron, "on_run_completed"> {
@@ -84,26 +84,26 @@ export class PostgresCrons implements Crons {
     return rows[0] === undefined ? null : toCron(rows[0]);
   }
 
-  async patch(cronId: string, patch: CronPatch, scope?: Scoped): Promise<Cron | null> {
-    const args: unknown[] = [isoFromMs(this.clock.nowMs())];
-    const sets: string[] = ["updated_at = $1"];
-    for (const field of PATCHABLE) {
-      if (patch[field] === undefined) continue;
-      args.push(patch[field]);
-      sets.push(`${field} = $${args.length}`);
-    }
-    if (patch.payload !== undefined) {
-      args.push(jsonb(patch.payload));
-      sets.push(`payload = $${args.length}::jsonb`);
-    }
-    if (patch.metadata !== undefined) {
-      args.push(jsonb(patch.metadata));
-      sets.push(`metadata = $${args.length}::jsonb`);
-    }
-    args.push(cronId);
-    const clauses = [`cron_id = $${args.length}`, ...compileFilter("postgres", "metadata", { access: scope?.access }, args)];
-    const { rows } = await this.pool.query<CronRow>(`UPDATE crons SET ${sets.join(", ")} WHERE ${clauses.join(" AND ")} RETURNING *`, args);
-    return rows[0] === undefined ? null : toCron(rows[0]);
+  async patch(cronId: string, build: CronPatchBuilder, scope?: Scoped): Promise<Cron | null> {
+    return transaction(this.pool, async (db) => {
+      const args: unknown[] = [cronId];
+      const clauses = ["cron_id = $1", ...compileFilter("postgres", "metadata", { access: scope?.access }, args)];
+      const locked = await db.query<CronRow>(`SELECT * FROM crons WHERE ${clauses.join(" AND ")} FOR UPDATE`, args);
+      if (locked.rows[0] === undefined) return null;
+      const patch = build(toCron(locked.rows[0]), await lastFireMs(db, cronId));
+      const values: unknown[] = [isoFromMs(this.clock.nowMs())];
+      const sets: string[] = ["updated_at = $1"];
+      const set = (column: string, value: unknown, cast = "") => {
+        values.push(value);
+        sets.push(`${column} = $${values.length}${cast}`);
+      };
+      for (const field of PATCHABLE) if (patch[field] !== undefined) set(field, patch[field]);
+      if (patch.payload !== undefined) set("payload", jsonb(patch.payload), "::jsonb");
+      if (patch.metadata !== undefined) set("metadata", jsonb(patch.metadata), "::jsonb");
+      values.push(cronId);
+      const { rows } = await db.query<CronRow>(`UPDATE crons SET ${sets.join(", ")} WHERE cron_id = $${values.length} RETURNING *`, values);
+      return toCron(rows[0]!);
+    });
   }
 
   async delete(cronId: string, scope?: Scoped): Promise<boolean> {
@@ -126,12 +126,31 @@ export class PostgresCrons implements Crons {
     return (await this.pool.query<{ n: number }>(`SELECT COUNT(*)::int AS n FROM crons${this.#where(query, args)}`, args)).rows[0]!.n;
   }
 
-  async due(nowMs: number, limit: number): Promise<Cron[]> {
+  async due(nowMs: number, limit: number, after?: { next_run_ms: number; cron_id: string }): Promise<Cron[]> {
+    const cursor = after === undefined ? "" : ' AND (next_run_ms, cron_id COLLATE "C") > ($3, $4 COLLATE "C")';
+    const args: unknown[] = after === undefined ? [nowMs, limit] : [nowMs, limit, after.next_run_ms, after.cron_id];
     const { rows } = await this.pool.query<CronRow>(
-      "SELECT * FROM crons WHERE enabled AND next_run_ms IS NOT NULL AND next_run_ms <= $1 ORDER BY next_run_ms LIMIT $2",
-      [nowMs, limit],
+      `SELECT * FROM crons WHERE enabled AND next_run_ms IS NOT NULL AND next_run_ms <= $1${cursor} ORDER BY next_run_ms, cron_id COLLATE "C" LIMIT $2`,
+      args,
     );
     return rows.map(toCron);
+  }
+
+  async check(cronId: string, nowMs: number): Promise<CronCheck> {
+    return transaction(this.pool, async (db): Promise<CronCheck> => {
+      // SKIP LOCKED: a cron another scheduler is firing (or a patch holds) is theirs; waiting would only find it moved on.
+      const { rows } = await db.query<CronRow & { db_now_ms: number }>(`SELECT *, ${DB_NOW_MS} AS db_now_ms FROM crons WHERE cron_id = $1 FOR UPDATE SKIP LOCKED`, [cronId]);
+      const row = rows[0];
+      if (row === undefined) return { state: "taken", reason: "another scheduler or a patch holds the cron (or it was deleted)" };
+      const cron = toCron(row);
+      if (!cron.enabled || cron.next_run_ms === null || cron.next_run_ms > Math.min(nowMs, row.db_now_ms)) {
+        return { state: "taken", reason: "the cron is not due (fired, patched or disabled, or not yet by the database's clock)" };
+      }
+      const moved = pastFired(cron, await lastFireMs(db, cronId), nowMs);
+      if (moved === undefined) return { state: "due", cron };
+      await db.query("UPDATE crons SET next_run_ms = $1 WHERE cron_id = $2", [moved, cronId]);
+      return { state: "taken", reason: "its next time was at or before a time already fired: moved past it" };
+    });
   }
 
   async nextDueMs(): Promise<number | null> {
@@ -158,6 +177,14 @@ export class PostgresCrons implements Crons {
   }
 }
 
+/** The database's clock in epoch ms (a scheduler's own clock may run ahead). */
+const DB_NOW_MS = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::float8";
+
+async function lastFireMs(db: Queryable, cronId: string): Promise<number | null> {
+  const { rows } = await db.query<{ last: number | null }>("SELECT MAX(fire_ms) AS last FROM cron_fires WHERE cron_id = $1", [cronId]);
+  return rows[0]?.last ?? null;
+}
+
 /**
  * Inside the run's create transaction: locks the cron's row, claims the
  * fire key and moves the cron to its next time, or throws `CronFireTaken`
@@ -165,8 +192,12 @@ export class PostgresCrons implements Crons {
  * the same time waits on the row lock, then finds the cron moved on.
  */
 export async function claimCronFire(db: Queryable, fire: CronFire, runId: string, nowMs: number): Promise<void> {
-  const { rows } = await db.query<{ enabled: boolean; next_run_ms: number | null }>("SELECT enabled, next_run_ms FROM crons WHERE cron_id = $1 FOR UPDATE", [fire.cron_id]);
-  const refused = fireAllowed(rows[0], fire);
+  // SKIP LOCKED: a scheduler racing for the same time gives up at once instead of queueing behind the winner's transaction.
+  const { rows } = await db.query<{ enabled: boolean; next_run_ms: number | null; db_now_ms: number }>(
+    `SELECT enabled, next_run_ms, ${DB_NOW_MS} AS db_now_ms FROM crons WHERE cron_id = $1 FOR UPDATE SKIP LOCKED`,
+    [fire.cron_id],
+  );
+  const refused = fireAllowed(rows[0], fire, rows[0]?.db_now_ms);
   if (refused !== null) throw new CronFireTaken(fire, refused);
   const claimed = await db.query(
     "INSERT INTO cron_fires (cron_id, fire_ms, run_id, fired_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (cron_id, fire_ms) DO NOTHING",

@@ -5,7 +5,7 @@
 import type { Database } from "better-sqlite3";
 import type { Clock } from "../../core/clock.ts";
 import { isoFromMs } from "../../core/clock.ts";
-import { CronFireTaken, fireAllowed, type Cron, type CronFire, type CronPatch, type Crons, type CronSearch, type NewCron } from "../../core/crons.ts";
+import { CronFireTaken, fireAllowed, pastFired, type Cron, type CronCheck, type CronFire, type CronPatchBuilder, type Crons, type CronSearch, type NewCron } from "../../core/crons.ts";
 import type { Scoped } from "../../core/ports.ts";
 import { compileFilter } from "../filter-sql.ts";
 import { json, parse } from "./rows.ts";
@@ -96,24 +96,32 @@ export class SqliteCrons implements Crons {
     return row === undefined ? null : toCron(row);
   }
 
-  async patch(cronId: string, patch: CronPatch, scope?: Scoped): Promise<Cron | null> {
-    const sets: string[] = ["updated_at = ?"];
-    const args: unknown[] = [isoFromMs(this.clock.nowMs())];
-    for (const field of PATCHABLE) {
-      if (patch[field] === undefined) continue;
-      sets.push(`${field} = ?`);
-      args.push(patch[field]);
-    }
-    const set = (column: string, value: unknown) => {
-      sets.push(`${column} = ?`);
-      args.push(value);
-    };
-    if (patch.payload !== undefined) set("payload", json(patch.payload));
-    if (patch.metadata !== undefined) set("metadata", json(patch.metadata));
-    if (patch.enabled !== undefined) set("enabled", patch.enabled ? 1 : 0);
-    args.push(cronId);
+  async patch(cronId: string, build: CronPatchBuilder, scope?: Scoped): Promise<Cron | null> {
+    return this.db
+      .transaction((): Cron | null => {
+        const current = this.#getSync(cronId, scope);
+        if (current === null) return null;
+        const patch = build(current, lastFireMs(this.db, cronId));
+        const sets: string[] = ["updated_at = ?"];
+        const args: unknown[] = [isoFromMs(this.clock.nowMs())];
+        const set = (column: string, value: unknown) => {
+          sets.push(`${column} = ?`);
+          args.push(value);
+        };
+        for (const field of PATCHABLE) if (patch[field] !== undefined) set(field, patch[field]);
+        if (patch.payload !== undefined) set("payload", json(patch.payload));
+        if (patch.metadata !== undefined) set("metadata", json(patch.metadata));
+        if (patch.enabled !== undefined) set("enabled", patch.enabled ? 1 : 0);
+        args.push(cronId);
+        return toCron(this.db.prepare<unknown[], CronRow>(`UPDATE crons SET ${sets.join(", ")} WHERE cron_id = ? RETURNING *`).get(...args)!);
+      })
+      .immediate();
+  }
+
+  #getSync(cronId: string, scope?: Scoped): Cron | null {
+    const args: unknown[] = [cronId];
     const clauses = ["cron_id = ?", ...compileFilter("sqlite", "metadata", { access: scope?.access }, args)];
-    const row = this.db.prepare<unknown[], CronRow>(`UPDATE crons SET ${sets.join(", ")} WHERE ${clauses.join(" AND ")} RETURNING *`).get(...args);
+    const row = this.db.prepare<unknown[], CronRow>(`SELECT * FROM crons WHERE ${clauses.join(" AND ")}`).get(...args);
     return row === undefined ? null : toCron(row);
   }
 
@@ -139,11 +147,27 @@ export class SqliteCrons implements Crons {
     return (this.db.prepare(`SELECT COUNT(*) AS n FROM crons${this.#where(query, args)}`).get(...args) as { n: number }).n;
   }
 
-  async due(nowMs: number, limit: number): Promise<Cron[]> {
+  async due(nowMs: number, limit: number, after?: { next_run_ms: number; cron_id: string }): Promise<Cron[]> {
+    const cursor = after === undefined ? "" : " AND (next_run_ms, cron_id) > (?, ?)";
+    const args: unknown[] = after === undefined ? [nowMs, limit] : [nowMs, after.next_run_ms, after.cron_id, limit];
     return this.db
-      .prepare<unknown[], CronRow>("SELECT * FROM crons WHERE enabled = 1 AND next_run_ms IS NOT NULL AND next_run_ms <= ? ORDER BY next_run_ms LIMIT ?")
-      .all(nowMs, limit)
+      .prepare<unknown[], CronRow>(`SELECT * FROM crons WHERE enabled = 1 AND next_run_ms IS NOT NULL AND next_run_ms <= ?${cursor} ORDER BY next_run_ms, cron_id LIMIT ?`)
+      .all(...args)
       .map(toCron);
+  }
+
+  async check(cronId: string, nowMs: number): Promise<CronCheck> {
+    return this.db
+      .transaction((): CronCheck => {
+        const cron = this.#getSync(cronId);
+        if (cron === null) return { state: "taken", reason: "the cron was deleted" };
+        if (!cron.enabled || cron.next_run_ms === null || cron.next_run_ms > nowMs) return { state: "taken", reason: "the cron is no longer due (fired, patched or disabled)" };
+        const moved = pastFired(cron, lastFireMs(this.db, cronId), nowMs);
+        if (moved === undefined) return { state: "due", cron };
+        this.db.prepare("UPDATE crons SET next_run_ms = ? WHERE cron_id = ?").run(moved, cronId);
+        return { state: "taken", reason: "its next time was at or before a time already fired: moved past it" };
+      })
+      .immediate();
   }
 
   async nextDueMs(): Promise<number | null> {
@@ -174,6 +198,10 @@ export class SqliteCrons implements Crons {
  * cron to its next time, or throws `CronFireTaken` (nothing is created).
  * Older fire keys of the cron are dropped: its next time is past them.
  */
+function lastFireMs(db: Database, cronId: string): number | null {
+  return (db.prepare("SELECT MAX(fire_ms) AS last FROM cron_fires WHERE cron_id = ?").get(cronId) as { last: number | null }).last;
+}
+
 export function claimCronFire(db: Database, fire: CronFire, runId: string, nowMs: number): void {
   const row = db.prepare("SELECT enabled, next_run_ms FROM crons WHERE cron_id = ?").get(fire.cron_id) as { enabled: number; next_run_ms: number | null } | undefined;
   const refused = fireAllowed(row === undefined ? undefined : { enabled: row.enabled === 1, next_run_ms: row.next_run_ms }, fire);
