@@ -43,6 +43,43 @@ describe("schedules", () => {
   });
 });
 
+describe("DST in a timezone (America/New_York, 2030: clocks jump 02:00 -> 03:00 on 10 March, 02:00 -> 01:00 on 3 November)", () => {
+  const times = (schedule: string, from: string, n: number) => {
+    const parsed = Schedule.parse(schedule, "America/New_York", at(from));
+    const out: string[] = [];
+    for (let t = at(from); out.length < n; ) {
+      t = parsed.nextAfter(t)!;
+      out.push(new Date(t).toISOString().slice(0, 16));
+    }
+    return out;
+  };
+
+  it("spring gap: a fixed time that does not exist fires at the jump", () => {
+    // 02:30 EST is 07:30Z; on the 10th 02:30 does not exist: 03:00 EDT (07:00Z); then 02:30 EDT (06:30Z).
+    expect(times("30 2 * * *", "2030-03-09T00:00:00Z", 3)).toEqual(["2030-03-09T07:30", "2030-03-10T07:00", "2030-03-11T06:30"]);
+  });
+
+  it("spring gap: a list of times in the missing hour does not fire that day", () => {
+    expect(times("0,30 2 * * *", "2030-03-09T00:00:00Z", 4)).toEqual(["2030-03-09T07:00", "2030-03-09T07:30", "2030-03-11T06:00", "2030-03-11T06:30"]);
+  });
+
+  it("spring gap: a step over every hour keeps real time (01:30 EST, then 03:00 EDT)", () => {
+    expect(times("*/30 * * * *", "2030-03-10T05:45:00Z", 4)).toEqual(["2030-03-10T06:00", "2030-03-10T06:30", "2030-03-10T07:00", "2030-03-10T07:30"]);
+  });
+
+  it("autumn overlap: a fixed time fires once, the first time (01:30 EDT)", () => {
+    expect(times("30 1 * * *", "2030-11-02T12:00:00Z", 2)).toEqual(["2030-11-03T05:30", "2030-11-04T06:30"]);
+  });
+
+  it("autumn overlap: a list fires at both occurrences of its times", () => {
+    expect(times("0,30 1 * * *", "2030-11-02T12:00:00Z", 5)).toEqual(["2030-11-03T05:00", "2030-11-03T05:30", "2030-11-03T06:00", "2030-11-03T06:30", "2030-11-04T06:00"]);
+  });
+
+  it("autumn overlap: a step keeps real time through the repeated hour", () => {
+    expect(times("*/30 * * * *", "2030-11-03T04:45:00Z", 5)).toEqual(["2030-11-03T05:00", "2030-11-03T05:30", "2030-11-03T06:00", "2030-11-03T06:30", "2030-11-03T07:00"]);
+  });
+});
+
 describe("missed fires", () => {
   it("a cron due long ago fires once, for the latest missed time; older ones are skipped", () => {
     const missed = cron({ next_run_ms: at("2030-01-01T01:00:00Z") });
