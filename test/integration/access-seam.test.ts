@@ -258,7 +258,7 @@ describe("a denial", () => {
 describe("thread records", () => {
   it("each thread record action asks the authorizer with the official resource, action and value", async () => {
     const a = clientAs("a");
-    const thread = await a.threads.create({ metadata: { team: "x" } });
+    const thread = await a.threads.create({ metadata: { team: "x" }, ttl: { strategy: "delete", ttl: 60 } });
     const id = thread.thread_id;
     await a.threads.get(id);
     await a.threads.update(id, { metadata: { team: "y" } });
@@ -268,7 +268,8 @@ describe("thread records", () => {
     await a.threads.delete(id);
 
     expect(authorizer.calls.map((call) => [call.event, call.value])).toEqual([
-      ["threads:create", { thread_id: id, metadata: { team: "x" }, if_exists: "raise" }],
+      // The client's TTL as the official ThreadsCreate value carries it.
+      ["threads:create", { thread_id: id, metadata: { team: "x" }, if_exists: "raise", ttl: { strategy: "delete", ttl: 60 } }],
       ["threads:read", { thread_id: id }],
       ["threads:update", { thread_id: id, metadata: { team: "y" } }],
       ["threads:search", { metadata: { team: "y" }, ids: undefined, status: "idle", values: undefined, limit: 5, offset: 0 }],
