@@ -9,6 +9,7 @@ import { coerceError } from "../core/errors.ts";
 import type { CreateRunInput } from "../core/runs.ts";
 import type { Assistant, StreamMode } from "../core/types.ts";
 import type { HttpDeps } from "./deps.ts";
+import { toCreateInput } from "./routes/runs.ts";
 
 /**
  * A run of `assistantId` with `input` (or, to resume a graph stopped at
@@ -23,31 +24,9 @@ export function agentRunInput(
   command: { resume: unknown } | null = null,
   onDisconnect: "cancel" | "continue" = "continue",
 ): CreateRunInput {
-  return {
-    thread_id: threadId,
-    assistant_id: assistantId,
-    metadata: {},
-    multitask_strategy: "enqueue",
-    if_not_exists: "create",
-    after_seconds: 0,
-    kwargs: {
-      input: command === null ? input : null,
-      command,
-      config: {},
-      context: null,
-      stream_mode: streamMode,
-      stream_subgraphs: false,
-      stream_resumable: false,
-      interrupt_before: null,
-      interrupt_after: null,
-      checkpoint_id: null,
-      checkpoint: null,
-      webhook: null,
-      on_completion: threadId === null ? "delete" : "keep",
-      durability: null,
-      on_disconnect: onDisconnect,
-    },
-  };
+  // Built as a run request with these fields would be, so the defaults are the run routes' own.
+  const request = { assistant_id: assistantId, input: command === null ? input : null, command, stream_mode: streamMode, multitask_strategy: "enqueue", if_not_exists: "create", on_disconnect: onDisconnect } as const;
+  return toCreateInput(request, threadId, { on_completion: threadId === null ? "delete" : "keep" });
 }
 
 /**

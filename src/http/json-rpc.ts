@@ -22,8 +22,8 @@ export const RpcCode = {
   methodNotFound: -32601,
   invalidParams: -32602,
   internalError: -32603,
-  /** Implementation-defined server errors: busy, try again. */
-  serverBusy: -32000,
+  /** Implementation-defined server error (-32000): busy, try again; a method not allowed; a request cancelled. */
+  serverError: -32000,
 } as const;
 
 export type RpcId = string | number | null;
@@ -81,15 +81,19 @@ export async function readRpcMessage(c: Context): Promise<Record<string, unknown
   return message;
 }
 
-/** Whether an Accept header admits a media type (`*\/*` and `type/*` included); no header admits nothing. */
+/** Whether an Accept header admits a media type (`*\/*` and `type/*` included); no header admits anything (RFC 9110, 12.5.1). */
 export function accepts(header: string | undefined, mediaType: string): boolean {
-  if (header === undefined) return false;
+  if (header === undefined || header.trim() === "") return true;
   const [type] = mediaType.split("/");
   return header.split(",").some((range) => {
     const value = range.split(";")[0]!.trim().toLowerCase();
     return value === "*/*" || value === mediaType || value === `${type}/*`;
   });
 }
+
+/** The HTTP status of an answer to a request that could not be handled at all: the error's own, else 400 (500 for an internal error). */
+export const wholeRequestStatus = (answer: RpcErrorObject & { status: ContentfulStatusCode }): ContentfulStatusCode =>
+  answer.status !== 200 ? answer.status : answer.code === RpcCode.internalError ? 500 : 400;
 
 /**
  * A thrown error as a JSON-RPC error object: Baton's own errors keep their
@@ -107,7 +111,7 @@ export function rpcErrorOf(thrown: unknown, logger: Logger, where: string): RpcE
       case "thread_busy":
       case "conflict":
       case "lease_lost":
-        return { code: RpcCode.serverBusy, message: thrown.message, status: 200 };
+        return { code: RpcCode.serverError, message: thrown.message, status: 200 };
       case "unauthorized":
       case "forbidden":
         return { code: RpcCode.invalidRequest, message: thrown.message, status: 200 };

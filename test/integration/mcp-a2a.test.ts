@@ -132,6 +132,25 @@ describe("MCP", () => {
     }
   });
 
+  it("interrupts the run of a tool call whose client goes away (on_disconnect cancel)", async () => {
+    const busy = async () => (await t.client.threads.search({ limit: 1000, status: "busy" })).map((thread) => thread.thread_id);
+    const before = new Set(await busy());
+    const client = await mcpClient(t.url);
+    const name = `mcp-gone-${crypto.randomUUID()}`;
+    const g = gate(name);
+    const call = client.callTool({ name: "gated", arguments: { messages: [{ role: "user", content: `gate:${name}` }] } }).catch((e: unknown) => e);
+    await expect.poll(() => g.entered, { timeout: 20_000 }).toBe(1);
+    // The run's temporary thread, busy while the run holds at its gate ...
+    const [thread] = (await busy()).filter((id) => !before.has(id));
+    expect(thread).toBeDefined();
+    expect((await t.client.runs.list(thread!)).map((run) => run.status)).toEqual(["running"]);
+    await client.close();
+    await call;
+    // ... goes with the run, which only ends because it was interrupted (the gate never opens).
+    await expect.poll(() => t.client.threads.get(thread!).then(() => "there", () => "gone"), { timeout: 20_000 }).toBe("gone");
+    expect(g.entered).toBe(1);
+  });
+
   it("answers a graph's failure as a tool error, and bad calls as MCP errors, never a 500", async () => {
     const client = await mcpClient(t.url);
     try {
@@ -206,8 +225,15 @@ describe("MCP", () => {
     expect(await broken.json()).toMatchObject({ error: { code: -32700 } });
     expect((await post("[]", both)).status).toBe(400);
     expect((await post(JSON.stringify({ jsonrpc: "1.0", id: 1, method: "tools/list" }), both)).status).toBe(400);
-    // A notification is accepted with 202 and no body.
+    // A notification is accepted with 202 and no body, even a tools/call one with bad params.
     expect((await post(JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }), both)).status).toBe(202);
+    const badNotification = await post(JSON.stringify({ jsonrpc: "2.0", method: "tools/call", params: { name: 7 } }), both);
+    expect(badNotification.status).toBe(202);
+    expect(await badNotification.text()).toBe("");
+    // No Accept header admits anything (RFC 9110): answered as JSON.
+    const noHeader = await fetch(`${t.url}/mcp`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: 4, method: "tools/list" }) });
+    expect(noHeader.status).toBe(200);
+    expect(noHeader.headers.get("content-type")).toMatch(/application\/json/);
     const unknownMethod = await post(JSON.stringify({ jsonrpc: "2.0", id: 7, method: "no/such" }), both);
     expect(unknownMethod.status).toBe(200);
     expect(await unknownMethod.json()).toMatchObject({ id: 7, error: { code: -32601 } });
@@ -435,6 +461,10 @@ describe("A2A", () => {
     expect(await noParams.json()).toMatchObject({ id: "1", error: { code: -32602 } });
     expect(await (await post(JSON.stringify({ jsonrpc: "2.0", id: "1", method: "no/such", params: {} }))).json()).toMatchObject({ error: { code: -32601 } });
     expect((await post(JSON.stringify({ jsonrpc: "2.0", id: "1", method: "message/stream", params: userMessage("x") }))).status).toBe(400);
+    // No Accept header admits anything (RFC 9110).
+    const noHeader = await fetch(`${t.url}/a2a/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: "2", method: "message/send", params: userMessage("no accept") }) });
+    expect(noHeader.status).toBe(200);
+    expect(await noHeader.json()).toMatchObject({ id: "2", result: { status: { state: "completed" } } });
     const badContext = await a2a(t.url, "echo", "message/send", userMessage("x", "session-42"));
     expect(badContext.body.error).toMatchObject({ code: -32602 });
     const task = await a2a(t.url, "echo", "tasks/get", { id: crypto.randomUUID() });

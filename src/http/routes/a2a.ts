@@ -28,7 +28,7 @@ import { agentRunInput, failureText, inputSchemaOrUnknown, protocolContext } fro
 import { ctxOf, type BatonEnv } from "../context.ts";
 import type { HttpDeps } from "../deps.ts";
 import { zodMessage } from "../errors.ts";
-import { accepts, readRpcMessage, rpcErrorBody, RpcCode, RpcError, rpcErrorOf, rpcErrorResponse, type RpcId } from "../json-rpc.ts";
+import { accepts, readRpcMessage, rpcErrorBody, RpcCode, RpcError, rpcErrorOf, rpcErrorResponse, wholeRequestStatus, type RpcId } from "../json-rpc.ts";
 import { jsonWhenReady, sseResponse } from "../sse.ts";
 
 export const A2A_PROTOCOL_VERSION = "0.3.0";
@@ -92,7 +92,7 @@ async function handlePost(deps: HttpDeps, c: Context<BatonEnv>): Promise<Respons
     message = await readRpcMessage(c);
   } catch (error) {
     const answer = rpcErrorOf(error, deps.logger, "a2a");
-    return rpcErrorResponse(c, answer.status === 200 ? 400 : answer.status, answer.code, answer.message);
+    return rpcErrorResponse(c, wholeRequestStatus(answer), answer.code, answer.message);
   }
   const id = (message.id ?? null) as RpcId;
   const method = message.method as string | undefined;

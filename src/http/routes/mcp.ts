@@ -21,7 +21,7 @@ import type { RequestContext } from "../../core/context.ts";
 import { agentRunInput, failureText, inputSchemaOrUnknown, protocolContext, type SchemaCache } from "../agent-runs.ts";
 import { ctxOf, type BatonEnv } from "../context.ts";
 import type { HttpDeps } from "../deps.ts";
-import { accepts, readRpcMessage, rpcErrorBody, RpcCode, RpcError, rpcErrorOf, rpcErrorResponse, type RpcId } from "../json-rpc.ts";
+import { accepts, readRpcMessage, rpcErrorBody, RpcCode, RpcError, rpcErrorOf, rpcErrorResponse, wholeRequestStatus, type RpcId } from "../json-rpc.ts";
 
 /** Tools per `tools/list` page, as on the official server. */
 export const TOOLS_PAGE_SIZE = 100;
@@ -35,7 +35,7 @@ export function mcpRoutes(deps: HttpDeps): Hono<BatonEnv> {
     // Stateless: there is no session whose messages a GET stream could carry.
     app.get(path, (c) => {
       c.header("Allow", "POST, DELETE");
-      return rpcErrorResponse(c, 405, RpcCode.serverBusy, "Method not allowed: this MCP endpoint is stateless and offers no server-to-client stream; send requests with POST.");
+      return rpcErrorResponse(c, 405, RpcCode.serverError, "Method not allowed: this MCP endpoint is stateless and offers no server-to-client stream; send requests with POST.");
     });
     // Nor a session to end.
     app.delete(path, (c) => rpcErrorResponse(c, 404, RpcCode.invalidRequest, "Session not found: this MCP endpoint is stateless and keeps no sessions."));
@@ -54,12 +54,16 @@ async function handlePost(deps: HttpDeps, c: Context<BatonEnv>): Promise<Respons
     message = await readRpcMessage(c);
   } catch (error) {
     const answer = rpcErrorOf(error, deps.logger, "mcp");
-    return rpcErrorResponse(c, answer.status === 200 ? 400 : answer.status, answer.code, answer.message);
+    return rpcErrorResponse(c, wholeRequestStatus(answer), answer.code, answer.message);
   }
   const refused = refuseToolCall(message);
-  if (refused !== undefined) return c.json(rpcErrorBody((message.id ?? null) as RpcId, { code: RpcCode.invalidParams, message: refused }));
+  if (refused !== undefined) {
+    // A notification gets no answer, not even an error (JSON-RPC 2.0).
+    if (message.id === undefined || message.id === null) return c.body(null, 202);
+    return c.json(rpcErrorBody(message.id as RpcId, { code: RpcCode.invalidParams, message: refused }));
+  }
   // A tool call may outlast a client's request timeout: answered as an event stream (keep-alive, progress) when the client takes one.
-  const streaming = message.method === "tools/call" && message.id !== undefined && message.id !== null && accepts(accept, "text/event-stream");
+  const streaming = message.method === "tools/call" && message.id !== undefined && message.id !== null && (accept ?? "").toLowerCase().includes("text/event-stream");
   const server = toolServer(deps, protocolContext(ctxOf(c)), c.req.raw.signal, streaming);
   const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !streaming, keepAliveMs: deps.options.keepAliveMs });
   let response: Response;
@@ -165,7 +169,7 @@ type Progress = (count: number, message: string) => Promise<void>;
 function asMcpError(deps: HttpDeps, error: unknown, signal?: AbortSignal): McpError {
   if (error instanceof McpError) return error;
   // The client went away or cancelled the request: its run is interrupted (on_disconnect "cancel").
-  if (signal?.aborted === true) return new McpError(RpcCode.serverBusy, "The request was cancelled before the run ended; the run was interrupted.");
+  if (signal?.aborted === true) return new McpError(RpcCode.serverError, "The request was cancelled before the run ended; the run was interrupted.");
   const { code, message } = rpcErrorOf(error, deps.logger, "mcp");
   return new McpError(code, message);
 }

@@ -24,7 +24,7 @@ function refuseUnsupported(input: s.RunCreate): void {
 
 
 /** What a run request's body means (RunService adds the request headers to its config). */
-function toCreateInput(input: s.RunCreate, threadId: string | null, defaults: { on_completion: "delete" | "keep" }): CreateRunInput {
+export function toCreateInput(input: s.RunCreate, threadId: string | null, defaults: { on_completion: "delete" | "keep" }): CreateRunInput {
   refuseUnsupported(input);
   const modes = input.stream_mode === undefined ? ["values"] : Array.isArray(input.stream_mode) ? input.stream_mode : [input.stream_mode];
   const durability = input.durability ?? (input.checkpoint_during === false ? "exit" : input.checkpoint_during === true ? "async" : null);
