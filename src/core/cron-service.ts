@@ -224,9 +224,16 @@ export class CronService {
     let after: { next_run_ms: number; cron_id: string } | undefined;
     for (;;) {
       const due = await this.#deps.crons.due(nowMs, FIRE_BATCH, after);
-      for (const cron of due) {
-        const outcome = await this.#fire(cron, nowMs);
-        if (outcome !== null) outcomes.push(outcome);
+      const fired: CronFireOutcome[] = [];
+      try {
+        for (const cron of due) {
+          const outcome = await this.#fire(cron, nowMs);
+          if (outcome !== null) fired.push(outcome);
+        }
+      } finally {
+        // One work signal for the batch's runs (in scale-out each is a Redis message that wakes every worker).
+        if (fired.some((o) => o.result === "fired")) this.#deps.runs.signalWork();
+        outcomes.push(...fired);
       }
       if (due.length < FIRE_BATCH) return outcomes;
       const last = due[due.length - 1]!;
@@ -266,7 +273,7 @@ export class CronService {
     }
     const outcome = { cron_id: cron.cron_id, scheduled_ms: fire.scheduled_ms, next_ms: fire.next_ms };
     try {
-      const run = await this.#deps.runs.createForCron(cron, fire);
+      const run = await this.#deps.runs.createForCron(cron, fire, { signal: false });
       return { ...outcome, result: "fired", run_id: run.run_id, thread_id: run.thread_id };
     } catch (error) {
       if (error instanceof CronFireTaken) return { ...outcome, result: "taken", reason: error.message };

@@ -181,9 +181,11 @@ export class RunService {
    * cron's creation was authorized, and its runs are the cron's user's. A
    * stateless cron's run goes to a new thread, temporary unless the cron
    * keeps them. Claimed at CRON_PRIORITY unless the cron asks otherwise
-   * (its `priority`, or `metadata.priority`).
+   * (its `priority`, or `metadata.priority`). With `signal: false` the
+   * workers are not signalled: the scheduler signals once for its batch
+   * (`signalWork`).
    */
-  async createForCron(cron: Cron, fire: CronFire): Promise<Run> {
+  async createForCron(cron: Cron, fire: CronFire, options: { signal?: boolean } = {}): Promise<Run> {
     const assistant = await this.#assistantOf(cron.assistant_id);
     const payload = cron.payload as CronRunFields & { priority?: number };
     const temporary = cron.thread_id === null && cron.on_run_completed !== "keep";
@@ -204,14 +206,19 @@ export class RunService {
       available_at_ms: this.#deps.clock.nowMs(),
       if_not_exists: cron.thread_id === null ? "create" : "reject",
       cron_fire: fire,
-    });
+    }, options.signal ?? true);
   }
 
-  async #insert(run: NewRun): Promise<Run> {
+  /** Tells the workers there is work (once for a batch of runs created with `signal: false`). */
+  signalWork(): void {
+    this.#deps.bus.signalWork();
+  }
+
+  async #insert(run: NewRun, signal = true): Promise<Run> {
     // A thread the run creates gets the default TTL in the same insert; an existing thread keeps what it has.
     const { run: created, cancelled } = await this.#deps.queue.create({ ...run, thread_ttl: this.#deps.defaultThreadTtl ?? null }, this.#deps.limits);
     this.#signal(cancelled);
-    this.#deps.bus.signalWork();
+    if (signal) this.#deps.bus.signalWork();
     return created;
   }
 

@@ -147,12 +147,16 @@ for (const kind of KINDS) {
      * The cron service over this backend, firing through `create` (a run on a new thread with the
      * fire key, as RunService.createForCron does; a test may make it fail instead).
      */
+    const signals = { count: 0 };
     function service(backend: Backend, create: (cron: Cron, fire: CronFire) => Promise<unknown> = (_cron, fire) => backend.runs.create(fireRun(fire))) {
       const deps = {
         crons: backend.crons,
         authorizer: new NoAuthorizer(),
         clock,
-        runs: { createForCron: async (cron: Cron, fire: CronFire) => ({ ...((await create(cron, fire)) as { run: object })?.run, run_id: randomUUID(), thread_id: randomUUID() }) },
+        runs: {
+          createForCron: async (cron: Cron, fire: CronFire) => ({ ...((await create(cron, fire)) as { run: object })?.run, run_id: randomUUID(), thread_id: randomUUID() }),
+          signalWork: () => signals.count++,
+        },
       } as unknown as CronServiceDeps;
       return new CronService(deps);
     }
@@ -217,6 +221,20 @@ for (const kind of KINDS) {
         expect((await a.crons.get(cron.cron_id))!.next_run_ms).toBe(result === "retry" ? fire.scheduled_ms : fire.next_ms);
         await a.crons.delete(cron.cron_id);
       }
+    });
+
+    it("a burst of 300 crons due at one time, fired by two schedulers at once: one run per cron, one work signal per batch", async () => {
+      const burst = await Promise.all(Array.from({ length: 300 }, () => dueCron()));
+      const ids = new Set(burst.map((c) => c.cron.cron_id));
+      const before = signals.count;
+      const [first, second] = await Promise.all([service(a).fireDue(clock.nowMs()), service(b).fireDue(clock.nowMs())]);
+      const fired = [...first, ...second].filter((o) => ids.has(o.cron_id) && o.result === "fired");
+      expect(fired).toHaveLength(300);
+      expect(new Set(fired.map((o) => o.cron_id)).size).toBe(300);
+      // Batches of 100: at most three signals per scheduler, not one per run.
+      expect(signals.count - before).toBeLessThanOrEqual(8);
+      expect((await a.crons.due(clock.nowMs(), 1000)).filter((c) => ids.has(c.cron_id))).toEqual([]);
+      for (const c of burst) await a.crons.delete(c.cron.cron_id);
     });
 
     it("fireDue tries each due cron once per call, past a full page of crons that stay due", async () => {
