@@ -8,10 +8,11 @@
  *   parts are merged into the input; a run on the thread `contextId` names
  *   (created when missing, a new one when absent), waited for; the answer
  *   is the Task (`id` = run id, `contextId` = thread id) with the graph's
- *   last AI message as its artifact;
+ *   last AI message as its artifact (`configuration.blocking: false`: the
+ *   submitted Task at once);
  * - `message/stream`: the same run, as server-sent JSON-RPC responses: the
- *   submitted Task, `working` status updates (with the tokens a chat model
- *   streams), and a final status update;
+ *   submitted Task, a `working` status update, the AI's tokens as pieces
+ *   of one artifact (`artifact-update`), and the final status update;
  * - `tasks/get`: the run as a Task; `tasks/cancel`: interrupts the run and
  *   answers the canceled Task;
  * - `GET /.well-known/agent-card.json?assistant_id=...` (and

@@ -8,7 +8,8 @@
  *   schema; listed 100 a page (`cursor` is the offset);
  * - calling a tool runs the assistant statelessly with the arguments as
  *   input and waits for the run: its output as JSON text, or its failure
- *   with `isError`;
+ *   with `isError`; answered as an event stream (keep-alive, progress) to
+ *   clients that take one, and interrupted when its client goes away;
  * - stateless: no session id, a server and transport per request; `GET`
  *   (a server-to-client stream) answers 405 and `DELETE` (end a session)
  *   404, as there.
