@@ -126,3 +126,19 @@ export class SimilarityRanking {
     if (top.length > this.#keep) top.pop();
   }
 }
+
+/**
+ * The page's items in the ranking's order, each with its score, from the
+ * rows read for the page (matched by namespace and key; a row missing from
+ * them is left out).
+ */
+export function pageInOrder<R extends { namespace: string; key: string }>(page: RankedKey[], rows: R[]): { row: R; score: number }[] {
+  const byItem = new Map(rows.map((row) => [JSON.stringify([row.namespace, row.key]), row]));
+  return page.flatMap(({ namespace, key, score }) => {
+    const row = byItem.get(JSON.stringify([namespace, key]));
+    return row === undefined ? [] : [{ row, score }];
+  });
+}
+
+/** When an item put now with `ttlMinutes` expires (epoch ms); null: never. */
+export const expiresAt = (nowMs: number, ttlMinutes: number | null): number | null => (ttlMinutes === null ? null : nowMs + Math.round(ttlMinutes * 60_000));

@@ -198,7 +198,9 @@ export class StoreSweeper {
         // Requests waiting on the loop go first.
         await setImmediate();
       }
+      // An empty sweep at debug: it shows the sweeper runs without filling the log.
       if (deleted > 0) this.#logger.info("store:swept", { deleted });
+      else this.#logger.debug("store:swept", { deleted });
     } catch (error) {
       this.#logger.warn("store:sweep-failed", { error: (error as Error).message, deleted });
     }

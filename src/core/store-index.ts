@@ -190,7 +190,8 @@ function textsAt(node: unknown, steps: string[]): string[] {
  */
 export function textsToEmbed(value: JsonObject, fields: string[]): { field: string; text: string }[] {
   return [...new Set(fields)].flatMap((path) => {
-    const texts = path === "$" ? asText(value) : textsAt(value, pathSteps(path.startsWith("$.") ? path.slice(2) : path));
+    // The whole value as indented JSON, the text LangGraph's stores embed for "$".
+    const texts = path === "$" ? [JSON.stringify(value, null, 2)] : textsAt(value, pathSteps(path.startsWith("$.") ? path.slice(2) : path));
     return texts.map((text, i) => ({ field: texts.length === 1 ? path : `${path}#${i}`, text }));
   });
 }

@@ -23,7 +23,7 @@ import { compileFilter } from "../filter-sql.ts";
 import type { ThreadTtl, TtlSweep } from "../../core/thread-ttl.ts";
 import { pruneThreadRows, sweepExpiredThreads } from "./thread-prune.ts";
 import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
-import { encodeVector, SCAN_BATCH, SimilarityRanking, type EmbeddingRow } from "../vectors.ts";
+import { encodeVector, expiresAt, pageInOrder, SCAN_BATCH, SimilarityRanking, type EmbeddingRow } from "../vectors.ts";
 import { DEFAULT_SEARCH_MAX_CANDIDATES } from "../../core/store-index.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
 import { retryUnavailable, transaction, type Queryable } from "./database.ts";
@@ -405,7 +405,7 @@ export class PostgresStoreItems implements StoreItems {
            ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at,
              created_at = CASE WHEN store_items.expires_at_ms IS NOT NULL AND store_items.expires_at_ms <= $7 THEN excluded.created_at ELSE store_items.created_at END,
              ttl_minutes = excluded.ttl_minutes, expires_at_ms = excluded.expires_at_ms`,
-          [encoded, key, jsonb(value), isoFromMs(nowMs), ttl, ttl === null ? null : nowMs + Math.round(ttl * 60_000), nowMs],
+          [encoded, key, jsonb(value), isoFromMs(nowMs), ttl, expiresAt(nowMs, ttl), nowMs],
         );
         await client.query("DELETE FROM store_vectors WHERE namespace = $1 AND key = $2", [encoded, key]);
         if (vectors.length > 0) {
@@ -507,11 +507,7 @@ export class PostgresStoreItems implements StoreItems {
       page.map((entry) => entry.namespace),
       page.map((entry) => entry.key),
     ]);
-    const byId = new Map(rows.map((row) => [JSON.stringify([row.namespace, row.key]), row]));
-    const ranked = page.flatMap(({ namespace, key, score }) => {
-      const row = byId.get(JSON.stringify([namespace, key]));
-      return row === undefined ? [] : [{ row, score }];
-    });
+    const ranked = pageInOrder(page, rows);
     return { rows: ranked.map(({ row }) => row), items: ranked.map(({ row, score }) => ({ ...toItem(row), score })) };
   }
 

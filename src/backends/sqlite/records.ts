@@ -25,7 +25,7 @@ import { compileFilter } from "../filter-sql.ts";
 import type { ThreadTtl, TtlSweep } from "../../core/thread-ttl.ts";
 import { pruneThreadRows, setTtl, sweepExpiredThreads } from "./thread-prune.ts";
 import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
-import { encodeVector, SCAN_BATCH, SimilarityRanking, type EmbeddingRow } from "../vectors.ts";
+import { encodeVector, expiresAt, pageInOrder, SCAN_BATCH, SimilarityRanking, type EmbeddingRow } from "../vectors.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
 import {
   deleteThreadRows,
@@ -53,7 +53,6 @@ const LIVE = "(expires_at_ms IS NULL OR expires_at_ms > ?)";
 /** The row of `table` has expired (takes the time as the next argument). */
 const EXPIRED = (table: string) => `${table}.expires_at_ms IS NOT NULL AND ${table}.expires_at_ms <= ?`;
 /** When an item written now with this TTL (minutes) expires. */
-const expiresAt = (nowMs: number, ttlMinutes: number | null): number | null => (ttlMinutes === null ? null : nowMs + Math.round(ttlMinutes * 60_000));
 
 const orderBy = (column: string | undefined, allowed: readonly string[], order: "asc" | "desc" | undefined, fallback: string) =>
   `${column !== undefined && allowed.includes(column) ? column : fallback} ${order === "asc" ? "ASC" : "DESC"}`;
@@ -519,11 +518,7 @@ export class SqliteStoreItems implements StoreItems {
       const rows = db
         .prepare<unknown[], ItemRow>(`SELECT * FROM store_items WHERE ${page.map(() => "(namespace = ? AND key = ?)").join(" OR ")}`)
         .all(...page.flatMap(({ namespace, key }) => [namespace, key]));
-      const byId = new Map(rows.map((row) => [JSON.stringify([row.namespace, row.key]), row]));
-      const ranked = page.flatMap(({ namespace, key, score }) => {
-        const row = byId.get(JSON.stringify([namespace, key]));
-        return row === undefined ? [] : [{ row, score }];
-      });
+      const ranked = pageInOrder(page, rows);
       return { rows: ranked.map(({ row }) => row), items: ranked.map(({ row, score }) => ({ ...toItem(row), score })) };
     } finally {
       if (reader !== undefined) reader.exec("COMMIT");
