@@ -115,6 +115,10 @@ for (const kind of KINDS) {
       // Even with the cron moved back by hand, the fire key itself refuses the time.
       await a.crons.advance(fire.cron_id, fire.next_ms!, fire.scheduled_ms);
       await expect(b.runs.create(fireRun(fire))).rejects.toThrow(/already fired/);
+      // And a time before the latest fire (whose key is no longer kept) is refused too.
+      const earlier = { ...fire, scheduled_ms: fire.scheduled_ms - HOUR };
+      await a.crons.advance(fire.cron_id, fire.scheduled_ms, earlier.scheduled_ms);
+      await expect(b.runs.create(fireRun(earlier))).rejects.toThrow(/already fired/);
     });
 
     it("a run that cannot be created claims nothing: the time can still fire", async () => {

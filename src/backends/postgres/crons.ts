@@ -199,6 +199,8 @@ export async function claimCronFire(db: Queryable, fire: CronFire, runId: string
   );
   const refused = fireAllowed(rows[0], fire, rows[0]?.db_now_ms);
   if (refused !== null) throw new CronFireTaken(fire, refused);
+  const last = await lastFireMs(db, fire.cron_id);
+  if (last !== null && fire.scheduled_ms <= last) throw new CronFireTaken(fire, "that time is at or before one already fired");
   const claimed = await db.query(
     "INSERT INTO cron_fires (cron_id, fire_ms, run_id, fired_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (cron_id, fire_ms) DO NOTHING",
     [fire.cron_id, fire.scheduled_ms, runId, nowMs],

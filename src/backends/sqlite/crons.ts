@@ -206,6 +206,8 @@ export function claimCronFire(db: Database, fire: CronFire, runId: string, nowMs
   const row = db.prepare("SELECT enabled, next_run_ms FROM crons WHERE cron_id = ?").get(fire.cron_id) as { enabled: number; next_run_ms: number | null } | undefined;
   const refused = fireAllowed(row === undefined ? undefined : { enabled: row.enabled === 1, next_run_ms: row.next_run_ms }, fire);
   if (refused !== null) throw new CronFireTaken(fire, refused);
+  const last = lastFireMs(db, fire.cron_id);
+  if (last !== null && fire.scheduled_ms <= last) throw new CronFireTaken(fire, "that time is at or before one already fired");
   const claimed = db.prepare("INSERT INTO cron_fires (cron_id, fire_ms, run_id, fired_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING").run(fire.cron_id, fire.scheduled_ms, runId, nowMs);
   if (claimed.changes === 0) throw new CronFireTaken(fire, "that time was already fired");
   db.prepare("DELETE FROM cron_fires WHERE cron_id = ? AND fire_ms < ?").run(fire.cron_id, fire.scheduled_ms);
