@@ -10,7 +10,7 @@ import type { Server } from "node:http";
 import { attachProtocolSockets } from "./http/protocol-socket.ts";
 import { Hono } from "hono";
 import { MemoryEventBus } from "./backends/memory/event-bus.ts";
-import { createPostgresBackend, describeUrl, guardClock, holdModeLock, latestVersion, migrate, openPool, schemaVersion } from "./backends/postgres/index.ts";
+import { createPostgresBackend, describeUrl, guardClock, holdModeLock, latestVersion, migrate, openPool, pgvectorStatus, schemaVersion } from "./backends/postgres/index.ts";
 import { RedisEventBus } from "./backends/redis/event-bus.ts";
 import { createSqliteBackend, fileSchemaVersion, latestVersion as sqliteLatestVersion, WriteLock } from "./backends/sqlite/index.ts";
 import type { Config, LoadedProject } from "./config.ts";
@@ -124,7 +124,10 @@ export const probes = {
     }
     const pool = openPool({ url: config.databaseUrl, max: 1 });
     try {
-      return { description: describeUrl(config.databaseUrl), version: await schemaVersion(pool), expected: latestVersion() };
+      const version = await schemaVersion(pool);
+      // pgvector is reported, not used yet: the store ranks by an exact scan (docs/store.md).
+      const pgvector = await pgvectorStatus(pool);
+      return { description: `${describeUrl(config.databaseUrl)} (pgvector ${pgvector}; store search by exact scan)`, version, expected: latestVersion() };
     } finally {
       await pool.end();
     }
@@ -447,8 +450,11 @@ async function openStore(loaded: LoadedProject, opened: Opened, logger: Logger, 
     await sweeper.close();
     await cleanup();
   };
+  // Reported, not used yet: the search is the exact scan on both backends (docs/store.md).
+  const pgvector = (await backend.items.vectorExtension?.()) ?? null;
   logger.info("store:ready", {
     index: index === undefined ? null : { embed: index.embed, dims: index.dims, fields: index.fields },
+    pgvector,
     // Both backends rank by an exact scan (docs/store.md): pgvector is not used yet.
     search: index === undefined ? "text match (no store.index)" : "exact scan (cosine similarity over every candidate's embeddings)",
     ttl: { refresh_on_read: ttl.refreshOnRead, default_ttl_minutes: ttl.defaultTtlMinutes, sweep_interval_minutes: ttl.sweepIntervalMinutes },

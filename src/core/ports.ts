@@ -361,6 +361,8 @@ export interface StoreItems {
   sweepExpired(limit: number): Promise<number>;
   /** The length of the stored embeddings (null when none is stored), to check against `store.index.dims` at start. */
   vectorDims(): Promise<number | null>;
+  /** Postgres only: whether the pgvector extension is installed, available or absent (reported at start; the search is an exact scan either way). */
+  vectorExtension?(): Promise<"installed" | "available" | "absent">;
 }
 
 /** Which store namespaces to list ("*" in a prefix or suffix matches any label). */

@@ -116,6 +116,8 @@ describe("baton doctor", () => {
       expect(await migrate.exited).toBe(0);
       const current = await doctor(["--config", good, "--port", "0"], { ...env, BATON_MIGRATE: "false" });
       expect(current.lines.some((line) => /^ok: database: Postgres .* answers; schema version \d+ is current$/.test(line))).toBe(true);
+      // pgvector is looked for and reported (the store still ranks by its exact scan).
+      expect(current.lines.some((line) => /^ok: database: Postgres .*\(pgvector (installed|available|absent); store search by exact scan\) answers/.test(line))).toBe(true);
       expect(current.code).toBe(0);
     } finally {
       await database.drop();

@@ -310,6 +310,31 @@ describe("store.index at start", () => {
     }
   });
 
+  it("reports at start whether Postgres has pgvector (installed, available or absent; none on SQLite), and ranks by the exact scan either way", async () => {
+    const logs: string[] = [];
+    const s = await startStore("langgraph.json", systemClock, { logs, logLevel: "info" });
+    try {
+      const ready = logs.map((line) => JSON.parse(line) as { msg: string; pgvector?: string | null; search?: string }).find((line) => line.msg === "store:ready");
+      expect(ready?.search).toMatch(/^exact scan/);
+      if (s.data.database === undefined) {
+        expect(ready?.pgvector).toBeNull();
+        return;
+      }
+      const client = new pg.Client({ connectionString: s.data.database.url });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ installed: boolean; available: boolean }>(
+          "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') AS installed, EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') AS available",
+        );
+        expect(ready?.pgvector).toBe(rows[0]!.installed ? "installed" : rows[0]!.available ? "available" : "absent");
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await s.close();
+    }
+  });
+
   it("refuses a provider whose LangChain integration is not installed, naming the package to install", async () => {
     await expect(startStore("langgraph.provider.json", systemClock)).rejects.toThrow(/needs the LangChain integration @langchain\/cohere.*npm install @langchain\/cohere/);
   });

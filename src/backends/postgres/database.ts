@@ -13,6 +13,7 @@ const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
 const MIGRATION_LOCK = 0x626174_6f6e;
 
 export type Queryable = pg.Pool | pg.PoolClient;
+export type PgvectorStatus = "installed" | "available" | "absent";
 
 export interface PoolOptions {
   url: string;
@@ -341,4 +342,16 @@ class ModeConflict extends Error {
         : "A Baton process without REDIS_URL serves this database alone; its events would not reach this one. Set REDIS_URL on it too, or stop it.",
     );
   }
+}
+
+/**
+ * Whether the pgvector extension is installed in the database, available to
+ * install on its server, or absent. Reported at start and by the doctor; the
+ * store ranks by its exact scan either way (docs/store.md).
+ */
+export async function pgvectorStatus(db: Queryable): Promise<PgvectorStatus> {
+  const { rows } = await db.query<{ installed: boolean; available: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') AS installed, EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') AS available`,
+  );
+  return rows[0]?.installed === true ? "installed" : rows[0]?.available === true ? "available" : "absent";
 }

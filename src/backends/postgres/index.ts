@@ -14,7 +14,7 @@ import { latestVersion, migrate, openPool, schemaVersion } from "./database.ts";
 import { PostgresAssistants, PostgresStoreItems, PostgresThreads } from "./records.ts";
 import { PostgresRunQueue } from "./runs.ts";
 
-export { holdModeLock, latestVersion, migrate, openPool, schemaVersion } from "./database.ts";
+export { holdModeLock, latestVersion, migrate, openPool, pgvectorStatus, schemaVersion } from "./database.ts";
 
 export interface PostgresBackendOptions {
   /** A postgres:// connection string. */

@@ -26,7 +26,7 @@ import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
 import { encodeVector, expiresAt, pageInOrder, SCAN_BATCH, SimilarityRanking, type EmbeddingRow } from "../vectors.ts";
 import { DEFAULT_SEARCH_MAX_CANDIDATES } from "../../core/store-index.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
-import { retryUnavailable, transaction, type Queryable } from "./database.ts";
+import { pgvectorStatus, retryUnavailable, transaction, type PgvectorStatus, type Queryable } from "./database.ts";
 import {
   deleteThreadRows,
   encodeNamespace,
@@ -472,6 +472,10 @@ export class PostgresStoreItems implements StoreItems {
     const sql = `DELETE FROM store_items WHERE ctid IN (SELECT ctid FROM store_items WHERE expires_at_ms <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`;
     const result = await retryUnavailable(() => this.pool.query(sql, [this.clock.nowMs(), limit]));
     return result.rowCount ?? 0;
+  }
+
+  async vectorExtension(): Promise<PgvectorStatus> {
+    return retryUnavailable(() => pgvectorStatus(this.pool));
   }
 
   async vectorDims(): Promise<number | null> {
