@@ -152,9 +152,20 @@ for (const kind of KINDS) {
      * fire key, as RunService.createForCron does; a test may make it fail instead).
      */
     const signals = { count: 0 };
-    function service(backend: Backend, create: (cron: Cron, fire: CronFire) => Promise<unknown> = (_cron, fire) => backend.runs.create(fireRun(fire))) {
+    function service(
+      backend: Backend,
+      create: (cron: Cron, fire: CronFire) => Promise<unknown> = (_cron, fire) => backend.runs.create(fireRun(fire)),
+      crons: Partial<Backend["crons"]> = {},
+    ) {
+      const records = backend.crons;
       const deps = {
-        crons: backend.crons,
+        crons: {
+          due: (nowMs: number, limit: number, after?: { next_run_ms: number; cron_id: string }) => records.due(nowMs, limit, after),
+          check: (cronId: string, nowMs: number) => records.check(cronId, nowMs),
+          advance: (cronId: string, fromMs: number, nextMs: number | null) => records.advance(cronId, fromMs, nextMs),
+          patch: records.patch.bind(records),
+          ...crons,
+        },
         authorizer: new NoAuthorizer(),
         clock,
         runs: {
@@ -192,6 +203,23 @@ for (const kind of KINDS) {
       const updated = await crons.update(SYSTEM_CONTEXT, cron.cron_id, { schedule: "0 */2 * * *" });
       expect(updated.next_run_ms).toBe(fire.scheduled_ms + 2 * HOUR);
       expect(updated.metadata).toEqual({ note: "x" });
+    });
+
+    it("a fire builds its run from the cron as the check read it, not from the scheduler's earlier list", async () => {
+      const { cron } = await dueCron({ payload: { input: { v: "old" } } });
+      const listed = await a.crons.due(clock.nowMs(), 1000);
+      await b.crons.patch(cron.cron_id, () => ({ payload: { input: { v: "new" } } }));
+      const seen: unknown[] = [];
+      const crons = service(
+        a,
+        async (fired, fire) => {
+          if (fired.cron_id === cron.cron_id) seen.push(fired.payload);
+          return a.runs.create(fireRun(fire));
+        },
+        { due: async () => listed.filter((c) => c.cron_id === cron.cron_id) },
+      );
+      await crons.fireDue(clock.nowMs());
+      expect(seen).toEqual([{ input: { v: "new" } }]);
     });
 
     it("a cron whose schedule no longer parses is stopped alone; the others in the batch fire", async () => {
