@@ -499,7 +499,7 @@ describe("crons", () => {
     await a.crons.search({ assistantId: "echo", threadId: thread.thread_id, limit: 5 });
     await a.crons.count({ metadata: { team: "x" } });
     await raw("a", "GET", `/runs/crons/${cron.cron_id}`);
-    await a.crons.update(cron.cron_id, { schedule: "0 8 * * *" });
+    await a.crons.update(cron.cron_id, { schedule: "0 8 * * *", metadata: { team: "y" } });
     await a.crons.delete(bound.cron_id);
 
     expect(authorizer.calls.map((call) => [call.event, call.value])).toEqual([
@@ -519,7 +519,7 @@ describe("crons", () => {
       ["crons:search", { assistant_id: "echo", thread_id: thread.thread_id, limit: 5, offset: 0 }],
       ["crons:search", { assistant_id: undefined, thread_id: undefined }],
       ["crons:read", { cron_id: cron.cron_id }],
-      ["crons:update", { cron_id: cron.cron_id, payload: undefined, schedule: "0 8 * * *" }],
+      ["crons:update", { cron_id: cron.cron_id, payload: undefined, schedule: "0 8 * * *", metadata: { team: "y" } }],
       ["crons:delete", { cron_id: bound.cron_id }],
     ]);
     for (const { ctx } of authorizer.calls) expect(ctx.headers["x-owner"]).toBe("a");
