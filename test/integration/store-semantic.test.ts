@@ -171,6 +171,17 @@ describe("store semantic search and TTLs", () => {
     expect(ranked((await s.client.store.searchItems(ns, { query: "cat" })).items).find(([key]) => key === "tagged")).toEqual(["tagged", 0]);
   });
 
+  it("serves concurrent searches whose scans take several batches (each yields to the event loop), all with the same answer", async () => {
+    const ns = ["concurrent", randomUUID()];
+    // 3 items of 250 embedded tags each: 750 embedding rows, more than one batch of the scan.
+    for (const [i, word] of ["cat", "dog", "fish"].entries()) {
+      clock.advance(1);
+      await s.client.store.putItem(ns, `k${i}`, { text: word, tags: Array.from({ length: 249 }, () => "bird") }, { index: ["text", "tags[*]"] });
+    }
+    const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => s.client.store.searchItems(ns, { query: ["cat", "dog", "fish"][i % 3]!, limit: 1 })));
+    expect(answers.map(({ items }) => ranked(items))).toEqual(Array.from({ length: 6 }, (_, i) => [[`k${i % 3}`, close(1)]]));
+  });
+
   it("embeds each path of a {a,b} field, as LangGraph's paths do", async () => {
     const ns = ["braces", randomUUID()];
     await s.client.store.putItem(ns, "k", { meta: { title: "fish", author: "dog", body: "cat" } }, { index: ["meta.{title, author}"] });

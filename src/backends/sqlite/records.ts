@@ -402,8 +402,14 @@ export class SqliteThreads implements Threads {
   }
 }
 
+/** Read-only connections kept open for the next semantic searches (more are opened while more run at once). */
+const IDLE_READERS = 2;
+
 export class SqliteStoreItems implements StoreItems {
-  #reader: Database | undefined;
+  /** Every read-only connection open for scans, and those not in use. */
+  readonly #readers = new Set<Database>();
+  readonly #idleReaders: Database[] = [];
+  #closed = false;
 
   constructor(
     private readonly db: Database,
@@ -499,7 +505,23 @@ export class SqliteStoreItems implements StoreItems {
    * reader's snapshot); an in-memory one is read at once.
    */
   async #rank(vector: number[], clauses: string[], args: unknown[], offset: number, limit: number, maxCandidates: number): Promise<{ rows: ItemRow[]; items: ScoredStoreItem[] }> {
-    const reader = this.#openReader();
+    const reader = this.#takeReader();
+    try {
+      return await this.#rankOn(reader, vector, clauses, args, offset, limit, maxCandidates);
+    } finally {
+      if (reader !== undefined) this.#giveBack(reader);
+    }
+  }
+
+  async #rankOn(
+    reader: Database | undefined,
+    vector: number[],
+    clauses: string[],
+    args: unknown[],
+    offset: number,
+    limit: number,
+    maxCandidates: number,
+  ): Promise<{ rows: ItemRow[]; items: ScoredStoreItem[] }> {
     const db = reader ?? this.db;
     const ranking = new SimilarityRanking(vector, offset + limit, maxCandidates);
     const scan = db.prepare<unknown[], EmbeddingRow>(
@@ -521,24 +543,40 @@ export class SqliteStoreItems implements StoreItems {
       const ranked = pageInOrder(page, rows);
       return { rows: ranked.map(({ row }) => row), items: ranked.map(({ row, score }) => ({ ...toItem(row), score })) };
     } finally {
-      if (reader !== undefined) reader.exec("COMMIT");
+      if (reader?.open === true) reader.exec("COMMIT");
     }
   }
 
-  /** The scan's own read-only connection to the database file (none for an in-memory database). */
-  #openReader(): Database | undefined {
+  /**
+   * A read-only connection to the database file for one scan (none for an
+   * in-memory database): an idle one, or a new one. A connection serves one
+   * scan at a time (its statement and transaction stay open across the
+   * scan's yields), so concurrent searches each take their own.
+   */
+  #takeReader(): Database | undefined {
     if (this.db.memory) return undefined;
-    if (this.#reader === undefined || !this.#reader.open) {
-      this.#reader = new BetterSqlite(this.db.name, { readonly: true, fileMustExist: true, timeout: 5_000 });
-      // The filters' functions, as on the main connection.
-      registerFunctions(this.#reader);
-    }
-    return this.#reader;
+    const idle = this.#idleReaders.pop();
+    if (idle !== undefined) return idle;
+    const reader = new BetterSqlite(this.db.name, { readonly: true, fileMustExist: true, timeout: 5_000 });
+    // The filters' functions, as on the main connection.
+    registerFunctions(reader);
+    this.#readers.add(reader);
+    return reader;
   }
 
-  /** Closes the scan's connection (the backend closes its own). */
+  #giveBack(reader: Database): void {
+    if (this.#closed || this.#idleReaders.length >= IDLE_READERS) {
+      this.#readers.delete(reader);
+      reader.close();
+    } else this.#idleReaders.push(reader);
+  }
+
+  /** Closes the scans' connections (the backend closes its own). */
   close(): void {
-    if (this.#reader?.open === true) this.#reader.close();
+    this.#closed = true;
+    for (const reader of this.#readers) if (reader.open) reader.close();
+    this.#readers.clear();
+    this.#idleReaders.length = 0;
   }
 
   /** Pushes the expiry of the rows that have a TTL forward from now. */
