@@ -28,7 +28,9 @@ describe("SQLite runs schema", () => {
     db.prepare("INSERT INTO checkpoint_writes (thread_id, checkpoint_id, task_id, idx, channel, type, value) VALUES ('t1', 'c1', 'k', 0, 'x', 'json', x'00')").run();
     await queue.cancel(["r1"], "rollback");
     clock.advance(1_000);
-    expect(await queue.sweep(3)).toEqual({ requeued: [], failed: ["r1"] });
+    const swept = await queue.sweep(3);
+    expect(swept.requeued).toEqual([]);
+    expect(swept.failed.map((run) => [run.run_id, run.status])).toEqual([["r1", "rolled_back"]]);
     const count = (table: string) => (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
     expect([count("runs"), count("checkpoints"), count("checkpoint_writes")]).toEqual([0, 0, 0]);
     db.close();
