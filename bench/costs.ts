@@ -15,9 +15,11 @@
  *
  * divided by the runs. When the Postgres server preloads `pg_stat_statements`
  * (not the default; docs/scaling.md says how), also each statement's calls,
- * rows and buffers per run, which is where rows read per run come from, and
- * the statements per run in all (with BEGIN and COMMIT, the round trips).
- * Phase "wait": `runs.wait` of `echo` (no streaming
+ * rows, buffers and time per run, and the statements per run in all
+ * (BEGIN and COMMIT included, and so are the statements a function runs
+ * inside: the round trips are the rest, which docs/scaling.md counts).
+ * Also each table's and index's rows read, and each Redis command's calls
+ * and time, per run. Phase "wait": `runs.wait` of `echo` (no streaming
  * client). Phase "stream": `runs.stream` of `slow-echo` in messages-tuple
  * mode, whose model streams 20 tokens: the difference to "wait", divided by
  * 20, estimates the cost of one streamed token.
