@@ -31,9 +31,8 @@ import { HumanMessage } from "@langchain/core/messages";
 import { MemorySaver } from "@langchain/langgraph";
 import pg from "pg";
 import { echo, slowEcho } from "./graphs/graphs.ts";
-import { benchDatabase, freePort, processTree, startScaleOut } from "./targets.ts";
+import { benchDatabase, freePort, processTree, startScaleOut, statCpuSeconds } from "./targets.ts";
 
-const TICKS_PER_SECOND = 100;
 const TOKENS_PER_STREAMED_RUN = 20;
 
 interface Snapshot {
@@ -175,9 +174,7 @@ function roleCpuSeconds(root: number, role: string): number {
       const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
       const at = args.indexOf("--role");
       if (at < 0 || args[at + 1] !== role) continue;
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      seconds += (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+      seconds += statCpuSeconds(`/proc/${pid}/stat`);
     } catch {
       // gone
     }
@@ -193,8 +190,7 @@ function namedCpuSeconds(name: string): number {
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
       if (stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) !== name) continue;
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      seconds += (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+      seconds += statCpuSeconds(`/proc/${entry}/stat`);
     } catch {
       // gone
     }
