@@ -22,10 +22,12 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { watch, type FSWatcher } from "node:fs";
-import { createRequire, register } from "node:module";
+import { createRequire } from "node:module";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MessageChannel } from "node:worker_threads";
+import { addResolveHook } from "../node-lines.js";
+import * as hook from "./dev-reload-hook.js";
 
 export interface ReloadOptions {
   /** The folder of langgraph.json. */
@@ -221,7 +223,7 @@ export function reportLoadedFiles(onParentGone: () => void): { up: (port: number
     if (process.connected) process.send!(message);
   };
   const { port1, port2 } = new MessageChannel();
-  register("./dev-reload-hook.js", import.meta.url, { data: { port: port2 }, transferList: [port2] });
+  addResolveHook(hook, new URL("./dev-reload-hook.js", import.meta.url), { port: port2 }, [port2]);
   port1.on("message", (url: string) => send({ loaded: [fileURLToPath(url)] }));
   port1.unref();
   process.once("disconnect", onParentGone);

@@ -1,9 +1,10 @@
-// Registers ./resolve-hook.js for a project (see there why). Plain JavaScript:
+// Adds ./resolve-hook.js for a project (see there why). Plain JavaScript:
 // bin/baton.js and each execution thread call it before tsx loads Baton's
 // TypeScript, so every later import goes through the hook.
-import { register } from "node:module";
 import { dirname, join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { pathToFileURL, URL } from "node:url";
+import { addResolveHook } from "../node-lines.js";
+import * as hook from "./resolve-hook.js";
 
 /**
  * The folder of the langgraph.json a command line names: `--config <path>`
@@ -24,5 +25,5 @@ export function projectDirFromArgs(argv, env) {
 export function registerProjectResolution(projectDir) {
   // Bare specifiers resolve from a file's folder upwards; the file need not exist.
   const projectURL = pathToFileURL(join(projectDir, "langgraph.json")).href;
-  register("./resolve-hook.js", import.meta.url, { data: { projectURL } });
+  addResolveHook(hook, new URL("./resolve-hook.js", import.meta.url), { projectURL });
 }

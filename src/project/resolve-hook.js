@@ -1,5 +1,6 @@
-// Module resolution hook, registered by ./register.js with `module.register`
-// before Baton's own modules load (bin/baton.js, and each execution thread).
+// Module resolution hook, added by ./register.js before Baton's own modules
+// load (bin/baton.js, and each execution thread), with `module.registerHooks`
+// or `module.register` as the Node line has them (src/node-lines.js).
 //
 // A graph's objects cross into Baton's code: messages are classified with
 // @langchain/core's prototype checks, checkpoints and stores come from
@@ -8,7 +9,10 @@
 // break all of these. So these packages resolve from the project's folder,
 // for every importer (Baton, the project, and the libraries between them),
 // whenever the project has them; a project without them gets Baton's own.
-// Plain JavaScript: hooks load in Node's loader thread, before tsx applies.
+// Plain JavaScript: on Node 20 hooks load in Node's loader thread, before
+// tsx applies.
+
+import { drive } from "../node-lines.js";
 
 /** `@langchain/core`, `@langchain/langgraph`, `@langchain/langgraph-checkpoint`, and their subpaths; never `-sdk`, `-api`, `-ui`... */
 const SHARED = /^(@langchain\/(?:core|langgraph|langgraph-checkpoint))(?:\/.+)?$/;
@@ -24,38 +28,45 @@ export function initialize(data) {
   projectURL = data.projectURL;
 }
 
-/** The resolution from `parentURL`, or undefined when nothing is found there. */
-async function tryResolve(specifier, context, parentURL, nextResolve) {
-  try {
-    return await nextResolve(specifier, { ...context, parentURL });
-  } catch (error) {
-    if (error?.code === "ERR_MODULE_NOT_FOUND") return undefined;
-    throw error;
-  }
-}
-
-export async function resolve(specifier, context, nextResolve) {
+/**
+ * How `specifier` resolves, as steps for `drive`: each yield asks what
+ * resolving `[specifier, parentURL]` finds. Returns `{ resolved }` when that
+ * is the answer, else `{ parentURL }`, where the importer's resolution
+ * should run from instead of its own folder (undefined: its own folder).
+ */
+function* plan(specifier) {
   const match = SHARED.exec(specifier);
-  if (match === null || projectURL === undefined) return nextResolve(specifier, context);
+  if (match === null || projectURL === undefined) return {};
   const name = match[1];
-  if (missing.has(name)) return nextResolve(specifier, context);
+  if (missing.has(name)) return {};
   if (name === "@langchain/langgraph-checkpoint" && langgraphURL === undefined && !missing.has("@langchain/langgraph")) {
-    const langgraph = await tryResolve("@langchain/langgraph", context, projectURL, nextResolve);
+    const langgraph = yield ["@langchain/langgraph", projectURL];
     if (langgraph === undefined) missing.add("@langchain/langgraph");
     else langgraphURL = langgraph.url;
   }
   // The checkpoint library is a dependency of langgraph, not always one of the
   // project's own: the copy that langgraph uses is the one to share.
   const parentURL = name === "@langchain/langgraph-checkpoint" && langgraphURL !== undefined ? langgraphURL : projectURL;
-  const resolved = await tryResolve(specifier, context, parentURL, nextResolve);
+  const resolved = yield [specifier, parentURL];
   if (resolved !== undefined) {
     if (name === "@langchain/langgraph" && langgraphURL === undefined) langgraphURL = resolved.url;
-    return resolved;
+    return { resolved };
   }
   // A package the project has, without this subpath: an error to see, not a second copy to load.
-  if (specifier !== name && (await tryResolve(`${name}/package.json`, context, parentURL, nextResolve)) !== undefined) {
-    return nextResolve(specifier, { ...context, parentURL });
-  }
+  if (specifier !== name && (yield [`${name}/package.json`, parentURL]) !== undefined) return { parentURL };
   missing.add(name);
-  return nextResolve(specifier, context);
+  return {};
+}
+
+const finish = (end, specifier, context, nextResolve) =>
+  end.resolved ?? nextResolve(specifier, end.parentURL === undefined ? context : { ...context, parentURL: end.parentURL });
+
+/** The hook for `module.register` (Node 20). */
+export async function resolve(specifier, context, nextResolve) {
+  return finish(await drive(plan(specifier), context, nextResolve), specifier, context, nextResolve);
+}
+
+/** The hook for `module.registerHooks` (22.15+, 24, 26). */
+export function resolveSync(specifier, context, nextResolve) {
+  return finish(drive(plan(specifier), context, nextResolve), specifier, context, nextResolve);
 }

@@ -233,6 +233,9 @@ export const saver = new MarkingSaver();
     expect(baton.output().stderr).toMatch(/graph\.ts changed, reloading/);
     baton.child.kill("SIGTERM");
     expect(await baton.exited).toBe(0);
+    // Parent, children and their execution threads all add module hooks: on
+    // no supported Node line may that print a warning (src/node-lines.js).
+    expect(baton.output().stderr).not.toMatch(/\(node:\d+\) .*Warning/);
   });
 
   describe("baton dev reloading with one server at a time", () => {
