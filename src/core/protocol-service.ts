@@ -152,7 +152,8 @@ export class ProtocolService {
     }
     const command = { resume, ...(params.update !== undefined ? { update: params.update } : {}), ...(params.goto !== undefined ? { goto: params.goto } : {}) };
     const run = await this.#runs.create(ctx, runInput(threadId, latest.assistant_id, { input: null, command }, params, "enqueue"));
-    return { type: "success", id, result: { run_id: run.run_id }, meta: { thread_id: threadId } };
+    // The official server answers {}; the resuming run's id goes in meta, beside the thread's.
+    return { type: "success", id, result: {}, meta: { thread_id: threadId, run_id: run.run_id } };
   }
 }
 

@@ -143,7 +143,12 @@ describe("protocol v2 over HTTP", () => {
     expect(request.params.data).toMatchObject({ interrupt_id: expect.any(String) });
     expect(lifecycle(first).at(-1)).toBe("interrupted");
     const resumed = readSse(threadId, { channels: CHANNELS, since: first.at(-1)!.seq }, ended);
-    expect((await command(threadId, "input.respond", { interrupt_id: request.params.data.interrupt_id, response: "forty-two" })).body.type).toBe("success");
+    // As the official server, the result is empty; the resuming run is named in meta.
+    expect((await command(threadId, "input.respond", { interrupt_id: request.params.data.interrupt_id, response: "forty-two" })).body).toMatchObject({
+      type: "success",
+      result: {},
+      meta: { thread_id: threadId, run_id: expect.any(String) },
+    });
     const second = await resumed;
     expect(lifecycle(second)).toEqual(["started", "completed"]);
     expect(second.filter((e) => e.method === "values").at(-1)!.params.data.answer).toBe("forty-two");
