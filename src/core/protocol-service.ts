@@ -90,9 +90,10 @@ export class ProtocolService {
       case "subscription.subscribe":
       case "subscription.unsubscribe":
         return protocolError(command.id, "not_supported", `${command.method} is a WebSocket command; over HTTP, open POST /threads/${threadId}/stream/events with the channels instead.`);
-      case "agent.getTree":
       case "state.get":
-        return protocolError(command.id, "not_supported", `${command.method} is not supported by Baton; read the state with GET /threads/${threadId}/state.`);
+        return this.#stateGet(ctx, threadId, command.id, params);
+      case "agent.getTree":
+        return protocolError(command.id, "not_supported", `agent.getTree is not supported by Baton; the graph's structure is GET /assistants/{assistant_id}/graph.`);
       default:
         return protocolError(command.id, "unknown_command", `Unknown command '${command.method.slice(0, 100)}': Baton accepts run.start and input.respond (and subscription.subscribe/unsubscribe over WebSocket).`);
     }
@@ -129,6 +130,29 @@ export class ProtocolService {
       if (error instanceof BatonError && error.code === ErrorCode.notFound) return false;
       throw error;
     }
+  }
+
+  /**
+   * The thread's current values (only `keys`, when it is an array of
+   * strings) and its checkpoint `{id, ns}`, as the official server answers
+   * state.get; a thread with nothing saved has `{}` and no checkpoint. Only
+   * the root namespace.
+   */
+  async #stateGet(ctx: RequestContext, threadId: string, id: number, params: Record<string, unknown>): Promise<ProtocolResponse> {
+    // The official server answers the root's state whatever the namespace; a subgraph's asked for is refused instead.
+    if (Array.isArray(params.namespace) && params.namespace.length > 0) {
+      return protocolError(id, "not_supported", `state.get serves the root graph's state (namespace []); a subgraph's is in GET /threads/${threadId}/state?subgraphs=true, under its task.`);
+    }
+    const state = await this.#threads.state(ctx, threadId, { subgraphs: true });
+    const values = isRecord(state.values) ? state.values : {};
+    const keys = Array.isArray(params.keys) && params.keys.every((key) => typeof key === "string") ? (params.keys) : undefined;
+    const checkpoint = isRecord(state.checkpoint) && typeof state.checkpoint.checkpoint_id === "string" ? { id: state.checkpoint.checkpoint_id, ns: state.checkpoint.checkpoint_ns ?? "" } : undefined;
+    return {
+      type: "success",
+      id,
+      result: { values: keys === undefined ? values : Object.fromEntries(Object.entries(values).filter(([key]) => keys.includes(key))), ...(checkpoint !== undefined ? { checkpoint } : {}) },
+      meta: { thread_id: threadId },
+    };
   }
 
   async #inputRespond(ctx: RequestContext, threadId: string, id: number, params: Record<string, unknown>): Promise<ProtocolResponse> {

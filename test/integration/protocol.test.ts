@@ -282,6 +282,38 @@ describe("protocol v2 through the official SDK (client.threads.stream)", () => {
   });
 });
 
+describe("protocol v2 state.get through the official SDK", () => {
+  const webSocketFactory = (url: string) => new WebSocket(url) as unknown as globalThis.WebSocket;
+
+  it.each(["sse", "websocket"] as const)("over %s: the thread's values and checkpoint, only the keys asked for, and nothing for a new thread", async (transport) => {
+    const client = new Client({ apiUrl: server.url });
+    const threadId = randomUUID();
+    const thread = client.threads.stream(threadId, { assistantId: "echo", transport, webSocketFactory });
+    try {
+      // A thread nothing has run on yet: no values, no checkpoint.
+      await client.threads.create({ threadId });
+      expect(await thread.state.get({ namespace: [] })).toEqual({ values: {} });
+      await thread.run.start({ input: human("what is saved") });
+      await thread.output;
+      const saved = await client.threads.getState(threadId);
+      expect(await thread.state.get({ namespace: [] })).toEqual({ values: saved.values, checkpoint: { id: saved.checkpoint.checkpoint_id, ns: "" } });
+      expect((await thread.state.get({ namespace: [], keys: ["messages"] })).values).toEqual(saved.values);
+      expect((await thread.state.get({ namespace: [], keys: ["not_a_channel"] })).values).toEqual({});
+      // A subgraph's state is not served: refused by name rather than answered with the root's.
+      await expect(thread.state.get({ namespace: ["child:1"] })).rejects.toThrow(/namespace/);
+    } finally {
+      await thread.close();
+    }
+  });
+
+  it("is refused for another user's thread, as the thread's other routes are", async () => {
+    const threadId = randomUUID();
+    expect((await command(threadId, "run.start", { assistant_id: "echo", input: human("mine") }, "alice")).body.type).toBe("success");
+    const asBob = await command(threadId, "state.get", {}, "bob");
+    expect(asBob.status).toBe(404);
+  });
+});
+
 describe("protocol v2 messages and tools through the official SDK", () => {
   const webSocketFactory = (url: string) => new WebSocket(url) as unknown as globalThis.WebSocket;
 
