@@ -12,3 +12,5 @@ export interface ResolveHookModule {
 export declare function addResolveHook(hook: ResolveHookModule, hookURL: URL, data: unknown, transferList?: MessagePort[]): void;
 
 export declare function drive<T>(steps: Generator<[string, string], T, unknown>, context: object, nextResolve: (...args: unknown[]) => unknown): T | Promise<T>;
+
+export declare function nativeModuleMismatch(error: unknown): { problem: string; fix: string } | undefined;

@@ -3,6 +3,8 @@
 // and how it is handled. Plain JavaScript: bin/baton.js and each execution
 // thread use it before tsx loads Baton's TypeScript.
 import * as nodeModule from "node:module";
+import { dirname } from "node:path";
+import { execPath, version } from "node:process";
 
 /**
  * Module resolution hooks. `module.registerHooks` (22.15+, 24, 26) runs
@@ -61,4 +63,25 @@ export function drive(steps, context, nextResolve) {
 function notFound(error) {
   if (error?.code === "ERR_MODULE_NOT_FOUND" || error?.code === "MODULE_NOT_FOUND") return undefined;
   throw error;
+}
+
+/**
+ * What to tell a user whose native module was built for another Node line
+ * (`node_modules` installed under 20, started under 22, say): `{ problem,
+ * fix }`, or undefined when `error` is something else. Node's own message
+ * says "re-compiling or re-installing"; this names the package, both ABIs
+ * and the command, with the `--nodedir` that a machine whose npm config
+ * points at another Node's headers needs.
+ */
+export function nativeModuleMismatch(error) {
+  const message = typeof error?.message === "string" ? error.message : "";
+  const abi = /NODE_MODULE_VERSION (\d+)\.\s+This version of Node\.js requires\s+NODE_MODULE_VERSION (\d+)/.exec(message);
+  if (abi === null) return undefined;
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(message)?.[1] ?? "the native module";
+  return {
+    problem: `${pkg} was built for another Node.js line (ABI ${abi[1]}); this Node.js ${version} needs ABI ${abi[2]}`,
+    fix:
+      `reinstall it with this Node: npm rebuild ${pkg} (or npm ci), adding --nodedir=${dirname(dirname(execPath))} ` +
+      "if npm's config names another Node's headers (npm config get nodedir); see docs/node-lines.md",
+  };
 }

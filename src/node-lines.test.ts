@@ -1,6 +1,10 @@
-/** `drive`: one resolution, written as a generator, on a synchronous or an asynchronous `nextResolve`. */
+/**
+ * `drive`: one resolution, written as a generator, on a synchronous or an
+ * asynchronous `nextResolve`; `nativeModuleMismatch`: Node's refusal of a
+ * native module built for another line, turned into what to run.
+ */
 import { describe, expect, it } from "vitest";
-import { drive } from "./node-lines.js";
+import { drive, nativeModuleMismatch } from "./node-lines.js";
 
 type Found = { url: string } | undefined;
 
@@ -45,5 +49,36 @@ describe("drive", () => {
     const broken = Object.assign(new Error("bad package.json"), { code: "ERR_INVALID_PACKAGE_CONFIG" });
     expect(() => drive(twoParents(), {}, () => { throw broken; })).toThrow("bad package.json");
     await expect(drive(twoParents(), {}, () => Promise.reject(broken))).rejects.toThrow("bad package.json");
+  });
+});
+
+describe("nativeModuleMismatch", () => {
+  // Node's own error, as Node 26 threw it for a node_modules installed under Node 20.
+  const refused = Object.assign(
+    new Error(
+      "The module '/srv/app/node_modules/better-sqlite3/build/Release/better_sqlite3.node'\n" +
+        "was compiled against a different Node.js version using\n" +
+        "NODE_MODULE_VERSION 115. This version of Node.js requires\n" +
+        "NODE_MODULE_VERSION 147. Please try re-compiling or re-installing\n" +
+        "the module (for instance, using `npm rebuild` or `npm install`).",
+    ),
+    { code: "ERR_DLOPEN_FAILED" },
+  );
+
+  it("names the package, both ABIs, this Node and the command that fixes it", () => {
+    const mismatch = nativeModuleMismatch(refused)!;
+    expect(mismatch.problem).toBe(`better-sqlite3 was built for another Node.js line (ABI 115); this Node.js ${process.version} needs ABI 147`);
+    expect(mismatch.fix).toMatch(/^reinstall it with this Node: npm rebuild better-sqlite3 \(or npm ci\), adding --nodedir=\S+ if npm's config names another Node's headers/);
+  });
+
+  it("names a scoped package", () => {
+    const scoped = new Error(refused.message.replace("node_modules/better-sqlite3/", "node_modules/@scope/native/"));
+    expect(nativeModuleMismatch(scoped)?.problem).toMatch(/^@scope\/native was built/);
+  });
+
+  it("leaves every other error alone", () => {
+    for (const other of [new Error("SQLITE_CANTOPEN: unable to open database file"), Object.assign(new Error("no such file"), { code: "ENOENT" }), "a string", undefined, null]) {
+      expect(nativeModuleMismatch(other)).toBeUndefined();
+    }
   });
 });

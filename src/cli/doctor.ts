@@ -7,6 +7,7 @@
  */
 import { createServer as createNetServer } from "node:net";
 import { loadProject, type Config, type LoadedProject } from "../config.ts";
+import { nativeModuleMismatch } from "../node-lines.js";
 import { probes } from "../server.ts";
 
 /** One check's result: a problem carries the fix. */
@@ -76,6 +77,11 @@ async function checkDatabase(findings: Finding[], config: Config): Promise<void>
   try {
     status = await within(probes.database(config), DATABASE_TIMEOUT_MS, "the database");
   } catch (error) {
+    const mismatch = nativeModuleMismatch((error as { cause?: unknown }).cause ?? error);
+    if (mismatch !== undefined) {
+      findings.push({ check: "database", ok: false, message: mismatch.problem, fix: mismatch.fix });
+      return;
+    }
     findings.push({
       check: "database",
       ok: false,

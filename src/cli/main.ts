@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, loadProject, type Config, type LoadedProject } from "../config.ts";
 import { createLogger, createServer, migrateDatabase, type BatonServer } from "../server.ts";
+import { nativeModuleMismatch } from "../node-lines.js";
 import { reportLoadedFiles, runWithReload } from "./dev-reload.ts";
 import { configProblem, doctor, formatFindings } from "./doctor.ts";
 
@@ -152,7 +153,9 @@ async function main(argv: string[]): Promise<number> {
     process.on("SIGTERM", () => stop("SIGTERM"));
     return -1;
   } catch (error) {
-    const message = error instanceof ConfigError ? error.message : (error as Error).stack ?? String(error);
+    // A node_modules installed under another Node line fails when SQLite first loads: say what to run.
+    const mismatch = nativeModuleMismatch(error);
+    const message = error instanceof ConfigError ? error.message : mismatch !== undefined ? `${mismatch.problem}. Fix: ${mismatch.fix}.` : (error as Error).stack ?? String(error);
     process.stderr.write(`baton: ${message}\n`);
     return 1;
   }
