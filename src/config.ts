@@ -411,6 +411,15 @@ function reviewProject(raw: Record<string, unknown>, path: string): ProjectNote[
   if (build.length > 0) {
     notes.push({ level: "info", msg: "project:build-keys-ignored", fields: { keys: build, reason: "read only when building a container image; Baton serves the project as installed" } });
   }
+  // The line the LangGraph CLI builds the project's image on: a project declared for another line than the one running it may use what this one lacks.
+  const declared = typeof raw.node_version === "string" || typeof raw.node_version === "number" ? String(raw.node_version) : undefined;
+  if (declared !== undefined && declared !== process.versions.node.split(".")[0]) {
+    notes.push({
+      level: "warn",
+      msg: "project:node-version-differs",
+      fields: { node_version: declared, running: process.version, detail: `langgraph.json declares Node ${declared}; run Baton on that line, or change node_version (docs/node-lines.md)` },
+    });
+  }
   const checkpointer = raw.checkpointer;
   if (typeof checkpointer === "object" && checkpointer !== null && isSet((checkpointer as Record<string, unknown>).serde)) {
     notes.push({ level: "info", msg: "project:key-ignored", fields: { key: "checkpointer.serde", reason: "configures the Python server's deserializer; JS checkpoints need none" } });

@@ -163,6 +163,15 @@ describe("langgraph.json keys", () => {
     ]);
   });
 
+  it("warns when node_version names another Node line than the one running, and says nothing when it is this one", () => {
+    const major = process.versions.node.split(".")[0]!;
+    const other = major === "22" ? "24" : "22";
+    expect(loadProject(project({ node_version: major }), {}).notes.filter((n) => n.level === "warn")).toEqual([]);
+    expect(loadProject(project({ node_version: other }), {}).notes).toContainEqual(
+      expect.objectContaining({ level: "warn", msg: "project:node-version-differs", fields: expect.objectContaining({ node_version: other, running: process.version }) }),
+    );
+  });
+
   it("reads LANGGRAPH_CONFIG from langgraph.json's env too, and refuses one that is not per-graph objects", () => {
     const config = { g: { configurable: { a: 1 }, context: { b: 2 } }, other: {} };
     const loaded = loadProject(project({ env: { LANGGRAPH_CONFIG: JSON.stringify(config) } }), {});
