@@ -413,7 +413,7 @@ function reviewProject(raw: Record<string, unknown>, path: string): ProjectNote[
   }
   // The line the LangGraph CLI builds the project's image on: a project declared for another line than the one running it may use what this one lacks.
   const declared = typeof raw.node_version === "string" || typeof raw.node_version === "number" ? String(raw.node_version) : undefined;
-  if (declared !== undefined && declared !== process.versions.node.split(".")[0]) {
+  if (declared !== undefined && declared.split(".")[0] !== process.versions.node.split(".")[0]) {
     notes.push({
       level: "warn",
       msg: "project:node-version-differs",

@@ -77,7 +77,8 @@ export function nativeModuleMismatch(error) {
   const message = typeof error?.message === "string" ? error.message : "";
   const abi = /NODE_MODULE_VERSION (\d+)\.\s+This version of Node\.js requires\s+NODE_MODULE_VERSION (\d+)/.exec(message);
   if (abi === null) return undefined;
-  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(message)?.[1] ?? "the native module";
+  // The innermost node_modules folder names the package (a nested install is inside another's).
+  const pkg = [...message.matchAll(/node_modules\/((?:@[^/]+\/)?[^/]+)\//g)].at(-1)?.[1] ?? "the native module";
   return {
     problem: `${pkg} was built for another Node.js line (ABI ${abi[1]}); this Node.js ${version} needs ABI ${abi[2]}`,
     fix:

@@ -95,7 +95,7 @@ export class ProtocolService {
       case "agent.getTree":
         return protocolError(command.id, "not_supported", `agent.getTree is not supported by Baton; the graph's structure is GET /assistants/{assistant_id}/graph.`);
       default:
-        return protocolError(command.id, "unknown_command", `Unknown command '${command.method.slice(0, 100)}': Baton accepts run.start and input.respond (and subscription.subscribe/unsubscribe over WebSocket).`);
+        return protocolError(command.id, "unknown_command", `Unknown command '${command.method.slice(0, 100)}': Baton accepts run.start, input.respond and state.get (and subscription.subscribe/unsubscribe over WebSocket).`);
     }
   }
 
@@ -143,7 +143,7 @@ export class ProtocolService {
     if (Array.isArray(params.namespace) && params.namespace.length > 0) {
       return protocolError(id, "not_supported", `state.get serves the root graph's state (namespace []); a subgraph's is in GET /threads/${threadId}/state?subgraphs=true, under its task.`);
     }
-    const state = await this.#threads.state(ctx, threadId, { subgraphs: true });
+    const state = await this.#threads.state(ctx, threadId, {});
     const values = isRecord(state.values) ? state.values : {};
     const keys = Array.isArray(params.keys) && params.keys.every((key) => typeof key === "string") ? (params.keys) : undefined;
     const checkpoint = isRecord(state.checkpoint) && typeof state.checkpoint.checkpoint_id === "string" ? { id: state.checkpoint.checkpoint_id, ns: state.checkpoint.checkpoint_ns ?? "" } : undefined;

@@ -66,7 +66,15 @@ export async function resolve(specifier, context, nextResolve) {
   return finish(await drive(plan(specifier), context, nextResolve), specifier, context, nextResolve);
 }
 
-/** The hook for `module.registerHooks` (22.15+, 24, 26). */
+/**
+ * The hook for `module.registerHooks` (22.15+, 24, 26). These hooks also
+ * see CommonJS `require()`, for which Node resolves from the requiring file
+ * whatever `parentURL` says: its answers would be another folder's, and
+ * would poison `missing` and `langgraphURL` for every later import. So a
+ * `require()` resolves as Node would without the hook, as on Node 20,
+ * whose loader-thread hooks see imports only.
+ */
 export function resolveSync(specifier, context, nextResolve) {
+  if (!context.conditions?.includes("import")) return nextResolve(specifier, context);
   return finish(drive(plan(specifier), context, nextResolve), specifier, context, nextResolve);
 }

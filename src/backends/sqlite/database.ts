@@ -67,9 +67,17 @@ export function schemaVersion(db: Database.Database): number {
   return (db.prepare("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations").get() as { v: number }).v;
 }
 
-/** The schema version of the database file at `path`, read without changing it; null when there is no such file yet. */
+/**
+ * The schema version of the database file at `path`, read without changing
+ * it; null when there is no such file yet. The driver's native part is
+ * loaded either way (an in-memory database), so a build for another Node
+ * line fails here as it would at start.
+ */
 export function fileSchemaVersion(path: string): number | null {
-  if (!existsSync(path)) return null;
+  if (!existsSync(path)) {
+    new Database(":memory:").close();
+    return null;
+  }
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
     return schemaVersion(db);
