@@ -71,8 +71,8 @@ export async function resolve(specifier, context, nextResolve) {
  * see CommonJS `require()`, for which Node resolves from the requiring file
  * whatever `parentURL` says: its answers would be another folder's, and
  * would poison `missing` and `langgraphURL` for every later import. So a
- * `require()` resolves as Node would without the hook, as on Node 20,
- * whose loader-thread hooks see imports only.
+ * `require()` resolves as Node would without the hook
+ * (src/project/resolve-hook.test.ts).
  */
 export function resolveSync(specifier, context, nextResolve) {
   if (!context.conditions?.includes("import")) return nextResolve(specifier, context);
