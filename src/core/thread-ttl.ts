@@ -68,8 +68,37 @@ export function expiryMs(state: TtlState): number | null {
  */
 export function sweepDecision(state: TtlState, nowMs: number): { due: true } | { due: false; checkAtMs: number } {
   const expiry = expiryMs(state);
-  if (expiry === null) return { due: false, checkAtMs: nowMs + Math.max(1, Math.round(state.ttl_minutes * 60_000)) };
+  if (expiry === null) return { due: false, checkAtMs: oneTtlFrom(nowMs, state.ttl_minutes) };
   return expiry <= nowMs ? { due: true } : { due: false, checkAtMs: expiry };
+}
+
+/** When a disarmed thread is looked at again: one TTL from `nowMs`, at least 1 ms on. */
+const oneTtlFrom = (nowMs: number, ttlMinutes: number) => nowMs + Math.max(1, Math.round(ttlMinutes * 60_000));
+
+/** A thread a sweep found with its bound passed, as both backends read it. */
+export interface TtlRow {
+  thread_id: string;
+  ttl_strategy: TtlStrategy;
+  ttl_minutes: number;
+  updated_at: string;
+  ttl_pruned_at: string | null;
+}
+
+/**
+ * What a sweep at `nowMs` does with the threads it found (`sweepDecision`
+ * for each): delete the expired `delete` ones, prune the expired
+ * `keep_latest` ones (then disarmed, and looked at again one TTL later),
+ * and move the others' bounds. The backends carry it out.
+ */
+export function planSweep(rows: TtlRow[], nowMs: number): { deleted: string[]; pruned: { thread_id: string; recheckAtMs: number }[]; moved: { thread_id: string; atMs: number }[] } {
+  const plan: ReturnType<typeof planSweep> = { deleted: [], pruned: [], moved: [] };
+  for (const row of rows) {
+    const decision = sweepDecision({ updated_at: row.updated_at, ttl_minutes: row.ttl_minutes, pruned_at: row.ttl_pruned_at }, nowMs);
+    if (!decision.due) plan.moved.push({ thread_id: row.thread_id, atMs: decision.checkAtMs });
+    else if (row.ttl_strategy === "keep_latest") plan.pruned.push({ thread_id: row.thread_id, recheckAtMs: oneTtlFrom(nowMs, row.ttl_minutes) });
+    else plan.deleted.push(row.thread_id);
+  }
+  return plan;
 }
 
 /** `checkpointer.ttl` of langgraph.json, as the sweeper and thread creation read it. */

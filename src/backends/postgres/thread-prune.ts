@@ -5,7 +5,7 @@
  */
 import type pg from "pg";
 import { isoFromMs } from "../../core/clock.ts";
-import { expiryMs, sweepDecision, type ThreadTtlInfo, type TtlStrategy, type TtlSweep } from "../../core/thread-ttl.ts";
+import { expiryMs, planSweep, type ThreadTtlInfo, type TtlRow, type TtlStrategy, type TtlSweep } from "../../core/thread-ttl.ts";
 import { transaction, type Queryable } from "./database.ts";
 import { deleteThreadsRows } from "./rows.ts";
 
@@ -70,7 +70,7 @@ async function databaseNowMs(db: Queryable): Promise<number> {
  *    or a cron created or enabled, after step 1's snapshot and before its
  *    lock is seen here (a new statement, a new snapshot), and its thread is
  *    left alone.
- * 3. Judges each by its last activity (`sweepDecision`): an expired one is
+ * 3. Judges each by its last activity (`planSweep`): an expired one is
  *    pruned by its own strategy (`keep_latest` ones are disarmed until their
  *    next activity); one used since has its bound moved to its expiry.
  *    Moved threads do not count against `limit`: the claim repeats until
@@ -111,25 +111,9 @@ export async function sweepExpiredThreads(pool: pg.Pool, atMs: number | undefine
   });
 }
 
-interface TtlRow {
-  thread_id: string;
-  ttl_strategy: TtlStrategy;
-  ttl_minutes: number;
-  updated_at: string;
-  ttl_pruned_at: string | null;
-}
-
 /** Prunes the expired threads of `rows` into `done`, and moves the others' bounds. */
 async function sweepBatch(db: Queryable, rows: TtlRow[], nowMs: number, done: TtlSweep): Promise<void> {
-  const deleted: string[] = [];
-  const pruned: TtlRow[] = [];
-  const moved: { id: string; at: number }[] = [];
-  for (const row of rows) {
-    const decision = sweepDecision({ updated_at: row.updated_at, ttl_minutes: row.ttl_minutes, pruned_at: row.ttl_pruned_at }, nowMs);
-    if (!decision.due) moved.push({ id: row.thread_id, at: decision.checkAtMs });
-    else if (row.ttl_strategy === "keep_latest") pruned.push(row);
-    else deleted.push(row.thread_id);
-  }
+  const { deleted, pruned, moved } = planSweep(rows, nowMs);
   await pruneThreadRows(db, deleted, "delete");
   await pruneThreadRows(
     db,
@@ -137,14 +121,14 @@ async function sweepBatch(db: Queryable, rows: TtlRow[], nowMs: number, done: Tt
     "keep_latest",
   );
   // Disarmed at this activity; looked at again one TTL later (it stays disarmed until the thread is used).
-  for (const row of pruned) moved.push({ id: row.thread_id, at: nowMs + Math.max(1, Math.round(row.ttl_minutes * 60_000)) });
+  for (const row of pruned) moved.push({ thread_id: row.thread_id, atMs: row.recheckAtMs });
   if (pruned.length > 0) {
     await db.query("UPDATE threads SET ttl_pruned_at = updated_at WHERE thread_id = ANY($1::text[])", [pruned.map((row) => row.thread_id)]);
   }
   if (moved.length > 0) {
     await db.query(
       `UPDATE threads t SET ttl_expires_ms = m.at FROM unnest($1::text[], $2::bigint[]) AS m(thread_id, at) WHERE t.thread_id = m.thread_id`,
-      [moved.map((m) => m.id), moved.map((m) => m.at)],
+      [moved.map((m) => m.thread_id), moved.map((m) => m.atMs)],
     );
   }
   done.deleted.push(...deleted);

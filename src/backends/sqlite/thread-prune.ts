@@ -4,7 +4,7 @@
  * transaction.
  */
 import type { Database } from "better-sqlite3";
-import { expiryMs, sweepDecision, type ThreadTtl, type ThreadTtlInfo, type TtlStrategy, type TtlSweep } from "../../core/thread-ttl.ts";
+import { expiryMs, planSweep, type ThreadTtl, type ThreadTtlInfo, type TtlRow, type TtlStrategy, type TtlSweep } from "../../core/thread-ttl.ts";
 import { isoFromMs } from "../../core/clock.ts";
 import { deleteThreadsRows, inList } from "./rows.ts";
 
@@ -57,7 +57,7 @@ export function pruneThreadRows(db: Database, threadIds: readonly string[], stra
  * the first read, so no run is created or claimed on a thread between the
  * check and the prune): threads whose expiry's lower bound passed, with no
  * pending or running run, no enabled cron and no state-update lock, oldest
- * bound first, judged by their last activity (`sweepDecision`): expired
+ * bound first, judged by their last activity (`planSweep`): expired
  * ones are pruned (`keep_latest` ones disarmed until their next activity),
  * the others have their bound moved to their expiry, and do not count
  * against `limit`.
@@ -79,14 +79,8 @@ export function sweepExpiredThreads(db: Database, nowMs: number, limit: number):
     if (left <= 0) break;
     const found = find.all(nowMs, nowMs, left);
     if (found.length === 0) break;
-    const deleted: string[] = [];
-    const pruned: TtlRow[] = [];
-    for (const row of found) {
-      const decision = sweepDecision({ updated_at: row.updated_at, ttl_minutes: row.ttl_minutes, pruned_at: row.ttl_pruned_at }, nowMs);
-      if (!decision.due) move.run(decision.checkAtMs, row.thread_id);
-      else if (row.ttl_strategy === "keep_latest") pruned.push(row);
-      else deleted.push(row.thread_id);
-    }
+    const { deleted, pruned, moved } = planSweep(found, nowMs);
+    for (const row of moved) move.run(row.atMs, row.thread_id);
     pruneThreadRows(db, deleted, "delete");
     pruneThreadRows(
       db,
@@ -94,17 +88,9 @@ export function sweepExpiredThreads(db: Database, nowMs: number, limit: number):
       "keep_latest",
     );
     // Disarmed at this activity; looked at again one TTL later (it stays disarmed until the thread is used).
-    for (const row of pruned) disarm.run(nowMs + Math.max(1, Math.round(row.ttl_minutes * 60_000)), row.thread_id);
+    for (const row of pruned) disarm.run(row.recheckAtMs, row.thread_id);
     done.deleted.push(...deleted);
     done.pruned.push(...pruned.map((row) => row.thread_id));
   }
   return done;
-}
-
-interface TtlRow {
-  thread_id: string;
-  ttl_strategy: TtlStrategy;
-  ttl_minutes: number;
-  updated_at: string;
-  ttl_pruned_at: string | null;
 }
