@@ -24,7 +24,7 @@ import {
   type PendingWrite,
   type SerializerProtocol,
 } from "@langchain/langgraph-checkpoint";
-import { CONFIGURABLE_METADATA_KEY, FENCE_KEY } from "../core/executor.ts";
+import { CheckpointWrites, CONFIGURABLE_METADATA_KEY, FENCE_KEY, WRITES_KEY } from "../core/executor.ts";
 import { hasFilter } from "../core/filter.ts";
 
 export interface CheckpointRow {
@@ -109,6 +109,13 @@ function fenceOf(config: RunnableConfig): WriteFence | undefined {
   return { run_id: runId, owner: fence.owner, attempt: fence.attempt };
 }
 
+/** Registers a write with its run's tracker, when a run made it (core/executor.ts). */
+function tracked(config: RunnableConfig, write: Promise<void>): Promise<void> {
+  const writes = config.configurable?.[WRITES_KEY];
+  if (writes instanceof CheckpointWrites) writes.track(write);
+  return write;
+}
+
 /** Thrown when a write's lease no longer holds: another attempt owns the run. */
 export class LeaseLostError extends Error {
   override name = "LeaseLostError";
@@ -165,6 +172,13 @@ export class RowCheckpointer extends BaseCheckpointSaver {
   }
 
   async put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata): Promise<RunnableConfig> {
+    await tracked(config, this.#put(config, checkpoint, metadata));
+    const threadId = config.configurable?.thread_id as string;
+    const ns = (config.configurable?.checkpoint_ns as string | undefined) ?? "";
+    return { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id } };
+  }
+
+  async #put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata): Promise<void> {
     const threadId = config.configurable?.thread_id as string | undefined;
     if (!threadId) throw new Error('Cannot save a checkpoint without "thread_id" in config.configurable.');
     const ns = (config.configurable?.checkpoint_ns as string | undefined) ?? "";
@@ -194,10 +208,13 @@ export class RowCheckpointer extends BaseCheckpointSaver {
       checkpoint: serializedCheckpoint,
       metadata: serializedMetadata,
     }, fenceOf(config));
-    return { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id } };
   }
 
   async putWrites(config: RunnableConfig, writes: PendingWrite[], taskId: string, taskPath?: string): Promise<void> {
+    await tracked(config, this.#putWrites(config, writes, taskId, taskPath));
+  }
+
+  async #putWrites(config: RunnableConfig, writes: PendingWrite[], taskId: string, taskPath?: string): Promise<void> {
     const threadId = config.configurable?.thread_id as string | undefined;
     const checkpointId = config.configurable?.checkpoint_id as string | undefined;
     if (!threadId || !checkpointId) throw new Error('Cannot save writes without "thread_id" and "checkpoint_id" in config.configurable.');

@@ -182,6 +182,46 @@ class LegacyMessages {
 export const FENCE_KEY = "__baton_fence";
 
 /**
+ * The configurable key carrying a run's {@link CheckpointWrites}: Baton's
+ * saver registers each write it starts there, so the run can wait for them.
+ */
+export const WRITES_KEY = "__baton_writes";
+
+/**
+ * The checkpoint writes one run attempt has started and not yet seen end.
+ *
+ * LangGraph writes checkpoints in the background (durability "async", the
+ * default) and, when one write fails, ends the graph's stream at once
+ * without waiting for the others. A refused write of step 2 can so end the
+ * run while step 1's checkpoint is still on its way; the run would be
+ * settled first, and that checkpoint then refused by the fence, as the
+ * attempt no longer holds the run. The thread would lose a step it
+ * finished. {@link settled} waits for every write, including those
+ * LangGraph chains behind one still in flight.
+ */
+export class CheckpointWrites {
+  readonly #pending = new Set<Promise<unknown>>();
+
+  /** Registers a write; its failure stays the caller's to handle. */
+  track(write: Promise<unknown>): void {
+    const settled: Promise<unknown> = write.then(
+      () => this.#pending.delete(settled),
+      () => this.#pending.delete(settled),
+    );
+    this.#pending.add(settled);
+  }
+
+  /** Resolves once no write is in flight, each having succeeded or failed. */
+  async settled(): Promise<void> {
+    while (this.#pending.size > 0) {
+      await Promise.all(this.#pending);
+      // LangGraph starts a chained write in a promise callback: let those run, then look again.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+}
+
+/**
  * The configurable key that asks the checkpoint saver to copy the run's
  * configurable into each checkpoint's metadata, as the official server does.
  */
@@ -204,7 +244,13 @@ export async function executeRun(
   const publish = (event: string, data: unknown) => deps.bus.publish(run.run_id, event, data, run.attempt, threadLog);
   publish("metadata", { run_id: run.run_id, attempt: run.attempt });
   const config = await runConfig(run, deps.assistants);
-  config.configurable = { ...config.configurable, [CONFIGURABLE_METADATA_KEY]: true, ...(fence !== undefined ? { [FENCE_KEY]: fence } : {}) };
+  const writes = new CheckpointWrites();
+  config.configurable = {
+    ...config.configurable,
+    [CONFIGURABLE_METADATA_KEY]: true,
+    [WRITES_KEY]: writes,
+    ...(fence !== undefined ? { [FENCE_KEY]: fence } : {}),
+  };
   // The graph's nodes as spans, only when this run is traced (src/core/tracing.ts).
   const nodeSpans = nodeSpanHandler();
   if (nodeSpans !== undefined && (config.callbacks === undefined || Array.isArray(config.callbacks))) config.callbacks = [...(config.callbacks ?? []), nodeSpans];
@@ -226,6 +272,8 @@ export async function executeRun(
     succeeded = stopReason() === undefined;
     return { handBack: false, outcome };
   } catch (thrown) {
+    // The thread is read back, and the run settled, only after the writes the graph started.
+    await writes.settled();
     wire.release();
     // Awaited here, so the instance is released only after the state read-back.
     return await stoppedOrFailed(thrown, graph, run, stopReason(), publish);

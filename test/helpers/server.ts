@@ -17,6 +17,8 @@ export interface TestServer {
   client: Client;
   url: string;
   dataDir: string;
+  /** The server's own Postgres database, in the scale-out project. */
+  databaseUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ export async function startServer(overrides: Partial<Record<keyof Config, unknow
     client,
     url: server.url,
     dataDir,
+    databaseUrl: database?.url,
     async close() {
       await server.close(0);
       await database?.drop();

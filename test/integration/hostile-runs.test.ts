@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { systemAssistantId } from "../../src/core/assistants.ts";
 import { LONE_SURROGATE } from "../fixtures/hostile-runs/graphs.ts";
-import { startServer, type TestServer } from "../helpers/server.ts";
+import pg from "pg";
+import { SCALE_OUT, startServer, type TestServer } from "../helpers/server.ts";
 
 const PROJECT = join(import.meta.dirname, "../fixtures/hostile-runs/langgraph.json");
 
@@ -67,6 +68,30 @@ describe("a graph's output Baton cannot store (finding 4)", () => {
     const next = (await t.client.runs.wait(thread.thread_id, "hostile", { input: { make: "ok" } })) as Record<string, unknown>;
     expect(contents(next)).toEqual(["first step", "fine"]);
     expect((await t.client.threads.get(thread.thread_id)).status).toBe("idle");
+  });
+
+  // Postgres only: there a checkpoint write is a round trip that can still be
+  // on its way when a later write is refused (SQLite writes at once).
+  it.runIf(SCALE_OUT)("key:surrogate while the step before's checkpoint write is slow: the run ends after that write, and the thread keeps the step", async () => {
+    const thread = await t.client.threads.create();
+    const db = new pg.Client({ connectionString: t.databaseUrl });
+    await db.connect();
+    try {
+      // A slow database for this thread's checkpoints only: each insert takes a second, so the
+      // second step's refused write comes while the first step's checkpoint is still in flight.
+      await db.query(`CREATE FUNCTION slow_checkpoint() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$`);
+      await db.query(`CREATE TRIGGER slow_checkpoint BEFORE INSERT ON checkpoints FOR EACH ROW WHEN (NEW.thread_id = '${thread.thread_id}') EXECUTE FUNCTION slow_checkpoint()`);
+      const events: Event[] = [];
+      for await (const chunk of t.client.runs.stream(thread.thread_id, "hostile", { input: { make: "key:surrogate" }, streamMode: ["values"] })) events.push(chunk);
+      expect(events.filter((e) => e.event === "error")).toHaveLength(1);
+      // Without waiting, the run was settled first and the late checkpoint refused as another attempt's.
+      const state = await t.client.threads.getState(thread.thread_id);
+      expect(contents(state.values)).toEqual(["first step"]);
+      expect((await t.client.threads.get(thread.thread_id)).status).toBe("error");
+    } finally {
+      await db.query("DROP TRIGGER IF EXISTS slow_checkpoint ON checkpoints").catch(() => undefined);
+      await db.end();
+    }
   });
 
   it.each([["error:surrogate"], ["error:nul"]])("%s: a graph's error message is recorded with U+FFFD in place of what cannot be stored", async (make) => {
