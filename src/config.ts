@@ -155,6 +155,8 @@ export const ConfigSchema = z.object({
   storeEmbedTimeoutMs: int(1).default(30_000),
   /** Items one semantic store search ranks at most (its exact scan's bound); more is a 422 asking to narrow the search (docs/store.md). */
   storeSearchMaxCandidates: int(1).default(10_000),
+  /** How a semantic store search is computed on Postgres: "auto" (pgvector's index when the server has pgvector 0.8+, else the exact scan), "pgvector" (refuse to start without it) or "exact" (docs/store.md). */
+  storeVectorSearch: z.enum(["auto", "exact", "pgvector"]).default("auto"),
   /**
    * Host names (the Host header, without port) the API answers, comma-separated;
    * a leading dot allows subdomains. Unset: bound to a loopback address, only
@@ -248,6 +250,7 @@ const ENV: Record<string, keyof Config> = {
   BATON_MAX_FILTER_KEYS: "maxFilterKeys",
   BATON_STORE_EMBED_TIMEOUT_MS: "storeEmbedTimeoutMs",
   BATON_STORE_SEARCH_MAX_CANDIDATES: "storeSearchMaxCandidates",
+  BATON_STORE_VECTOR_SEARCH: "storeVectorSearch",
   BATON_ALLOWED_HOSTS: "allowedHosts",
   BATON_WEBHOOK_ALLOW_PRIVATE: "webhookAllowPrivate",
   BATON_WEBHOOK_TIMEOUT_MS: "webhookTimeoutMs",

@@ -125,9 +125,9 @@ export const probes = {
     const pool = openPool({ url: config.databaseUrl, max: 1 });
     try {
       const version = await schemaVersion(pool);
-      // pgvector is reported, not used yet: the store ranks by an exact scan (docs/store.md).
+      // What a semantic store search would use on it (docs/store.md): the doctor installs nothing.
       const pgvector = await pgvectorStatus(pool);
-      return { description: `${describeUrl(config.databaseUrl)} (pgvector ${pgvector}; store search by exact scan)`, version, expected: latestVersion() };
+      return { description: `${describeUrl(config.databaseUrl)} (pgvector ${pgvector}; storeVectorSearch ${config.storeVectorSearch})`, version, expected: latestVersion() };
     } finally {
       await pool.end();
     }
@@ -162,7 +162,7 @@ export const probes = {
     const index = await storeIndexFrom(loaded.baseDir, loaded.project.store);
     if (index === undefined) return `no store.index (a search's query is a text match); ${ttls}`;
     const probe = await checkStoreIndex(index, null);
-    return `semantic search by exact scan (cosine) with ${index.embed}, ${index.dims} dims, fields ${index.fields.join(", ")}${probe === undefined ? "" : ` (warning: ${probe.warning})`}; ${ttls}`;
+    return `semantic search (cosine similarity) with ${index.embed}, ${index.dims} dims, fields ${index.fields.join(", ")}${probe === undefined ? "" : ` (warning: ${probe.warning})`}; ${ttls}`;
   },
   /** How requests would be authenticated: rejects as start-up would (auth.path that does not load, bad BATON_API_KEYS, no auth off loopback). */
   async access(config: Config, loaded: LoadedProject): Promise<string> {
@@ -406,7 +406,7 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
   const authorizer = seams.authorizer ?? new NoAuthorizer();
   const idempotency = new Idempotency({ keys: backend.idempotency, clock, ttlMs: config.idempotencyTtlMs });
   const ttlPolicy = threadTtlPolicy(loaded.project.checkpointer?.ttl);
-  const store = await openStore(loaded, opened, logger, storeLimits(config));
+  const store = await openStore(loaded, opened, logger, storeLimits(config), config.storeVectorSearch);
   const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: store.graphStore, bus, authorizer });
   const runs = new RunService({
     queue: backend.runs,
@@ -438,7 +438,17 @@ const storeLimits = (config: Config): StoreLimits => ({ embedTimeoutMs: config.s
  * and TTL settings from langgraph.json, the store graphs see, and the
  * sweeper of expired items (stopped with what step 1 opened).
  */
-async function openStore(loaded: LoadedProject, opened: Opened, logger: Logger, limits: StoreLimits): Promise<{ options: StoreEngineOptions; graphStore: ItemsStore }> {
+/** The `search` of `store:ready`. */
+const describeSearch = (choice: { search: "pgvector" | "exact" }) =>
+  choice.search === "pgvector" ? "pgvector (HNSW index on cosine distance)" : "exact scan (cosine similarity over every candidate's embeddings)";
+
+async function openStore(
+  loaded: LoadedProject,
+  opened: Opened,
+  logger: Logger,
+  limits: StoreLimits,
+  vectorSearch: Config["storeVectorSearch"],
+): Promise<{ options: StoreEngineOptions; graphStore: ItemsStore }> {
   const { backend } = opened;
   const index = await storeIndexFrom(loaded.baseDir, loaded.project.store);
   const probe = index === undefined ? undefined : await checkStoreIndex(index, await backend.items.vectorDims());
@@ -450,13 +460,18 @@ async function openStore(loaded: LoadedProject, opened: Opened, logger: Logger, 
     await sweeper.close();
     await cleanup();
   };
-  // Reported, not used yet: the search is the exact scan on both backends (docs/store.md).
   const pgvector = (await backend.items.vectorExtension?.()) ?? null;
+  // pgvector's index on Postgres when it can be had (or as storeVectorSearch says), else the exact scan (docs/store.md).
+  if (index !== undefined && vectorSearch === "pgvector" && backend.items.prepareVectorSearch === undefined) {
+    throw new Error('storeVectorSearch is "pgvector", but it needs Postgres (DATABASE_URL); the embedded SQLite store ranks by the exact scan. Set BATON_STORE_VECTOR_SEARCH=auto, or serve on Postgres with pgvector.');
+  }
+  const choice =
+    index === undefined ? undefined : ((await backend.items.prepareVectorSearch?.(index.dims, vectorSearch, logger)) ?? { search: "exact" as const, reason: null });
   logger.info("store:ready", {
     index: index === undefined ? null : { embed: index.embed, dims: index.dims, fields: index.fields },
-    pgvector,
-    // Both backends rank by an exact scan (docs/store.md): pgvector is not used yet.
-    search: index === undefined ? "text match (no store.index)" : "exact scan (cosine similarity over every candidate's embeddings)",
+    pgvector: choice?.search === "pgvector" ? "installed" : pgvector,
+    search: choice === undefined ? "text match (no store.index)" : describeSearch(choice),
+    ...(choice?.reason ? { exact_because: choice.reason } : {}),
     ttl: { refresh_on_read: ttl.refreshOnRead, default_ttl_minutes: ttl.defaultTtlMinutes, sweep_interval_minutes: ttl.sweepIntervalMinutes },
   });
   const options = { index, ttl, ...limits };

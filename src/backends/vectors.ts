@@ -49,6 +49,8 @@ export interface EmbeddingRow {
   namespace: string;
   key: string;
   embedding: Uint8Array;
+  /** The item's, when the scan reads it (kept on the ranked item). */
+  updated_at?: Date | string;
 }
 
 /** An item the ranking kept, with its score. */
@@ -56,6 +58,7 @@ export interface RankedKey {
   namespace: string;
   key: string;
   score: number;
+  updated_at?: Date | string | undefined;
 }
 
 /** Embedding rows the exact scan reads per batch (then yields to the event loop where it can). */
@@ -78,7 +81,7 @@ export class SimilarityRanking {
   readonly #keep: number;
   readonly #maxCandidates: number;
   readonly #top: RankedKey[] = [];
-  #current: { namespace: string; key: string; best: number | null } | undefined;
+  #current: { namespace: string; key: string; updated_at: Date | string | undefined; best: number | null } | undefined;
   #candidates = 0;
 
   constructor(query: number[], keep: number, maxCandidates: number) {
@@ -92,7 +95,7 @@ export class SimilarityRanking {
     if (current === undefined || current.namespace !== row.namespace || current.key !== row.key) {
       this.#finish();
       if (++this.#candidates > this.#maxCandidates) throw tooManyCandidates(this.#maxCandidates);
-      this.#current = { namespace: row.namespace, key: row.key, best: null };
+      this.#current = { namespace: row.namespace, key: row.key, updated_at: row.updated_at, best: null };
     }
     const score = bestScore(this.#query, [decodeVector(row.embedding)]);
     if (score !== null && (this.#current!.best === null || score > this.#current!.best)) this.#current!.best = score;
@@ -108,7 +111,7 @@ export class SimilarityRanking {
     const item = this.#current;
     this.#current = undefined;
     if (item === undefined || item.best === null) return;
-    this.#insert({ namespace: item.namespace, key: item.key, score: item.best });
+    this.#insert({ namespace: item.namespace, key: item.key, score: item.best, updated_at: item.updated_at });
   }
 
   /** Inserted after every item of an equal or higher score (earlier in the listing wins a tie). */

@@ -26,6 +26,7 @@ import type {
 import type { Filter } from "./filter.ts";
 import type { CronFire, Crons } from "./crons.ts";
 import type { ThreadTtl, TtlSweep } from "./thread-ttl.ts";
+import type { Logger } from "./logger.ts";
 
 export interface Page {
   limit: number;
@@ -361,8 +362,15 @@ export interface StoreItems {
   sweepExpired(limit: number): Promise<number>;
   /** The length of the stored embeddings (null when none is stored), to check against `store.index.dims` at start. */
   vectorDims(): Promise<number | null>;
-  /** Postgres only: whether the pgvector extension is installed, available or absent (reported at start; the search is an exact scan either way). */
+  /** Postgres only: whether the pgvector extension is installed, available or absent (reported at start). */
   vectorExtension?(): Promise<"installed" | "available" | "absent">;
+  /**
+   * Postgres only: chooses the semantic search for `dims` as `mode` asks
+   * (pgvector's index, set up here, or the exact scan) and says which and
+   * why (docs/store.md); rejects when `mode` is "pgvector" and it cannot be
+   * had. Without it (SQLite), the search is the exact scan.
+   */
+  prepareVectorSearch?(dims: number, mode: "auto" | "exact" | "pgvector", logger: Logger): Promise<{ search: "pgvector" | "exact"; reason: string | null }>;
 }
 
 /** Which store namespaces to list ("*" in a prefix or suffix matches any label). */

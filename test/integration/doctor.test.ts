@@ -116,8 +116,8 @@ describe("baton doctor", () => {
       expect(await migrate.exited).toBe(0);
       const current = await doctor(["--config", good, "--port", "0"], { ...env, BATON_MIGRATE: "false" });
       expect(current.lines.some((line) => /^ok: database: Postgres .* answers; schema version \d+ is current$/.test(line))).toBe(true);
-      // pgvector is looked for and reported (the store still ranks by its exact scan).
-      expect(current.lines.some((line) => /^ok: database: Postgres .*\(pgvector (installed|available|absent); store search by exact scan\) answers/.test(line))).toBe(true);
+      // pgvector is looked for and reported with the search setting (the doctor installs nothing).
+      expect(current.lines.some((line) => /^ok: database: Postgres .*\(pgvector (installed|available|absent); storeVectorSearch auto\) answers/.test(line))).toBe(true);
       expect(current.code).toBe(0);
     } finally {
       await database.drop();
@@ -131,7 +131,7 @@ describe("baton doctor", () => {
     }, { "graph.ts": GRAPH, "embed.ts": "export const embed = async (texts: string[]) => texts.map((t) => [t.length, 1]);\n" });
     const ok = await doctor(["--config", indexed, "--port", "0"]);
     expect(ok.problems).toEqual([]);
-    expect(ok.lines).toContain("ok: store: semantic search by exact scan (cosine) with ./embed.ts:embed, 2 dims, fields text; item TTLs: default 30 min, not refreshed on read, swept every 60 min");
+    expect(ok.lines).toContain("ok: store: semantic search (cosine similarity) with ./embed.ts:embed, 2 dims, fields text; item TTLs: default 30 min, not refreshed on read, swept every 60 min");
     const provider = project("store-provider", { graphs: { agent: "./graph.ts:graph" }, store: { index: { embed: "cohere:embed-english-v3.0", dims: 1024 } } });
     const missing = await doctor(["--config", provider, "--port", "0"]);
     expect(missing.code).toBe(1);

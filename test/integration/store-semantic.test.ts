@@ -21,7 +21,7 @@ import type { RequestContext } from "../../src/core/context.ts";
 import { createLogger, createServer, type BatonServer } from "../../src/server.ts";
 import { ManualClock } from "../../src/testing/index.ts";
 import { encodeNamespace } from "../../src/backends/namespaces.ts";
-import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { DATABASE_URL, freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { EXECUTION_THREADS, REDIS_URL, SCALE_OUT, until } from "../helpers/server.ts";
 
 const PROJECT = join(import.meta.dirname, "../fixtures/projects/store-index");
@@ -110,6 +110,21 @@ async function dropData(data: StoreServer["data"]): Promise<void> {
 const ranked = (items: { key: string; score?: number | null }[]) => items.map((item) => [item.key, item.score]);
 const close = (value: number) => expect.closeTo(value, 5);
 
+/**
+ * Whether the scale-out project's Postgres server has pgvector (Debian has
+ * no package: docs/store.md says how to build it). Without it the pgvector
+ * cases below are skipped, and the search is the exact scan everywhere.
+ */
+const PGVECTOR_AVAILABLE = SCALE_OUT && (await (async () => {
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    return (await client.query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector' AND default_version >= '0.8'")).rowCount === 1;
+  } finally {
+    await client.end();
+  }
+})());
+
 describe("store semantic search and TTLs", () => {
   const clock = new ManualClock(Date.now());
   let s: StoreServer;
@@ -147,6 +162,10 @@ describe("store semantic search and TTLs", () => {
       ["one-cat", close(2 / Math.sqrt(10))],
       ["two-cats", close(1 / Math.sqrt(10))],
     ]);
+
+    // An empty prefix searches every namespace.
+    const everywhere = (await s.client.store.searchItems([], { query: "cat", limit: 1_000 })).items;
+    expect(ranked(everywhere.filter((item) => item.namespace[1] === ns[1]))).toEqual(ranked(items));
 
     // Without a query: the listing of today (last updated first), no scores.
     const listed = (await s.client.store.searchItems(ns)).items;
@@ -321,25 +340,21 @@ describe("store.index at start", () => {
     }
   });
 
-  it("reports at start whether Postgres has pgvector (installed, available or absent; none on SQLite), and ranks by the exact scan either way", async () => {
+  it("reports at start whether Postgres has pgvector (installed, available or absent; none on SQLite), and which search it uses", async () => {
     const logs: string[] = [];
     const s = await startStore("langgraph.json", systemClock, { logs, logLevel: "info" });
     try {
-      const ready = logs.map((line) => JSON.parse(line) as { msg: string; pgvector?: string | null; search?: string }).find((line) => line.msg === "store:ready");
-      expect(ready?.search).toMatch(/^exact scan/);
+      const ready = logs.map((line) => JSON.parse(line) as { msg: string; pgvector?: string | null; search?: string; exact_because?: string }).find((line) => line.msg === "store:ready");
       if (s.data.database === undefined) {
+        expect(ready?.search).toMatch(/^exact scan/);
         expect(ready?.pgvector).toBeNull();
         return;
       }
-      const client = new pg.Client({ connectionString: s.data.database.url });
-      await client.connect();
-      try {
-        const { rows } = await client.query<{ installed: boolean; available: boolean }>(
-          "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') AS installed, EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') AS available",
-        );
-        expect(ready?.pgvector).toBe(rows[0]!.installed ? "installed" : rows[0]!.available ? "available" : "absent");
-      } finally {
-        await client.end();
+      // The default (auto): pgvector's index where the server has the extension (it is then installed), else the exact scan, saying why.
+      if (PGVECTOR_AVAILABLE) {
+        expect(ready).toMatchObject({ search: "pgvector (HNSW index on cosine distance)", pgvector: "installed" });
+      } else {
+        expect(ready).toMatchObject({ search: expect.stringMatching(/^exact scan/), pgvector: "absent", exact_because: "the database server does not have the pgvector extension" });
       }
     } finally {
       await s.close();
@@ -395,6 +410,114 @@ describe.runIf(SCALE_OUT)("store sweepers in several processes", () => {
   });
 });
 
+/** Texts of the fixture's four words, varied and often alike (ties), from a seed. */
+function texts(count: number, seed: number): string[] {
+  const words = ["cat", "dog", "fish", "bird"];
+  let state = seed;
+  const next = () => (state = (state * 1_103_515_245 + 12_345) % 2_147_483_648);
+  const pick = (n: number) => (next() >>> 16) % n;
+  return Array.from({ length: count }, () => Array.from({ length: 1 + pick(4) }, () => words[pick(4)]).join(" "));
+}
+
+const pgvectorSkip = !SCALE_OUT ? "; skipped: Postgres only" : PGVECTOR_AVAILABLE ? "" : "; skipped: this Postgres server has no pgvector 0.8+ (docs/store.md says how to build it)";
+describe.skipIf(!PGVECTOR_AVAILABLE)(`store search with pgvector${pgvectorSkip}`, () => {
+  it("ranks as the exact scan does: the same items, order and scores, with filters, pages and ties", async () => {
+    // Two processes on one new database, started at once: one sets pgvector up, the other finds it ready.
+    const data = { dataDir: mkdtempSync(join(tmpdir(), "baton-store-")), database: await freshDatabase("pgvector") };
+    // On a table this small the planner would rank in SQL without the index (exact, as it does for a narrow
+    // filter): with sorting priced out, every search here walks the HNSW index, iterative scans and all.
+    const admin = new pg.Client({ connectionString: data.database.url });
+    await admin.connect();
+    await admin.query(`ALTER DATABASE ${new URL(data.database.url).pathname.slice(1)} SET enable_sort = off`);
+    await admin.end();
+    const [indexed, other] = await Promise.all([startStore("langgraph.json", systemClock, { shared: data }), startStore("langgraph.json", systemClock, { shared: data })]);
+    const exact = await startStore("langgraph.json", systemClock, { shared: data, config: { storeVectorSearch: "exact" } });
+    try {
+      const ns = ["pgvector", randomUUID()];
+      const bodies = texts(300, 7);
+      // Written by all three processes: each fills the vector column.
+      for (const [i, text] of bodies.entries()) await [indexed, other, exact][i % 3]!.client.store.putItem([...ns, i % 2 === 0 ? "even" : "odd"], `k${i}`, { text, kind: i % 5 === 0 ? "rare" : "common" });
+      const searches = [
+        { query: "cat" },
+        // Far more items tie at the top than the page holds: the ties are broken by the listing order.
+        { query: "cat", limit: 3 },
+        { query: "dog", limit: 2, offset: 2 },
+        { query: "dog dog fish", limit: 25 },
+        { query: "bird", limit: 7, offset: 40 },
+        { query: "cat fish", filter: { kind: "rare" }, limit: 100 },
+        { query: "fish", namespace_prefix: [...ns, "odd"], limit: 30, offset: 5 },
+      ];
+      for (const search of searches) {
+        const ask = (s: StoreServer) => s.client.store.searchItems(search.namespace_prefix ?? ns, { ...search });
+        const want = ranked((await ask(exact)).items);
+        expect(want.length).toBeGreaterThan(0);
+        for (const s of [indexed, other]) expect(ranked((await ask(s)).items)).toEqual(want.map(([key, score]) => [key, close(score as number)]));
+      }
+    } finally {
+      await exact.close();
+      await other.close();
+      await indexed.close();
+      await dropData(data);
+    }
+  });
+
+  it("fills the embeddings stored before, and still finds rows a process wrote without the vector column", async () => {
+    const logs: string[] = [];
+    const before = await startStore("langgraph.json", systemClock, { config: { storeVectorSearch: "exact" } });
+    const ns = ["filled", randomUUID()];
+    for (const [i, text] of texts(40, 3).entries()) await before.client.store.putItem(ns, `k${i}`, { text });
+    const want = ranked((await before.client.store.searchItems(ns, { query: "cat dog", limit: 15 })).items);
+    await before.close(true);
+    // The exact scan's process never made the column: this start makes it and fills it.
+    const after = await startStore("langgraph.json", systemClock, { shared: before.data, logs, logLevel: "info" });
+    try {
+      expect(logs.map((line) => JSON.parse(line) as { msg: string; rows?: number }).find((line) => line.msg === "store:vectors-filled")?.rows).toBe(40);
+      expect(ranked((await after.client.store.searchItems(ns, { query: "cat dog", limit: 15 })).items)).toEqual(want.map(([key, score]) => [key, close(score as number)]));
+      // As a process started before pgvector would write: the row has no vector, and is still ranked.
+      const db = new pg.Client({ connectionString: before.data.database!.url });
+      await db.connect();
+      try {
+        await db.query("UPDATE store_vectors SET embedding_v = NULL WHERE key IN ('k0', 'k1', 'k2')");
+      } finally {
+        await db.end();
+      }
+      expect(ranked((await after.client.store.searchItems(ns, { query: "cat dog", limit: 15 })).items)).toEqual(want.map(([key, score]) => [key, close(score as number)]));
+    } finally {
+      await after.close();
+      await dropData(before.data);
+    }
+  });
+
+  it("storeVectorSearch exact keeps the exact scan, saying so", async () => {
+    const logs: string[] = [];
+    const s = await startStore("langgraph.json", systemClock, { logs, logLevel: "info", config: { storeVectorSearch: "exact" } });
+    try {
+      const ready = logs.map((line) => JSON.parse(line) as { msg: string }).find((line) => line.msg === "store:ready");
+      expect(ready).toMatchObject({ search: expect.stringMatching(/^exact scan/), exact_because: "BATON_STORE_VECTOR_SEARCH is exact" });
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("storeVectorSearch pgvector, where it cannot be had", () => {
+  it("refuses to start rather than fall back to the exact scan (on SQLite, or beyond 2,000 dims); auto falls back, saying why", async () => {
+    const because = SCALE_OUT ? /pgvector's HNSW index takes at most 2000 dimensions and store\.index\.dims is 2001/ : /storeVectorSearch is "pgvector", but it needs Postgres/;
+    await expect(startStore("langgraph.wide.json", systemClock, { config: { storeVectorSearch: "pgvector" } })).rejects.toThrow(because);
+    const logs: string[] = [];
+    const s = await startStore("langgraph.wide.json", systemClock, { logs, logLevel: "info" });
+    try {
+      const ready = logs.map((line) => JSON.parse(line) as { msg: string; exact_because?: string }).find((line) => line.msg === "store:ready");
+      expect(ready).toMatchObject({ search: expect.stringMatching(/^exact scan/) });
+      if (SCALE_OUT) expect(ready?.exact_because).toBe("pgvector's HNSW index takes at most 2000 dimensions and store.index.dims is 2001");
+      await s.client.store.putItem(["wide"], "k", { text: "cat" });
+      expect(ranked((await s.client.store.searchItems(["wide"], { query: "cat" })).items)).toEqual([["k", close(1997 / Math.sqrt(1996 * 1998))]]);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe("store embedding provider failures", () => {
   let s: StoreServer;
   beforeAll(async () => {
@@ -445,7 +568,8 @@ describe("store embedding provider failures", () => {
 
 describe("the exact scan's bound (storeSearchMaxCandidates)", () => {
   it("refuses (422) a search that would rank more items than the bound, and serves it once the filter narrows it", async () => {
-    const s = await startStore("langgraph.json", systemClock, { config: { storeSearchMaxCandidates: 3 } });
+    // The bound is the exact scan's: on Postgres, pgvector's index has none.
+    const s = await startStore("langgraph.json", systemClock, { config: { storeSearchMaxCandidates: 3, storeVectorSearch: "exact" } });
     try {
       const ns = ["bounded", randomUUID()];
       for (const [key, kind] of [["a", "pet"], ["b", "pet"], ["c", "food"], ["d", "pet"]]) await s.client.store.putItem(ns, key!, { text: "cat", kind });

@@ -23,10 +23,12 @@ import { compileFilter } from "../filter-sql.ts";
 import type { ThreadTtl, TtlSweep } from "../../core/thread-ttl.ts";
 import { pruneThreadRows, sweepExpiredThreads } from "./thread-prune.ts";
 import { filterNamespaces, type NamespaceQuery } from "../namespaces.ts";
-import { encodeVector, expiresAt, pageInOrder, SCAN_BATCH, SimilarityRanking, type EmbeddingRow } from "../vectors.ts";
+import { encodeVector, expiresAt, pageInOrder, SCAN_BATCH, SimilarityRanking, type EmbeddingRow, type RankedKey } from "../vectors.ts";
 import { DEFAULT_SEARCH_MAX_CANDIDATES } from "../../core/store-index.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
 import { pgvectorStatus, retryUnavailable, transaction, type PgvectorStatus, type Queryable } from "./database.ts";
+import { hasUnfilledRows, mergeRankings, nearestItems, prepareVectorSearch, vectorText, type VectorSearchChoice, type VectorSearchMode } from "./store-vectors.ts";
+import type { Logger } from "../../core/logger.ts";
 import {
   deleteThreadRows,
   encodeNamespace,
@@ -385,10 +387,18 @@ export class PostgresThreads implements Threads {
 }
 
 export class PostgresStoreItems implements StoreItems {
+  /** The search start-up chose (store-vectors.ts); the exact scan until then. */
+  #vectors: VectorSearchChoice | undefined;
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly clock: Clock,
   ) {}
+
+  async prepareVectorSearch(dims: number, mode: VectorSearchMode, logger: Logger): Promise<VectorSearchChoice> {
+    this.#vectors = await retryUnavailable(() => prepareVectorSearch(this.pool, dims, mode, logger));
+    return this.#vectors;
+  }
 
   async put(namespace: string[], key: string, value: JsonObject, options: StorePutOptions = {}): Promise<void> {
     const nowMs = this.clock.nowMs();
@@ -408,7 +418,13 @@ export class PostgresStoreItems implements StoreItems {
           [encoded, key, jsonb(value), isoFromMs(nowMs), ttl, expiresAt(nowMs, ttl), nowMs],
         );
         await client.query("DELETE FROM store_vectors WHERE namespace = $1 AND key = $2", [encoded, key]);
-        if (vectors.length > 0) {
+        if (vectors.length > 0 && this.#vectors?.fillColumn === true) {
+          await client.query(
+            `INSERT INTO store_vectors (namespace, key, field, embedding, embedding_v)
+             SELECT $1, $2, field, embedding, vec::vector FROM unnest($3::text[], $4::bytea[], $5::text[]) AS v (field, embedding, vec)`,
+            [encoded, key, vectors.map((v) => v.field), vectors.map((v) => encodeVector(v.vector)), vectors.map((v) => vectorText(v.vector))],
+          );
+        } else if (vectors.length > 0) {
           await client.query(
             "INSERT INTO store_vectors (namespace, key, field, embedding) SELECT $1, $2, field, embedding FROM unnest($3::text[], $4::bytea[]) AS v (field, embedding)",
             [encoded, key, vectors.map((v) => v.field), vectors.map((v) => encodeVector(v.vector))],
@@ -437,14 +453,22 @@ export class PostgresStoreItems implements StoreItems {
   async search(query: StoreSearch): Promise<ScoredStoreItem[]> {
     const nowMs = this.clock.nowMs();
     const prefix = encodeNamespace(query.namespace_prefix);
-    const args: unknown[] = [prefix, nowMs];
-    const clauses = ["left(namespace, length($1)) = $1", LIVE(2), ...compileFilter("postgres", ITEM, { contains: query.filter, access: query.access }, args)];
+    // The namespaces under the prefix as a range (an encoded prefix ends with U+001F: below it comes U+0020), which
+    // the planner can estimate from its statistics; with pgvector, that estimate is what chooses the index when most items match.
+    const args: unknown[] = [nowMs];
+    const clauses = [LIVE(1)];
+    if (prefix !== "") {
+      args.push(prefix, `${prefix.slice(0, -1)}\u0020`);
+      clauses.push('namespace COLLATE "C" >= $2', 'namespace COLLATE "C" < $3');
+    }
+    clauses.push(...compileFilter("postgres", ITEM, { contains: query.filter, access: query.access }, args));
     const order = `ORDER BY updated_at DESC, namespace COLLATE "C", key COLLATE "C"`;
     let found: { rows: ItemRow[]; items: ScoredStoreItem[] };
     if (query.vector !== undefined) {
       const vector = query.vector;
       const maxCandidates = query.maxCandidates ?? DEFAULT_SEARCH_MAX_CANDIDATES;
-      found = await retryUnavailable(() => transaction(this.pool, (client) => this.#rank(client, vector, clauses, args, query.offset, query.limit, maxCandidates)));
+      const rank = this.#vectors?.search === "pgvector" ? this.#rankByIndex.bind(this) : this.#rank.bind(this);
+      found = await retryUnavailable(() => transaction(this.pool, (client) => rank(client, vector, clauses, args, query.offset, query.limit, maxCandidates)));
     } else {
       if (query.query !== undefined && query.query !== "") {
         // No index configured: a plain case-insensitive text match on the value.
@@ -493,19 +517,46 @@ export class PostgresStoreItems implements StoreItems {
    */
   async #rank(client: pg.PoolClient, vector: number[], clauses: string[], args: unknown[], offset: number, limit: number, maxCandidates: number): Promise<{ rows: ItemRow[]; items: ScoredStoreItem[] }> {
     await client.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    const ranked = await this.#scan(client, vector, clauses, args, offset + limit, maxCandidates, "TRUE");
+    return this.#readPage(client, ranked.slice(offset, offset + limit));
+  }
+
+  /**
+   * pgvector's HNSW index (store-vectors.ts), in the same repeatable-read
+   * transaction: the nearest items it finds, merged with the exact scan of
+   * the rows that have no `embedding_v` (none, unless a process wrote
+   * without the column). No candidate bound: the index reads about as many
+   * rows as the page needs.
+   */
+  async #rankByIndex(client: pg.PoolClient, vector: number[], clauses: string[], args: unknown[], offset: number, limit: number, maxCandidates: number): Promise<{ rows: ItemRow[]; items: ScoredStoreItem[] }> {
+    await client.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    const keep = offset + limit;
+    const near = await nearestItems(client, `SELECT namespace, key, updated_at FROM store_items${where(clauses)}`, args, vector, keep);
+    const unfilled = (await hasUnfilledRows(client)) ? await this.#scan(client, vector, clauses, args, keep, maxCandidates, "v.embedding_v IS NULL") : [];
+    return this.#readPage(client, mergeRankings(near, unfilled).slice(offset, offset + limit));
+  }
+
+  /** The best `keep` items of the exact scan, over the embeddings `vectorCondition` (on `v`) selects. */
+  async #scan(client: pg.PoolClient, vector: number[], clauses: string[], args: unknown[], keep: number, maxCandidates: number, vectorCondition: string): Promise<RankedKey[]> {
     await client.query(
       `DECLARE store_scan NO SCROLL CURSOR FOR
        SELECT i.namespace, i.key, i.updated_at, v.embedding FROM (SELECT namespace, key, updated_at FROM store_items${where(clauses)}) AS i
-       JOIN store_vectors v ON v.namespace = i.namespace AND v.key = i.key ORDER BY i.updated_at DESC, i.namespace COLLATE "C", i.key COLLATE "C"`,
+       JOIN store_vectors v ON v.namespace = i.namespace AND v.key = i.key WHERE ${vectorCondition}
+       ORDER BY i.updated_at DESC, i.namespace COLLATE "C", i.key COLLATE "C"`,
       args,
     );
-    const ranking = new SimilarityRanking(vector, offset + limit, maxCandidates);
+    const ranking = new SimilarityRanking(vector, keep, maxCandidates);
     for (;;) {
       const { rows } = await client.query<EmbeddingRow>(`FETCH ${SCAN_BATCH} FROM store_scan`);
       for (const row of rows) ranking.add(row);
       if (rows.length < SCAN_BATCH) break;
     }
-    const page = ranking.page(offset, limit);
+    await client.query("CLOSE store_scan");
+    return ranking.page(0, keep);
+  }
+
+  /** The page's items, read from the transaction's snapshot, in the ranking's order with their scores. */
+  async #readPage(client: pg.PoolClient, page: RankedKey[]): Promise<{ rows: ItemRow[]; items: ScoredStoreItem[] }> {
     if (page.length === 0) return { rows: [], items: [] };
     const { rows } = await client.query<ItemRow>(`SELECT * FROM store_items WHERE (namespace, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, [
       page.map((entry) => entry.namespace),
