@@ -462,6 +462,9 @@ async function openStore(
   };
   const pgvector = (await backend.items.vectorExtension?.()) ?? null;
   // pgvector's index on Postgres when it can be had (or as storeVectorSearch says), else the exact scan (docs/store.md).
+  if (index === undefined && vectorSearch !== "auto") {
+    logger.warn("store:vector-search-unused", { storeVectorSearch: vectorSearch, reason: "langgraph.json has no store.index: a store search's query is a text match" });
+  }
   if (index !== undefined && vectorSearch === "pgvector" && backend.items.prepareVectorSearch === undefined) {
     throw new Error('storeVectorSearch is "pgvector", but it needs Postgres (DATABASE_URL); the embedded SQLite store ranks by the exact scan. Set BATON_STORE_VECTOR_SEARCH=auto, or serve on Postgres with pgvector.');
   }

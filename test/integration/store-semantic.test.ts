@@ -119,7 +119,9 @@ const PGVECTOR_AVAILABLE = SCALE_OUT && (await (async () => {
   const client = new pg.Client({ connectionString: DATABASE_URL });
   await client.connect();
   try {
-    return (await client.query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector' AND default_version >= '0.8'")).rowCount === 1;
+    const version = (await client.query<{ v: string }>("SELECT default_version AS v FROM pg_available_extensions WHERE name = 'vector'")).rows[0]?.v;
+    const [major = 0, minor = 0] = (version ?? "0").split(".").map(Number);
+    return version !== undefined && (major > 0 || minor >= 8);
   } finally {
     await client.end();
   }
@@ -421,22 +423,24 @@ function texts(count: number, seed: number): string[] {
 
 const pgvectorSkip = !SCALE_OUT ? "; skipped: Postgres only" : PGVECTOR_AVAILABLE ? "" : "; skipped: this Postgres server has no pgvector 0.8+ (docs/store.md says how to build it)";
 describe.skipIf(!PGVECTOR_AVAILABLE)(`store search with pgvector${pgvectorSkip}`, () => {
-  it("ranks as the exact scan does: the same items, order and scores, with filters, pages and ties", async () => {
+  it("ranks as the exact scan does: the same items, order and scores, with filters, pages, ties and zero vectors", async () => {
     // Two processes on one new database, started at once: one sets pgvector up, the other finds it ready.
     const data = { dataDir: mkdtempSync(join(tmpdir(), "baton-store-")), database: await freshDatabase("pgvector") };
-    // On a table this small the planner would rank in SQL without the index (exact, as it does for a narrow
-    // filter): with sorting priced out, every search here walks the HNSW index, iterative scans and all.
     const admin = new pg.Client({ connectionString: data.database.url });
     await admin.connect();
-    await admin.query(`ALTER DATABASE ${new URL(data.database.url).pathname.slice(1)} SET enable_sort = off`);
-    await admin.end();
+    const databaseName = new URL(data.database.url).pathname.slice(1);
+    // On a table this small the planner would rank in SQL without the index (exact, as it does for a narrow
+    // filter): with sorting priced out, the searches here walk the HNSW index, iterative scans and all.
+    await admin.query(`ALTER DATABASE ${databaseName} SET enable_sort = off`);
     const [indexed, other] = await Promise.all([startStore("langgraph.json", systemClock, { shared: data }), startStore("langgraph.json", systemClock, { shared: data })]);
     const exact = await startStore("langgraph.json", systemClock, { shared: data, config: { storeVectorSearch: "exact" } });
+    let again: StoreServer | undefined;
     try {
       const ns = ["pgvector", randomUUID()];
-      const bodies = texts(300, 7);
+      // None of the fixture's four words in "hello": a zero vector, which the index leaves out.
+      const bodies = texts(300, 7).map((text, i) => (i % 37 === 0 ? "hello" : text));
       // Written by all three processes: each fills the vector column.
-      for (const [i, text] of bodies.entries()) await [indexed, other, exact][i % 3]!.client.store.putItem([...ns, i % 2 === 0 ? "even" : "odd"], `k${i}`, { text, kind: i % 5 === 0 ? "rare" : "common" });
+      for (const [i, text] of bodies.entries()) await [indexed, other, exact][i % 3]!.client.store.putItem([...ns, i % 2 === 0 ? "even" : "odd"], `k${i}`, { text, kind: i % 5 === 0 ? "rare" : "common", few: i % 50 === 7 });
       const searches = [
         { query: "cat" },
         // Far more items tie at the top than the page holds: the ties are broken by the listing order.
@@ -445,15 +449,33 @@ describe.skipIf(!PGVECTOR_AVAILABLE)(`store search with pgvector${pgvectorSkip}`
         { query: "dog dog fish", limit: 25 },
         { query: "bird", limit: 7, offset: 40 },
         { query: "cat fish", filter: { kind: "rare" }, limit: 100 },
+        // A filter only 6 items pass: fewer than the page, so the index's answer is checked by ranking them in SQL.
+        { query: "cat", filter: { few: true }, limit: 10 },
         { query: "fish", namespace_prefix: [...ns, "odd"], limit: 30, offset: 5 },
+        // Down to the zero vectors (score 0, below the negative-free rest), and a query of zeros.
+        { query: "cat", limit: 20, offset: 280 },
+        { query: "hello", limit: 5 },
       ];
+      const ask = (s: StoreServer, search: (typeof searches)[number]) => s.client.store.searchItems(search.namespace_prefix ?? ns, { ...search });
+      const wants: unknown[] = [];
       for (const search of searches) {
-        const ask = (s: StoreServer) => s.client.store.searchItems(search.namespace_prefix ?? ns, { ...search });
-        const want = ranked((await ask(exact)).items);
+        const want = ranked((await ask(exact, search)).items);
         expect(want.length).toBeGreaterThan(0);
-        for (const s of [indexed, other]) expect(ranked((await ask(s)).items)).toEqual(want.map(([key, score]) => [key, close(score as number)]));
+        wants.push(want.map(([key, score]) => [key, close(score as number)]));
+        for (const s of [indexed, other]) expect(ranked((await ask(s, search)).items)).toEqual(wants.at(-1));
       }
+      // The index was walked (statistics reach the view within a second or so).
+      const scans = async () => Number((await admin.query<{ n: string }>("SELECT idx_scan AS n FROM pg_stat_user_indexes WHERE indexrelname = 'store_vectors_hnsw'")).rows[0]?.n ?? 0);
+      await until(async () => ((await scans()) > 0 ? true : undefined), "the HNSW index to be used");
+
+      // With pgvector told to end its scans early (hnsw.max_scan_tuples), the searches the index answers short
+      // (here every one that asks for more items than there are candidates) are ranked again in SQL: same answers.
+      await admin.query(`ALTER DATABASE ${databaseName} SET hnsw.max_scan_tuples = 1`);
+      again = await startStore("langgraph.json", systemClock, { shared: data });
+      for (const [i, search] of searches.entries()) expect(ranked((await ask(again, search)).items)).toEqual(wants[i]);
     } finally {
+      await admin.end();
+      await again?.close();
       await exact.close();
       await other.close();
       await indexed.close();

@@ -27,7 +27,7 @@ import { encodeVector, expiresAt, pageInOrder, SCAN_BATCH, SimilarityRanking, ty
 import { DEFAULT_SEARCH_MAX_CANDIDATES } from "../../core/store-index.ts";
 import type { Assistant, IfExists, JsonObject, Metadata, StoreItem, Thread, ThreadStatus } from "../../core/types.ts";
 import { pgvectorStatus, retryUnavailable, transaction, type PgvectorStatus, type Queryable } from "./database.ts";
-import { hasUnfilledRows, mergeRankings, nearestItems, prepareVectorSearch, vectorText, type VectorSearchChoice, type VectorSearchMode } from "./store-vectors.ts";
+import { hasUnfilledRows, indexable, mergeRankings, nearestItems, prepareVectorSearch, vectorText, type VectorSearchChoice, type VectorSearchMode } from "./store-vectors.ts";
 import type { Logger } from "../../core/logger.ts";
 import {
   deleteThreadRows,
@@ -422,7 +422,7 @@ export class PostgresStoreItems implements StoreItems {
           await client.query(
             `INSERT INTO store_vectors (namespace, key, field, embedding, embedding_v)
              SELECT $1, $2, field, embedding, vec::vector FROM unnest($3::text[], $4::bytea[], $5::text[]) AS v (field, embedding, vec)`,
-            [encoded, key, vectors.map((v) => v.field), vectors.map((v) => encodeVector(v.vector)), vectors.map((v) => vectorText(v.vector))],
+            [encoded, key, vectors.map((v) => v.field), vectors.map((v) => encodeVector(v.vector)), vectors.map((v) => (indexable(v.vector, v.vector.length) ? vectorText(v.vector) : null))],
           );
         } else if (vectors.length > 0) {
           await client.query(
@@ -524,11 +524,13 @@ export class PostgresStoreItems implements StoreItems {
   /**
    * pgvector's HNSW index (store-vectors.ts), in the same repeatable-read
    * transaction: the nearest items it finds, merged with the exact scan of
-   * the rows that have no `embedding_v` (none, unless a process wrote
-   * without the column). No candidate bound: the index reads about as many
-   * rows as the page needs.
+   * the rows that have no `embedding_v` (zero vectors, and rows a process
+   * wrote without the column). The candidate bound applies to those rows
+   * only: the index reads about as many rows as the page needs.
    */
   async #rankByIndex(client: pg.PoolClient, vector: number[], clauses: string[], args: unknown[], offset: number, limit: number, maxCandidates: number): Promise<{ rows: ItemRow[]; items: ScoredStoreItem[] }> {
+    // A query of zeros is as near to everything (cosine 0): the index has no order to give.
+    if (!indexable(vector, vector.length)) return this.#rank(client, vector, clauses, args, offset, limit, maxCandidates);
     await client.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
     const keep = offset + limit;
     const near = await nearestItems(client, `SELECT namespace, key, updated_at FROM store_items${where(clauses)}`, args, vector, keep);

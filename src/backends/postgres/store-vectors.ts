@@ -62,75 +62,160 @@ async function columnDims(db: pg.Pool | pg.PoolClient): Promise<number | null> {
 }
 
 /**
+ * Whether pgvector's index can hold a vector: `dims` finite numbers, not all
+ * zero (a cosine index leaves zero vectors out, and their distance is NaN).
+ * The others are stored without `embedding_v` and scored by the exact scan,
+ * which gives a zero vector cosine 0.
+ */
+export function indexable(vector: ArrayLike<number>, dims: number): boolean {
+  if (vector.length !== dims) return false;
+  let nonZero = false;
+  for (let i = 0; i < vector.length; i += 1) {
+    const x = vector[i]!;
+    if (!Number.isFinite(x)) return false;
+    if (x !== 0) nonZero = true;
+  }
+  return nonZero;
+}
+
+/**
  * Chooses the search for an index of `dims` and, when it is pgvector, makes
  * the database ready for it. Refuses (throws) only when `mode` is
  * "pgvector" and it cannot be had; "auto" falls back to the exact scan and
- * says why.
+ * says why. One connection throughout, so a pool of one serves it.
  */
 export async function prepareVectorSearch(pool: pg.Pool, dims: number, mode: VectorSearchMode, logger: Logger): Promise<VectorSearchChoice> {
-  const pgvector = await pgvectorStatus(pool);
-  const exact = async (reason: string): Promise<VectorSearchChoice> => {
-    if (mode === "pgvector") throw new Error(`storeVectorSearch is "pgvector", but ${reason}. Install pgvector 0.8 or later on the database server, or set BATON_STORE_VECTOR_SEARCH=auto.`);
-    // Another process may have set the column up: keep it filled, so its searches find these rows too.
-    const fillColumn = pgvector === "installed" && (await columnDims(pool)) === dims;
-    return { search: "exact", pgvector, reason, fillColumn };
-  };
-  if (mode === "exact") return exact("BATON_STORE_VECTOR_SEARCH is exact");
-  if (dims > HNSW_MAX_DIMS) return exact(`pgvector's HNSW index takes at most ${HNSW_MAX_DIMS} dimensions and store.index.dims is ${dims}`);
-  if (pgvector === "absent") return exact("the database server does not have the pgvector extension");
-
   const client = await pool.connect();
   try {
-    await client.query("BEGIN");
-    await client.query("SELECT pg_advisory_xact_lock($1)", [SETUP_LOCK]);
-    await client.query("SAVEPOINT extension");
-    try {
-      await client.query("CREATE EXTENSION IF NOT EXISTS vector");
-    } catch (error) {
-      await client.query("ROLLBACK TO SAVEPOINT extension");
-      await client.query("COMMIT");
-      return await exact(`CREATE EXTENSION vector failed: ${(error as Error).message}`);
-    }
-    const { rows } = await client.query<{ version: string }>("SELECT extversion AS version FROM pg_extension WHERE extname = 'vector'");
-    const version = rows[0]?.version ?? "0";
-    if (!atLeast(version, MIN_VERSION)) {
-      await client.query("COMMIT");
-      return await exact(`the database has pgvector ${version}, and filtered searches need 0.8.0 or later (ALTER EXTENSION vector UPDATE)`);
-    }
-    const had = await columnDims(client);
-    if (had !== null && had !== dims) {
-      // Stored embeddings all have `dims` numbers (start-up checked): a column typed for other dims is stale.
-      await client.query("ALTER TABLE store_vectors DROP COLUMN embedding_v");
-    }
-    if (had !== dims) await client.query(`ALTER TABLE store_vectors ADD COLUMN embedding_v vector(${dims})`);
-    const filled = await fillStoredRows(client);
-    if (filled > 0) logger.info("store:vectors-filled", { rows: filled, dims });
-    // Rows written without the column (see the top of this file), found by an index of their own.
-    await client.query("CREATE INDEX IF NOT EXISTS store_vectors_unfilled ON store_vectors (namespace, key) WHERE embedding_v IS NULL");
-    await client.query("CREATE INDEX IF NOT EXISTS store_vectors_hnsw ON store_vectors USING hnsw (embedding_v vector_cosine_ops)");
-    await client.query("COMMIT");
-    return { search: "pgvector", pgvector: "installed", reason: null, fillColumn: true };
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => undefined);
-    throw error;
+    return await prepareOn(client, dims, mode, logger);
   } finally {
     client.release();
   }
 }
 
-/** Fills `embedding_v` of the rows that have none, a batch at a time; returns how many. */
-async function fillStoredRows(client: pg.PoolClient): Promise<number> {
-  let filled = 0;
+async function prepareOn(client: pg.PoolClient, dims: number, mode: VectorSearchMode, logger: Logger): Promise<VectorSearchChoice> {
+  const exact = async (reason: string): Promise<VectorSearchChoice> => {
+    if (mode === "pgvector") throw new Error(`storeVectorSearch is "pgvector", but ${reason}. Install pgvector 0.8 or later on the database server, or set BATON_STORE_VECTOR_SEARCH=auto.`);
+    const pgvector = await pgvectorStatus(client);
+    // Another process may have set the column up: keep it filled, so its searches find these rows too.
+    const fillColumn = pgvector === "installed" && (await columnDims(client)) === dims;
+    return { search: "exact", pgvector, reason, fillColumn };
+  };
+  if (mode === "exact") return exact("BATON_STORE_VECTOR_SEARCH is exact");
+  if (dims > HNSW_MAX_DIMS) return exact(`pgvector's HNSW index takes at most ${HNSW_MAX_DIMS} dimensions and store.index.dims is ${dims}`);
+  const { rows } = await client.query<{ installed: string | null; available: string | null }>(
+    "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS installed, (SELECT default_version FROM pg_available_extensions WHERE name = 'vector') AS available",
+  );
+  const { installed, available } = rows[0] ?? { installed: null, available: null };
+  if (installed === null && available === null) return exact("the database server does not have the pgvector extension");
+  if (!atLeast(installed ?? available ?? "0", MIN_VERSION)) {
+    return exact(
+      installed !== null
+        ? `the database has pgvector ${installed}, and filtered searches need 0.8.0 or later (ALTER EXTENSION vector UPDATE)`
+        : `the database server's pgvector is ${available}, and filtered searches need 0.8.0 or later`,
+    );
+  }
+  await takeSetupLock(client);
+  try {
+    await setUp(client, dims, logger);
+  } catch (error) {
+    const message = (error as Error).message;
+    // A lost connection is retried by the caller; anything else leaves "auto" on the exact scan.
+    if (mode === "pgvector" || isConnectionError(error)) throw error;
+    logger.warn("store:pgvector-setup-failed", { reason: message });
+    return await exact(`setting pgvector up failed: ${message}`);
+  } finally {
+    await client.query("SELECT pg_advisory_unlock($1)", [SETUP_LOCK]).catch(() => undefined);
+  }
+  return { search: "pgvector", pgvector: "installed", reason: null, fillColumn: true };
+}
+
+const isConnectionError = (error: unknown) => {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && (code.startsWith("08") || code === "57P01" || code === "ECONNREFUSED" || code === "ECONNRESET");
+};
+
+/**
+ * The set-up lock, tried every quarter second rather than waited on: a
+ * session blocked on it would hold a snapshot, and CREATE INDEX
+ * CONCURRENTLY in the holder waits for every older snapshot.
+ */
+async function takeSetupLock(client: pg.PoolClient): Promise<void> {
   for (;;) {
-    const { rows } = await client.query<{ id: string; embedding: Uint8Array }>(
-      `SELECT ctid::text AS id, embedding FROM store_vectors WHERE embedding_v IS NULL LIMIT ${SCAN_BATCH}`,
+    const { rows } = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [SETUP_LOCK]);
+    if (rows[0]?.ok === true) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/**
+ * The extension, the column, the rows stored before and the indexes, each
+ * step committed on its own and skipped when already done: running
+ * processes keep writing meanwhile (the indexes are built CONCURRENTLY).
+ */
+async function setUp(client: pg.PoolClient, dims: number, logger: Logger): Promise<void> {
+  await client.query("CREATE EXTENSION IF NOT EXISTS vector");
+  const had = await columnDims(client);
+  if (had !== dims) {
+    await client.query("BEGIN");
+    try {
+      // Stored embeddings all have `dims` numbers (start-up checked): a column typed for other dims is stale.
+      if (had !== null) await client.query("ALTER TABLE store_vectors DROP COLUMN embedding_v");
+      await client.query(`ALTER TABLE store_vectors ADD COLUMN embedding_v vector(${dims})`);
+      await client.query("COMMIT");
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    }
+  }
+  const filled = await fillStoredRows(client, dims, logger);
+  if (filled > 0) logger.info("store:vectors-filled", { rows: filled, dims });
+  // Rows without a vector (see the top of this file), found by an index of their own.
+  await createIndex(client, "store_vectors_unfilled", "ON store_vectors (namespace, key) WHERE embedding_v IS NULL");
+  await createIndex(client, "store_vectors_hnsw", "ON store_vectors USING hnsw (embedding_v vector_cosine_ops)", logger);
+}
+
+/** Builds the index CONCURRENTLY unless a valid one exists; one a crashed build left invalid is dropped first. */
+async function createIndex(client: pg.PoolClient, name: string, definition: string, logger?: Logger): Promise<void> {
+  const { rows } = await client.query<{ valid: boolean }>("SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = to_regclass($1)", [name]);
+  if (rows[0]?.valid === true) return;
+  if (rows[0] !== undefined) await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
+  const started = Date.now();
+  await client.query(`CREATE INDEX CONCURRENTLY ${name} ${definition}`);
+  logger?.info("store:vector-index-built", { index: name, ms: Date.now() - started });
+}
+
+/**
+ * Fills `embedding_v` of the rows that have none, in batches each committed
+ * on its own, walking the primary key; a row a put replaced meanwhile is
+ * left as that put wrote it. Returns how many were filled.
+ */
+async function fillStoredRows(client: pg.PoolClient, dims: number, logger: Logger): Promise<number> {
+  let filled = 0;
+  let after: [string, string, string] | undefined;
+  for (let batch = 1; ; batch += 1) {
+    const { rows } = await client.query<{ namespace: string; key: string; field: string; embedding: Uint8Array }>(
+      `SELECT namespace, key, field, embedding FROM store_vectors
+        WHERE embedding_v IS NULL ${after === undefined ? "" : "AND (namespace, key, field) > ($1, $2, $3)"}
+        ORDER BY namespace, key, field LIMIT ${SCAN_BATCH}`,
+      after ?? [],
     );
     if (rows.length === 0) return filled;
-    await client.query("UPDATE store_vectors SET embedding_v = v.vec::vector FROM unnest($1::text[], $2::text[]) AS v (id, vec) WHERE store_vectors.ctid = v.id::tid", [
-      rows.map((row) => row.id),
-      rows.map((row) => vectorText(decodeVector(row.embedding))),
-    ]);
-    filled += rows.length;
+    const usable = rows.flatMap((row) => {
+      const vector = decodeVector(row.embedding);
+      return indexable(vector, dims) ? [{ ...row, vec: vectorText(vector) }] : [];
+    });
+    if (usable.length > 0) {
+      await client.query(
+        `UPDATE store_vectors AS s SET embedding_v = v.vec::vector FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS v (namespace, key, field, vec)
+          WHERE s.namespace = v.namespace AND s.key = v.key AND s.field = v.field AND s.embedding_v IS NULL`,
+        [usable.map((row) => row.namespace), usable.map((row) => row.key), usable.map((row) => row.field), usable.map((row) => row.vec)],
+      );
+    }
+    filled += usable.length;
+    const last = rows.at(-1)!;
+    after = [last.namespace, last.key, last.field];
+    if (batch % 20 === 0) logger.info("store:vectors-filling", { rows: filled });
   }
 }
 
@@ -160,6 +245,7 @@ export async function nearestItems(client: pg.PoolClient, candidates: string, ar
   await client.query(`SET LOCAL hnsw.ef_search = ${Math.min(1_000, Math.max(40, keep))}`);
   const q = args.length + 1;
   let fetch = Math.max(keep, 1) * 2;
+  let exhaustive = false;
   for (;;) {
     const { rows } = await client.query<NearRow>(
       `SELECT v.namespace, v.key, i.updated_at, v.embedding_v <=> $${q}::vector AS distance
@@ -170,16 +256,23 @@ export async function nearestItems(client: pg.PoolClient, candidates: string, ar
     const best = new Map<string, IndexedRank>();
     for (const row of rows) {
       const id = JSON.stringify([row.namespace, row.key]);
-      // Nearest first: an item's first row is its best-matching text. A zero vector's distance is NaN: cosine 0, as the exact scan scores it.
-      const score = row.distance === null || Number.isNaN(Number(row.distance)) ? 0 : 1 - Number(row.distance);
+      // Nearest first: an item's first row is its best-matching text (zero vectors are not in the column: see indexable).
+      const score = 1 - Number(row.distance);
       if (!best.has(id)) best.set(id, { namespace: row.namespace, key: row.key, score, updated_at: row.updated_at });
     }
     const ranked = [...best.values()];
     const edge = ranked.length >= keep ? ranked[keep - 1] : undefined;
     const last = rows.at(-1);
-    const complete = rows.length < fetch || (edge !== undefined && last !== undefined && 1 - Number(last.distance) < edge.score);
-    if (complete) return ranked;
-    fetch *= 4;
+    if (edge !== undefined && last !== undefined && 1 - Number(last.distance) < edge.score) return ranked;
+    if (rows.length < fetch) {
+      // Fewer items than the page: every candidate was read, or pgvector ended the scan early
+      // (hnsw.max_scan_tuples, a filter few rows pass). Then the few candidates are ranked in SQL, exactly.
+      if (ranked.length >= keep || exhaustive) return ranked;
+      await client.query("SET LOCAL enable_indexscan = off");
+      exhaustive = true;
+    } else {
+      fetch *= 4;
+    }
   }
 }
 
