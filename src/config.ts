@@ -129,6 +129,8 @@ export const ConfigSchema = z.object({
   agentPoolMax: int(1).default(100),
   /** How long an Idempotency-Key is remembered (ms). */
   idempotencyTtlMs: int(1000).default(86_400_000),
+  /** How long a key's claim may go unanswered (ms) before a retry takes it over, its request presumed dead (docs/auth.md). */
+  idempotencyClaimTimeoutMs: int(100).default(60_000),
   logFormat: z.enum(["json", "pretty"]).default("json"),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
   leaseMs: int(1000).default(30_000),
@@ -231,6 +233,7 @@ const ENV: Record<string, keyof Config> = {
   BATON_AGENT_POOL_PER_USER: "agentPoolPerUser",
   BATON_AGENT_POOL_MAX: "agentPoolMax",
   BATON_IDEMPOTENCY_TTL_MS: "idempotencyTtlMs",
+  BATON_IDEMPOTENCY_CLAIM_TIMEOUT_MS: "idempotencyClaimTimeoutMs",
   BATON_LOG_FORMAT: "logFormat",
   BATON_LOG_LEVEL: "logLevel",
   BATON_LEASE_MS: "leaseMs",

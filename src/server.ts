@@ -404,7 +404,7 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
       ? ((await importExport(loaded.baseDir, loaded.project.checkpointer.path)) as typeof backend.checkpointer)
       : backend.checkpointer;
   const authorizer = seams.authorizer ?? new NoAuthorizer();
-  const idempotency = new Idempotency({ keys: backend.idempotency, clock, ttlMs: config.idempotencyTtlMs });
+  const idempotency = new Idempotency({ keys: backend.idempotency, clock, ttlMs: config.idempotencyTtlMs, claimTimeoutMs: config.idempotencyClaimTimeoutMs });
   const ttlPolicy = threadTtlPolicy(loaded.project.checkpointer?.ttl);
   const store = await openStore(loaded, opened, logger, storeLimits(config), config.storeVectorSearch);
   const threadService = new ThreadService({ threads: backend.threads, runs: backend.runs, assistants: backend.assistants, registry, checkpointer, store: store.graphStore, bus, authorizer });

@@ -9,12 +9,20 @@
  * The key is claimed in the database before anything is created, with the
  * id the record will have, so concurrent retries on any process create
  * exactly one record; a first request that fails frees the key.
+ *
+ * A claim whose request never answers (its process crashed between the
+ * claim and the answer) is taken over by a retry once it is `claimTimeoutMs`
+ * old: the retry answers the record if the first request created it, else
+ * creates it with the same id. The id fences the two: should the first
+ * request still be alive after all, only one of them can create that id,
+ * and the other answers what was created. Its claim no longer being the
+ * key's, it can neither answer nor free the key.
  */
 import { createHash, randomUUID } from "node:crypto";
 import type { Clock } from "./clock.ts";
 import type { RequestContext } from "./context.ts";
 import { BatonError, ErrorCode } from "./errors.ts";
-import type { IdempotencyKeys, IdempotencyRecord } from "./ports.ts";
+import type { IdempotencyClaim, IdempotencyKeys, IdempotencyRecord } from "./ports.ts";
 import type { JsonObject } from "./types.ts";
 
 export interface IdempotencyDeps {
@@ -24,6 +32,8 @@ export interface IdempotencyDeps {
   ttlMs: number;
   /** How long a retry waits for a first request still in flight before answering 409 (ms). Default 30 s. */
   waitMs?: number | undefined;
+  /** How old an unanswered claim must be (ms, by the clock) for a retry to take it over. Default 60 s. */
+  claimTimeoutMs?: number | undefined;
 }
 
 /** Longest key accepted (the header is the client's; a longer one is refused). */
@@ -52,6 +62,7 @@ export class Idempotency {
     request: unknown,
     create: (id: string) => Promise<T>,
     existing: (record: IdempotencyRecord & { response: JsonObject }) => Promise<T>,
+    recover: (id: string) => Promise<T | null>,
   ): Promise<T> {
     const key = ctx.idempotencyKey;
     if (key === undefined) return create(randomUUID());
@@ -59,31 +70,35 @@ export class Idempotency {
       throw new BatonError(ErrorCode.invalid, `The Idempotency-Key header is ${key.length} characters long; at most ${MAX_KEY_LENGTH} are accepted.`);
     }
     await this.#purgeNowAndThen();
+    const { keys, clock } = this.#deps;
     const scope = `${kind}:${ctx.principal !== null ? `user:${ctx.principal.identity}` : "anonymous"}`;
     const fingerprint = fingerprintOf(request);
     const resourceId = randomUUID();
     const deadline = Date.now() + (this.#deps.waitMs ?? 30_000);
+    const claimTimeoutMs = this.#deps.claimTimeoutMs ?? 60_000;
     for (;;) {
-      const claim = await this.#deps.keys.claim(scope, key, { fingerprint, resource_id: resourceId }, this.#deps.clock.nowMs(), this.#deps.ttlMs);
-      if (claim.claimed) {
-        let created: T;
-        try {
-          created = await create(resourceId);
-        } catch (error) {
-          await this.#deps.keys.release(scope, key, resourceId).catch(() => undefined);
-          throw error;
-        }
-        await this.#deps.keys.complete(scope, key, resourceId, JSON.parse(JSON.stringify(created)) as JsonObject);
-        return created;
-      }
+      const claimedAt = clock.nowMs();
+      const claim = await keys.claim(scope, key, { fingerprint, resource_id: resourceId }, claimedAt, this.#deps.ttlMs);
+      if (claim.claimed) return this.#create(scope, key, { resource_id: resourceId, claimed_at_ms: claimedAt }, create, recover);
       let record: IdempotencyRecord | null = claim.record;
       // The first request is still creating: wait for its answer (or for it to fail and free the key).
       while (record !== null && record.response === null && record.fingerprint === fingerprint) {
-        if (Date.now() > deadline) {
+        const nowMs = clock.nowMs();
+        if (nowMs - record.claimed_at_ms >= claimTimeoutMs) {
+          // Unanswered for so long, its request is presumed dead: take the claim over.
+          if (await keys.takeOver(scope, key, record, nowMs)) {
+            const taken = { resource_id: record.resource_id, claimed_at_ms: nowMs };
+            const created = await recover(record.resource_id);
+            if (created === null) return this.#create(scope, key, taken, create, recover);
+            await keys.complete(scope, key, taken, toJson(created));
+            return created;
+          }
+        } else if (Date.now() > deadline) {
           throw new BatonError(ErrorCode.conflict, `A request with Idempotency-Key '${key}' is still being processed; retry shortly.`, { retryAfterSeconds: 1 });
+        } else {
+          await new Promise((resolve) => setTimeout(resolve, POLL_MS));
         }
-        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-        record = await this.#deps.keys.get(scope, key, this.#deps.clock.nowMs());
+        record = await keys.get(scope, key, clock.nowMs());
       }
       if (record === null) continue;
       if (record.fingerprint !== fingerprint) {
@@ -96,6 +111,31 @@ export class Idempotency {
     }
   }
 
+  /**
+   * Creates under a claim and answers the key. When the creation fails
+   * because the record exists after all (a request presumed dead, or the
+   * retry that took over from it, created that id first), that record is
+   * the answer; any other failure frees the key. `recover` finds only
+   * records made with the key's own id, so it never mistakes a record
+   * someone else made for this request's.
+   */
+  async #create<T extends object>(scope: string, key: string, claim: IdempotencyClaim, create: (id: string) => Promise<T>, recover: (id: string) => Promise<T | null>): Promise<T> {
+    const { keys } = this.#deps;
+    let created: T;
+    try {
+      created = await create(claim.resource_id);
+    } catch (error) {
+      const found = await recover(claim.resource_id).catch(() => null);
+      if (found === null) {
+        await keys.release(scope, key, claim).catch(() => undefined);
+        throw error;
+      }
+      created = found;
+    }
+    await keys.complete(scope, key, claim, toJson(created));
+    return created;
+  }
+
   async #purgeNowAndThen(): Promise<void> {
     const now = this.#deps.clock.nowMs();
     if (now - this.#purgedAtMs < PURGE_EVERY_MS) return;
@@ -103,6 +143,8 @@ export class Idempotency {
     await this.#deps.keys.purge(now).catch(() => undefined);
   }
 }
+
+const toJson = (value: object): JsonObject => JSON.parse(JSON.stringify(value)) as JsonObject;
 
 /** A digest of the request that does not depend on key order. */
 export function fingerprintOf(request: unknown): string {

@@ -394,18 +394,30 @@ export interface IdempotencyRecord {
   resource_id: string;
   /** The created record as answered, once the first request finished; null while it is in flight. */
   response: JsonObject | null;
+  /** When the request holding the key claimed it (ms): a takeover's claim is later than the one it replaced. */
+  claimed_at_ms: number;
 }
+
+/** One claim of a key: what it creates and when it was taken (the claim's identity). */
+export type IdempotencyClaim = Pick<IdempotencyRecord, "resource_id" | "claimed_at_ms">;
 
 export interface IdempotencyKeys {
   /**
-   * Takes the key for a request atomically: "claimed" when no live record
-   * holds it (an expired one is replaced), else the record that does.
+   * Takes the key for a request atomically: "claimed" (at `nowMs`) when no
+   * live record holds it (an expired one is replaced), else the record that
+   * does.
    */
   claim(scope: string, key: string, record: { fingerprint: string; resource_id: string }, nowMs: number, ttlMs: number): Promise<{ claimed: true } | { claimed: false; record: IdempotencyRecord }>;
-  /** The first request finished: what it answered (only while the key is still its claim, `resourceId`). */
-  complete(scope: string, key: string, resourceId: string, response: JsonObject): Promise<void>;
-  /** The first request failed: the key is free again (only while it is still its claim, `resourceId`, unanswered). */
-  release(scope: string, key: string, resourceId: string): Promise<void>;
+  /** The request finished: what it answered (only while the key is still its claim). */
+  complete(scope: string, key: string, claim: IdempotencyClaim, response: JsonObject): Promise<void>;
+  /** The request failed: the key is free again (only while it is still its claim, unanswered). */
+  release(scope: string, key: string, claim: IdempotencyClaim): Promise<void>;
+  /**
+   * A claim presumed dead (its request never answered) passes to a retry,
+   * which holds it from `nowMs` on, same resource id; false when the claim
+   * was answered, released or taken over meanwhile.
+   */
+  takeOver(scope: string, key: string, claim: IdempotencyClaim, nowMs: number): Promise<boolean>;
   /** The live record of a key, if any. */
   get(scope: string, key: string, nowMs: number): Promise<IdempotencyRecord | null>;
   /** Deletes expired keys; returns how many. */

@@ -101,6 +101,8 @@ export class RunService {
       async (runId) => this.#insert(await this.#prepare(ctx, input, runId)),
       // The key's scope is the caller's; a run since deleted (a temporary thread's) is answered as it was created.
       async (record) => ((await this.#deps.queue.get(record.resource_id)) === null ? (record.response as unknown as Run) : this.get(ctx, record.resource_id)),
+      // A request presumed dead may have created its run before it died.
+      async (runId) => ((await this.#deps.queue.get(runId)) === null ? null : this.get(ctx, runId)),
     );
   }
 

@@ -77,6 +77,9 @@ export class ThreadRecordService {
       (id) => this.#create(ctx, { ...input, thread_id: input.thread_id ?? id }),
       // The key's scope is the caller's; a thread since deleted is answered as it was created.
       async (record) => ((await this.#threads.get(record.resource_id)) === null ? (record.response as unknown as Thread) : this.get(ctx, record.resource_id)),
+      // A request presumed dead may have created its thread before it died. Only a thread with the key's own id
+      // is known to be its: one under an id the client gave may be anyone's (a retry then meets if_exists).
+      async (id) => (input.thread_id !== undefined || (await this.#threads.get(id)) === null ? null : this.get(ctx, id)),
     );
   }
 

@@ -1,6 +1,6 @@
 /** Idempotency keys in Postgres (src/core/ports.ts IdempotencyKeys). */
 import type pg from "pg";
-import type { IdempotencyKeys, IdempotencyRecord } from "../../core/ports.ts";
+import type { IdempotencyClaim, IdempotencyKeys, IdempotencyRecord } from "../../core/ports.ts";
 import type { JsonObject } from "../../core/types.ts";
 import { asUnavailable, retryUnavailable } from "./database.ts";
 import { jsonb } from "./rows.ts";
@@ -35,22 +35,49 @@ export class PostgresIdempotencyKeys implements IdempotencyKeys {
     return { claimed: false as const, record: existing };
   }
 
-  async complete(scope: string, key: string, resourceId: string, response: JsonObject): Promise<void> {
+  async complete(scope: string, key: string, claim: IdempotencyClaim, response: JsonObject): Promise<void> {
     await retryUnavailable(() =>
-      this.pool.query("UPDATE idempotency_keys SET response = $4::jsonb WHERE scope = $1 AND key = $2 AND resource_id = $3", [scope, key, resourceId, jsonb(response)]),
+      this.pool.query("UPDATE idempotency_keys SET response = $5::jsonb WHERE scope = $1 AND key = $2 AND resource_id = $3 AND created_at_ms = $4", [
+        scope,
+        key,
+        claim.resource_id,
+        claim.claimed_at_ms,
+        jsonb(response),
+      ]),
     );
   }
 
-  async release(scope: string, key: string, resourceId: string): Promise<void> {
+  async release(scope: string, key: string, claim: IdempotencyClaim): Promise<void> {
     await retryUnavailable(() =>
-      this.pool.query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND resource_id = $3 AND response IS NULL", [scope, key, resourceId]),
+      this.pool.query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND resource_id = $3 AND created_at_ms = $4 AND response IS NULL", [
+        scope,
+        key,
+        claim.resource_id,
+        claim.claimed_at_ms,
+      ]),
     );
+  }
+
+  async takeOver(scope: string, key: string, claim: IdempotencyClaim, nowMs: number): Promise<boolean> {
+    // Not retried across a lost connection, as a claim is not: a takeover whose answer was lost looks lost.
+    const taken = await this.pool
+      .query("UPDATE idempotency_keys SET created_at_ms = $5 WHERE scope = $1 AND key = $2 AND resource_id = $3 AND created_at_ms = $4 AND response IS NULL", [
+        scope,
+        key,
+        claim.resource_id,
+        claim.claimed_at_ms,
+        nowMs,
+      ])
+      .catch((error: unknown) => {
+        throw asUnavailable(error);
+      });
+    return taken.rowCount === 1;
   }
 
   async get(scope: string, key: string, nowMs: number): Promise<IdempotencyRecord | null> {
     const { rows } = await retryUnavailable(() =>
       this.pool.query<IdempotencyRecord>(
-        "SELECT fingerprint, resource_id, response FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at_ms > $3",
+        "SELECT fingerprint, resource_id, response, created_at_ms AS claimed_at_ms FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at_ms > $3",
         [scope, key, nowMs],
       ),
     );

@@ -1,6 +1,6 @@
 /** Idempotency keys in the SQLite file (src/core/ports.ts IdempotencyKeys). */
 import type { Database } from "better-sqlite3";
-import type { IdempotencyKeys, IdempotencyRecord } from "../../core/ports.ts";
+import type { IdempotencyClaim, IdempotencyKeys, IdempotencyRecord } from "../../core/ports.ts";
 import type { JsonObject } from "../../core/types.ts";
 import { json } from "./rows.ts";
 
@@ -8,12 +8,16 @@ interface Row {
   fingerprint: string;
   resource_id: string;
   response: string | null;
+  claimed_at_ms: number;
 }
+
+const COLUMNS = "fingerprint, resource_id, response, created_at_ms AS claimed_at_ms";
 
 const toRecord = (row: Row): IdempotencyRecord => ({
   fingerprint: row.fingerprint,
   resource_id: row.resource_id,
   response: row.response === null ? null : (JSON.parse(row.response) as JsonObject),
+  claimed_at_ms: row.claimed_at_ms,
 });
 
 export class SqliteIdempotencyKeys implements IdempotencyKeys {
@@ -32,22 +36,33 @@ export class SqliteIdempotencyKeys implements IdempotencyKeys {
         )
         .run(scope, key, record.fingerprint, record.resource_id, nowMs, nowMs + ttlMs, nowMs);
       if (taken.changes === 1) return { claimed: true as const };
-      const row = this.db.prepare("SELECT fingerprint, resource_id, response FROM idempotency_keys WHERE scope = ? AND key = ?").get(scope, key) as Row;
+      const row = this.db.prepare(`SELECT ${COLUMNS} FROM idempotency_keys WHERE scope = ? AND key = ?`).get(scope, key) as Row;
       return { claimed: false as const, record: toRecord(row) };
     }).immediate();
   }
 
-  async complete(scope: string, key: string, resourceId: string, response: JsonObject): Promise<void> {
-    this.db.prepare("UPDATE idempotency_keys SET response = ? WHERE scope = ? AND key = ? AND resource_id = ?").run(json(response), scope, key, resourceId);
+  async complete(scope: string, key: string, claim: IdempotencyClaim, response: JsonObject): Promise<void> {
+    this.db
+      .prepare("UPDATE idempotency_keys SET response = ? WHERE scope = ? AND key = ? AND resource_id = ? AND created_at_ms = ?")
+      .run(json(response), scope, key, claim.resource_id, claim.claimed_at_ms);
   }
 
-  async release(scope: string, key: string, resourceId: string): Promise<void> {
-    this.db.prepare("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND resource_id = ? AND response IS NULL").run(scope, key, resourceId);
+  async release(scope: string, key: string, claim: IdempotencyClaim): Promise<void> {
+    this.db
+      .prepare("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND resource_id = ? AND created_at_ms = ? AND response IS NULL")
+      .run(scope, key, claim.resource_id, claim.claimed_at_ms);
+  }
+
+  async takeOver(scope: string, key: string, claim: IdempotencyClaim, nowMs: number): Promise<boolean> {
+    const taken = this.db
+      .prepare("UPDATE idempotency_keys SET created_at_ms = ? WHERE scope = ? AND key = ? AND resource_id = ? AND created_at_ms = ? AND response IS NULL")
+      .run(nowMs, scope, key, claim.resource_id, claim.claimed_at_ms);
+    return taken.changes === 1;
   }
 
   async get(scope: string, key: string, nowMs: number): Promise<IdempotencyRecord | null> {
     const row = this.db
-      .prepare("SELECT fingerprint, resource_id, response FROM idempotency_keys WHERE scope = ? AND key = ? AND expires_at_ms > ?")
+      .prepare(`SELECT ${COLUMNS} FROM idempotency_keys WHERE scope = ? AND key = ? AND expires_at_ms > ?`)
       .get(scope, key, nowMs) as Row | undefined;
     return row === undefined ? null : toRecord(row);
   }
