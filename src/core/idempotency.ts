@@ -79,7 +79,7 @@ export class Idempotency {
     for (;;) {
       const claimedAt = clock.nowMs();
       const claim = await keys.claim(scope, key, { fingerprint, resource_id: resourceId }, claimedAt, this.#deps.ttlMs);
-      if (claim.claimed) return this.#create(scope, key, { resource_id: resourceId, claimed_at_ms: claimedAt }, create, recover);
+      if (claim.claimed) return this.#create(scope, key, { resource_id: resourceId, claimed_at_ms: claimedAt, fresh: true }, create, recover);
       let record: IdempotencyRecord | null = claim.record;
       // The first request is still creating: wait for its answer (or for it to fail and free the key).
       while (record !== null && record.response === null && record.fingerprint === fingerprint) {
@@ -87,8 +87,12 @@ export class Idempotency {
         if (nowMs - record.claimed_at_ms >= claimTimeoutMs) {
           // Unanswered for so long, its request is presumed dead: take the claim over.
           if (await keys.takeOver(scope, key, record, nowMs)) {
-            const taken = { resource_id: record.resource_id, claimed_at_ms: nowMs };
-            const created = await recover(record.resource_id);
+            const taken = { resource_id: record.resource_id, claimed_at_ms: nowMs, fresh: false };
+            const created = await recover(record.resource_id).catch(async (error: unknown) => {
+              // Not known whether the record exists: handed back for the next retry.
+              await keys.takeOver(scope, key, taken, 0).catch(() => undefined);
+              throw error;
+            });
             if (created === null) return this.#create(scope, key, taken, create, recover);
             await keys.complete(scope, key, taken, toJson(created));
             return created;
@@ -112,27 +116,60 @@ export class Idempotency {
   }
 
   /**
-   * Creates under a claim and answers the key. When the creation fails
-   * because the record exists after all (a request presumed dead, or the
-   * retry that took over from it, created that id first), that record is
-   * the answer; any other failure frees the key. `recover` finds only
-   * records made with the key's own id, so it never mistakes a record
-   * someone else made for this request's.
+   * Creates under a claim (`fresh`: this request's own first claim, not a
+   * takeover) and answers the key. When the creation fails:
+   *
+   * - nothing was created with the key's id, and the claim is this
+   *   request's own: the key is freed (a 404, a 409, a 422...);
+   * - the record exists and was made under another claim (a request
+   *   presumed dead, or the retry that took over from it), or this claim is
+   *   a takeover (the request it replaced made it): that record is the
+   *   answer;
+   * - otherwise (the record exists though this request's own creation
+   *   failed, as when its commit's answer was lost; a takeover that failed;
+   *   the lookup failed) the claim is handed back, ready for the next retry
+   *   to take over at once and find out, and the error is this request's.
+   *   A claim that was taken over is never deleted: the request it replaced
+   *   may still create under its id.
+   *
+   * `recover` finds only records made with the key's own id, so it never
+   * mistakes a record someone else made for this request's.
    */
-  async #create<T extends object>(scope: string, key: string, claim: IdempotencyClaim, create: (id: string) => Promise<T>, recover: (id: string) => Promise<T | null>): Promise<T> {
-    const { keys } = this.#deps;
+  async #create<T extends object>(
+    scope: string,
+    key: string,
+    claim: IdempotencyClaim & { fresh: boolean },
+    create: (id: string) => Promise<T>,
+    recover: (id: string) => Promise<T | null>,
+  ): Promise<T> {
+    const { keys, clock } = this.#deps;
+    const own = { resource_id: claim.resource_id, claimed_at_ms: claim.claimed_at_ms };
     let created: T;
     try {
       created = await create(claim.resource_id);
     } catch (error) {
-      const found = await recover(claim.resource_id).catch(() => null);
-      if (found === null) {
-        await keys.release(scope, key, claim).catch(() => undefined);
+      let found: T | null | undefined;
+      try {
+        found = await recover(claim.resource_id);
+      } catch {
+        found = undefined;
+      }
+      if (found === null && claim.fresh) {
+        await keys.release(scope, key, own).catch(() => undefined);
         throw error;
       }
-      created = found;
+      if (found !== null && found !== undefined) {
+        const current = await keys.get(scope, key, clock.nowMs()).catch(() => null);
+        const ours = current !== null && current.resource_id === own.resource_id && current.claimed_at_ms === own.claimed_at_ms;
+        if (!claim.fresh || !ours) {
+          if (ours) await keys.complete(scope, key, own, toJson(found));
+          return found;
+        }
+      }
+      await keys.takeOver(scope, key, own, 0).catch(() => undefined);
+      throw error;
     }
-    await keys.complete(scope, key, claim, toJson(created));
+    await keys.complete(scope, key, own, toJson(created));
     return created;
   }
 

@@ -154,6 +154,25 @@ for (const kind of ["sqlite", "postgres"] as const) {
       expect(await first).toEqual(retry);
       expect(records.size).toBe(1);
 
+      // A takeover that fails (a full queue) hands the claim back rather than freeing the key: the first request,
+      // alive after all, still creates under the key's id, and the next retry answers that record.
+      const key3 = `k-${crypto.randomUUID()}`;
+      let resume3!: () => void;
+      const stuck3 = new Promise<void>((resolve) => (resume3 = resolve));
+      const slow = idempotency.once(withKey(key3), "run", { c: 1 }, creating("slow", stuck3), existing, recover);
+      await until(async () => ((await keys().get("run:anonymous", key3, clock.nowMs())) !== null ? true : undefined), "the slow claim");
+      clock.advance(60_000);
+      const full = async () => {
+        throw new Error("the queue is full");
+      };
+      await expect(idempotency.once(withKey(key3), "run", { c: 1 }, full, existing, recover)).rejects.toThrow(/queue is full/);
+      expect((await keys().get("run:anonymous", key3, clock.nowMs()))?.claimed_at_ms).toBe(0);
+      resume3();
+      const made = await slow;
+      expect(made.by).toBe("slow");
+      expect(await idempotency.once(withKey(key3), "run", { c: 1 }, creating("next"), existing, recover)).toEqual(made);
+      expect([...records.values()].filter((r) => r.by === "next")).toEqual([]);
+
       // A first request that created its record but died before answering: the retry answers that record.
       const key2 = `k-${crypto.randomUUID()}`;
       const claimedAt = clock.nowMs();

@@ -23,7 +23,8 @@ afterAll(async () => {
 
 describe("an API process killed between claiming an Idempotency-Key and answering", () => {
   it("a retry on another API process takes the key over after the claim timeout, and the run is created once", async () => {
-    const [first, second] = await Promise.all([cluster.start("api"), cluster.start("api"), cluster.start("worker")]);
+    // No worker yet: its claims would wait on the test's lock too, and be taken for the API's insert.
+    const [first, second] = await Promise.all([cluster.start("api"), cluster.start("api")]);
     const thread = await second.client.threads.create();
     const key = randomUUID();
     const create = (url: string) =>
@@ -50,6 +51,7 @@ describe("an API process killed between claiming an Idempotency-Key and answerin
     } finally {
       await db.end();
     }
+    await cluster.start("worker");
 
     // The retry waits for the claim to time out, takes it over and creates the run; a further retry answers it.
     const retried = await create(second.url);
