@@ -496,6 +496,8 @@ export interface EventBus {
    * the oldest kept gets an `error` event `StreamTruncated` first.
    */
   subscribeThread(threadId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<ThreadEvent>;
+  /** The id of the newest entry of a thread's log (undefined: none kept), so a reader of its past can stop there. */
+  threadLogHead(threadId: string): Promise<string | undefined>;
   /** Whether events of this run are known to the bus (live or retained). */
   has(runId: string): Promise<boolean>;
   /**

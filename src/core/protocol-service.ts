@@ -8,10 +8,10 @@
  */
 import { BatonError, ErrorCode } from "./errors.ts";
 import type { RequestContext } from "./context.ts";
-import { matchesFilter, positionOf, protocolEvents, type ProtocolEvent, type ProtocolFilter } from "./protocol.ts";
+import { agentTree, matchesFilter, positionOf, protocolEvents, type ProtocolEvent, type ProtocolFilter } from "./protocol.ts";
 import type { CreateRunInput, RunService } from "./runs.ts";
 import type { ThreadService } from "./threads.ts";
-import { isFinalRunStatus, type MultitaskStrategy, type StreamMode } from "./types.ts";
+import { isFinalRunStatus, type MultitaskStrategy, type Run, type StreamMode, type ThreadEvent } from "./types.ts";
 
 /** A client → server command (the contract's ProtocolCommand). */
 export interface ProtocolCommand {
@@ -29,6 +29,8 @@ export type ProtocolResponse =
 /** The modes a protocol run streams: what the protocol's channels are made from. */
 const PROTOCOL_RUN_MODES: StreamMode[] = ["values", "updates", "custom", "tasks"];
 const STRATEGIES: readonly MultitaskStrategy[] = ["reject", "enqueue", "interrupt", "rollback"];
+/** How long agent.getTree may read the thread's log (ms): a guard, as the read stops at the newest entry. */
+const TREE_READ_LIMIT_MS = 10_000;
 /** Without a cursor, a stream starts at the thread's latest run: the runs older than it, among this many, are skipped. */
 const RECENT_RUNS = 50;
 
@@ -93,9 +95,13 @@ export class ProtocolService {
       case "state.get":
         return this.#stateGet(ctx, threadId, command.id, params);
       case "agent.getTree":
-        return protocolError(command.id, "not_supported", `agent.getTree is not supported by Baton; the graph's structure is GET /assistants/{assistant_id}/graph.`);
+        return this.#getTree(ctx, threadId, command.id, params);
       default:
-        return protocolError(command.id, "unknown_command", `Unknown command '${command.method.slice(0, 100)}': Baton accepts run.start, input.respond and state.get (and subscription.subscribe/unsubscribe over WebSocket).`);
+        return protocolError(
+          command.id,
+          "unknown_command",
+          `Unknown command '${command.method.slice(0, 100)}': Baton accepts run.start, input.respond, state.get and agent.getTree (and subscription.subscribe/unsubscribe over WebSocket).`,
+        );
     }
   }
 
@@ -153,6 +159,40 @@ export class ProtocolService {
       result: { values: keys === undefined ? values : Object.fromEntries(Object.entries(values).filter(([key]) => keys.includes(key))), ...(checkpoint !== undefined ? { checkpoint } : {}) },
       meta: { thread_id: threadId },
     };
+  }
+
+  /**
+   * The tree of graphs of one run (`run_id`, else the thread's latest), as
+   * its events in the thread's log show it (src/core/protocol.ts
+   * `agentTree`). The log is read up to its newest entry when asked, so a
+   * running run's tree is as of now. A run whose events are no longer kept
+   * gives its root alone.
+   */
+  async #getTree(ctx: RequestContext, threadId: string, id: number, params: Record<string, unknown>): Promise<ProtocolResponse> {
+    if (params.run_id !== undefined && typeof params.run_id !== "string") return protocolError(id, "invalid_argument", "'run_id' must be a string.");
+    const log = await this.#runs.threadLog(ctx, threadId, { allowMissing: false });
+    let run: Run | undefined;
+    if (typeof params.run_id === "string") {
+      try {
+        run = await this.#runs.get(ctx, params.run_id, threadId);
+      } catch (error) {
+        if (error instanceof BatonError && error.code === ErrorCode.notFound) return protocolError(id, "no_such_run", `Run ${params.run_id.slice(0, 100)} is not a run of thread ${threadId}.`);
+        throw error;
+      }
+    } else {
+      [run] = await this.#runs.recentRuns(threadId, 1);
+      if (run === undefined) return protocolError(id, "no_such_run", `Thread ${threadId} has no run yet; start one with run.start.`);
+    }
+    const entries: ThreadEvent[] = [];
+    const head = await this.#runs.threadLogHead(threadId);
+    if (head !== undefined) {
+      // The log is read from its start to the head; the time limit only guards against a log deleted meanwhile.
+      for await (const entry of log("-", AbortSignal.timeout(TREE_READ_LIMIT_MS))) {
+        if (entry.run_id === run.run_id) entries.push(entry);
+        if (entry.id === head) break;
+      }
+    }
+    return { type: "success", id, result: { tree: agentTree(run.graph_id, run.status, entries) }, meta: { thread_id: threadId, run_id: run.run_id } };
   }
 
   async #inputRespond(ctx: RequestContext, threadId: string, id: number, params: Record<string, unknown>): Promise<ProtocolResponse> {

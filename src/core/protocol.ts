@@ -23,7 +23,7 @@
  *   chunks, `events`, `debug` and `checkpoints` have no protocol form here
  *   and are not sent (docs/streaming.md).
  */
-import type { RunStatus, ThreadEvent } from "./types.ts";
+import { isFinalRunStatus, type RunStatus, type ThreadEvent } from "./types.ts";
 
 export const PROTOCOL_CHANNELS = ["values", "updates", "messages", "tools", "lifecycle", "input", "checkpoints", "tasks", "custom"] as const;
 
@@ -184,3 +184,53 @@ export function isProtocolChannel(channel: string): boolean {
   return (PROTOCOL_CHANNELS as readonly string[]).includes(channel) || /^custom:.+$/.test(channel);
 }
 
+
+/** A node of `agent.getTree`'s answer: a graph or subgraph of one run, by namespace. */
+export interface AgentTreeNode {
+  namespace: string[];
+  /** `running` or `started` while it goes on; `completed`, `failed` or `interrupted` once it ended. */
+  status: string;
+  graph_name: string;
+  children?: AgentTreeNode[];
+}
+
+/** `child:1a2b` → `child`: a subgraph's node name, as its namespace segment starts. */
+const graphNameOf = (segment: string) => segment.split(":")[0] ?? segment;
+
+/**
+ * `agent.getTree` for one run, from its entries in the thread's log: the
+ * root graph (named `graphName`) with its lifecycle status, and every
+ * subgraph namespace its events named, nested by namespace. A subgraph is
+ * `started` once seen; it ended as its task's result in the parent
+ * namespace's `tasks` events says (an error: `failed`, interrupts:
+ * `interrupted`, else `completed`), or `completed` with a root that
+ * completed.
+ */
+export function agentTree(graphName: string, runStatus: RunStatus, entries: readonly ThreadEvent[]): AgentTreeNode {
+  let root = isFinalRunStatus(runStatus) ? terminalLifecycle(runStatus, null) : "running";
+  const seen = new Map<string, string[]>();
+  const ended = new Map<string, string>();
+  for (const entry of entries) {
+    const { method, namespace } = parseEventName(entry.event);
+    if (method === "__final__") {
+      const final = isRecord(entry.data) ? entry.data : {};
+      root = terminalLifecycle(final.status as RunStatus | undefined, final.output);
+      continue;
+    }
+    for (let length = 1; length <= namespace.length; length += 1) seen.set(JSON.stringify(namespace.slice(0, length)), namespace.slice(0, length));
+    const task = isRecord(entry.data) ? entry.data : undefined;
+    if (method === "tasks" && task !== undefined && typeof task.id === "string" && typeof task.name === "string" && ("result" in task || "error" in task)) {
+      const status = task.error !== null && task.error !== undefined ? "failed" : Array.isArray(task.interrupts) && task.interrupts.length > 0 ? "interrupted" : "completed";
+      ended.set(JSON.stringify([...namespace, `${task.name}:${task.id}`]), status);
+    }
+  }
+  const node = (namespace: string[]): AgentTreeNode => {
+    const children = [...seen.values()]
+      .filter((candidate) => candidate.length === namespace.length + 1 && namespace.every((segment, i) => candidate[i] === segment))
+      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))
+      .map(node);
+    const status = namespace.length === 0 ? root : (ended.get(JSON.stringify(namespace)) ?? (root === "completed" ? "completed" : "started"));
+    return { namespace, status, graph_name: namespace.length === 0 ? graphName : graphNameOf(namespace.at(-1)!), ...(children.length > 0 ? { children } : {}) };
+  };
+  return node([]);
+}

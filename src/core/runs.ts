@@ -375,6 +375,11 @@ export class RunService {
     };
   }
 
+  /** The id of the newest entry of the thread's log, for a caller that was allowed to read the thread (threadLog). */
+  threadLogHead(threadId: string): Promise<string | undefined> {
+    return this.#deps.bus.threadLogHead(threadId);
+  }
+
   /** The newest runs of a thread (at most `limit`), newest first, for a caller that was allowed to read the thread. */
   recentRuns(threadId: string, limit: number): Promise<Run[]> {
     return this.#deps.queue.list(threadId, { limit, offset: 0 });

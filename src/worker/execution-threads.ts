@@ -233,6 +233,11 @@ export function busWithThreads(bus: EventBus, threads: () => ExecutionThreads | 
     end: (runId, retainMs) => bus.end(runId, retainMs),
     subscribe: (runId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent> => bus.subscribe(runId, afterId, signal),
     subscribeThread: (threadId, afterId, signal) => bus.subscribeThread(threadId, afterId, signal),
+    // The head once the threads' reports in flight have arrived, so it is as of now.
+    async threadLogHead(threadId) {
+      await threads()?.sync();
+      return bus.threadLogHead(threadId);
+    },
     async has(runId) {
       if (await bus.has(runId)) return true;
       await threads()?.sync();

@@ -314,6 +314,64 @@ describe("protocol v2 state.get through the official SDK", () => {
   });
 });
 
+describe("protocol v2 agent.getTree through the official SDK", () => {
+  const webSocketFactory = (url: string) => new WebSocket(url) as unknown as globalThis.WebSocket;
+
+  it.each(["sse", "websocket"] as const)("over %s: the run's graph and the subgraphs its events named, with their statuses", async (transport) => {
+    const client = new Client({ apiUrl: server.url });
+    const threadId = randomUUID();
+    const thread = client.threads.stream(threadId, { assistantId: "nested", transport, webSocketFactory });
+    try {
+      await thread.run.start({ input: human("deep") });
+      await thread.output;
+      const { tree } = (await thread.agent.getTree()) as { tree: unknown };
+      // `nested` runs the subgraph `child` (whose node `inner` streams as a namespace of its own), then the node
+      // `after`, whose message events are namespaced by its task too; each is a node of the tree, by namespace.
+      const child = expect.stringMatching(/^child:/) as string;
+      expect(tree).toEqual({
+        namespace: [],
+        status: "completed",
+        graph_name: "nested",
+        children: [
+          { namespace: [expect.stringMatching(/^after:/)], status: "completed", graph_name: "after" },
+          {
+            namespace: [child],
+            status: "completed",
+            graph_name: "child",
+            children: [{ namespace: [child, expect.stringMatching(/^inner:/)], status: "completed", graph_name: "inner" }],
+          },
+        ],
+      });
+    } finally {
+      await thread.close();
+    }
+  });
+
+  it("answers for the run asked for (else the latest; running while it runs), and refuses an unknown run or a thread without runs", async () => {
+    const threadId = randomUUID();
+    const first = await command(threadId, "run.start", { assistant_id: "echo", input: human("one") });
+    const name = `tree-${randomUUID()}`;
+    const g = gate(name);
+    const second = await command(threadId, "run.start", { assistant_id: "gated", input: human(`gate:${name}`) });
+    const tree = async (params: Record<string, unknown>) => {
+      const response = await fetch(`${server.url}/threads/${threadId}/commands`, { method: "POST", headers: headers(), body: JSON.stringify({ id: 7, method: "agent.getTree", params }) });
+      return (await response.json()) as { type: string; result?: { tree: { status: string; graph_name: string } }; error?: string; meta?: { run_id: string } };
+    };
+    const latest = await tree({});
+    expect(latest).toMatchObject({ type: "success", result: { tree: { namespace: [], status: "running", graph_name: "gated" } }, meta: { run_id: second.body.result!.run_id } });
+    g.open();
+    const earlier = await tree({ run_id: first.body.result!.run_id });
+    expect(earlier.result?.tree).toMatchObject({ graph_name: "echo" });
+    expect((await tree({ run_id: randomUUID() })).error).toBe("no_such_run");
+    expect((await tree({ run_id: 5 })).error).toBe("invalid_argument");
+    const empty = randomUUID();
+    await fetch(`${server.url}/threads`, { method: "POST", headers: headers(), body: JSON.stringify({ thread_id: empty }) });
+    const none = await fetch(`${server.url}/threads/${empty}/commands`, { method: "POST", headers: headers(), body: JSON.stringify({ id: 1, method: "agent.getTree", params: {} }) });
+    expect(((await none.json()) as { error: string }).error).toBe("no_such_run");
+    expect((await command(threadId, "agent.getTree", {}, "bob")).status).toBe(404);
+  });
+});
+
 describe("protocol v2 messages and tools through the official SDK", () => {
   const webSocketFactory = (url: string) => new WebSocket(url) as unknown as globalThis.WebSocket;
 

@@ -142,6 +142,10 @@ export class MemoryEventBus implements EventBus {
     this.#wake(log);
   }
 
+  threadLogHead(threadId: string): Promise<string | undefined> {
+    return Promise.resolve(this.#threads.get(threadId)?.events.at(-1)?.id);
+  }
+
   async *subscribeThread(threadId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<ThreadEvent> {
     const log = this.#threadLog(threadId);
     let position = log.dropped + log.events.length;

@@ -413,6 +413,11 @@ export class RedisEventBus implements EventBus {
     }
   }
 
+  async threadLogHead(threadId: string): Promise<string | undefined> {
+    const newest = await this.#commands.xrevrange(this.#threadKey(threadId), "+", "-", "COUNT", 1);
+    return newest[0]?.[0];
+  }
+
   async *subscribeThread(threadId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<ThreadEvent> {
     const key = this.#threadKey(threadId);
     const trimmed = afterId?.trim();
