@@ -4,7 +4,7 @@
  * task's result in the parent namespace says.
  */
 import { describe, expect, it } from "vitest";
-import { agentTree } from "./protocol.ts";
+import { agentTree, atOrAfter } from "./protocol.ts";
 import type { ThreadEvent } from "./types.ts";
 
 let n = 0;
@@ -35,12 +35,20 @@ describe("agentTree", () => {
     });
   });
 
-  it("takes the root's end from the run's final entry, else from its status; a completed root completes what did not say", () => {
+  it("takes the root's end from the run's final entry, else from its status; an ended root ends what did not say", () => {
     expect(agentTree("g", "pending", []).status).toBe("running");
-    expect(agentTree("g", "error", []).status).toBe("failed");
-    const interrupted = agentTree("g", "success", [entry("values|s:1", {}), entry("__final__", { status: "success", output: { __interrupt__: [{ id: "i" }] } })]);
-    expect(interrupted).toMatchObject({ status: "interrupted", children: [{ status: "started" }] });
+    expect(agentTree("g", "error", [entry("values|s:1", {})])).toMatchObject({ status: "failed", children: [{ status: "failed" }] });
+    const interrupted = agentTree("g", "success", [entry("values|s:1", {}), entry("values|t:2", {}), entry("tasks", { id: "2", name: "t", result: {} }), entry("__final__", { status: "success", output: { __interrupt__: [{ id: "i" }] } })]);
+    expect(interrupted).toMatchObject({ status: "interrupted", children: [{ status: "interrupted" }, { status: "completed" }] });
     const completed = agentTree("g", "success", [entry("values|s:1", {}), entry("__final__", { status: "success", output: {} })]);
     expect(completed).toMatchObject({ status: "completed", children: [{ status: "completed" }] });
+  });
+
+  it("compares log ids by time, then by sequence", () => {
+    expect(atOrAfter("1700000000001-0", "1700000000000-9")).toBe(true);
+    expect(atOrAfter("1700000000000-9", "1700000000000-9")).toBe(true);
+    expect(atOrAfter("1700000000000-10", "1700000000000-9")).toBe(true);
+    expect(atOrAfter("1700000000000-8", "1700000000000-9")).toBe(false);
+    expect(atOrAfter("-", "1700000000000-9")).toBe(false);
   });
 });

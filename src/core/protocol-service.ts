@@ -8,7 +8,7 @@
  */
 import { BatonError, ErrorCode } from "./errors.ts";
 import type { RequestContext } from "./context.ts";
-import { agentTree, matchesFilter, positionOf, protocolEvents, type ProtocolEvent, type ProtocolFilter } from "./protocol.ts";
+import { agentTree, atOrAfter, matchesFilter, positionOf, protocolEvents, type ProtocolEvent, type ProtocolFilter } from "./protocol.ts";
 import type { CreateRunInput, RunService } from "./runs.ts";
 import type { ThreadService } from "./threads.ts";
 import { isFinalRunStatus, type MultitaskStrategy, type Run, type StreamMode, type ThreadEvent } from "./types.ts";
@@ -186,10 +186,15 @@ export class ProtocolService {
     const entries: ThreadEvent[] = [];
     const head = await this.#runs.threadLogHead(threadId);
     if (head !== undefined) {
-      // The log is read from its start to the head; the time limit only guards against a log deleted meanwhile.
+      // The log from its start to the head (or past it, should the head be trimmed meanwhile); the time limit
+      // guards against a log deleted meanwhile, and the tree is then what was read. Only what the tree reads
+      // is kept of each entry: the event's name, and the data of task results and of the run's end.
       for await (const entry of log("-", AbortSignal.timeout(TREE_READ_LIMIT_MS))) {
-        if (entry.run_id === run.run_id) entries.push(entry);
-        if (entry.id === head) break;
+        if (entry.run_id === run.run_id) {
+          const method = entry.event.split("|", 1)[0];
+          entries.push(method === "tasks" || method === "__final__" ? entry : { ...entry, data: null });
+        }
+        if (atOrAfter(entry.id, head)) break;
       }
     }
     return { type: "success", id, result: { tree: agentTree(run.graph_id, run.status, entries) }, meta: { thread_id: threadId, run_id: run.run_id } };

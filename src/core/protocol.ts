@@ -203,8 +203,7 @@ const graphNameOf = (segment: string) => segment.split(":")[0] ?? segment;
  * subgraph namespace its events named, nested by namespace. A subgraph is
  * `started` once seen; it ended as its task's result in the parent
  * namespace's `tasks` events says (an error: `failed`, interrupts:
- * `interrupted`, else `completed`), or `completed` with a root that
- * completed.
+ * `interrupted`, else `completed`), or as the root ended once it has.
  */
 export function agentTree(graphName: string, runStatus: RunStatus, entries: readonly ThreadEvent[]): AgentTreeNode {
   let root = isFinalRunStatus(runStatus) ? terminalLifecycle(runStatus, null) : "running";
@@ -229,8 +228,18 @@ export function agentTree(graphName: string, runStatus: RunStatus, entries: read
       .filter((candidate) => candidate.length === namespace.length + 1 && namespace.every((segment, i) => candidate[i] === segment))
       .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))
       .map(node);
-    const status = namespace.length === 0 ? root : (ended.get(JSON.stringify(namespace)) ?? (root === "completed" ? "completed" : "started"));
+    // Once the root has ended, what did not say it ended takes the root's end, as the official server cascades it.
+    const status = namespace.length === 0 ? root : (ended.get(JSON.stringify(namespace)) ?? (root === "running" ? "started" : root));
     return { namespace, status, graph_name: namespace.length === 0 ? graphName : graphNameOf(namespace.at(-1)!), ...(children.length > 0 ? { children } : {}) };
   };
   return node([]);
+}
+
+/** Whether log entry id `id` (`<ms>-<n>`) is at or after `head`; false when either is not such an id. */
+export function atOrAfter(id: string, head: string): boolean {
+  const a = /^(\d+)-(\d+)$/.exec(id);
+  const b = /^(\d+)-(\d+)$/.exec(head);
+  if (a === null || b === null) return false;
+  const ms = Number(a[1]) - Number(b[1]);
+  return ms > 0 || (ms === 0 && Number(a[2]) >= Number(b[2]));
 }

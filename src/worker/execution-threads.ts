@@ -233,9 +233,11 @@ export function busWithThreads(bus: EventBus, threads: () => ExecutionThreads | 
     end: (runId, retainMs) => bus.end(runId, retainMs),
     subscribe: (runId: string, afterId: string | undefined, signal: AbortSignal): AsyncIterable<RunEvent> => bus.subscribe(runId, afterId, signal),
     subscribeThread: (threadId, afterId, signal) => bus.subscribeThread(threadId, afterId, signal),
-    // The head once the threads' reports in flight have arrived, so it is as of now.
+    // The head once the threads' reports in flight have arrived, so it is as of now; a thread busy in a
+    // graph's synchronous code answers late, and the head is then taken as it is after a second.
     async threadLogHead(threadId) {
-      await threads()?.sync();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([threads()?.sync(), new Promise((resolve) => (timer = setTimeout(resolve, 1_000)))]).finally(() => clearTimeout(timer));
       return bus.threadLogHead(threadId);
     },
     async has(runId) {
