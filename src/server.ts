@@ -433,15 +433,15 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
 /** The store's bounds from the server's options. */
 const storeLimits = (config: Config): StoreLimits => ({ embedTimeoutMs: config.storeEmbedTimeoutMs, searchMaxCandidates: config.storeSearchMaxCandidates });
 
+/** The `search` of `store:ready`. */
+const describeSearch = (choice: { search: "pgvector" | "exact" }) =>
+  choice.search === "pgvector" ? "pgvector (HNSW index on cosine distance)" : "exact scan (cosine similarity over every candidate's embeddings)";
+
 /**
  * The store's index (loaded and checked: a dims mismatch refuses the start)
  * and TTL settings from langgraph.json, the store graphs see, and the
  * sweeper of expired items (stopped with what step 1 opened).
  */
-/** The `search` of `store:ready`. */
-const describeSearch = (choice: { search: "pgvector" | "exact" }) =>
-  choice.search === "pgvector" ? "pgvector (HNSW index on cosine distance)" : "exact scan (cosine similarity over every candidate's embeddings)";
-
 async function openStore(
   loaded: LoadedProject,
   opened: Opened,
