@@ -87,6 +87,39 @@ describe("postgres claim", () => {
   });
 });
 
+describe("postgres thread prune", () => {
+  it("leaves alone a thread whose run was claimed while the prune waited for its lock", async () => {
+    const backend = await createPostgresBackend({ url: db.url, poolSize: 2, clock: new ManualClock(), migrate: true });
+    const claimer = new pg.Client({ connectionString: db.url });
+    await claimer.connect();
+    try {
+      await emptied(db.url);
+      await backend.threads.create({ thread_id: "t-prune", metadata: {}, if_exists: "raise" });
+      await backend.runs.create(newRun("t-prune", "r-prune"));
+      // A claim in flight: it holds the thread's row and has marked the run running, not yet committed.
+      await claimer.query("BEGIN");
+      await claimer.query("SELECT 1 FROM threads WHERE thread_id = 't-prune' FOR UPDATE");
+      await claimer.query("UPDATE runs SET status = 'running' WHERE run_id = 'r-prune'");
+      const pruning = backend.threads.prune(["t-prune"], "delete");
+      // The prune is waiting for the thread's lock (its first statement's snapshot predates the claim's commit).
+      for (;;) {
+        const { rows } = await claimer.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database()",
+        );
+        if (rows[0]!.n > 0) break;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await claimer.query("COMMIT");
+      expect(await pruning).toEqual({ pruned: 0, pending_runs: [] });
+      expect(await backend.threads.get("t-prune")).not.toBeNull();
+      expect((await backend.runs.get("r-prune"))?.status).toBe("running");
+    } finally {
+      await claimer.end();
+      await backend.close();
+    }
+  });
+});
+
 describe("postgres migrations", () => {
   it("without migrating, refuses a database that has no Baton schema, saying how to make one", async () => {
     const fresh = await freshDatabase("unmigrated");

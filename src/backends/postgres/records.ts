@@ -153,7 +153,8 @@ export class PostgresAssistants implements Assistants {
         // Containment, as every filter: only a string equal to the id names it.
         const args: unknown[] = [];
         const named = compileFilter("postgres", "metadata", { contains: { assistant_id: assistantId } }, args);
-        const threads = (await db.query<{ thread_id: string }>(`SELECT thread_id FROM threads${where(named)} FOR UPDATE`, args)).rows;
+        // Locked in id order, as prunes lock them (sweeps skip locked rows), so the two cannot deadlock.
+        const threads = (await db.query<{ thread_id: string }>(`SELECT thread_id FROM threads${where(named)} ORDER BY thread_id COLLATE "C" FOR UPDATE`, args)).rows;
         for (const { thread_id } of threads) {
           const running = (await db.query<{ run_id: string }>("SELECT run_id FROM runs WHERE thread_id = $1 AND status = 'running'", [thread_id])).rows[0];
           if (running !== undefined) {
@@ -322,15 +323,19 @@ export class PostgresThreads implements Threads {
     // One transaction whatever the number of ids (each list is one array
     // parameter); threads are locked in id order, as every prune locks them.
     return transaction(this.pool, async (db) => {
-      const { rows } = await db.query<{ thread_id: string }>(
-        `SELECT t.thread_id FROM threads t
-          WHERE t.thread_id = ANY($1::text[])
-            AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id AND r.status = 'running')
-          ORDER BY t.thread_id COLLATE "C" FOR UPDATE OF t`,
+      const { rows: locked } = await db.query<{ thread_id: string }>(
+        `SELECT thread_id FROM threads WHERE thread_id = ANY($1::text[]) ORDER BY thread_id COLLATE "C" FOR UPDATE`,
         [[...new Set(threadIds)]],
       );
+      // Under the threads' locks, no run is created or claimed on them until this commits. Which of them run is
+      // read by a new statement (a new snapshot): a run claimed while this waited for a lock is seen, and its thread left alone.
+      const { rows } = await db.query<{ thread_id: string }>(
+        `SELECT x.thread_id FROM unnest($1::text[]) WITH ORDINALITY AS x(thread_id, n)
+          WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = x.thread_id AND r.status = 'running')
+          ORDER BY x.n`,
+        [locked.map((row) => row.thread_id)],
+      );
       const ids = rows.map((row) => row.thread_id);
-      // Under the threads' locks: no run is created or claimed on them until this commits.
       const pending =
         strategy === "delete" && ids.length > 0
           ? (await db.query<{ run_id: string }>("SELECT run_id FROM runs WHERE thread_id = ANY($1::text[]) AND status = 'pending'", [ids])).rows.map((row) => row.run_id)
