@@ -134,8 +134,8 @@ async function main(): Promise<void> {
         store: new ItemsStore(backend.items, { index: await storeIndexFrom(data.baseDir, data.store), ttl: storeTtlSettings(data.store), ...data.storeLimits }),
         logger,
         metrics,
-        onFinished: async (run, outcome) => {
-          if (run.kwargs.webhook) report({ kind: "finished", run, outcome });
+        onFinished: async (run, outcome, times) => {
+          if (run.kwargs.webhook) report({ kind: "finished", run, outcome, times });
         },
       },
       { ...data.pool, sweepOwnOnly: true },

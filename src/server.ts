@@ -21,7 +21,7 @@ import { CronScheduler } from "./cron/scheduler.ts";
 import { systemAssistantId } from "./core/assistants.ts";
 import { isLoopback, loadAccess } from "./auth/index.ts";
 import { NoAuthorizer, type Authenticator, type Authorizer } from "./core/authorizer.ts";
-import { systemClock, type Clock } from "./core/clock.ts";
+import { isoFromMs, systemClock, type Clock } from "./core/clock.ts";
 import { coerceError } from "./core/errors.ts";
 import { GraphSchemas } from "./core/graph-schemas.ts";
 import { GraphRegistry, importExport } from "./core/graphs.ts";
@@ -29,7 +29,7 @@ import { Idempotency } from "./core/idempotency.ts";
 import type { Logger } from "./core/logger.ts";
 import { rebase, registerLoopbackFetch, registerSdkLogger } from "./project/globals.ts";
 import { checkSharedPackages, resolveSharedPackages } from "./project/packages.ts";
-import type { Backend, EventBus, RunOutcome } from "./core/ports.ts";
+import type { AttemptTimes, Backend, EventBus, RunOutcome } from "./core/ports.ts";
 import { RunService } from "./core/runs.ts";
 import { StoreService } from "./core/store-service.ts";
 import { StoreEngine, StoreSweeper, type StoreEngineOptions, type StoreLimits } from "./core/store-engine.ts";
@@ -561,10 +561,17 @@ async function startWorkers(config: Config, loaded: LoadedProject, logger: Logge
     userAgent: `Baton/${VERSION}`,
     onOutcome: (outcome) => opened.metrics.webhook(outcome),
   });
-  const onFinished = async (run: Run, outcome: RunOutcome) => {
+  const onFinished = async (run: Run, outcome: RunOutcome, times: AttemptTimes) => {
     const url = run.kwargs.webhook;
     if (!url || http.disabled.webhooks) return;
-    const body = JSON.stringify({ ...wireRun({ ...run, status: outcome.status }), values: outcome.output, error: outcome.error });
+    // Built once; each attempt adds when it was sent, as the official server's body says.
+    const fields = {
+      ...wireRun({ ...run, status: outcome.status }),
+      run_started_at: isoFromMs(times.startedAtMs),
+      run_ended_at: isoFromMs(times.endedAtMs),
+    };
+    const done = { values: outcome.output, error: outcome.error };
+    const body = () => JSON.stringify({ ...fields, webhook_sent_at: new Date().toISOString(), ...done });
     webhooks.enqueue({ runId: run.run_id, url, body });
   };
 

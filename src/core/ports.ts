@@ -208,6 +208,12 @@ export interface RunOutcome {
   output: unknown;
 }
 
+/** When a finished attempt ran, on the executing process's clock (epoch ms): what its webhook reports. */
+export interface AttemptTimes {
+  startedAtMs: number;
+  endedAtMs: number;
+}
+
 export interface ClaimPolicy {
   /** Running runs one named user may have at once; the anonymous user (owner null) is bounded only by the workers (docs/scheduling.md). */
   maxRunningPerUser: number;

@@ -64,8 +64,8 @@ export interface WebhookSenderOptions {
 export interface WebhookDelivery {
   runId: string;
   url: string;
-  /** The JSON body. */
-  body: string;
+  /** The JSON body, built for each attempt (it may say when it was sent). */
+  body: () => string;
 }
 
 const DEFAULT_BACKOFF_MS = 500;
@@ -375,7 +375,8 @@ export class WebhookSender {
 
   async #send(job: Job): Promise<number> {
     const { policy, app, userAgent } = this.#options;
-    const { url, body } = job.delivery;
+    const { url } = job.delivery;
+    const body = job.delivery.body();
     const headers = { "Content-Type": "application/json", "User-Agent": userAgent };
     if (isRelative(url)) {
       if (app === undefined) throw new Refused("a relative webhook goes to the project's http.app, and langgraph.json names none");

@@ -12,7 +12,7 @@ import { Worker } from "node:worker_threads";
 import { coerceError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { RunMetrics } from "../core/metrics.ts";
-import type { EventBus, RunOutcome } from "../core/ports.ts";
+import type { AttemptTimes, EventBus, RunOutcome } from "../core/ports.ts";
 import type { Run, RunEvent } from "../core/types.ts";
 import type { FromThread, ThreadData, ThreadReport, ToThread } from "./thread-protocol.ts";
 
@@ -24,7 +24,7 @@ export interface ExecutionThreadsOptions {
   bus: EventBus;
   logger: Logger;
   /** Sends a finished run's webhook (called here, not in the thread). */
-  onFinished: (run: Run, outcome: RunOutcome) => Promise<void>;
+  onFinished: (run: Run, outcome: RunOutcome, times: AttemptTimes) => Promise<void>;
   /** A thread died: hand its runs back to the queue (its lease owner is given). */
   onThreadLost: (owner: string) => Promise<void>;
   /** Any thread ended, for whatever reason (its `threadId`): free what it may still hold. */
@@ -173,7 +173,7 @@ export class ExecutionThreads {
         logger[report.level](report.msg, report.fields);
         break;
       case "finished":
-        this.#options.onFinished(report.run, report.outcome).catch((error: unknown) =>
+        this.#options.onFinished(report.run, report.outcome, report.times).catch((error: unknown) =>
           logger.warn("run:webhook-failed", { run_id: report.run.run_id, error: coerceError(error).message }),
         );
         break;

@@ -7,7 +7,7 @@
 import type { GraphSource } from "../core/graphs.ts";
 import type { LogLevel } from "../core/logger.ts";
 import type { RunMetrics } from "../core/metrics.ts";
-import type { RunOutcome } from "../core/ports.ts";
+import type { AttemptTimes, RunOutcome } from "../core/ports.ts";
 import type { ProjectStoreSection } from "../core/store-index.ts";
 import type { StoreLimits } from "../core/store-engine.ts";
 import type { CancelAction, Run } from "../core/types.ts";
@@ -41,7 +41,7 @@ export type ThreadReport =
   | { kind: "end"; runId: string; retainMs: number }
   | { kind: "log"; level: LogLevel; msg: string; fields: Record<string, unknown> | undefined }
   /** A run with a webhook finished: the HTTP thread sends it (relative URLs go to the project's app there). */
-  | { kind: "finished"; run: Run; outcome: RunOutcome }
+  | { kind: "finished"; run: Run; outcome: RunOutcome; times: AttemptTimes }
   /** A call on the thread's pool's metrics recorder, replayed on the HTTP thread's (docs/metrics.md). */
   | MetricReport;
 

@@ -18,7 +18,7 @@ import { startRunSpans } from "../core/tracing.ts";
 import { stoppedFailure } from "../core/stopped.ts";
 import type { Logger } from "../core/logger.ts";
 import { noMetrics, type RunMetrics, type SlotOutcome } from "../core/metrics.ts";
-import type { FinishResult, LeaseKeeper, RunOutcome, RunQueue } from "../core/ports.ts";
+import type { AttemptTimes, FinishResult, LeaseKeeper, RunOutcome, RunQueue } from "../core/ports.ts";
 import { threadLogOf, type CancelAction, type Run } from "../core/types.ts";
 
 export interface WorkerPoolOptions {
@@ -65,7 +65,7 @@ export interface WorkerPoolDeps extends ExecutorDeps {
   /** The process's clock (the queue's): a run's time in the queue is measured on it. Default: the system clock. */
   clock?: Clock;
   /** Called after a run's outcome is recorded and its slot freed (webhooks); not awaited. Errors are logged, never thrown. */
-  onFinished?: (run: Run, outcome: RunOutcome) => Promise<void>;
+  onFinished?: (run: Run, outcome: RunOutcome, times: AttemptTimes) => Promise<void>;
   /** Where claims, slot releases, lease renewals and sweeps are counted (docs/metrics.md); default: nowhere. */
   metrics?: RunMetrics;
 }
@@ -307,12 +307,13 @@ export class WorkerPool {
       }
       this.#deps.bus.publish(run.run_id, "__final__", { status: outcome.erase ? "rolled_back" : outcome.status, output: outcome.output }, run.attempt, threadLogOf(run));
       this.#deps.bus.end(run.run_id, run.kwargs.stream_resumable ? this.#options.resumableRetentionMs : 0);
+      const times: AttemptTimes = { startedAtMs: started, endedAtMs: Date.now() };
       const summary = {
         run_id: run.run_id,
         thread_id: run.thread_id,
         status: outcome.erase ? "rolled_back" : outcome.status,
         attempt: run.attempt,
-        run_ms: Date.now() - started,
+        run_ms: times.endedAtMs - started,
         ...(outcome.error ? { error: outcome.error } : {}),
       };
       // A graph that failed or ran out of time is worth a look; the server itself is fine.
@@ -324,7 +325,7 @@ export class WorkerPool {
       if (onFinished !== undefined && !outcome.erase) {
         const recorded = outcome;
         void Promise.resolve()
-          .then(() => onFinished(run, recorded))
+          .then(() => onFinished(run, recorded, times))
           .catch((error: unknown) => log.warn("run:webhook-failed", { run_id: run.run_id, error: coerceError(error).message }));
       }
     } catch (error) {

@@ -124,6 +124,13 @@ describe("webhook targets", () => {
     const payload = JSON.parse(delivery!.body) as { run_id: string; thread_id: string; status: string; values: { messages: { content: string }[] } };
     expect(payload).toMatchObject({ run_id: runId, thread_id: threadId, status: "success" });
     expect(payload.values.messages.at(-1)!.content).toBe("echo: hook");
+    // When the run was created, ran and ended, and when this attempt was sent, in that order (as the official body has them).
+    const times = JSON.parse(delivery!.body) as Record<"created_at" | "run_started_at" | "run_ended_at" | "webhook_sent_at", string>;
+    const ms = (["created_at", "run_started_at", "run_ended_at", "webhook_sent_at"] as const).map((field) => {
+      expect(times[field], field).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      return Date.parse(times[field]);
+    });
+    expect(ms).toEqual([...ms].sort((a, b) => a - b));
 
     // By name too: the socket's own lookup checks the addresses and connects to them.
     await runWith(open, `http://user:p%40ss@localhost:${new URL(hook.url).port}/by-name`);
@@ -161,6 +168,12 @@ describe("webhook targets", () => {
     expect(failures.every((f) => typeof f.retry_in_ms === "number")).toBe(true);
     // Backoff grows: the second wait is drawn from a range twice as high.
     expect(failures[1]!.retry_in_ms as number).toBeGreaterThanOrEqual(failures[0]!.retry_in_ms as number);
+    // Each attempt says when it was sent; the run's own times stay those of the run.
+    const bodies = flaky.received.map((r) => JSON.parse(r.body) as Record<string, string>);
+    const sent = bodies.map((b) => Date.parse(b.webhook_sent_at!));
+    expect(sent[1]!).toBeGreaterThan(sent[0]!);
+    expect(sent[2]!).toBeGreaterThan(sent[1]!);
+    expect(new Set(bodies.map((b) => `${b.run_started_at} ${b.run_ended_at}`)).size).toBe(1);
 
     const gone = await newTarget((_q, response) => {
       response.writeHead(404);
