@@ -421,6 +421,7 @@ async function buildServices(config: Config, loaded: LoadedProject, opened: Open
     idempotency,
     metrics: opened.metrics,
     defaultThreadTtl: ttlPolicy.default,
+    resumableRetentionMs: config.eventRetentionMs,
   });
   const assistantService = new AssistantService({ assistants: backend.assistants, graphIds, authorizer });
   const storeService = new StoreService({ store: new StoreEngine(backend.items, store.options), authorizer });
@@ -592,7 +593,8 @@ async function startWorkers(config: Config, loaded: LoadedProject, logger: Logge
   const apiPort = new SharedArrayBuffer(4);
   if (executes && threadCount > 0) {
     // A thread's pool sweeps only its own leases: this thread sweeps at start and for a thread that died.
-    const sweepAll = () => sweepExpired({ queue: backend.runs, bus, logger, metrics: opened.metrics }, config.maxAttempts);
+    const sweepAll = () =>
+      sweepExpired({ queue: backend.runs, bus, logger, metrics: opened.metrics }, { maxAttempts: config.maxAttempts, resumableRetentionMs: config.eventRetentionMs });
     await sweepAll();
     running.threads = await ExecutionThreads.start({
       count: threadCount,

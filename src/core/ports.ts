@@ -173,22 +173,32 @@ export interface RunCreated {
 }
 
 /**
- * A run a cancel reached. `thread_log`: the thread whose log the run's
- * events go to (`threadLogOf`: its thread, unless temporary), so a pending
- * run that ends here gets its end on the thread stream too.
+ * A run whose stream the caller ends (`streamEnding`). `thread_log`: the
+ * thread whose log the run's events go to (`threadLogOf`: its thread, unless
+ * temporary), so a run that ends here gets its end on the thread stream too.
+ * `resumable`: its events are kept `eventRetentionMs` after the end, so a
+ * client that reconnects with Last-Event-ID still reads how it ended.
  */
-export interface CancelledRun {
+export interface EndedStream {
   run_id: string;
-  was_running: boolean;
   thread_log?: string | undefined;
+  resumable?: boolean | undefined;
+}
+
+/** A run a cancel reached. */
+export interface CancelledRun extends EndedStream {
+  was_running: boolean;
 }
 
 /** A run a sweep ended after its last attempt or a cancel its worker never finished: how it ended, for its end event. */
-export interface AbandonedRun {
-  run_id: string;
-  thread_log?: string | undefined;
+export interface AbandonedRun extends EndedStream {
   status: "error" | "interrupted" | "rolled_back";
   output: unknown;
+}
+
+/** A run the queue deadline ended (`maxQueueWaitMs`), with the reason its joiners are told. */
+export interface OverdueRun extends EndedStream {
+  failure: { error: string; message: string };
 }
 
 /** Proof that a worker still owns a run. */
@@ -259,7 +269,7 @@ export interface RunQueue {
    * lock, its reason in `error` and its answer (`queueTimeoutFailure`).
    * Returns those it ended, so the caller ends their streams.
    */
-  expireOverdue(maxWaitMs: number): Promise<{ run_id: string; thread_log?: string | undefined; failure: { error: string; message: string } }[]>;
+  expireOverdue(maxWaitMs: number): Promise<OverdueRun[]>;
   /** Puts a run back to pending (graceful shutdown hand-back). */
   release(runId: string, fence: Fence): Promise<boolean>;
   /**

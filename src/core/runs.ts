@@ -70,6 +70,8 @@ export interface RunServiceDeps {
   metrics?: Pick<RunMetrics, "cancelled">;
   /** langgraph.json's default thread TTL: given to a thread a run creates (docs/threads.md); absent or null: none. */
   defaultThreadTtl?: ThreadTtl | null | undefined;
+  /** How long a resumable run's events are kept after a cancel ends it before it started (`eventRetentionMs`). Default 0. */
+  resumableRetentionMs?: number;
 }
 
 /** Which runs a bulk cancel names: by id, or a thread's in-flight ones (optionally of one status, optionally among ids). */
@@ -418,16 +420,16 @@ export class RunService {
     for (const c of cancelled) {
       this.#deps.metrics?.cancelled(c.action, c.was_running);
       if (c.was_running) this.#deps.bus.signalCancel(c.run_id, c.action);
-      else this.#endCancelledPending(c.run_id, c.action, c.thread_log);
+      else this.#endCancelledPending(c);
     }
   }
 
   /** A pending run stopped before it started: its joiners get a clear ending, and its thread's stream its end. */
-  #endCancelledPending(runId: string, action: CancelAction, threadLog: string | undefined): void {
+  #endCancelledPending({ run_id: runId, action, thread_log: threadLog, resumable }: RunCreated["cancelled"][number]): void {
     const failure = stoppedFailure(runId, action, false);
     this.#deps.bus.publish(runId, "error", failure, undefined, threadLog);
     this.#deps.bus.publish(runId, "__final__", { status: action === "rollback" ? "rolled_back" : "interrupted", output: { __error__: failure } }, undefined, threadLog);
-    this.#deps.bus.end(runId, 0);
+    this.#deps.bus.end(runId, resumable ? (this.#deps.resumableRetentionMs ?? 0) : 0);
   }
 }
 

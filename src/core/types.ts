@@ -175,3 +175,14 @@ export interface ThreadEvent extends RunEvent {
 
 /** The thread whose log a run's events also go to: its own, unless it is a temporary thread (a stateless run's). */
 export const threadLogOf = (run: Pick<Run, "thread_id" | "kwargs">): string | undefined => (run.kwargs.temporary ? undefined : run.thread_id);
+
+/**
+ * What whoever ends a run's stream outside its worker (a cancel before it
+ * started, a queue timeout, a sweep) needs of the run: its thread's log
+ * (`threadLogOf`), and whether its events are kept for resumption
+ * (`stream_resumable`) or dropped once read.
+ */
+export const streamEnding = (run: Pick<Run, "thread_id" | "kwargs">): { thread_log: string | undefined; resumable: boolean } => ({
+  thread_log: threadLogOf(run),
+  resumable: run.kwargs.stream_resumable === true,
+});

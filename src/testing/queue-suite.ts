@@ -98,8 +98,8 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await queue.create(newRun("t1", "r2"));
       const { cancelled } = await queue.create(newRun("t1", "r3", "interrupt"));
       expect(cancelled).toEqual([
-        { run_id: "r1", action: "interrupt", was_running: true, thread_log: "t1" },
-        { run_id: "r2", action: "interrupt", was_running: false, thread_log: "t1" },
+        { run_id: "r1", action: "interrupt", was_running: true, thread_log: "t1", resumable: false },
+        { run_id: "r2", action: "interrupt", was_running: false, thread_log: "t1", resumable: false },
       ]);
       expect((await queue.get("r2"))?.status).toBe("interrupted");
       expect(await queue.cancelAction("r1")).toBe("interrupt");
@@ -164,7 +164,7 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       // What its end event says, and the thread whose log it goes to.
       expect(await queue.sweep(2)).toEqual({
         requeued: [],
-        failed: [{ run_id: "r1", thread_log: "t1", status: "error", output: { __error__: { error: "RunAbandoned", message: expect.stringMatching(/max attempts 2/) } } }],
+        failed: [{ run_id: "r1", thread_log: "t1", resumable: false, status: "error", output: { __error__: { error: "RunAbandoned", message: expect.stringMatching(/max attempts 2/) } } }],
       });
       const failed = await queue.get("r1");
       expect(failed?.status).toBe("error");
@@ -384,15 +384,17 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await queue.create(newRun("busy", "running"));
       await queue.claim("w", 30_000);
       await queue.create(newRun("busy", "stuck"));
-      await queue.create(newRun("busy", "after-stuck"));
+      const resumable = newRun("busy", "after-stuck");
+      await queue.create({ ...resumable, kwargs: { ...resumable.kwargs, stream_resumable: true } });
       await queue.create(newRun("later", "delayed", "enqueue", clock.nowMs() + 10_000));
       clock.advance(999);
       expect(await queue.expireOverdue(1_000)).toEqual([]);
       clock.advance(1);
       const ended = await queue.expireOverdue(1_000);
-      expect(ended.map((e) => [e.run_id, e.thread_log])).toEqual([
-        ["stuck", "busy"],
-        ["after-stuck", "busy"],
+      // Each with its thread's log, and whether its events are kept for a client that resumes.
+      expect(ended.map((e) => [e.run_id, e.thread_log, e.resumable])).toEqual([
+        ["stuck", "busy", false],
+        ["after-stuck", "busy", true],
       ]);
       expect(ended[0]?.failure).toMatchObject({ error: "QueueTimeout", message: expect.stringMatching(/still pending 1000 ms after it became due/) });
       const stuck = await queue.get("stuck");
@@ -417,11 +419,11 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       const { backend, queue } = await setup();
       await queue.create(newRun("t1", "r1"));
       await expect(queue.delete("t1", "r1")).rejects.toThrow(/cancel it first/);
-      expect(await queue.cancel(["r1", "unknown"], "interrupt")).toEqual([{ run_id: "r1", was_running: false, thread_log: "t1" }]);
-      // A run of a temporary thread (a stateless run's) has no thread log to end on.
+      expect(await queue.cancel(["r1", "unknown"], "interrupt")).toEqual([{ run_id: "r1", was_running: false, thread_log: "t1", resumable: false }]);
+      // A run of a temporary thread (a stateless run's) has no thread log to end on; a resumable one keeps its events.
       const stateless = newRun("t-temp", "r-temp");
-      await queue.create({ ...stateless, kwargs: { ...stateless.kwargs, temporary: true } });
-      expect(await queue.cancel(["r-temp"], "interrupt")).toEqual([{ run_id: "r-temp", was_running: false, thread_log: undefined }]);
+      await queue.create({ ...stateless, kwargs: { ...stateless.kwargs, temporary: true, stream_resumable: true } });
+      expect(await queue.cancel(["r-temp"], "interrupt")).toEqual([{ run_id: "r-temp", was_running: false, thread_log: undefined, resumable: true }]);
       expect((await queue.get("r1"))?.status).toBe("interrupted");
       expect(await queue.delete("t1", "r1")).toBe(true);
       await backend.close();

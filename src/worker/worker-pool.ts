@@ -90,17 +90,22 @@ function isDataError(error: unknown): boolean {
 /**
  * Requeues runs whose lease expired, or ends them after their last attempt;
  * logs each and ends the streams of those that end, their end on their
- * thread's stream too (a thread stream client does not wait on them).
- * Resolves whether any run changed (then someone should claim).
+ * thread's stream too (a thread stream client does not wait on them); a
+ * resumable run's events are kept `resumableRetentionMs`, as when its
+ * worker ends it. Resolves whether any run changed (then someone should claim).
  */
-export async function sweepExpired(deps: Pick<WorkerPoolDeps, "queue" | "bus" | "logger" | "metrics">, maxAttempts: number, owner?: string): Promise<boolean> {
+export async function sweepExpired(
+  deps: Pick<WorkerPoolDeps, "queue" | "bus" | "logger" | "metrics">,
+  options: { maxAttempts: number; resumableRetentionMs: number; owner?: string | undefined },
+): Promise<boolean> {
+  const { maxAttempts, resumableRetentionMs, owner } = options;
   const { requeued, failed } = await deps.queue.sweep(maxAttempts, owner);
   if (requeued.length > 0 || failed.length > 0) deps.metrics?.swept(requeued.length, failed.length);
   for (const runId of requeued) deps.logger.warn("run:requeued", { run_id: runId, reason: "lease expired" });
-  for (const { run_id: runId, thread_log: threadLog, status, output } of failed) {
+  for (const { run_id: runId, thread_log: threadLog, resumable, status, output } of failed) {
     deps.logger.error("run:abandoned", { run_id: runId, reason: "lease expired after the last attempt or a cancel" });
     deps.bus.publish(runId, "__final__", { status, output }, undefined, threadLog);
-    deps.bus.end(runId, 0);
+    deps.bus.end(runId, resumable ? resumableRetentionMs : 0);
   }
   return requeued.length > 0 || failed.length > 0;
 }
@@ -109,18 +114,23 @@ export async function sweepExpired(deps: Pick<WorkerPoolDeps, "queue" | "bus" | 
  * Ends as `timeout` the runs still pending `maxQueueWaitMs` after they
  * became due (one atomic queue operation each), and gives their joiners and
  * waiters a clear ending, as a cancelled pending run's: an `error` event
- * with the reason, the final answer, the end of the stream. Resolves
- * whether any run ended (a thread may be free for its next run).
+ * with the reason, the final answer, the end of the stream (kept
+ * `resumableRetentionMs` for a resumable run). Resolves whether any run
+ * ended (a thread may be free for its next run).
  */
-export async function expireOverdue(deps: Pick<WorkerPoolDeps, "queue" | "bus" | "logger" | "metrics">, maxQueueWaitMs: number): Promise<boolean> {
+export async function expireOverdue(
+  deps: Pick<WorkerPoolDeps, "queue" | "bus" | "logger" | "metrics">,
+  maxQueueWaitMs: number,
+  resumableRetentionMs: number,
+): Promise<boolean> {
   if (!(maxQueueWaitMs > 0)) return false;
   const ended = await deps.queue.expireOverdue(maxQueueWaitMs);
   if (ended.length > 0) deps.metrics?.queueTimeouts(ended.length);
-  for (const { run_id: runId, thread_log: threadLog, failure } of ended) {
+  for (const { run_id: runId, thread_log: threadLog, resumable, failure } of ended) {
     deps.logger.warn("run:queue-timeout", { run_id: runId, max_queue_wait_ms: maxQueueWaitMs });
     deps.bus.publish(runId, "error", failure, undefined, threadLog);
     deps.bus.publish(runId, "__final__", { status: "timeout", output: { __error__: failure } }, undefined, threadLog);
-    deps.bus.end(runId, 0);
+    deps.bus.end(runId, resumable ? resumableRetentionMs : 0);
   }
   return ended.length > 0;
 }
@@ -181,8 +191,9 @@ export class WorkerPool {
    */
   async sweep(): Promise<void> {
     await this.#renew();
-    if (await sweepExpired(this.#deps, this.#options.maxAttempts, this.#options.sweepOwnOnly ? this.owner : undefined)) this.wake();
-    if (await expireOverdue(this.#deps, this.#options.maxQueueWaitMs ?? 0)) this.wake();
+    const { maxAttempts, resumableRetentionMs } = this.#options;
+    if (await sweepExpired(this.#deps, { maxAttempts, resumableRetentionMs, owner: this.#options.sweepOwnOnly ? this.owner : undefined })) this.wake();
+    if (await expireOverdue(this.#deps, this.#options.maxQueueWaitMs ?? 0, resumableRetentionMs)) this.wake();
   }
 
   /** Claims runs until the slots are full or the queue has nothing due. */

@@ -67,7 +67,7 @@ describe.each([
       await backend.runs.create(newRun(thread, run));
       await backend.runs.claim("w1", 1_000);
       clock.advance(2_000); // the worker's lease runs out; it was the last attempt
-      expect(await sweepExpired({ queue: backend.runs, bus, logger }, 1)).toBe(true);
+      expect(await sweepExpired({ queue: backend.runs, bus, logger }, { maxAttempts: 1, resumableRetentionMs: 0 })).toBe(true);
       const entries = await readLog(bus, thread, isFinal);
       const end = threadStreamEvent(entries.at(-1)!);
       expect(end).toMatchObject({ event: "metadata", data: { run_id: run, status: "run_done", run_status: "error" } });
@@ -91,7 +91,7 @@ describe.each([
       await backend.runs.cancel(["r-int"], "interrupt");
       await backend.runs.cancel(["r-rb"], "rollback");
       clock.advance(2_000); // the worker died without seeing the cancels
-      await sweepExpired({ queue: backend.runs, bus, logger }, 3);
+      await sweepExpired({ queue: backend.runs, bus, logger }, { maxAttempts: 3, resumableRetentionMs: 0 });
       expect(threadStreamEvent((await readLog(bus, interrupted, isFinal)).at(-1)!)?.data).toMatchObject({ run_id: "r-int", run_status: "interrupted" });
       expect(threadStreamEvent((await readLog(bus, rolledBack, isFinal)).at(-1)!)?.data).toMatchObject({ run_id: "r-rb", run_status: "rolled_back" });
     } finally {
@@ -107,7 +107,7 @@ describe.each([
       const thread = `t-${randomUUID()}`;
       await backend.runs.create(newRun(thread, "r-late"));
       clock.advance(2_000);
-      expect(await expireOverdue({ queue: backend.runs, bus, logger }, 1_000)).toBe(true);
+      expect(await expireOverdue({ queue: backend.runs, bus, logger }, 1_000, 0)).toBe(true);
       const entries = await readLog(bus, thread, isFinal);
       expect(entries.map((e) => e.event)).toEqual(["error", "__final__"]);
       expect(threadStreamEvent(entries[1]!)?.data).toMatchObject({ run_id: "r-late", status: "run_done", run_status: "timeout" });

@@ -241,17 +241,14 @@ describe("queue deadline (maxQueueWaitMs)", () => {
     const blocker = await gatedRun(t.client, `deadline-${id}`);
     await expect.poll(() => blocker.gate.entered).toBe(1);
     const thread = await t.client.threads.create();
-    const waiting = await t.client.runs.create(thread.thread_id, "echo", { input: human("too late") });
-    const stream = (async () => {
-      const events: { event: string; data: unknown }[] = [];
-      for await (const part of t.client.runs.joinStream(thread.thread_id, waiting.run_id)) events.push(part);
-      return events;
-    })();
+    const waiting = await t.client.runs.create(thread.thread_id, "echo", { input: human("too late"), streamResumable: true });
     const answer = (await t.client.runs.join(thread.thread_id, waiting.run_id)) as { __error__?: { error: string; message: string } };
     expect(answer.__error__).toMatchObject({ error: "QueueTimeout", message: expect.stringMatching(/still pending 300 ms after it became due/) });
     const run = await t.client.runs.get(thread.thread_id, waiting.run_id);
     expect(run.status).toBe("timeout");
-    const events = await stream;
+    // A resumable run's events are kept after the deadline ended it: a client that reconnects now reads how it ended.
+    const events: { event: string; data: unknown }[] = [];
+    for await (const part of t.client.runs.joinStream(thread.thread_id, waiting.run_id, { lastEventId: "-" })) events.push(part);
     expect(events.find((e) => e.event === "error")?.data).toMatchObject({ error: "QueueTimeout" });
     // Its thread's stream has its end too: a thread stream reader does not wait on it.
     for await (const part of t.client.threads.joinStream(thread.thread_id, { lastEventId: "-", streamMode: "lifecycle" })) {

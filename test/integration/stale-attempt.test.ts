@@ -65,7 +65,7 @@ it("the events of an attempt whose lease was taken never follow the new attempt'
   await until(async () => (g.entered >= 1 ? true : undefined), "attempt 1 at the gate");
   // Attempt 1's lease runs out (its worker cannot renew it); a sweeper requeues the run.
   backend.runs.expireOwner(first.owner);
-  expect(await sweepExpired(deps, options.maxAttempts)).toBe(true);
+  expect(await sweepExpired(deps, options)).toBe(true);
   second.start();
   await until(async () => (g.entered >= 2 ? true : undefined), "attempt 2 at the gate");
 

@@ -24,8 +24,8 @@ import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { decideSweep, stoppedFailure, sweptEnd } from "../../core/stopped.ts";
 import { mergeThreadConfig } from "../../core/thread-config.ts";
-import type { AbandonedRun, CancelledRun, ClaimPolicy, Fence, FinishResult, LeaseKeeper, NewRun, Page, QueueStats, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
-import { threadLogOf, type CancelAction, type Run, type RunStatus, type RunnableConfigRecord, type ThreadStatus } from "../../core/types.ts";
+import type { AbandonedRun, CancelledRun, ClaimPolicy, Fence, FinishResult, LeaseKeeper, NewRun, OverdueRun, Page, QueueStats, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
+import { streamEnding, type CancelAction, type Run, type RunStatus, type RunnableConfigRecord, type ThreadStatus } from "../../core/types.ts";
 import { isConnectionError, pgCode, retryUnavailable, sampleClock, transaction, UNIQUE_VIOLATION, type Queryable } from "./database.ts";
 import { startThreadLeaseKeeper } from "./lease-keeper.ts";
 import { deleteThreadRows, jsonb, toRun, type RunRow } from "./rows.ts";
@@ -260,7 +260,7 @@ export class PostgresRunQueue implements RunQueue {
       // stays the claim's stamp: a claim whose answer was lost is found by it
       // and handed back (#settleDoubtfulClaims), flag and all.
       await db.query("UPDATE runs SET cancel_action = $2 WHERE run_id = $1", [run.run_id, action]);
-      return { run_id: run.run_id, action, was_running: true, thread_log: threadLogOf(run) };
+      return { run_id: run.run_id, action, was_running: true, ...streamEnding(run) };
     }
     if (action === "rollback") {
       await db.query("DELETE FROM runs WHERE run_id = $1", [run.run_id]);
@@ -274,7 +274,7 @@ export class PostgresRunQueue implements RunQueue {
       ]);
     }
     await this.#settleThread(db, run.thread_id, iso, null);
-    return { run_id: run.run_id, action, was_running: false, thread_log: threadLogOf(run) };
+    return { run_id: run.run_id, action, was_running: false, ...streamEnding(run) };
   }
 
   /** Inside a transaction: stores the status the thread settles to after a run ended or stopped (src/core/settle.ts). */
@@ -444,14 +444,14 @@ export class PostgresRunQueue implements RunQueue {
         if (decision.kind === "erase") {
           await this.#erase(db, threadId, runId);
           await this.#settleThread(db, threadId, iso, null);
-          failed.push({ run_id: runId, thread_log: threadLogOf(toRun(row)), ...sweptEnd(runId, decision) });
+          failed.push({ run_id: runId, ...streamEnding(toRun(row)), ...sweptEnd(runId, decision) });
         } else if (decision.kind === "end") {
           await db.query(
             "UPDATE runs SET status = $2, error = $3, output = $5::jsonb, lease_owner = NULL, lease_expires_ms = NULL, updated_at = $4 WHERE run_id = $1",
             [runId, decision.status, decision.error, iso, jsonb(decision.output)],
           );
           await this.#settleThread(db, threadId, iso, decision.threadStatusWhenIdle);
-          failed.push({ run_id: runId, thread_log: threadLogOf(toRun(row)), ...sweptEnd(runId, decision) });
+          failed.push({ run_id: runId, ...streamEnding(toRun(row)), ...sweptEnd(runId, decision) });
         } else {
           await db.query("UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL, updated_at = $2 WHERE run_id = $1", [
             runId,
@@ -464,19 +464,20 @@ export class PostgresRunQueue implements RunQueue {
     return { requeued, failed };
   }
 
-  async expireOverdue(maxWaitMs: number): Promise<{ run_id: string; thread_log?: string | undefined; failure: { error: string; message: string } }[]> {
+  async expireOverdue(maxWaitMs: number): Promise<OverdueRun[]> {
     if (this.#skewed !== undefined) return [];
     const now = this.#clock.nowMs();
     const overdue = (
-      await this.#pool.query<{ run_id: string; thread_id: string; temporary: boolean | null }>(
-        "SELECT run_id, thread_id, (kwargs->>'temporary')::boolean AS temporary FROM runs WHERE status = 'pending' AND available_at_ms <= $1 ORDER BY seq LIMIT 1000",
+      await this.#pool.query<{ run_id: string; thread_id: string; temporary: boolean | null; resumable: boolean | null }>(
+        `SELECT run_id, thread_id, (kwargs->>'temporary')::boolean AS temporary, (kwargs->>'stream_resumable')::boolean AS resumable
+           FROM runs WHERE status = 'pending' AND available_at_ms <= $1 ORDER BY seq LIMIT 1000`,
         [now - maxWaitMs],
       )
     ).rows;
-    const ended: { run_id: string; thread_log?: string | undefined; failure: { error: string; message: string } }[] = [];
+    const ended: OverdueRun[] = [];
     // One transaction per run under its thread's lock, as a cancel: a claim
     // that took the run meanwhile wins, and the run is left alone.
-    for (const { run_id: runId, thread_id: threadId, temporary } of overdue) {
+    for (const { run_id: runId, thread_id: threadId, temporary, resumable } of overdue) {
       await transaction(this.#pool, async (db) => {
         await db.query("SELECT 1 FROM threads WHERE thread_id = $1 FOR UPDATE", [threadId]);
         const failure = queueTimeoutFailure(runId, maxWaitMs);
@@ -488,7 +489,7 @@ export class PostgresRunQueue implements RunQueue {
         );
         if (updated.rowCount !== 1) return;
         await this.#settleThread(db, threadId, iso, null);
-        ended.push({ run_id: runId, thread_log: temporary === true ? undefined : threadId, failure });
+        ended.push({ run_id: runId, thread_log: temporary === true ? undefined : threadId, resumable: resumable === true, failure });
       });
     }
     return ended;

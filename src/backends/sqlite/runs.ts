@@ -14,8 +14,8 @@ import { isoFromMs } from "../../core/clock.ts";
 import { BatonError, ErrorCode, notFound } from "../../core/errors.ts";
 import { decideSweep, stoppedFailure, sweptEnd } from "../../core/stopped.ts";
 import { mergeThreadConfig } from "../../core/thread-config.ts";
-import type { AbandonedRun, CancelledRun, ClaimPolicy, Fence, FinishResult, NewRun, Page, QueueStats, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
-import { threadLogOf, type CancelAction, type Run, type RunStatus, type RunnableConfigRecord, type ThreadStatus } from "../../core/types.ts";
+import type { AbandonedRun, CancelledRun, ClaimPolicy, Fence, FinishResult, NewRun, OverdueRun, Page, QueueStats, RunCreated, RunOutcome, RunQueue } from "../../core/ports.ts";
+import { streamEnding, type CancelAction, type Run, type RunStatus, type RunnableConfigRecord, type ThreadStatus } from "../../core/types.ts";
 import { deleteThreadRows, json, toRun, type RunRow } from "./rows.ts";
 import { claimCronFire } from "./crons.ts";
 
@@ -179,7 +179,7 @@ export class SqliteRunQueue implements RunQueue {
       // The worker executing it sees the flag (and the bus signal), stops the
       // graph and finishes the run itself, fenced by its lease.
       this.#db.prepare("UPDATE runs SET cancel_action = ?, updated_at = ? WHERE run_id = ?").run(action, iso, run.run_id);
-      return { run_id: run.run_id, action, was_running: true, thread_log: threadLogOf(run) };
+      return { run_id: run.run_id, action, was_running: true, ...streamEnding(run) };
     }
     if (action === "rollback") {
       this.#db.prepare("DELETE FROM runs WHERE run_id = ?").run(run.run_id);
@@ -190,7 +190,7 @@ export class SqliteRunQueue implements RunQueue {
         .run(action, json({ __error__: stoppedFailure(run.run_id, action, false) }), iso, run.run_id);
     }
     this.#settleThread(run.thread_id, iso, null);
-    return { run_id: run.run_id, action, was_running: false, thread_log: threadLogOf(run) };
+    return { run_id: run.run_id, action, was_running: false, ...streamEnding(run) };
   }
 
   /** Inside a transaction: the thread's facts now (src/core/settle.ts). */
@@ -312,13 +312,13 @@ export class SqliteRunQueue implements RunQueue {
             .run(decision.status, decision.error, json(decision.output), iso, row.run_id);
           this.#settleThread(row.thread_id, iso, decision.threadStatusWhenIdle);
         }
-        failed.push({ run_id: row.run_id, thread_log: threadLogOf(toRun(row)), ...sweptEnd(row.run_id, decision) });
+        failed.push({ run_id: row.run_id, ...streamEnding(toRun(row)), ...sweptEnd(row.run_id, decision) });
       }
       return { requeued, failed };
     }).immediate();
   }
 
-  async expireOverdue(maxWaitMs: number): Promise<{ run_id: string; thread_log?: string | undefined; failure: { error: string; message: string } }[]> {
+  async expireOverdue(maxWaitMs: number): Promise<OverdueRun[]> {
     const now = this.#clock.nowMs();
     // Lock-free look first (a pending run due by then): most sweeps find nothing overdue.
     if (this.#anyDue.get(now - maxWaitMs) === undefined) return [];
@@ -335,7 +335,7 @@ export class SqliteRunQueue implements RunQueue {
           .prepare("UPDATE runs SET status = 'timeout', error = ?, output = ?, updated_at = ? WHERE run_id = ?")
           .run(failure.message, json({ __error__: failure }), iso, runId);
         this.#settleThread(threadId, iso, null);
-        return { run_id: runId, thread_log: threadLogOf({ thread_id: threadId, kwargs: JSON.parse(kwargs) as Run["kwargs"] }), failure };
+        return { run_id: runId, ...streamEnding({ thread_id: threadId, kwargs: JSON.parse(kwargs) as Run["kwargs"] }), failure };
       });
     }).immediate();
   }
