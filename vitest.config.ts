@@ -57,6 +57,9 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // expect.poll waits for things that always come (a claim, a webhook, a
+    // log line); its 1 s default is shorter than a loaded machine can take.
+    expect: { poll: { timeout: 10_000 } },
     reporters: ["default"],
     projects: [
       {

@@ -266,9 +266,12 @@ describe("threads and runs", () => {
   it("delays runs with after_seconds", async () => {
     const thread = await t.client.threads.create();
     const run = await t.client.runs.create(thread.thread_id, "echo", { input: human("later"), afterSeconds: 1 });
-    expect((await t.client.runs.get(thread.thread_id, run.run_id)).status).toBe("pending");
     await t.client.runs.join(thread.thread_id, run.run_id);
     expect((await t.client.runs.get(thread.thread_id, run.run_id)).status).toBe("success");
+    // Its first checkpoint was written no sooner than a second after the run was created (a lower bound: load only adds).
+    const history = await t.client.threads.getHistory(thread.thread_id);
+    const first = Math.min(...history.map((state) => Date.parse(state.created_at!)));
+    expect(first - Date.parse(run.created_at)).toBeGreaterThanOrEqual(1_000);
   });
 
   it("posts a webhook to the project's app on completion", async () => {

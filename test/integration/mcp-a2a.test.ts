@@ -104,17 +104,17 @@ describe("MCP", () => {
       const name = `mcp-progress-${crypto.randomUUID()}`;
       const g = gate(name);
       const progress: number[] = [];
-      // Held until eight progress notifications (about 1.6 s) have come: past the 1 s timeout, which each one resets.
+      // Held until twenty progress notifications (about 4 s) have come: past the 3 s timeout, which each one resets.
       const answer = (await client.callTool({ name: "gated", arguments: { messages: [{ role: "user", content: `gate:${name}` }] } }, CallToolResultSchema, {
-        timeout: 1_000,
+        timeout: 3_000,
         resetTimeoutOnProgress: true,
         onprogress: (p) => {
           progress.push(p.progress);
-          if (progress.length === 8) g.open();
+          if (progress.length === 20) g.open();
         },
       })) as CallToolResult;
       expect(lastMessage(JSON.parse(textOf(answer)))).toBe(`echo: gate:${name}`);
-      expect(progress.slice(0, 8)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(progress.slice(0, 20)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
       expect(g.entered).toBe(1);
       // The event stream's content type, as the SDK's transport reads it.
       const raw = await fetch(`${quick.url}/mcp`, {
