@@ -90,7 +90,7 @@ describe("a claim whose answer was lost", () => {
     // Committed: the run is running, leased to w1, which never got it.
     expect((await backend.runs.get("r-lost"))?.status).toBe("running");
     clock.advance(5);
-    expect(await backend.runs.cancel(["r-lost"], "interrupt")).toEqual([{ run_id: "r-lost", was_running: true, thread_log: "t-lost" }]);
+    expect(await backend.runs.cancel(["r-lost"], "interrupt")).toEqual([{ run_id: "r-lost", was_running: true, thread_log: "t-lost", resumable: false }]);
     clock.advance(5);
     // The next claim first hands the lost claim back, then takes it: the worker sees the cancel and stops it.
     const again = await backend.runs.claim("w1", 60_000);
