@@ -32,8 +32,8 @@ const workers = Number(values.workers);
 
 /** Sizes: the full run and the --quick one (under two minutes in all). */
 const plan = quick
-  ? { clients: [1, 8, 64], durationMs: 2_000, bursts: [10, 50], devBursts: [10], longWait: 200, streamsSeq: 10, streamsConc: 100, threads: 500, scaleWorkers: [2], scaleClients: [1, 64], claimRuns: 500 }
-  : { clients: [1, 8, 64, 256], durationMs: 10_000, bursts: [10, 50, 200], devBursts: [10, 50], longWait: 200, streamsSeq: 20, streamsConc: 100, threads: 10_000, scaleWorkers: [1, 2, 4], scaleClients: [1, 64], claimRuns: 2_000 };
+  ? { clients: [1, 8, 64], durationMs: 2_000, bursts: [10, 50], devBursts: [10], longWait: 200, cancels: 10, streamsSeq: 10, streamsConc: 100, threads: 500, scaleWorkers: [2], scaleClients: [1, 64], claimRuns: 500 }
+  : { clients: [1, 8, 64, 256], durationMs: 10_000, bursts: [10, 50, 200], devBursts: [10, 50], longWait: 200, cancels: 50, streamsSeq: 20, streamsConc: 100, threads: 10_000, scaleWorkers: [1, 2, 4], scaleClients: [1, 64], claimRuns: 2_000 };
 
 type Row = Record<string, unknown>;
 const results: Record<string, Row[]> = {};
@@ -112,6 +112,7 @@ async function serverScenarios(target: ServerTarget, bursts: number[]) {
     }
   }
   record("long-wait", { target: name, ...(await measured(pid, () => sc.longWait(url, plan.longWait, 90_000))) });
+  record("cancel", { target: name, ...(await measured(pid, () => sc.cancelLatency(url, plan.cancels, 60_000))) });
   record("stream", { target: name, mode: `${plan.streamsSeq} sequential`, ...(await measured(pid, () => sc.streams(url, plan.streamsSeq, false))) });
   record("stream", { target: name, mode: `${plan.streamsConc} concurrent`, ...(await measured(pid, () => sc.streams(url, plan.streamsConc, true))) });
   // Memory: RSS before, after N threads with one run each, and after 5 s idle.

@@ -165,6 +165,39 @@ export async function sameThreadBurst(url: string, strategy: "reject" | "enqueue
   return { strategy, requests: n, statuses, ...audit, wall_ms: round(wallMs, 0) };
 }
 
+/**
+ * How long a cancel takes to land: `n` times, one after the other, a run of
+ * `sleep` on its own thread is started and, once the server says it is
+ * running, cancelled with `wait=true`; the latency is that call's, until
+ * the server answers that the run is final. A run that ended otherwise
+ * than `interrupted`, or a call that failed, is an error.
+ */
+export async function cancelLatency(url: string, n: number, timeoutMs: number): Promise<LatencyFigures> {
+  const client = new Client({ apiUrl: url, callerOptions: { maxRetries: 0 } });
+  const deadline = Date.now() + timeoutMs;
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  for (let i = 0; i < n && Date.now() < deadline; i++) {
+    try {
+      const thread = await client.threads.create();
+      const run = await client.runs.create(thread.thread_id, "sleep", { input: human("zzz") });
+      while ((await client.runs.get(thread.thread_id, run.run_id)).status === "pending") {
+        if (Date.now() > deadline) throw new Error("never started");
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const asked = performance.now();
+      await client.runs.cancel(thread.thread_id, run.run_id, true);
+      const took = performance.now() - asked;
+      if ((await client.runs.get(thread.thread_id, run.run_id)).status === "interrupted") latencies.push(took);
+      else errors += 1;
+    } catch {
+      errors += 1;
+    }
+  }
+  return figures(latencies, errors, performance.now() - started);
+}
+
 /** `n` concurrent stateless runs of `sleep` (2 s each): wall time until all answered. */
 export async function longWait(url: string, n: number, timeoutMs: number): Promise<{ runs: number; ok: number; wall_ms: number }> {
   const signal = AbortSignal.timeout(timeoutMs);
