@@ -55,8 +55,11 @@ export default defineConfig({
     // on a 2-core machine instead of racing them against each other.
     fileParallelism: true,
     maxWorkers: 2,
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    // Hang guards, not speed checks (the benchmark measures speed): many
+    // tests start Baton processes, Postgres databases or a browser, which a
+    // loaded 2-core machine can take many seconds to do.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
     // expect.poll waits for things that always come (a claim, a webhook, a
     // log line); its 1 s default is shorter than a loaded machine can take.
     expect: { poll: { timeout: 10_000 } },

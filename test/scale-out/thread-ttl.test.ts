@@ -32,9 +32,8 @@ function swept(member: Member): { deleted: number; pruned: number } {
 }
 
 describe("thread TTL sweeper across processes", () => {
-  it("two workers sweep expired threads on their interval, each thread once; the API process does not sweep", async () => {
-    const api = await cluster.start("api");
-    const workers = [await cluster.start("worker"), await cluster.start("worker")];
+  it("two workers sweep expired threads on their interval, each thread once; the API process does not sweep", { timeout: 120_000 }, async () => {
+    const [api, ...workers] = await Promise.all([cluster.start("api"), cluster.start("worker"), cluster.start("worker")]);
     const keep = await api.client.threads.create({ ttl: { ttl: 60 } });
     await api.client.runs.wait(keep.thread_id, "echo", { input: human("one") });
     await api.client.runs.wait(keep.thread_id, "echo", { input: human("two") });
