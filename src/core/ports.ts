@@ -273,6 +273,12 @@ export interface RunQueue {
   /** Puts a run back to pending (graceful shutdown hand-back). */
   release(runId: string, fence: Fence): Promise<boolean>;
   /**
+   * Sets when each of these runs becomes due, in one step, for those still
+   * pending: a batch's runs are created held (due later) and released
+   * together once all of them exist (`RunService.createBatch`).
+   */
+  reschedule(runs: { run_id: string; available_at_ms: number }[]): Promise<void>;
+  /**
    * Requeues running runs whose lease expired, or ends them as errors after
    * `maxAttempts`; only those leased to `owner` when given.
    */

@@ -49,6 +49,13 @@ export interface CreateRunInput {
   priority?: number | undefined;
 }
 
+/**
+ * How long a batch's runs are held while the batch is created: released
+ * together at its end, or, when the creating process dies before, due this
+ * long after it started.
+ */
+const BATCH_HOLD_MS = 60_000;
+
 export interface RunServiceDeps {
   queue: RunQueue;
   assistants: Assistants;
@@ -112,7 +119,10 @@ export class RunService {
    * Creates several runs (without threads): every entry is checked before
    * any is created, so one refused entry creates nothing; refused at
    * creation after all (a full queue, a store failure), the runs created so
-   * far are rolled back. Errors name the entry.
+   * far are rolled back. They are created held (due BATCH_HOLD_MS later, or
+   * when their own delay ends if that is later) and released together once
+   * all exist, so no worker starts one of a batch that is then refused.
+   * Errors name the entry.
    */
   async createBatch(ctx: RequestContext, inputs: CreateRunInput[]): Promise<Run[]> {
     if (ctx.idempotencyKey !== undefined) {
@@ -127,13 +137,22 @@ export class RunService {
       }
     }
     const created: Run[] = [];
+    const heldUntil = this.#deps.clock.nowMs() + BATCH_HOLD_MS;
+    const rollBack = () => this.#cancel(created.map((run) => run.run_id), "rollback").catch(() => undefined);
     try {
-      for (const run of prepared) created.push(await this.#insert(run));
+      for (const run of prepared) created.push(await this.#insert({ ...run, available_at_ms: Math.max(run.available_at_ms, heldUntil) }, false));
     } catch (error) {
-      await this.#cancel(created.map((run) => run.run_id), "rollback").catch(() => undefined);
+      await rollBack();
       throw atIndex(created.length, error);
     }
-    return created;
+    try {
+      await this.#deps.queue.reschedule(prepared.map((run) => ({ run_id: run.run_id, available_at_ms: run.available_at_ms })));
+    } catch (error) {
+      await rollBack();
+      throw error;
+    }
+    this.#deps.bus.signalWork();
+    return created.map((run, i) => ({ ...run, available_at_ms: prepared[i]!.available_at_ms }));
   }
 
   /**

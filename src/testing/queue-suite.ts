@@ -415,6 +415,22 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await backend.close();
     });
 
+    it("reschedule makes held runs due together, and leaves runs no longer pending alone", async () => {
+      const { backend, queue, clock } = await setup();
+      const later = clock.nowMs() + 60_000;
+      await queue.create(newRun("t1", "held-1", "enqueue", later));
+      await queue.create(newRun("t2", "held-2", "enqueue", later));
+      await queue.create(newRun("t3", "held-3", "enqueue", later));
+      expect(await queue.claim("w", 30_000)).toBeNull();
+      await queue.cancel(["held-3"], "interrupt");
+      await queue.reschedule(["held-1", "held-2", "held-3"].map((run_id) => ({ run_id, available_at_ms: clock.nowMs() })));
+      const claimed = [await queue.claim("w", 30_000), await queue.claim("w", 30_000), await queue.claim("w", 30_000)];
+      expect(claimed.map((run) => run?.run_id ?? null).sort()).toEqual(["held-1", "held-2", null].sort());
+      expect((await queue.get("held-3"))?.status).toBe("interrupted");
+      await queue.reschedule([]);
+      await backend.close();
+    });
+
     it("refuses to delete an in-flight run, and cancels pending runs directly", async () => {
       const { backend, queue } = await setup();
       await queue.create(newRun("t1", "r1"));

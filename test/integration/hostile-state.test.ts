@@ -212,6 +212,42 @@ describe("refused requests have no side effects (finding 9)", () => {
     expect(await client.threads.count()).toBe(count + 2);
   });
 
+  it("a batch refused partway by a full queue starts none of its runs: they are held until all exist", async () => {
+    // Two pending runs fill the queue, so the third entry is refused at creation, after the first two were inserted.
+    const small = await startServer({ maxPendingRuns: 2, workers: 4 });
+    try {
+      const names = [0, 1, 2].map((i) => `batch-held-${i}-${crypto.randomUUID()}`);
+      const response = await fetch(`${small.url}/runs/batch`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(names.map((name) => ({ assistant_id: "gated", input: human(`gate:${name}`) }))),
+      });
+      expect(response.status).toBe(429);
+      expect(((await response.json()) as Json).detail).toMatch(/^Run 2: /);
+      // The first two were rolled back before any worker could start them: with
+      // free workers, an unheld run would have been claimed (and the queue had room).
+      expect(names.map((name) => gate(name).entered)).toEqual([0, 0, 0]);
+      expect(await small.client.runs.wait(null, "echo", { input: human("after") })).toMatchObject({ messages: [{ content: "after" }, { content: "echo: after" }] });
+      expect(names.map((name) => gate(name).entered)).toEqual([0, 0, 0]);
+      // A batch that fits is released and runs.
+      const ok = await fetch(`${small.url}/runs/batch`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify([
+          { assistant_id: "echo", input: human("one"), on_completion: "keep" },
+          { assistant_id: "echo", input: human("two"), on_completion: "keep" },
+        ]),
+      });
+      expect(ok.status).toBe(200);
+      const runs = (await ok.json()) as { run_id: string; thread_id: string }[];
+      for (const [i, run] of runs.entries()) {
+        expect(await small.client.runs.join(run.thread_id, run.run_id)).toMatchObject({ messages: [{}, { content: `echo: ${["one", "two"][i]}` }] });
+      }
+    } finally {
+      await small.close();
+    }
+  });
+
   it("a thread whose second superstep names an unknown node is not created", async () => {
     const threadId = crypto.randomUUID();
     const supersteps = [

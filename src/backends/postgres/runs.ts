@@ -421,6 +421,18 @@ export class PostgresRunQueue implements RunQueue {
     return result.rowCount === 1;
   }
 
+  async reschedule(runs: { run_id: string; available_at_ms: number }[]): Promise<void> {
+    if (runs.length === 0) return;
+    // One statement, the same whenever repeated after a lost connection.
+    await retryUnavailable(() =>
+      this.#pool.query(
+        `UPDATE runs r SET available_at_ms = u.at FROM unnest($1::text[], $2::bigint[]) AS u(run_id, at)
+          WHERE r.run_id = u.run_id AND r.status = 'pending'`,
+        [runs.map((run) => run.run_id), runs.map((run) => run.available_at_ms)],
+      ),
+    );
+  }
+
   async sweep(maxAttempts: number, owner?: string): Promise<{ requeued: string[]; failed: AbandonedRun[] }> {
     if (await this.#clockSkewed()) return { requeued: [], failed: [] };
     const now = this.#clock.nowMs();

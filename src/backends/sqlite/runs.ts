@@ -283,6 +283,13 @@ export class SqliteRunQueue implements RunQueue {
     return result.changes === 1;
   }
 
+  async reschedule(runs: { run_id: string; available_at_ms: number }[]): Promise<void> {
+    const update = this.#db.prepare("UPDATE runs SET available_at_ms = ? WHERE run_id = ? AND status = 'pending'");
+    this.#db.transaction(() => {
+      for (const run of runs) update.run(run.available_at_ms, run.run_id);
+    }).immediate();
+  }
+
   async sweep(maxAttempts: number, owner?: string): Promise<{ requeued: string[]; failed: AbandonedRun[] }> {
     return this.#db.transaction(() => {
       const now = this.#clock.nowMs();
