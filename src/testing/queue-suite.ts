@@ -423,10 +423,21 @@ export function describeRunQueue(init: QueueSuiteInit): void {
       await queue.create(newRun("t3", "held-3", "enqueue", later));
       expect(await queue.claim("w", 30_000)).toBeNull();
       await queue.cancel(["held-3"], "interrupt");
-      await queue.reschedule(["held-1", "held-2", "held-3"].map((run_id) => ({ run_id, available_at_ms: clock.nowMs() })));
+      const now = clock.nowMs();
+      await queue.reschedule([
+        { run_id: "held-1", available_at_ms: now - 5 },
+        { run_id: "held-2", available_at_ms: now },
+        { run_id: "held-3", available_at_ms: now },
+      ]);
+      expect((await queue.get("held-1"))?.available_at_ms).toBe(now - 5);
+      expect((await queue.get("held-2"))?.available_at_ms).toBe(now);
+      expect((await queue.get("held-3"))?.available_at_ms).toBe(later);
       const claimed = [await queue.claim("w", 30_000), await queue.claim("w", 30_000), await queue.claim("w", 30_000)];
-      expect(claimed.map((run) => run?.run_id ?? null).sort()).toEqual(["held-1", "held-2", null].sort());
+      expect(claimed.map((run) => run?.run_id ?? null)).toEqual(["held-1", "held-2", null]);
       expect((await queue.get("held-3"))?.status).toBe("interrupted");
+      // A running run is not rescheduled.
+      await queue.reschedule([{ run_id: "held-1", available_at_ms: later }]);
+      expect((await queue.get("held-1"))?.available_at_ms).toBe(now - 5);
       await queue.reschedule([]);
       await backend.close();
     });
